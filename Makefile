@@ -1,0 +1,27 @@
+# Two commands for a fresh clone:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed          ## set up and run the narrated demo on a throw-away vault
+	$(BIN)/evidence-vault demo
+
+test: $(VENV)/.installed          ## set up and run lint + the whole test suite
+	$(BIN)/ruff check vault cli tests bench
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.installed         ## run the benchmarks (slow; prints ratios)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

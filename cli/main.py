@@ -1,0 +1,333 @@
+"""The ``evidence-vault`` command. Thin: parse, call a use case, print.
+
+Exit codes scripts can rely on:
+
+==  ===========================================================
+0   success (for ``verify``: everything checked out)
+1   ``verify`` found problems (details in the output)
+2   usage error (bad option or argument)
+3   invalid input: the evidence metadata or the audio was refused
+4   not found (record, client, campaign)
+5   conflict (e.g. a different clip under an existing call/segment)
+6   configuration problem (no vault, bad vault.toml, missing master key)
+7   integrity, key or storage failure while reading or writing
+==  ===========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from vault import Vault, local_principal
+from vault.config import S3Settings, Settings, apply_env, load_settings, resolve_home
+from vault.errors import (
+    ConfigError,
+    Conflict,
+    InvalidAudio,
+    InvalidEvidence,
+    NotFound,
+    VaultError,
+)
+from vault.services.context import create_vault
+
+EXIT_FINDINGS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_CONFIG, EXIT_FAILURE = (
+    1, 3, 4, 5, 6, 7,
+)
+
+
+def _exit_code(exc: VaultError) -> int:
+    for kind, code in (
+        ((InvalidEvidence, InvalidAudio), EXIT_INVALID),
+        (NotFound, EXIT_NOT_FOUND),
+        (Conflict, EXIT_CONFLICT),
+        (ConfigError, EXIT_CONFIG),
+    ):
+        if isinstance(exc, kind):
+            return code
+    return EXIT_FAILURE
+
+
+class _Group(click.Group):
+    """Turns VaultErrors into a clear message (or JSON) and a documented exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VaultError as exc:
+            as_json = (ctx.obj or {}).get("json", False)
+            if as_json:
+                click.echo(json.dumps({"error": exc.to_dict()}, indent=2))
+            else:
+                click.secho(f"error: {exc.message}", fg="red", err=True)
+                for fe in getattr(exc, "errors", []):
+                    click.echo(f"  - {fe.field}: {fe.message}", err=True)
+                if exc.hint:
+                    click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(_exit_code(exc))
+
+
+@click.group(cls=_Group)
+@click.option("--vault", "vault_dir", type=click.Path(file_okay=False), envvar="EVIDENCE_VAULT_HOME",
+              help="Vault directory [env EVIDENCE_VAULT_HOME; default ./.evidence-vault].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.version_option(package_name="evidence-vault")
+@click.pass_context
+def cli(ctx: click.Context, vault_dir: str | None, as_json: bool) -> None:
+    """Sealed, hash-chained evidence of recorded order segments.
+
+    Start with `evidence-vault demo` to see the whole job on a throw-away vault.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(home=resolve_home(vault_dir), json=as_json)
+
+
+def _open(ctx: click.Context) -> Vault:
+    vault = Vault.open(ctx.obj["home"])
+    ctx.call_on_close(vault.close)
+    return vault
+
+
+def _emit(ctx: click.Context, data, human: str) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if ctx.obj["json"] else human)
+
+
+# -- init ------------------------------------------------------------------------------
+@cli.command()
+@click.option("--database-url", help="SQLAlchemy URL (default: SQLite in the vault directory).")
+@click.option("--s3-bucket", help="Use this S3 bucket instead of the local object directory.")
+@click.option("--s3-endpoint", help="S3 endpoint URL (MinIO, SeaweedFS, Ceph; omit for AWS).")
+@click.option("--s3-region", help="S3 region.")
+@click.option("--name", default="evidence-vault", show_default=True,
+              help="The vault's name, used in log origins.")
+@click.pass_context
+def init(ctx, database_url, s3_bucket, s3_endpoint, s3_region, name) -> None:
+    """Create a new vault: config, metadata database, object store, keyring.
+
+    The keyring's master key is written to MASTER.KEY in the vault directory (mode 0600)
+    unless EVIDENCE_VAULT_MASTER_KEY is set; keep a copy offline — without it no
+    evidence can be opened.
+    """
+    settings: Settings = load_settings(ctx.obj["home"])
+    settings = replace(settings, name=name, database_url=database_url or settings.database_url)
+    if s3_bucket:
+        s3 = S3Settings(bucket=s3_bucket, endpoint_url=s3_endpoint, region=s3_region)
+        settings = replace(settings, storage="s3", s3=s3)
+        settings = apply_env(settings, os.environ)
+
+    create_vault(settings).close()
+    where = settings.home
+    _emit(ctx, {"home": str(where), "storage": settings.storage},
+          f"created vault in {where}\n"
+          f"  storage:  {settings.storage}\n"
+          f"  database: {settings.resolved_database_url}\n"
+          f"  next:     evidence-vault --vault {where} client add CLIENT")
+
+
+# -- clients and campaigns -------------------------------------------------------------
+@cli.group()
+def client() -> None:
+    """Manage clients (tenants)."""
+
+
+@client.command("add")
+@click.argument("client_id")
+@click.option("--name", "display_name", help="Display name.")
+@click.pass_context
+def client_add(ctx, client_id, display_name) -> None:
+    """Add client CLIENT_ID (a slug such as telco-de) with its own log and keys."""
+    _open(ctx).add_client(client_id, display_name)
+    _emit(ctx, {"client": client_id}, f"added client {client_id}")
+
+
+@client.command("list")
+@click.pass_context
+def client_list(ctx) -> None:
+    """List clients."""
+    rows = _open(ctx).clients()
+    _emit(ctx, [{"client": c.id, "name": c.display_name} for c in rows],
+          "\n".join(f"{c.id}\t{c.display_name}" for c in rows) or "(no clients)")
+
+
+@cli.group()
+def campaign() -> None:
+    """Manage campaigns and their retention."""
+
+
+@campaign.command("add")
+@click.argument("name")
+@click.option("--client", "client_id", required=True, help="The client the campaign runs for.")
+@click.option("--retention-days", type=int, required=True,
+              help="Keep evidence this many days after recording.")
+@click.pass_context
+def campaign_add(ctx, name, client_id, retention_days) -> None:
+    """Add campaign NAME for a client."""
+    info = _open(ctx).add_campaign(client_id, name, retention_days)
+    _emit(ctx, info.to_dict(),
+          f"added campaign {name} for {client_id} (retention {retention_days} days)")
+
+
+@campaign.command("list")
+@click.option("--client", "client_id", help="Only this client's campaigns.")
+@click.pass_context
+def campaign_list(ctx, client_id) -> None:
+    """List campaigns."""
+    rows = _open(ctx).campaigns(client_id)
+    _emit(ctx, [r.to_dict() for r in rows],
+          "\n".join(f"{r.client}\t{r.name}\t{r.retention_days} days" for r in rows)
+          or "(no campaigns)")
+
+
+# -- evidence --------------------------------------------------------------------------
+@cli.command()
+@click.argument("clip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--meta", "meta_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The evidence metadata (JSON, see docs/formats.md).")
+@click.option("--type", "media_type", help="Declared media type (default: from the extension).")
+@click.pass_context
+def ingest(ctx, clip: Path, meta_path: Path, media_type) -> None:
+    """Seal one recorded order segment CLIP with its metadata and print the receipt."""
+    receipt = _open(ctx).ingest(clip, meta_path.read_bytes(), media_type=media_type)
+    r = receipt.to_dict()
+    verb = "already sealed" if receipt.duplicate else "sealed"
+    _emit(ctx, r, f"{verb} record {r['record_id']}\n"
+                  f"  client/campaign: {r['client']}/{r['campaign']}\n"
+                  f"  log entry:       #{r['seq']}  {r['entry_hash']}")
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 date or time") from exc
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--client", "client_id", help="Only this client.")
+@click.option("--campaign", help="Only this campaign.")
+@click.option("--order-ref", help="The order reference.")
+@click.option("--phone", help="The callee's phone number (E.164, e.g. +4915112345678).")
+@click.option("--agent", help="The agent id.")
+@click.option("--since", help="Recorded at or after (ISO-8601).")
+@click.option("--until", help="Recorded before (ISO-8601).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.pass_context
+def find(ctx, client_id, campaign, order_ref, phone, agent, since, until, limit) -> None:
+    """Find records; the phone is matched by keyed hash, never stored in clear."""
+    hits = _open(ctx).find(client=client_id, campaign=campaign, order_ref=order_ref,
+                           phone=phone, agent=agent, since=_when(since), until=_when(until),
+                           limit=limit)
+    lines = [f"{h.record_id}  {h.recorded_at:%Y-%m-%d %H:%M}  {h.client}/{h.campaign}  "
+             f"{h.order_ref}  {h.agent_id}  {h.duration_ms / 1000:.1f}s" for h in hits]
+    _emit(ctx, [h.to_dict() for h in hits],
+          "\n".join(lines) + f"\n{len(hits)} record(s)" if hits else "no matching records")
+
+
+@cli.command()
+@click.argument("record_id")
+@click.pass_context
+def show(ctx, record_id) -> None:
+    """Print a record's decrypted evidence (identity, intent, consent, spans).
+
+    The access is recorded in the client's log (chain of custody).
+    """
+    doc = _open(ctx).show(record_id, principal=local_principal())
+    _emit(ctx, doc, _render_document(record_id, doc))
+
+
+def _render_document(record_id: str, doc: dict) -> str:
+    ev, au = doc["evidence"], doc["audio"]
+    ident, intent, consent = ev["identity"], ev["intent"], ev["consent"]
+    lines = [
+        f"record {record_id}",
+        f"  order:     {ev['order_ref']}  ({ev['client']}/{ev['campaign']}, "
+        f"call {ev['call_id']} segment {ev['segment']})",
+        f"  recorded:  {ev['recorded_at']} by agent {ev['agent_id']}",
+        f"  audio:     {au['media_type']} {au['codec']}, {au['duration_ms'] / 1000:.1f}s",
+        f"  callee:    {ev['callee']['phone']}",
+        f"  consent:   recording consent at {consent['recording_at_ms'] / 1000:.1f}s",
+        f"  identity:  {ident['method']} at {_span(ident['span_ms'])}",
+    ]
+    lines += [f"             {k}: {v}" for k, v in ident["confirmed"].items()]
+    lines += [
+        f"  intent:    {intent['product']}, {intent['price']}, {intent['term']} "
+        f"at {_span(intent['span_ms'])}",
+        f"             \"{intent['statement']}\"",
+    ]
+    if ev.get("withdrawal_notice_span_ms"):
+        lines.append(f"  withdrawal notice at {_span(ev['withdrawal_notice_span_ms'])}")
+    return "\n".join(lines)
+
+
+def _span(span) -> str:
+    return f"{span[0] / 1000:.1f}-{span[1] / 1000:.1f}s"
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the clip (byte-identical to the upload).")
+@click.pass_context
+def audio(ctx, record_id, output: Path) -> None:
+    """Write a record's clip back, byte-identical to what was uploaded."""
+    out = _open(ctx).write_audio(record_id, output, principal=local_principal())
+    _emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
+
+
+@cli.command()
+@click.option("--client", "client_id", help="Only this client's log.")
+@click.pass_context
+def verify(ctx, client_id) -> None:
+    """Check every chain link and every stored object; name each record that fails.
+
+    Exit code 0 only when everything checks out.
+    """
+    vault = _open(ctx)
+    from vault.services.verify import count_entries
+
+    total = count_entries(vault.context, client_id)
+    show_bar = not ctx.obj["json"] and sys.stderr.isatty()
+    with click.progressbar(length=total, label="verifying", file=sys.stderr,
+                           hidden=not show_bar) as bar:
+        report = vault.verify(client_id, progress=bar.update)
+    _emit(ctx, report.to_dict(), _render_report(report))
+    if not report.clean:
+        ctx.exit(EXIT_FINDINGS)
+
+
+def _render_report(report) -> str:
+    head = (f"checked {len(report.clients)} client log(s), {report.entries} entries, "
+            f"{report.records} records, {report.objects} objects")
+    if report.clean:
+        return head + "\nOK: every chain link and every stored object matches"
+    return "\n".join([head, f"PROBLEMS: {len(report.findings)}"]
+                     + [f"  {f}" for f in report.findings])
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the demo vault here instead of a temporary directory.")
+@click.pass_context
+def demo(ctx, directory: Path | None) -> None:
+    """Run the whole job on a throw-away vault and explain each step."""
+    from cli.demo import run_demo
+
+    run_demo(directory)
+
+
+def main() -> None:
+    cli(prog_name="evidence-vault")
+
+
+if __name__ == "__main__":
+    main()

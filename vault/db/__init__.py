@@ -1,0 +1,16 @@
+"""Metadata database: engine set-up, migrations and the write-lock transaction."""
+
+from vault.db.engine import migrate, open_engine, read_session, write_session
+from vault.db.models import Campaign, Client, LogEntry, LogHead, Record
+
+__all__ = [
+    "Campaign",
+    "Client",
+    "LogEntry",
+    "LogHead",
+    "Record",
+    "migrate",
+    "open_engine",
+    "read_session",
+    "write_session",
+]

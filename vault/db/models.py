@@ -1,0 +1,92 @@
+"""SQLModel tables: what search and the ledger need, and no PII.
+
+Phone numbers appear only as a keyed hash (``phone_hash``); names, dates of birth and
+the confirmed identity values live only inside the encrypted metadata object.
+Schema changes go through the Alembic migrations in ``vault/db/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Client(SQLModel, table=True):
+    """A tenant: one campaign owner with its own log, keys and evidence."""
+
+    __tablename__ = "client"
+
+    id: str = Field(primary_key=True, max_length=64)
+    display_name: str = Field(max_length=200)
+    retention_days: int | None = Field(default=None)
+    created_at: datetime
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaign"
+    __table_args__ = (UniqueConstraint("client_id", "name", name="uq_campaign_client_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    name: str = Field(max_length=64)
+    retention_days: int
+    created_at: datetime
+
+
+class Record(SQLModel, table=True):
+    """One sealed recorded order segment."""
+
+    __tablename__ = "record"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "call_id", "segment", name="uq_record_call_segment"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    call_id: str = Field(max_length=128)
+    segment: int
+    order_ref: str = Field(index=True, max_length=128)
+    agent_id: str = Field(index=True, max_length=128)
+    recorded_at: datetime = Field(index=True)
+    sealed_at: datetime
+    retain_until: datetime
+    phone_hash: str = Field(index=True, max_length=64)
+    # keyed fingerprints of the plaintext clip and evidence document: idempotency checks
+    clip_fingerprint: str = Field(max_length=64)
+    meta_fingerprint: str = Field(max_length=64)
+    media_type: str = Field(max_length=40)
+    codec: str = Field(max_length=20)
+    duration_ms: int
+    clip_size: int = Field(sa_type=BigInteger)
+    clip_key: str = Field(max_length=300)
+    clip_sha256: str = Field(max_length=64)
+    meta_key: str = Field(max_length=300)
+    meta_sha256: str = Field(max_length=64)
+    kek_id: str = Field(max_length=200)
+    wrapped_dek: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    seq: int = Field(sa_type=BigInteger)
+
+
+class LogHead(SQLModel, table=True):
+    """The head of one client's log; its row is the append lock."""
+
+    __tablename__ = "log_head"
+
+    client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
+    size: int = Field(default=0, sa_type=BigInteger)
+    head_hash: str = Field(max_length=64)
+
+
+class LogEntry(SQLModel, table=True):
+    """One entry of a client's append-only log: its canonical JSON bytes, exactly as hashed."""
+
+    __tablename__ = "log_entry"
+
+    client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    type: str = Field(max_length=40)
+    record_id: str | None = Field(default=None, index=True, max_length=40)
+    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -1,0 +1,82 @@
+"""Appending to a client's hash chain, serialised so the log head never forks.
+
+Callers run :func:`append_entries` inside :func:`vault.db.write_session`, in the same
+transaction as the rows the entries describe: either both commit or neither does.
+Several drafts in one call share one lock acquisition and one commit (group commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from vault.db.models import LogEntry, LogHead
+from vault.errors import NotFound
+from vault.ledger.entry import GENESIS_PREV, encode_entry, entry_hash, make_entry
+
+
+@dataclass(frozen=True)
+class EntryDraft:
+    type: str
+    record: str | None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    entry_hash: str
+    entry: bytes
+
+
+def log_head(session: Session, client_id: str, *, lock: bool = False) -> LogHead:
+    stmt = select(LogHead).where(LogHead.client_id == client_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    head = session.exec(stmt).first()
+    if head is None:
+        raise NotFound(
+            f"client {client_id!r} has no log", hint="create it with `evidence-vault client add`"
+        )
+    return head
+
+
+def new_log(session: Session, client_id: str) -> LogHead:
+    head = LogHead(client_id=client_id, size=0, head_hash=GENESIS_PREV)
+    session.add(head)
+    return head
+
+
+def append_entries(
+    session: Session, client_id: str, drafts: Sequence[EntryDraft], now: datetime
+) -> list[Appended]:
+    """Append drafts to the client's log under its head lock; returns each entry's seq and hash."""
+    head = log_head(session, client_id, lock=True)
+    out: list[Appended] = []
+    prev, seq = head.head_hash, head.size
+    for draft in drafts:
+        entry = make_entry(
+            log=client_id,
+            seq=seq,
+            type=draft.type,
+            time=now,
+            prev=prev,
+            record=draft.record,
+            body=draft.body,
+        )
+        raw = encode_entry(entry)
+        session.add(
+            LogEntry(
+                client_id=client_id, seq=seq, type=draft.type, record_id=draft.record, entry=raw
+            )
+        )
+        prev = entry_hash(raw)
+        out.append(Appended(seq=seq, entry_hash=prev, entry=raw))
+        seq += 1
+    head.size, head.head_hash = seq, prev
+    session.add(head)
+    return out

@@ -1,0 +1,76 @@
+"""Log entries: canonical JSON (RFC 8785) and their leaf hash. Pure; no I/O.
+
+Hashing with SHA-256 here is ledger arithmetic (the RFC 9162 leaf hash), not a
+confidentiality primitive; keys and ciphers live only in ``vault.sealing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+ENTRY_VERSION = 1
+GENESIS_PREV = "0" * 64
+LEAF_PREFIX = b"\x00"
+
+#: entry types this version writes; the audit accepts only these
+ENTRY_TYPES = frozenset(
+    {"evidence.sealed", "evidence.accessed", "hold.placed", "hold.released", "evidence.shredded"}
+)
+
+
+def format_time(ts: datetime) -> str:
+    """UTC, millisecond precision, 'Z' suffix: one spelling per instant, as hashing needs."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def make_entry(
+    *,
+    log: str,
+    seq: int,
+    type: str,
+    time: datetime,
+    prev: str,
+    record: str | None,
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    if type not in ENTRY_TYPES:
+        raise ValueError(f"unknown entry type {type!r}")
+    entry: dict[str, Any] = {
+        "v": ENTRY_VERSION,
+        "log": log,
+        "seq": seq,
+        "type": type,
+        "time": format_time(time),
+        "prev": prev,
+        "body": body,
+    }
+    if record is not None:
+        entry["record"] = record
+    return entry
+
+
+def encode_entry(entry: dict[str, Any]) -> bytes:
+    return rfc8785.dumps(entry)
+
+
+def entry_hash(entry_bytes: bytes) -> str:
+    """The RFC 9162 leaf hash of an entry, hex."""
+    return hashlib.sha256(LEAF_PREFIX + entry_bytes).hexdigest()
+
+
+def parse_entry(entry_bytes: bytes) -> dict[str, Any]:
+    """Decode stored entry bytes; raise ValueError if they are not canonical JSON of an entry."""
+    entry = json.loads(entry_bytes)
+    if not isinstance(entry, dict) or entry.get("v") != ENTRY_VERSION:
+        raise ValueError("not a version-1 log entry")
+    if rfc8785.dumps(entry) != entry_bytes:
+        raise ValueError("entry bytes are not in canonical form")
+    return entry

@@ -1,0 +1,122 @@
+"""Opening and creating a vault: settings, database, object store and key provider together."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from vault.config import CONFIG_FILE, Settings, load_settings
+from vault.db import migrate, open_engine
+from vault.errors import ConfigError
+from vault.sealing import (
+    LocalKeyring,
+    decode_master_key,
+    encode_master_key,
+    generate_master_key,
+)
+from vault.storage import LocalStore, ObjectStore, S3Store
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class VaultContext:
+    settings: Settings
+    engine: Engine
+    store: ObjectStore
+    keys: LocalKeyring
+    clock: Clock = field(default=utc_now)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def create_vault(settings: Settings) -> VaultContext:
+    """Create a new vault in ``settings.home``; refuses to touch an existing one."""
+    home = settings.home
+    if (home / CONFIG_FILE).exists() or settings.resolved_keyring_file.exists():
+        raise ConfigError(
+            f"a vault already exists in {home}",
+            hint="open it, or choose another directory with --vault",
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    master = _new_master_key(settings)
+    LocalKeyring.create(settings.resolved_keyring_file, master)
+    (home / CONFIG_FILE).write_text(settings.to_toml(), encoding="utf-8")
+    if settings.storage == "local":
+        settings.resolved_objects_dir.mkdir(parents=True, exist_ok=True)
+    elif settings.s3:
+        S3Store.ensure_bucket(**_s3_kwargs(settings), object_lock=settings.s3.object_lock)
+    return open_vault(settings)
+
+
+def open_vault(settings: Settings, *, clock: Clock = utc_now) -> VaultContext:
+    if not (settings.home / CONFIG_FILE).exists():
+        raise ConfigError(
+            f"no vault in {settings.home}",
+            hint="create one with `evidence-vault init`, or point --vault / "
+            "EVIDENCE_VAULT_HOME at an existing vault",
+        )
+    engine = open_engine(settings.resolved_database_url)
+    migrate(engine)
+    keys = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings))
+    return VaultContext(settings, engine, _open_store(settings), keys, clock)
+
+
+def open_home(home: Path, *, clock: Clock = utc_now) -> VaultContext:
+    return open_vault(load_settings(home), clock=clock)
+
+
+def _open_store(settings: Settings) -> ObjectStore:
+    if settings.storage == "s3":
+        return S3Store(**_s3_kwargs(settings))
+    root = settings.resolved_objects_dir
+    if not root.is_dir():
+        raise ConfigError(f"object directory {root} is missing", hint="restore it from backup")
+    return LocalStore(root)
+
+
+def _s3_kwargs(settings: Settings) -> dict:
+    s3 = settings.s3
+    assert s3 is not None  # load_settings guarantees it for the s3 backend
+    return {
+        "bucket": s3.bucket,
+        "endpoint_url": s3.endpoint_url,
+        "region_name": s3.region,
+        "aws_access_key_id": s3.access_key_id,
+        "aws_secret_access_key": s3.secret_access_key,
+        "prefix": s3.prefix,
+    }
+
+
+def _new_master_key(settings: Settings) -> bytes:
+    if settings.master_key:
+        return decode_master_key(settings.master_key)
+    master = generate_master_key()
+    path = settings.resolved_master_key_file
+    # 0600 from the first byte: never a moment where others could read it
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(encode_master_key(master) + "\n")
+    return master
+
+
+def _master_key(settings: Settings) -> bytes:
+    if settings.master_key:
+        return decode_master_key(settings.master_key)
+    path = settings.resolved_master_key_file
+    if not path.exists():
+        raise ConfigError(
+            "the keyring's master key is not available",
+            hint=f"set EVIDENCE_VAULT_MASTER_KEY or restore {path}",
+        )
+    return decode_master_key(path.read_text(encoding="ascii").strip())

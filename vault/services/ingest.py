@@ -1,0 +1,317 @@
+"""Sealing one recorded order segment: validate, encrypt, store, chain — all or nothing.
+
+Order of work, and why:
+
+1. probe the audio and validate the evidence document (nothing written yet);
+2. fingerprint clip and document with the tenant's index key and look up
+   ``(campaign, call_id, segment)``: the same upload again returns the stored receipt,
+   a different one is refused — before any object is written;
+3. encrypt and upload the clip and metadata objects under keys that contain a fresh
+   record id (a retry never collides with a half-finished attempt);
+4. in one database transaction holding the log's write lock: insert the record row and
+   append the ``evidence.sealed`` entry. Only this commit makes the record exist.
+
+A failure after step 3 and before the commit deletes the uploaded objects where the
+store allows it; when it cannot (a crash, or Object Lock), the objects stay behind as
+orphans, which ``verify`` reports. The record and its entry never exist half-way.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import rfc8785
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from vault import audio
+from vault.db import Campaign, Client, LogEntry, Record, read_session, write_session
+from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
+from vault.evidence import Evidence, parse_evidence
+from vault.ledger import EntryDraft, append_entries, entry_hash
+from vault.ledger.entry import format_time
+from vault.sealing import (
+    CommitmentHasher,
+    commitment,
+    encrypt_stream,
+    keyed_hash,
+    new_data_key,
+    new_salt,
+    object_aad,
+)
+from vault.services.context import VaultContext
+
+READ_CHUNK = 1024 * 1024
+META_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the uploader keeps: proof the vault accepted and chained this record."""
+
+    record_id: str
+    client: str
+    campaign: str
+    seq: int
+    entry_hash: str
+    sealed_at: datetime
+    duplicate: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "record_id": self.record_id,
+            "client": self.client,
+            "campaign": self.campaign,
+            "seq": self.seq,
+            "entry_hash": self.entry_hash,
+            "sealed_at": format_time(self.sealed_at),
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    """Objects written, record row built; nothing committed yet."""
+
+    record: Record
+    commitments: dict[str, str]
+    clip_ct_size: int
+    meta_ct_size: int
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    evidence: Evidence
+    info: audio.AudioInfo
+    campaign: Campaign
+    document: dict
+    clip_fp: str
+    meta_fp: str
+    phone_hash: str
+
+
+def ingest(
+    ctx: VaultContext, clip: str | os.PathLike, meta: bytes | str | dict,
+    *, media_type: str | None = None,
+) -> Receipt:
+    """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment)."""
+    prepared = _prepare(ctx, Path(clip), meta, media_type)
+    existing = _existing_receipt(ctx, prepared)
+    if existing:
+        return existing
+    record_id = new_record_id(ctx.clock())
+    uploaded: list[str] = []
+    try:
+        sealed = _seal_objects(ctx, record_id, Path(clip), prepared, uploaded)
+        return _commit(ctx, sealed, prepared)
+    except IntegrityError:
+        # another process sealed the same (campaign, call_id, segment) between our check and
+        # commit; the loser cleans up and answers like any retry would
+        _discard(ctx, uploaded)
+        existing = _existing_receipt(ctx, prepared)
+        if existing:
+            return existing
+        raise
+    except BaseException:
+        _discard(ctx, uploaded)
+        raise
+
+
+def _prepare(ctx: VaultContext, clip: Path, meta, media_type: str | None) -> _Prepared:
+    declared = media_type or audio.media_type_for_path(clip)
+    info = audio.probe(clip, declared_type=declared)
+    evidence = parse_evidence(meta, duration_ms=info.duration_ms, now=ctx.clock())
+    campaign = _campaign(ctx, evidence)
+    index_key = ctx.keys.index_key(evidence.client)
+    document = {
+        "v": META_VERSION,
+        "evidence": evidence.to_document(),
+        "audio": info.to_dict(),
+    }
+    return _Prepared(
+        evidence=evidence,
+        info=info,
+        campaign=campaign,
+        document=document,
+        clip_fp=keyed_hash(index_key, "clip-fingerprint", _chunks(clip)),
+        meta_fp=keyed_hash(index_key, "evidence-fingerprint", rfc8785.dumps(document)),
+        phone_hash=keyed_hash(index_key, "phone", evidence.callee.phone.encode()),
+    )
+
+
+def _campaign(ctx: VaultContext, evidence: Evidence) -> Campaign:
+    with read_session(ctx.engine) as s:
+        if s.get(Client, evidence.client) is None:
+            raise NotFound(
+                "the client named by the evidence does not exist",
+                hint="check 'client', or create it with `evidence-vault client add`",
+            )
+        campaign = s.exec(
+            select(Campaign).where(
+                Campaign.client_id == evidence.client, Campaign.name == evidence.campaign
+            )
+        ).first()
+    if campaign is None:
+        raise InvalidEvidence(
+            [FieldError("campaign", f"campaign {evidence.campaign!r} does not exist for client "
+                                    f"{evidence.client!r}")],
+            hint="check 'campaign', or create it with `evidence-vault campaign add`",
+        )
+    return campaign
+
+
+def _existing_receipt(ctx: VaultContext, p: _Prepared) -> Receipt | None:
+    with read_session(ctx.engine) as s:
+        rec = s.exec(
+            select(Record).where(
+                Record.campaign_id == p.campaign.id,
+                Record.call_id == p.evidence.call_id,
+                Record.segment == p.evidence.segment,
+            )
+        ).first()
+        if rec is None:
+            return None
+        entry = s.get(LogEntry, (rec.client_id, rec.seq))
+    if rec.clip_fingerprint != p.clip_fp:
+        raise Conflict(
+            f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
+            f"{p.evidence.campaign!r} is already sealed with a different clip "
+            f"(record {rec.id})",
+            hint="evidence is never replaced; upload a new segment number for a new clip",
+        )
+    if rec.meta_fingerprint != p.meta_fp:
+        raise Conflict(
+            f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
+            f"{p.evidence.campaign!r} is already sealed with different metadata "
+            f"(record {rec.id})",
+            hint="evidence is never replaced; upload a new segment number for a correction",
+        )
+    return Receipt(
+        record_id=rec.id, client=rec.client_id, campaign=p.campaign.name, seq=rec.seq,
+        entry_hash=entry_hash(entry.entry) if entry else "", sealed_at=rec.sealed_at,
+        duplicate=True,
+    )
+
+
+def _seal_objects(
+    ctx: VaultContext, record_id: str, clip: Path, p: _Prepared, uploaded: list[str]
+) -> _Sealed:
+    ev = p.evidence
+    retain_until = ev.recorded_at + timedelta(days=p.campaign.retention_days)
+    lock_until = retain_until if retain_until > ctx.clock() else None
+    prefix = object_prefix(ev.client, ev.campaign, ev.recorded_at, record_id)
+    dek = new_data_key()
+    salt = new_salt()
+    wrapped = ctx.keys.wrap(ev.client, ev.recorded_at.strftime("%Y-%m"), dek,
+                            {"record": record_id})
+
+    clip_key = prefix + "/clip"
+    clip_commit = CommitmentHasher(salt, "clip")
+    clip_obj = ctx.store.put(
+        clip_key,
+        encrypt_stream(dek, object_aad(ev.client, record_id, "clip"),
+                       _tee(_chunks(clip), clip_commit)),
+        retain_until=lock_until,
+    )
+    uploaded.append(clip_key)
+
+    meta_plain = rfc8785.dumps({"salt": salt.hex(), "document": p.document})
+    meta_key = prefix + "/meta"
+    meta_obj = ctx.store.put(
+        meta_key,
+        encrypt_stream(dek, object_aad(ev.client, record_id, "meta"), [meta_plain]),
+        retain_until=lock_until,
+    )
+    uploaded.append(meta_key)
+    commitments = {
+        "clip": clip_commit.hexdigest(),
+        "meta": commitment(salt, "meta", rfc8785.dumps(p.document)),
+    }
+    record = Record(
+        id=record_id, client_id=ev.client, campaign_id=p.campaign.id, call_id=ev.call_id,
+        segment=ev.segment, order_ref=ev.order_ref, agent_id=ev.agent_id,
+        recorded_at=ev.recorded_at, sealed_at=ctx.clock(), retain_until=retain_until,
+        phone_hash=p.phone_hash, clip_fingerprint=p.clip_fp, meta_fingerprint=p.meta_fp,
+        media_type=p.info.media_type, codec=p.info.codec, duration_ms=p.info.duration_ms,
+        clip_size=clip_commit.size, clip_key=clip_key, clip_sha256=clip_obj.sha256,
+        meta_key=meta_key, meta_sha256=meta_obj.sha256, kek_id=wrapped.kek_id,
+        wrapped_dek=wrapped.blob, seq=-1,
+    )
+    return _Sealed(record, commitments, clip_obj.size, meta_obj.size)
+
+
+def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
+    record = sealed.record
+    body = sealed_entry_body(
+        record, p.campaign.name, sealed.commitments, sealed.clip_ct_size, sealed.meta_ct_size
+    )
+    with write_session(ctx.engine) as s:
+        [appended] = append_entries(
+            s, record.client_id, [EntryDraft("evidence.sealed", record.id, body)], record.sealed_at
+        )
+        record.seq = appended.seq
+        s.add(record)
+    return Receipt(record.id, record.client_id, p.campaign.name, appended.seq,
+                   appended.entry_hash, record.sealed_at)
+
+
+def sealed_entry_body(
+    record: Record, campaign: str, commitments: dict, clip_ct_size: int, meta_ct_size: int
+) -> dict:
+    """The ``evidence.sealed`` body: commitments and object hashes, never PII."""
+    return {
+        "campaign": campaign,
+        "recorded_at": format_time(record.recorded_at),
+        "retain_until": format_time(record.retain_until),
+        "media_type": record.media_type,
+        "duration_ms": record.duration_ms,
+        "kek": record.kek_id,
+        "objects": {
+            "clip": {"key": record.clip_key, "sha256": record.clip_sha256, "size": clip_ct_size},
+            "meta": {"key": record.meta_key, "sha256": record.meta_sha256, "size": meta_ct_size},
+        },
+        "commitments": commitments,
+    }
+
+
+def _discard(ctx: VaultContext, keys: list[str]) -> None:
+    """Best effort: a locked or unreachable object stays behind and verify reports it."""
+    for key in keys:
+        try:
+            ctx.store.delete(key, all_versions=True)
+        except Exception:  # noqa: BLE001 - cleanup must not mask the original failure
+            pass
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(READ_CHUNK):
+            yield chunk
+
+
+def _tee(chunks: Iterator[bytes], hasher: CommitmentHasher) -> Iterator[bytes]:
+    """Pass chunks on to the encryptor while committing to them: one read of the clip."""
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def object_prefix(client: str, campaign: str, recorded_at: datetime, record_id: str) -> str:
+    return f"{client}/{campaign}/{recorded_at:%Y}/{recorded_at:%m}/{record_id}"
+
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_record_id(now: datetime) -> str:
+    """26 chars of Crockford base32: 48-bit milliseconds then 80 random bits (ULID layout)."""
+    del now  # ids sort by the wall clock of the machine that seals, not the injected clock
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+

@@ -1,0 +1,199 @@
+"""Finding records and opening their evidence; every opening is recorded in the log.
+
+Search runs on the database's non-PII columns; a phone number is matched by its keyed
+hash under each tenant's index key, never stored or compared in clear. Reading
+plaintext (``show``, ``audio``) first appends an ``evidence.accessed`` entry naming the
+principal: the chain of custody records the access even if the reader crashes after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import select
+
+from vault.db import Campaign, Client, Record, read_session, write_session
+from vault.errors import DecryptionFailed, NotFound
+from vault.evidence import normalise_phone
+from vault.ledger import EntryDraft, append_entries
+from vault.ledger.entry import format_time
+from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
+from vault.services.context import VaultContext
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """One search hit: ids, references and timings; no PII."""
+
+    record_id: str
+    client: str
+    campaign: str
+    call_id: str
+    segment: int
+    order_ref: str
+    agent_id: str
+    recorded_at: datetime
+    duration_ms: int
+    media_type: str
+    seq: int
+
+    def to_dict(self) -> dict:
+        return {
+            "record_id": self.record_id,
+            "client": self.client,
+            "campaign": self.campaign,
+            "call_id": self.call_id,
+            "segment": self.segment,
+            "order_ref": self.order_ref,
+            "agent_id": self.agent_id,
+            "recorded_at": format_time(self.recorded_at),
+            "duration_ms": self.duration_ms,
+            "media_type": self.media_type,
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class Query:
+    client: str | None = None
+    campaign: str | None = None
+    order_ref: str | None = None
+    phone: str | None = None
+    agent: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+def find(ctx: VaultContext, q: Query) -> list[RecordSummary]:
+    with read_session(ctx.engine) as s:
+        clients = [q.client] if q.client else list(s.exec(select(Client.id)))
+        hits: list[RecordSummary] = []
+        for client in clients:
+            stmt = (
+                select(Record, Campaign.name)
+                .join(Campaign, Campaign.id == Record.campaign_id)
+                .where(Record.client_id == client)
+            )
+            if q.phone:
+                phone = normalise_phone(q.phone).encode()
+                stmt = stmt.where(
+                    Record.phone_hash == keyed_hash(ctx.keys.index_key(client), "phone", phone)
+                )
+            stmt = _filters(stmt, q).order_by(Record.recorded_at, Record.id).limit(q.limit)
+            hits += [_summary(rec, name) for rec, name in s.exec(stmt)]
+    return sorted(hits, key=lambda h: (h.recorded_at, h.record_id))[: q.limit]
+
+
+def _filters(stmt, q: Query):
+    if q.campaign:
+        stmt = stmt.where(Campaign.name == q.campaign)
+    if q.order_ref:
+        stmt = stmt.where(Record.order_ref == q.order_ref)
+    if q.agent:
+        stmt = stmt.where(Record.agent_id == q.agent)
+    if q.since:
+        stmt = stmt.where(Record.recorded_at >= q.since)
+    if q.until:
+        stmt = stmt.where(Record.recorded_at < q.until)
+    return stmt
+
+
+def _summary(rec: Record, campaign: str) -> RecordSummary:
+    return RecordSummary(
+        rec.id, rec.client_id, campaign, rec.call_id, rec.segment, rec.order_ref,
+        rec.agent_id, rec.recorded_at, rec.duration_ms, rec.media_type, rec.seq,
+    )
+
+
+def get_record(ctx: VaultContext, record_id: str, *, client: str | None = None) -> Record:
+    """The record row; a record of another client looks exactly like a missing one."""
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, record_id)
+    if rec is None or (client is not None and rec.client_id != client):
+        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
+    return rec
+
+
+def show(ctx: VaultContext, record_id: str, *, principal: str,
+         client: str | None = None) -> dict:
+    """The decrypted evidence document (evidence record + measured audio facts)."""
+    rec = get_record(ctx, record_id, client=client)
+    record_access(ctx, rec, principal, "metadata")
+    plain = b"".join(_open_object(ctx, rec, "meta"))
+    return json.loads(plain)["document"]
+
+
+def write_audio(ctx: VaultContext, record_id: str, out: str | os.PathLike, *, principal: str,
+                client: str | None = None) -> Path:
+    """Decrypt the clip to ``out``, byte-identical to the upload; all or nothing."""
+    rec = get_record(ctx, record_id, client=client)
+    record_access(ctx, rec, principal, "audio")
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=".evidence-", dir=out.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in _open_object(ctx, rec, "clip"):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> None:
+    with write_session(ctx.engine) as s:
+        append_entries(
+            s, rec.client_id,
+            [EntryDraft("evidence.accessed", rec.id, {"principal": principal, "what": what})],
+            ctx.clock(),
+        )
+
+
+def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
+    """Decrypt a stored object, checking the AEAD tags and the committed ciphertext hash."""
+    key = rec.clip_key if role == "clip" else rec.meta_key
+    want = rec.clip_sha256 if role == "clip" else rec.meta_sha256
+    dek = ctx.keys.unwrap(WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id,
+                          {"record": rec.id})
+    reader = _HashingReader(ctx.store.get(key))
+    yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), reader.read)
+    if reader.hexdigest() != want:
+        raise DecryptionFailed(
+            f"the stored {role} object of record {rec.id} differs from the sealed one",
+            hint="run `evidence-vault verify` and restore the object from a backup",
+        )
+
+
+class _HashingReader:
+    """A ``read(n)`` view over a chunk iterator that hashes everything it hands out."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        from vault.sealing import Sha256Counter
+
+        self._chunks = chunks
+        self._buf = bytearray()
+        self._hash = Sha256Counter()
+
+    def read(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buf += chunk
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._hash.update(out)
+        return out
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
