@@ -14,121 +14,25 @@ The facade most users need::
 
 from __future__ import annotations
 
-import getpass
-import os
-from datetime import datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vault.config import Settings, load_settings, resolve_home
-from vault.errors import VaultError
-from vault.services import admin, retrieve
-from vault.services import ingest as _ingest
-from vault.services import verify as _verify
-from vault.services.context import Clock, VaultContext, create_vault, open_vault, utc_now
-from vault.services.ingest import Receipt
-from vault.services.retrieve import Query, RecordSummary
-from vault.services.verify import Report
-
-__all__ = [
-    "Query",
-    "Receipt",
-    "RecordSummary",
-    "Report",
-    "Vault",
-    "VaultError",
-]
 __version__ = "0.1.0"
+__all__ = ["Query", "Receipt", "RecordSummary", "Report", "Vault", "VaultError", "local_principal"]
+
+if TYPE_CHECKING:
+    from vault.errors import VaultError
+    from vault.facade import Query, Receipt, RecordSummary, Report, Vault, local_principal
 
 
-def local_principal() -> str:
-    """Who is reading, when the reader is an operator at this machine's shell."""
-    try:
-        user = getpass.getuser()
-    except OSError:
-        user = "unknown"
-    return f"local:{user}"
+def __getattr__(name: str):
+    # Lazy: `import vault.audio` (or the sealing package alone) must not pull in the
+    # database, storage and HTTP layers.
+    if name == "VaultError":
+        from vault.errors import VaultError
 
+        return VaultError
+    if name in __all__:
+        from vault import facade
 
-class Vault:
-    """An open vault. Use :meth:`open` or :meth:`create`; close it (or use ``with``)."""
-
-    def __init__(self, ctx: VaultContext) -> None:
-        self._ctx = ctx
-
-    # -- opening ---------------------------------------------------------------
-    @classmethod
-    def open(cls, home: str | os.PathLike | None = None, *, clock: Clock = utc_now) -> Vault:
-        return cls(open_vault(load_settings(resolve_home(home)), clock=clock))
-
-    @classmethod
-    def create(cls, home: str | os.PathLike | None = None, **overrides) -> Vault:
-        settings = load_settings(resolve_home(home))
-        if overrides:
-            from dataclasses import replace
-
-            settings = replace(settings, **overrides)
-        return cls(create_vault(settings))
-
-    @property
-    def settings(self) -> Settings:
-        return self._ctx.settings
-
-    @property
-    def context(self) -> VaultContext:
-        return self._ctx
-
-    def close(self) -> None:
-        self._ctx.close()
-
-    def __enter__(self) -> Vault:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- administration --------------------------------------------------------
-    def add_client(self, client_id: str, display_name: str | None = None) -> None:
-        admin.add_client(self._ctx, client_id, display_name)
-
-    def add_campaign(self, client_id: str, name: str, retention_days: int):
-        return admin.add_campaign(self._ctx, client_id, name, retention_days)
-
-    def campaigns(self, client_id: str | None = None):
-        return admin.list_campaigns(self._ctx, client_id)
-
-    def clients(self):
-        return admin.list_clients(self._ctx)
-
-    # -- evidence --------------------------------------------------------------
-    def ingest(
-        self, clip: str | os.PathLike, meta: bytes | str | dict, *, media_type: str | None = None
-    ) -> Receipt:
-        return _ingest.ingest(self._ctx, clip, meta, media_type=media_type)
-
-    def find(
-        self,
-        *,
-        client: str | None = None,
-        campaign: str | None = None,
-        order_ref: str | None = None,
-        phone: str | None = None,
-        agent: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[RecordSummary]:
-        q = Query(client, campaign, order_ref, phone, agent, since, until, limit)
-        return retrieve.find(self._ctx, q)
-
-    def show(self, record_id: str, *, principal: str | None = None) -> dict:
-        return retrieve.show(self._ctx, record_id, principal=principal or local_principal())
-
-    def write_audio(
-        self, record_id: str, out: str | os.PathLike, *, principal: str | None = None
-    ) -> Path:
-        return retrieve.write_audio(
-            self._ctx, record_id, out, principal=principal or local_principal()
-        )
-
-    def verify(self, client: str | None = None, progress=None) -> Report:
-        return _verify.verify(self._ctx, client, progress)
+        return getattr(facade, name)
+    raise AttributeError(f"module 'vault' has no attribute {name!r}")
