@@ -1,0 +1,69 @@
+"""Sealing: the only package of the vault that touches cryptographic primitives.
+
+It offers a few safe recipes, so that nothing else needs to choose a cipher, a nonce or
+a key size:
+
+* ``stream`` — the sealed-object format (segmented AES-256-GCM stream, random access);
+* ``envelope`` — per-record data keys and the associated data binding objects to records;
+* ``keys`` / ``local`` — key providers that wrap data keys under per-tenant, per-month
+  KEKs (crypto-shredding), and the local keyring file;
+* ``hashing`` — keyed hashes for lookups and salted commitments for the ledger;
+* ``signing`` — Ed25519 for log checkpoints.
+
+Byte layouts and test vectors: ``docs/formats.md``.
+"""
+
+from vault.sealing.envelope import DATA_KEY_SIZE, ROLES, new_data_key, object_aad
+from vault.sealing.hashing import (
+    CommitmentHasher,
+    Sha256Counter,
+    commitment,
+    keyed_hash,
+    new_salt,
+)
+from vault.sealing.keys import KeyProvider, WrappedKey
+from vault.sealing.local import (
+    LocalKeyring,
+    decode_master_key,
+    encode_master_key,
+    generate_master_key,
+)
+from vault.sealing.signing import LogSigner, verify_signature
+from vault.sealing.stream import (
+    HEADER_SIZE,
+    SEGMENT_SIZE,
+    TAG_SIZE,
+    ciphertext_size,
+    decrypt_range,
+    decrypt_stream,
+    encrypt_stream,
+    plaintext_size,
+)
+
+__all__ = [
+    "DATA_KEY_SIZE",
+    "HEADER_SIZE",
+    "ROLES",
+    "SEGMENT_SIZE",
+    "TAG_SIZE",
+    "CommitmentHasher",
+    "KeyProvider",
+    "LocalKeyring",
+    "LogSigner",
+    "Sha256Counter",
+    "WrappedKey",
+    "ciphertext_size",
+    "commitment",
+    "decode_master_key",
+    "decrypt_range",
+    "decrypt_stream",
+    "encode_master_key",
+    "encrypt_stream",
+    "generate_master_key",
+    "keyed_hash",
+    "new_data_key",
+    "new_salt",
+    "object_aad",
+    "plaintext_size",
+    "verify_signature",
+]
