@@ -52,7 +52,7 @@ def test_log_entries_and_rows_hold_no_pii(vault, tmp_path):
     with read_session(vault.context.engine) as s:
         blobs = [e.entry for e in s.exec(select(LogEntry))]
         row = s.get(Record, r.record_id)
-    text = b"".join(blobs).decode() + json.dumps(row.model_dump(mode="json"), default=str)
+    text = b"".join(blobs).decode() + repr(row.model_dump())
     for secret in ("+4915112345678", "4915112345678", "Mustermann", "1980-01-31",
                    "abschließen", "10115"):
         assert secret not in text
@@ -97,7 +97,7 @@ def test_bad_audio_and_bad_spans_store_nothing(vault, tmp_path):
     meta["intent"]["span_ms"] = [1000, 99000]
     with pytest.raises(InvalidEvidence) as exc:
         vault.ingest(clip(tmp_path, seconds=2.0), meta)
-    assert [e.field for e in exc.value.errors] == ["intent.span_ms"]
+    assert [e.field for e in exc.value.errors] == ["intent.span_ms[1]"]
     assert vault.find(client=CLIENT) == []
     assert list(vault.context.store.list(CLIENT + "/")) == []
     assert vault.verify().clean

@@ -1,0 +1,110 @@
+"""The `evidence-vault` command end to end: human output, --json, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from tests.support.tamper import edit_object, flip_byte
+from tests.support.vaults import CAMPAIGN, CLIENT, clip, order_meta
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.delenv("EVIDENCE_VAULT_MASTER_KEY", raising=False)
+    home = tmp_path / "vault"
+    runner = CliRunner()
+
+    def invoke(*args, code=0):
+        result = runner.invoke(cli, ["--vault", str(home), *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    invoke("init")
+    invoke("client", "add", CLIENT, "--name", "Telco DE")
+    invoke("campaign", "add", CAMPAIGN, "--client", CLIENT, "--retention-days", "730")
+    return invoke
+
+
+def _meta_file(tmp_path, n=1, **over):
+    path = tmp_path / f"order-{n}.json"
+    path.write_text(json.dumps(order_meta(n, **over)))
+    return path
+
+
+def test_ingest_find_show_audio_verify(run, tmp_path):
+    src = clip(tmp_path, "flac", seconds=2.0)
+    out = run("--json", "ingest", str(src), "--meta", str(_meta_file(tmp_path)))
+    receipt = json.loads(out.output)
+    assert receipt["seq"] == 0 and len(receipt["entry_hash"]) == 64
+    rid = receipt["record_id"]
+
+    human = run("ingest", str(src), "--meta", str(_meta_file(tmp_path))).output
+    assert f"already sealed record {rid}" in human
+
+    hits = json.loads(run("--json", "find", "--phone", "+49 151 12345678").output)
+    assert [h["record_id"] for h in hits] == [rid]
+    assert "ORD-2026-000001" in run("find", "--order-ref", "ORD-2026-000001").output
+    assert "no matching records" in run("find", "--agent", "nobody").output
+
+    shown = run("show", rid).output
+    assert "Max Mustermann" in shown and "Fibre 250" in shown
+    assert json.loads(run("--json", "show", rid).output)["evidence"]["order_ref"] == (
+        "ORD-2026-000001")
+
+    run("audio", rid, "-o", str(tmp_path / "back.flac"))
+    assert (tmp_path / "back.flac").read_bytes() == src.read_bytes()
+
+    report = json.loads(run("--json", "verify").output)
+    assert report["clean"] and report["records"] == 1 and report["entries"] == 4
+
+
+def test_exit_codes_and_field_errors(run, tmp_path):
+    src = clip(tmp_path)
+    bad = _meta_file(tmp_path, 2, segment=0)
+    result = run("ingest", str(src), "--meta", str(bad), code=3)
+    assert "segment" in result.output
+    err = json.loads(run("--json", "ingest", str(src), "--meta", str(bad), code=3).output)
+    assert err["error"]["kind"] == "invalid-evidence"
+    assert err["error"]["errors"][0]["field"] == "segment"
+    assert "+4915112345678" not in result.output
+
+    run("show", "no-such-record", code=4)
+    run("ingest", str(src), "--meta", str(_meta_file(tmp_path, 3)))
+    run("ingest", str(clip(tmp_path, seed=5)), "--meta", str(_meta_file(tmp_path, 3)), code=5)
+    run("client", "add", "Bad Client!", code=3)
+
+
+def test_verify_exit_code_names_the_record(run, tmp_path):
+    from vault import Vault
+
+    out = run("--json", "ingest", str(clip(tmp_path)), "--meta", str(_meta_file(tmp_path)))
+    rid = json.loads(out.output)["record_id"]
+    with Vault.open(tmp_path / "vault") as v:
+        from vault.services.retrieve import get_record
+
+        edit_object(v, get_record(v.context, rid).clip_key, flip_byte)
+    report = json.loads(run("--json", "verify", code=1).output)
+    assert [(f["kind"], f["record"]) for f in report["findings"]] == [("modified", rid)]
+    assert f"record {rid}" in run("verify", code=1).output
+
+
+def test_no_vault_is_a_config_error(tmp_path):
+    result = CliRunner().invoke(cli, ["--vault", str(tmp_path / "none"), "find"])
+    assert result.exit_code == 6
+    assert "no vault in" in result.output and "evidence-vault init" in result.output
+
+
+def test_init_refuses_an_existing_vault(run):
+    assert "already exists" in run("init", code=6).output
+
+
+def test_demo_runs(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "byte-identical to the upload: True" in result.output
+    assert "[modified]" in result.output and "clean = True" in result.output
