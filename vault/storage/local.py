@@ -1,0 +1,285 @@
+"""Objects as files in a local directory: the embedded default backend.
+
+Layout: ``root/<key>``, one file per object, read-only (0o444) once written. A put writes
+a temp file named ``.tmp-*`` next to the target, fsyncs it and hard-links it into place:
+``link`` is atomic and fails if the name exists, which gives the same never-overwrite
+guarantee as S3's ``If-None-Match: *``. Readers never see a partial object; a crash leaves
+at most a ``.tmp-*`` file, which ``list`` ignores (clean them up with
+``find ROOT -name '.tmp-*' -mmin +60 -delete``).
+
+What this backend does not do:
+
+- Object Lock: files are read-only but the vault's own user can still delete them, so
+  ``supports_object_lock`` is False and ``retain_until`` is ignored (returned as None).
+- Legal holds: ``set_legal_hold`` raises ``StorageError`` — recording a hold in a sidecar
+  file would look like protection without being any.
+- ``head().sha256`` is "" — the hash is only known to ``put``; computing it again would
+  read the whole file.
+- Versions: ``version_id`` is None; ``delete(all_versions=True)`` is a plain delete.
+- A key cannot be both an object and a prefix of other keys ("a/b" and "a/b/c"): a put
+  that would need that raises ``StorageError``.
+- Empty directories left behind by deletes stay (removing them could race with a put
+  creating a file in them); ``list`` does not report them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from vault.errors import ObjectExists, ObjectMissing, StorageError
+from vault.storage.base import (
+    CHUNK_SIZE,
+    LEGAL_HOLD_NEEDS_LOCK,
+    StoredObject,
+    check_range,
+    normalise_retain_until,
+    validate_key,
+    validate_prefix,
+)
+
+TEMP_PREFIX = ".tmp-"
+FILE_MODE = 0o444
+
+
+class LocalStore:
+    name = "local"
+    supports_object_lock = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise StorageError(f"object directory {self.root} does not exist",
+                               hint="create it, or point the vault at the right directory")
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    # --- writing -------------------------------------------------------------------
+
+    def put(
+        self, key: str, chunks: Iterable[bytes], *, retain_until: datetime | None = None
+    ) -> StoredObject:
+        path = self._path(key)
+        if retain_until is not None:
+            # not enforced here, but a bad value is the caller's bug on every backend
+            normalise_retain_until(retain_until)
+        self._make_dirs(path.parent, key)
+        # fail fast before streaming a large body; link() below is the real guard
+        if os.path.lexists(path):
+            raise self._exists_error(key, path)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        except OSError as exc:
+            raise _write_error(key, exc, self.root) from exc
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                # an exception from `chunks` itself propagates unchanged (after cleanup)
+                size, sha256 = _write_all(fh, chunks, key, self.root)
+                try:
+                    # read-only before the name appears, so the final file is never writable
+                    os.fchmod(fh.fileno(), FILE_MODE)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except OSError as exc:
+                    raise _write_error(key, exc, self.root) from exc
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise self._exists_error(key, path) from None
+            except OSError as exc:
+                raise _write_error(key, exc, self.root) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(path.parent)
+        return StoredObject(key=key, size=size, sha256=sha256, version_id=None,
+                            retain_until=None)
+
+    def delete(self, key: str, *, all_versions: bool = False) -> None:
+        path = self._path(key)
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                raise ObjectMissing(f"object {key!r} does not exist")
+            path.unlink()
+        except FileNotFoundError:
+            raise ObjectMissing(f"object {key!r} does not exist") from None
+        except NotADirectoryError:
+            raise ObjectMissing(f"object {key!r} does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot delete object {key!r}: {exc.strerror}") from exc
+        _fsync_dir(path.parent)
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        self._stat(key)  # ObjectMissing first, as on S3
+        raise StorageError(LEGAL_HOLD_NEEDS_LOCK,
+                           hint="the local directory backend cannot protect files from "
+                           "deletion; use an S3 bucket created with Object Lock")
+
+    # --- reading -------------------------------------------------------------------
+
+    def get(self, key: str) -> Iterator[bytes]:
+        fh = self._open(key)
+        return _read_chunks(fh)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        check_range(start, length)
+        with self._open(key) as fh:
+            fh.seek(start)
+            return fh.read(length)
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            st = self._stat(key)
+        except ObjectMissing:
+            return None
+        return StoredObject(key=key, size=st.st_size, sha256="", version_id=None,
+                            retain_until=None)
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def get_retention(self, key: str) -> datetime | None:
+        self._stat(key)
+        return None
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        validate_prefix(prefix)
+        # start in the deepest directory the prefix names completely
+        base = prefix.rpartition("/")[0]
+        start = self.root / base if base else self.root
+        return _walk(start, base + "/" if base else "", prefix)
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        # validate_key rules out '..', '.', empty segments and absolute keys, so the
+        # path cannot leave root
+        return self.root / validate_key(key)
+
+    def _stat(self, key: str) -> os.stat_result:
+        try:
+            st = self._path(key).lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectMissing(f"object {key!r} does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read object {key!r}: {exc.strerror}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectMissing(f"object {key!r} does not exist")
+        return st
+
+    def _open(self, key: str) -> BinaryIO:
+        self._stat(key)
+        try:
+            return self._path(key).open("rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectMissing(f"object {key!r} does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read object {key!r}: {exc.strerror}") from exc
+
+    def _make_dirs(self, directory: Path, key: str) -> None:
+        """Create missing directories under root, fsyncing each parent so they survive a crash."""
+        missing: list[Path] = []
+        d = directory
+        while d != self.root and not d.is_dir():
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if not d.is_dir():  # a file where a directory is needed
+                    raise StorageError(
+                        f"cannot store {key!r}: {d.relative_to(self.root)} is an object, "
+                        "and the local backend cannot hold an object that is also a key prefix"
+                    ) from None
+                continue  # made by a concurrent put
+            except OSError as exc:
+                raise StorageError(f"cannot create directory for {key!r}: {exc.strerror}",
+                                   hint=f"check permissions under {self.root}") from exc
+            _fsync_dir(d.parent)
+
+    def _exists_error(self, key: str, path: Path) -> StorageError:
+        if path.is_dir():
+            return StorageError(
+                f"cannot store {key!r}: it is a prefix of other keys, which the local "
+                "backend cannot combine with an object of the same name"
+            )
+        return ObjectExists(f"object {key!r} already exists",
+                            hint="objects are never overwritten; use a new key")
+
+
+def _write_all(fh: BinaryIO, chunks: Iterable[bytes], key: str, root: Path) -> tuple[int, str]:
+    """Write every chunk, hashing on the way: the caller gets the hash without a re-read."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        try:
+            fh.write(chunk)
+        except OSError as exc:
+            raise _write_error(key, exc, root) from exc
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _write_error(key: str, exc: OSError, root: Path) -> StorageError:
+    return StorageError(f"cannot write object {key!r}: {exc.strerror or exc}",
+                        hint=f"check free space and permissions under {root}")
+
+
+def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _walk(directory: Path, key_prefix: str, prefix: str) -> Iterator[str]:
+    """Keys under ``directory`` starting with ``prefix``, in S3's (byte-wise) order.
+
+    Siblings are sorted with directories as "name/", which puts every subtree exactly
+    where its keys belong in the global order (e.g. "a-b" < "a/x" because '-' < '/'),
+    so the walk streams sorted keys holding one directory listing per level.
+    """
+    try:
+        with os.scandir(directory) as it:
+            entries = []
+            for entry in it:
+                if entry.name.startswith("."):  # .tmp-* leftovers; never a valid key
+                    continue
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    is_file = entry.is_file(follow_symlinks=False)
+                except FileNotFoundError:  # deleted while we list
+                    continue
+                if is_dir:
+                    entries.append((entry.name + "/", True))
+                elif is_file:
+                    entries.append((entry.name, False))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    entries.sort()
+    for name, is_dir in entries:
+        key = key_prefix + name
+        if not is_dir:
+            if key.startswith(prefix):
+                yield key
+        elif key.startswith(prefix) or prefix.startswith(key):
+            yield from _walk(directory / name.rstrip("/"), key, prefix)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # makes a new or removed name durable; the file's own fsync does not cover its entry
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

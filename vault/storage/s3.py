@@ -1,0 +1,625 @@
+"""Objects in an S3-compatible bucket (AWS S3, MinIO, Ceph, SeaweedFS), via boto3.
+
+Never overwriting: every write is conditional (``If-None-Match: *``), on PutObject and on
+CompleteMultipartUpload, so two writers racing for one key cannot both win; the loser
+gets ``ObjectExists``. Before a multipart upload starts, a HEAD also checks the key:
+that fails fast without uploading anything, and is the only guard on a server that
+ignores ``If-None-Match`` on CompleteMultipartUpload (then two concurrent multipart puts
+of one key can both succeed, the later one as a newer version - the earlier version is
+kept in a versioned bucket, overwritten in an unversioned one).
+
+Integrity: a single-request put sends the SHA-256 of the body (``x-amz-checksum-sha256``)
+and each multipart part its own SHA-256, so a server that checks checksums (AWS,
+SeaweedFS; moto does not) rejects bytes altered in transit with BadDigest. The checksum
+also satisfies Object Lock's "Content-MD5 or checksum required" rule.
+``head().sha256`` is the server's full-object SHA-256 when it reports one
+(single-request puts on AWS and SeaweedFS); it is "" for multipart objects (S3 only
+keeps a checksum of the part checksums) and on servers that do not store checksums
+(moto).
+
+WORM: with a bucket created with Object Lock, ``put(retain_until=...)`` writes the
+object in COMPLIANCE mode; deleting a locked version is refused (``ObjectLocked``).
+After a multipart put the lock is checked with a HEAD and applied with
+PutObjectRetention if the server dropped it (moto ignores the lock headers of
+CreateMultipartUpload). Retain-until dates are rounded up to whole seconds (S3 keeps
+seconds), and the returned ``retain_until`` is that rounded date.
+``delete(key)`` without ``all_versions`` only adds a delete marker in a versioned bucket
+- the locked bytes stay and ``list``/``get`` stop showing them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from vault.errors import ConfigError, ObjectExists, ObjectLocked, ObjectMissing, StorageError
+from vault.storage.base import (
+    CHUNK_SIZE,
+    LEGAL_HOLD_NEEDS_LOCK,
+    StoredObject,
+    check_range,
+    normalise_retain_until,
+    validate_key,
+    validate_prefix,
+)
+
+log = logging.getLogger(__name__)
+
+#: bodies larger than this go by multipart upload, one part of this size at a time
+#: (S3's minimum part size is 5 MiB, except for the last part; at most 10,000 parts,
+#: so objects up to ~78 GiB)
+PART_SIZE = 8 * 1024 * 1024
+
+LOCK_MODE = "COMPLIANCE"
+
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
+_NO_LOCK_CODES = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                     "ExpiredToken"}
+
+
+def make_client(
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+) -> Any:
+    """A boto3 S3 client set up for S3-compatible servers as well as AWS.
+
+    Credentials not given fall back to boto3's usual chain (environment, profile, role).
+    """
+    config = Config(
+        signature_version="s3v4",
+        # "standard" retries throttling, 5xx and connection errors with backoff; a retried
+        # conditional put that had in fact succeeded is recognised in put()
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        # custom endpoints (MinIO, SeaweedFS, Ceph) rarely have wildcard DNS for
+        # virtual-hosted buckets; AWS itself keeps boto3's default
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region_name or "us-east-1",
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        config=config,
+    )
+
+
+class S3Store:
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        client: Any = None,
+        prefix: str = "",
+    ) -> None:
+        if not bucket:
+            raise ConfigError("no S3 bucket given", hint="set the bucket name in the config")
+        self.bucket = bucket
+        self.client = client or make_client(
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+        )
+        self.endpoint = endpoint_url or self.client.meta.endpoint_url
+        # all keys live under prefix/ in the bucket, so vaults can share one bucket
+        self._prefix = validate_key(prefix.strip("/")) + "/" if prefix.strip("/") else ""
+
+    def __repr__(self) -> str:
+        return f"S3Store(bucket={self.bucket!r}, endpoint={self.endpoint!r})"
+
+    @classmethod
+    def ensure_bucket(
+        cls,
+        bucket: str,
+        *,
+        object_lock: bool,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        client: Any = None,
+        prefix: str = "",
+    ) -> S3Store:
+        """Create ``bucket`` if missing (with Object Lock when asked) and open it.
+
+        An existing bucket is used as is, but if Object Lock was asked for and the bucket
+        does not have it, this raises ``ConfigError``: evidence must not silently lose WORM.
+        """
+        store = cls(bucket, endpoint_url=endpoint_url, region_name=region_name,
+                    aws_access_key_id=aws_access_key_id,
+                    aws_secret_access_key=aws_secret_access_key, client=client, prefix=prefix)
+        if not store._bucket_exists():
+            store._create_bucket(object_lock, region_name)
+        if object_lock and not store.supports_object_lock:
+            raise ConfigError(
+                f"bucket {bucket!r} exists without Object Lock",
+                hint="use a bucket created with Object Lock, or set object_lock = false",
+            )
+        return store
+
+    @cached_property
+    def supports_object_lock(self) -> bool:
+        """Asked of the bucket once, on first use."""
+        try:
+            conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            code = _code(exc)
+            if code in _NO_LOCK_CODES or code == "NotImplemented":
+                return False
+            raise self._error(exc, "read the Object Lock configuration of") from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        lock = conf.get("ObjectLockConfiguration", {})
+        return lock.get("ObjectLockEnabled") == "Enabled"
+
+    # --- writing -------------------------------------------------------------------
+
+    def put(
+        self, key: str, chunks: Iterable[bytes], *, retain_until: datetime | None = None
+    ) -> StoredObject:
+        validate_key(key)
+        lock: dict[str, Any] = {}
+        if retain_until is not None:
+            retain_until = normalise_retain_until(retain_until)  # rejects naive datetimes
+            if self.supports_object_lock:
+                lock = {"ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": retain_until}
+            else:
+                retain_until = None  # nothing enforces it: do not claim it
+
+        digest = hashlib.sha256()
+        buffer = bytearray()
+        size = 0
+        it = iter(chunks)
+        # buffer up to one part: a body that fits goes in one PutObject request
+        for chunk in it:
+            buffer += chunk
+            digest.update(chunk)
+            size += len(chunk)
+            if len(buffer) > PART_SIZE:
+                return self._put_multipart(key, buffer, it, digest, size, lock, retain_until)
+        return self._put_single(key, bytes(buffer), digest.hexdigest(), lock, retain_until)
+
+    def _put_single(
+        self, key: str, body: bytes, sha256: str, lock: dict[str, Any],
+        retain_until: datetime | None,
+    ) -> StoredObject:
+        try:
+            resp = self.client.put_object(
+                Bucket=self.bucket, Key=self._k(key), Body=body, IfNoneMatch="*",
+                # our own hash: the server verifies it, botocore need not hash again
+                ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(bytes.fromhex(sha256)),
+                ContentType="application/octet-stream", **lock,
+            )
+        except ClientError as exc:
+            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+                # with retries, the 412 may answer our own earlier attempt that succeeded
+                # but whose response was lost: then the stored object is ours
+                mine = self._own_retry(exc, key, lambda h: _full_sha256(h) == sha256)
+                if mine is not None:
+                    return StoredObject(key, len(body), sha256, mine.get("VersionId"),
+                                        retain_until)
+            raise self._error(exc, "write", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        return StoredObject(key, len(body), sha256, resp.get("VersionId"), retain_until)
+
+    def _put_multipart(
+        self, key: str, buffer: bytearray, rest: Iterator[bytes], digest: Any, size: int,
+        lock: dict[str, Any], retain_until: datetime | None,
+    ) -> StoredObject:
+        # fail fast before uploading a large body, and the only guard on servers that
+        # ignore If-None-Match on CompleteMultipartUpload
+        if self.exists(key):
+            raise _exists(key)
+        s3key = self._k(key)
+        try:
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=s3key, ChecksumAlgorithm="SHA256",
+                ContentType="application/octet-stream", **lock,
+            )["UploadId"]
+        except ClientError as exc:
+            raise self._error(exc, "start a multipart upload of", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+        parts: list[dict[str, Any]] = []
+        etags: list[str] = []
+        try:
+            # one part in memory at a time (plus whatever the last chunk added)
+            while True:
+                while len(buffer) > PART_SIZE:
+                    self._upload_part(key, upload_id, parts, etags, bytes(buffer[:PART_SIZE]))
+                    del buffer[:PART_SIZE]
+                chunk = next(rest, None)
+                if chunk is None:
+                    break
+                buffer += chunk
+                digest.update(chunk)
+                size += len(chunk)
+            self._upload_part(key, upload_id, parts, etags, bytes(buffer))  # 1..PART_SIZE
+            del buffer[:]
+            resp = self._complete(key, upload_id, parts, etags)
+        except BaseException:
+            # also on KeyboardInterrupt / GeneratorExit: no half-uploaded parts may stay
+            # behind (they cost storage and never become a visible object)
+            self._abort(key, upload_id)
+            raise
+
+        version_id = resp.get("VersionId")
+        if retain_until is not None:
+            self._ensure_retention(key, version_id, retain_until)
+        return StoredObject(key, size, digest.hexdigest(), version_id, retain_until)
+
+    def _upload_part(
+        self, key: str, upload_id: str, parts: list[dict[str, Any]], etags: list[str],
+        body: bytes,
+    ) -> None:
+        number = len(parts) + 1
+        checksum = _b64(hashlib.sha256(body).digest())
+        try:
+            resp = self.client.upload_part(
+                Bucket=self.bucket, Key=self._k(key), UploadId=upload_id, PartNumber=number,
+                Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+            )
+        except ClientError as exc:
+            raise self._error(exc, f"upload part {number} of", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum})
+        etags.append(resp["ETag"])
+
+    def _complete(
+        self, key: str, upload_id: str, parts: list[dict[str, Any]], etags: list[str]
+    ) -> dict[str, Any]:
+        try:
+            return self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self._k(key), UploadId=upload_id,
+                MultipartUpload={"Parts": parts}, IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+                expected = _multipart_etag(etags)
+                mine = self._own_retry(exc, key, lambda h: h.get("ETag") == expected)
+                if mine is not None:
+                    return mine
+            raise self._error(exc, "write", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._k(key),
+                                               UploadId=upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            # the original error matters more; a bucket lifecycle rule
+            # (AbortIncompleteMultipartUpload) is the backstop for this case
+            log.warning("could not abort multipart upload of %r: %s", key, exc)
+
+    def _ensure_retention(self, key: str, version_id: str | None, until: datetime) -> None:
+        """Check the lock of a multipart object, applying it when the server dropped it.
+
+        Some servers (moto) ignore the lock headers of CreateMultipartUpload; a HEAD per
+        multipart object (>= 8 MiB) is cheap next to the upload.
+        """
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key), **extra)
+            if head.get("ObjectLockRetainUntilDate") is None:
+                self.client.put_object_retention(
+                    Bucket=self.bucket, Key=self._k(key), **extra,
+                    Retention={"Mode": LOCK_MODE, "RetainUntilDate": until},
+                )
+        except ClientError as exc:
+            raise self._error(exc, "apply the retention of", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    def delete(self, key: str, *, all_versions: bool = False) -> None:
+        validate_key(key)
+        if all_versions:
+            self._delete_all_versions(key)
+            return
+        # DeleteObject answers 204 for a missing key too
+        if not self.exists(key):
+            raise _missing(key)
+        self._delete_one(key, None)
+
+    def _delete_all_versions(self, key: str) -> None:
+        versions = list(self._versions(key))
+        if not versions:
+            raise _missing(key)
+        # data versions first, delete markers last: when a locked version refuses, we
+        # stop there and the markers that decide what the key shows are still in place
+        for version_id, _is_marker in sorted(versions, key=lambda v: v[1]):
+            self._delete_one(key, version_id)
+
+    def _delete_one(self, key: str, version_id: str | None) -> None:
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._k(key), **extra)
+        except ClientError as exc:
+            # with Object Lock, AccessDenied on a delete is the lock (or legal hold)
+            # refusing; without it, it is a real permission problem
+            if _code(exc) == "AccessDenied" and self.supports_object_lock:
+                raise ObjectLocked(
+                    f"object {key!r} is under Object Lock retention or a legal hold",
+                    hint="it can be deleted once its retain-until date has passed and any "
+                    "legal hold is released",
+                ) from exc
+            raise self._error(exc, "delete", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _versions(self, key: str) -> Iterator[tuple[str, bool]]:
+        """(version id, is delete marker) of every version of exactly ``key``."""
+        s3key = self._k(key)
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=s3key)
+            for page in pages:
+                for v in page.get("Versions", []):
+                    if v["Key"] == s3key:
+                        yield v["VersionId"], False
+                for m in page.get("DeleteMarkers", []):
+                    if m["Key"] == s3key:
+                        yield m["VersionId"], True
+        except ClientError as exc:
+            raise self._error(exc, "list the versions of", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        validate_key(key)
+        if not self.supports_object_lock:
+            raise StorageError(LEGAL_HOLD_NEEDS_LOCK,
+                               hint=f"bucket {self.bucket!r} was created without Object Lock")
+        # HEAD first: on a missing key SeaweedFS answers 500 (retried 5 times) and moto
+        # crashes; naming the version also pins the hold to the object we checked
+        obj = self.head(key)
+        if obj is None:
+            raise _missing(key)
+        extra = {"VersionId": obj.version_id} if obj.version_id else {}
+        try:
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._k(key), **extra,
+                LegalHold={"Status": "ON" if on else "OFF"},
+            )
+        except ClientError as exc:
+            raise self._error(exc, "set the legal hold of", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    # --- reading -------------------------------------------------------------------
+
+    def get(self, key: str) -> Iterator[bytes]:
+        validate_key(key)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"]
+        except ClientError as exc:
+            raise self._error(exc, "read", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        # the request is made now, so ObjectMissing comes from get() itself; the body
+        # streams lazily
+        return self._stream(key, body)
+
+    def _stream(self, key: str, body: Any) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(CHUNK_SIZE)
+        except BotoCoreError as exc:  # connection lost mid-body
+            raise StorageError(f"reading object {key!r} from {self.endpoint} failed: {exc}",
+                               hint="try again") from exc
+        finally:
+            body.close()
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        validate_key(key)
+        check_range(start, length)
+        if length == 0:
+            if not self.exists(key):
+                raise _missing(key)
+            return b""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key),
+                                          Range=f"bytes={start}-{start + length - 1}")
+            with contextlib.closing(resp["Body"]) as body:
+                return body.read()
+        except ClientError as exc:
+            if _code(exc) == "InvalidRange":  # start is at or past the end
+                return b""
+            raise self._error(exc, "read", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    def head(self, key: str) -> StoredObject | None:
+        validate_key(key)
+        try:
+            h = self.client.head_object(Bucket=self.bucket, Key=self._k(key),
+                                        ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if _code(exc) in _MISSING_CODES:
+                return None
+            raise self._error(exc, "inspect", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        until = h.get("ObjectLockRetainUntilDate")
+        return StoredObject(
+            key=key,
+            size=h["ContentLength"],
+            sha256=_full_sha256(h),
+            version_id=h.get("VersionId"),
+            retain_until=until.astimezone(UTC) if until else None,
+        )
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def get_retention(self, key: str) -> datetime | None:
+        # HEAD carries the retain-until date (GetObjectRetention answers 500 on moto)
+        obj = self.head(key)
+        if obj is None:
+            raise _missing(key)
+        return obj.retain_until
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        validate_prefix(prefix)
+        return self._list(prefix)
+
+    def _list(self, prefix: str) -> Iterator[str]:
+        # ListObjectsV2 returns keys in UTF-8 byte order, the same order as sorted() on
+        # our ASCII keys, and skips keys whose latest version is a delete marker
+        cut = len(self._prefix)
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._prefix + prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][cut:]
+        except ClientError as exc:
+            raise self._error(exc, "list", prefix or "/") from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    def _bucket_exists(self) -> bool:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                return False
+            raise self._error(exc, "inspect bucket") from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        return True
+
+    def _create_bucket(self, object_lock: bool, region_name: str | None) -> None:
+        args: dict[str, Any] = {"Bucket": self.bucket}
+        if object_lock:
+            args["ObjectLockEnabledForBucket"] = True  # also turns versioning on
+        if region_name and region_name != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": region_name}
+        try:
+            self.client.create_bucket(**args)
+        except ClientError as exc:
+            if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise self._error(exc, "create bucket") from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+        with contextlib.suppress(AttributeError):  # cached before the bucket existed
+            del self.supports_object_lock
+
+    def _own_retry(
+        self, exc: ClientError, key: str, is_mine: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        """After a 412 on a *retried* request: the HEAD of the object if it is ours."""
+        if not exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key),
+                                           ChecksumMode="ENABLED")
+        except (ClientError, BotoCoreError):
+            return None
+        return head if is_mine(head) else None
+
+    def _error(self, exc: ClientError, action: str, key: str | None = None) -> StorageError:
+        """Map a ClientError to the vault's errors; ``action`` reads "cannot <action> <key>"."""
+        code, status = _code(exc), _status(exc)
+        what = f"{action} {key!r}" if key is not None else f"{action} {self.bucket!r}"
+        if code == "PreconditionFailed" or status == 412:
+            return _exists(key or "")
+        if code in _MISSING_CODES:
+            return _missing(key or "")
+        if code == "NoSuchBucket":
+            return StorageError(f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                                hint="create it with `evidence-vault init` or check the "
+                                "bucket name")
+        if code in _CREDENTIAL_CODES:
+            return StorageError(f"S3 at {self.endpoint} rejected the credentials ({code})",
+                                hint="check the access key id and secret key")
+        if code == "AccessDenied" or status == 403:
+            # a HEAD answer has no body, so bad credentials look the same as a refusal
+            return StorageError(f"access denied: cannot {what}",
+                                hint="check the access key id and secret key, and the "
+                                "bucket policy / IAM permissions of that key")
+        return StorageError(f"cannot {what}: S3 error {code} (HTTP {status})")
+
+    def _unreachable(self, exc: BotoCoreError) -> StorageError:
+        if isinstance(exc, NoCredentialsError):
+            return StorageError("no S3 credentials found",
+                                hint="set the access key id and secret key in the config or "
+                                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+        # the message names the endpoint, never credentials
+        return StorageError(f"cannot reach S3 endpoint {self.endpoint}: {type(exc).__name__}",
+                            hint="check that the server is running and the endpoint URL "
+                            "is right")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _exists(key: str) -> ObjectExists:
+    return ObjectExists(f"object {key!r} already exists",
+                        hint="objects are never overwritten; use a new key")
+
+
+def _missing(key: str) -> ObjectMissing:
+    return ObjectMissing(f"object {key!r} does not exist")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _full_sha256(head: dict[str, Any]) -> str:
+    """Hex SHA-256 of the whole object if the server reports one, else ""."""
+    value = head.get("ChecksumSHA256")
+    # a multipart object's checksum is of its parts' checksums ("...=-3", COMPOSITE);
+    # moto reports it without either mark, so the multipart ETag ("...-3") decides too
+    multipart = "-" in str(head.get("ETag", "")) or head.get("ChecksumType") == "COMPOSITE"
+    if not value or "-" in value or multipart:
+        return ""
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return ""
+
+
+def _multipart_etag(etags: list[str]) -> str:
+    """The ETag S3 gives a completed multipart object: MD5 of the part MD5s, "-N"."""
+    try:
+        md5s = b"".join(bytes.fromhex(e.strip('"')) for e in etags)
+    except ValueError:  # not plain MD5s (e.g. SSE-KMS): cannot tell, assume not ours
+        return ""
+    return f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(etags)}"'
