@@ -43,8 +43,11 @@ def order_metadata(i: int, recorded_at: datetime) -> dict:
         "callee": {"phone": phone},
         "consent": {
             "recording_at_ms": 1200,
-            "advertising": {"source": "web-optin", "obtained_at": "2026-10-01T12:00:00Z",
-                            "reference": f"optin-{5521 + i}"},
+            "advertising": {
+                "source": "web-optin",
+                "obtained_at": "2026-10-01T12:00:00Z",
+                "reference": f"optin-{5521 + i}",
+            },
         },
         "identity": {
             "method": "name+date_of_birth+postcode",
@@ -52,7 +55,9 @@ def order_metadata(i: int, recorded_at: datetime) -> dict:
             "span_ms": [3000, 9000],
         },
         "intent": {
-            "product": product, "price": price, "term": "24 months",
+            "product": product,
+            "price": price,
+            "term": "24 months",
             "statement": "Ja, ich möchte den Vertrag so abschließen.",
             "span_ms": [10000, 18000],
         },
@@ -80,8 +85,10 @@ def run_demo(directory: Path | None = None) -> None:
 def _run(root: Path) -> None:
     home, clips = root / "vault", root / "clips"
     clips.mkdir(parents=True, exist_ok=True)
-    say("1. Create an embedded vault",
-        f"SQLite metadata, a local object directory and a keyring, all in {home}")
+    say(
+        "1. Create an embedded vault",
+        f"SQLite metadata, a local object directory and a keyring, all in {home}",
+    )
     vault = Vault.create(home)
     with vault:
         vault.add_client(CLIENT, "Telco DE")
@@ -94,9 +101,11 @@ def _run(root: Path) -> None:
 
 
 def _ingest_all(vault: Vault, clips: Path) -> list:
-    say("2. Synthesise six order segments and seal them",
+    say(
+        "2. Synthesise six order segments and seal them",
         "real audio in six formats; each is validated, encrypted with its own data key, "
-        "stored, and chained into the client's log")
+        "stored, and chained into the client's log",
+    )
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     receipts = []
     for i, fmt in enumerate(FORMATS):
@@ -105,20 +114,26 @@ def _ingest_all(vault: Vault, clips: Path) -> list:
         (clips / f"order-{i}.json").write_text(json.dumps(meta, ensure_ascii=False))
         r = vault.ingest(clip, meta, media_type=MEDIA_TYPES[fmt])
         receipts.append((r, clip, meta))
-        click.echo(f"  {fmt:10s} {clip.stat().st_size:>8,d} bytes -> record {r.record_id}"
-                   f"  log #{r.seq} {r.entry_hash[:16]}…")
+        click.echo(
+            f"  {fmt:10s} {clip.stat().st_size:>8,d} bytes -> record {r.record_id}"
+            f"  log #{r.seq} {r.entry_hash[:16]}…"
+        )
     r, clip, meta = receipts[0]
     again = vault.ingest(clip, meta)
-    click.echo(f"  uploading order-0 again returns the same record: {again.record_id} "
-               f"(duplicate={again.duplicate})")
+    click.echo(
+        f"  uploading order-0 again returns the same record: {again.record_id} "
+        f"(duplicate={again.duplicate})"
+    )
     return receipts
 
 
 def _find_and_open(vault: Vault, receipts: list, root: Path) -> None:
     r, clip, meta = receipts[1]
-    say("3. A customer disputes an order: find the evidence",
+    say(
+        "3. A customer disputes an order: find the evidence",
         f"search by order reference {meta['order_ref']}, and by phone number "
-        "(matched by keyed hash; the database never holds the number)")
+        "(matched by keyed hash; the database never holds the number)",
+    )
     by_ref = vault.find(order_ref=meta["order_ref"])
     by_phone = vault.find(phone=meta["callee"]["phone"])
     click.echo(f"  by order ref: {[h.record_id for h in by_ref]}")
@@ -126,10 +141,14 @@ def _find_and_open(vault: Vault, receipts: list, root: Path) -> None:
     say("4. Open it (each access is written to the log: chain of custody)")
     doc = vault.show(r.record_id, principal="demo:escalation-team")
     ev = doc["evidence"]
-    click.echo(f"  identity confirmed: {ev['identity']['confirmed']['name']}, "
-               f"born {ev['identity']['confirmed']['date_of_birth']}")
-    click.echo(f"  intent: {ev['intent']['product']} at {ev['intent']['price']} for "
-               f"{ev['intent']['term']}: \"{ev['intent']['statement']}\"")
+    click.echo(
+        f"  identity confirmed: {ev['identity']['confirmed']['name']}, "
+        f"born {ev['identity']['confirmed']['date_of_birth']}"
+    )
+    click.echo(
+        f"  intent: {ev['intent']['product']} at {ev['intent']['price']} for "
+        f'{ev["intent"]["term"]}: "{ev["intent"]["statement"]}"'
+    )
     out = vault.write_audio(
         r.record_id, root / f"retrieved{clip.suffix}", principal="demo:escalation-team"
     )
@@ -161,11 +180,15 @@ def _refusals(vault: Vault, clips: Path) -> None:
 def _verify_and_tamper(vault: Vault, receipts: list) -> None:
     say("6. Verify the log and every stored object")
     report = vault.verify()
-    click.echo(f"  {report.entries} log entries, {report.objects} objects: "
-               f"{'clean' if report.clean else 'PROBLEMS'}")
+    click.echo(
+        f"  {report.entries} log entries, {report.objects} objects: "
+        f"{'clean' if report.clean else 'PROBLEMS'}"
+    )
     r = receipts[3][0]
-    say("7. Someone edits a stored recording behind the vault's back",
-        "flip one byte of a stored clip object, then verify again")
+    say(
+        "7. Someone edits a stored recording behind the vault's back",
+        "flip one byte of a stored clip object, then verify again",
+    )
     path = _object_path(vault, r.record_id)
     original = path.read_bytes()
     path.chmod(0o644)

@@ -38,7 +38,12 @@ from vault.errors import (
 from vault.services.context import create_vault
 
 EXIT_FINDINGS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_CONFIG, EXIT_FAILURE = (
-    1, 3, 4, 5, 6, 7,
+    1,
+    3,
+    4,
+    5,
+    6,
+    7,
 )
 
 
@@ -74,8 +79,13 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.option("--vault", "vault_dir", type=click.Path(file_okay=False), envvar="EVIDENCE_VAULT_HOME",
-              help="Vault directory [env EVIDENCE_VAULT_HOME; default ./.evidence-vault].")
+@click.option(
+    "--vault",
+    "vault_dir",
+    type=click.Path(file_okay=False),
+    envvar="EVIDENCE_VAULT_HOME",
+    help="Vault directory [env EVIDENCE_VAULT_HOME; default ./.evidence-vault].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.version_option(package_name="evidence-vault")
 @click.pass_context
@@ -104,8 +114,12 @@ def _emit(ctx: click.Context, data, human: str) -> None:
 @click.option("--s3-bucket", help="Use this S3 bucket instead of the local object directory.")
 @click.option("--s3-endpoint", help="S3 endpoint URL (MinIO, SeaweedFS, Ceph; omit for AWS).")
 @click.option("--s3-region", help="S3 region.")
-@click.option("--name", default="evidence-vault", show_default=True,
-              help="The vault's name, used in log origins.")
+@click.option(
+    "--name",
+    default="evidence-vault",
+    show_default=True,
+    help="The vault's name, used in log origins.",
+)
 @click.pass_context
 def init(ctx, database_url, s3_bucket, s3_endpoint, s3_region, name) -> None:
     """Create a new vault: config, metadata database, object store, keyring.
@@ -123,11 +137,14 @@ def init(ctx, database_url, s3_bucket, s3_endpoint, s3_region, name) -> None:
 
     create_vault(settings).close()
     where = settings.home
-    _emit(ctx, {"home": str(where), "storage": settings.storage},
-          f"created vault in {where}\n"
-          f"  storage:  {settings.storage}\n"
-          f"  database: {settings.resolved_database_url}\n"
-          f"  next:     evidence-vault --vault {where} client add CLIENT")
+    _emit(
+        ctx,
+        {"home": str(where), "storage": settings.storage},
+        f"created vault in {where}\n"
+        f"  storage:  {settings.storage}\n"
+        f"  database: {settings.resolved_database_url}\n"
+        f"  next:     evidence-vault --vault {where} client add CLIENT",
+    )
 
 
 # -- clients and campaigns -------------------------------------------------------------
@@ -151,8 +168,11 @@ def client_add(ctx, client_id, display_name) -> None:
 def client_list(ctx) -> None:
     """List clients."""
     rows = _open(ctx).clients()
-    _emit(ctx, [{"client": c.id, "name": c.display_name} for c in rows],
-          "\n".join(f"{c.id}\t{c.display_name}" for c in rows) or "(no clients)")
+    _emit(
+        ctx,
+        [{"client": c.id, "name": c.display_name} for c in rows],
+        "\n".join(f"{c.id}\t{c.display_name}" for c in rows) or "(no clients)",
+    )
 
 
 @cli.group()
@@ -163,14 +183,21 @@ def campaign() -> None:
 @campaign.command("add")
 @click.argument("name")
 @click.option("--client", "client_id", required=True, help="The client the campaign runs for.")
-@click.option("--retention-days", type=int, required=True,
-              help="Keep evidence this many days after recording.")
+@click.option(
+    "--retention-days",
+    type=int,
+    required=True,
+    help="Keep evidence this many days after recording.",
+)
 @click.pass_context
 def campaign_add(ctx, name, client_id, retention_days) -> None:
     """Add campaign NAME for a client."""
     info = _open(ctx).add_campaign(client_id, name, retention_days)
-    _emit(ctx, info.to_dict(),
-          f"added campaign {name} for {client_id} (retention {retention_days} days)")
+    _emit(
+        ctx,
+        info.to_dict(),
+        f"added campaign {name} for {client_id} (retention {retention_days} days)",
+    )
 
 
 @campaign.command("list")
@@ -179,17 +206,24 @@ def campaign_add(ctx, name, client_id, retention_days) -> None:
 def campaign_list(ctx, client_id) -> None:
     """List campaigns."""
     rows = _open(ctx).campaigns(client_id)
-    _emit(ctx, [r.to_dict() for r in rows],
-          "\n".join(f"{r.client}\t{r.name}\t{r.retention_days} days" for r in rows)
-          or "(no campaigns)")
+    _emit(
+        ctx,
+        [r.to_dict() for r in rows],
+        "\n".join(f"{r.client}\t{r.name}\t{r.retention_days} days" for r in rows)
+        or "(no campaigns)",
+    )
 
 
 # -- evidence --------------------------------------------------------------------------
 @cli.command()
 @click.argument("clip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--meta", "meta_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The evidence metadata (JSON, see docs/formats.md).")
+@click.option(
+    "--meta",
+    "meta_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The evidence metadata (JSON, see docs/formats.md).",
+)
 @click.option("--type", "media_type", help="Declared media type (default: from the extension).")
 @click.pass_context
 def ingest(ctx, clip: Path, meta_path: Path, media_type) -> None:
@@ -197,9 +231,13 @@ def ingest(ctx, clip: Path, meta_path: Path, media_type) -> None:
     receipt = _open(ctx).ingest(clip, meta_path.read_bytes(), media_type=media_type)
     r = receipt.to_dict()
     verb = "already sealed" if receipt.duplicate else "sealed"
-    _emit(ctx, r, f"{verb} record {r['record_id']}\n"
-                  f"  client/campaign: {r['client']}/{r['campaign']}\n"
-                  f"  log entry:       #{r['seq']}  {r['entry_hash']}")
+    _emit(
+        ctx,
+        r,
+        f"{verb} record {r['record_id']}\n"
+        f"  client/campaign: {r['client']}/{r['campaign']}\n"
+        f"  log entry:       #{r['seq']}  {r['entry_hash']}",
+    )
 
 
 def _when(value: str | None) -> datetime | None:
@@ -224,13 +262,26 @@ def _when(value: str | None) -> datetime | None:
 @click.pass_context
 def find(ctx, client_id, campaign, order_ref, phone, agent, since, until, limit) -> None:
     """Find records; the phone is matched by keyed hash, never stored in clear."""
-    hits = _open(ctx).find(client=client_id, campaign=campaign, order_ref=order_ref,
-                           phone=phone, agent=agent, since=_when(since), until=_when(until),
-                           limit=limit)
-    lines = [f"{h.record_id}  {h.recorded_at:%Y-%m-%d %H:%M}  {h.client}/{h.campaign}  "
-             f"{h.order_ref}  {h.agent_id}  {h.duration_ms / 1000:.1f}s" for h in hits]
-    _emit(ctx, [h.to_dict() for h in hits],
-          "\n".join(lines) + f"\n{len(hits)} record(s)" if hits else "no matching records")
+    hits = _open(ctx).find(
+        client=client_id,
+        campaign=campaign,
+        order_ref=order_ref,
+        phone=phone,
+        agent=agent,
+        since=_when(since),
+        until=_when(until),
+        limit=limit,
+    )
+    lines = [
+        f"{h.record_id}  {h.recorded_at:%Y-%m-%d %H:%M}  {h.client}/{h.campaign}  "
+        f"{h.order_ref}  {h.agent_id}  {h.duration_ms / 1000:.1f}s"
+        for h in hits
+    ]
+    _emit(
+        ctx,
+        [h.to_dict() for h in hits],
+        "\n".join(lines) + f"\n{len(hits)} record(s)" if hits else "no matching records",
+    )
 
 
 @cli.command()
@@ -262,7 +313,7 @@ def _render_document(record_id: str, doc: dict) -> str:
     lines += [
         f"  intent:    {intent['product']}, {intent['price']}, {intent['term']} "
         f"at {_span(intent['span_ms'])}",
-        f"             \"{intent['statement']}\"",
+        f'             "{intent["statement"]}"',
     ]
     if ev.get("withdrawal_notice_span_ms"):
         lines.append(f"  withdrawal notice at {_span(ev['withdrawal_notice_span_ms'])}")
@@ -275,8 +326,13 @@ def _span(span) -> str:
 
 @cli.command()
 @click.argument("record_id")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the clip (byte-identical to the upload).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the clip (byte-identical to the upload).",
+)
 @click.pass_context
 def audio(ctx, record_id, output: Path) -> None:
     """Write a record's clip back, byte-identical to what was uploaded."""
@@ -297,8 +353,9 @@ def verify(ctx, client_id) -> None:
 
     total = count_entries(vault.context, client_id)
     show_bar = not ctx.obj["json"] and sys.stderr.isatty()
-    with click.progressbar(length=total, label="verifying", file=sys.stderr,
-                           hidden=not show_bar) as bar:
+    with click.progressbar(
+        length=total, label="verifying", file=sys.stderr, hidden=not show_bar
+    ) as bar:
         report = vault.verify(client_id, progress=bar.update)
     _emit(ctx, report.to_dict(), _render_report(report))
     if not report.clean:
@@ -306,17 +363,24 @@ def verify(ctx, client_id) -> None:
 
 
 def _render_report(report) -> str:
-    head = (f"checked {len(report.clients)} client log(s), {report.entries} entries, "
-            f"{report.records} records, {report.objects} objects")
+    head = (
+        f"checked {len(report.clients)} client log(s), {report.entries} entries, "
+        f"{report.records} records, {report.objects} objects"
+    )
     if report.clean:
         return head + "\nOK: every chain link and every stored object matches"
-    return "\n".join([head, f"PROBLEMS: {len(report.findings)}"]
-                     + [f"  {f}" for f in report.findings])
+    return "\n".join(
+        [head, f"PROBLEMS: {len(report.findings)}"] + [f"  {f}" for f in report.findings]
+    )
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the demo vault here instead of a temporary directory.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo vault here instead of a temporary directory.",
+)
 @click.pass_context
 def demo(ctx, directory: Path | None) -> None:
     """Run the whole job on a throw-away vault and explain each step."""

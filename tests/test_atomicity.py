@@ -15,8 +15,11 @@ from vault.services import ingest as ingest_service
 def _counts(vault):
     with read_session(vault.context.engine) as s:
         head = s.get(LogHead, CLIENT)
-        return (len(list(s.exec(Record.__table__.select()))),
-                len(list(s.exec(LogEntry.__table__.select()))), head.size)
+        return (
+            len(list(s.exec(Record.__table__.select()))),
+            len(list(s.exec(LogEntry.__table__.select()))),
+            head.size,
+        )
 
 
 def test_fault_after_upload_leaves_nothing_and_retry_succeeds(vault, tmp_path, monkeypatch):
@@ -56,11 +59,14 @@ def _crash_between_upload_and_commit(settings, src, meta):
 
 def test_crash_between_upload_and_commit_leaves_orphans_that_verify_reports(vault, tmp_path):
     if vault.settings.s3 and vault.settings.s3.endpoint_url is None:
-        pytest.skip("moto's S3 lives in this process's memory: a crashed child's uploads "
-                    "vanish with it (covered on local and SeaweedFS)")
+        pytest.skip(
+            "moto's S3 lives in this process's memory: a crashed child's uploads "
+            "vanish with it (covered on local and SeaweedFS)"
+        )
     src, meta = clip(tmp_path), order_meta(2)
     proc = mp.get_context("fork").Process(
-        target=_crash_between_upload_and_commit, args=(vault.settings, src, meta))
+        target=_crash_between_upload_and_commit, args=(vault.settings, src, meta)
+    )
     proc.start()
     proc.join(60)
     assert proc.exitcode == 17

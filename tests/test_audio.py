@@ -40,8 +40,14 @@ def write(tmp_path: Path, data: bytes, name: str = "clip.bin") -> Path:
     return path
 
 
-def refused(path: Path, message: str, *, declared: str | None = None,
-            regex: bool = False, hint: str | None = None) -> InvalidAudio:
+def refused(
+    path: Path,
+    message: str,
+    *,
+    declared: str | None = None,
+    regex: bool = False,
+    hint: str | None = None,
+) -> InvalidAudio:
     """probe() must refuse with exactly ``message`` (a full regex when ``regex``)."""
     with pytest.raises(InvalidAudio, match=message if regex else re.escape(message)) as exc:
         probe(path, declared_type=declared)
@@ -92,16 +98,26 @@ def test_duration_is_rounded_down(tmp_path):
 def test_to_dict(tmp_path):
     info = probe(clip(tmp_path, "wav-pcm16", seconds=0.25))
     assert info.to_dict() == {
-        "container": "wav", "codec": "pcm_s16le", "media_type": "audio/wav",
-        "sample_rate": 16000, "channels": 1, "frames": 4000, "duration_ms": 250,
+        "container": "wav",
+        "codec": "pcm_s16le",
+        "media_type": "audio/wav",
+        "sample_rate": 16000,
+        "channels": 1,
+        "frames": 4000,
+        "duration_ms": 250,
     }
     assert isinstance(info, AudioInfo)
 
 
-@pytest.mark.parametrize(("subtype", "codec"), [
-    ("PCM_U8", "pcm_u8"), ("PCM_24", "pcm_s24le"), ("PCM_32", "pcm_s32le"),
-    ("FLOAT", "pcm_f32le"),
-])
+@pytest.mark.parametrize(
+    ("subtype", "codec"),
+    [
+        ("PCM_U8", "pcm_u8"),
+        ("PCM_24", "pcm_s24le"),
+        ("PCM_32", "pcm_s32le"),
+        ("FLOAT", "pcm_f32le"),
+    ],
+)
 def test_other_wav_encodings_stereo(tmp_path, subtype, codec):
     samples = synth.speech(0.5, 16000)
     path = write(tmp_path, pcm_wav(np.stack([samples, samples], 1), 16000, subtype=subtype))
@@ -157,14 +173,27 @@ def test_flac_behind_an_id3_tag(tmp_path):
 # --- declared types ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("declared", "canonical"), [
-    ("audio/wav", "audio/wav"), ("audio/x-wav", "audio/wav"), ("audio/wave", "audio/wav"),
-    ("audio/vnd.wave", "audio/wav"), ("WAV", "audio/wav"), ("audio/mpeg", "audio/mpeg"),
-    ("audio/mp3", "audio/mpeg"), ("mp3", "audio/mpeg"), ("audio/ogg", "audio/ogg"),
-    ("audio/opus", "audio/ogg"), ("Audio/Ogg; codecs=opus", "audio/ogg"), ("opus", "audio/ogg"),
-    ("ogg", "audio/ogg"), ("audio/flac", "audio/flac"), ("audio/x-flac", "audio/flac"),
-    (" flac ", "audio/flac"),
-])
+@pytest.mark.parametrize(
+    ("declared", "canonical"),
+    [
+        ("audio/wav", "audio/wav"),
+        ("audio/x-wav", "audio/wav"),
+        ("audio/wave", "audio/wav"),
+        ("audio/vnd.wave", "audio/wav"),
+        ("WAV", "audio/wav"),
+        ("audio/mpeg", "audio/mpeg"),
+        ("audio/mp3", "audio/mpeg"),
+        ("mp3", "audio/mpeg"),
+        ("audio/ogg", "audio/ogg"),
+        ("audio/opus", "audio/ogg"),
+        ("Audio/Ogg; codecs=opus", "audio/ogg"),
+        ("opus", "audio/ogg"),
+        ("ogg", "audio/ogg"),
+        ("audio/flac", "audio/flac"),
+        ("audio/x-flac", "audio/flac"),
+        (" flac ", "audio/flac"),
+    ],
+)
 def test_normalise_media_type(declared, canonical):
     assert normalise_media_type(declared) == canonical
 
@@ -173,30 +202,55 @@ def test_unsupported_declared_type(tmp_path):
     with pytest.raises(InvalidAudio) as exc:
         normalise_media_type("video/mp4; codecs=avc1")
     assert exc.value.message == "the declared media type 'video/mp4' is not a supported audio type"
-    refused(clip(tmp_path, "wav-pcm16"),
-            "the declared media type 'audio/aac' is not a supported audio type",
-            declared="audio/aac")
+    refused(
+        clip(tmp_path, "wav-pcm16"),
+        "the declared media type 'audio/aac' is not a supported audio type",
+        declared="audio/aac",
+    )
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("a.wav", "audio/wav"), ("a.WAV", "audio/wav"), ("a.mp3", "audio/mpeg"),
-    ("a.ogg", "audio/ogg"), ("a.opus", "audio/ogg"), ("a.flac", "audio/flac"),
-    ("a.m4a", None), ("noext", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.wav", "audio/wav"),
+        ("a.WAV", "audio/wav"),
+        ("a.mp3", "audio/mpeg"),
+        ("a.ogg", "audio/ogg"),
+        ("a.opus", "audio/ogg"),
+        ("a.flac", "audio/flac"),
+        ("a.m4a", None),
+        ("noext", None),
+    ],
+)
 def test_media_type_for_path(name, expected):
     assert media_type_for_path(Path("/x") / name) == expected
 
 
-@pytest.mark.parametrize(("fmt", "declared", "message"), [
-    ("wav-pcm16", "audio/flac",
-     "the clip was declared as audio/flac but its content is WAV (audio/wav)"),
-    ("flac", "audio/x-wav",
-     "the clip was declared as audio/wav but its content is FLAC (audio/flac)"),
-    ("mp3", "audio/opus",
-     "the clip was declared as audio/ogg but its content is MP3 (audio/mpeg)"),
-    ("ogg-opus", "mp3",
-     "the clip was declared as audio/mpeg but its content is Ogg (audio/ogg)"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "declared", "message"),
+    [
+        (
+            "wav-pcm16",
+            "audio/flac",
+            "the clip was declared as audio/flac but its content is WAV (audio/wav)",
+        ),
+        (
+            "flac",
+            "audio/x-wav",
+            "the clip was declared as audio/wav but its content is FLAC (audio/flac)",
+        ),
+        (
+            "mp3",
+            "audio/opus",
+            "the clip was declared as audio/ogg but its content is MP3 (audio/mpeg)",
+        ),
+        (
+            "ogg-opus",
+            "mp3",
+            "the clip was declared as audio/mpeg but its content is Ogg (audio/ogg)",
+        ),
+    ],
+)
 def test_declared_type_must_match_content(tmp_path, fmt, declared, message):
     err = refused(clip(tmp_path, fmt), message, declared=declared)
     assert err.hint.startswith("declare it as ")
@@ -236,9 +290,12 @@ def test_missing_file(tmp_path):
 
 def test_wav_truncated(tmp_path):
     data = synth.synthesize("wav-pcm16", 1.0)  # 16000 frames: a 32000-byte data chunk
-    refused(write(tmp_path, data[:-100]),
-            "the WAV clip is truncated: its 'data' chunk declares 32000 bytes but only 31900 "
-            "are present (100 bytes missing)", hint="truncated")
+    refused(
+        write(tmp_path, data[:-100]),
+        "the WAV clip is truncated: its 'data' chunk declares 32000 bytes but only 31900 "
+        "are present (100 bytes missing)",
+        hint="truncated",
+    )
 
 
 def test_wav_truncated_after_the_data_chunk(tmp_path):
@@ -246,9 +303,12 @@ def test_wav_truncated_after_the_data_chunk(tmp_path):
     info_chunk = b"LIST" + struct.pack("<I", 12) + b"INFOISFT\0\0\0\0"
     full = data[:4] + struct.pack("<I", len(data) - 8 + len(info_chunk)) + data[8:] + info_chunk
     assert probe(write(tmp_path, full)).frames == 4000
-    refused(write(tmp_path, full[:-5]),
-            f"the WAV clip is truncated: its RIFF header declares {len(full)} bytes but the "
-            f"file has {len(full) - 5} (5 bytes missing)", hint="truncated")
+    refused(
+        write(tmp_path, full[:-5]),
+        f"the WAV clip is truncated: its RIFF header declares {len(full)} bytes but the "
+        f"file has {len(full) - 5} (5 bytes missing)",
+        hint="truncated",
+    )
 
 
 def test_wav_with_zero_frames(tmp_path):
@@ -270,8 +330,10 @@ def test_wav_without_fmt_chunk(tmp_path):
 
 def test_wav_adpcm_is_unsupported(tmp_path):
     data = pcm_wav(synth.speech(0.5, 8000), 8000, subtype="MS_ADPCM")
-    err = refused(write(tmp_path, data, "clip.wav"),
-                  "the WAV clip uses an unsupported encoding: format tag 0x0002 (MS ADPCM)")
+    err = refused(
+        write(tmp_path, data, "clip.wav"),
+        "the WAV clip uses an unsupported encoding: format tag 0x0002 (MS ADPCM)",
+    )
     assert "PCM 8/16/24/32-bit, IEEE float, G.711 µ-law and A-law" in err.hint
 
 
@@ -284,17 +346,22 @@ def test_wav_odd_bit_depth_is_unsupported(tmp_path):
 def test_wav_extensible_with_unknown_subformat(tmp_path):
     data = bytearray(pcm_wav(synth.speech(0.1, 8000), 8000, fmt="WAVEX"))
     data[20 + 24 + 4] ^= 0xFF  # inside the subformat GUID, after the format tag
-    refused(write(tmp_path, bytes(data)),
-            "the WAV clip uses an unsupported encoding: "
-            "WAVE_FORMAT_EXTENSIBLE with an unknown subformat")
+    refused(
+        write(tmp_path, bytes(data)),
+        "the WAV clip uses an unsupported encoding: "
+        "WAVE_FORMAT_EXTENSIBLE with an unknown subformat",
+    )
 
 
 def test_wav_inconsistent_fmt(tmp_path):
     data = bytearray(synth.synthesize("wav-pcm16", 0.1))
     data[32:34] = struct.pack("<H", 3)  # block align
-    refused(write(tmp_path, bytes(data)),
-            "the WAV fmt chunk is inconsistent: block align 3 for 1 channel(s) of 16-bit "
-            "samples at 16000 Hz", hint="damaged")
+    refused(
+        write(tmp_path, bytes(data)),
+        "the WAV fmt chunk is inconsistent: block align 3 for 1 channel(s) of 16-bit "
+        "samples at 16000 Hz",
+        hint="damaged",
+    )
 
 
 def test_large_wav_is_probed_from_its_header(tmp_path, monkeypatch):
@@ -324,23 +391,31 @@ def test_large_wav_is_probed_from_its_header(tmp_path, monkeypatch):
 
 def test_flac_truncated(tmp_path):
     data = synth.synthesize("flac", 2.0)
-    refused(write(tmp_path, data[:-100]),
-            r"the FLAC clip is damaged or truncated: decoding failed after \d+ samples "
-            r"\(flac decoder lost sync\)", regex=True, hint="damaged")
+    refused(
+        write(tmp_path, data[:-100]),
+        r"the FLAC clip is damaged or truncated: decoding failed after \d+ samples "
+        r"\(flac decoder lost sync\)",
+        regex=True,
+        hint="damaged",
+    )
 
 
 def test_flac_shorter_than_streaminfo_says(tmp_path):
     data = bytearray(synth.synthesize("flac", 1.0))
     fields = int.from_bytes(data[18:26], "big")
     data[18:26] = (fields + 4096).to_bytes(8, "big")  # STREAMINFO total samples += 4096
-    refused(write(tmp_path, bytes(data)),
-            "the FLAC clip is truncated: decoding gave 16000 samples where STREAMINFO "
-            "promises 20096", hint="truncated")
+    refused(
+        write(tmp_path, bytes(data)),
+        "the FLAC clip is truncated: decoding gave 16000 samples where STREAMINFO promises 20096",
+        hint="truncated",
+    )
 
 
 def test_flac_header_only(tmp_path):
-    refused(write(tmp_path, b"fLaC\0\0\0\x22"),
-            "the FLAC clip is truncated: it ends inside its STREAMINFO header (34 bytes missing)")
+    refused(
+        write(tmp_path, b"fLaC\0\0\0\x22"),
+        "the FLAC clip is truncated: it ends inside its STREAMINFO header (34 bytes missing)",
+    )
 
 
 # --- Ogg ----------------------------------------------------------------------------------------
@@ -352,7 +427,7 @@ def ogg_pages(data: bytes) -> list[int]:
     while pos < len(data):
         offsets.append(pos)
         nsegs = data[pos + 26]
-        pos += 27 + nsegs + sum(data[pos + 27:pos + 27 + nsegs])
+        pos += 27 + nsegs + sum(data[pos + 27 : pos + 27 + nsegs])
     return offsets
 
 
@@ -360,41 +435,56 @@ def test_ogg_truncated_mid_page(tmp_path):
     data = synth.synthesize("ogg-opus", 2.0)
     cut = len(data) // 2
     page = max(p for p in ogg_pages(data) if p < cut)
-    refused(write(tmp_path, data[:cut]),
-            rf"the Ogg clip is truncated: its page at byte {page} is cut short "
-            r"\(\d+ bytes missing\)", regex=True, hint="truncated")
+    refused(
+        write(tmp_path, data[:cut]),
+        rf"the Ogg clip is truncated: its page at byte {page} is cut short "
+        r"\(\d+ bytes missing\)",
+        regex=True,
+        hint="truncated",
+    )
 
 
 def test_ogg_truncated_at_a_page_boundary(tmp_path):
     data = synth.synthesize("ogg-opus", 2.0)
     last = ogg_pages(data)[-1]
     assert data[last + 5] & 0x04  # the end-of-stream page
-    refused(write(tmp_path, data[:last]),
-            "the Ogg clip is truncated: its last page does not end the stream", hint="truncated")
+    refused(
+        write(tmp_path, data[:last]),
+        "the Ogg clip is truncated: its last page does not end the stream",
+        hint="truncated",
+    )
 
 
 def test_ogg_damaged_inside_a_page(tmp_path):
     data = bytearray(synth.synthesize("ogg-opus", 2.0))
     pages = ogg_pages(bytes(data))
     middle = pages[len(pages) // 2]
-    data[middle + 200:middle + 260] = b"\x55" * 60  # the body: only the page CRC notices
-    refused(write(tmp_path, bytes(data)),
-            r"the Ogg clip is damaged: decoding gave \d+ samples where its last page "
-            r"promises 96000", regex=True, hint="damaged")
+    data[middle + 200 : middle + 260] = b"\x55" * 60  # the body: only the page CRC notices
+    refused(
+        write(tmp_path, bytes(data)),
+        r"the Ogg clip is damaged: decoding gave \d+ samples where its last page "
+        r"promises 96000",
+        regex=True,
+        hint="damaged",
+    )
 
 
 def test_ogg_junk_after_the_stream(tmp_path):
     data = synth.synthesize("ogg-opus", 0.5) + b"\0" * 10
-    refused(write(tmp_path, data),
-            "the Ogg clip is damaged: 10 bytes of junk after the end of the stream")
+    refused(
+        write(tmp_path, data),
+        "the Ogg clip is damaged: 10 bytes of junk after the end of the stream",
+    )
 
 
 def test_ogg_other_codecs_are_unsupported(tmp_path):
     data = bytearray(synth.synthesize("ogg-opus", 0.5))
     assert data[28:36] == b"OpusHead"
     data[28:36] = b"Speex   "
-    refused(write(tmp_path, bytes(data)),
-            "the Ogg clip holds Speex audio; only Opus and Vorbis are supported in Ogg")
+    refused(
+        write(tmp_path, bytes(data)),
+        "the Ogg clip holds Speex audio; only Opus and Vorbis are supported in Ogg",
+    )
 
 
 # --- MP3 ----------------------------------------------------------------------------------------
@@ -405,7 +495,7 @@ def mp3_frames(data: bytes) -> list[int]:
     offsets, pos = [], 0
     while pos < len(data):
         offsets.append(pos)
-        pos += audio._mp3_frame(data[pos:pos + 4]).length
+        pos += audio._mp3_frame(data[pos : pos + 4]).length
     return offsets
 
 
@@ -413,27 +503,33 @@ def test_mp3_truncated_mid_frame(tmp_path):
     data = synth.synthesize("mp3", 2.0)
     last = mp3_frames(data)[-1]
     cut = len(data) - (len(data) - last) // 2
-    refused(write(tmp_path, data[:cut]),
-            f"the MP3 clip is truncated: its last frame is cut short "
-            f"({len(data) - cut} bytes missing)", hint="truncated")
+    refused(
+        write(tmp_path, data[:cut]),
+        f"the MP3 clip is truncated: its last frame is cut short ({len(data) - cut} bytes missing)",
+        hint="truncated",
+    )
 
 
 def test_mp3_truncated_at_a_frame_boundary(tmp_path):
     data = synth.synthesize("mp3", 2.0)
     frames = mp3_frames(data)
     n = len(frames) - 1  # audio frames: the first one holds the Xing/LAME header
-    refused(write(tmp_path, data[:frames[-1]]),
-            f"the MP3 clip is truncated: its header announces {n} frames but {n - 1} are "
-            "present", hint="truncated")
+    refused(
+        write(tmp_path, data[: frames[-1]]),
+        f"the MP3 clip is truncated: its header announces {n} frames but {n - 1} are present",
+        hint="truncated",
+    )
 
 
 def test_mp3_damaged_frame_header(tmp_path):
     data = bytearray(synth.synthesize("mp3", 2.0))
     frame = mp3_frames(bytes(data))[10]
-    data[frame:frame + 4] = b"\x55" * 4
-    refused(write(tmp_path, bytes(data)),
-            f"the MP3 clip is damaged: no valid MPEG audio frame header at byte {frame}",
-            hint="damaged")
+    data[frame : frame + 4] = b"\x55" * 4
+    refused(
+        write(tmp_path, bytes(data)),
+        f"the MP3 clip is damaged: no valid MPEG audio frame header at byte {frame}",
+        hint="damaged",
+    )
 
 
 def test_mpeg_layer_ii_is_not_mp3(tmp_path):

@@ -53,7 +53,8 @@ def test_ingest_find_show_audio_verify(run, tmp_path):
     shown = run("show", rid).output
     assert "Max Mustermann" in shown and "Fibre 250" in shown
     assert json.loads(run("--json", "show", rid).output)["evidence"]["order_ref"] == (
-        "ORD-2026-000001")
+        "ORD-2026-000001"
+    )
 
     run("audio", rid, "-o", str(tmp_path / "back.flac"))
     assert (tmp_path / "back.flac").read_bytes() == src.read_bytes()
@@ -103,8 +104,9 @@ def test_init_refuses_an_existing_vault(run):
 
 
 def test_demo_runs(tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo")],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["demo", "--dir", str(tmp_path / "demo")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "byte-identical to the upload: True" in result.output
     assert "[modified]" in result.output and "clean = True" in result.output

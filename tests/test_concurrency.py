@@ -61,8 +61,9 @@ def _assert_linear_log(vault, results):
     assert len(dup_ids) == 1, "the raced duplicate must resolve to one record"
     with read_session(vault.context.engine) as s:
         records = list(s.exec(select(Record)))
-        rows = list(s.exec(select(LogEntry).where(LogEntry.client_id == CLIENT)
-                           .order_by(LogEntry.seq)))
+        rows = list(
+            s.exec(select(LogEntry).where(LogEntry.client_id == CLIENT).order_by(LogEntry.seq))
+        )
         head = s.get(LogHead, CLIENT)
     assert len(records) == expected_records
     assert [r.seq for r in rows] == list(range(expected_records))  # no gap, no duplicate seq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,17 @@ T = datetime(2026, 11, 22, 9, 14, 3, 123456, tzinfo=UTC)
 def build_chain(n: int, log: str = "telco-de") -> list[tuple[int, bytes]]:
     rows, prev = [], GENESIS_PREV
     for seq in range(n):
-        raw = encode_entry(make_entry(log=log, seq=seq, type="evidence.sealed", time=T,
-                                      prev=prev, record=f"r{seq}", body={"n": seq}))
+        raw = encode_entry(
+            make_entry(
+                log=log,
+                seq=seq,
+                type="evidence.sealed",
+                time=T,
+                prev=prev,
+                record=f"r{seq}",
+                body={"n": seq},
+            )
+        )
         rows.append((seq, raw))
         prev = entry_hash(raw)
     return rows
@@ -33,27 +43,41 @@ def findings(rows, head_size=None, head_hash=None, log="telco-de") -> list[Findi
 
 
 def test_entry_is_rfc8785_canonical_and_leaf_hashed():
-    e = make_entry(log="telco-de", seq=0, type="evidence.sealed", time=T, prev=GENESIS_PREV,
-                   record="r0", body={"b": 2, "a": [1, "ü"]})
+    e = make_entry(
+        log="telco-de",
+        seq=0,
+        type="evidence.sealed",
+        time=T,
+        prev=GENESIS_PREV,
+        record="r0",
+        body={"b": 2, "a": [1, "ü"]},
+    )
     raw = encode_entry(e)
-    assert raw == (b'{"body":{"a":[1,"\xc3\xbc"],"b":2},"log":"telco-de","prev":"' +
-                   GENESIS_PREV.encode() + b'","record":"r0","seq":0,'
-                   b'"time":"2026-11-22T09:14:03.123Z","type":"evidence.sealed","v":1}')
+    assert raw == (
+        b'{"body":{"a":[1,"\xc3\xbc"],"b":2},"log":"telco-de","prev":"'
+        + GENESIS_PREV.encode()
+        + b'","record":"r0","seq":0,'
+        b'"time":"2026-11-22T09:14:03.123Z","type":"evidence.sealed","v":1}'
+    )
     assert entry_hash(raw) == hashlib.sha256(b"\x00" + raw).hexdigest()
     assert parse_entry(raw) == e
 
 
 def test_non_canonical_bytes_are_rejected():
-    raw = encode_entry(make_entry(log="x", seq=0, type="evidence.sealed", time=T,
-                                  prev=GENESIS_PREV, record=None, body={}))
+    raw = encode_entry(
+        make_entry(
+            log="x", seq=0, type="evidence.sealed", time=T, prev=GENESIS_PREV, record=None, body={}
+        )
+    )
     with pytest.raises(ValueError, match="canonical"):
         parse_entry(raw.replace(b",", b", ", 1))
 
 
 def test_unknown_entry_type_cannot_be_made():
     with pytest.raises(ValueError, match="unknown entry type"):
-        make_entry(log="x", seq=0, type="evidence.deleted", time=T, prev=GENESIS_PREV,
-                   record=None, body={})
+        make_entry(
+            log="x", seq=0, type="evidence.deleted", time=T, prev=GENESIS_PREV, record=None, body={}
+        )
 
 
 @pytest.mark.parametrize("vector", VECTORS["entries"], ids=lambda v: v["name"])
@@ -67,7 +91,7 @@ def test_entry_vectors(vector):
 def test_vector_chain_links():
     entries = VECTORS["entries"]
     assert entries[0]["entry"]["prev"] == GENESIS_PREV
-    for a, b in zip(entries, entries[1:], strict=False):
+    for a, b in itertools.pairwise(entries):
         assert b["entry"]["prev"] == a["leaf_hash"]
 
 
@@ -107,7 +131,9 @@ def test_swapped_entries_are_reordered():
     rows[3], rows[4] = (s3, r4), (s4, r3)
     fs = findings(rows, head_hash=entry_hash(build_chain(10)[-1][1]))
     assert [(f.kind, f.seq) for f in fs if f.kind == "reordered"] == [
-        ("reordered", 3), ("reordered", 4)]
+        ("reordered", 3),
+        ("reordered", 4),
+    ]
 
 
 def test_truncated_log():

@@ -57,8 +57,11 @@ def _s3_store(request: pytest.FixtureRequest, backend: str, *, object_lock: bool
     server: SeaweedFS = request.getfixturevalue("seaweedfs")
     # endpoint and keys rather than client=, so make_client() is what gets tested
     return S3Store.ensure_bucket(
-        _bucket_name(), object_lock=object_lock, endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+        _bucket_name(),
+        object_lock=object_lock,
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
     )
 
 
@@ -87,7 +90,7 @@ def plain(request: pytest.FixtureRequest) -> S3Store:
 def chunked(data: bytes, size: int = 700_001) -> Iterator[bytes]:
     """Odd-sized chunks, so part boundaries never line up with chunk boundaries."""
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 def failing(data: bytes) -> Iterator[bytes]:
@@ -248,8 +251,21 @@ def test_delete(store: ObjectStore) -> None:
 
 
 BAD_KEYS = [
-    "../x", "/abs", "a//b", "a/../b", "a/./b", "", "a/", ".hidden", "a/.tmp-x",
-    "a b", "a\\b", "ä", "a\x00b", "x" * 1025, "s/" + "y" * 256,
+    "../x",
+    "/abs",
+    "a//b",
+    "a/../b",
+    "a/./b",
+    "",
+    "a/",
+    ".hidden",
+    "a/.tmp-x",
+    "a b",
+    "a\\b",
+    "ä",
+    "a\x00b",
+    "x" * 1025,
+    "s/" + "y" * 256,
 ]
 
 
@@ -376,8 +392,7 @@ def test_delete_without_versions_only_hides_a_locked_object(locked: S3Store) -> 
     stored = locked.put("m/obj", [b"kept"], retain_until=in_a_day())
     locked.delete("m/obj")  # a delete marker: allowed, the locked version stays
     assert not locked.exists("m/obj")
-    raw = locked.client.get_object(Bucket=locked.bucket, Key="m/obj",
-                                   VersionId=stored.version_id)
+    raw = locked.client.get_object(Bucket=locked.bucket, Key="m/obj", VersionId=stored.version_id)
     assert raw["Body"].read() == b"kept"
 
 
@@ -419,7 +434,10 @@ def test_unreachable_endpoint_names_endpoint_not_secret() -> None:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     client = boto3.session.Session().client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="very-secret-key",
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
     )
@@ -431,8 +449,12 @@ def test_unreachable_endpoint_names_endpoint_not_secret() -> None:
 
 
 def test_wrong_credentials_are_reported(seaweedfs: SeaweedFS) -> None:
-    store = S3Store("anything", endpoint_url=seaweedfs.endpoint_url,
-                    aws_access_key_id=seaweedfs.access_key, aws_secret_access_key="wrong")
+    store = S3Store(
+        "anything",
+        endpoint_url=seaweedfs.endpoint_url,
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key="wrong",
+    )
     with pytest.raises(StorageError, match="access denied") as err:
         store.head("k")  # a HEAD answer has no error code, only 403
     assert "wrong" not in str(err.value)
@@ -448,8 +470,10 @@ def _lose_first_response(store: S3Store, operation: str) -> None:
     def flaky(**kwargs: Any) -> Any:
         real(**kwargs)
         raise ClientError(
-            {"Error": {"Code": "PreconditionFailed", "Message": "retry saw its own write"},
-             "ResponseMetadata": {"HTTPStatusCode": 412, "RetryAttempts": 1}},
+            {
+                "Error": {"Code": "PreconditionFailed", "Message": "retry saw its own write"},
+                "ResponseMetadata": {"HTTPStatusCode": 412, "RetryAttempts": 1},
+            },
             operation,
         )
 

@@ -26,8 +26,10 @@ def sealed(vault, tmp_path):
 
 
 def kinds(report):
-    return sorted(((f.kind, f.record, f.seq) for f in report.findings),
-                  key=lambda t: (t[0], t[1] or "", -1 if t[2] is None else t[2]))
+    return sorted(
+        ((f.kind, f.record, f.seq) for f in report.findings),
+        key=lambda t: (t[0], t[1] or "", -1 if t[2] is None else t[2]),
+    )
 
 
 def test_flipped_byte_in_clip(vault, sealed):
@@ -58,7 +60,8 @@ def test_swapped_objects_of_two_records(vault, sealed):
     write_object(vault, a.clip_key, cb)
     write_object(vault, b.clip_key, ca)
     assert sorted(kinds(vault.verify())) == sorted(
-        [("modified", a.id, a.seq), ("modified", b.id, b.seq)])
+        [("modified", a.id, a.seq), ("modified", b.id, b.seq)]
+    )
     # even with the ciphertext hash check out of the way, the AEAD binding refuses it
     with pytest.raises(DecryptionFailed):
         vault.write_audio(a.id, vault.settings.home / "a.wav")
@@ -74,13 +77,16 @@ def test_deleted_object(vault, sealed):
 
 def test_edited_entry_row(vault, sealed):
     rec = sealed[0]
-    sql(vault, "UPDATE log_entry SET entry = :e WHERE client_id = :c AND seq = :s",
+    sql(
+        vault,
+        "UPDATE log_entry SET entry = :e WHERE client_id = :c AND seq = :s",
         e=_entry(vault, rec.seq).replace(b'"duration_ms":2000', b'"duration_ms":2001'),
-        c=CLIENT, s=rec.seq)
+        c=CLIENT,
+        s=rec.seq,
+    )
     report = vault.verify()
     assert ("modified", rec.id, rec.seq) in kinds(report)
-    assert any("does not hash to the value entry 1 chained to" in f.detail
-               for f in report.findings)
+    assert any("does not hash to the value entry 1 chained to" in f.detail for f in report.findings)
 
 
 def test_deleted_entry_row(vault, sealed):

@@ -6,7 +6,6 @@ SeaweedFS+SQLite, local+PostgreSQL and SeaweedFS+PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -53,8 +52,14 @@ def test_log_entries_and_rows_hold_no_pii(vault, tmp_path):
         blobs = [e.entry for e in s.exec(select(LogEntry))]
         row = s.get(Record, r.record_id)
     text = b"".join(blobs).decode() + repr(row.model_dump())
-    for secret in ("+4915112345678", "4915112345678", "Mustermann", "1980-01-31",
-                   "abschließen", "10115"):
+    for secret in (
+        "+4915112345678",
+        "4915112345678",
+        "Mustermann",
+        "1980-01-31",
+        "abschließen",
+        "10115",
+    ):
         assert secret not in text
 
 
@@ -64,18 +69,24 @@ def test_same_upload_twice_returns_the_existing_receipt(vault, tmp_path):
     again = vault.ingest(src, order_meta(4))
     assert again.duplicate and not first.duplicate
     assert (again.record_id, again.seq, again.entry_hash) == (
-        first.record_id, first.seq, first.entry_hash)
+        first.record_id,
+        first.seq,
+        first.entry_hash,
+    )
     assert len(vault.find(order_ref="ORD-2026-000004")) == 1
 
 
 def test_different_clip_under_same_call_segment_is_refused(vault, tmp_path):
     first = vault.ingest(clip(tmp_path, seed=1), order_meta(5))
-    with pytest.raises(Conflict, match=r"already sealed with a different clip \(record "
-                                      + first.record_id):
+    with pytest.raises(
+        Conflict, match=r"already sealed with a different clip \(record " + first.record_id
+    ):
         vault.ingest(clip(tmp_path, seed=2), order_meta(5))
     with pytest.raises(Conflict, match="already sealed with different metadata"):
-        vault.ingest(tmp_path / next(p.name for p in tmp_path.iterdir() if "-1-" in p.name),
-                     order_meta(5, agent_id="agent-999"))
+        vault.ingest(
+            tmp_path / next(p.name for p in tmp_path.iterdir() if "-1-" in p.name),
+            order_meta(5, agent_id="agent-999"),
+        )
     assert vault.verify().clean
 
 
@@ -107,11 +118,19 @@ def test_find_filters(vault, tmp_path):
     t0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     vault.add_campaign(CLIENT, "energy-q4", retention_days=365)
     a = vault.ingest(clip(tmp_path, seed=1), order_meta(10, recorded_at=t0))
-    b = vault.ingest(clip(tmp_path, seed=2), order_meta(
-        11, recorded_at=t0 + timedelta(days=3), agent_id="agent-007",
-        callee={"phone": "+33612345678"}))
-    c = vault.ingest(clip(tmp_path, seed=3), order_meta(
-        12, recorded_at=t0 + timedelta(days=5), campaign="energy-q4"))
+    b = vault.ingest(
+        clip(tmp_path, seed=2),
+        order_meta(
+            11,
+            recorded_at=t0 + timedelta(days=3),
+            agent_id="agent-007",
+            callee={"phone": "+33612345678"},
+        ),
+    )
+    c = vault.ingest(
+        clip(tmp_path, seed=3),
+        order_meta(12, recorded_at=t0 + timedelta(days=5), campaign="energy-q4"),
+    )
     ids = lambda hits: [h.record_id for h in hits]  # noqa: E731
     assert ids(vault.find(order_ref="ORD-2026-000011")) == [b.record_id]
     assert ids(vault.find(phone="+4915112345678")) == [a.record_id, c.record_id]
@@ -119,7 +138,8 @@ def test_find_filters(vault, tmp_path):
     assert ids(vault.find(agent="agent-007")) == [b.record_id]
     assert ids(vault.find(campaign="energy-q4")) == [c.record_id]
     assert ids(vault.find(since=t0 + timedelta(days=1), until=t0 + timedelta(days=4))) == [
-        b.record_id]
+        b.record_id
+    ]
     assert ids(vault.find(client="other")) == []
     assert vault.find(order_ref="ORD-2026-000012")[0].campaign == "energy-q4"
 
@@ -129,8 +149,7 @@ def test_every_read_is_logged(vault, tmp_path):
     vault.show(r.record_id, principal="team:escalation")
     vault.write_audio(r.record_id, tmp_path / "o.wav", principal="team:escalation")
     with read_session(vault.context.engine) as s:
-        entries = [parse_entry(e.entry) for e in
-                   s.exec(select(LogEntry).order_by(LogEntry.seq))]
+        entries = [parse_entry(e.entry) for e in s.exec(select(LogEntry).order_by(LogEntry.seq))]
     accessed = [(e["type"], e["body"]) for e in entries[1:]]
     assert accessed == [
         ("evidence.accessed", {"principal": "team:escalation", "what": "metadata"}),

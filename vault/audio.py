@@ -28,14 +28,27 @@ from vault.errors import InvalidAudio
 _CANONICAL = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac"}
 _LABELS = {"wav": "WAV", "mp3": "MP3", "ogg": "Ogg", "flac": "FLAC"}
 _ALIASES = {
-    "audio/wav": "audio/wav", "audio/x-wav": "audio/wav", "audio/wave": "audio/wav",
-    "audio/vnd.wave": "audio/wav", "wav": "audio/wav",
-    "audio/mpeg": "audio/mpeg", "audio/mp3": "audio/mpeg", "mp3": "audio/mpeg",
-    "audio/ogg": "audio/ogg", "audio/opus": "audio/ogg", "ogg": "audio/ogg", "opus": "audio/ogg",
-    "audio/flac": "audio/flac", "audio/x-flac": "audio/flac", "flac": "audio/flac",
+    "audio/wav": "audio/wav",
+    "audio/x-wav": "audio/wav",
+    "audio/wave": "audio/wav",
+    "audio/vnd.wave": "audio/wav",
+    "wav": "audio/wav",
+    "audio/mpeg": "audio/mpeg",
+    "audio/mp3": "audio/mpeg",
+    "mp3": "audio/mpeg",
+    "audio/ogg": "audio/ogg",
+    "audio/opus": "audio/ogg",
+    "ogg": "audio/ogg",
+    "opus": "audio/ogg",
+    "audio/flac": "audio/flac",
+    "audio/x-flac": "audio/flac",
+    "flac": "audio/flac",
 }
 _EXTENSIONS = {
-    ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
     ".flac": "audio/flac",
 }
 
@@ -137,8 +150,7 @@ def _sniff(f: BinaryIO) -> tuple[str, int]:
     if _mpeg_sync(magic):
         return "mp3", start
     raise InvalidAudio(
-        "the clip is not audio in a supported format "
-        "(no WAV, MP3, Ogg or FLAC signature found)",
+        "the clip is not audio in a supported format (no WAV, MP3, Ogg or FLAC signature found)",
         hint=_HINT_FORMAT,
     )
 
@@ -159,13 +171,26 @@ def _skip_id3v2(f: BinaryIO) -> int:
 
 #: (format tag, bits per sample) -> codec
 _WAV_CODECS = {
-    (1, 8): "pcm_u8", (1, 16): "pcm_s16le", (1, 24): "pcm_s24le", (1, 32): "pcm_s32le",
-    (3, 32): "pcm_f32le", (3, 64): "pcm_f64le", (6, 8): "pcm_alaw", (7, 8): "pcm_mulaw",
+    (1, 8): "pcm_u8",
+    (1, 16): "pcm_s16le",
+    (1, 24): "pcm_s24le",
+    (1, 32): "pcm_s32le",
+    (3, 32): "pcm_f32le",
+    (3, 64): "pcm_f64le",
+    (6, 8): "pcm_alaw",
+    (7, 8): "pcm_mulaw",
 }
 _WAV_TAG_NAMES = {
-    0x0001: "PCM", 0x0002: "MS ADPCM", 0x0003: "IEEE float", 0x0006: "A-law",
-    0x0007: "µ-law", 0x0011: "IMA ADPCM", 0x0031: "GSM 6.10", 0x0040: "G.721 ADPCM",
-    0x0050: "MPEG", 0x0055: "MPEG Layer III",
+    0x0001: "PCM",
+    0x0002: "MS ADPCM",
+    0x0003: "IEEE float",
+    0x0006: "A-law",
+    0x0007: "µ-law",
+    0x0011: "IMA ADPCM",
+    0x0031: "GSM 6.10",
+    0x0040: "G.721 ADPCM",
+    0x0050: "MPEG",
+    0x0055: "MPEG Layer III",
 }
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 #: the KSDATAFORMAT_SUBTYPE_* GUIDs are the format tag followed by these 14 bytes
@@ -190,8 +215,10 @@ def _probe_wav(f: BinaryIO, size: int) -> AudioInfo:
         if body + chunk_size > size:
             name = chunk_id.decode("ascii", "replace").strip()
             raise _truncated(
-                "WAV", f"its {name!r} chunk declares {chunk_size} bytes but only "
-                f"{size - body} are present", body + chunk_size - size,
+                "WAV",
+                f"its {name!r} chunk declares {chunk_size} bytes but only "
+                f"{size - body} are present",
+                body + chunk_size - size,
             )
         if chunk_id == b"fmt ":
             f.seek(body)
@@ -204,7 +231,8 @@ def _probe_wav(f: BinaryIO, size: int) -> AudioInfo:
         raise InvalidAudio(f"the WAV clip has no {missing} chunk", hint=_HINT_DAMAGED)
     if riff_end > size:
         raise _truncated(
-            "WAV", f"its RIFF header declares {riff_end} bytes but the file has {size}",
+            "WAV",
+            f"its RIFF header declares {riff_end} bytes but the file has {size}",
             riff_end - size,
         )
     codec, channels, rate, block_align = fmt
@@ -264,7 +292,8 @@ def _probe_flac(f: BinaryIO, path: str | os.PathLike, start: int) -> AudioInfo:
     dec = _decode(path, "flac")
     if total and dec.frames != total:
         raise _truncated(
-            "FLAC", f"decoding gave {dec.frames} samples where STREAMINFO promises {total}",
+            "FLAC",
+            f"decoding gave {dec.frames} samples where STREAMINFO promises {total}",
             None,
         )
     return _info("flac", "flac", dec.sample_rate, dec.channels, dec.frames)
@@ -352,8 +381,7 @@ def _ogg_codec(first_packet: bytes) -> tuple[str, int]:
 # --- MP3 -------------------------------------------------------------------------------------
 
 #: MPEG version bits -> sample rates by index (0b01 is reserved)
-_MPEG_RATES = {0b11: (44100, 48000, 32000), 0b10: (22050, 24000, 16000),
-               0b00: (11025, 12000, 8000)}
+_MPEG_RATES = {0b11: (44100, 48000, 32000), 0b10: (22050, 24000, 16000), 0b00: (11025, 12000, 8000)}
 #: Layer III bit rates (kbit/s) by index, for MPEG-1 and for MPEG-2/2.5
 _L3_KBPS_V1 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _L3_KBPS_V2 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
@@ -371,9 +399,15 @@ class _MpegFrame:
 
 def _mpeg_sync(h: bytes) -> bool:
     """Is this a plausible MPEG audio frame header (any layer)?"""
-    return (len(h) == 4 and h[0] == 0xFF and h[1] & 0xE0 == 0xE0
-            and (h[1] >> 3) & 3 != 0b01 and (h[1] >> 1) & 3 != 0
-            and h[2] >> 4 not in (0, 15) and (h[2] >> 2) & 3 != 3)
+    return (
+        len(h) == 4
+        and h[0] == 0xFF
+        and h[1] & 0xE0 == 0xE0
+        and (h[1] >> 3) & 3 != 0b01
+        and (h[1] >> 1) & 3 != 0
+        and h[2] >> 4 not in (0, 15)
+        and (h[2] >> 2) & 3 != 3
+    )
 
 
 def _mp3_frame(h: bytes) -> _MpegFrame | None:
@@ -561,7 +595,11 @@ def _n_bytes(n: int) -> str:
 
 def _info(container: str, codec: str, rate: int, channels: int, frames: int) -> AudioInfo:
     return AudioInfo(
-        container=container, codec=codec, media_type=_CANONICAL[container],
-        sample_rate=rate, channels=channels, frames=frames,
+        container=container,
+        codec=codec,
+        media_type=_CANONICAL[container],
+        sample_rate=rate,
+        channels=channels,
+        frames=frames,
         duration_ms=frames * 1000 // rate,
     )

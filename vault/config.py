@@ -179,9 +179,7 @@ def apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
             ),
         )
     elif s.storage != "local":
-        raise ConfigError(
-            f"unknown storage backend {s.storage!r}", hint="use 'local' or 's3'"
-        )
+        raise ConfigError(f"unknown storage backend {s.storage!r}", hint="use 'local' or 's3'")
     if s.key_provider != "local":
         raise ConfigError(
             f"unknown key provider {s.key_provider!r}",
@@ -193,7 +191,7 @@ def apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
 def _required(table: dict, key: str, where: str) -> str:
     value = table.get(key)
     if not value:
-        raise ConfigError(f"[{where}] needs '{key}'", hint=f"add {key} = \"...\" to vault.toml")
+        raise ConfigError(f"[{where}] needs '{key}'", hint=f'add {key} = "..." to vault.toml')
     return str(value)
 
 

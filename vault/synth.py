@@ -51,10 +51,18 @@ _ENCODINGS = {
 }
 
 #: (F1, F2, F3) in Hz of a few vowels (Peterson & Barney averages)
-_VOWELS = np.array([
-    (730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (570, 840, 2410),
-    (300, 870, 2240), (660, 1720, 2410), (490, 1350, 1690),
-], dtype=np.float64)
+_VOWELS = np.array(
+    [
+        (730, 1090, 2440),
+        (270, 2290, 3010),
+        (530, 1840, 2480),
+        (570, 840, 2410),
+        (300, 870, 2240),
+        (660, 1720, 2410),
+        (490, 1350, 1690),
+    ],
+    dtype=np.float64,
+)
 _BANDWIDTHS = np.array([90.0, 110.0, 170.0])
 _TOP_HZ = 3600.0  # telephone band: no harmonics above this
 
@@ -160,9 +168,9 @@ def _syllables(n: int, rate: int, rng: np.random.Generator):
             if length <= 0:
                 break
             ramp = np.sin(np.linspace(0.0, np.pi, length)) ** 2
-            envelope[pos:pos + length] = ramp * rng.uniform(0.5, 1.0)
+            envelope[pos : pos + length] = ramp * rng.uniform(0.5, 1.0)
             vowel = _VOWELS[rng.integers(len(_VOWELS))] * rng.uniform(0.9, 1.1)
-            formants[:, pos:pos + length] = vowel[:, None]
+            formants[:, pos : pos + length] = vowel[:, None]
             onsets.append(pos)
             pos += length + int(rng.uniform(0.0, 0.05) * rate)
         pos += int(rng.uniform(0.15, 0.6) * rate)  # pause between words
@@ -198,9 +206,16 @@ def _pcm16(samples: np.ndarray) -> bytes:
 
 def _wav_header(data_bytes: int, rate: int) -> bytes:
     fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-            + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-            + b"data" + struct.pack("<I", data_bytes))
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
 
 
 def _serial_for(seed: int) -> int:
@@ -212,13 +227,13 @@ def _set_ogg_serial(data: bytes, serial: int) -> bytes:
     out = bytearray(data)
     pos = 0
     while pos + 27 <= len(out):
-        if out[pos:pos + 4] != b"OggS":
+        if out[pos : pos + 4] != b"OggS":
             raise ValueError("not an Ogg page boundary")
         nsegs = out[pos + 26]
-        end = pos + 27 + nsegs + sum(out[pos + 27:pos + 27 + nsegs])
-        out[pos + 14:pos + 18] = struct.pack("<I", serial)
-        out[pos + 22:pos + 26] = b"\0\0\0\0"
-        out[pos + 22:pos + 26] = struct.pack("<I", _ogg_crc(out[pos:end]))
+        end = pos + 27 + nsegs + sum(out[pos + 27 : pos + 27 + nsegs])
+        out[pos + 14 : pos + 18] = struct.pack("<I", serial)
+        out[pos + 22 : pos + 26] = b"\0\0\0\0"
+        out[pos + 22 : pos + 26] = struct.pack("<I", _ogg_crc(out[pos:end]))
         pos = end
     return bytes(out)
 

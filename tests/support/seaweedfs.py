@@ -114,8 +114,7 @@ class SeaweedFS:
                 port_clash = "Port allocation failed" in self.log_tail(200)
                 self._reap()
                 if not port_clash or attempt == START_ATTEMPTS:
-                    raise SeaweedFSError(
-                        f"weed mini exited during start-up:\n{self.log_tail()}")
+                    raise SeaweedFSError(f"weed mini exited during start-up:\n{self.log_tail()}")
         except BaseException:
             self.stop()
             raise
@@ -161,11 +160,15 @@ class SeaweedFS:
     # --- internals -----------------------------------------------------------------
 
     def _write_identity(self) -> None:
-        identity = {"identities": [{
-            "name": "admin",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-        }]}
+        identity = {
+            "identities": [
+                {
+                    "name": "admin",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                }
+            ]
+        }
         path = self.workdir / "s3.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -175,12 +178,18 @@ class SeaweedFS:
         assert self.weed is not None
         w = self.workdir
         args = [
-            self.weed, f"-logdir={w / 'logs'}", "mini",
+            self.weed,
+            f"-logdir={w / 'logs'}",
+            "mini",
             f"-dir={w / 'data'}",
-            f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",  # default bind is 0.0.0.0
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",  # default bind is 0.0.0.0
             "-master.telemetry=false",
             f"-s3.config={w / 's3.json'}",  # without it, S3 is open to anonymous writes
-            "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ]
         # the default /tmp/seaweedfs-s3-<port>.sock outlives the server; keep ours in the
         # work dir when the path fits a Unix socket name (108 bytes)
@@ -194,15 +203,17 @@ class SeaweedFS:
         self.ports = dict(zip(SERVICES, _free_port_pairs(len(SERVICES)), strict=True))
         self._out = (self.workdir / "weed.out").open("ab")
         self._proc = subprocess.Popen(
-            self._command(), cwd=self.workdir, stdin=subprocess.DEVNULL,
-            stdout=self._out, stderr=subprocess.STDOUT,
+            self._command(),
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal goes to us; we stop it
         )
 
     def _wait_ready(self) -> bool:
         """True once S3 answers an authenticated request; False if weed exited."""
-        probe = self.client(connect_timeout=1, read_timeout=5,
-                            retries={"total_max_attempts": 1})
+        probe = self.client(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if not self.running:
@@ -214,7 +225,8 @@ class SeaweedFS:
                 time.sleep(0.2)
         raise SeaweedFSError(
             f"SeaweedFS S3 at {self.endpoint_url} did not answer within "
-            f"{self.startup_timeout:.0f} s:\n{self.log_tail()}")
+            f"{self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def _reap(self) -> None:
         proc, self._proc = self._proc, None
@@ -238,8 +250,10 @@ class SeaweedFS:
         ran no other server could hold those ports, so the files are ours.
         """
         for service, port in self.ports.items():
-            for name in (f"seaweedfs-{service}-grpc-{port + GRPC_OFFSET}.sock",
-                         f"seaweedfs-{service}-{port}.sock"):
+            for name in (
+                f"seaweedfs-{service}-grpc-{port + GRPC_OFFSET}.sock",
+                f"seaweedfs-{service}-{port}.sock",
+            ):
                 with contextlib.suppress(OSError):
                     (Path("/tmp") / name).unlink()
 

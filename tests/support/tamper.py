@@ -20,8 +20,11 @@ from vault import Vault
 def _s3(vault: Vault):
     s3 = vault.settings.s3
     return boto3.client(
-        "s3", endpoint_url=s3.endpoint_url, region_name=s3.region or "us-east-1",
-        aws_access_key_id=s3.access_key_id, aws_secret_access_key=s3.secret_access_key,
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region or "us-east-1",
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
         config=Config(signature_version="s3v4"),
     )
 
@@ -64,7 +67,7 @@ def edit_object(vault: Vault, key: str, change: Callable[[bytes], bytes]) -> Non
 
 def flip_byte(data: bytes, at: int = 100) -> bytes:
     at = min(at, len(data) - 1)
-    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
 
 
 def sql(vault: Vault, statement: str, **params) -> None:

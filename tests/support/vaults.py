@@ -11,7 +11,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,12 @@ from vault.config import S3Settings, load_settings
 from vault.services.context import create_vault
 from vault.synth import MEDIA_TYPES, write_clip
 
-PG_ADMIN_URL = os.environ.get("EVIDENCE_VAULT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "EVIDENCE_VAULT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 CLIENT, CAMPAIGN = "telco-de", "fibre-upsell-2026q4"
+RECORDED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
 def postgres_available() -> str | None:
@@ -35,7 +38,7 @@ def postgres_available() -> str | None:
     try:
         with psycopg.connect(_dsn(PG_ADMIN_URL), connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means: skip, and say why
+    except Exception as exc:
         return f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {exc.__class__.__name__}"
 
 
@@ -62,7 +65,11 @@ class PgDatabase:
 
 
 def make_vault(
-    home: Path, *, storage: str = "local", database_url: str = "", s3: S3Settings | None = None,
+    home: Path,
+    *,
+    storage: str = "local",
+    database_url: str = "",
+    s3: S3Settings | None = None,
     clock=None,
 ) -> Vault:
     settings = load_settings(home, env={})
@@ -84,7 +91,8 @@ def reopen(v: Vault) -> Vault:
 
 
 def order_meta(n: int = 0, *, recorded_at: datetime | None = None, **over) -> dict:
-    recorded_at = recorded_at or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    # a fixed time: the same call must produce the same metadata in every test
+    recorded_at = recorded_at or RECORDED_AT
     meta = {
         "client": CLIENT,
         "campaign": CAMPAIGN,
@@ -97,12 +105,17 @@ def order_meta(n: int = 0, *, recorded_at: datetime | None = None, **over) -> di
         "consent": {"recording_at_ms": 200},
         "identity": {
             "method": "name+date_of_birth+postcode",
-            "confirmed": {"name": "Max Mustermann", "date_of_birth": "1980-01-31",
-                          "postcode": "10115"},
+            "confirmed": {
+                "name": "Max Mustermann",
+                "date_of_birth": "1980-01-31",
+                "postcode": "10115",
+            },
             "span_ms": [300, 900],
         },
         "intent": {
-            "product": "Fibre 250", "price": "39.99 EUR/month", "term": "24 months",
+            "product": "Fibre 250",
+            "price": "39.99 EUR/month",
+            "term": "24 months",
             "statement": "Ja, ich möchte den Vertrag so abschließen.",
             "span_ms": [1000, 1800],
         },
@@ -114,8 +127,9 @@ def order_meta(n: int = 0, *, recorded_at: datetime | None = None, **over) -> di
 def clip(tmp: Path, fmt: str = "wav-pcm16", seconds: float = 2.0, seed: int = 0) -> Path:
     from vault.synth import EXTENSIONS
 
-    return write_clip(tmp / f"clip-{fmt}-{seed}-{uuid.uuid4().hex[:6]}{EXTENSIONS[fmt]}",
-                      fmt, seconds, seed=seed)
+    return write_clip(
+        tmp / f"clip-{fmt}-{seed}-{uuid.uuid4().hex[:6]}{EXTENSIONS[fmt]}", fmt, seconds, seed=seed
+    )
 
 
 __all__ = [

@@ -18,6 +18,7 @@ orphans, which ``verify`` reports. The record and its entry never exist half-way
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -97,8 +98,11 @@ class _Prepared:
 
 
 def ingest(
-    ctx: VaultContext, clip: str | os.PathLike, meta: bytes | str | dict,
-    *, media_type: str | None = None,
+    ctx: VaultContext,
+    clip: str | os.PathLike,
+    meta: bytes | str | dict,
+    *,
+    media_type: str | None = None,
 ) -> Receipt:
     """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment)."""
     prepared = _prepare(ctx, Path(clip), meta, media_type)
@@ -159,8 +163,12 @@ def _campaign(ctx: VaultContext, evidence: Evidence) -> Campaign:
         ).first()
     if campaign is None:
         raise InvalidEvidence(
-            [FieldError("campaign", f"campaign {evidence.campaign!r} does not exist for client "
-                                    f"{evidence.client!r}")],
+            [
+                FieldError(
+                    "campaign",
+                    f"campaign {evidence.campaign!r} does not exist for client {evidence.client!r}",
+                )
+            ],
             hint="check 'campaign', or create it with `evidence-vault campaign add`",
         )
     return campaign
@@ -193,8 +201,12 @@ def _existing_receipt(ctx: VaultContext, p: _Prepared) -> Receipt | None:
             hint="evidence is never replaced; upload a new segment number for a correction",
         )
     return Receipt(
-        record_id=rec.id, client=rec.client_id, campaign=p.campaign.name, seq=rec.seq,
-        entry_hash=entry_hash(entry.entry) if entry else "", sealed_at=rec.sealed_at,
+        record_id=rec.id,
+        client=rec.client_id,
+        campaign=p.campaign.name,
+        seq=rec.seq,
+        entry_hash=entry_hash(entry.entry) if entry else "",
+        sealed_at=rec.sealed_at,
         duplicate=True,
     )
 
@@ -208,15 +220,15 @@ def _seal_objects(
     prefix = object_prefix(ev.client, ev.campaign, ev.recorded_at, record_id)
     dek = new_data_key()
     salt = new_salt()
-    wrapped = ctx.keys.wrap(ev.client, ev.recorded_at.strftime("%Y-%m"), dek,
-                            {"record": record_id})
+    wrapped = ctx.keys.wrap(ev.client, ev.recorded_at.strftime("%Y-%m"), dek, {"record": record_id})
 
     clip_key = prefix + "/clip"
     clip_commit = CommitmentHasher(salt, "clip")
     clip_obj = ctx.store.put(
         clip_key,
-        encrypt_stream(dek, object_aad(ev.client, record_id, "clip"),
-                       _tee(_chunks(clip), clip_commit)),
+        encrypt_stream(
+            dek, object_aad(ev.client, record_id, "clip"), _tee(_chunks(clip), clip_commit)
+        ),
         retain_until=lock_until,
     )
     uploaded.append(clip_key)
@@ -234,14 +246,30 @@ def _seal_objects(
         "meta": commitment(salt, "meta", rfc8785.dumps(p.document)),
     }
     record = Record(
-        id=record_id, client_id=ev.client, campaign_id=p.campaign.id, call_id=ev.call_id,
-        segment=ev.segment, order_ref=ev.order_ref, agent_id=ev.agent_id,
-        recorded_at=ev.recorded_at, sealed_at=ctx.clock(), retain_until=retain_until,
-        phone_hash=p.phone_hash, clip_fingerprint=p.clip_fp, meta_fingerprint=p.meta_fp,
-        media_type=p.info.media_type, codec=p.info.codec, duration_ms=p.info.duration_ms,
-        clip_size=clip_commit.size, clip_key=clip_key, clip_sha256=clip_obj.sha256,
-        meta_key=meta_key, meta_sha256=meta_obj.sha256, kek_id=wrapped.kek_id,
-        wrapped_dek=wrapped.blob, seq=-1,
+        id=record_id,
+        client_id=ev.client,
+        campaign_id=p.campaign.id,
+        call_id=ev.call_id,
+        segment=ev.segment,
+        order_ref=ev.order_ref,
+        agent_id=ev.agent_id,
+        recorded_at=ev.recorded_at,
+        sealed_at=ctx.clock(),
+        retain_until=retain_until,
+        phone_hash=p.phone_hash,
+        clip_fingerprint=p.clip_fp,
+        meta_fingerprint=p.meta_fp,
+        media_type=p.info.media_type,
+        codec=p.info.codec,
+        duration_ms=p.info.duration_ms,
+        clip_size=clip_commit.size,
+        clip_key=clip_key,
+        clip_sha256=clip_obj.sha256,
+        meta_key=meta_key,
+        meta_sha256=meta_obj.sha256,
+        kek_id=wrapped.kek_id,
+        wrapped_dek=wrapped.blob,
+        seq=-1,
     )
     return _Sealed(record, commitments, clip_obj.size, meta_obj.size)
 
@@ -257,8 +285,14 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
         )
         record.seq = appended.seq
         s.add(record)
-    return Receipt(record.id, record.client_id, p.campaign.name, appended.seq,
-                   appended.entry_hash, record.sealed_at)
+    return Receipt(
+        record.id,
+        record.client_id,
+        p.campaign.name,
+        appended.seq,
+        appended.entry_hash,
+        record.sealed_at,
+    )
 
 
 def sealed_entry_body(
@@ -283,10 +317,8 @@ def sealed_entry_body(
 def _discard(ctx: VaultContext, keys: list[str]) -> None:
     """Best effort: a locked or unreachable object stays behind and verify reports it."""
     for key in keys:
-        try:
+        with contextlib.suppress(Exception):
             ctx.store.delete(key, all_versions=True)
-        except Exception:  # noqa: BLE001 - cleanup must not mask the original failure
-            pass
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -314,4 +346,3 @@ def new_record_id(now: datetime) -> str:
     del now  # ids sort by the wall clock of the machine that seals, not the injected clock
     value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-

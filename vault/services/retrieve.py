@@ -107,8 +107,17 @@ def _filters(stmt, q: Query):
 
 def _summary(rec: Record, campaign: str) -> RecordSummary:
     return RecordSummary(
-        rec.id, rec.client_id, campaign, rec.call_id, rec.segment, rec.order_ref,
-        rec.agent_id, rec.recorded_at, rec.duration_ms, rec.media_type, rec.seq,
+        rec.id,
+        rec.client_id,
+        campaign,
+        rec.call_id,
+        rec.segment,
+        rec.order_ref,
+        rec.agent_id,
+        rec.recorded_at,
+        rec.duration_ms,
+        rec.media_type,
+        rec.seq,
     )
 
 
@@ -121,8 +130,7 @@ def get_record(ctx: VaultContext, record_id: str, *, client: str | None = None) 
     return rec
 
 
-def show(ctx: VaultContext, record_id: str, *, principal: str,
-         client: str | None = None) -> dict:
+def show(ctx: VaultContext, record_id: str, *, principal: str, client: str | None = None) -> dict:
     """The decrypted evidence document (evidence record + measured audio facts)."""
     rec = get_record(ctx, record_id, client=client)
     record_access(ctx, rec, principal, "metadata")
@@ -130,8 +138,14 @@ def show(ctx: VaultContext, record_id: str, *, principal: str,
     return json.loads(plain)["document"]
 
 
-def write_audio(ctx: VaultContext, record_id: str, out: str | os.PathLike, *, principal: str,
-                client: str | None = None) -> Path:
+def write_audio(
+    ctx: VaultContext,
+    record_id: str,
+    out: str | os.PathLike,
+    *,
+    principal: str,
+    client: str | None = None,
+) -> Path:
     """Decrypt the clip to ``out``, byte-identical to the upload; all or nothing."""
     rec = get_record(ctx, record_id, client=client)
     record_access(ctx, rec, principal, "audio")
@@ -153,7 +167,8 @@ def write_audio(ctx: VaultContext, record_id: str, out: str | os.PathLike, *, pr
 def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> None:
     with write_session(ctx.engine) as s:
         append_entries(
-            s, rec.client_id,
+            s,
+            rec.client_id,
             [EntryDraft("evidence.accessed", rec.id, {"principal": principal, "what": what})],
             ctx.clock(),
         )
@@ -163,8 +178,9 @@ def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
     """Decrypt a stored object, checking the AEAD tags and the committed ciphertext hash."""
     key = rec.clip_key if role == "clip" else rec.meta_key
     want = rec.clip_sha256 if role == "clip" else rec.meta_sha256
-    dek = ctx.keys.unwrap(WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id,
-                          {"record": rec.id})
+    dek = ctx.keys.unwrap(
+        WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id, {"record": rec.id}
+    )
     reader = _HashingReader(ctx.store.get(key))
     yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), reader.read)
     if reader.hexdigest() != want:

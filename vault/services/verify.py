@@ -50,7 +50,9 @@ class Report:
 Progress = Callable[[int], None]
 
 
-def verify(ctx: VaultContext, client: str | None = None, progress: Progress | None = None) -> Report:
+def verify(
+    ctx: VaultContext, client: str | None = None, progress: Progress | None = None
+) -> Report:
     report = Report()
     with read_session(ctx.engine) as s:
         clients = [client] if client else list(s.exec(select(Client.id).order_by(Client.id)))
@@ -88,10 +90,15 @@ def _verify_client(ctx: VaultContext, client: str, report: Report, progress: Pro
             report.findings += _check_sealed(ctx, client, item, records, committed, report)
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
-            report.findings.append(Finding(
-                "missing", client, "record row has no evidence.sealed entry in the log",
-                seq=rec.seq, record=rec_id,
-            ))
+            report.findings.append(
+                Finding(
+                    "missing",
+                    client,
+                    "record row has no evidence.sealed entry in the log",
+                    seq=rec.seq,
+                    record=rec_id,
+                )
+            )
     report.findings += _orphans(ctx, client, committed)
 
 
@@ -100,11 +107,14 @@ def _rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
     after = -1
     while True:
         with read_session(ctx.engine) as s:
-            page = list(s.exec(
-                select(LogEntry.seq, LogEntry.entry)
-                .where(LogEntry.client_id == client, LogEntry.seq > after)
-                .order_by(LogEntry.seq).limit(PAGE)
-            ))
+            page = list(
+                s.exec(
+                    select(LogEntry.seq, LogEntry.entry)
+                    .where(LogEntry.client_id == client, LogEntry.seq > after)
+                    .order_by(LogEntry.seq)
+                    .limit(PAGE)
+                )
+            )
         if not page:
             return
         yield from page
@@ -117,8 +127,12 @@ def _records(ctx: VaultContext, client: str) -> dict[str, Record]:
 
 
 def _check_sealed(
-    ctx: VaultContext, client: str, item: CheckedEntry, records: dict[str, Record],
-    committed: set[str], report: Report,
+    ctx: VaultContext,
+    client: str,
+    item: CheckedEntry,
+    records: dict[str, Record],
+    committed: set[str],
+    report: Report,
 ) -> list[Finding]:
     entry, body = item.entry, item.entry.get("body", {})
     rec_id = entry.get("record")
@@ -132,23 +146,37 @@ def _check_sealed(
         problem = _check_object(ctx, key, obj.get("sha256"), obj.get("size"))
         if problem:
             kind, detail = problem
-            out.append(Finding(kind, client, f"{role} object {detail}", seq=item.seq,
-                               record=rec_id, key=key))
+            out.append(
+                Finding(
+                    kind, client, f"{role} object {detail}", seq=item.seq, record=rec_id, key=key
+                )
+            )
     rec = records.get(rec_id)
     if rec is None:
-        out.append(Finding("missing", client, "the sealed record's row is missing",
-                           seq=item.seq, record=rec_id))
+        out.append(
+            Finding(
+                "missing", client, "the sealed record's row is missing", seq=item.seq, record=rec_id
+            )
+        )
         return out
     report.records += 1
     mismatch = _row_mismatch(rec, item, body)
     if mismatch:
-        out.append(Finding("modified", client, f"record row disagrees with its log entry: "
-                                               f"{mismatch}", seq=item.seq, record=rec_id))
+        out.append(
+            Finding(
+                "modified",
+                client,
+                f"record row disagrees with its log entry: {mismatch}",
+                seq=item.seq,
+                record=rec_id,
+            )
+        )
     return out
 
 
-def _check_object(ctx: VaultContext, key: str, sha256: str | None,
-                  size: int | None) -> tuple[str, str] | None:
+def _check_object(
+    ctx: VaultContext, key: str, sha256: str | None, size: int | None
+) -> tuple[str, str] | None:
     h, n = hashlib.sha256(), 0
     try:
         for chunk in ctx.store.get(key):

@@ -58,7 +58,7 @@ class ObjectStore(Protocol):
 
     @property
     def name(self) -> str:
-        """"local" or "s3"."""
+        """ "local" or "s3"."""
         ...
 
     @property
@@ -100,8 +100,9 @@ def validate_key(key: str) -> str:
     if not isinstance(key, str) or not key:
         raise StorageError("object key is empty", hint=_KEY_RULES)
     if len(key) > MAX_KEY_LENGTH:
-        raise StorageError(f"object key is longer than {MAX_KEY_LENGTH} characters",
-                           hint=_KEY_RULES)
+        raise StorageError(
+            f"object key is longer than {MAX_KEY_LENGTH} characters", hint=_KEY_RULES
+        )
     for segment in key.split("/"):
         if not _valid_segment(segment):
             raise StorageError(f"invalid object key {_shown(key)}", hint=_KEY_RULES)
@@ -128,8 +129,10 @@ def normalise_retain_until(retain_until: datetime) -> datetime:
     earlier than the one asked for, and the value we return is the one the server keeps.
     """
     if retain_until.tzinfo is None or retain_until.utcoffset() is None:
-        raise StorageError("retain_until must be timezone-aware",
-                           hint="pass an aware datetime, e.g. datetime.now(UTC) + ...")
+        raise StorageError(
+            "retain_until must be timezone-aware",
+            hint="pass an aware datetime, e.g. datetime.now(UTC) + ...",
+        )
     utc = retain_until.astimezone(UTC)
     whole = utc.replace(microsecond=0)
     return whole if whole == utc else whole + timedelta(seconds=1)
@@ -137,8 +140,10 @@ def normalise_retain_until(retain_until: datetime) -> datetime:
 
 def check_range(start: int, length: int) -> None:
     if start < 0 or length < 0:
-        raise StorageError(f"invalid byte range: start={start} length={length}",
-                           hint="start and length must not be negative")
+        raise StorageError(
+            f"invalid byte range: start={start} length={length}",
+            hint="start and length must not be negative",
+        )
 
 
 def _valid_segment(segment: str) -> bool:

@@ -56,8 +56,10 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
-            raise StorageError(f"object directory {self.root} does not exist",
-                               hint="create it, or point the vault at the right directory")
+            raise StorageError(
+                f"object directory {self.root} does not exist",
+                hint="create it, or point the vault at the right directory",
+            )
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -101,8 +103,7 @@ class LocalStore:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         _fsync_dir(path.parent)
-        return StoredObject(key=key, size=size, sha256=sha256, version_id=None,
-                            retain_until=None)
+        return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
 
     def delete(self, key: str, *, all_versions: bool = False) -> None:
         path = self._path(key)
@@ -120,9 +121,11 @@ class LocalStore:
 
     def set_legal_hold(self, key: str, on: bool) -> None:
         self._stat(key)  # ObjectMissing first, as on S3
-        raise StorageError(LEGAL_HOLD_NEEDS_LOCK,
-                           hint="the local directory backend cannot protect files from "
-                           "deletion; use an S3 bucket created with Object Lock")
+        raise StorageError(
+            LEGAL_HOLD_NEEDS_LOCK,
+            hint="the local directory backend cannot protect files from "
+            "deletion; use an S3 bucket created with Object Lock",
+        )
 
     # --- reading -------------------------------------------------------------------
 
@@ -141,8 +144,7 @@ class LocalStore:
             st = self._stat(key)
         except ObjectMissing:
             return None
-        return StoredObject(key=key, size=st.st_size, sha256="", version_id=None,
-                            retain_until=None)
+        return StoredObject(key=key, size=st.st_size, sha256="", version_id=None, retain_until=None)
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
@@ -203,8 +205,10 @@ class LocalStore:
                     ) from None
                 continue  # made by a concurrent put
             except OSError as exc:
-                raise StorageError(f"cannot create directory for {key!r}: {exc.strerror}",
-                                   hint=f"check permissions under {self.root}") from exc
+                raise StorageError(
+                    f"cannot create directory for {key!r}: {exc.strerror}",
+                    hint=f"check permissions under {self.root}",
+                ) from exc
             _fsync_dir(d.parent)
 
     def _exists_error(self, key: str, path: Path) -> StorageError:
@@ -213,8 +217,9 @@ class LocalStore:
                 f"cannot store {key!r}: it is a prefix of other keys, which the local "
                 "backend cannot combine with an object of the same name"
             )
-        return ObjectExists(f"object {key!r} already exists",
-                            hint="objects are never overwritten; use a new key")
+        return ObjectExists(
+            f"object {key!r} already exists", hint="objects are never overwritten; use a new key"
+        )
 
 
 def _write_all(fh: BinaryIO, chunks: Iterable[bytes], key: str, root: Path) -> tuple[int, str]:
@@ -232,8 +237,10 @@ def _write_all(fh: BinaryIO, chunks: Iterable[bytes], key: str, root: Path) -> t
 
 
 def _write_error(key: str, exc: OSError, root: Path) -> StorageError:
-    return StorageError(f"cannot write object {key!r}: {exc.strerror or exc}",
-                        hint=f"check free space and permissions under {root}")
+    return StorageError(
+        f"cannot write object {key!r}: {exc.strerror or exc}",
+        hint=f"check free space and permissions under {root}",
+    )
 
 
 def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:

@@ -64,8 +64,7 @@ LOCK_MODE = "COMPLIANCE"
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 _NO_LOCK_CODES = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}
-_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-                     "ExpiredToken"}
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
 
 def make_client(
@@ -148,9 +147,15 @@ class S3Store:
         An existing bucket is used as is, but if Object Lock was asked for and the bucket
         does not have it, this raises ``ConfigError``: evidence must not silently lose WORM.
         """
-        store = cls(bucket, endpoint_url=endpoint_url, region_name=region_name,
-                    aws_access_key_id=aws_access_key_id,
-                    aws_secret_access_key=aws_secret_access_key, client=client, prefix=prefix)
+        store = cls(
+            bucket,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            client=client,
+            prefix=prefix,
+        )
         if not store._bucket_exists():
             store._create_bucket(object_lock, region_name)
         if object_lock and not store.supports_object_lock:
@@ -203,15 +208,24 @@ class S3Store:
         return self._put_single(key, bytes(buffer), digest.hexdigest(), lock, retain_until)
 
     def _put_single(
-        self, key: str, body: bytes, sha256: str, lock: dict[str, Any],
+        self,
+        key: str,
+        body: bytes,
+        sha256: str,
+        lock: dict[str, Any],
         retain_until: datetime | None,
     ) -> StoredObject:
         try:
             resp = self.client.put_object(
-                Bucket=self.bucket, Key=self._k(key), Body=body, IfNoneMatch="*",
+                Bucket=self.bucket,
+                Key=self._k(key),
+                Body=body,
+                IfNoneMatch="*",
                 # our own hash: the server verifies it, botocore need not hash again
-                ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(bytes.fromhex(sha256)),
-                ContentType="application/octet-stream", **lock,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64(bytes.fromhex(sha256)),
+                ContentType="application/octet-stream",
+                **lock,
             )
         except ClientError as exc:
             if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
@@ -219,16 +233,21 @@ class S3Store:
                 # but whose response was lost: then the stored object is ours
                 mine = self._own_retry(exc, key, lambda h: _full_sha256(h) == sha256)
                 if mine is not None:
-                    return StoredObject(key, len(body), sha256, mine.get("VersionId"),
-                                        retain_until)
+                    return StoredObject(key, len(body), sha256, mine.get("VersionId"), retain_until)
             raise self._error(exc, "write", key) from exc
         except BotoCoreError as exc:
             raise self._unreachable(exc) from exc
         return StoredObject(key, len(body), sha256, resp.get("VersionId"), retain_until)
 
     def _put_multipart(
-        self, key: str, buffer: bytearray, rest: Iterator[bytes], digest: Any, size: int,
-        lock: dict[str, Any], retain_until: datetime | None,
+        self,
+        key: str,
+        buffer: bytearray,
+        rest: Iterator[bytes],
+        digest: Any,
+        size: int,
+        lock: dict[str, Any],
+        retain_until: datetime | None,
     ) -> StoredObject:
         # fail fast before uploading a large body, and the only guard on servers that
         # ignore If-None-Match on CompleteMultipartUpload
@@ -237,8 +256,11 @@ class S3Store:
         s3key = self._k(key)
         try:
             upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=s3key, ChecksumAlgorithm="SHA256",
-                ContentType="application/octet-stream", **lock,
+                Bucket=self.bucket,
+                Key=s3key,
+                ChecksumAlgorithm="SHA256",
+                ContentType="application/octet-stream",
+                **lock,
             )["UploadId"]
         except ClientError as exc:
             raise self._error(exc, "start a multipart upload of", key) from exc
@@ -274,15 +296,24 @@ class S3Store:
         return StoredObject(key, size, digest.hexdigest(), version_id, retain_until)
 
     def _upload_part(
-        self, key: str, upload_id: str, parts: list[dict[str, Any]], etags: list[str],
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[dict[str, Any]],
+        etags: list[str],
         body: bytes,
     ) -> None:
         number = len(parts) + 1
         checksum = _b64(hashlib.sha256(body).digest())
         try:
             resp = self.client.upload_part(
-                Bucket=self.bucket, Key=self._k(key), UploadId=upload_id, PartNumber=number,
-                Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                Bucket=self.bucket,
+                Key=self._k(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
             )
         except ClientError as exc:
             raise self._error(exc, f"upload part {number} of", key) from exc
@@ -296,8 +327,11 @@ class S3Store:
     ) -> dict[str, Any]:
         try:
             return self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self._k(key), UploadId=upload_id,
-                MultipartUpload={"Parts": parts}, IfNoneMatch="*",
+                Bucket=self.bucket,
+                Key=self._k(key),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
             )
         except ClientError as exc:
             if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
@@ -311,8 +345,9 @@ class S3Store:
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._k(key),
-                                               UploadId=upload_id)
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._k(key), UploadId=upload_id
+            )
         except (ClientError, BotoCoreError) as exc:
             # the original error matters more; a bucket lifecycle rule
             # (AbortIncompleteMultipartUpload) is the backstop for this case
@@ -329,7 +364,9 @@ class S3Store:
             head = self.client.head_object(Bucket=self.bucket, Key=self._k(key), **extra)
             if head.get("ObjectLockRetainUntilDate") is None:
                 self.client.put_object_retention(
-                    Bucket=self.bucket, Key=self._k(key), **extra,
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    **extra,
                     Retention={"Mode": LOCK_MODE, "RetainUntilDate": until},
                 )
         except ClientError as exc:
@@ -378,7 +415,8 @@ class S3Store:
         s3key = self._k(key)
         try:
             pages = self.client.get_paginator("list_object_versions").paginate(
-                Bucket=self.bucket, Prefix=s3key)
+                Bucket=self.bucket, Prefix=s3key
+            )
             for page in pages:
                 for v in page.get("Versions", []):
                     if v["Key"] == s3key:
@@ -394,8 +432,10 @@ class S3Store:
     def set_legal_hold(self, key: str, on: bool) -> None:
         validate_key(key)
         if not self.supports_object_lock:
-            raise StorageError(LEGAL_HOLD_NEEDS_LOCK,
-                               hint=f"bucket {self.bucket!r} was created without Object Lock")
+            raise StorageError(
+                LEGAL_HOLD_NEEDS_LOCK,
+                hint=f"bucket {self.bucket!r} was created without Object Lock",
+            )
         # HEAD first: on a missing key SeaweedFS answers 500 (retried 5 times) and moto
         # crashes; naming the version also pins the hold to the object we checked
         obj = self.head(key)
@@ -404,7 +444,9 @@ class S3Store:
         extra = {"VersionId": obj.version_id} if obj.version_id else {}
         try:
             self.client.put_object_legal_hold(
-                Bucket=self.bucket, Key=self._k(key), **extra,
+                Bucket=self.bucket,
+                Key=self._k(key),
+                **extra,
                 LegalHold={"Status": "ON" if on else "OFF"},
             )
         except ClientError as exc:
@@ -430,8 +472,9 @@ class S3Store:
         try:
             yield from body.iter_chunks(CHUNK_SIZE)
         except BotoCoreError as exc:  # connection lost mid-body
-            raise StorageError(f"reading object {key!r} from {self.endpoint} failed: {exc}",
-                               hint="try again") from exc
+            raise StorageError(
+                f"reading object {key!r} from {self.endpoint} failed: {exc}", hint="try again"
+            ) from exc
         finally:
             body.close()
 
@@ -443,8 +486,9 @@ class S3Store:
                 raise _missing(key)
             return b""
         try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key),
-                                          Range=f"bytes={start}-{start + length - 1}")
+            resp = self.client.get_object(
+                Bucket=self.bucket, Key=self._k(key), Range=f"bytes={start}-{start + length - 1}"
+            )
             with contextlib.closing(resp["Body"]) as body:
                 return body.read()
         except ClientError as exc:
@@ -457,8 +501,9 @@ class S3Store:
     def head(self, key: str) -> StoredObject | None:
         validate_key(key)
         try:
-            h = self.client.head_object(Bucket=self.bucket, Key=self._k(key),
-                                        ChecksumMode="ENABLED")
+            h = self.client.head_object(
+                Bucket=self.bucket, Key=self._k(key), ChecksumMode="ENABLED"
+            )
         except ClientError as exc:
             if _code(exc) in _MISSING_CODES:
                 return None
@@ -494,7 +539,8 @@ class S3Store:
         cut = len(self._prefix)
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._prefix + prefix)
+                Bucket=self.bucket, Prefix=self._prefix + prefix
+            )
             for page in pages:
                 for obj in page.get("Contents", []):
                     yield obj["Key"][cut:]
@@ -542,8 +588,9 @@ class S3Store:
         if not exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
             return None
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key),
-                                           ChecksumMode="ENABLED")
+            head = self.client.head_object(
+                Bucket=self.bucket, Key=self._k(key), ChecksumMode="ENABLED"
+            )
         except (ClientError, BotoCoreError):
             return None
         return head if is_mine(head) else None
@@ -557,28 +604,36 @@ class S3Store:
         if code in _MISSING_CODES:
             return _missing(key or "")
         if code == "NoSuchBucket":
-            return StorageError(f"bucket {self.bucket!r} does not exist at {self.endpoint}",
-                                hint="create it with `evidence-vault init` or check the "
-                                "bucket name")
+            return StorageError(
+                f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                hint="create it with `evidence-vault init` or check the bucket name",
+            )
         if code in _CREDENTIAL_CODES:
-            return StorageError(f"S3 at {self.endpoint} rejected the credentials ({code})",
-                                hint="check the access key id and secret key")
+            return StorageError(
+                f"S3 at {self.endpoint} rejected the credentials ({code})",
+                hint="check the access key id and secret key",
+            )
         if code == "AccessDenied" or status == 403:
             # a HEAD answer has no body, so bad credentials look the same as a refusal
-            return StorageError(f"access denied: cannot {what}",
-                                hint="check the access key id and secret key, and the "
-                                "bucket policy / IAM permissions of that key")
+            return StorageError(
+                f"access denied: cannot {what}",
+                hint="check the access key id and secret key, and the "
+                "bucket policy / IAM permissions of that key",
+            )
         return StorageError(f"cannot {what}: S3 error {code} (HTTP {status})")
 
     def _unreachable(self, exc: BotoCoreError) -> StorageError:
         if isinstance(exc, NoCredentialsError):
-            return StorageError("no S3 credentials found",
-                                hint="set the access key id and secret key in the config or "
-                                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+            return StorageError(
+                "no S3 credentials found",
+                hint="set the access key id and secret key in the config or "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+            )
         # the message names the endpoint, never credentials
-        return StorageError(f"cannot reach S3 endpoint {self.endpoint}: {type(exc).__name__}",
-                            hint="check that the server is running and the endpoint URL "
-                            "is right")
+        return StorageError(
+            f"cannot reach S3 endpoint {self.endpoint}: {type(exc).__name__}",
+            hint="check that the server is running and the endpoint URL is right",
+        )
 
 
 def _code(exc: ClientError) -> str:
@@ -590,8 +645,9 @@ def _status(exc: ClientError) -> int:
 
 
 def _exists(key: str) -> ObjectExists:
-    return ObjectExists(f"object {key!r} already exists",
-                        hint="objects are never overwritten; use a new key")
+    return ObjectExists(
+        f"object {key!r} already exists", hint="objects are never overwritten; use a new key"
+    )
 
 
 def _missing(key: str) -> ObjectMissing:
