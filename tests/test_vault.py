@@ -168,3 +168,23 @@ def test_campaign_names_are_checked(vault):
         vault.add_campaign(CLIENT, "Bad Name!", retention_days=30)
     with pytest.raises(Conflict, match="already exists"):
         vault.add_campaign(CLIENT, CAMPAIGN, retention_days=30)
+
+
+def test_sealed_objects_are_write_once(vault, tmp_path):
+    """Never overwritten by the vault; on an Object Lock bucket not even deletable."""
+    from vault.errors import ObjectExists, ObjectLocked
+    from vault.services.retrieve import get_record
+
+    r = vault.ingest(clip(tmp_path), order_meta(30))
+    rec = get_record(vault.context, r.record_id)
+    store = vault.context.store
+    with pytest.raises(ObjectExists):
+        store.put(rec.clip_key, [b"replacement"])
+    if not store.supports_object_lock:
+        return  # the local directory and unlocked buckets rely on the no-overwrite rule only
+    assert store.get_retention(rec.clip_key) == rec.retain_until
+    with pytest.raises(ObjectLocked):
+        store.delete(rec.clip_key, all_versions=True)
+    out = vault.write_audio(r.record_id, tmp_path / "still-there.wav")
+    assert out.stat().st_size > 0
+    assert vault.verify().clean

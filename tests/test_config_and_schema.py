@@ -1,0 +1,85 @@
+"""Settings from vault.toml and the environment; the migrations match the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from vault.config import load_settings
+from vault.db import migrate, open_engine
+from vault.errors import ConfigError
+
+
+def test_embedded_defaults(tmp_path: Path):
+    s = load_settings(tmp_path, env={})
+    assert s.storage == "local" and s.key_provider == "local"
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'vault.db'}"
+    assert s.resolved_objects_dir == tmp_path / "objects"
+
+
+def test_file_then_environment(tmp_path: Path):
+    (tmp_path / "vault.toml").write_text(
+        'name = "vault-a"\n[metadata]\nurl = "sqlite:////x.db"\n'
+        '[storage]\nbackend = "s3"\n[storage.s3]\nbucket = "evidence"\n'
+        'endpoint_url = "http://127.0.0.1:8333"\n'
+    )
+    s = load_settings(tmp_path, env={})
+    assert (s.name, s.storage, s.s3.bucket, s.s3.endpoint_url) == (
+        "vault-a",
+        "s3",
+        "evidence",
+        "http://127.0.0.1:8333",
+    )
+    s = load_settings(
+        tmp_path,
+        env={
+            "EVIDENCE_VAULT_DATABASE_URL": "postgresql+psycopg://u@h/db",
+            "EVIDENCE_VAULT_S3_BUCKET": "other",
+            "AWS_SECRET_ACCESS_KEY": "sk",
+        },
+    )
+    assert s.database_url == "postgresql+psycopg://u@h/db"
+    assert s.s3.bucket == "other" and s.s3.secret_access_key == "sk"
+    assert "sk" not in repr(s)  # secrets never show up in reprs or logs
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ("name = ", {}, "is not valid TOML"),
+        ('[storage]\nbackend = "ftp"\n', {}, "unknown storage backend 'ftp'"),
+        ('[storage]\nbackend = "s3"\n', {}, "no bucket is configured"),
+        ('[storage.s3]\nendpoint_url = "x"\n', {}, r"\[storage.s3\] needs 'bucket'"),
+        ('[keys]\nprovider = "vault"\n', {}, "unknown key provider 'vault'"),
+    ],
+)
+def test_bad_configuration(tmp_path: Path, toml, env, message):
+    (tmp_path / "vault.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, env=env)
+
+
+def test_bad_database_url():
+    with pytest.raises(ConfigError, match="unsupported database URL scheme"):
+        open_engine("mysql://root@localhost/x")
+
+
+def _schema_diff(url: str) -> list:
+    engine = open_engine(url)
+    migrate(engine)
+    migrate(engine)  # idempotent
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+
+
+def test_migrations_match_models_sqlite(tmp_path: Path):
+    assert _schema_diff(f"sqlite:///{tmp_path / 'm.db'}") == []
+
+
+@pytest.mark.postgres
+def test_migrations_match_models_postgres(pg_url):
+    assert _schema_diff(pg_url) == []
