@@ -58,6 +58,10 @@ class Settings:
     master_key_file: Path | None = None
     master_key: str | None = field(default=None, repr=False)
     default_retention_days: int = 365
+    #: sign a checkpoint after this many new entries ...
+    checkpoint_every: int = 100
+    #: ... or on the first append this many seconds after the last checkpoint
+    checkpoint_seconds: int = 300
 
     @property
     def resolved_database_url(self) -> str:
@@ -98,7 +102,16 @@ class Settings:
                 f'prefix = "{self.s3.prefix}"',
                 f"object_lock = {'true' if self.s3.object_lock else 'false'}",
             ]
-        lines += ["", "[keys]", f'provider = "{self.key_provider}"', ""]
+        lines += [
+            "",
+            "[ledger]",
+            f"checkpoint_every = {self.checkpoint_every}  # entries between signed checkpoints",
+            f"checkpoint_seconds = {self.checkpoint_seconds}  # or seconds, on the next append",
+            "",
+            "[keys]",
+            f'provider = "{self.key_provider}"',
+            "",
+        ]
         return "\n".join(lines)
 
 
@@ -148,6 +161,8 @@ def _from_file(home: Path, data: dict) -> Settings:
         keyring_file=_path(home, keys.get("keyring")),
         master_key_file=_path(home, keys.get("master_key_file")),
         default_retention_days=int(data.get("default_retention_days", 365)),
+        checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
+        checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 300)),
     )
 
 

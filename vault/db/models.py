@@ -90,3 +90,32 @@ class LogEntry(SQLModel, table=True):
     type: str = Field(max_length=40)
     record_id: str | None = Field(default=None, index=True, max_length=40)
     entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class MerkleNode(SQLModel, table=True):
+    """A complete aligned subtree of a client's RFC 9162 Merkle tree.
+
+    Level 0 holds the leaf hashes; ``(level, idx)`` covers leaves
+    ``[idx * 2**level, (idx + 1) * 2**level)``. Stored so roots and proofs cost O(log n)
+    reads instead of rehashing the log.
+    """
+
+    __tablename__ = "merkle_node"
+
+    client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
+    level: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True, sa_type=BigInteger)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Checkpoint(SQLModel, table=True):
+    """A signed tree head of a client's log, in C2SP signed-note text."""
+
+    __tablename__ = "checkpoint"
+
+    client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
+    size: int = Field(primary_key=True, sa_type=BigInteger)
+    root_hash: str = Field(max_length=64)
+    note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime
+    object_key: str | None = Field(default=None, max_length=300)

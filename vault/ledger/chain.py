@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from vault.db.models import LogEntry, LogHead
 from vault.errors import NotFound
 from vault.ledger.entry import GENESIS_PREV, encode_entry, entry_hash, make_entry
+from vault.ledger.tree import add_leaves
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def append_entries(
         prev = entry_hash(raw)
         out.append(Appended(seq=seq, entry_hash=prev, entry=raw))
         seq += 1
+    add_leaves(session, client_id, head.size, [bytes.fromhex(a.entry_hash) for a in out])
     head.size, head.head_hash = seq, prev
     session.add(head)
     return out

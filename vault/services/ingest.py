@@ -46,6 +46,7 @@ from vault.sealing import (
     new_salt,
     object_aad,
 )
+from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 
 READ_CHUNK = 1024 * 1024
@@ -113,7 +114,7 @@ def ingest(
     uploaded: list[str] = []
     try:
         sealed = _seal_objects(ctx, record_id, Path(clip), prepared, uploaded)
-        return _commit(ctx, sealed, prepared)
+        receipt = _commit(ctx, sealed, prepared)
     except IntegrityError:
         # another process sealed the same (campaign, call_id, segment) between our check and
         # commit; the loser cleans up and answers like any retry would
@@ -125,6 +126,8 @@ def ingest(
     except BaseException:
         _discard(ctx, uploaded)
         raise
+    checkpoint_after_commit(ctx, receipt.client)
+    return receipt
 
 
 def _prepare(ctx: VaultContext, clip: Path, meta, media_type: str | None) -> _Prepared:

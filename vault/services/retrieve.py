@@ -24,6 +24,7 @@ from vault.evidence import normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
+from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 
 
@@ -172,6 +173,7 @@ def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> 
             [EntryDraft("evidence.accessed", rec.id, {"principal": principal, "what": what})],
             ctx.clock(),
         )
+    checkpoint_after_commit(ctx, rec.client_id)
 
 
 def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:

@@ -19,6 +19,8 @@ from vault.db import Client, LogEntry, LogHead, Record, read_session
 from vault.errors import ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.entry import format_time
+from vault.ledger.merkle import CompactRange
+from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.context import VaultContext
 
 PAGE = 1000
@@ -30,6 +32,7 @@ class Report:
     entries: int = 0
     records: int = 0
     objects: int = 0
+    checkpoints: int = 0
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -43,6 +46,7 @@ class Report:
             "entries": self.entries,
             "records": self.records,
             "objects": self.objects,
+            "checkpoints": self.checkpoints,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -51,14 +55,18 @@ Progress = Callable[[int], None]
 
 
 def verify(
-    ctx: VaultContext, client: str | None = None, progress: Progress | None = None
+    ctx: VaultContext,
+    client: str | None = None,
+    progress: Progress | None = None,
+    *,
+    deep: bool = False,
 ) -> Report:
     report = Report()
     with read_session(ctx.engine) as s:
         clients = [client] if client else list(s.exec(select(Client.id).order_by(Client.id)))
     for c in clients:
         report.clients.append(c)
-        _verify_client(ctx, c, report, progress or (lambda n: None))
+        _verify_client(ctx, c, report, progress or (lambda n: None), deep)
     return report
 
 
@@ -70,24 +78,35 @@ def count_entries(ctx: VaultContext, client: str | None = None) -> int:
         return sum(s.exec(stmt))
 
 
-def _verify_client(ctx: VaultContext, client: str, report: Report, progress: Progress) -> None:
+def _verify_client(
+    ctx: VaultContext, client: str, report: Report, progress: Progress, deep: bool
+) -> None:
     with read_session(ctx.engine) as s:
         head = s.get(LogHead, client)
     if head is None:
         report.findings.append(Finding("missing", client, "the client's log head is missing"))
         return
     records = _records(ctx, client)
-    committed: set[str] = set()
+    checkpoints = CheckpointAudit(ctx, client)
+    committed: set[str] = set(checkpoints.keys)
     sealed_ids: set[str] = set()
+    tree = CompactRange()
     for item in audit_chain(client, _rows(ctx, client), head.size, head.head_hash):
         if isinstance(item, Finding):
             report.findings.append(item)
             continue
         report.entries += 1
         progress(1)
+        tree.append(bytes.fromhex(item.hash))
+        report.findings += checkpoints.at(tree)
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
             report.findings += _check_sealed(ctx, client, item, records, committed, report)
+            if deep and item.entry.get("record") in records:
+                report.findings += deep_check(ctx, records[item.entry["record"]], item)
+    report.checkpoints += checkpoints.count
+    report.findings += checkpoints.remaining(tree.size)
+    report.findings += stored_tree_findings(ctx, client, tree)
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
             report.findings.append(

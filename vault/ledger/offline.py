@@ -1,0 +1,160 @@
+"""The auditor's offline check of an exported log: needs the file and the verifier key only.
+
+Export format (JSON Lines, one object per line; no PII, no keys):
+
+* ``{"kind": "log", "origin": ..., "size": N, "verifier_key": ...}`` — first line;
+* ``{"kind": "entry", "seq": i, "entry": "<canonical entry JSON text>"}`` — in seq order;
+* ``{"kind": "checkpoint", "note": "<signed note text>"}`` — every checkpoint the vault
+  signed for the log.
+
+The audit recomputes the hash chain and the Merkle tree from the entries, checks every
+checkpoint's signature and root, and — the point of an auditor keeping checkpoints —
+that a *trusted* checkpoint saved earlier is part of the exported history: a history
+rewritten or rolled back since then cannot match it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from vault.ledger.audit import Finding, audit_chain
+from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note
+from vault.ledger.merkle import CompactRange
+
+
+@dataclass
+class OfflineReport:
+    origin: str = ""
+    entries: int = 0
+    checkpoints: int = 0
+    trusted: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings and self.entries > 0
+
+    def to_dict(self) -> dict:
+        return {
+            "clean": self.clean,
+            "origin": self.origin,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "trusted_checkpoints": self.trusted,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def export_lines(
+    origin: str,
+    size: int,
+    verifier_key: str,
+    entries: Iterable[tuple[int, bytes]],
+    notes: Iterable[bytes],
+) -> Iterator[str]:
+    yield json.dumps({"kind": "log", "origin": origin, "size": size, "verifier_key": verifier_key})
+    for seq, raw in entries:
+        yield json.dumps({"kind": "entry", "seq": seq, "entry": raw.decode()}, ensure_ascii=False)
+    for note in notes:
+        yield json.dumps({"kind": "checkpoint", "note": note.decode()}, ensure_ascii=False)
+
+
+def audit_export(
+    lines: Iterable[str], verifier: Verifier, trusted: Iterable[bytes] = ()
+) -> OfflineReport:
+    """Audit an export read line by line; ``trusted`` are checkpoint notes the auditor kept."""
+    report = OfflineReport()
+    header, rows, notes = _read(lines, report)
+    if header is None:
+        return report
+    report.origin = header.get("origin", "")
+    log_name = report.origin.rsplit("/", 1)[-1]
+    wanted: dict[int, list[tuple[str, Checkpoint]]] = {}
+    for where, note in [
+        *(("exported checkpoint", n) for n in notes),
+        *(("trusted checkpoint", n) for n in trusted),
+    ]:
+        cp = _open(where, note, verifier, report)
+        if cp is not None:
+            wanted.setdefault(cp.size, []).append((where, cp))
+            report.trusted += where.startswith("trusted")
+            report.checkpoints += where.startswith("exported")
+    tree = CompactRange()
+    head_size = int(header.get("size", len(rows)))
+    for item in audit_chain(log_name, rows, head_size, None):
+        if isinstance(item, Finding):
+            report.findings.append(item)
+            continue
+        report.entries += 1
+        tree.append(bytes.fromhex(item.hash))
+        report.findings += _match(wanted.pop(tree.size, []), tree, log_name)
+    for size, cps in sorted(wanted.items()):
+        for where, _cp in cps:
+            if size == 0:
+                continue
+            kind = "truncated" if where.startswith("trusted") else "modified"
+            report.findings.append(
+                Finding(
+                    kind,
+                    log_name,
+                    f"{where} covers {size} entries but the export holds only {tree.size}: "
+                    "the log was rolled back or the export is incomplete",
+                    seq=tree.size,
+                )
+            )
+    return report
+
+
+def _read(lines: Iterable[str], report: OfflineReport):
+    header, rows, notes = None, [], []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            kind = obj["kind"]
+            if kind == "log":
+                header = obj
+            elif kind == "entry":
+                rows.append((int(obj["seq"]), obj["entry"].encode()))
+            elif kind == "checkpoint":
+                notes.append(obj["note"].encode())
+            else:
+                raise KeyError(kind)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            report.findings.append(Finding("modified", "", f"line {n} is not a valid export line"))
+    if header is None:
+        report.findings.append(Finding("missing", "", "the export has no 'log' header line"))
+    return header, rows, notes
+
+
+def _open(where: str, note: bytes, verifier: Verifier, report: OfflineReport) -> Checkpoint | None:
+    try:
+        body, _ = open_note(note, [verifier])
+        cp = Checkpoint.parse_body(body)
+    except NoteError as exc:
+        report.findings.append(Finding("bad-signature", report.origin, f"{where}: {exc.message}"))
+        return None
+    if cp.origin != report.origin:
+        report.findings.append(
+            Finding("bad-signature", report.origin, f"{where} is for another log ({cp.origin!r})")
+        )
+        return None
+    return cp
+
+
+def _match(cps: list[tuple[str, Checkpoint]], tree: CompactRange, log: str) -> list[Finding]:
+    out = []
+    for where, cp in cps:
+        if cp.root != tree.root():
+            out.append(
+                Finding(
+                    "forked",
+                    log,
+                    f"{where} of size {cp.size} signed a different history than the export holds",
+                    seq=cp.size - 1,
+                )
+            )
+    return out

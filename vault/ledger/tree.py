@@ -1,0 +1,62 @@
+"""The Merkle tree of a client's log, as stored in the database.
+
+Every complete aligned subtree is a ``merkle_node`` row, written in the same transaction
+as the entries it covers. Roots and proofs are then a handful of reads answered by one
+query each (see :mod:`vault.ledger.merkle`), however long the log grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import tuple_
+from sqlmodel import Session, select
+
+from vault.db.models import MerkleNode
+from vault.ledger.merkle import nodes_completed_by_append, parent
+
+Coord = tuple[int, int]
+
+
+class StoredTree:
+    """A :class:`~vault.ledger.merkle.NodeSource` over one client's ``merkle_node`` rows."""
+
+    def __init__(self, session: Session, client_id: str) -> None:
+        self._session = session
+        self._client = client_id
+
+    def nodes(self, coords: Sequence[Coord]) -> Mapping[Coord, bytes]:
+        if not coords:
+            return {}
+        rows = self._session.exec(
+            select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
+                MerkleNode.client_id == self._client,
+                tuple_(MerkleNode.level, MerkleNode.idx).in_(list(set(coords))),
+            )
+        )
+        found = {(level, idx): bytes(h) for level, idx, h in rows}
+        missing = [c for c in coords if c not in found]
+        if missing:
+            raise LookupError(f"merkle nodes {missing[:3]} of log {self._client!r} are missing")
+        return found
+
+
+def add_leaves(session: Session, client_id: str, first: int, leaves: Sequence[bytes]) -> None:
+    """Store leaves ``first..first+len-1`` and every subtree node they complete."""
+    made: dict[Coord, bytes] = {}
+    plan: list[Coord] = []
+    for offset in range(len(leaves)):
+        index = first + offset
+        plan.append((0, index))
+        plan += nodes_completed_by_append(index)
+    produced = set(plan)
+    older = [
+        (lvl - 1, 2 * idx) for lvl, idx in plan if lvl > 0 and (lvl - 1, 2 * idx) not in produced
+    ]
+    made.update(StoredTree(session, client_id).nodes(older))
+    for level, idx in plan:
+        if level == 0:
+            made[(0, idx)] = leaves[idx - first]
+        else:
+            made[(level, idx)] = parent(made[(level - 1, 2 * idx)], made[(level - 1, 2 * idx + 1)])
+        session.add(MerkleNode(client_id=client_id, level=level, idx=idx, hash=made[(level, idx)]))

@@ -1,0 +1,184 @@
+"""The checkpoint and plaintext parts of ``verify``.
+
+Checkpoints: every signed note found in the database *or* in object storage must carry a
+valid signature by the vault's log key, name this client's log, and match the root of the
+tree recomputed from the entries at its size. A note whose size exceeds the log means the
+log was rolled back; a root mismatch means the history the note signed is not the one
+stored now (a fork). ``--deep`` opens each record: every AEAD tag and the salted
+plaintext commitments of the log entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import rfc8785
+from sqlmodel import select
+
+from vault.db import read_session
+from vault.db.models import Checkpoint as CheckpointRow
+from vault.db.models import Record
+from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
+from vault.ledger.audit import CheckedEntry, Finding
+from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
+from vault.ledger.merkle import CompactRange, root
+from vault.ledger.tree import StoredTree
+from vault.sealing import CommitmentHasher, WrappedKey, decrypt_stream, object_aad
+from vault.services.checkpoints import log_verifier, origin
+from vault.services.context import VaultContext
+
+PREFIX = "_checkpoints/"
+
+
+class CheckpointAudit:
+    """Collects a client's checkpoints and checks each as the chain walk reaches its size."""
+
+    def __init__(self, ctx: VaultContext, client: str) -> None:
+        self._client = client
+        self._origin = origin(ctx, client)
+        self._verifier = log_verifier(ctx)
+        self.keys: list[str] = []
+        self._notes: dict[int, list[tuple[str, bytes]]] = {}
+        self.findings: list[Finding] = []
+        with read_session(ctx.engine) as s:
+            for row in s.exec(select(CheckpointRow).where(CheckpointRow.client_id == client)):
+                self._add(row.size, f"database checkpoint {row.size}", bytes(row.note))
+        for key in ctx.store.list(f"{client}/{PREFIX}"):
+            self.keys.append(key)
+            size = key.rsplit("/", 1)[-1]
+            try:
+                note = b"".join(ctx.store.get(key))
+            except ObjectMissing:
+                continue
+            self._add(int(size) if size.isdigit() else -1, f"stored checkpoint {key}", note)
+        self.count = sum(len(v) for v in self._notes.values())
+
+    def _add(self, size: int, where: str, note: bytes) -> None:
+        self._notes.setdefault(size, []).append((where, note))
+
+    def at(self, tree: CompactRange) -> list[Finding]:
+        """Findings for the checkpoints of the tree's current size, against its root."""
+        size, out = tree.size, []
+        notes = self._notes.pop(size, [])
+        tree_root = tree.root() if notes else b""
+        for where, note in notes:
+            cp = self._open(where, note, out)
+            if cp is None:
+                continue
+            if cp.size != size:
+                out.append(
+                    Finding("modified", self._client, f"{where} says size {cp.size}", seq=size - 1)
+                )
+            elif cp.root != tree_root:
+                out.append(
+                    Finding(
+                        "forked",
+                        self._client,
+                        f"{where} signed a different tree of {size} entries than the log holds",
+                        seq=size - 1,
+                    )
+                )
+        return out
+
+    def remaining(self, log_size: int) -> Iterator[Finding]:
+        """Checkpoints beyond the end of the log: it was truncated after they were signed."""
+        for size, notes in sorted(self._notes.items()):
+            for where, note in notes:
+                if size == 0:
+                    continue
+                cp = self._open(where, note, [])
+                if cp is None or size < 0:
+                    yield Finding("modified", self._client, f"{where} is not a valid checkpoint")
+                    continue
+                yield Finding(
+                    "truncated",
+                    self._client,
+                    f"{where} covers {size} entries but the log holds only {log_size}",
+                    seq=log_size,
+                )
+
+    def _open(self, where: str, note: bytes, out: list[Finding]) -> Checkpoint | None:
+        try:
+            body, _ = open_note(note, [self._verifier])
+            cp = Checkpoint.parse_body(body)
+        except NoteError as exc:
+            out.append(Finding("bad-signature", self._client, f"{where}: {exc.message}"))
+            return None
+        if cp.origin != self._origin:
+            out.append(
+                Finding(
+                    "bad-signature", self._client, f"{where} is for another log ({cp.origin!r})"
+                )
+            )
+            return None
+        return cp
+
+
+def stored_tree_findings(ctx: VaultContext, client: str, tree: CompactRange) -> list[Finding]:
+    """The stored Merkle nodes (used to answer proofs) must give the recomputed root."""
+    if tree.size == 0:
+        return []
+    try:
+        with read_session(ctx.engine) as s:
+            stored = root(StoredTree(s, client), tree.size)
+    except LookupError as exc:
+        return [Finding("missing", client, f"stored Merkle tree: {exc}")]
+    if stored != tree.root():
+        return [
+            Finding(
+                "modified",
+                client,
+                "the stored Merkle tree nodes do not match the log entries; proofs "
+                "served from them would fail",
+            )
+        ]
+    return []
+
+
+def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Finding]:
+    """Decrypt both objects: every AEAD tag, then the salted plaintext commitments."""
+    client, commitments = rec.client_id, item.entry["body"].get("commitments", {})
+
+    def finding(detail: str) -> Finding:
+        return Finding("modified", client, detail, seq=item.seq, record=rec.id)
+
+    try:
+        dek = ctx.keys.unwrap(WrappedKey(rec.kek_id, rec.wrapped_dek), client, {"record": rec.id})
+        meta = json.loads(b"".join(_decrypt(ctx, rec, dek, "meta")))
+        salt = bytes.fromhex(meta["salt"])
+        clip = CommitmentHasher(salt, "clip")
+        for chunk in _decrypt(ctx, rec, dek, "clip"):
+            clip.update(chunk)
+    except KeyUnavailable as exc:
+        return [
+            Finding("missing", client, f"cannot open: {exc.message}", seq=item.seq, record=rec.id)
+        ]
+    except (DecryptionFailed, ObjectMissing) as exc:
+        return [finding(f"does not decrypt: {exc.message}")]
+    out = []
+    meta_commit = CommitmentHasher(salt, "meta")
+    meta_commit.update(rfc8785.dumps(meta["document"]))
+    if meta_commit.hexdigest() != commitments.get("meta"):
+        out.append(finding("decrypted metadata does not match the log's commitment"))
+    if clip.hexdigest() != commitments.get("clip"):
+        out.append(finding("decrypted clip does not match the log's commitment"))
+    return out
+
+
+def _decrypt(ctx: VaultContext, rec: Record, dek: bytes, role: str) -> Iterator[bytes]:
+    key = rec.clip_key if role == "clip" else rec.meta_key
+    chunks = ctx.store.get(key)
+    buf = bytearray()
+
+    def read(n: int) -> bytes:
+        while len(buf) < n:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            buf.extend(chunk)
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+
+    yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), read)

@@ -1,0 +1,280 @@
+"""Signed checkpoints of each client's log, and the proofs that hang off them.
+
+A checkpoint is the C2SP ``tlog-checkpoint`` body (origin, tree size, root hash) in a
+``signed-note`` signed with the vault's Ed25519 log key. It is written to object storage
+first (``{client}/_checkpoints/{size}``, under Object Lock where the bucket has it) and then
+to the database: a crash in between leaves a valid signed statement that ``verify`` still
+checks, never a database row pointing at nothing.
+
+Cadence: after a commit, a checkpoint is made when ``checkpoint_every`` entries have
+accumulated or ``checkpoint_seconds`` have passed since the last one (checked on the next
+append), and on demand (``evidence-vault checkpoint``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+
+from vault.db import read_session, write_session
+from vault.db.models import Checkpoint as CheckpointRow
+from vault.db.models import LogHead, Record
+from vault.errors import NotFound, ObjectExists, VaultError
+from vault.ledger.chain import log_head
+from vault.ledger.checkpoint import (
+    Checkpoint,
+    Verifier,
+    parse_verifier_key,
+    sign_note,
+    verifier_key,
+)
+from vault.ledger.entry import format_time
+from vault.ledger.merkle import consistency_proof as _consistency
+from vault.ledger.merkle import inclusion_proof as _inclusion
+from vault.ledger.merkle import root as _root
+from vault.ledger.tree import StoredTree
+from vault.services.context import VaultContext
+
+CHECKPOINT_RETENTION = timedelta(days=3650)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    client: str
+    size: int
+    root_hash: str
+    note: str
+    created_at: datetime
+
+    def to_dict(self) -> dict:
+        return {
+            "client": self.client,
+            "size": self.size,
+            "root_hash": self.root_hash,
+            "note": self.note,
+            "created_at": format_time(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    client: str
+    record_id: str | None
+    seq: int
+    leaf_hash: str
+    tree_size: int
+    root_hash: str
+    hashes: list[str]
+    checkpoint: str
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    client: str
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    hashes: list[str]
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def origin(ctx: VaultContext, client: str) -> str:
+    return f"{ctx.settings.name}/{client}"
+
+
+def log_verifier_key(ctx: VaultContext) -> str:
+    """The C2SP verifier key string auditors pin: ``<name>+<key id>+<base64 key>``."""
+    return verifier_key(ctx.settings.name, ctx.keys.signing_key().public_key_bytes())
+
+
+def log_verifier(ctx: VaultContext) -> Verifier:
+    return parse_verifier_key(log_verifier_key(ctx))
+
+
+def checkpoint_key(client: str, size: int) -> str:
+    return f"{client}/_checkpoints/{size}"
+
+
+def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
+    """Sign the client's current tree head (or return the checkpoint that already covers it)."""
+    with write_session(ctx.engine) as s:
+        head = log_head(s, client, lock=True)
+        existing = s.get(CheckpointRow, (client, head.size))
+        if existing is not None:
+            return _signed(existing)
+        root = _root(StoredTree(s, client), head.size)
+        body = Checkpoint(origin=origin(ctx, client), size=head.size, root=root).body()
+        note = sign_note(body, ctx.settings.name, ctx.keys.signing_key())
+        key = checkpoint_key(client, head.size)
+        _store_note(ctx, key, note)
+        row = CheckpointRow(
+            client_id=client,
+            size=head.size,
+            root_hash=root.hex(),
+            note=note,
+            created_at=ctx.clock(),
+            object_key=key,
+        )
+        s.add(row)
+    return _signed(row)
+
+
+def _store_note(ctx: VaultContext, key: str, note: bytes) -> None:
+    until = ctx.clock() + CHECKPOINT_RETENTION
+    try:
+        ctx.store.put(key, [note], retain_until=until)
+    except ObjectExists:
+        # a crash after an earlier put: the same size has the same root, so the stored
+        # note must be a valid signature over the same body; keep it if it is identical
+        if b"".join(ctx.store.get(key)) != note:
+            raise VaultError(
+                f"a different checkpoint note is already stored at {key}",
+                hint="run `evidence-vault verify`: the log may have been rewritten",
+            ) from None
+
+
+def maybe_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint | None:
+    """The cadence rule, checked after each commit; cheap when nothing is due."""
+    every = ctx.settings.checkpoint_every
+    seconds = ctx.settings.checkpoint_seconds
+    with read_session(ctx.engine) as s:
+        size = s.get(LogHead, client).size
+        last = s.exec(
+            select(CheckpointRow)
+            .where(CheckpointRow.client_id == client)
+            .order_by(CheckpointRow.size.desc())
+            .limit(1)
+        ).first()
+    if last is not None and last.size >= size:
+        return None
+    due = (
+        last is None
+        or size - last.size >= every
+        or ctx.clock() - _aware(last.created_at) >= timedelta(seconds=seconds)
+    )
+    return make_checkpoint(ctx, client) if due else None
+
+
+def checkpoint_after_commit(ctx: VaultContext, client: str) -> None:
+    """Apply the cadence; the committed entries stand even if signing fails now.
+
+    A missed checkpoint is made by the next append or by `evidence-vault checkpoint`.
+    """
+    try:
+        maybe_checkpoint(ctx, client)
+    except VaultError as exc:
+        log.warning("checkpoint of log %s postponed: %s", client, exc.kind)
+
+
+def latest_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
+    with read_session(ctx.engine) as s:
+        row = s.exec(
+            select(CheckpointRow)
+            .where(CheckpointRow.client_id == client)
+            .order_by(CheckpointRow.size.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        raise NotFound(
+            f"client {client!r} has no checkpoint yet",
+            hint="make one with `evidence-vault checkpoint`",
+        )
+    return _signed(row)
+
+
+def list_checkpoints(ctx: VaultContext, client: str) -> list[SignedCheckpoint]:
+    with read_session(ctx.engine) as s:
+        rows = s.exec(
+            select(CheckpointRow)
+            .where(CheckpointRow.client_id == client)
+            .order_by(CheckpointRow.size)
+        )
+        return [_signed(r) for r in rows]
+
+
+def inclusion_for_record(
+    ctx: VaultContext, record_id: str, client: str | None = None
+) -> InclusionProof:
+    """Proof that the record's ``evidence.sealed`` entry is in the latest checkpoint.
+
+    Makes a checkpoint first when none covers the entry yet.
+    """
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, record_id)
+    if rec is None or (client is not None and rec.client_id != client):
+        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
+    cp = latest_checkpoint_covering(ctx, rec.client_id, rec.seq)
+    return inclusion_at(ctx, rec.client_id, rec.seq, cp, record_id=rec.id)
+
+
+def latest_checkpoint_covering(ctx: VaultContext, client: str, seq: int) -> SignedCheckpoint:
+    try:
+        cp = latest_checkpoint(ctx, client)
+    except NotFound:
+        cp = None
+    if cp is None or cp.size <= seq:
+        cp = make_checkpoint(ctx, client)
+    return cp
+
+
+def inclusion_at(
+    ctx: VaultContext, client: str, seq: int, cp: SignedCheckpoint, record_id: str | None = None
+) -> InclusionProof:
+    with read_session(ctx.engine) as s:
+        tree = StoredTree(s, client)
+        leaf = tree.nodes([(0, seq)])[(0, seq)]
+        hashes = _inclusion(tree, seq, cp.size)
+    return InclusionProof(
+        client,
+        record_id,
+        seq,
+        leaf.hex(),
+        cp.size,
+        cp.root_hash,
+        [h.hex() for h in hashes],
+        cp.note,
+    )
+
+
+def consistency(
+    ctx: VaultContext, client: str, old: int, new: int | None = None
+) -> ConsistencyProof:
+    with read_session(ctx.engine) as s:
+        head = s.get(LogHead, client)
+        if head is None:
+            raise NotFound(f"client {client!r} has no log")
+        new = head.size if new is None else new
+        if not 0 < old <= new <= head.size:
+            raise NotFound(
+                f"no consistency proof from size {old} to size {new}: the log has "
+                f"{head.size} entries",
+                hint="choose 0 < FROM <= TO <= the log size",
+            )
+        tree = StoredTree(s, client)
+        hashes = _consistency(tree, old, new)
+        old_root, new_root = _root(tree, old), _root(tree, new)
+    return ConsistencyProof(
+        client, old, new, old_root.hex(), new_root.hex(), [h.hex() for h in hashes]
+    )
+
+
+def _signed(row: CheckpointRow) -> SignedCheckpoint:
+    return SignedCheckpoint(
+        row.client_id, row.size, row.root_hash, bytes(row.note).decode(), _aware(row.created_at)
+    )
+
+
+def _aware(ts: datetime) -> datetime:
+    from datetime import UTC
+
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
