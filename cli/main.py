@@ -342,11 +342,17 @@ def audio(ctx, record_id, output: Path) -> None:
 
 @cli.command()
 @click.option("--client", "client_id", help="Only this client's log.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also decrypt every record: every AEAD tag and the plaintext commitments.",
+)
 @click.pass_context
-def verify(ctx, client_id) -> None:
-    """Check every chain link and every stored object; name each record that fails.
+def verify(ctx, client_id, deep) -> None:
+    """Audit the logs: chain links, entry hashes, Merkle roots against every signed
+    checkpoint, checkpoint signatures, every stored object's hash, orphan objects.
 
-    Exit code 0 only when everything checks out.
+    Exit code 0 only when everything checks out; --json gives one finding per problem.
     """
     vault = _open(ctx)
     from vault.services.verify import count_entries
@@ -356,7 +362,7 @@ def verify(ctx, client_id) -> None:
     with click.progressbar(
         length=total, label="verifying", file=sys.stderr, hidden=not show_bar
     ) as bar:
-        report = vault.verify(client_id, progress=bar.update)
+        report = vault.verify(client_id, progress=bar.update, deep=deep)
     _emit(ctx, report.to_dict(), _render_report(report))
     if not report.clean:
         ctx.exit(EXIT_FINDINGS)
@@ -365,13 +371,139 @@ def verify(ctx, client_id) -> None:
 def _render_report(report) -> str:
     head = (
         f"checked {len(report.clients)} client log(s), {report.entries} entries, "
-        f"{report.records} records, {report.objects} objects"
+        f"{report.records} records, {report.objects} objects, "
+        f"{report.checkpoints} checkpoints"
     )
     if report.clean:
-        return head + "\nOK: every chain link and every stored object matches"
+        return head + "\nOK: every chain link, checkpoint and stored object matches"
     return "\n".join(
         [head, f"PROBLEMS: {len(report.findings)}"] + [f"  {f}" for f in report.findings]
     )
+
+
+@cli.command()
+@click.option("--client", "client_id", required=True, help="The client whose log to sign.")
+@click.pass_context
+def checkpoint(ctx, client_id) -> None:
+    """Sign a checkpoint of a client's log now (C2SP signed note) and print it."""
+    cp = _open(ctx).checkpoint(client_id)
+    _emit(ctx, cp.to_dict(), cp.note.rstrip("\n"))
+
+
+@cli.command()
+@click.argument("record_id", required=False)
+@click.option("--client", "client_id", help="For a consistency proof: the client's log.")
+@click.option("--from", "old", type=int, help="Consistency proof from this tree size ...")
+@click.option("--to", "new", type=int, help="... to this one (default: the current size).")
+@click.pass_context
+def proof(ctx, record_id, client_id, old, new) -> None:
+    """Inclusion proof of RECORD_ID in the latest checkpoint, or with --client/--from/--to
+    a consistency proof between two tree sizes (RFC 9162)."""
+    vault = _open(ctx)
+    if record_id:
+        p = vault.inclusion_proof(record_id)
+        human = (
+            f"record {record_id} is entry {p.seq} of {p.client}'s log\n"
+            f"leaf hash {p.leaf_hash}\ntree size {p.tree_size}, root {p.root_hash}\n"
+            + "\n".join(f"  {h}" for h in p.hashes)
+            + "\n"
+            + p.checkpoint.rstrip()
+        )
+    elif client_id and old is not None:
+        p = vault.consistency_proof(client_id, old, new)
+        human = (
+            f"{p.client}: size {p.old_size} (root {p.old_root}) is a prefix of size "
+            f"{p.new_size} (root {p.new_root})\n" + "\n".join(f"  {h}" for h in p.hashes)
+        )
+    else:
+        raise click.UsageError("give RECORD_ID, or --client with --from [--to]")
+    _emit(ctx, p.to_dict(), human)
+
+
+@cli.group()
+def log() -> None:
+    """The auditor's view: the log key, exports, offline verification."""
+
+
+@log.command("key")
+@click.pass_context
+def log_key(ctx) -> None:
+    """Print the log's verifier key (C2SP: name+keyid+base64); auditors pin it."""
+    key = _open(ctx).log_key()
+    _emit(ctx, {"verifier_key": key}, key)
+
+
+@log.command("export")
+@click.option("--client", "client_id", required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def log_export(ctx, client_id, output: Path) -> None:
+    """Export a client's entries and checkpoints (JSON Lines; no PII, no keys)."""
+    out = _open(ctx).export_log(client_id, output)
+    _emit(ctx, {"output": str(out)}, f"wrote {out}")
+
+
+@log.command("verify")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
+@click.option(
+    "--trusted-checkpoint",
+    "trusted",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint note you saved earlier; the export must be consistent with it.",
+)
+@click.pass_context
+def log_verify(ctx, export: Path, key: str, trusted) -> None:
+    """Audit an exported log offline: needs only the file and the key. Exit 0 only if clean."""
+    from vault.ledger.checkpoint import parse_verifier_key
+    from vault.ledger.offline import audit_export
+
+    verifier = parse_verifier_key(key)
+    with export.open(encoding="utf-8") as fh:
+        report = audit_export(fh, verifier, [p.read_bytes() for p in trusted])
+    human = (
+        f"{report.origin}: {report.entries} entries, {report.checkpoints} checkpoints, "
+        f"{report.trusted} trusted checkpoint(s)\n"
+    )
+    human += (
+        "OK: the chain, the tree and every checkpoint agree"
+        if report.clean
+        else "PROBLEMS:\n" + "\n".join(f"  {f}" for f in report.findings)
+    )
+    _emit(ctx, report.to_dict(), human)
+    if not report.clean:
+        ctx.exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the bundle (ZIP).",
+)
+@click.pass_context
+def export(ctx, record_id, output: Path) -> None:
+    """Export one record as an evidence bundle that verifies offline (the export is logged)."""
+    out = _open(ctx).export_bundle(record_id, output, principal=local_principal())
+    _emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
+
+
+@cli.command("verify-bundle")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", help="The vault's verifier key; without it the bundled key is used.")
+@click.pass_context
+def verify_bundle(ctx, bundle: Path, key) -> None:
+    """Verify an evidence bundle offline; exit 0 only when it is valid."""
+    from vault.bundle import verify_bundle as check
+
+    verdict = check(bundle, key)
+    _emit(ctx, verdict.to_dict(), verdict.summary())
+    if not verdict.ok:
+        ctx.exit(EXIT_FINDINGS)
 
 
 @cli.command()

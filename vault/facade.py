@@ -8,9 +8,10 @@ from datetime import datetime
 from pathlib import Path
 
 from vault.config import Settings, load_settings, resolve_home
-from vault.services import admin, retrieve
+from vault.services import admin, checkpoints, logexport, retrieve
 from vault.services import ingest as _ingest
 from vault.services import verify as _verify
+from vault.services.checkpoints import ConsistencyProof, InclusionProof, SignedCheckpoint
 from vault.services.context import Clock, VaultContext, create_vault, open_vault, utc_now
 from vault.services.ingest import Receipt
 from vault.services.retrieve import Query, RecordSummary
@@ -107,5 +108,34 @@ class Vault:
             self._ctx, record_id, out, principal=principal or local_principal()
         )
 
-    def verify(self, client: str | None = None, progress=None) -> Report:
-        return _verify.verify(self._ctx, client, progress)
+    def verify(self, client: str | None = None, progress=None, *, deep: bool = False) -> Report:
+        return _verify.verify(self._ctx, client, progress, deep=deep)
+
+    # -- the verifiable ledger -------------------------------------------------
+    def checkpoint(self, client: str) -> SignedCheckpoint:
+        """Sign the client's current tree head now (idempotent for an unchanged log)."""
+        return checkpoints.make_checkpoint(self._ctx, client)
+
+    def latest_checkpoint(self, client: str) -> SignedCheckpoint:
+        return checkpoints.latest_checkpoint(self._ctx, client)
+
+    def log_key(self) -> str:
+        """The C2SP verifier key of the vault's log signing key, for auditors to pin."""
+        return checkpoints.log_verifier_key(self._ctx)
+
+    def inclusion_proof(self, record_id: str) -> InclusionProof:
+        return checkpoints.inclusion_for_record(self._ctx, record_id)
+
+    def consistency_proof(self, client: str, old: int, new: int | None = None) -> ConsistencyProof:
+        return checkpoints.consistency(self._ctx, client, old, new)
+
+    def export_log(self, client: str, out: str | os.PathLike) -> Path:
+        """Entries and checkpoints as JSON Lines for an offline audit: no PII, no keys."""
+        return logexport.export_log(self._ctx, client, out)
+
+    def export_bundle(
+        self, record_id: str, out: str | os.PathLike, *, principal: str | None = None
+    ) -> Path:
+        from vault.services.bundle import export_bundle
+
+        return export_bundle(self._ctx, record_id, out, principal=principal or local_principal())

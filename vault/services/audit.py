@@ -87,9 +87,12 @@ class CheckpointAudit:
             for where, note in notes:
                 if size == 0:
                     continue
-                cp = self._open(where, note, [])
+                problems: list[Finding] = []
+                cp = self._open(where, note, problems)
                 if cp is None or size < 0:
-                    yield Finding("modified", self._client, f"{where} is not a valid checkpoint")
+                    yield from problems or [
+                        Finding("modified", self._client, f"{where} is not a valid checkpoint")
+                    ]
                     continue
                 yield Finding(
                     "truncated",

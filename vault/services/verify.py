@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlmodel import select
 
 from vault.db import Client, LogEntry, LogHead, Record, read_session
+from vault.db.models import MerkleNode
 from vault.errors import ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.entry import format_time
@@ -91,13 +92,15 @@ def _verify_client(
     committed: set[str] = set(checkpoints.keys)
     sealed_ids: set[str] = set()
     tree = CompactRange()
-    for item in audit_chain(client, _rows(ctx, client), head.size, head.head_hash):
+    leaves = _LeafCheck(ctx, client)
+    for item in audit_chain(client, rows(ctx, client), head.size, head.head_hash):
         if isinstance(item, Finding):
             report.findings.append(item)
             continue
         report.entries += 1
         progress(1)
         tree.append(bytes.fromhex(item.hash))
+        report.findings += leaves.check(item)
         report.findings += checkpoints.at(tree)
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
@@ -121,23 +124,63 @@ def _verify_client(
     report.findings += _orphans(ctx, client, committed)
 
 
-def _rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
-    """Entries in seq order, a page at a time (keyset pagination: no O(n) offsets)."""
+def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
+    """Entries in seq order."""
+    return _paged(ctx, LogEntry.seq, LogEntry.entry, LogEntry.client_id == client)
+
+
+def _stored_leaves(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
+    return _paged(
+        ctx, MerkleNode.idx, MerkleNode.hash, MerkleNode.client_id == client, MerkleNode.level == 0
+    )
+
+
+def _paged(ctx: VaultContext, key, value, *where) -> Iterator[tuple[int, bytes]]:
+    """``(key, value)`` rows in key order, a page at a time (keyset pagination, no offsets)."""
     after = -1
     while True:
         with read_session(ctx.engine) as s:
-            page = list(
-                s.exec(
-                    select(LogEntry.seq, LogEntry.entry)
-                    .where(LogEntry.client_id == client, LogEntry.seq > after)
-                    .order_by(LogEntry.seq)
-                    .limit(PAGE)
-                )
-            )
+            stmt = select(key, value).where(*where, key > after).order_by(key).limit(PAGE)
+            page = list(s.exec(stmt))
         if not page:
             return
         yield from page
         after = page[-1][0]
+
+
+class _LeafCheck:
+    """Walks the stored level-0 Merkle nodes in step with the entries."""
+
+    def __init__(self, ctx: VaultContext, client: str) -> None:
+        self._client = client
+        self._leaves = _stored_leaves(ctx, client)
+        self._next = next(self._leaves, None)
+
+    def check(self, item: CheckedEntry) -> list[Finding]:
+        while self._next is not None and self._next[0] < item.seq:
+            self._next = next(self._leaves, None)
+        if self._next is None or self._next[0] != item.seq:
+            return [
+                Finding(
+                    "missing",
+                    self._client,
+                    "the entry's Merkle leaf is not stored",
+                    seq=item.seq,
+                    record=item.entry.get("record"),
+                )
+            ]
+        if bytes(self._next[1]).hex() != item.hash:
+            return [
+                Finding(
+                    "modified",
+                    self._client,
+                    "the stored Merkle leaf differs from the entry's hash; proofs "
+                    "served for it would fail",
+                    seq=item.seq,
+                    record=item.entry.get("record"),
+                )
+            ]
+        return []
 
 
 def _records(ctx: VaultContext, client: str) -> dict[str, Record]:
