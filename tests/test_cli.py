@@ -110,3 +110,42 @@ def test_demo_runs(tmp_path):
     assert result.exit_code == 0, result.output
     assert "byte-identical to the upload: True" in result.output
     assert "[modified]" in result.output and "clean = True" in result.output
+
+
+def test_auditor_commands(run, tmp_path):
+    out = run("--json", "ingest", str(clip(tmp_path)), "--meta", str(_meta_file(tmp_path)))
+    rid = json.loads(out.output)["record_id"]
+    key = run("log", "key").output.strip()
+    name, key_id, _ = key.split("+", 2)
+    assert name == "evidence-vault" and len(key_id) == 8
+
+    note = run("checkpoint", "--client", CLIENT).output
+    assert note.startswith(f"evidence-vault/{CLIENT}\n1\n")
+    saved = tmp_path / "saved-checkpoint.txt"
+    saved.write_text(note)  # what `checkpoint > saved.txt` would keep
+
+    proof = json.loads(run("--json", "proof", rid).output)
+    assert proof["seq"] == 0 and proof["tree_size"] == 1 and proof["hashes"] == []
+    run("ingest", str(clip(tmp_path, seed=2)), "--meta", str(_meta_file(tmp_path, 2)))
+    run("checkpoint", "--client", CLIENT)
+    cons = json.loads(run("--json", "proof", "--client", CLIENT, "--from", "1").output)
+    assert (cons["old_size"], cons["new_size"]) == (1, 2)
+    run("proof", code=2)
+
+    run("log", "export", "--client", CLIENT, "-o", str(tmp_path / "log.jsonl"))
+    ok = run(
+        "log",
+        "verify",
+        str(tmp_path / "log.jsonl"),
+        "--key",
+        key,
+        "--trusted-checkpoint",
+        str(saved),
+    )
+    assert "OK: the chain, the tree and every checkpoint agree" in ok.output
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    (tmp_path / "cut.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    bad = run("--json", "log", "verify", str(tmp_path / "cut.jsonl"), "--key", key, code=1)
+    assert "truncated" in {f["kind"] for f in json.loads(bad.output)["findings"]}
+    refused = run("log", "verify", str(tmp_path / "log.jsonl"), "--key", "not-a-key", code=7)
+    assert "verifier key" in refused.output
