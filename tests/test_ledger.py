@@ -153,3 +153,38 @@ def test_entry_of_another_log():
     fs = findings(rows, log="telco-de")
     assert {f.kind for f in fs} == {"modified"}
     assert all("another log" in f.detail for f in fs)
+
+
+def test_floats_are_refused_and_non_ascii_takes_the_full_encoder():
+    raw = encode_entry(
+        make_entry(
+            log="x",
+            seq=0,
+            type="evidence.accessed",
+            time=T,
+            prev=GENESIS_PREV,
+            record=None,
+            body={"n": 1},
+        )
+    )
+    with pytest.raises(ValueError, match="no floating-point numbers"):
+        parse_entry(raw.replace(b'"n":1', b'"n":1.5'))
+    uni = encode_entry(
+        make_entry(
+            log="x",
+            seq=0,
+            type="evidence.accessed",
+            time=T,
+            prev=GENESIS_PREV,
+            record=None,
+            body={"principal": "local:jürgen", "\U0001f600": 1, "\ue000": 2},
+        )
+    )
+    assert parse_entry(uni)["body"]["principal"] == "local:jürgen"
+    # the stdlib orders these two keys by code point, RFC 8785 by UTF-16 units
+    swapped = uni.replace(
+        '"\U0001f600":1,"\ue000":2'.encode(), '"\ue000":2,"\U0001f600":1'.encode()
+    )
+    assert swapped != uni
+    with pytest.raises(ValueError, match="canonical"):
+        parse_entry(swapped)

@@ -27,6 +27,7 @@ from vault.ledger.tree import StoredTree
 from vault.sealing import CommitmentHasher, WrappedKey, decrypt_stream, object_aad
 from vault.services.checkpoints import log_verifier, origin
 from vault.services.context import VaultContext
+from vault.storage import ChunkReader
 
 PREFIX = "_checkpoints/"
 
@@ -140,48 +141,60 @@ def stored_tree_findings(ctx: VaultContext, client: str, tree: CompactRange) -> 
 
 
 def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Finding]:
-    """Decrypt both objects: every AEAD tag, then the salted plaintext commitments."""
-    client, commitments = rec.client_id, item.entry["body"].get("commitments", {})
+    """Open both objects in one pass each: ciphertext hash, every AEAD tag, commitments.
 
-    def finding(detail: str) -> Finding:
-        return Finding("modified", client, detail, seq=item.seq, record=rec.id)
+    Replaces the ciphertext-only object check for records that can be opened, so
+    ``--deep`` reads every stored byte once, not twice.
+    """
+    client, body = rec.client_id, item.entry["body"]
+    objects, commitments = body.get("objects", {}), body.get("commitments", {})
+
+    def finding(kind: str, detail: str, key: str | None = None) -> Finding:
+        return Finding(kind, client, detail, seq=item.seq, record=rec.id, key=key)
 
     try:
         dek = ctx.keys.unwrap(WrappedKey(rec.kek_id, rec.wrapped_dek), client, {"record": rec.id})
-        meta = json.loads(b"".join(_decrypt(ctx, rec, dek, "meta")))
-        salt = bytes.fromhex(meta["salt"])
-        clip = CommitmentHasher(salt, "clip")
-        for chunk in _decrypt(ctx, rec, dek, "clip"):
-            clip.update(chunk)
-    except KeyUnavailable as exc:
-        return [
-            Finding("missing", client, f"cannot open: {exc.message}", seq=item.seq, record=rec.id)
-        ]
-    except (DecryptionFailed, ObjectMissing) as exc:
-        return [finding(f"does not decrypt: {exc.message}")]
-    out = []
-    meta_commit = CommitmentHasher(salt, "meta")
-    meta_commit.update(rfc8785.dumps(meta["document"]))
-    if meta_commit.hexdigest() != commitments.get("meta"):
-        out.append(finding("decrypted metadata does not match the log's commitment"))
-    if clip.hexdigest() != commitments.get("clip"):
-        out.append(finding("decrypted clip does not match the log's commitment"))
+    except (KeyUnavailable, DecryptionFailed) as exc:
+        return [finding("modified", f"cannot open the record: {exc.message}")]
+    out: list[Finding] = []
+    meta_plain = bytearray()
+    opened = {}
+    for role in ("meta", "clip"):
+        obj = objects.get(role, {})
+        key = obj.get("key", "")
+        hasher = None
+        if role == "clip" and "salt" in opened:
+            hasher = CommitmentHasher(opened["salt"], "clip")
+        try:
+            reader = ChunkReader(ctx.store.get(key))
+            for chunk in decrypt_stream(dek, object_aad(client, rec.id, role), reader.read):
+                if hasher is not None:
+                    hasher.update(chunk)
+                else:
+                    meta_plain += chunk
+        except ObjectMissing:
+            out.append(finding("missing", f"{role} object is missing from object storage", key))
+            continue
+        except DecryptionFailed as exc:
+            out.append(finding("modified", f"{role} object does not decrypt: {exc.message}", key))
+            continue
+        if reader.hexdigest() != obj.get("sha256"):
+            out.append(
+                finding("modified", f"{role} object does not match its committed SHA-256", key)
+            )
+        if role == "meta":
+            meta = json.loads(meta_plain)
+            opened["salt"] = bytes.fromhex(meta["salt"])
+            meta_commit = CommitmentHasher(opened["salt"], "meta")
+            meta_commit.update(rfc8785.dumps(meta["document"]))
+            if meta_commit.hexdigest() != commitments.get("meta"):
+                out.append(
+                    finding(
+                        "modified", "decrypted metadata does not match the log's commitment", key
+                    )
+                )
+        elif hasher is not None and hasher.hexdigest() != commitments.get("clip"):
+            out.append(
+                finding("modified", "decrypted clip does not match the log's commitment", key)
+            )
     return out
-
-
-def _decrypt(ctx: VaultContext, rec: Record, dek: bytes, role: str) -> Iterator[bytes]:
-    key = rec.clip_key if role == "clip" else rec.meta_key
-    chunks = ctx.store.get(key)
-    buf = bytearray()
-
-    def read(n: int) -> bytes:
-        while len(buf) < n:
-            chunk = next(chunks, None)
-            if chunk is None:
-                break
-            buf.extend(chunk)
-        out = bytes(buf[:n])
-        del buf[:n]
-        return out
-
-    yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), read)

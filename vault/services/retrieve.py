@@ -26,6 +26,7 @@ from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.storage import ChunkReader
 
 
 @dataclass(frozen=True)
@@ -183,35 +184,10 @@ def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
     dek = ctx.keys.unwrap(
         WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id, {"record": rec.id}
     )
-    reader = _HashingReader(ctx.store.get(key))
+    reader = ChunkReader(ctx.store.get(key))
     yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), reader.read)
     if reader.hexdigest() != want:
         raise DecryptionFailed(
             f"the stored {role} object of record {rec.id} differs from the sealed one",
             hint="run `evidence-vault verify` and restore the object from a backup",
         )
-
-
-class _HashingReader:
-    """A ``read(n)`` view over a chunk iterator that hashes everything it hands out."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        from vault.sealing import Sha256Counter
-
-        self._chunks = chunks
-        self._buf = bytearray()
-        self._hash = Sha256Counter()
-
-    def read(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buf += chunk
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        self._hash.update(out)
-        return out
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()

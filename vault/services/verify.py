@@ -104,9 +104,7 @@ def _verify_client(
         report.findings += checkpoints.at(tree)
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
-            report.findings += _check_sealed(ctx, client, item, records, committed, report)
-            if deep and item.entry.get("record") in records:
-                report.findings += deep_check(ctx, records[item.entry["record"]], item)
+            report.findings += _check_sealed(ctx, client, item, records, committed, report, deep)
     report.checkpoints += checkpoints.count
     report.findings += checkpoints.remaining(tree.size)
     report.findings += stored_tree_findings(ctx, client, tree)
@@ -195,16 +193,21 @@ def _check_sealed(
     records: dict[str, Record],
     committed: set[str],
     report: Report,
+    deep: bool,
 ) -> list[Finding]:
     entry, body = item.entry, item.entry.get("body", {})
     rec_id = entry.get("record")
+    rec = records.get(rec_id)
     out: list[Finding] = []
     objects = body.get("objects", {})
     for role in ("clip", "meta"):
+        committed.add(objects.get(role, {}).get("key", ""))
+        report.objects += 1
+    if deep and rec is not None:
+        out += deep_check(ctx, rec, item)
+    for role in () if deep and rec is not None else ("clip", "meta"):
         obj = objects.get(role, {})
         key = obj.get("key", "")
-        committed.add(key)
-        report.objects += 1
         problem = _check_object(ctx, key, obj.get("sha256"), obj.get("size"))
         if problem:
             kind, detail = problem
@@ -213,7 +216,6 @@ def _check_sealed(
                     kind, client, f"{role} object {detail}", seq=item.seq, record=rec_id, key=key
                 )
             )
-    rec = records.get(rec_id)
     if rec is None:
         out.append(
             Finding(

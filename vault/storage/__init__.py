@@ -2,6 +2,7 @@
 
 from vault.storage.base import (
     CHUNK_SIZE,
+    ChunkReader,
     ObjectStore,
     StoredObject,
     normalise_retain_until,
@@ -13,6 +14,7 @@ from vault.storage.s3 import S3Store, make_client
 
 __all__ = [
     "CHUNK_SIZE",
+    "ChunkReader",
     "LocalStore",
     "ObjectStore",
     "S3Store",

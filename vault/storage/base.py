@@ -6,6 +6,7 @@ Both backends store opaque bytes (the vault only ever hands them ciphertext) und
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -153,3 +154,32 @@ def _valid_segment(segment: str) -> bool:
 def _shown(key: str) -> str:
     # keys are ids, never PII, but a bad key may be anything: cap and escape it
     return repr(key[:80] + ("..." if len(key) > 80 else ""))
+
+
+class ChunkReader:
+    """A file-like ``read(n)`` over an object's chunk iterator, hashing what it hands out.
+
+    Decryption wants ``read(n)``; stores stream chunks. Hashing on the way lets one pass
+    over a stored object both decrypt it and check its committed SHA-256.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = bytearray()
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buf += chunk
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._sha.update(out)
+        self.size += len(out)
+        return out
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()

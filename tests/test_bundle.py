@@ -1,0 +1,444 @@
+"""Evidence bundles: export through the vault, then verify offline — and tamper with them.
+
+The export tests run on every backend (``vault`` fixture). The tamper matrix only edits
+the ZIP, so it shares one bundle made once on a local vault and rewrites copies of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import rfc8785
+from sqlmodel import select
+
+from tests.support.tamper import edit_object, flip_byte
+from tests.support.vaults import CLIENT, clip, make_vault, order_meta
+from vault import Vault
+from vault.bundle import CHECKS, Check, verify_bundle
+from vault.db import LogEntry, read_session
+from vault.errors import DecryptionFailed, NotFound, VaultError
+from vault.ledger.checkpoint import Checkpoint, sign_note, verifier_key
+from vault.ledger.entry import entry_hash
+from vault.sealing import LogSigner, commitment
+from vault.services.bundle import export_bundle
+from vault.services.checkpoints import log_verifier_key
+from vault.services.retrieve import get_record
+
+PRINCIPAL = "local:lawyer-desk"
+
+
+def accesses(vault: Vault, record_id: str) -> list[dict]:
+    with read_session(vault.context.engine) as s:
+        rows = s.exec(select(LogEntry).where(LogEntry.client_id == CLIENT).order_by(LogEntry.seq))
+        entries = [json.loads(r.entry) for r in rows]
+    return [
+        e["body"]
+        for e in entries
+        if e["type"] == "evidence.accessed" and e.get("record") == record_id
+    ]
+
+
+def failed(verdict) -> set[str]:
+    return {c.name for c in verdict.checks if not c.ok}
+
+
+def detail(verdict, name: str) -> str:
+    return next(c.detail for c in verdict.checks if c.name == name)
+
+
+# --- export, on every backend --------------------------------------------------------------
+
+
+def test_export_then_verify(vault, tmp_path):
+    upload = clip(tmp_path, seconds=3.0)  # more than one sealed segment
+    receipt = vault.ingest(upload, order_meta(1))
+    out = export_bundle(
+        vault.context, receipt.record_id, tmp_path / "b.zip", principal=PRINCIPAL, client=CLIENT
+    )
+    assert out == tmp_path / "b.zip"
+    assert out.stat().st_mode & 0o777 == 0o600  # it holds PII
+    assert not list(tmp_path.glob(".bundle-*"))  # no temporary file left behind
+
+    verdict = verify_bundle(out, key=log_verifier_key(vault.context))
+    assert verdict.ok, verdict.summary()
+    assert [c.name for c in verdict.checks] == list(CHECKS)
+    assert all(c.ok for c in verdict.checks)
+    assert verdict.key_pinned and verdict.key == vault.log_key()
+    assert (verdict.record_id, verdict.client) == (receipt.record_id, CLIENT)
+    assert verdict.summary().startswith("VALID: ")
+    assert verdict.to_dict()["ok"] is True
+
+    # the export is in the chain of custody, naming who made it
+    assert accesses(vault, receipt.record_id) == [{"principal": PRINCIPAL, "what": "bundle"}]
+
+    with zipfile.ZipFile(out) as zf:
+        audio = zf.read(f"audio/{receipt.record_id}.wav")
+        assert zf.getinfo(f"audio/{receipt.record_id}.wav").compress_type == zipfile.ZIP_STORED
+        assert zf.getinfo("evidence.json").compress_type == zipfile.ZIP_DEFLATED
+        entry = zf.read("entry.json")
+        manifest = json.loads(zf.read("manifest.json"))
+        report = zf.read("report.html").decode()
+    assert audio == upload.read_bytes()
+    assert entry_hash(entry) == receipt.entry_hash
+    assert manifest["record_id"] == receipt.record_id and manifest["client"] == CLIENT
+    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 1
+    assert "+4915112345678" in report and "Max Mustermann" in report  # for the lawyer
+    assert "evidence-vault verify-bundle b.zip --key" in report
+
+
+def test_export_into_a_directory(vault, tmp_path):
+    receipt = vault.ingest(clip(tmp_path), order_meta(2))
+    out = vault.export_bundle(receipt.record_id, tmp_path, principal=PRINCIPAL)
+    assert out == tmp_path / f"{receipt.record_id}.zip"
+    assert verify_bundle(out, key=vault.log_key()).ok
+
+
+def test_refused_exports_leave_no_trace(vault, tmp_path):
+    receipt = vault.ingest(clip(tmp_path), order_meta(3))
+    vault.add_client("other-co", "Other")
+    with pytest.raises(NotFound):
+        export_bundle(
+            vault.context,
+            receipt.record_id,
+            tmp_path / "b.zip",
+            principal=PRINCIPAL,
+            client="other-co",
+        )
+    assert not (tmp_path / "b.zip").exists()
+    # a target in a missing directory is refused before the access is logged
+    with pytest.raises(VaultError, match="is not a directory"):
+        vault.export_bundle(receipt.record_id, tmp_path / "nowhere" / "b.zip")
+    assert accesses(vault, receipt.record_id) == []
+
+
+def test_access_is_recorded_before_decrypting(vault, tmp_path):
+    receipt = vault.ingest(clip(tmp_path), order_meta(4))
+    rec = get_record(vault.context, receipt.record_id)
+    edit_object(vault, rec.clip_key, flip_byte)
+    with pytest.raises(DecryptionFailed):
+        vault.export_bundle(rec.id, tmp_path / "b.zip", principal=PRINCIPAL)
+    assert not (tmp_path / "b.zip").exists()
+    assert not list(tmp_path.glob(".bundle-*"))
+    assert accesses(vault, rec.id) == [{"principal": PRINCIPAL, "what": "bundle"}]
+
+
+# --- the tamper matrix, on one bundle ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Made:
+    path: Path
+    key: str
+    name: str  # the vault's name (key name, origin prefix)
+    record_id: str
+    other_clip: bytes  # another clip of the same length and format
+    signer: LogSigner  # the vault's log key, to sign checkpoints of another log
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Made:
+    tmp = tmp_path_factory.mktemp("bundle")
+    v = make_vault(tmp / "vault")
+    try:
+        receipts = [v.ingest(clip(tmp, seed=i), order_meta(10 + i)) for i in range(3)]
+        v.checkpoint(CLIENT)  # size 3: the proof of entry 1 has two hashes
+        rid = receipts[1].record_id
+        return Made(
+            path=v.export_bundle(rid, tmp / "bundle.zip", principal=PRINCIPAL),
+            key=v.log_key(),
+            name=v.settings.name,
+            record_id=rid,
+            other_clip=clip(tmp, seed=99).read_bytes(),
+            signer=v.context.keys.signing_key(),
+        )
+    finally:
+        v.close()
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def rewrite(
+    made: Made,
+    tmp_path: Path,
+    change: Callable[[dict[str, bytes]], None],
+    *,
+    manifest: bool = True,
+) -> Path:
+    """A copy of the bundle with ``change`` applied to its members; with ``manifest`` the
+    manifest is brought in line (as a careful forger would), else left as exported."""
+    files = members(made.path)
+    before = dict(files)
+    change(files)
+    if manifest:
+        m = json.loads(files["manifest.json"])
+        m["files"] = {
+            n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+            for n, d in files.items()
+            if n != "manifest.json"
+        }
+        files["manifest.json"] = json.dumps(m).encode()
+    assert files != before or not manifest
+    out = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return out
+
+
+def audio_name(made: Made) -> str:
+    return f"audio/{made.record_id}.wav"
+
+
+def test_untouched_bundle_is_valid(made):
+    verdict = verify_bundle(made.path, key=made.key)
+    assert verdict.ok, verdict.summary()
+    proof = json.loads(members(made.path)["proof.json"])
+    assert (proof["leaf_index"], proof["tree_size"], len(proof["hashes"])) == (1, 3, 2)
+
+
+def test_unpinned_verdict_says_so(made):
+    verdict = verify_bundle(made.path)
+    assert verdict.ok and not verdict.key_pinned
+    assert verdict.summary().startswith("VALID ONLY IF THE KEY IS GENUINE")
+    assert "not pinned" in detail(verdict, "checkpoint-signature")
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [(True, set()), (False, {"archive"})])
+def test_audio_replaced(made, tmp_path, manifest, expected):
+    def swap(files):
+        files[audio_name(made)] = made.other_clip
+
+    verdict = verify_bundle(rewrite(made, tmp_path, swap, manifest=manifest), key=made.key)
+    assert failed(verdict) == expected | {"clip-commitment"}
+    assert "not the clip the vault sealed" in detail(verdict, "clip-commitment")
+    assert verdict.summary().startswith("INVALID: ")
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [(True, set()), (False, {"archive"})])
+def test_price_edited(made, tmp_path, manifest, expected):
+    def cheaper(files):
+        doc = json.loads(files["evidence.json"])
+        doc["evidence"]["intent"]["price"] = "9.99 EUR/month"
+        files["evidence.json"] = rfc8785.dumps(doc)
+
+    verdict = verify_bundle(rewrite(made, tmp_path, cheaper, manifest=manifest), key=made.key)
+    assert failed(verdict) == expected | {"meta-commitment"}
+    assert "not the document the vault sealed" in detail(verdict, "meta-commitment")
+
+
+def test_evidence_reformatted(made, tmp_path):
+    def pretty(files):
+        files["evidence.json"] = json.dumps(json.loads(files["evidence.json"]), indent=2).encode()
+
+    verdict = verify_bundle(rewrite(made, tmp_path, pretty), key=made.key)
+    assert failed(verdict) == {"meta-commitment"}
+    assert "canonical" in detail(verdict, "meta-commitment")
+
+
+@pytest.mark.parametrize("field", ["hashes", "leaf_index"])
+def test_proof_altered(made, tmp_path, field):
+    def alter(files):
+        proof = json.loads(files["proof.json"])
+        if field == "hashes":
+            h = proof["hashes"][0]
+            proof["hashes"][0] = ("0" if h[0] != "0" else "1") + h[1:]
+        else:
+            proof["leaf_index"] = 0
+        files["proof.json"] = json.dumps(proof).encode()
+
+    verdict = verify_bundle(rewrite(made, tmp_path, alter), key=made.key)
+    assert failed(verdict) == {"inclusion"}
+
+
+def _body(note: bytes) -> bytes:
+    return note[: note.rfind(b"\n\n") + 1]
+
+
+def test_checkpoint_resigned_by_another_key(made, tmp_path):
+    other = LogSigner.generate()
+    other_key = verifier_key(made.name, other.public_key_bytes())
+
+    def resign(files):
+        files["checkpoint.txt"] = sign_note(_body(files["checkpoint.txt"]), made.name, other)
+
+    def resign_and_ship_key(files):
+        resign(files)
+        files["verifier-key.txt"] = (other_key + "\n").encode()
+
+    # pinned to the vault's key: the forged signature is not the vault's
+    verdict = verify_bundle(rewrite(made, tmp_path, resign), key=made.key)
+    assert failed(verdict) == {"checkpoint-signature"}
+    assert "no signature by a known key" in detail(verdict, "checkpoint-signature")
+
+    # not pinned, with the forger's key shipped too: the crypto holds, but only for that key
+    forged = rewrite(made, tmp_path, resign_and_ship_key)
+    verdict = verify_bundle(forged)
+    assert verdict.ok and not verdict.key_pinned and verdict.key == other_key
+    summary = verdict.summary()
+    assert summary.startswith("VALID ONLY IF THE KEY IS GENUINE")
+    assert "only if that key is the vault's published key" in summary
+    # ... and pinning the vault's key exposes it, the shipped key being ignored
+    verdict = verify_bundle(forged, key=made.key)
+    assert failed(verdict) == {"checkpoint-signature"}
+
+
+def test_wholly_forged_bundle_needs_a_pinned_key_to_be_caught(made, tmp_path):
+    """A forger rewrites the price, the commitments, the entry and a one-entry log of
+    their own, signed with their own key: every hash checks, the key does not."""
+    forger = LogSigner.generate()
+    salt = bytes(32)
+
+    def forge(files):
+        doc = json.loads(files["evidence.json"])
+        doc["evidence"]["intent"]["price"] = "0.99 EUR/month"
+        files["evidence.json"] = rfc8785.dumps(doc)
+        commits = {
+            "clip": commitment(salt, "clip", files[audio_name(made)]),
+            "meta": commitment(salt, "meta", files["evidence.json"]),
+        }
+        entry = json.loads(files["entry.json"])
+        entry.update(seq=0, prev="0" * 64)
+        entry["body"]["commitments"] = commits
+        files["entry.json"] = raw = rfc8785.dumps(entry)
+        openings = json.loads(files["openings.json"])
+        openings.update(salt=salt.hex(), commitments=commits)
+        files["openings.json"] = json.dumps(openings).encode()
+        root = bytes.fromhex(entry_hash(raw))
+        proof = {"leaf_index": 0, "tree_size": 1, "root_hash": root.hex(), "hashes": []}
+        files["proof.json"] = json.dumps(proof).encode()
+        body = Checkpoint(f"{made.name}/{CLIENT}", 1, root).body()
+        files["checkpoint.txt"] = sign_note(body, made.name, forger)
+        files["verifier-key.txt"] = verifier_key(made.name, forger.public_key_bytes()).encode()
+
+    forged = rewrite(made, tmp_path, forge)
+    assert verify_bundle(forged).ok  # not pinned: nothing to tell it apart
+    assert failed(verify_bundle(forged, key=made.key)) == {"checkpoint-signature"}
+
+
+def test_checkpoint_of_another_log(made, tmp_path):
+    def other_origin(files):
+        cp = Checkpoint.parse_body(_body(files["checkpoint.txt"]))
+        body = Checkpoint(f"{made.name}/other-co", cp.size, cp.root).body()
+        files["checkpoint.txt"] = sign_note(body, made.name, made.signer)
+
+    verdict = verify_bundle(rewrite(made, tmp_path, other_origin), key=made.key)
+    assert failed(verdict) == {"checkpoint-origin"}
+
+
+def test_entry_edited_canonically(made, tmp_path):
+    def longer(files):
+        files["entry.json"] = files["entry.json"].replace(
+            b'"duration_ms":2000', b'"duration_ms":2500'
+        )
+
+    verdict = verify_bundle(rewrite(made, tmp_path, longer), key=made.key)
+    assert failed(verdict) == {"inclusion", "audio"}
+    assert "the entry says 2500 ms" in detail(verdict, "audio")
+
+
+def test_entry_and_openings_rewritten_for_another_clip(made, tmp_path):
+    """Swapping the audio and re-committing to it consistently leaves only the log to
+    catch it: the rewritten entry is not the one the checkpoint covers."""
+
+    def swap(files):
+        files[audio_name(made)] = made.other_clip
+        openings = json.loads(files["openings.json"])
+        new = commitment(bytes.fromhex(openings["salt"]), "clip", made.other_clip)
+        entry = json.loads(files["entry.json"])
+        entry["body"]["commitments"]["clip"] = openings["commitments"]["clip"] = new
+        files["entry.json"] = rfc8785.dumps(entry)
+        files["openings.json"] = json.dumps(openings).encode()
+
+    verdict = verify_bundle(rewrite(made, tmp_path, swap), key=made.key)
+    assert failed(verdict) == {"inclusion"}
+
+
+def test_entry_not_canonical(made, tmp_path):
+    def spaced(files):
+        files["entry.json"] = files["entry.json"].replace(b'"v":1', b'"v": 1')
+
+    verdict = verify_bundle(rewrite(made, tmp_path, spaced), key=made.key)
+    assert {"entry", "inclusion"} <= failed(verdict)
+    assert "canonical" in detail(verdict, "entry")
+
+
+def test_manifest_hash_mismatch(made, tmp_path):
+    def wrong_hash(files):
+        m = json.loads(files["manifest.json"])
+        m["files"]["proof.json"]["sha256"] = "0" * 64
+        files["manifest.json"] = json.dumps(m).encode()
+
+    verdict = verify_bundle(rewrite(made, tmp_path, wrong_hash, manifest=False), key=made.key)
+    assert failed(verdict) == {"archive"}
+    assert "proof.json does not match its SHA-256 or size" in detail(verdict, "archive")
+
+
+def test_unexpected_and_duplicate_files(made, tmp_path):
+    def extra(files):
+        files["notes.txt"] = b"hello"
+
+    verdict = verify_bundle(rewrite(made, tmp_path, extra), key=made.key)
+    assert failed(verdict) == {"archive"}
+    assert "unexpected file notes.txt" in detail(verdict, "archive")
+
+    out = tmp_path / "double.zip"
+    with zipfile.ZipFile(made.path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+            dst.writestr("evidence.json", b"{}")
+    assert "more than one file named evidence.json" in detail(
+        verify_bundle(out, key=made.key), "archive"
+    )
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_missing_members(made, tmp_path, manifest):
+    def drop(name):
+        return lambda files: files.pop(name)
+
+    verdict = verify_bundle(rewrite(made, tmp_path, drop("proof.json"), manifest=manifest))
+    assert failed(verdict) == {"archive", "inclusion"}
+    assert "proof.json is missing" in detail(verdict, "inclusion")
+
+    verdict = verify_bundle(rewrite(made, tmp_path, drop(audio_name(made)), manifest=manifest))
+    assert failed(verdict) == {"archive", "clip-commitment", "audio"}
+
+    # the shipped key is not needed when one is pinned
+    no_key = rewrite(made, tmp_path, drop("verifier-key.txt"), manifest=manifest)
+    assert failed(verify_bundle(no_key, key=made.key)) == {"archive"}
+    assert failed(verify_bundle(no_key)) == {"archive", "checkpoint-signature"}
+
+
+def test_not_a_zip(made, tmp_path):
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip at all")
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(made.path.read_bytes()[:2000])
+    for path in (junk, truncated, tmp_path / "absent.zip", tmp_path):
+        verdict = verify_bundle(path, key=made.key)
+        assert verdict.checks == [Check("archive", False, "bundle is not a readable ZIP archive")]
+        assert not verdict.ok and verdict.summary().startswith("INVALID: ")
+
+
+def test_malformed_key_and_members_are_failed_checks(made, tmp_path):
+    assert failed(verify_bundle(made.path, key="not a key")) == {"checkpoint-signature"}
+
+    def garbage(files):
+        for name in ("entry.json", "proof.json", "openings.json", "checkpoint.txt"):
+            files[name] = b"\xff\x00[1,2"
+
+    verdict = verify_bundle(rewrite(made, tmp_path, garbage), key=made.key)
+    assert failed(verdict) == set(CHECKS) - {"archive"}
+    assert verdict.record_id == made.record_id  # from the manifest
