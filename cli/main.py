@@ -11,6 +11,7 @@ Exit codes scripts can rely on:
 5   conflict (e.g. a different clip under an existing call/segment)
 6   configuration problem (no vault, bad vault.toml, missing master key)
 7   integrity, key or storage failure while reading or writing
+8   ``verify-bundle``: consistent, but checked only against the key inside the bundle
 ==  ===========================================================
 """
 
@@ -37,6 +38,7 @@ from vault.errors import (
 )
 from vault.services.context import create_vault
 
+EXIT_UNPINNED = 8
 EXIT_FINDINGS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_CONFIG, EXIT_FAILURE = (
     1,
     3,
@@ -497,13 +499,20 @@ def export(ctx, record_id, output: Path) -> None:
 @click.option("--key", help="The vault's verifier key; without it the bundled key is used.")
 @click.pass_context
 def verify_bundle(ctx, bundle: Path, key) -> None:
-    """Verify an evidence bundle offline; exit 0 only when it is valid."""
+    """Verify an evidence bundle offline, needing nothing but the file.
+
+    Exit 0: valid and signed by the --key you gave. Exit 8: internally consistent, but
+    signed by the key inside the bundle, which only counts if it is the vault's published
+    key (`evidence-vault log key`). Exit 1: invalid.
+    """
     from vault.bundle import verify_bundle as check
 
     verdict = check(bundle, key)
     _emit(ctx, verdict.to_dict(), verdict.summary())
     if not verdict.ok:
         ctx.exit(EXIT_FINDINGS)
+    if not verdict.key_pinned:
+        ctx.exit(EXIT_UNPINNED)
 
 
 @cli.command()

@@ -149,3 +149,20 @@ def test_auditor_commands(run, tmp_path):
     assert "truncated" in {f["kind"] for f in json.loads(bad.output)["findings"]}
     refused = run("log", "verify", str(tmp_path / "log.jsonl"), "--key", "not-a-key", code=7)
     assert "verifier key" in refused.output
+
+
+def test_export_and_verify_bundle(run, tmp_path):
+    src = clip(tmp_path, "mp3", seconds=2.0)
+    out = run("--json", "ingest", str(src), "--meta", str(_meta_file(tmp_path)))
+    rid = json.loads(out.output)["record_id"]
+    key = run("log", "key").output.strip()
+    bundle = tmp_path / "bundle.zip"
+    run("export", rid, "-o", str(bundle))
+    ok = run("verify-bundle", str(bundle), "--key", key)
+    assert ok.output.startswith("VALID")
+    unpinned = run("verify-bundle", str(bundle), code=8)
+    assert "VALID ONLY IF THE KEY IS GENUINE" in unpinned.output
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip")
+    bad = json.loads(run("--json", "verify-bundle", str(junk), "--key", key, code=1).output)
+    assert bad["checks"][0]["detail"] == "bundle is not a readable ZIP archive"
