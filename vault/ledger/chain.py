@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from vault.db.models import LogEntry, LogHead
@@ -58,6 +59,7 @@ def append_entries(
     """Append drafts to the client's log under its head lock; returns each entry's seq and hash."""
     head = log_head(session, client_id, lock=True)
     out: list[Appended] = []
+    rows: list[dict] = []
     prev, seq = head.head_hash, head.size
     for draft in drafts:
         entry = make_entry(
@@ -70,14 +72,22 @@ def append_entries(
             body=draft.body,
         )
         raw = encode_entry(entry)
-        session.add(
-            LogEntry(
-                client_id=client_id, seq=seq, type=draft.type, record_id=draft.record, entry=raw
-            )
+        rows.append(
+            {
+                "client_id": client_id,
+                "seq": seq,
+                "type": draft.type,
+                "record_id": draft.record,
+                "entry": raw,
+            }
         )
         prev = entry_hash(raw)
         out.append(Appended(seq=seq, entry_hash=prev, entry=raw))
         seq += 1
+    if not rows:
+        return out
+    # Core multi-row inserts: group commit costs one statement per table, not one per row
+    session.execute(insert(LogEntry), rows)
     add_leaves(session, client_id, head.size, [bytes.fromhex(a.entry_hash) for a in out])
     head.size, head.head_hash = seq, prev
     session.add(head)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import tuple_
+from sqlalchemy import insert, tuple_
 from sqlmodel import Session, select
 
 from vault.db.models import MerkleNode
-from vault.ledger.merkle import nodes_completed_by_append, parent
+from vault.ledger.merkle import append_nodes
 
 Coord = tuple[int, int]
 
@@ -42,21 +42,16 @@ class StoredTree:
 
 
 def add_leaves(session: Session, client_id: str, first: int, leaves: Sequence[bytes]) -> None:
-    """Store leaves ``first..first+len-1`` and every subtree node they complete."""
-    made: dict[Coord, bytes] = {}
-    plan: list[Coord] = []
-    for offset in range(len(leaves)):
-        index = first + offset
-        plan.append((0, index))
-        plan += nodes_completed_by_append(index)
-    produced = set(plan)
-    older = [
-        (lvl - 1, 2 * idx) for lvl, idx in plan if lvl > 0 and (lvl - 1, 2 * idx) not in produced
-    ]
-    made.update(StoredTree(session, client_id).nodes(older))
-    for level, idx in plan:
-        if level == 0:
-            made[(0, idx)] = leaves[idx - first]
-        else:
-            made[(level, idx)] = parent(made[(level - 1, 2 * idx)], made[(level - 1, 2 * idx + 1)])
-        session.add(MerkleNode(client_id=client_id, level=level, idx=idx, hash=made[(level, idx)]))
+    """Store leaves ``first..first+len-1`` and every subtree node they complete.
+
+    One read (the tree's right edge) and one multi-row insert, whatever the group size.
+    """
+    nodes = {(0, first + i): leaf for i, leaf in enumerate(leaves)}
+    nodes.update(append_nodes(StoredTree(session, client_id), first, leaves))
+    session.execute(
+        insert(MerkleNode),
+        [
+            {"client_id": client_id, "level": lvl, "idx": idx, "hash": h}
+            for (lvl, idx), h in nodes.items()
+        ],
+    )
