@@ -83,3 +83,14 @@ def test_migrations_match_models_sqlite(tmp_path: Path):
 @pytest.mark.postgres
 def test_migrations_match_models_postgres(pg_url):
     assert _schema_diff(pg_url) == []
+
+
+def test_schema_head_constant_matches_alembic():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from vault.db.engine import MIGRATIONS, SCHEMA_HEAD
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD

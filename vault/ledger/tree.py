@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import insert, tuple_
+from sqlalchemy import insert, union_all
 from sqlmodel import Session, select
 
 from vault.db.models import MerkleNode
@@ -28,12 +28,21 @@ class StoredTree:
     def nodes(self, coords: Sequence[Coord]) -> Mapping[Coord, bytes]:
         if not coords:
             return {}
-        rows = self._session.exec(
+        by_level: dict[int, set[int]] = {}
+        for level, idx in coords:
+            by_level.setdefault(level, set()).add(idx)
+        # one SELECT per level, glued with UNION ALL: each is a primary-key lookup on
+        # SQLite and PostgreSQL alike (an OR of the same terms makes SQLite scan the
+        # client's whole tree), and it is still a single round trip
+        parts = [
             select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
                 MerkleNode.client_id == self._client,
-                tuple_(MerkleNode.level, MerkleNode.idx).in_(list(set(coords))),
+                MerkleNode.level == lvl,
+                MerkleNode.idx.in_(sorted(idxs)),
             )
-        )
+            for lvl, idxs in by_level.items()
+        ]
+        rows = self._session.execute(union_all(*parts) if len(parts) > 1 else parts[0])
         found = {(level, idx): bytes(h) for level, idx, h in rows}
         missing = [c for c in coords if c not in found]
         if missing:

@@ -16,6 +16,7 @@ Byte layouts and test vectors: ``docs/formats.md``.
 from vault.sealing.envelope import DATA_KEY_SIZE, ROLES, new_data_key, object_aad
 from vault.sealing.hashing import (
     CommitmentHasher,
+    KeyedHasher,
     Sha256Counter,
     commitment,
     keyed_hash,
@@ -48,6 +49,7 @@ __all__ = [
     "TAG_SIZE",
     "CommitmentHasher",
     "KeyProvider",
+    "KeyedHasher",
     "LocalKeyring",
     "LogSigner",
     "Sha256Counter",

@@ -31,11 +31,24 @@ def keyed_hash(key: bytes, domain: str, data: bytes | Iterable[bytes]) -> str:
     from ever matching hashes made for another. ``data`` is bytes or an iterable of byte
     chunks (hashed as their concatenation, in constant memory).
     """
-    key = require_key("index key", key, INDEX_KEY_SIZE)
-    mac = hmac.new(key, encode_items(require_text("domain", domain)), hashlib.sha256)
+    hasher = KeyedHasher(key, domain)
     for chunk in _chunks(data):
-        mac.update(chunk)
-    return mac.hexdigest()
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class KeyedHasher:
+    """:func:`keyed_hash` fed incrementally, e.g. alongside encryption in one read."""
+
+    def __init__(self, key: bytes, domain: str) -> None:
+        key = require_key("index key", key, INDEX_KEY_SIZE)
+        self._mac = hmac.new(key, encode_items(require_text("domain", domain)), hashlib.sha256)
+
+    def update(self, data: bytes) -> None:
+        self._mac.update(data)
+
+    def hexdigest(self) -> str:
+        return self._mac.hexdigest()
 
 
 def new_salt() -> bytes:

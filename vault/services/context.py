@@ -19,7 +19,7 @@ from vault.sealing import (
     encode_master_key,
     generate_master_key,
 )
-from vault.storage import LocalStore, ObjectStore, S3Store
+from vault.storage import LocalStore, ObjectStore
 
 Clock = Callable[[], datetime]
 
@@ -55,6 +55,8 @@ def create_vault(settings: Settings) -> VaultContext:
     if settings.storage == "local":
         settings.resolved_objects_dir.mkdir(parents=True, exist_ok=True)
     elif settings.s3:
+        from vault.storage.s3 import S3Store
+
         S3Store.ensure_bucket(**_s3_kwargs(settings), object_lock=settings.s3.object_lock)
     return open_vault(settings)
 
@@ -78,6 +80,8 @@ def open_home(home: Path, *, clock: Clock = utc_now) -> VaultContext:
 
 def _open_store(settings: Settings) -> ObjectStore:
     if settings.storage == "s3":
+        from vault.storage.s3 import S3Store
+
         return S3Store(**_s3_kwargs(settings))
     root = settings.resolved_objects_dir
     if not root.is_dir():

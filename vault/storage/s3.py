@@ -273,8 +273,12 @@ class S3Store:
             # one part in memory at a time (plus whatever the last chunk added)
             while True:
                 while len(buffer) > PART_SIZE:
-                    self._upload_part(key, upload_id, parts, etags, bytes(buffer[:PART_SIZE]))
+                    # one copy of the part (a slice of a bytearray would be a second one)
+                    with memoryview(buffer) as view:
+                        part = bytes(view[:PART_SIZE])
                     del buffer[:PART_SIZE]
+                    self._upload_part(key, upload_id, parts, etags, part)
+                    del part
                 chunk = next(rest, None)
                 if chunk is None:
                     break
