@@ -332,8 +332,13 @@ def _parse_header(raw: bytes) -> _Header:
 
 def _read_exact(read: Callable[[int], bytes], n: int) -> bytes:
     """Up to ``n`` bytes; fewer only at the end of the stream (short reads are retried)."""
-    out = bytearray()
-    while len(out) < n:
+    first = read(n)
+    if len(first) == n and isinstance(first, bytes):
+        return first  # the common case: no copy at all
+    if len(first) > n:
+        raise ValueError(f"read({n}) returned {len(first)} bytes")
+    out = bytearray(first)
+    while first and len(out) < n:
         chunk = read(n - len(out))
         if not chunk:
             break

@@ -165,18 +165,24 @@ class ChunkReader:
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buf = bytearray()
+        self._chunk = memoryview(b"")
         self._sha = hashlib.sha256()
         self.size = 0
 
     def read(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buf += chunk
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
+        # slices of the current chunk: one copy per returned piece, none for buffering
+        parts = []
+        while n > 0:
+            if not self._chunk:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._chunk = memoryview(chunk)
+            piece = self._chunk[:n]
+            self._chunk = self._chunk[len(piece) :]
+            parts.append(piece)
+            n -= len(piece)
+        out = b"".join(parts) if len(parts) != 1 else parts[0].tobytes()
         self._sha.update(out)
         self.size += len(out)
         return out
