@@ -17,7 +17,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ("sealing", "ingest_s3", "append", "memory")
+BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger")
 HERE = Path(__file__).resolve().parent
 
 
@@ -55,7 +55,7 @@ def _brief(doc: dict | None) -> dict | None:
     if doc is None:
         return None
     keys = ("ratio", "target", "target_kind", "met", "peak_rss_mib", "postgres_ratio",
-            "decrypt_ratio")
+            "decrypt_ratio", "proof_gen_ms_p99", "proof_verify_ms_p99", "deep_ratio")
     return {k: doc[k] for k in keys if k in doc}
 
 
