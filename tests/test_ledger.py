@@ -188,3 +188,35 @@ def test_floats_are_refused_and_non_ascii_takes_the_full_encoder():
     assert swapped != uni
     with pytest.raises(ValueError, match="canonical"):
         parse_entry(swapped)
+
+
+def _random_json(rng, depth=0):
+    kind = rng.randrange(7 if depth < 3 else 4)
+    if kind == 0:
+        return rng.randrange(-(2**53), 2**53)
+    if kind == 1:
+        return "".join(
+            rng.choice('ab"\\\n\t\x01\x1fü€😀\ue000 /<') for _ in range(rng.randrange(6))
+        )
+    if kind == 2:
+        return rng.choice([True, False, None])
+    if kind == 3:
+        return rng.random() * 10 ** rng.randrange(-8, 25)
+    if kind in (4, 5):
+        return {_random_key(rng): _random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+    return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+
+
+def _random_key(rng):
+    return "".join(rng.choice("abAB_😀\ue000é") for _ in range(rng.randrange(1, 4)))
+
+
+def test_fast_encoder_always_equals_rfc8785():
+    import random
+
+    import rfc8785
+
+    rng = random.Random(8785)
+    for _ in range(3000):
+        doc = {"body": _random_json(rng), "v": 1}
+        assert encode_entry(doc) == rfc8785.dumps(doc)

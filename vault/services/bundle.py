@@ -17,14 +17,11 @@ import html
 import json
 import os
 import shlex
-import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import rfc8785
 from sqlmodel import select
@@ -39,6 +36,7 @@ from vault.services.context import VaultContext
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
 from vault.services.retrieve import _open_object, get_record, record_access
+from vault.storage.files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def export_bundle(
     contents = _gather(ctx, rec)
     evidence = rfc8785.dumps(contents.document)
     _expect(commitment(contents.salt, "meta", evidence) == contents.body["commitments"]["meta"])
-    with _atomic(target) as fh, zipfile.ZipFile(fh, "w") as zf:
+    with atomic_output(target) as fh, zipfile.ZipFile(fh, "w") as zf:
         audio = _write_audio(zf, ctx, contents)
         texts = {
             layout.EVIDENCE: evidence,
@@ -151,24 +149,6 @@ def _expect(holds: bool) -> None:
 
 
 # --- writing the ZIP ---------------------------------------------------------------------
-
-
-@contextmanager
-def _atomic(target: Path) -> Iterator[IO[bytes]]:
-    """A temporary file in the target's directory, renamed over the target on success.
-
-    mkstemp makes it 0600: the bundle holds PII, so it is readable by its owner only.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=".bundle-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _zip_info(name: str, when: datetime, method: int) -> zipfile.ZipInfo:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from vault.db import LogHead, read_session
@@ -12,6 +11,7 @@ from vault.ledger.offline import export_lines
 from vault.services.checkpoints import list_checkpoints, log_verifier_key, origin
 from vault.services.context import VaultContext
 from vault.services.verify import rows as entry_rows
+from vault.storage.files import atomic_output
 
 
 def export_log(ctx: VaultContext, client: str, out: str | os.PathLike) -> Path:
@@ -27,17 +27,10 @@ def export_log(ctx: VaultContext, client: str, out: str | os.PathLike) -> Path:
         _upto(entry_rows(ctx, client), head.size),
         notes,
     )
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=".log-export-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    with atomic_output(out, "w") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+    return Path(out)
 
 
 def _upto(rows, size: int):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.storage import ChunkReader
+from vault.storage.files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -151,19 +151,10 @@ def write_audio(
     """Decrypt the clip to ``out``, byte-identical to the upload; all or nothing."""
     rec = get_record(ctx, record_id, client=client)
     record_access(ctx, rec, principal, "audio")
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=".evidence-", dir=out.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in _open_object(ctx, rec, "clip"):
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    with atomic_output(out, "wb") as fh:
+        for chunk in _open_object(ctx, rec, "clip"):
+            fh.write(chunk)
+    return Path(out)
 
 
 def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> None:
