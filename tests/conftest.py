@@ -39,6 +39,22 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def seaweedfs_bucket(seaweedfs: SeaweedFS) -> str:
+    from vault.storage.s3 import S3Store
+
+    name = _bucket()
+    S3Store.ensure_bucket(
+        name,
+        object_lock=True,
+        endpoint_url=seaweedfs.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+    )
+    return name
+
+
 @pytest.fixture
 def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from moto import mock_aws
@@ -77,8 +93,11 @@ def vault(request: pytest.FixtureRequest, tmp_path):
         s3 = S3Settings(bucket=_bucket(), region="us-east-1", object_lock=True)
     elif store == "seaweedfs":
         server: SeaweedFS = request.getfixturevalue("seaweedfs")
+        # one Object Lock bucket for the session, a prefix of its own per vault: bucket
+        # creation costs SeaweedFS about a second and a set of volumes each
         s3 = S3Settings(
-            bucket=_bucket(),
+            prefix="t-" + secrets.token_hex(6),
+            bucket=request.getfixturevalue("seaweedfs_bucket"),
             endpoint_url=server.endpoint_url,
             region="us-east-1",
             access_key_id=server.access_key,

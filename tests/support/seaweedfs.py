@@ -190,6 +190,11 @@ class SeaweedFS:
             "-admin.ui=false",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            # every bucket is a collection with volumes of its own: with the defaults
+            # (128 MB volumes, a small volume count) a test session that creates dozens of
+            # buckets gets "InternalError" once no writable volume is left
+            "-master.volumeSizeLimitMB=16",
+            "-volume.max=2000",
         ]
         # the default /tmp/seaweedfs-s3-<port>.sock outlives the server; keep ours in the
         # work dir when the path fits a Unix socket name (108 bytes)

@@ -30,7 +30,8 @@ def _s3(vault: Vault):
 
 
 def _full_key(vault: Vault, key: str) -> str:
-    return vault.settings.s3.prefix + key
+    prefix = vault.settings.s3.prefix.strip("/")
+    return f"{prefix}/{key}" if prefix else key
 
 
 def read_object(vault: Vault, key: str) -> bytes:
