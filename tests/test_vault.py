@@ -188,3 +188,9 @@ def test_sealed_objects_are_write_once(vault, tmp_path):
     out = vault.write_audio(r.record_id, tmp_path / "still-there.wav")
     assert out.stat().st_size > 0
     assert vault.verify().clean
+
+
+def test_searching_an_unknown_client_changes_nothing(vault):
+    keyring = vault.context.keys.path.read_bytes()
+    assert vault.find(client="ghost", phone="+4915112345678") == []
+    assert vault.context.keys.path.read_bytes() == keyring

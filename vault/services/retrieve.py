@@ -75,7 +75,9 @@ class Query:
 
 def find(ctx: VaultContext, q: Query) -> list[RecordSummary]:
     with read_session(ctx.engine) as s:
-        clients = [q.client] if q.client else list(s.exec(select(Client.id)))
+        known = list(s.exec(select(Client.id)))
+        # only existing clients: an unknown name must not create keys just by being searched
+        clients = [c for c in known if c == q.client] if q.client else known
         hits: list[RecordSummary] = []
         for client in clients:
             stmt = (
