@@ -57,7 +57,6 @@ class Settings:
     keyring_file: Path | None = None
     master_key_file: Path | None = None
     master_key: str | None = field(default=None, repr=False)
-    default_retention_days: int = 365
     #: sign a checkpoint after this many new entries ...
     checkpoint_every: int = 100
     #: ... or on the first append this many seconds after the last checkpoint
@@ -84,7 +83,6 @@ class Settings:
         lines = [
             "# evidence-vault configuration; environment variables override it (see docs)",
             f'name = "{self.name}"',
-            f"default_retention_days = {self.default_retention_days}",
             "",
             "[metadata]",
             f'url = "{self.database_url}"  # empty: SQLite in this directory',
@@ -160,7 +158,6 @@ def _from_file(home: Path, data: dict) -> Settings:
         key_provider=keys.get("provider", "local"),
         keyring_file=_path(home, keys.get("keyring")),
         master_key_file=_path(home, keys.get("master_key_file")),
-        default_retention_days=int(data.get("default_retention_days", 365)),
         checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
         checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 300)),
     )
