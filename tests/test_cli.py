@@ -110,6 +110,7 @@ def test_demo_runs(tmp_path):
     assert result.exit_code == 0, result.output
     assert "byte-identical to the upload: True" in result.output
     assert "[modified]" in result.output and "clean = True" in result.output
+    assert "bundle dispute.zip: VALID:" in result.output
 
 
 def test_auditor_commands(run, tmp_path):
