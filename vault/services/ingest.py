@@ -119,7 +119,7 @@ def ingest(
     existing = _existing_receipt(ctx, prepared, lambda: prepared.clip_fingerprint(clip))
     if existing:
         return existing
-    record_id = new_record_id(ctx.clock())
+    record_id = new_record_id()
     uploaded: list[str] = []
     sealed = None
     try:
@@ -400,8 +400,11 @@ def object_prefix(client: str, campaign: str, recorded_at: datetime, record_id: 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
-def new_record_id(now: datetime) -> str:
-    """26 chars of Crockford base32: 48-bit milliseconds then 80 random bits (ULID layout)."""
-    del now  # ids sort by the wall clock of the machine that seals, not the injected clock
+def new_record_id() -> str:
+    """26 chars of Crockford base32: 48-bit milliseconds then 80 random bits (ULID layout).
+
+    The wall clock, not the vault's injectable clock: ids must stay unique and roughly
+    time-ordered even when tests or replays pin the clock.
+    """
     value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
