@@ -431,17 +431,17 @@ class _Bundle:
             raise _Fail(f"{CHECKPOINT} is not a valid checkpoint: {exc.message}") from None
 
     def record_id(self) -> str | None:
-        for source in (lambda: self.entry().get("record"), lambda: self.manifest()["record_id"]):
-            try:
-                value = source()
-            except (_Fail, KeyError):
-                continue
-            if isinstance(value, str):
-                return value
-        return None
+        return self._first_text(
+            lambda: self.entry().get("record"), lambda: self.manifest()["record_id"]
+        )
 
     def client(self) -> str | None:
-        for source in (lambda: self.entry().get("log"), lambda: self.manifest()["client"]):
+        return self._first_text(lambda: self.entry().get("log"), lambda: self.manifest()["client"])
+
+    @staticmethod
+    def _first_text(*sources) -> str | None:
+        """The first source that yields a string: the entry if readable, else the manifest."""
+        for source in sources:
             try:
                 value = source()
             except (_Fail, KeyError):
