@@ -231,9 +231,9 @@ def inclusion_at(
     ctx: VaultContext, client: str, seq: int, cp: SignedCheckpoint, record_id: str | None = None
 ) -> InclusionProof:
     with read_session(ctx.engine) as s:
-        tree = StoredTree(s, client)
-        leaf = tree.nodes([(0, seq)])[(0, seq)]
+        tree = _AlsoFetching(StoredTree(s, client), (0, seq))
         hashes = _inclusion(tree, seq, cp.size)
+        leaf = tree.extra()
     return InclusionProof(
         client,
         record_id,
@@ -244,6 +244,23 @@ def inclusion_at(
         [h.hex() for h in hashes],
         cp.note,
     )
+
+
+class _AlsoFetching:
+    """A node source that adds one more node (the leaf) to the proof's single query."""
+
+    def __init__(self, tree: StoredTree, coord: tuple[int, int]) -> None:
+        self._tree, self._coord, self._got = tree, coord, None
+
+    def nodes(self, coords):
+        found = self._tree.nodes([*coords, self._coord])
+        self._got = found[self._coord]
+        return found
+
+    def extra(self) -> bytes:
+        if self._got is None:  # a one-entry tree: the proof needed no nodes
+            self._got = self._tree.nodes([self._coord])[self._coord]
+        return self._got
 
 
 def consistency(
