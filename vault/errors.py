@@ -71,6 +71,12 @@ class NotFound(VaultError):
     kind = "not-found"
 
 
+class Shredded(NotFound):
+    """The record existed but was crypto-shredded (retention expiry or erasure)."""
+
+    kind = "shredded"
+
+
 class Conflict(VaultError):
     """The request clashes with what is stored (e.g. a different clip under an existing key)."""
 

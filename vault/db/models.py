@@ -31,7 +31,11 @@ class Campaign(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
     name: str = Field(max_length=64)
-    retention_days: int
+    #: None: the client's default applies (resolved at each ingest)
+    retention_days: int | None = Field(default=None)
+    #: "recorded" (N days after recording) or "consent-use" (N days after the last use of
+    #: the advertising consent the record documents, UWG §7a)
+    retention_basis: str = Field(default="recorded", max_length=20)
     created_at: datetime
 
 
@@ -52,7 +56,9 @@ class Record(SQLModel, table=True):
     agent_id: str = Field(index=True, max_length=128)
     recorded_at: datetime = Field(index=True)
     sealed_at: datetime
-    retain_until: datetime
+    retain_until: datetime = Field(index=True)
+    #: the rule that set retain_until, in words (no PII): shown by plan, show and audio
+    retention_rule: str = Field(default="", max_length=200)
     phone_hash: str = Field(index=True, max_length=64)
     # keyed fingerprints of the plaintext clip and evidence document: idempotency checks
     clip_fingerprint: str = Field(max_length=64)
@@ -68,6 +74,36 @@ class Record(SQLModel, table=True):
     kek_id: str = Field(max_length=200)
     wrapped_dek: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     seq: int = Field(sa_type=BigInteger)
+    # crypto-shredding: the wrapped data key is emptied in the same transaction that logs
+    # evidence.shredded; the objects are deleted afterwards (purged_at), when the store lets us
+    shredded_at: datetime | None = Field(default=None, index=True)
+    shred_reason: str | None = Field(default=None, max_length=20)
+    shred_rule: str | None = Field(default=None, max_length=200)
+    purged_at: datetime | None = Field(default=None)
+
+
+class Hold(SQLModel, table=True):
+    """A legal hold on one record (from a dispute or placed by an admin); blocks purging.
+
+    Release takes two different admins (four-eyes): the first sets ``release_requested_by``,
+    the second releases. ``reason`` is free text and stays in the database only; the log
+    names the hold, its kind, case reference and principals.
+    """
+
+    __tablename__ = "hold"
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    record_id: str = Field(foreign_key="record.id", index=True, max_length=40)
+    kind: str = Field(max_length=20)  # "dispute" or "legal"
+    case_ref: str = Field(max_length=64)
+    reason: str = Field(max_length=500)
+    placed_by: str = Field(max_length=200)
+    placed_at: datetime
+    release_requested_by: str | None = Field(default=None, max_length=200)
+    release_requested_at: datetime | None = Field(default=None)
+    released_by: str | None = Field(default=None, max_length=200)
+    released_at: datetime | None = Field(default=None, index=True)
 
 
 class LogHead(SQLModel, table=True):

@@ -19,7 +19,17 @@ LEAF_PREFIX = b"\x00"
 
 #: entry types this version writes; the audit accepts only these
 ENTRY_TYPES = frozenset(
-    {"evidence.sealed", "evidence.accessed", "hold.placed", "hold.released", "evidence.shredded"}
+    {
+        "evidence.sealed",
+        "evidence.accessed",
+        "evidence.shredded",
+        "retention.extended",
+        "hold.placed",
+        "hold.release_requested",
+        "hold.released",
+        "key.rewrapped",
+        "log.key_rotated",
+    }
 )
 
 

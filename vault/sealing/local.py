@@ -234,10 +234,90 @@ class LocalKeyring:
     # -- beyond the protocol --------------------------------------------------------------
 
     def signing_key(self, name: str = "log") -> LogSigner:
-        """The Ed25519 signing key ``name``, created on first use."""
+        """The current (newest) Ed25519 signing key ``name``, created on first use."""
         check_name("signing key name", name)
-        raw = self._get_or_create(f"signing:{name}", lambda: LogSigner.generate()._private_bytes())
+        generations = _signing_generations(self._fresh(), name)
+        entry = _signing_entry(name, max(generations, default=1))
+        raw = self._get_or_create(entry, lambda: LogSigner.generate()._private_bytes())
         return LogSigner._from_private_bytes(raw)
+
+    def signing_keys(self, name: str = "log") -> list[tuple[int, bytes, bool]]:
+        """Every generation of signing key ``name``: (generation, public key, still signs)."""
+        state = self._fresh()
+        out = []
+        for gen in sorted(_signing_generations(state, name)):
+            entry = _signing_entry(name, gen)
+            if entry in state.keys:
+                signer = LogSigner._from_private_bytes(self._secret(state, entry, entry))
+                out.append((gen, signer.public_key_bytes(), True))
+            else:
+                public = self._secret(state, _public_entry(entry), _public_entry(entry))
+                out.append((gen, public, False))
+        return out
+
+    def signing_key_generation(self, name: str, generation: int) -> LogSigner:
+        """Generation ``generation`` of signing key ``name``; KeyUnavailable once retired."""
+        entry = _signing_entry(name, generation)
+        return LogSigner._from_private_bytes(self._secret(self._fresh(), entry, entry))
+
+    def rotate_signing_key(self, name: str = "log", *, after: int) -> tuple[int, LogSigner]:
+        """Create generation ``after + 1`` of signing key ``name`` (or return it if it exists).
+
+        ``after`` is the generation the caller rotates away from, so a rerun after a crash
+        finishes the same hand-over instead of starting another.
+        """
+        check_name("signing key name", name)
+        entry = _signing_entry(name, after + 1)
+
+        def create(state: _State) -> bool:
+            if entry in state.keys or _public_entry(entry) in state.keys:
+                return False
+            if max(_signing_generations(state, name), default=1) != after:
+                raise ConfigError(
+                    f"signing key {name!r} is not at generation {after}; another rotation ran",
+                    hint="check `evidence-vault log keys`",
+                )
+            self._add_entry(state, entry, LogSigner.generate()._private_bytes())
+            return True
+
+        state = self._modify(create)
+        raw = self._secret(state, entry, entry)
+        return after + 1, LogSigner._from_private_bytes(raw)
+
+    def retire_signing_key(self, name: str, generation: int) -> None:
+        """Destroy the private half of an old signing key, keeping its public key; idempotent."""
+        entry = _signing_entry(name, generation)
+
+        def retire(state: _State) -> bool:
+            if entry not in state.keys:
+                return False
+            if generation >= max(_signing_generations(state, name)):
+                raise ConfigError(f"generation {generation} of {name!r} is the current key")
+            private = self._open_entry(state, entry, state.keys[entry]["sealed"])
+            public = LogSigner._from_private_bytes(private).public_key_bytes()
+            self._add_entry(state, _public_entry(entry), public)
+            del state.keys[entry]
+            return True
+
+        self._modify(retire)
+        with self._mutex:
+            self._plain.pop(entry, None)
+
+    def new_kek_generation(self, tenant: str, bucket: str) -> str:
+        """Add a new generation of the tenant's KEK for ``bucket``: new wraps use it (rotation)."""
+        check_name("tenant", tenant)
+        check_name("bucket", bucket)
+        made: list[str] = []
+
+        def create(state: _State) -> bool:
+            generation = max(_generations(state, tenant, bucket), default=0) + 1
+            kek_id = f"{PROVIDER}:{tenant}:{bucket}:{generation}"
+            self._add_entry(state, _kek_entry(kek_id), os.urandom(KEK_SIZE))
+            made.append(kek_id)
+            return True
+
+        self._modify(create)
+        return made[0]
 
     def kek_ids(self, tenant: str | None = None) -> list[str]:
         """The ids of the live (not destroyed) KEKs, optionally of one tenant, sorted."""
@@ -245,6 +325,11 @@ class LocalKeyring:
         if tenant is not None:
             ids = [i for i in ids if _parse_kek_id(i)[0] == tenant]
         return sorted(ids)
+
+    def kek_created_at(self, kek_id: str) -> datetime | None:
+        """When a live KEK was created (None if it is not live)."""
+        record = self._fresh().keys.get(_kek_entry(kek_id))
+        return _parse_time(record["created_at"]) if record else None
 
     def destroyed_at(self, kek_id: str) -> datetime | None:
         """When ``kek_id`` was destroyed, or None if it was not."""
@@ -394,6 +479,31 @@ def _seal_entry(sealer: AESGCM, keyring_id: str, entry: str, secret: bytes) -> s
 
 def _kek_entry(kek_id: str) -> str:
     return f"kek:{kek_id}"
+
+
+def _signing_entry(name: str, generation: int) -> str:
+    # generation 1 keeps the name vaults were created with, so existing keyrings read as-is
+    return f"signing:{name}" if generation == 1 else f"signing:{name}.{generation}"
+
+
+def _public_entry(signing_entry: str) -> str:
+    return "public:" + signing_entry
+
+
+def _signing_generations(state: _State, name: str) -> list[int]:
+    gens = []
+    for entry in state.keys:
+        base = entry.removeprefix("public:")
+        if base == f"signing:{name}":
+            gens.append(1)
+        elif base.startswith(f"signing:{name}.") and base.rsplit(".", 1)[1].isdigit():
+            gens.append(int(base.rsplit(".", 1)[1]))
+    return sorted(set(gens))
+
+
+def parse_kek_id(kek_id: str) -> tuple[str, str, int]:
+    """``local:{tenant}:{bucket}:{generation}`` → (tenant, bucket, generation)."""
+    return _parse_kek_id(kek_id)
 
 
 def _parse_kek_id(kek_id: str) -> tuple[str, str, int]:

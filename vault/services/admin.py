@@ -12,26 +12,47 @@ from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import is_slug
 from vault.ledger.chain import new_log
 from vault.services.context import VaultContext
-
-MAX_RETENTION_DAYS = 36_500
+from vault.services.retention import check_basis, check_days
 
 
 @dataclass(frozen=True)
 class CampaignInfo:
     client: str
     name: str
-    retention_days: int
+    #: the effective period: the campaign's own, else the client's default
+    retention_days: int | None
+    retention_basis: str = "recorded"
+    client_default: bool = False
 
     def to_dict(self) -> dict:
-        return {"client": self.client, "name": self.name, "retention_days": self.retention_days}
+        return {
+            "client": self.client,
+            "name": self.name,
+            "retention_days": self.retention_days,
+            "retention_basis": self.retention_basis,
+            "client_default": self.client_default,
+        }
 
 
-def add_client(ctx: VaultContext, client_id: str, display_name: str | None = None) -> None:
+def add_client(
+    ctx: VaultContext,
+    client_id: str,
+    display_name: str | None = None,
+    retention_days: int | None = None,
+) -> None:
     _check_slug("client", client_id)
+    check_days(retention_days)
     with write_session(ctx.engine) as s:
         if s.get(Client, client_id) is not None:
             raise Conflict(f"client {client_id!r} already exists")
-        s.add(Client(id=client_id, display_name=display_name or client_id, created_at=ctx.clock()))
+        s.add(
+            Client(
+                id=client_id,
+                display_name=display_name or client_id,
+                retention_days=retention_days,
+                created_at=ctx.clock(),
+            )
+        )
         s.flush()
         new_log(s, client_id)
 
@@ -41,36 +62,104 @@ def list_clients(ctx: VaultContext) -> list[Client]:
         return list(s.exec(select(Client).order_by(Client.id)))
 
 
-def add_campaign(ctx: VaultContext, client_id: str, name: str, retention_days: int) -> CampaignInfo:
+def add_campaign(
+    ctx: VaultContext,
+    client_id: str,
+    name: str,
+    retention_days: int | None = None,
+    retention_basis: str = "recorded",
+) -> CampaignInfo:
+    """A campaign keeps evidence ``retention_days`` (else its client's default) days."""
     _check_slug("campaign", name)
-    if not 1 <= retention_days <= MAX_RETENTION_DAYS:
-        raise InvalidEvidence(
-            [FieldError("retention_days", f"must be between 1 and {MAX_RETENTION_DAYS}")],
-            hint="give the retention period in days",
-        )
+    check_days(retention_days)
+    check_basis(retention_basis)
     try:
         with write_session(ctx.engine) as s:
-            if s.get(Client, client_id) is None:
+            client = s.get(Client, client_id)
+            if client is None:
                 raise _unknown_client(client_id)
-            s.add(
-                Campaign(
-                    client_id=client_id,
-                    name=name,
-                    retention_days=retention_days,
-                    created_at=ctx.clock(),
-                )
+            if retention_days is None and client.retention_days is None:
+                raise _no_rule(client_id)
+            campaign = Campaign(
+                client_id=client_id,
+                name=name,
+                retention_days=retention_days,
+                retention_basis=retention_basis,
+                created_at=ctx.clock(),
             )
+            s.add(campaign)
+            s.flush()
+            info = _info(campaign, client)
     except IntegrityError as exc:
         raise Conflict(f"campaign {name!r} already exists for client {client_id!r}") from exc
-    return CampaignInfo(client_id, name, retention_days)
+    return info
+
+
+def set_client_retention(ctx: VaultContext, client_id: str, days: int) -> None:
+    """The default period of the client's campaigns without their own (future ingests)."""
+    check_days(days)
+    with write_session(ctx.engine) as s:
+        client = s.get(Client, client_id)
+        if client is None:
+            raise _unknown_client(client_id)
+        client.retention_days = days
+        s.add(client)
+
+
+def set_campaign_retention(
+    ctx: VaultContext,
+    client_id: str,
+    name: str,
+    days: int | None,
+    basis: str | None = None,
+) -> CampaignInfo:
+    """Change a campaign's rule; applies to evidence sealed from now on.
+
+    ``days=None`` falls back to the client default. Evidence already sealed keeps the
+    retain-until date it was sealed with (it is in the log and in the store's lock).
+    """
+    check_days(days)
+    if basis is not None:
+        check_basis(basis)
+    with write_session(ctx.engine) as s:
+        client = s.get(Client, client_id)
+        if client is None:
+            raise _unknown_client(client_id)
+        campaign = s.exec(
+            select(Campaign).where(Campaign.client_id == client_id, Campaign.name == name)
+        ).first()
+        if campaign is None:
+            raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
+        if days is None and client.retention_days is None:
+            raise _no_rule(client_id)
+        campaign.retention_days = days
+        if basis is not None:
+            campaign.retention_basis = basis
+        s.add(campaign)
+        return _info(campaign, client)
 
 
 def list_campaigns(ctx: VaultContext, client_id: str | None = None) -> list[CampaignInfo]:
     with read_session(ctx.engine) as s:
-        stmt = select(Campaign).order_by(Campaign.client_id, Campaign.name)
+        stmt = select(Campaign, Client).join(Client, Client.id == Campaign.client_id)
+        stmt = stmt.order_by(Campaign.client_id, Campaign.name)
         if client_id:
             stmt = stmt.where(Campaign.client_id == client_id)
-        return [CampaignInfo(c.client_id, c.name, c.retention_days) for c in s.exec(stmt)]
+        return [_info(c, client) for c, client in s.exec(stmt)]
+
+
+def _info(c: Campaign, client: Client) -> CampaignInfo:
+    own = c.retention_days is not None
+    days = c.retention_days if own else client.retention_days
+    return CampaignInfo(c.client_id, c.name, days, c.retention_basis, not own)
+
+
+def _no_rule(client_id: str) -> InvalidEvidence:
+    return InvalidEvidence(
+        [FieldError("retention_days", "is required: the client has no default retention")],
+        hint=f"give --retention-days, or set a default with `evidence-vault client retention "
+        f"{client_id} DAYS`",
+    )
 
 
 def _check_slug(what: str, value: str) -> None:

@@ -35,6 +35,7 @@ from vault.services.checkpoints import InclusionProof, inclusion_for_record, log
 from vault.services.context import VaultContext
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
+from vault.services.retention import refuse_if_shredded
 from vault.services.retrieve import _open_object, get_record, record_access
 from vault.storage.files import atomic_output
 
@@ -76,6 +77,7 @@ def export_bundle(
     With ``client``, a record of another client is reported missing, as everywhere.
     """
     rec = get_record(ctx, record_id, client=client)
+    refuse_if_shredded(rec)
     target = _target(Path(out), rec.id)
     record_access(ctx, rec, principal, "bundle")
     contents = _gather(ctx, rec)

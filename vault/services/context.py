@@ -70,7 +70,7 @@ def open_vault(settings: Settings, *, clock: Clock = utc_now) -> VaultContext:
         )
     engine = open_engine(settings.resolved_database_url)
     migrate(engine)
-    keys = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings))
+    keys = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings), clock=clock)
     return VaultContext(settings, engine, _open_store(settings), keys, clock)
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import rfc8785
@@ -37,6 +37,7 @@ from vault.db import Campaign, Client, LogEntry, Record, read_session, write_ses
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
 from vault.ledger import EntryDraft, append_entries, entry_hash
+from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
 from vault.sealing import (
     CommitmentHasher,
@@ -50,6 +51,8 @@ from vault.sealing import (
 )
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.keys import expiry_bucket
+from vault.services.retention import Rule, consent_extensions, extend_locks, rule_for
 from vault.storage import StoredObject
 
 READ_CHUNK = 1024 * 1024
@@ -96,6 +99,8 @@ class _Prepared:
     evidence: Evidence
     info: audio.AudioInfo
     campaign: Campaign
+    rule: Rule
+    retain_until: datetime
     document: dict
     index_key: bytes
     meta_fp: str
@@ -145,7 +150,19 @@ def _prepare(ctx: VaultContext, clip: Path, meta, media_type: str | None) -> _Pr
     declared = media_type or audio.media_type_for_path(clip)
     info = audio.probe(clip, declared_type=declared)
     evidence = parse_evidence(meta, duration_ms=info.duration_ms, now=ctx.clock())
-    campaign = _campaign(ctx, evidence)
+    campaign, rule = _campaign(ctx, evidence)
+    retain_until = rule.until(evidence.recorded_at)
+    if retain_until <= ctx.clock():
+        raise InvalidEvidence(
+            [
+                FieldError(
+                    "recorded_at",
+                    f"is older than the retention period ({rule.describe()}): the evidence "
+                    "would be due for deletion on arrival",
+                )
+            ],
+            hint="check 'recorded_at', or the campaign's retention rule",
+        )
     index_key = ctx.keys.index_key(evidence.client)
     document = {
         "v": META_VERSION,
@@ -156,6 +173,8 @@ def _prepare(ctx: VaultContext, clip: Path, meta, media_type: str | None) -> _Pr
         evidence=evidence,
         info=info,
         campaign=campaign,
+        rule=rule,
+        retain_until=retain_until,
         document=document,
         index_key=index_key,
         meta_fp=keyed_hash(index_key, "evidence-fingerprint", rfc8785.dumps(document)),
@@ -163,7 +182,7 @@ def _prepare(ctx: VaultContext, clip: Path, meta, media_type: str | None) -> _Pr
     )
 
 
-def _campaign(ctx: VaultContext, evidence: Evidence) -> Campaign:
+def _campaign(ctx: VaultContext, evidence: Evidence) -> tuple[Campaign, Rule]:
     with read_session(ctx.engine) as s:
         if s.get(Client, evidence.client) is None:
             raise NotFound(
@@ -175,6 +194,7 @@ def _campaign(ctx: VaultContext, evidence: Evidence) -> Campaign:
                 Campaign.client_id == evidence.client, Campaign.name == evidence.campaign
             )
         ).first()
+        rule = rule_for(s, campaign) if campaign is not None else None
     if campaign is None:
         raise InvalidEvidence(
             [
@@ -185,7 +205,7 @@ def _campaign(ctx: VaultContext, evidence: Evidence) -> Campaign:
             ],
             hint="check 'campaign', or create it with `evidence-vault campaign add`",
         )
-    return campaign
+    return campaign, rule
 
 
 def _existing_receipt(
@@ -202,6 +222,13 @@ def _existing_receipt(
         if rec is None:
             return None
         entry = s.get(LogEntry, (rec.client_id, rec.seq))
+    if rec.shredded_at is not None:
+        raise Conflict(
+            f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
+            f"{p.evidence.campaign!r} was sealed as record {rec.id} and crypto-shredded on "
+            f"{rec.shredded_at:%Y-%m-%d}",
+            hint="shredded evidence is not accepted again under the same call and segment",
+        )
     if rec.clip_fingerprint != clip_fp():
         raise Conflict(
             f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
@@ -231,12 +258,13 @@ def _seal_objects(
     ctx: VaultContext, record_id: str, clip: Path, p: _Prepared, uploaded: list[str]
 ) -> _Sealed:
     ev = p.evidence
-    retain_until = ev.recorded_at + timedelta(days=p.campaign.retention_days)
+    retain_until = p.retain_until
     lock_until = retain_until if retain_until > ctx.clock() else None
     prefix = object_prefix(ev.client, ev.campaign, ev.recorded_at, record_id)
     dek = new_data_key()
     salt = new_salt()
-    wrapped = ctx.keys.wrap(ev.client, ev.recorded_at.strftime("%Y-%m"), dek, {"record": record_id})
+    # the KEK of the month the retention ends: see vault.services.keys
+    wrapped = ctx.keys.wrap(ev.client, expiry_bucket(retain_until), dek, {"record": record_id})
 
     # the metadata object goes up on a second thread while the clip streams: for a
     # typical clip it saves one storage round trip per ingest
@@ -282,6 +310,7 @@ def _seal_objects(
         recorded_at=ev.recorded_at,
         sealed_at=ctx.clock(),
         retain_until=retain_until,
+        retention_rule=p.rule.describe(),
         phone_hash=p.phone_hash,
         clip_fingerprint=clip_fp.hexdigest(),
         meta_fingerprint=p.meta_fp,
@@ -306,11 +335,18 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
         record, p.campaign.name, sealed.commitments, sealed.clip_ct_size, sealed.meta_ct_size
     )
     with write_session(ctx.engine) as s:
-        [appended] = append_entries(
-            s, record.client_id, [EntryDraft("evidence.sealed", record.id, body)], record.sealed_at
+        log_head(s, record.client_id, lock=True)
+        # this call is a use of the callee's consent: it extends consent-based records
+        extended, drafts = consent_extensions(
+            s, record.client_id, record.phone_hash, record.recorded_at
+        )
+        sealed_draft = EntryDraft("evidence.sealed", record.id, body)
+        appended, *_ = append_entries(
+            s, record.client_id, [sealed_draft, *drafts], record.sealed_at
         )
         record.seq = appended.seq
         s.add(record)
+    extend_locks(ctx, extended)
     return Receipt(
         record.id,
         record.client_id,

@@ -25,6 +25,7 @@ from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.retention import refuse_if_shredded
 from vault.storage import ChunkReader
 from vault.storage.files import atomic_output
 
@@ -44,6 +45,9 @@ class RecordSummary:
     duration_ms: int
     media_type: str
     seq: int
+    retain_until: datetime | None = None
+    #: "sealed", or "shredded" once crypto-shredded
+    state: str = "sealed"
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +62,8 @@ class RecordSummary:
             "duration_ms": self.duration_ms,
             "media_type": self.media_type,
             "seq": self.seq,
+            "retain_until": format_time(self.retain_until) if self.retain_until else None,
+            "state": self.state,
         }
 
 
@@ -122,6 +128,8 @@ def _summary(rec: Record, campaign: str) -> RecordSummary:
         rec.duration_ms,
         rec.media_type,
         rec.seq,
+        rec.retain_until,
+        "sealed" if rec.shredded_at is None else "shredded",
     )
 
 
@@ -137,6 +145,7 @@ def get_record(ctx: VaultContext, record_id: str, *, client: str | None = None) 
 def show(ctx: VaultContext, record_id: str, *, principal: str, client: str | None = None) -> dict:
     """The decrypted evidence document (evidence record + measured audio facts)."""
     rec = get_record(ctx, record_id, client=client)
+    refuse_if_shredded(rec)
     record_access(ctx, rec, principal, "metadata")
     plain = b"".join(_open_object(ctx, rec, "meta"))
     return json.loads(plain)["document"]
@@ -152,6 +161,7 @@ def write_audio(
 ) -> Path:
     """Decrypt the clip to ``out``, byte-identical to the upload; all or nothing."""
     rec = get_record(ctx, record_id, client=client)
+    refuse_if_shredded(rec)
     record_access(ctx, rec, principal, "audio")
     with atomic_output(out, "wb") as fh:
         for chunk in _open_object(ctx, rec, "clip"):

@@ -95,6 +95,10 @@ class ObjectStore(Protocol):
 
     def get_retention(self, key: str) -> datetime | None: ...
 
+    def extend_retention(self, key: str, retain_until: datetime) -> None:
+        """Move the object's Object Lock date later (never earlier); no-op without a lock."""
+        ...
+
 
 def validate_key(key: str) -> str:
     """Return ``key`` if it is a valid object key, else raise ``StorageError``."""

@@ -153,6 +153,9 @@ class LocalStore:
         self._stat(key)
         return None
 
+    def extend_retention(self, key: str, retain_until: datetime) -> None:
+        self._stat(key)  # ObjectMissing as on S3; there is no lock to extend
+
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_prefix(prefix)
         # start in the deepest directory the prefix names completely

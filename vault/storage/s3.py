@@ -533,6 +533,29 @@ class S3Store:
             raise _missing(key)
         return obj.retain_until
 
+    def extend_retention(self, key: str, retain_until: datetime) -> None:
+        validate_key(key)
+        if not self.supports_object_lock:
+            return
+        until = normalise_retain_until(retain_until)
+        obj = self.head(key)
+        if obj is None:
+            raise _missing(key)
+        if obj.retain_until is not None and obj.retain_until >= until:
+            return  # COMPLIANCE mode cannot shorten; an equal date needs no request
+        extra = {"VersionId": obj.version_id} if obj.version_id else {}
+        try:
+            self.client.put_object_retention(
+                Bucket=self.bucket,
+                Key=self._k(key),
+                **extra,
+                Retention={"Mode": LOCK_MODE, "RetainUntilDate": until},
+            )
+        except ClientError as exc:
+            raise self._error(exc, "extend the retention of", key) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_prefix(prefix)
         return self._list(prefix)

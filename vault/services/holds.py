@@ -1,0 +1,236 @@
+"""Disputes and legal holds: evidence that must outlive its retention date.
+
+A client opening a dispute on a record, or an admin placing a legal hold, creates a hold:
+a database row, an S3 legal hold on the record's objects (where the bucket has Object
+Lock) and a ``hold.placed`` entry. While any hold on a record is active, neither the
+retention run nor an erasure request shreds it.
+
+Releasing is four-eyes: one admin requests it (``hold.release_requested``), a *different*
+admin completes it (``hold.released``, naming both). Both steps are logged.
+
+Order of effects, and why: the S3 legal hold goes on *before* the database commit (a
+failure leaves at most a store-side hold with no row, harmless and re-applied on retry),
+and comes off *after* the release commits (a failure leaves the store stricter than the
+database; the retention run lifts such a stale hold before deleting).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+
+from vault.db import Hold, Record, read_session, write_session
+from vault.errors import (
+    Conflict,
+    FieldError,
+    InvalidEvidence,
+    NotFound,
+    PermissionDenied,
+    VaultError,
+)
+from vault.ledger import EntryDraft, append_entries
+from vault.ledger.chain import log_head
+from vault.ledger.entry import format_time
+from vault.services.checkpoints import checkpoint_after_commit
+from vault.services.context import VaultContext
+from vault.services.ingest import new_record_id
+from vault.services.retention import active_holds
+
+log = logging.getLogger(__name__)
+
+KINDS = ("dispute", "legal")
+# a case reference is an identifier of the client's case system, not free text: it goes
+# into the log, which must never carry personal data
+_CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]{0,63}")
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class HoldInfo:
+    id: str
+    client: str
+    record_id: str
+    kind: str
+    case_ref: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    release_requested_by: str | None
+    released_by: str | None
+    released_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "client": self.client,
+            "record_id": self.record_id,
+            "kind": self.kind,
+            "case_ref": self.case_ref,
+            "reason": self.reason,
+            "placed_by": self.placed_by,
+            "placed_at": format_time(self.placed_at),
+            "release_requested_by": self.release_requested_by,
+            "released_by": self.released_by,
+            "released_at": format_time(self.released_at) if self.released_at else None,
+            "active": self.active,
+        }
+
+
+def place_hold(
+    ctx: VaultContext,
+    record_id: str,
+    *,
+    kind: str,
+    case_ref: str,
+    reason: str,
+    principal: str,
+    client: str | None = None,
+) -> HoldInfo:
+    """Open a dispute (``kind="dispute"``) or place a legal hold (``"legal"``) on a record."""
+    _check(kind, case_ref, reason)
+    rec = _record(ctx, record_id, client)
+    if rec.shredded_at is not None:
+        raise Conflict(
+            f"record {record_id} was shredded on {rec.shredded_at:%Y-%m-%d}; there is no "
+            "evidence left to hold"
+        )
+    _store_hold(ctx, rec, True)
+    now = ctx.clock()
+    hold = Hold(
+        id="h" + new_record_id(),
+        client_id=rec.client_id,
+        record_id=rec.id,
+        kind=kind,
+        case_ref=case_ref,
+        reason=reason,
+        placed_by=principal,
+        placed_at=now,
+    )
+    with write_session(ctx.engine) as s:
+        log_head(s, rec.client_id, lock=True)  # a concurrent shred must see this hold
+        current = s.get(Record, rec.id)
+        if current.shredded_at is not None:
+            raise Conflict(f"record {record_id} was shredded while the hold was being placed")
+        s.add(hold)
+        body = {"hold": hold.id, "kind": kind, "case": case_ref, "by": principal}
+        append_entries(s, rec.client_id, [EntryDraft("hold.placed", rec.id, body)], now)
+    checkpoint_after_commit(ctx, rec.client_id)
+    return _info(hold)
+
+
+def release_hold(ctx: VaultContext, hold_id: str, *, admin: str) -> HoldInfo:
+    """First call: request the release. Second call by another admin: release."""
+    now = ctx.clock()
+    with read_session(ctx.engine) as s:
+        found = s.get(Hold, hold_id)
+    if found is None:
+        raise NotFound(f"no hold {hold_id!r}", hint="list holds with `evidence-vault hold list`")
+    with write_session(ctx.engine) as s:
+        log_head(s, found.client_id, lock=True)
+        hold = s.get(Hold, hold_id)
+        if hold.released_at is not None:
+            raise Conflict(f"hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}")
+        if hold.release_requested_by is None:
+            hold.release_requested_by, hold.release_requested_at = admin, now
+            draft = EntryDraft(
+                "hold.release_requested", hold.record_id, {"hold": hold.id, "by": admin}
+            )
+        elif hold.release_requested_by == admin:
+            raise PermissionDenied(
+                f"{admin} already requested the release of hold {hold_id}: four-eyes rule",
+                hint="a second, different admin must approve the release",
+            )
+        else:
+            hold.released_by, hold.released_at = admin, now
+            draft = EntryDraft(
+                "hold.released",
+                hold.record_id,
+                {"hold": hold.id, "requested_by": hold.release_requested_by, "approved_by": admin},
+            )
+        s.add(hold)
+        append_entries(s, hold.client_id, [draft], now)
+        still_held = bool(active_holds(s, hold.record_id))
+        rec = s.get(Record, hold.record_id)
+    if hold.released_at is not None and not still_held:
+        try:
+            _store_hold(ctx, rec, False)
+        except VaultError as exc:
+            # the retention run lifts a stale store hold before purging
+            log.warning("legal hold of record %s stays set in the store: %s", rec.id, exc.kind)
+    checkpoint_after_commit(ctx, hold.client_id)
+    return _info(hold)
+
+
+def list_holds(
+    ctx: VaultContext,
+    *,
+    client: str | None = None,
+    record_id: str | None = None,
+    include_released: bool = False,
+) -> list[HoldInfo]:
+    with read_session(ctx.engine) as s:
+        stmt = select(Hold).order_by(Hold.placed_at, Hold.id)
+        if client:
+            stmt = stmt.where(Hold.client_id == client)
+        if record_id:
+            stmt = stmt.where(Hold.record_id == record_id)
+        if not include_released:
+            stmt = stmt.where(Hold.released_at.is_(None))  # type: ignore[union-attr]
+        return [_info(h) for h in s.exec(stmt)]
+
+
+def _store_hold(ctx: VaultContext, rec: Record, on: bool) -> None:
+    if not ctx.store.supports_object_lock:
+        return  # the database hold is the protection; docs/operations.md says so
+    for key in (rec.clip_key, rec.meta_key):
+        ctx.store.set_legal_hold(key, on)
+
+
+def _record(ctx: VaultContext, record_id: str, client: str | None) -> Record:
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, record_id)
+    if rec is None or (client is not None and rec.client_id != client):
+        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
+    return rec
+
+
+def _check(kind: str, case_ref: str, reason: str) -> None:
+    errors = []
+    if kind not in KINDS:
+        errors.append(FieldError("kind", f"must be one of {', '.join(KINDS)}"))
+    if not isinstance(case_ref, str) or not _CASE_REF.fullmatch(case_ref):
+        errors.append(
+            FieldError(
+                "case_ref",
+                "must be 1-64 characters of letters, digits and . _ / : # -, starting with a "
+                "letter or digit (a case number, not a description)",
+            )
+        )
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        errors.append(FieldError("reason", f"must be 1-{MAX_REASON} characters"))
+    if errors:
+        raise InvalidEvidence(errors, hint="a hold needs a case reference and a reason")
+
+
+def _info(h: Hold) -> HoldInfo:
+    return HoldInfo(
+        h.id,
+        h.client_id,
+        h.record_id,
+        h.kind,
+        h.case_ref,
+        h.reason,
+        h.placed_by,
+        h.placed_at,
+        h.release_requested_by,
+        h.released_by,
+        h.released_at,
+    )

@@ -1,0 +1,427 @@
+"""Retention: how long evidence is kept, and crypto-shredding it when that time is over.
+
+Rules. Each campaign keeps evidence N days (its own ``retention_days`` or, when unset,
+its client's default) counted from one of two starting points (``retention_basis``):
+
+* ``recorded`` — the recording time;
+* ``consent-use`` — the last use of the advertising consent the record documents (German
+  UWG §7a: consent documentation is kept five years after each use). Every later record
+  of the same client for the same callee is a use, and so is a use reported with
+  :func:`record_consent_use`; each extends the record's ``retain_until`` and logs a
+  ``retention.extended`` entry.
+
+``retain_until`` is computed at ingest, stored in the record row and the log entry, and
+written as the S3 Object Lock retain-until date where the bucket has Object Lock.
+
+Shredding one record is a single database transaction holding the log's write lock: the
+record's wrapped data key is emptied (the key of its ciphertext is gone: crypto-shredding)
+and an ``evidence.shredded`` entry is appended. Deleting the objects (every version) comes
+afterwards and is retried by every run until the store allows it; ciphertext without a key
+is noise. A crash anywhere therefore leaves each record either intact or shredded, and a
+rerun finishes the rest. The month's key-encryption keys are destroyed by the key sweep
+(:mod:`vault.services.keys`) once nothing live is wrapped under them, which is what makes
+shredding reach database backups too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from vault.db import Campaign, Client, Hold, Record, read_session, write_session
+from vault.errors import (
+    FieldError,
+    InvalidEvidence,
+    NotFound,
+    ObjectLocked,
+    ObjectMissing,
+    Shredded,
+    StorageError,
+    VaultError,
+)
+from vault.evidence import normalise_phone
+from vault.ledger import EntryDraft, append_entries
+from vault.ledger.chain import log_head
+from vault.ledger.entry import format_time
+from vault.sealing import keyed_hash
+from vault.services.checkpoints import checkpoint_after_commit
+from vault.services.context import VaultContext
+
+log = logging.getLogger(__name__)
+
+BASES = ("recorded", "consent-use")
+MAX_RETENTION_DAYS = 36_500
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A resolved retention rule of one campaign."""
+
+    campaign: str
+    days: int
+    basis: str
+    from_client_default: bool
+
+    def describe(self) -> str:
+        since = (
+            "recording"
+            if self.basis == "recorded"
+            else "the last use of the advertising consent (UWG §7a)"
+        )
+        source = " (client default)" if self.from_client_default else ""
+        return f"campaign {self.campaign}: {self.days} days after {since}{source}"
+
+    def until(self, start: datetime) -> datetime:
+        return start + timedelta(days=self.days)
+
+
+def check_days(days: int | None, what: str = "retention_days") -> None:
+    if days is not None and not 1 <= days <= MAX_RETENTION_DAYS:
+        raise InvalidEvidence(
+            [FieldError(what, f"must be between 1 and {MAX_RETENTION_DAYS}")],
+            hint="give the retention period in days",
+        )
+
+
+def check_basis(basis: str) -> None:
+    if basis not in BASES:
+        raise InvalidEvidence(
+            [FieldError("retention_basis", f"must be one of {', '.join(BASES)}")],
+            hint="'recorded' counts from the recording, 'consent-use' from the last use "
+            "of the consent",
+        )
+
+
+def rule_for(session: Session, campaign: Campaign) -> Rule:
+    days, default = campaign.retention_days, False
+    if days is None:
+        client = session.get(Client, campaign.client_id)
+        days, default = (client.retention_days if client else None), True
+    if days is None:
+        raise InvalidEvidence(
+            [FieldError("campaign", f"campaign {campaign.name!r} has no retention rule")],
+            hint="set one with `evidence-vault campaign retention` or a client default "
+            "with `evidence-vault client retention`",
+        )
+    return Rule(campaign.name, days, campaign.retention_basis, default)
+
+
+# -- consent use (UWG §7a) ---------------------------------------------------------------
+
+
+def consent_extensions(
+    session: Session, client: str, phone_hash: str, used_at: datetime
+) -> tuple[list[Record], list[EntryDraft]]:
+    """Extend every consent-based record of this callee to ``used_at`` + its period.
+
+    Call with the client's log head locked (the caller appends the drafts in the same
+    transaction), so two concurrent uses cannot lose an extension.
+    """
+    rows = session.exec(
+        select(Record, Campaign)
+        .join(Campaign, Campaign.id == Record.campaign_id)
+        .where(
+            Record.client_id == client,
+            Record.phone_hash == phone_hash,
+            Record.shredded_at.is_(None),  # type: ignore[union-attr]
+            Campaign.retention_basis == "consent-use",
+        )
+        .order_by(Record.seq)
+    )
+    changed, drafts = [], []
+    for rec, campaign in rows:
+        rule = rule_for(session, campaign)
+        until = rule.until(used_at)
+        if until <= rec.retain_until:
+            continue
+        rec.retain_until, rec.retention_rule = until, rule.describe()
+        session.add(rec)
+        changed.append(rec)
+        drafts.append(
+            EntryDraft(
+                "retention.extended",
+                rec.id,
+                {
+                    "retain_until": format_time(until),
+                    "rule": rule.describe(),
+                    "cause": "consent-use",
+                },
+            )
+        )
+    return changed, drafts
+
+
+def record_consent_use(
+    ctx: VaultContext, client: str, phone: str, used_at: datetime | None = None
+) -> list[str]:
+    """A use of the callee's consent outside the vault (e.g. a mailing): extend its records.
+
+    Returns the ids of the records whose retain-until date moved.
+    """
+    used_at = used_at or ctx.clock()
+    with read_session(ctx.engine) as s:
+        if s.get(Client, client) is None:
+            raise NotFound(f"client {client!r} does not exist")
+    phone_hash = keyed_hash(ctx.keys.index_key(client), "phone", normalise_phone(phone).encode())
+    with write_session(ctx.engine) as s:
+        log_head(s, client, lock=True)
+        changed, drafts = consent_extensions(s, client, phone_hash, used_at)
+        if drafts:
+            append_entries(s, client, drafts, ctx.clock())
+    extend_locks(ctx, changed)
+    if drafts:
+        checkpoint_after_commit(ctx, client)
+    return [r.id for r in changed]
+
+
+def extend_locks(ctx: VaultContext, records: Iterable[Record]) -> None:
+    """Carry new retain-until dates to the store's Object Lock (after the commit).
+
+    The database is authoritative (the retention run reads it); a lock left shorter by a
+    failure here only loses the store's second line of defence, so it is logged, not raised.
+    """
+    if not ctx.store.supports_object_lock:
+        return
+    for rec in records:
+        for key in (rec.clip_key, rec.meta_key):
+            try:
+                ctx.store.extend_retention(key, rec.retain_until)
+            except VaultError as exc:
+                log.warning("could not extend the object lock of record %s: %s", rec.id, exc.kind)
+
+
+# -- plan and run ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One record the retention run would act on, and why."""
+
+    record_id: str
+    client: str
+    retain_until: datetime
+    rule: str
+    action: str  # "shred", "keep" (held) or "purge" (shredded; objects still stored)
+    why: str
+
+    def to_dict(self) -> dict:
+        return {
+            "record_id": self.record_id,
+            "client": self.client,
+            "retain_until": format_time(self.retain_until),
+            "rule": self.rule,
+            "action": self.action,
+            "why": self.why,
+        }
+
+
+@dataclass
+class RunReport:
+    shredded: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    kept: list[PlanItem] = field(default_factory=list)
+    pending: list[PlanItem] = field(default_factory=list)
+    keks_destroyed: list[str] = field(default_factory=list)
+    rewrapped: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "shredded": self.shredded,
+            "purged": self.purged,
+            "kept": [k.to_dict() for k in self.kept],
+            "pending": [p.to_dict() for p in self.pending],
+            "keks_destroyed": self.keks_destroyed,
+            "rewrapped": self.rewrapped,
+        }
+
+
+def plan(ctx: VaultContext, client: str | None = None) -> list[PlanItem]:
+    """What a run would do now: expired records to shred, held ones kept, purges pending."""
+    now = ctx.clock()
+    with read_session(ctx.engine) as s:
+        expired = _where_client(
+            select(Record).where(
+                Record.shredded_at.is_(None),  # type: ignore[union-attr]
+                Record.retain_until <= now,
+            ),
+            client,
+        )
+        unpurged = _where_client(
+            select(Record).where(
+                Record.shredded_at.is_not(None),  # type: ignore[union-attr]
+                Record.purged_at.is_(None),  # type: ignore[union-attr]
+            ),
+            client,
+        )
+        items = []
+        for rec in s.exec(expired.order_by(Record.retain_until, Record.id)):
+            holds = active_holds(s, rec.id)
+            if holds:
+                why = "; ".join(f"hold {h.id} ({h.kind}, case {h.case_ref})" for h in holds)
+                items.append(_item(rec, "keep", f"expired but on hold: {why}"))
+            else:
+                items.append(
+                    _item(rec, "shred", f"retention expired on {rec.retain_until:%Y-%m-%d}")
+                )
+        for rec in s.exec(unpurged.order_by(Record.shredded_at, Record.id)):
+            items.append(
+                _item(
+                    rec,
+                    "purge",
+                    f"shredded on {rec.shredded_at:%Y-%m-%d}; its ciphertext objects are "
+                    "still stored (deleted once the store allows)",
+                )
+            )
+    return items
+
+
+def run(
+    ctx: VaultContext,
+    client: str | None = None,
+    *,
+    progress: Callable[[PlanItem], None] | None = None,
+) -> RunReport:
+    """Shred every expired record not on hold, purge their objects, then sweep the keys.
+
+    Idempotent and resumable: each record is shredded in its own transaction, and
+    whatever a crash left undone is still in the plan of the next run.
+    """
+    from vault.services.keys import sweep_keys
+
+    report = RunReport()
+    touched: set[str] = set()
+    for item in plan(ctx, client):
+        if item.action == "keep":
+            report.kept.append(item)
+        elif item.action == "shred":
+            if shred_record(ctx, item.record_id, reason="retention", rule=item.rule):
+                report.shredded.append(item.record_id)
+                touched.add(item.client)
+            _purge_into(ctx, item, report)
+        else:
+            _purge_into(ctx, item, report)
+        if progress:
+            progress(item)
+    with read_session(ctx.engine) as s:
+        clients = [client] if client else list(s.exec(select(Client.id)))
+    for c in clients:
+        destroyed, rewrapped = sweep_keys(ctx, c)
+        report.keks_destroyed += destroyed
+        report.rewrapped += rewrapped
+    for c in sorted(touched):
+        checkpoint_after_commit(ctx, c)
+    return report
+
+
+def _purge_into(ctx: VaultContext, item: PlanItem, report: RunReport) -> None:
+    if purge_objects(ctx, item.record_id):
+        report.purged.append(item.record_id)
+    else:
+        report.pending.append(item)
+
+
+def shred_record(ctx: VaultContext, record_id: str, *, reason: str, rule: str) -> bool:
+    """Crypto-shred one record (see the module docstring). False if it is held, already
+    shredded, or — for ``reason="retention"`` — no longer expired (its date moved on)."""
+    now = ctx.clock()
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, record_id)
+    if rec is None:
+        raise NotFound(f"no record {record_id!r}")
+    with write_session(ctx.engine) as s:
+        log_head(s, rec.client_id, lock=True)  # holds and extensions serialise on this lock
+        rec = s.get(Record, record_id)
+        if rec.shredded_at is not None or active_holds(s, record_id):
+            return False
+        if reason == "retention" and rec.retain_until > now:
+            return False
+        body = {
+            "reason": reason,
+            "rule": rule,
+            "retain_until": format_time(rec.retain_until),
+            "kek": rec.kek_id,
+        }
+        append_entries(s, rec.client_id, [EntryDraft("evidence.shredded", rec.id, body)], now)
+        rec.shredded_at, rec.shred_reason, rec.shred_rule = now, reason, rule
+        # the key goes, and with it every lookup value derived from personal data
+        rec.wrapped_dek = b""
+        rec.phone_hash = rec.clip_fingerprint = rec.meta_fingerprint = ""
+        s.add(rec)
+    return True
+
+
+def purge_objects(ctx: VaultContext, record_id: str) -> bool:
+    """Delete a shredded record's objects (every version); True once they are gone."""
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, record_id)
+        held = bool(active_holds(s, record_id))
+    if rec is None or rec.shredded_at is None or held:
+        return False
+    if rec.purged_at is None:
+        for key in (rec.clip_key, rec.meta_key):
+            if not _delete(ctx, key, rec):
+                return False
+        with write_session(ctx.engine) as s:
+            row = s.get(Record, record_id)
+            row.purged_at = ctx.clock()
+            s.add(row)
+    return True
+
+
+def _delete(ctx: VaultContext, key: str, rec: Record) -> bool:
+    try:
+        ctx.store.delete(key, all_versions=True)
+    except ObjectMissing:
+        pass
+    except ObjectLocked:
+        if rec.retain_until > ctx.clock():
+            return False  # e.g. erased before its date: the store's lock still runs
+        try:  # a legal hold whose release did not reach the store: no hold remains now
+            ctx.store.set_legal_hold(key, False)
+            ctx.store.delete(key, all_versions=True)
+        except (ObjectLocked, StorageError) as exc:
+            log.warning("objects of record %s stay until the store allows: %s", rec.id, exc.kind)
+            return False
+    except StorageError as exc:
+        log.warning("objects of record %s not deleted yet: %s", rec.id, exc.kind)
+        return False
+    return True
+
+
+def active_holds(session: Session, record_id: str) -> list[Hold]:
+    return list(
+        session.exec(
+            select(Hold)
+            .where(Hold.record_id == record_id, Hold.released_at.is_(None))  # type: ignore[union-attr]
+            .order_by(Hold.placed_at)
+        )
+    )
+
+
+def refuse_if_shredded(rec: Record) -> None:
+    """Reading a shredded record explains what happened to it, when and under which rule."""
+    if rec.shredded_at is None:
+        return
+    cause = (
+        f"under the retention rule '{rec.shred_rule}'"
+        if rec.shred_reason == "retention"
+        else f"on an erasure request ({rec.shred_rule})"
+    )
+    raise Shredded(
+        f"record {rec.id} was crypto-shredded on {rec.shredded_at:%Y-%m-%d} {cause}; its "
+        "evidence can no longer be opened by anyone",
+        hint="the log still proves what was sealed and when (`evidence-vault proof`)",
+    )
+
+
+def _item(rec: Record, action: str, why: str) -> PlanItem:
+    rule = rec.retention_rule or f"retain until {rec.retain_until:%Y-%m-%d}"
+    return PlanItem(rec.id, rec.client_id, rec.retain_until, rule, action, why)
+
+
+def _where_client(stmt, client: str | None):
+    return stmt.where(Record.client_id == client) if client else stmt
