@@ -8,12 +8,16 @@ from datetime import datetime
 from pathlib import Path
 
 from vault.config import Settings, load_settings, resolve_home
-from vault.services import admin, checkpoints, logexport, retrieve
+from vault.services import admin, checkpoints, erasure, holds, keys, logexport, retention, retrieve
 from vault.services import ingest as _ingest
 from vault.services import verify as _verify
 from vault.services.checkpoints import ConsistencyProof, InclusionProof, SignedCheckpoint
 from vault.services.context import Clock, VaultContext, create_vault, open_vault, utc_now
+from vault.services.erasure import ErasureReport
+from vault.services.holds import HoldInfo
 from vault.services.ingest import Receipt
+from vault.services.keys import KeyGeneration, RotationReport
+from vault.services.retention import PlanItem, RunReport
 from vault.services.retrieve import Query, RecordSummary
 from vault.services.verify import Report
 
@@ -65,11 +69,30 @@ class Vault:
         self.close()
 
     # -- administration --------------------------------------------------------
-    def add_client(self, client_id: str, display_name: str | None = None) -> None:
-        admin.add_client(self._ctx, client_id, display_name)
+    def add_client(
+        self, client_id: str, display_name: str | None = None, *, retention_days: int | None = None
+    ) -> None:
+        """Add a tenant; ``retention_days`` is the default of campaigns without their own."""
+        admin.add_client(self._ctx, client_id, display_name, retention_days)
 
-    def add_campaign(self, client_id: str, name: str, retention_days: int):
-        return admin.add_campaign(self._ctx, client_id, name, retention_days)
+    def add_campaign(
+        self,
+        client_id: str,
+        name: str,
+        retention_days: int | None = None,
+        *,
+        retention_basis: str = "recorded",
+    ):
+        """Add a campaign; ``retention_basis`` is "recorded" or "consent-use" (UWG §7a)."""
+        return admin.add_campaign(self._ctx, client_id, name, retention_days, retention_basis)
+
+    def set_client_retention(self, client_id: str, days: int) -> None:
+        admin.set_client_retention(self._ctx, client_id, days)
+
+    def set_campaign_retention(
+        self, client_id: str, name: str, days: int | None, *, basis: str | None = None
+    ):
+        return admin.set_campaign_retention(self._ctx, client_id, name, days, basis)
 
     def campaigns(self, client_id: str | None = None):
         return admin.list_campaigns(self._ctx, client_id)
@@ -110,6 +133,90 @@ class Vault:
 
     def verify(self, client: str | None = None, progress=None, *, deep: bool = False) -> Report:
         return _verify.verify(self._ctx, client, progress, deep=deep)
+
+    # -- retention, disputes and erasure ----------------------------------------
+    def record_consent_use(
+        self, client: str, phone: str, used_at: datetime | None = None
+    ) -> list[str]:
+        """A use of the callee's advertising consent: extends consent-based retention."""
+        return retention.record_consent_use(self._ctx, client, phone, used_at)
+
+    def open_dispute(
+        self, record_id: str, *, case_ref: str, reason: str, principal: str | None = None
+    ) -> HoldInfo:
+        """A client disputes a record: a hold is placed and logged."""
+        return holds.place_hold(
+            self._ctx,
+            record_id,
+            kind="dispute",
+            case_ref=case_ref,
+            reason=reason,
+            principal=principal or local_principal(),
+        )
+
+    def place_hold(
+        self, record_id: str, *, case_ref: str, reason: str, principal: str | None = None
+    ) -> HoldInfo:
+        """An admin's legal hold on a record."""
+        return holds.place_hold(
+            self._ctx,
+            record_id,
+            kind="legal",
+            case_ref=case_ref,
+            reason=reason,
+            principal=principal or local_principal(),
+        )
+
+    def release_hold(self, hold_id: str, *, admin: str) -> HoldInfo:
+        """Four-eyes: the first admin requests, a second, different admin releases."""
+        return holds.release_hold(self._ctx, hold_id, admin=admin)
+
+    def holds(
+        self,
+        *,
+        client: str | None = None,
+        record_id: str | None = None,
+        include_released: bool = False,
+    ) -> list[HoldInfo]:
+        return holds.list_holds(
+            self._ctx, client=client, record_id=record_id, include_released=include_released
+        )
+
+    def retention_plan(self, client: str | None = None) -> list[PlanItem]:
+        return retention.plan(self._ctx, client)
+
+    def run_retention(self, client: str | None = None, *, progress=None) -> RunReport:
+        return retention.run(self._ctx, client, progress=progress)
+
+    def erase(
+        self,
+        *,
+        phone: str | None = None,
+        record_id: str | None = None,
+        client: str | None = None,
+        request_ref: str = "art17",
+    ) -> ErasureReport:
+        """GDPR Art. 17: shred the matching records unless a hold keeps them."""
+        return erasure.erase(
+            self._ctx, phone=phone, record_id=record_id, client=client, request_ref=request_ref
+        )
+
+    # -- keys -------------------------------------------------------------------
+    def rotate_kek(self, client: str, kek_id: str | None = None) -> RotationReport:
+        return keys.rotate_kek(self._ctx, client, kek_id)
+
+    def destroy_kek(self, kek_id: str) -> None:
+        keys.destroy_kek(self._ctx, kek_id)
+
+    def key_status(self, client: str) -> list[dict]:
+        return keys.key_status(self._ctx, client)
+
+    def rotate_log_key(self) -> dict:
+        """Hand every client's log over to a new signing key (co-signed checkpoint)."""
+        return keys.rotate_log_key(self._ctx)
+
+    def log_keys(self) -> list[KeyGeneration]:
+        return keys.log_keys(self._ctx)
 
     # -- the verifiable ledger -------------------------------------------------
     def checkpoint(self, client: str) -> SignedCheckpoint:

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vault.ledger.audit import Finding, audit_chain
-from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note
+from vault.ledger.checkpoint import (
+    Checkpoint,
+    NoteError,
+    Verifier,
+    open_note,
+    parse_verifier_key,
+)
+from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
 
 
@@ -30,6 +37,8 @@ class OfflineReport:
     entries: int = 0
     checkpoints: int = 0
     trusted: int = 0
+    #: the verifier keys accepted: the pinned one, then each one it handed over to
+    keys: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -43,6 +52,7 @@ class OfflineReport:
             "entries": self.entries,
             "checkpoints": self.checkpoints,
             "trusted_checkpoints": self.trusted,
+            "keys": self.keys,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -71,12 +81,14 @@ def audit_export(
         return report
     report.origin = header.get("origin", "")
     log_name = report.origin.rsplit("/", 1)[-1]
+    verifiers = key_chain(rows, notes, verifier)
+    report.keys = [v.key_string() for v in verifiers]
     wanted: dict[int, list[tuple[str, Checkpoint]]] = {}
     for where, note in [
         *(("exported checkpoint", n) for n in notes),
         *(("trusted checkpoint", n) for n in trusted),
     ]:
-        cp = _open(where, note, verifier, report)
+        cp = _open(where, note, verifiers, report)
         if cp is not None:
             wanted.setdefault(cp.size, []).append((where, cp))
             report.trusted += where.startswith("trusted")
@@ -130,9 +142,49 @@ def _read(lines: Iterable[str], report: OfflineReport):
     return header, rows, notes
 
 
-def _open(where: str, note: bytes, verifier: Verifier, report: OfflineReport) -> Checkpoint | None:
+def key_chain(
+    rows: Iterable[tuple[int, bytes]], notes: Iterable[bytes], pinned: Verifier
+) -> list[Verifier]:
+    """The pinned key, plus every key a trusted key handed the log over to.
+
+    A hand-over is a ``log.key_rotated`` entry naming an already trusted ``old`` key and a
+    ``new`` one, together with a checkpoint covering that entry signed by *both*. The
+    checkpoint's root is checked against the entries like every other, so a forged
+    hand-over shows up as a fork.
+    """
+    chain = [pinned]
+    notes = list(notes)
+    for seq, raw in rows:
+        try:
+            entry = parse_entry(raw)
+            if entry.get("type") != "log.key_rotated":
+                continue
+            old = parse_verifier_key(entry["body"]["old"])
+            new = parse_verifier_key(entry["body"]["new"])
+        except (NoteError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        trusted = any(v.public_key == old.public_key for v in chain)
+        if trusted and _handed_over(notes, seq, old, new):
+            chain.append(new)
+    return chain
+
+
+def _handed_over(notes: list[bytes], seq: int, old: Verifier, new: Verifier) -> bool:
+    for note in notes:
+        try:
+            body, signed = open_note(note, [old, new])
+            if Checkpoint.parse_body(body).size > seq and len(signed) == 2:
+                return True
+        except NoteError:
+            continue
+    return False
+
+
+def _open(
+    where: str, note: bytes, verifiers: list[Verifier], report: OfflineReport
+) -> Checkpoint | None:
     try:
-        body, _ = open_note(note, [verifier])
+        body, _ = open_note(note, verifiers)
         cp = Checkpoint.parse_body(body)
     except NoteError as exc:
         report.findings.append(Finding("bad-signature", report.origin, f"{where}: {exc.message}"))

@@ -191,6 +191,10 @@ class LocalKeyring:
     def path(self) -> Path:
         return self._path
 
+    def use_clock(self, clock: Clock) -> None:
+        """Date new and destroyed keys with ``clock`` (the vault's injectable clock)."""
+        self._clock = clock
+
     # -- KeyProvider ----------------------------------------------------------------------
 
     def wrap(self, tenant: str, bucket: str, dek: bytes, context: Mapping[str, str]) -> WrappedKey:

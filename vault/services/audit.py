@@ -25,7 +25,7 @@ from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
 from vault.ledger.merkle import CompactRange, root
 from vault.ledger.tree import StoredTree
 from vault.sealing import CommitmentHasher, WrappedKey, decrypt_stream, object_aad
-from vault.services.checkpoints import log_verifier, origin
+from vault.services.checkpoints import log_verifiers, origin
 from vault.services.context import VaultContext
 from vault.storage import ChunkReader
 
@@ -38,7 +38,7 @@ class CheckpointAudit:
     def __init__(self, ctx: VaultContext, client: str) -> None:
         self._client = client
         self._origin = origin(ctx, client)
-        self._verifier = log_verifier(ctx)
+        self._verifiers = log_verifiers(ctx)
         self.keys: list[str] = []
         self._notes: dict[int, list[tuple[str, bytes]]] = {}
         self.findings: list[Finding] = []
@@ -104,7 +104,7 @@ class CheckpointAudit:
 
     def _open(self, where: str, note: bytes, out: list[Finding]) -> Checkpoint | None:
         try:
-            body, _ = open_note(note, [self._verifier])
+            body, _ = open_note(note, self._verifiers)
             cp = Checkpoint.parse_body(body)
         except NoteError as exc:
             out.append(Finding("bad-signature", self._client, f"{where}: {exc.message}"))

@@ -101,6 +101,15 @@ def log_verifier(ctx: VaultContext) -> Verifier:
     return parse_verifier_key(log_verifier_key(ctx))
 
 
+def log_verifiers(ctx: VaultContext) -> list[Verifier]:
+    """Every generation of the log key, current and retired: each signed checkpoints once."""
+    ctx.keys.signing_key()  # generation 1 of a vault that never signed
+    return [
+        parse_verifier_key(verifier_key(ctx.settings.name, public))
+        for _gen, public, _live in ctx.keys.signing_keys()
+    ]
+
+
 def checkpoint_key(client: str, size: int) -> str:
     return f"{client}/_checkpoints/{size}"
 

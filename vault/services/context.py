@@ -36,6 +36,10 @@ class VaultContext:
     keys: LocalKeyring
     clock: Clock = field(default=utc_now)
 
+    def __post_init__(self) -> None:
+        # the keyring dates KEKs and their destruction with the vault's (injectable) clock
+        self.keys.use_clock(lambda: self.clock())
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -19,7 +19,7 @@ from vault.db import Client, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode
 from vault.errors import ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
-from vault.ledger.entry import format_time
+from vault.ledger.entry import format_time, parse_entry
 from vault.ledger.merkle import CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.context import VaultContext
@@ -93,6 +93,8 @@ def _verify_client(
     sealed_ids: set[str] = set()
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
+    facts = LogFacts.load(ctx, client)
+    walked = LogFacts()
     for item in audit_chain(client, rows(ctx, client), head.size, head.head_hash):
         if isinstance(item, Finding):
             report.findings.append(item)
@@ -102,9 +104,20 @@ def _verify_client(
         tree.append(bytes.fromhex(item.hash))
         report.findings += leaves.check(item)
         report.findings += checkpoints.at(tree)
+        walked.add(item.entry)
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
-            report.findings += _check_sealed(ctx, client, item, records, committed, report, deep)
+            report.findings += _check_sealed(
+                ctx, client, item, records, committed, report, deep, facts
+            )
+    if walked.digest() != facts.digest():
+        report.findings.append(
+            Finding(
+                "modified",
+                client,
+                "the log_entry.type column disagrees with the entries' own types",
+            )
+        )
     report.checkpoints += checkpoints.count
     report.findings += checkpoints.remaining(tree.size)
     report.findings += stored_tree_findings(ctx, client, tree)
@@ -194,21 +207,26 @@ def _check_sealed(
     committed: set[str],
     report: Report,
     deep: bool,
+    facts: LogFacts,
 ) -> list[Finding]:
     entry, body = item.entry, item.entry.get("body", {})
     rec_id = entry.get("record")
     rec = records.get(rec_id)
+    shredded = rec_id in facts.shredded
     out: list[Finding] = []
     objects = body.get("objects", {})
     for role in ("clip", "meta"):
         committed.add(objects.get(role, {}).get("key", ""))
         report.objects += 1
-    if deep and rec is not None:
+    opened = deep and rec is not None and not shredded
+    if opened:
         out += deep_check(ctx, rec, item)
-    for role in () if deep and rec is not None else ("clip", "meta"):
+    for role in () if opened else ("clip", "meta"):
         obj = objects.get(role, {})
         key = obj.get("key", "")
         problem = _check_object(ctx, key, obj.get("sha256"), obj.get("size"))
+        if problem and shredded and problem[0] == "missing":
+            continue  # deleted after shredding, as the retention run does
         if problem:
             kind, detail = problem
             out.append(
@@ -224,7 +242,7 @@ def _check_sealed(
         )
         return out
     report.records += 1
-    mismatch = _row_mismatch(rec, item, body)
+    mismatch = _row_mismatch(rec, item, body, facts)
     if mismatch:
         out.append(
             Finding(
@@ -253,8 +271,10 @@ def _check_object(
     return None
 
 
-def _row_mismatch(rec: Record, item: CheckedEntry, body: dict) -> str | None:
+def _row_mismatch(rec: Record, item: CheckedEntry, body: dict, facts: LogFacts) -> str | None:
     objects = body.get("objects", {})
+    retain_until = facts.retain_until.get(rec.id, body.get("retain_until"))
+    shredded = rec.id in facts.shredded
     pairs = {
         "seq": (rec.seq, item.seq),
         "clip_key": (rec.clip_key, objects.get("clip", {}).get("key")),
@@ -262,12 +282,75 @@ def _row_mismatch(rec: Record, item: CheckedEntry, body: dict) -> str | None:
         "meta_key": (rec.meta_key, objects.get("meta", {}).get("key")),
         "meta_sha256": (rec.meta_sha256, objects.get("meta", {}).get("sha256")),
         "recorded_at": (format_time(rec.recorded_at), body.get("recorded_at")),
-        "retain_until": (format_time(rec.retain_until), body.get("retain_until")),
-        "kek": (rec.kek_id, body.get("kek")),
+        "retain_until": (format_time(rec.retain_until), retain_until),
+        "kek": (True, facts.reaches(body.get("kek"), rec.kek_id)),
         "duration_ms": (rec.duration_ms, body.get("duration_ms")),
+        # a shredded record keeps no key; a live one must still have one
+        "wrapped_dek": (bool(rec.wrapped_dek), not shredded),
+        "shredded_at": (rec.shredded_at is not None, shredded),
     }
     bad = [name for name, (row, entry) in pairs.items() if row != entry]
     return ", ".join(bad) if bad else None
+
+
+@dataclass
+class LogFacts:
+    """What later entries say about a record: shredded, retention extended, key re-wrapped.
+
+    Loaded before the chain walk (the sealed entry is checked when the walk reaches it, but
+    later entries change what its row must look like) through the ``type`` column; the walk
+    collects the same facts from the entries themselves, and a difference is a finding.
+    """
+
+    shredded: set[str] = field(default_factory=set)
+    retain_until: dict[str, str] = field(default_factory=dict)
+    edges: dict[str, set[str]] = field(default_factory=dict)
+    count: int = 0
+
+    TYPES = ("evidence.shredded", "retention.extended", "key.rewrapped")
+
+    @classmethod
+    def load(cls, ctx: VaultContext, client: str) -> LogFacts:
+        facts = cls()
+        with read_session(ctx.engine) as s:
+            rows = s.exec(
+                select(LogEntry.entry)
+                .where(LogEntry.client_id == client, LogEntry.type.in_(cls.TYPES))  # type: ignore[attr-defined]
+                .order_by(LogEntry.seq)
+            )
+            for raw in rows:
+                try:
+                    facts.add(parse_entry(bytes(raw)))
+                except ValueError:
+                    facts.count += 1  # the walk reports the entry itself
+        return facts
+
+    def add(self, entry: dict) -> None:
+        kind, record, body = entry.get("type"), entry.get("record"), entry.get("body", {})
+        if kind not in self.TYPES:
+            return
+        self.count += 1
+        if kind == "evidence.shredded":
+            self.shredded.add(record)
+        elif kind == "retention.extended":
+            self.retain_until[record] = body.get("retain_until")
+        else:
+            self.edges.setdefault(body.get("from"), set()).add(body.get("to"))
+
+    def digest(self) -> tuple:
+        return (self.count, frozenset(self.shredded), tuple(sorted(self.retain_until.items())))
+
+    def reaches(self, start: str | None, target: str) -> bool:
+        """Whether re-wrapping can have moved a key from KEK ``start`` to ``target``."""
+        seen, todo = set(), [start]
+        while todo:
+            kek = todo.pop()
+            if kek == target:
+                return True
+            if kek not in seen:
+                seen.add(kek)
+                todo += self.edges.get(kek, ())
+        return False
 
 
 def _orphans(ctx: VaultContext, client: str, committed: set[str]) -> list[Finding]:
