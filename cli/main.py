@@ -7,11 +7,12 @@ Exit codes scripts can rely on:
 1   ``verify`` found problems (details in the output)
 2   usage error (bad option or argument)
 3   invalid input: the evidence metadata or the audio was refused
-4   not found (record, client, campaign)
+4   not found (record, client, campaign), or the record was crypto-shredded
 5   conflict (e.g. a different clip under an existing call/segment)
 6   configuration problem (no vault, bad vault.toml, missing master key)
 7   integrity, key or storage failure while reading or writing
 8   ``verify-bundle``: consistent, but checked only against the key inside the bundle
+9   refused: not allowed (e.g. the four-eyes rule of a hold release)
 ==  ===========================================================
 """
 
@@ -34,11 +35,13 @@ from vault.errors import (
     InvalidAudio,
     InvalidEvidence,
     NotFound,
+    PermissionDenied,
     VaultError,
 )
 from vault.services.context import create_vault
 
 EXIT_UNPINNED = 8
+EXIT_REFUSED = 9
 EXIT_FINDINGS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_CONFIG, EXIT_FAILURE = (
     1,
     3,
@@ -55,6 +58,7 @@ def _exit_code(exc: VaultError) -> int:
         (NotFound, EXIT_NOT_FOUND),
         (Conflict, EXIT_CONFLICT),
         (ConfigError, EXIT_CONFIG),
+        (PermissionDenied, EXIT_REFUSED),
     ):
         if isinstance(exc, kind):
             return code
@@ -158,10 +162,15 @@ def client() -> None:
 @client.command("add")
 @click.argument("client_id")
 @click.option("--name", "display_name", help="Display name.")
+@click.option(
+    "--retention-days",
+    type=int,
+    help="Default retention of the client's campaigns that set none of their own.",
+)
 @click.pass_context
-def client_add(ctx, client_id, display_name) -> None:
+def client_add(ctx, client_id, display_name, retention_days) -> None:
     """Add client CLIENT_ID (a slug such as telco-de) with its own log and keys."""
-    _open(ctx).add_client(client_id, display_name)
+    _open(ctx).add_client(client_id, display_name, retention_days=retention_days)
     _emit(ctx, {"client": client_id}, f"added client {client_id}")
 
 
@@ -188,18 +197,27 @@ def campaign() -> None:
 @click.option(
     "--retention-days",
     type=int,
-    required=True,
-    help="Keep evidence this many days after recording.",
+    help="Keep evidence this many days (default: the client's default retention).",
+)
+@click.option(
+    "--basis",
+    type=click.Choice(["recorded", "consent-use"]),
+    default="recorded",
+    show_default=True,
+    help="Count the days from the recording, or from the last use of the advertising "
+    "consent the evidence documents (UWG §7a).",
 )
 @click.pass_context
-def campaign_add(ctx, name, client_id, retention_days) -> None:
+def campaign_add(ctx, name, client_id, retention_days, basis) -> None:
     """Add campaign NAME for a client."""
-    info = _open(ctx).add_campaign(client_id, name, retention_days)
-    _emit(
-        ctx,
-        info.to_dict(),
-        f"added campaign {name} for {client_id} (retention {retention_days} days)",
-    )
+    info = _open(ctx).add_campaign(client_id, name, retention_days, retention_basis=basis)
+    _emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({_rule(info)})")
+
+
+def _rule(info) -> str:
+    since = "recording" if info.retention_basis == "recorded" else "last consent use"
+    default = ", client default" if info.client_default else ""
+    return f"retention {info.retention_days} days after {since}{default}"
 
 
 @campaign.command("list")
@@ -211,8 +229,7 @@ def campaign_list(ctx, client_id) -> None:
     _emit(
         ctx,
         [r.to_dict() for r in rows],
-        "\n".join(f"{r.client}\t{r.name}\t{r.retention_days} days" for r in rows)
-        or "(no campaigns)",
+        "\n".join(f"{r.client}\t{r.name}\t{_rule(r)}" for r in rows) or "(no campaigns)",
     )
 
 
@@ -533,6 +550,9 @@ def demo(ctx, directory: Path | None) -> None:
 def main() -> None:
     cli(prog_name="evidence-vault")
 
+
+# the lifecycle commands (retention, disputes, erasure, keys) register themselves on `cli`
+from cli import lifecycle  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()
