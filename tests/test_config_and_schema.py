@@ -94,3 +94,46 @@ def test_schema_head_constant_matches_alembic():
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+
+
+def _upgrade_from_0002(url: str):
+    """A vault at schema 0002 holding a campaign, then opened by this version."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from vault.db.engine import MIGRATIONS
+
+    engine = open_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO client (id, display_name, retention_days, created_at) "
+                "VALUES ('telco-de', 'Telco', NULL, '2026-11-20 00:00:00+00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO campaign (client_id, name, retention_days, created_at) "
+                "VALUES ('telco-de', 'spring', 730, '2026-11-20 00:00:00+00:00')"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT name, retention_days, retention_basis FROM campaign")
+        ).all()
+
+
+def test_upgrade_from_0002_keeps_campaign_rules_sqlite(tmp_path: Path):
+    assert _upgrade_from_0002(f"sqlite:///{tmp_path / 'old.db'}") == [("spring", 730, "recorded")]
+
+
+@pytest.mark.postgres
+def test_upgrade_from_0002_keeps_campaign_rules_postgres(pg_url):
+    assert _upgrade_from_0002(pg_url) == [("spring", 730, "recorded")]
