@@ -99,6 +99,7 @@ def _run(root: Path) -> None:
         _refusals(vault, clips)
         _verify_and_tamper(vault, receipts)
         _prove(vault, receipts, root)
+        _retention(vault, receipts)
 
 
 def _ingest_all(vault: Vault, clips: Path) -> list:
@@ -224,6 +225,46 @@ def _prove(vault: Vault, receipts: list, root: Path) -> None:
     click.echo(f"  bundle {bundle.name}: " + verdict.summary().splitlines()[0])
     if not verdict.ok:
         raise click.ClickException("the exported bundle does not verify")
+
+
+def _retention(vault: Vault, receipts: list) -> None:
+    from vault.errors import Shredded
+
+    disputed, other = receipts[1][0], receipts[2][0]
+    say(
+        "9. Over two years later: retention runs, the disputed order is kept",
+        "the client's dispute placed a legal hold; everything else past its 730 days is "
+        "crypto-shredded (its data key destroyed) and its objects deleted; the key of the "
+        "month whose evidence has expired is destroyed too, so database backups are covered",
+    )
+    hold = vault.open_dispute(
+        disputed.record_id,
+        case_ref="CASE-2026-0042",
+        reason="customer denies the order",
+        principal="demo:escalation-team",
+    )
+    click.echo(f"  dispute {hold.id} holds record {disputed.record_id}")
+    later = datetime.now(UTC) + timedelta(days=800)
+    vault.context.clock = lambda: later  # the demo's time machine
+    report = vault.run_retention()
+    click.echo(
+        f"  retention run on {later:%Y-%m-%d}: shredded {len(report.shredded)}, kept on hold "
+        f"{len(report.kept)}, month keys destroyed {len(report.keks_destroyed)}, the held "
+        f"record's data key re-wrapped under a later month's key: {report.rewrapped}"
+    )
+    try:
+        vault.show(other.record_id)
+    except Shredded as exc:
+        click.echo(f"  opening {other.record_id}: {exc.message}")
+    kept = vault.show(disputed.record_id, principal="demo:escalation-team")
+    click.echo(f"  the disputed order is still readable: {kept['evidence']['order_ref']}")
+    report = vault.verify()
+    click.echo(
+        f"  verify after shredding: {report.entries} log entries, "
+        f"{'clean' if report.clean else 'PROBLEMS'} (the log commits only to hashes)"
+    )
+    if not report.clean:
+        raise click.ClickException("verify found problems after the retention run")
 
 
 def _object_path(vault: Vault, record_id: str) -> Path:
