@@ -17,7 +17,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger")
+BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger", "retention")
 HERE = Path(__file__).resolve().parent
 
 

@@ -13,7 +13,9 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-@pytest.mark.parametrize("name", ["sealing", "append", "ledger", "ingest_s3", "memory"])
+@pytest.mark.parametrize(
+    "name", ["sealing", "append", "ledger", "ingest_s3", "memory", "retention"]
+)
 def test_bench_script_runs(name):
     proc = subprocess.run(
         [sys.executable, str(BENCH / f"{name}.py"), "--quick"],
