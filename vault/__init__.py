@@ -17,11 +17,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Query", "Receipt", "RecordSummary", "Report", "Vault", "VaultError", "local_principal"]
+__all__ = [
+    "ErasureReport",
+    "HoldInfo",
+    "PlanItem",
+    "Query",
+    "Receipt",
+    "RecordSummary",
+    "Report",
+    "RunReport",
+    "Vault",
+    "VaultError",
+    "local_principal",
+]
 
 if TYPE_CHECKING:
     from vault.errors import VaultError
-    from vault.facade import Query, Receipt, RecordSummary, Report, Vault, local_principal
+    from vault.facade import (
+        ErasureReport,
+        HoldInfo,
+        PlanItem,
+        Query,
+        Receipt,
+        RecordSummary,
+        Report,
+        RunReport,
+        Vault,
+        local_principal,
+    )
 
 
 def __getattr__(name: str):

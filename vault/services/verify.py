@@ -322,7 +322,7 @@ class LogFacts:
                 try:
                     facts.add(parse_entry(bytes(raw)))
                 except ValueError:
-                    facts.count += 1  # the walk reports the entry itself
+                    continue  # the walk reports the entry itself, and skips it too
         return facts
 
     def add(self, entry: dict) -> None:
