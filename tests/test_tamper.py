@@ -133,3 +133,71 @@ def _entry(vault, seq: int) -> bytes:
 
     with read_session(vault.context.engine) as s:
         return s.get(LogEntry, (CLIENT, seq)).entry
+
+
+# -- the lifecycle: shredding, extensions, re-wraps ------------------------------------------
+
+
+def _shredded_vault(tmp_path):
+    from datetime import UTC, datetime
+
+    from tests.support.vaults import make_vault
+
+    now = [datetime(2026, 11, 21, tzinfo=UTC)]
+    v = make_vault(tmp_path / "life", clock=lambda: now[0])
+    shred = v.ingest(clip(tmp_path, seed=1), order_meta(1))
+    live = v.ingest(clip(tmp_path, seed=2), order_meta(2))
+    v.open_dispute(live.record_id, case_ref="CASE-1", reason="disputed")
+    now[0] = datetime(2029, 1, 15, tzinfo=UTC)
+    report = v.run_retention()
+    assert report.shredded == [shred.record_id] and v.verify().clean
+    return v, shred, live
+
+
+def test_unshredding_a_row_is_reported(tmp_path):
+    v, shred, _ = _shredded_vault(tmp_path)
+    sql(v, "UPDATE record SET shredded_at = NULL WHERE id = :r", r=shred.record_id)
+    [finding] = v.verify().findings
+    assert (finding.kind, finding.record) == ("modified", shred.record_id)
+    assert finding.detail == "record row disagrees with its log entry: shredded_at"
+
+
+def test_shredding_a_row_behind_the_log_is_reported(tmp_path):
+    v, _, live = _shredded_vault(tmp_path)
+    sql(v, "UPDATE record SET wrapped_dek = :b WHERE id = :r", b=b"", r=live.record_id)
+    [finding] = v.verify().findings
+    assert (finding.kind, finding.record) == ("modified", live.record_id)
+    assert finding.detail == "record row disagrees with its log entry: wrapped_dek"
+
+
+def test_hiding_a_shredded_entry_in_the_type_column_is_reported(tmp_path):
+    # the type column is not hashed: the walk re-derives it from the entries and compares
+    v, shred, _ = _shredded_vault(tmp_path)
+    sql(
+        v,
+        "UPDATE log_entry SET type = 'evidence.accessed' "
+        "WHERE client_id = :c AND type = 'evidence.shredded'",
+        c=CLIENT,
+    )
+    found = sorted((f.kind, f.record, f.detail) for f in v.verify().findings)
+    assert found == [
+        ("missing", shred.record_id, "clip object is missing from object storage"),
+        ("missing", shred.record_id, "meta object is missing from object storage"),
+        ("modified", None, "the log_entry.type column disagrees with the entries' own types"),
+        (
+            "modified",
+            shred.record_id,
+            "record row disagrees with its log entry: wrapped_dek, shredded_at",
+        ),
+    ]
+
+
+def test_moving_retain_until_is_reported(tmp_path):
+    v, _, live = _shredded_vault(tmp_path)
+    sql(
+        v,
+        "UPDATE record SET retain_until = '2040-01-01 00:00:00+00:00' WHERE id = :r",
+        r=live.record_id,
+    )
+    [finding] = v.verify().findings
+    assert finding.detail == "record row disagrees with its log entry: retain_until"
