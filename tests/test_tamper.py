@@ -179,11 +179,11 @@ def test_hiding_a_shredded_entry_in_the_type_column_is_reported(tmp_path):
         "WHERE client_id = :c AND type = 'evidence.shredded'",
         c=CLIENT,
     )
-    found = sorted((f.kind, f.record, f.detail) for f in v.verify().findings)
+    found = sorted((f.kind, f.record or "", f.detail) for f in v.verify().findings)
     assert found == [
         ("missing", shred.record_id, "clip object is missing from object storage"),
         ("missing", shred.record_id, "meta object is missing from object storage"),
-        ("modified", None, "the log_entry.type column disagrees with the entries' own types"),
+        ("modified", "", "the log_entry.type column disagrees with the entries' own types"),
         (
             "modified",
             shred.record_id,
