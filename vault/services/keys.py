@@ -94,7 +94,7 @@ def rotate_kek(ctx: VaultContext, client: str, kek_id: str | None = None) -> Rot
     if kek_id is not None and kek_id not in live:
         raise NotFound(f"{kek_id} is not a live KEK of client {client!r}")
     report = RotationReport()
-    for old in [kek_id] if kek_id else live:
+    for old in [kek_id] if kek_id else _rotation_sources(ctx, live):
         _, bucket, gen = parse_kek_id(old)
         newest = max(parse_kek_id(k)[2] for k in ctx.keys.kek_ids(client) if _bucket(k) == bucket)
         new = ctx.keys.new_kek_generation(client, bucket) if newest == gen else None
@@ -107,6 +107,12 @@ def rotate_kek(ctx: VaultContext, client: str, kek_id: str | None = None) -> Rot
 def destroy_kek(ctx: VaultContext, kek_id: str) -> None:
     """Destroy a KEK that no live record needs any more (crypto-shredding what remains)."""
     tenant, bucket, gen = parse_kek_id(kek_id)
+    if kek_id not in ctx.keys.kek_ids(tenant):
+        if ctx.keys.destroyed_at(kek_id) is not None:
+            return  # already destroyed: nothing left to do
+        raise NotFound(
+            f"there is no KEK {kek_id}", hint="list them with `evidence-vault keys list`"
+        )
     live = len(_live_under(ctx, kek_id))
     if live:
         raise Conflict(
@@ -205,6 +211,20 @@ def key_status(ctx: VaultContext, client: str) -> list[dict]:
         {"kek": k, "bucket": _bucket(k), "live_records": counts.get(k, 0)}
         for k in ctx.keys.kek_ids(client)
     ]
+
+
+def _rotation_sources(ctx: VaultContext, live: list[str]) -> list[str]:
+    """The KEKs a rotation of all buckets re-wraps from: per bucket, the older generations
+    still holding live records (an interrupted rotation, finished into the newest one),
+    else the newest generation (a new rotation)."""
+    buckets: dict[str, list[str]] = {}
+    for k in sorted(live, key=lambda k: parse_kek_id(k)[2]):
+        buckets.setdefault(_bucket(k), []).append(k)
+    sources = []
+    for _bucket_name, ids in sorted(buckets.items()):
+        unfinished = [k for k in ids[:-1] if _live_under(ctx, k)]
+        sources += unfinished or ids[-1:]
+    return sources
 
 
 def _live_under(ctx: VaultContext, kek_id: str) -> list[Record]:
