@@ -83,7 +83,9 @@ def erase(
 def _by_phone(ctx: VaultContext, phone: str, client: str | None) -> list[Record]:
     number = normalise_phone(phone).encode()
     with read_session(ctx.engine) as s:
-        clients = [client] if client else list(s.exec(select(Client.id)))
+        known = list(s.exec(select(Client.id)))
+        # only existing clients: an unknown name must not create an index key
+        clients = [c for c in known if c == client] if client else known
         out: list[Record] = []
         for c in clients:
             digest = keyed_hash(ctx.keys.index_key(c), "phone", number)

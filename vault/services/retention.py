@@ -268,14 +268,7 @@ def plan(ctx: VaultContext, client: str | None = None) -> list[PlanItem]:
                     _item(rec, "shred", f"retention expired on {rec.retain_until:%Y-%m-%d}")
                 )
         for rec in s.exec(unpurged.order_by(Record.shredded_at, Record.id)):
-            items.append(
-                _item(
-                    rec,
-                    "purge",
-                    f"shredded on {rec.shredded_at:%Y-%m-%d}; its ciphertext objects are "
-                    "still stored (deleted once the store allows)",
-                )
-            )
+            items.append(_purge_item(rec))
     return items
 
 
@@ -312,6 +305,8 @@ def run(
         destroyed, rewrapped = sweep_keys(ctx, c)
         report.keks_destroyed += destroyed
         report.rewrapped += rewrapped
+        if rewrapped:
+            touched.add(c)  # key.rewrapped entries were appended: checkpoint them too
     for c in sorted(touched):
         checkpoint_after_commit(ctx, c)
     return report
@@ -320,8 +315,14 @@ def run(
 def _purge_into(ctx: VaultContext, item: PlanItem, report: RunReport) -> None:
     if purge_objects(ctx, item.record_id):
         report.purged.append(item.record_id)
-    else:
-        report.pending.append(item)
+        return
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, item.record_id)
+    # pending means "shredded, objects still stored": a record shredded by this run is
+    # reported as a purge, and one that was not shredded (held or extended meanwhile) is
+    # not pending at all (the next plan says why)
+    if rec is not None and rec.shredded_at is not None:
+        report.pending.append(_purge_item(rec))
 
 
 def shred_record(ctx: VaultContext, record_id: str, *, reason: str, rule: str) -> bool:
@@ -415,6 +416,15 @@ def refuse_if_shredded(rec: Record) -> None:
         f"record {rec.id} was crypto-shredded on {rec.shredded_at:%Y-%m-%d} {cause}; its "
         "evidence can no longer be opened by anyone",
         hint="the log still proves what was sealed and when (`evidence-vault proof`)",
+    )
+
+
+def _purge_item(rec: Record) -> PlanItem:
+    return _item(
+        rec,
+        "purge",
+        f"shredded on {rec.shredded_at:%Y-%m-%d}; its ciphertext objects are still stored "
+        "(deleted once the store allows)",
     )
 
 
