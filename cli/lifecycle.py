@@ -61,7 +61,9 @@ def consent() -> None:
 
 @consent.command("used")
 @click.option("--client", "client_id", required=True)
-@click.option("--phone", required=True, help="The callee's phone number (E.164 or national).")
+@click.option(
+    "--phone", required=True, help="The callee's phone number with country code (+49 151 ...)."
+)
 @click.option("--at", "at", help="When the consent was used (ISO-8601; default now).")
 @click.pass_context
 def consent_used(ctx, client_id, phone, at) -> None:

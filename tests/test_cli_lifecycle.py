@@ -134,6 +134,9 @@ def test_retention_rules_and_consent_use(run, tmp_path):
     rid = json.loads(run("--json", "ingest", str(clip(tmp_path)), "--meta", str(meta)).output)[
         "record_id"
     ]
+    NOW[0] = datetime(2027, 6, 2, tzinfo=UTC)
+    future = ("consent", "used", "--client", CLIENT, "--phone", "+4915112345678")
+    assert "not in the future" in run(*future, "--at", "2027-06-03T00:00:00Z", code=3).output
     out = run(
         "--json",
         "consent",

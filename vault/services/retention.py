@@ -43,7 +43,7 @@ from vault.errors import (
     StorageError,
     VaultError,
 )
-from vault.evidence import normalise_phone
+from vault.evidence import FUTURE_TOLERANCE, normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
@@ -162,7 +162,14 @@ def record_consent_use(
 
     Returns the ids of the records whose retain-until date moved.
     """
-    used_at = used_at or ctx.clock()
+    now = ctx.clock()
+    used_at = used_at or now
+    if used_at.tzinfo is None or used_at > now + FUTURE_TOLERANCE:
+        # a typo here would extend a COMPLIANCE lock, which nothing can shorten again
+        raise InvalidEvidence(
+            [FieldError("used_at", "must be a time with a time zone, not in the future")],
+            hint="give the time the consent was used, e.g. 2026-11-20T09:30:00Z",
+        )
     with read_session(ctx.engine) as s:
         if s.get(Client, client) is None:
             raise NotFound(f"client {client!r} does not exist")
