@@ -552,7 +552,7 @@ def main() -> None:
 
 
 # the lifecycle commands (retention, disputes, erasure, keys) register themselves on `cli`
-from cli import lifecycle  # noqa: E402, F401
+from cli import lifecycle, service  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

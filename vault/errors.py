@@ -87,6 +87,12 @@ class PermissionDenied(VaultError):
     kind = "permission-denied"
 
 
+class Unauthenticated(VaultError):
+    """No token, or one that is unknown, expired or revoked (HTTP 401)."""
+
+    kind = "unauthenticated"
+
+
 class ConfigError(VaultError):
     kind = "config-error"
 

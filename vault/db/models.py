@@ -155,3 +155,35 @@ class Checkpoint(SQLModel, table=True):
     note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime
     object_key: str | None = Field(default=None, max_length=300)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the HTTP API: only the SHA-256 of its secret is stored.
+
+    ``client_id`` None means every client (admin tokens only); ``campaign`` narrows a
+    dialer token to one campaign of its client.
+    """
+
+    __tablename__ = "api_token"
+
+    id: str = Field(primary_key=True, max_length=40)
+    secret_hash: str = Field(index=True, unique=True, max_length=64)
+    role: str = Field(max_length=20)
+    client_id: str | None = Field(default=None, foreign_key="client.id", max_length=64)
+    campaign: str | None = Field(default=None, max_length=64)
+    label: str = Field(default="", max_length=200)
+    created_at: datetime
+    expires_at: datetime | None = Field(default=None)
+    revoked_at: datetime | None = Field(default=None)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An upload's ``Idempotency-Key`` header, per token: a retry returns the same receipt."""
+
+    __tablename__ = "idempotency_key"
+
+    token_id: str = Field(primary_key=True, foreign_key="api_token.id", max_length=40)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    record_id: str = Field(foreign_key="record.id", max_length=40)
+    created_at: datetime

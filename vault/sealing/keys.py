@@ -56,6 +56,12 @@ class KeyProvider(Protocol):
         """Wrap ``dek`` under the tenant's KEK for ``bucket``, creating the KEK if needed."""
         ...
 
+    def generate(
+        self, tenant: str, bucket: str, context: Mapping[str, str]
+    ) -> tuple[bytes, WrappedKey]:
+        """A fresh data key and its wrapping, as KMS ``GenerateDataKey`` returns them."""
+        ...
+
     def unwrap(self, wrapped: WrappedKey, tenant: str, context: Mapping[str, str]) -> bytes:
         """The DEK. KeyUnavailable if the KEK is gone; DecryptionFailed if misbound."""
         ...

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import ConfigError, DecryptionFailed, KeyUnavailable
 from vault.sealing._encoding import encode_items
+from vault.sealing.envelope import new_data_key
 from vault.sealing.keys import (
     KEK_SIZE,
     WrappedKey,
@@ -202,6 +203,13 @@ class LocalKeyring:
         check_name("bucket", bucket)
         kek_id, kek = self._current_kek(tenant, bucket)
         return wrap_data_key(kek, kek_id, tenant, dek, context)
+
+    def generate(
+        self, tenant: str, bucket: str, context: Mapping[str, str]
+    ) -> tuple[bytes, WrappedKey]:
+        """A fresh data key and its wrapping (KMS-style ``GenerateDataKey``)."""
+        dek = new_data_key()
+        return dek, self.wrap(tenant, bucket, dek, context)
 
     def unwrap(self, wrapped: WrappedKey, tenant: str, context: Mapping[str, str]) -> bytes:
         owner, _bucket, _generation = _parse_kek_id(wrapped.kek_id)

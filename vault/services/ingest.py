@@ -45,7 +45,6 @@ from vault.sealing import (
     commitment,
     encrypt_stream,
     keyed_hash,
-    new_data_key,
     new_salt,
     object_aad,
 )
@@ -261,10 +260,9 @@ def _seal_objects(
     retain_until = p.retain_until
     lock_until = retain_until if retain_until > ctx.clock() else None
     prefix = object_prefix(ev.client, ev.campaign, ev.recorded_at, record_id)
-    dek = new_data_key()
     salt = new_salt()
     # the KEK of the month the retention ends: see vault.services.keys
-    wrapped = ctx.keys.wrap(ev.client, expiry_bucket(retain_until), dek, {"record": record_id})
+    dek, wrapped = ctx.keys.generate(ev.client, expiry_bucket(retain_until), {"record": record_id})
 
     # the metadata object goes up on a second thread while the clip streams: for a
     # typical clip it saves one storage round trip per ingest

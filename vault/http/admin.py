@@ -1,0 +1,5 @@
+"""HTTP routes: admin."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

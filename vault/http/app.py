@@ -1,0 +1,153 @@
+"""The ASGI application: authentication, problem details, logging without PII, health.
+
+Endpoints are plain ``def`` functions where they do blocking work (database, storage,
+crypto): FastAPI runs them in its thread pool, so one slow request never stalls the
+event loop. Several worker processes share nothing but the database and the object
+store: every guarantee (one record per call segment, one log without forks) is enforced
+there, not in process memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vault import __version__
+from vault.errors import VaultError
+from vault.http import problems
+from vault.services.context import VaultContext
+from vault.services.tokens import Principal, authenticate
+
+log = logging.getLogger("vault.http")
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `evt1_...`")
+
+
+def get_ctx(request: Request) -> VaultContext:
+    return request.app.state.ctx
+
+
+def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    principal = authenticate(get_ctx(request), credentials.credentials if credentials else None)
+    request.state.principal = principal
+    return principal
+
+
+Ctx = Annotated[VaultContext, Depends(get_ctx)]
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def create_app(ctx: VaultContext | None = None) -> FastAPI:
+    """The API around an open vault (``ctx``), or around the one EVIDENCE_VAULT_HOME names."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = ctx is None
+        if own:
+            from vault.config import load_settings, resolve_home
+            from vault.services.context import open_vault
+
+            app.state.ctx = open_vault(load_settings(resolve_home(None)))
+        try:
+            yield
+        finally:
+            if own:
+                app.state.ctx.close()
+
+    app = FastAPI(
+        title="evidence-vault",
+        version=__version__,
+        description="Sealed, hash-chained evidence of recorded order segments. "
+        "Errors are RFC 9457 problem details (`application/problem+json`).",
+        lifespan=lifespan,
+    )
+    if ctx is not None:
+        app.state.ctx = ctx
+    app.add_exception_handler(VaultError, problems.vault_error)
+    app.add_exception_handler(RequestValidationError, problems.validation_error)
+    app.add_exception_handler(StarletteHTTPException, problems.http_error)
+    app.add_exception_handler(Exception, problems.unexpected_error)
+    app.middleware("http")(_access_log)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+
+    from vault.http import admin, ledger, records
+
+    app.include_router(records.router)
+    app.include_router(ledger.router)
+    app.include_router(admin.router)
+    return app
+
+
+def from_environment() -> FastAPI:
+    """The factory ``evidence-vault serve`` gives uvicorn: each worker opens the vault."""
+    return create_app()
+
+
+def healthz() -> dict:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+def readyz(ctx: Ctx) -> JSONResponse:
+    """Readiness: the metadata database and the object store answer."""
+    checks = {}
+    try:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"
+        checks["database"] = type(exc).__name__
+    try:
+        next(iter(ctx.store.list("_readyz/")), None)
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = type(exc).__name__
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def _access_log(request: Request, call_next):
+    """One line per request: method, path (never the query string), status, time, caller.
+
+    Paths hold only ids; query strings and bodies may hold PII (phone numbers, names), so
+    they are never logged.
+    """
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        response.headers["X-Request-Id"] = request_id[:64]
+        return response
+    finally:
+        who = getattr(request.state, "principal", None)
+        log.info(
+            "%s %s %d %.1fms %s pid=%d req=%s",
+            request.method,
+            request.url.path,
+            status,
+            (time.perf_counter() - started) * 1000,
+            who.name if who else "-",
+            os.getpid(),
+            request_id[:64],
+        )

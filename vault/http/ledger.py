@@ -1,0 +1,5 @@
+"""HTTP routes: ledger."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,126 @@
+"""RFC 9457 problem details for every error the API returns.
+
+``type`` is ``/problems/{kind}`` (documented in docs/api.md), ``title`` a short fixed text
+per kind, ``detail`` the error's message (never PII: VaultError messages never carry any),
+``hint`` what to do, and ``errors`` one ``{field, message}`` per broken rule of the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vault.errors import (
+    ConfigError,
+    Conflict,
+    InvalidAudio,
+    InvalidEvidence,
+    NotFound,
+    PermissionDenied,
+    SealingError,
+    Shredded,
+    StorageError,
+    Unauthenticated,
+    VaultError,
+)
+
+MEDIA_TYPE = "application/problem+json"
+
+#: (error class, HTTP status), most specific first
+STATUS: list[tuple[type[VaultError], int]] = [
+    (Shredded, 410),
+    (NotFound, 404),
+    (InvalidEvidence, 422),
+    (InvalidAudio, 422),
+    (Conflict, 409),
+    (PermissionDenied, 403),
+    (Unauthenticated, 401),
+    (ConfigError, 503),
+    (StorageError, 503),
+    (SealingError, 500),
+]
+
+TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length required",
+    413: "Content too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+    422: "Invalid input",
+    500: "Integrity or key failure",
+    503: "Service unavailable",
+}
+
+
+def status_of(exc: VaultError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def problem(
+    status: int,
+    kind: str,
+    detail: str,
+    *,
+    hint: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{kind}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if hint:
+        body["hint"] = hint
+    if errors is not None:
+        body["errors"] = errors
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="evidence-vault"', **(headers or {})}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+async def vault_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VaultError)
+    errors = [{"field": e.field, "message": e.message} for e in getattr(exc, "errors", [])]
+    return problem(status_of(exc), exc.kind, exc.message, hint=exc.hint, errors=errors or None)
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        # the location, never the offending value: it may be PII
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        errors.append({"field": where or "request", "message": str(err.get("msg", "invalid"))})
+    return problem(
+        422,
+        "invalid-request",
+        "the request is invalid",
+        errors=errors,
+        hint="correct the listed fields and send it again",
+    )
+
+
+async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # logged by the middleware with the request id; the body says nothing more
+    return problem(500, "internal-error", "the server failed to handle the request")

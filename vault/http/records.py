@@ -1,0 +1,5 @@
+"""HTTP routes: records."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
