@@ -1,0 +1,147 @@
+"""API tokens: random, shown once, stored as a hash, scoped, revocable, expiring."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import select
+
+from cli.main import cli
+from tests.support.vaults import CAMPAIGN, CLIENT, make_vault
+from vault.db import read_session
+from vault.db.models import ApiToken
+from vault.errors import InvalidEvidence, NotFound, PermissionDenied, Unauthenticated
+from vault.services import tokens
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def vault(tmp_path):
+    now = [NOW]
+    v = make_vault(tmp_path / "v", clock=lambda: now[0])
+    v.now = now
+    yield v
+    v.close()
+
+
+def test_token_is_random_shown_once_and_stored_hashed(vault):
+    info, secret = tokens.create_token(vault.context, role="client", client=CLIENT)
+    other_info, other = tokens.create_token(vault.context, role="client", client=CLIENT)
+    assert secret.startswith("evt1_") and len(secret) == 48 and secret != other
+    with read_session(vault.context.engine) as s:
+        rows = list(s.exec(select(ApiToken)))
+    stored = json.dumps([r.model_dump(mode="json") for r in rows])
+    assert secret not in stored and secret.removeprefix("evt1_") not in stored
+    assert {r.secret_hash for r in rows} == {tokens.hash_token(secret), tokens.hash_token(other)}
+    who = tokens.authenticate(vault.context, secret)
+    assert (who.token_id, who.role, who.client, who.name) == (
+        info.id,
+        "client",
+        CLIENT,
+        f"client:{info.id}",
+    )
+    assert "token" not in info.to_dict() and other_info.id != info.id
+
+
+@pytest.mark.parametrize(
+    "bearer", [None, "", "Bearer x", "evt1_" + "A" * 43, "evt1_" + "x" * 300, "evt2_abc"]
+)
+def test_unknown_or_malformed_tokens_are_refused(vault, bearer):
+    with pytest.raises(Unauthenticated) as exc:
+        tokens.authenticate(vault.context, bearer)
+    assert "evt1_A" not in exc.value.message  # the offered secret is never echoed
+
+
+def test_revoked_and_expired_tokens_stop_working_at_once(vault):
+    info, secret = tokens.create_token(
+        vault.context, role="dialer", client=CLIENT, expires_at=NOW + timedelta(hours=1)
+    )
+    assert tokens.authenticate(vault.context, secret).role == "dialer"
+    vault.now[0] = NOW + timedelta(hours=1)
+    with pytest.raises(Unauthenticated, match=f"token {info.id} expired on 2026-11-21"):
+        tokens.authenticate(vault.context, secret)
+
+    info2, secret2 = tokens.create_token(vault.context, role="auditor", client=CLIENT)
+    tokens.revoke_token(vault.context, info2.id)
+    tokens.revoke_token(vault.context, info2.id)  # idempotent
+    with pytest.raises(Unauthenticated, match=f"token {info2.id} was revoked"):
+        tokens.authenticate(vault.context, secret2)
+    with pytest.raises(NotFound):
+        tokens.revoke_token(vault.context, "tk-nope")
+    with pytest.raises(NotFound):  # a tenant admin cannot reach another tenant's token
+        tokens.revoke_token(vault.context, info.id, client="other-client")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"role": "root", "client": CLIENT}, "role"),
+        ({"role": "dialer", "client": None}, "client"),
+        ({"role": "client", "client": CLIENT, "campaign": CAMPAIGN}, "campaign"),
+        (
+            {"role": "dialer", "client": CLIENT, "expires_at": NOW - timedelta(seconds=1)},
+            "expires_at",
+        ),
+    ],
+)
+def test_invalid_token_requests(vault, kwargs, field):
+    with pytest.raises(InvalidEvidence) as exc:
+        tokens.create_token(vault.context, **kwargs)
+    assert [e.field for e in exc.value.errors] == [field]
+
+
+def test_scope_checks(vault):
+    with pytest.raises(NotFound):
+        tokens.create_token(vault.context, role="dialer", client="ghost")
+    with pytest.raises(NotFound):
+        tokens.create_token(vault.context, role="dialer", client=CLIENT, campaign="ghost")
+    _, secret = tokens.create_token(vault.context, role="dialer", client=CLIENT, campaign=CAMPAIGN)
+    dialer = tokens.authenticate(vault.context, secret)
+    dialer.require("dialer")
+    with pytest.raises(PermissionDenied):
+        dialer.require("client", "admin")
+    with pytest.raises(NotFound):  # another tenant: as if it did not exist, before the role
+        dialer.require_client("other-client", "dialer")
+    _, admin = tokens.create_token(vault.context, role="admin", client=None)
+    assert tokens.authenticate(vault.context, admin).sees("any-client")
+
+
+def test_token_commands(tmp_path, monkeypatch):
+    monkeypatch.delenv("EVIDENCE_VAULT_MASTER_KEY", raising=False)
+    home = str(tmp_path / "cli")
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        result = runner.invoke(cli, ["--vault", home, *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run("init")
+    run("client", "add", CLIENT, "--retention-days", "730")
+    made = json.loads(
+        run(
+            "--json",
+            "token",
+            "create",
+            "--role",
+            "dialer",
+            "--client",
+            CLIENT,
+            "--expires",
+            "90d",
+            "--label",
+            "dialer-host-7",
+        )
+    )
+    assert made["token"].startswith("evt1_") and made["role"] == "dialer"
+    listed = run("token", "list")
+    assert made["id"] in listed and "dialer-host-7" in listed and made["token"] not in listed
+    assert made["token"] not in run("--json", "token", "list")
+    run("token", "revoke", made["id"])
+    assert "revoked" in run("token", "list")
+    run("token", "create", "--role", "client", code=3)  # a client token needs --client
+    run("token", "create", "--role", "nobody", "--client", CLIENT, code=2)
