@@ -1,5 +1,302 @@
-"""HTTP routes: admin."""
+"""HTTP routes: clients, campaigns and API tokens, for admins.
 
-from fastapi import APIRouter
+A global admin (token without a client) manages every client; a tenant admin (token of one
+client) manages only its client's campaigns and tokens: it cannot create clients, reach
+another client (404, exactly like a missing one) or mint a global admin token (403).
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+
+from vault.db import Client, read_session
+from vault.errors import InvalidEvidence, NotFound, PermissionDenied
+from vault.http.app import Caller, Ctx
+from vault.http.ledger import SLUG, problem_responses
+from vault.ledger.entry import format_time
+from vault.services import admin as _admin
+from vault.services import tokens as _tokens
+from vault.services.admin import CampaignInfo
+from vault.services.context import VaultContext
+from vault.services.retention import MAX_RETENTION_DAYS
+from vault.services.tokens import Principal, TokenInfo
+
+#: free text: one line, no control characters (PostgreSQL refuses NUL in text)
+TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: token ids are ``tk`` + hex; anything else cannot name one
+TOKEN_ID = r"^[A-Za-z0-9_-]{1,40}$"
+#: the latest expiry accepted: far enough, and still a datetime in every time zone
+LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
+
+Days = Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS, strict=True)]
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+class ClientOut(BaseModel):
+    id: str
+    display_name: str
+    retention_days: int | None = Field(description="Default retention of its campaigns, days")
+    created_at: str
+
+
+class NewClient(BaseModel):
+    id: str = Field(pattern=SLUG, max_length=64, description="The client id (a slug)")
+    display_name: str | None = Field(default=None, max_length=200, pattern=TEXT)
+    retention_days: Days | None = Field(
+        default=None, description="Default retention of campaigns without their own"
+    )
+
+
+class CampaignOut(BaseModel):
+    client: str
+    name: str
+    retention_days: int | None = Field(description="Effective period: its own or the default")
+    retention_basis: str
+    client_default: bool = Field(description="True if the client's default period applies")
+
+
+class NewCampaign(BaseModel):
+    name: str = Field(pattern=SLUG, max_length=64)
+    retention_days: Days | None = Field(
+        default=None, description="Omit to use the client's default"
+    )
+    retention_basis: Literal["recorded", "consent-use"] = "recorded"
+
+
+class TokenOut(BaseModel):
+    id: str
+    role: str
+    client: str | None = Field(description="null: every client (admin tokens only)")
+    campaign: str | None
+    label: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+class CreatedToken(TokenOut):
+    token: str = Field(description="The secret: shown in this answer only, never again")
+
+
+class NewToken(BaseModel):
+    role: Literal["dialer", "client", "auditor", "admin"]
+    client: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=64,
+        description="Required but for a global admin token",
+    )
+    campaign: str | None = Field(
+        default=None, pattern=SLUG, max_length=64, description="Dialer tokens only"
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="A future time, with a time zone"
+    )
+    label: str | None = Field(default=None, max_length=200, pattern=TEXT)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _not_too_late(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value >= LATEST_EXPIRY:
+            raise ValueError("must be before the year 9000")
+        return value
+
+
+router = APIRouter(tags=["admin"])
+
+ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLUG, max_length=64)]
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/clients",
+    response_model=list[ClientOut],
+    responses=problem_responses(401, 403),
+    summary="Clients (a tenant admin sees its own)",
+)
+def list_clients(ctx: Ctx, caller: Caller) -> list[ClientOut]:
+    caller.require("admin")
+    return [_client_out(c) for c in _admin.list_clients(ctx) if caller.client in (None, c.id)]
+
+
+@router.post(
+    "/v1/clients",
+    status_code=201,
+    response_model=ClientOut,
+    responses=problem_responses(400, 401, 403, 409),
+    summary="Create a client (global admin)",
+)
+def create_client(body: NewClient, ctx: Ctx, caller: Caller) -> ClientOut:
+    _global_admin(caller, "create clients")
+    with _request_errors():
+        _admin.add_client(ctx, body.id, body.display_name, body.retention_days)
+    with read_session(ctx.engine) as s:
+        return _client_out(s.get(Client, body.id))
+
+
+# -- campaigns ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/clients/{client}/campaigns",
+    response_model=list[CampaignOut],
+    responses=problem_responses(401, 403, 404),
+    summary="A client's campaigns and their retention rules",
+)
+def list_campaigns(client: ClientId, ctx: Ctx, caller: Caller) -> list[CampaignOut]:
+    caller.require_client(client, "admin")
+    _client_exists(ctx, client)
+    return [_campaign_out(c) for c in _admin.list_campaigns(ctx, client)]
+
+
+@router.post(
+    "/v1/clients/{client}/campaigns",
+    status_code=201,
+    response_model=CampaignOut,
+    responses=problem_responses(400, 401, 403, 404, 409),
+    summary="Create a campaign with its retention rule",
+)
+def create_campaign(client: ClientId, body: NewCampaign, ctx: Ctx, caller: Caller) -> CampaignOut:
+    caller.require_client(client, "admin")
+    with _request_errors():
+        info = _admin.add_campaign(
+            ctx, client, body.name, body.retention_days, body.retention_basis
+        )
+    return _campaign_out(info)
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/tokens",
+    response_model=list[TokenOut],
+    responses=problem_responses(401, 403, 404),
+    summary="Tokens, never their secrets (a tenant admin sees its client's)",
+)
+def list_tokens(
+    ctx: Ctx,
+    caller: Caller,
+    client: Annotated[
+        str | None, Query(pattern=SLUG, max_length=64, description="Only this client's tokens")
+    ] = None,
+) -> list[TokenOut]:
+    caller.require("admin")
+    if caller.client is not None:
+        if client is not None and client != caller.client:
+            raise _missing(client)
+        client = caller.client
+    return [_token_out(t) for t in _tokens.list_tokens(ctx, client)]
+
+
+@router.post(
+    "/v1/tokens",
+    status_code=201,
+    response_model=CreatedToken,
+    responses=problem_responses(400, 401, 403, 404),
+    summary="Create a token; the answer holds its secret, once",
+)
+def create_token(body: NewToken, ctx: Ctx, caller: Caller) -> CreatedToken:
+    caller.require("admin")
+    if caller.client is not None:
+        if body.client is None and body.role == "admin":
+            _global_admin(caller, "create a token for every client")
+        if body.client is not None and body.client != caller.client:
+            raise _missing(body.client)
+    with _request_errors():
+        info, secret = _tokens.create_token(
+            ctx,
+            role=body.role,
+            client=body.client,
+            campaign=body.campaign,
+            expires_at=body.expires_at,
+            label=body.label or "",
+        )
+    return CreatedToken(**info.to_dict(), token=secret)
+
+
+@router.delete(
+    "/v1/tokens/{token_id}",
+    response_model=TokenOut,
+    responses=problem_responses(401, 403, 404),
+    summary="Revoke a token at once (idempotent)",
+)
+def revoke_token(
+    token_id: Annotated[
+        str, Path(pattern=TOKEN_ID, max_length=40, description="The token id (`tk...`)")
+    ],
+    ctx: Ctx,
+    caller: Caller,
+) -> TokenOut:
+    caller.require("admin")
+    return _token_out(_tokens.revoke_token(ctx, token_id, client=caller.client))
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+class InvalidRequest(InvalidEvidence):
+    """A rule of the request body the schema cannot state (a 422 with field errors)."""
+
+    kind = "invalid-request"
+
+    def __init__(self, errors, *, hint: str | None = None) -> None:
+        super().__init__(errors, hint=hint)
+        self.message = "the request is invalid: " + "; ".join(str(e) for e in self.errors)
+
+
+@contextmanager
+def _request_errors() -> Iterator[None]:
+    """The services speak of evidence metadata; here it is the request body that is wrong."""
+    try:
+        yield
+    except InvalidEvidence as exc:
+        if type(exc) is not InvalidEvidence:
+            raise
+        raise InvalidRequest(exc.errors, hint=exc.hint) from None
+
+
+def _global_admin(caller: Principal, what: str) -> None:
+    caller.require("admin")
+    if caller.client is not None:
+        raise PermissionDenied(
+            f"a tenant admin cannot {what}", hint="use an admin token without a client"
+        )
+
+
+def _missing(client: str) -> NotFound:
+    # the very error Principal.require_client raises for another tenant: same body
+    return NotFound(f"client {client!r} does not exist")
+
+
+def _client_exists(ctx: VaultContext, client: str) -> None:
+    with read_session(ctx.engine) as s:
+        if s.get(Client, client) is None:
+            raise _missing(client)
+
+
+def _client_out(c: Client) -> ClientOut:
+    return ClientOut(
+        id=c.id,
+        display_name=c.display_name,
+        retention_days=c.retention_days,
+        created_at=format_time(c.created_at),
+    )
+
+
+def _campaign_out(c: CampaignInfo) -> CampaignOut:
+    return CampaignOut(**c.to_dict())
+
+
+def _token_out(t: TokenInfo) -> TokenOut:
+    return TokenOut(**t.to_dict())
