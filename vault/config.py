@@ -17,11 +17,17 @@ Environment variables (each overrides the file):
 ``EVIDENCE_VAULT_MASTER_KEY``      the keyring master key (else ``HOME/master.key``)
 ``EVIDENCE_VAULT_NAME``            the vault's name in log origins
 =================================  ==========================================
+
+Key providers are chosen per client in the file only (``[keys.clients.NAME]``, see
+``docs/operations.md``, "Keys in AWS KMS"): clients without an entry use the local
+keyring. KMS credentials come from boto3's usual chain (environment, profile, role).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +37,14 @@ from vault.errors import ConfigError
 
 CONFIG_FILE = "vault.toml"
 HOME_ENV = "EVIDENCE_VAULT_HOME"
+#: the key providers a client can be configured with (``[keys.clients.NAME] provider``)
+KEY_PROVIDERS = ("local", "aws-kms")
+_CLIENT_KEY_FIELDS = ("provider", "key_id", "region", "endpoint_url")
+# the same names as tenants in key ids (vault.sealing.keys.check_name)
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
+# key id, key ARN, alias name or alias ARN: printable, no spaces (KMS allows up to 2048)
+_KMS_KEY_ID = re.compile(r"[A-Za-z0-9:/_.+=,@-]{1,2048}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d+")
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,84 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class ClientKeySettings:
+    """The key provider of one client (``[keys.clients.NAME]``); checked when made.
+
+    ``key_id``, ``region`` and ``endpoint_url`` may stay when a client goes back to
+    ``local``: records it sealed in KMS are then still opened through that endpoint.
+    """
+
+    client: str
+    provider: str = "local"
+    #: KMS key ARN (recommended), key id, alias name or alias ARN
+    key_id: str | None = None
+    #: defaults to the region in the key ARN, else boto3's (AWS_DEFAULT_REGION, profile)
+    region: str | None = None
+    #: another KMS endpoint (LocalStack, a VPC endpoint); omit for AWS's own
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"[keys.clients.{_toml_key(self.client)}]"
+        if not isinstance(self.client, str) or not _CLIENT_NAME.fullmatch(self.client):
+            raise ConfigError(
+                f"{where}: a client name must be 1-128 characters of letters, digits, "
+                "'.', '_', '/' or '-', starting with a letter or digit",
+                hint="use the client's id as in `evidence-vault client list`",
+            )
+        if self.provider not in KEY_PROVIDERS:
+            raise ConfigError(
+                f"{where}: unknown key provider {self.provider!r}",
+                hint="use 'local' (the keyring file) or 'aws-kms'",
+            )
+        for name in ("key_id", "region", "endpoint_url"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{where}: {name} must be a non-empty string")
+        if self.provider == "aws-kms" and not self.key_id:
+            raise ConfigError(
+                f"{where}: provider 'aws-kms' needs 'key_id'",
+                hint='add key_id = "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID" (the key\'s ARN)',
+            )
+        if self.key_id is not None and not _KMS_KEY_ID.fullmatch(self.key_id):
+            raise ConfigError(
+                f"{where}: key_id is not a KMS key id, key ARN or alias",
+                hint="copy the key's ARN from `aws kms describe-key`",
+            )
+        if self.region is not None and not _REGION.fullmatch(self.region):
+            raise ConfigError(
+                f"{where}: region {self.region!r} is not an AWS region name",
+                hint='e.g. region = "eu-central-1"; omit it to use the region in the key ARN',
+            )
+        arn_region = kms_arn_region(self.key_id)
+        if self.region and arn_region and self.region != arn_region:
+            raise ConfigError(
+                f"{where}: region {self.region!r} differs from the region of the key ARN "
+                f"({arn_region!r})",
+                hint="omit region: a key ARN names its region",
+            )
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(
+                f"{where}: endpoint_url must be an http:// or https:// URL",
+                hint="omit it to use AWS's own KMS endpoint",
+            )
+
+    @property
+    def resolved_region(self) -> str | None:
+        """The configured region, else the key ARN's, else None (boto3's default)."""
+        return self.region or kms_arn_region(self.key_id)
+
+
+def kms_arn_region(key_id: str | None) -> str | None:
+    """The region of a KMS key or alias ARN (``arn:PARTITION:kms:REGION:…``); else None."""
+    parts = key_id.split(":", 5) if key_id else []
+    if len(parts) == 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
+        return parts[3]
+    return None
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     name: str = "evidence-vault"
@@ -54,6 +146,10 @@ class Settings:
     objects_dir: Path | None = None
     s3: S3Settings | None = None
     key_provider: str = "local"
+    #: per-client key providers (``[keys.clients.NAME]``); clients not listed use ``local``
+    key_clients: Mapping[str, ClientKeySettings] = field(
+        default_factory=dict, hash=False, compare=True
+    )
     keyring_file: Path | None = None
     master_key_file: Path | None = None
     master_key: str | None = field(default=None, repr=False)
@@ -77,6 +173,10 @@ class Settings:
     @property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.home / "master.key"
+
+    def client_keys(self, client: str) -> ClientKeySettings:
+        """The key provider settings of ``client`` (``local`` when it has no entry)."""
+        return self.key_clients.get(client) or ClientKeySettings(client)
 
     def to_toml(self) -> str:
         """The file ``init`` writes; secrets are never written into it."""
@@ -110,6 +210,13 @@ class Settings:
             f'provider = "{self.key_provider}"',
             "",
         ]
+        for name, ck in sorted(self.key_clients.items()):
+            lines += [f"[keys.clients.{_toml_key(name)}]", f"provider = {_toml_str(ck.provider)}"]
+            for item in ("key_id", "region", "endpoint_url"):
+                value = getattr(ck, item)
+                if value is not None:
+                    lines.append(f"{item} = {_toml_str(value)}")
+            lines.append("")
         return "\n".join(lines)
 
 
@@ -148,6 +255,8 @@ def _from_file(home: Path, data: dict) -> Settings:
             object_lock=bool(s3_table.get("object_lock", True)),
         )
     keys = data.get("keys", {})
+    if not isinstance(keys, dict):
+        raise ConfigError("[keys] must be a table", hint="see docs/operations.md, Keys")
     return Settings(
         home=home,
         name=data.get("name", "evidence-vault"),
@@ -156,6 +265,7 @@ def _from_file(home: Path, data: dict) -> Settings:
         objects_dir=_path(home, storage.get("path")),
         s3=s3,
         key_provider=keys.get("provider", "local"),
+        key_clients=_key_clients(keys.get("clients", {})),
         keyring_file=_path(home, keys.get("keyring")),
         master_key_file=_path(home, keys.get("master_key_file")),
         checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
@@ -195,9 +305,53 @@ def apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
     if s.key_provider != "local":
         raise ConfigError(
             f"unknown key provider {s.key_provider!r}",
-            hint="this version supports the 'local' keyring",
+            hint="[keys] provider is always 'local' (the keyring also holds index and "
+            "signing keys); choose 'aws-kms' per client in [keys.clients.NAME]",
         )
     return s
+
+
+def _key_clients(table: object) -> dict[str, ClientKeySettings]:
+    """``[keys.clients.NAME]`` tables → settings per client (each checked on creation)."""
+    if not isinstance(table, dict):
+        raise ConfigError(
+            "[keys.clients] must be a table of clients",
+            hint='e.g. [keys.clients.telco-de] provider = "aws-kms" key_id = "arn:…"',
+        )
+    out = {}
+    for name, entry in table.items():
+        where = f"[keys.clients.{_toml_key(name)}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"{where} must be a table", hint='e.g. provider = "aws-kms" and key_id = "…"'
+            )
+        unknown = sorted(set(entry) - set(_CLIENT_KEY_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown setting(s) {', '.join(map(repr, unknown))}",
+                hint=f"the settings are {', '.join(_CLIENT_KEY_FIELDS)}",
+            )
+        for item, value in entry.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: {item} must be a string")
+        out[name] = ClientKeySettings(
+            client=name,
+            provider=entry.get("provider", "local"),
+            key_id=entry.get("key_id") or None,
+            region=entry.get("region") or None,
+            endpoint_url=entry.get("endpoint_url") or None,
+        )
+    return out
+
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are valid in TOML basic strings
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _toml_key(name: object) -> str:
+    text = str(name)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else _toml_str(text)
 
 
 def _required(table: dict, key: str, where: str) -> str:

@@ -7,6 +7,8 @@ a key size:
 * ``envelope`` — per-record data keys and the associated data binding objects to records;
 * ``keys`` / ``local`` — key providers that wrap data keys under per-tenant, per-month
   KEKs (crypto-shredding), and the local keyring file;
+* ``kms`` — the ``aws-kms`` provider (data keys from AWS KMS, bound to an encryption
+  context); ``providers`` — the router that picks each client's provider;
 * ``hashing`` — keyed hashes for lookups and salted commitments for the ledger;
 * ``signing`` — Ed25519 for log checkpoints.
 
@@ -23,12 +25,14 @@ from vault.sealing.hashing import (
     new_salt,
 )
 from vault.sealing.keys import KeyProvider, WrappedKey
+from vault.sealing.kms import AwsKmsProvider
 from vault.sealing.local import (
     LocalKeyring,
     decode_master_key,
     encode_master_key,
     generate_master_key,
 )
+from vault.sealing.providers import KeyRouter
 from vault.sealing.signing import LogSigner, verify_signature
 from vault.sealing.stream import (
     HEADER_SIZE,
@@ -47,8 +51,10 @@ __all__ = [
     "ROLES",
     "SEGMENT_SIZE",
     "TAG_SIZE",
+    "AwsKmsProvider",
     "CommitmentHasher",
     "KeyProvider",
+    "KeyRouter",
     "KeyedHasher",
     "LocalKeyring",
     "LogSigner",

@@ -14,6 +14,7 @@ from vault.config import CONFIG_FILE, Settings, load_settings
 from vault.db import migrate, open_engine
 from vault.errors import ConfigError
 from vault.sealing import (
+    KeyRouter,
     LocalKeyring,
     decode_master_key,
     encode_master_key,
@@ -33,10 +34,14 @@ class VaultContext:
     settings: Settings
     engine: Engine
     store: ObjectStore
-    keys: LocalKeyring
+    #: the key router: each client's configured provider (local keyring or AWS KMS) for
+    #: data keys; index and signing keys always in the local keyring
+    keys: KeyRouter
     clock: Clock = field(default=utc_now)
 
     def __post_init__(self) -> None:
+        if isinstance(self.keys, LocalKeyring):  # a bare keyring: every client local
+            self.keys = KeyRouter(self.keys)
         # the keyring dates KEKs and their destruction with the vault's (injectable) clock
         self.keys.use_clock(lambda: self.clock())
 
@@ -74,7 +79,8 @@ def open_vault(settings: Settings, *, clock: Clock = utc_now) -> VaultContext:
         )
     engine = open_engine(settings.resolved_database_url)
     migrate(engine)
-    keys = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings), clock=clock)
+    local = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings), clock=clock)
+    keys = KeyRouter(local, settings.key_clients)
     return VaultContext(settings, engine, _open_store(settings), keys, clock)
 
 

@@ -32,7 +32,7 @@ from sqlmodel import select
 
 from vault.db import Client, LogEntry, Record, read_session, write_session
 from vault.db.models import Checkpoint as CheckpointRow
-from vault.errors import Conflict, NotFound
+from vault.errors import ConfigError, Conflict, NotFound
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.checkpoint import Checkpoint, add_signature, sign_note, verifier_key
@@ -93,19 +93,33 @@ def rotate_kek(ctx: VaultContext, client: str, kek_id: str | None = None) -> Rot
     live = ctx.keys.kek_ids(client)
     if kek_id is not None and kek_id not in live:
         raise NotFound(f"{kek_id} is not a live KEK of client {client!r}")
+    if kek_id is not None and not _is_local(kek_id):
+        raise ConfigError(
+            f"{kek_id} is a key in AWS KMS: KMS rotates its backing material itself",
+            hint="enable automatic rotation on the key (aws kms enable-key-rotation); to move "
+            f"the client to another KMS key, change key_id in [keys.clients.{client}]",
+        )
+    # a client now sealing with KMS: "rotating" its older local KEKs moves their records'
+    # data keys into KMS (the router wraps for the configured provider); no new generation
+    kms_kek = ctx.keys.configured_kek_id(client)
+    local = [k for k in live if _is_local(k)]
     report = RotationReport()
-    for old in [kek_id] if kek_id else _rotation_sources(ctx, live):
+    for old in [kek_id] if kek_id else _rotation_sources(ctx, local):
         _, bucket, gen = parse_kek_id(old)
-        newest = max(parse_kek_id(k)[2] for k in ctx.keys.kek_ids(client) if _bucket(k) == bucket)
-        new = ctx.keys.new_kek_generation(client, bucket) if newest == gen else None
+        newest = max(
+            parse_kek_id(k)[2] for k in _local_kek_ids(ctx, client) if _bucket(k) == bucket
+        )
+        new = ctx.keys.new_kek_generation(client, bucket) if newest == gen and not kms_kek else None
         moved = rewrap(ctx, client, _live_under(ctx, old), lambda rec, b=bucket: b, "rotation")
         report.records += moved
-        report.rotated.append((old, new or _newest(ctx, client, bucket)))
+        report.rotated.append((old, new or kms_kek or _newest(ctx, client, bucket)))
     return report
 
 
 def destroy_kek(ctx: VaultContext, kek_id: str) -> None:
     """Destroy a KEK that no live record needs any more (crypto-shredding what remains)."""
+    if not _is_local(kek_id):
+        ctx.keys.destroy_kek(kek_id)  # aws-kms: refused with a ConfigError (delete it in KMS)
     tenant, bucket, gen = parse_kek_id(kek_id)
     if kek_id not in ctx.keys.kek_ids(tenant):
         if ctx.keys.destroyed_at(kek_id) is not None:
@@ -119,7 +133,7 @@ def destroy_kek(ctx: VaultContext, kek_id: str) -> None:
             f"{live} live record(s) are still wrapped under {kek_id}",
             hint="rotate it first with `evidence-vault keys rotate`",
         )
-    generations = [parse_kek_id(k)[2] for k in ctx.keys.kek_ids(tenant) if _bucket(k) == bucket]
+    generations = [parse_kek_id(k)[2] for k in _local_kek_ids(ctx, tenant) if _bucket(k) == bucket]
     end = bucket_end(bucket)
     if gen == max(generations, default=gen) and (end is None or ctx.clock() < end + SWEEP_GRACE):
         raise Conflict(
@@ -140,7 +154,7 @@ def sweep_keys(ctx: VaultContext, client: str) -> tuple[list[str], int]:
     """Destroy the KEKs of the client's closed buckets; returns (destroyed ids, re-wrapped)."""
     now = ctx.clock()
     destroyed, moved = [], 0
-    for kek_id in ctx.keys.kek_ids(client):
+    for kek_id in _local_kek_ids(ctx, client):  # KMS keys have no buckets: never swept
         end = bucket_end(_bucket(kek_id))
         if end is None or now < end + SWEEP_GRACE:
             continue
@@ -207,9 +221,11 @@ def key_status(ctx: VaultContext, client: str) -> list[dict]:
                 .group_by(Record.kek_id)
             ).all()
         )
+    # KMS keys: the configured one, and older ones that still hold live records
+    keks = set(ctx.keys.kek_ids(client)) | {k for k in counts if k and not _is_local(k)}
     return [
-        {"kek": k, "bucket": _bucket(k), "live_records": counts.get(k, 0)}
-        for k in ctx.keys.kek_ids(client)
+        {"kek": k, "bucket": _bucket(k) if _is_local(k) else None, "live_records": counts.get(k, 0)}
+        for k in sorted(keks)
     ]
 
 
@@ -242,9 +258,18 @@ def _bucket(kek_id: str) -> str:
     return parse_kek_id(kek_id)[1]
 
 
+def _is_local(kek_id: str) -> bool:
+    """A KEK of the local keyring (buckets, generations); ``aws-kms:`` keys have neither."""
+    return kek_id.startswith("local:")
+
+
+def _local_kek_ids(ctx: VaultContext, client: str) -> list[str]:
+    return [k for k in ctx.keys.kek_ids(client) if _is_local(k)]
+
+
 def _newest(ctx: VaultContext, client: str, bucket: str) -> str:
     return max(
-        (k for k in ctx.keys.kek_ids(client) if _bucket(k) == bucket),
+        (k for k in _local_kek_ids(ctx, client) if _bucket(k) == bucket),
         key=lambda k: parse_kek_id(k)[2],
     )
 

@@ -1,0 +1,469 @@
+"""HTTP records API: upload, receipts, reading (Range), bundles, disputes and holds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta
+from vault.bundle import verify_bundle
+from vault.db import LogEntry, read_session
+from vault.http.app import create_app
+from vault.ledger.entry import parse_entry
+from vault.ledger.merkle import verify_inclusion
+from vault.sealing.stream import SEGMENT_SIZE
+from vault.services.tokens import create_token
+
+PII = ("+4915112345678", "4915112345678", "15112345678", "Mustermann", "1980-01-31")
+OTHER, OTHER_CAMPAIGN = "acme-at", "winback-2026"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def meta_header(meta: dict | bytes) -> str:
+    raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+#: token secret -> token id, for the principal names the log records
+_TOKEN_IDS: dict[str, str] = {}
+
+
+def auth(v, role: str, client: str | None = CLIENT, campaign: str | None = None) -> dict:
+    info, secret = create_token(v.context, role=role, client=client, campaign=campaign)
+    _TOKEN_IDS[secret] = info.id
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def token_id(headers: dict) -> str:
+    return _TOKEN_IDS[headers["Authorization"].removeprefix("Bearer ")]
+
+
+def upload(
+    tc: TestClient,
+    headers: dict,
+    path: Path | bytes,
+    meta: dict | bytes | None,
+    *,
+    media_type: str | None = "audio/wav",
+    key: str | None = None,
+    extra: dict | None = None,
+):
+    h = dict(headers)
+    if meta is not None:
+        h["Evidence-Metadata"] = meta_header(meta)
+    if media_type is not None:
+        h["Content-Type"] = media_type
+    if key is not None:
+        h["Idempotency-Key"] = key
+    h.update(extra or {})
+    body = path if isinstance(path, bytes) else path.read_bytes()
+    return tc.post("/v1/records", content=body, headers=h)
+
+
+def assert_problem(resp, status: int, kind: str) -> dict:
+    shown = resp.text[:500] if resp.headers.get("content-type", "").endswith("json") else ""
+    assert resp.status_code == status, shown
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body = resp.json()
+    assert body["type"] == f"/problems/{kind}"
+    assert body["status"] == status
+    for value in PII:
+        assert value not in resp.text
+    return body
+
+
+def accesses(v, record_id: str) -> list[dict]:
+    with read_session(v.context.engine) as s:
+        rows = s.exec(
+            select(LogEntry.entry)
+            .where(LogEntry.type == "evidence.accessed", LogEntry.record_id == record_id)
+            .order_by(LogEntry.seq)
+        )
+        return [parse_entry(bytes(r))["body"] for r in rows]
+
+
+@pytest.fixture
+def local(tmp_path):
+    v = make_vault(tmp_path / "v")
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def api(local):
+    with TestClient(create_app(local.context)) as tc:
+        yield tc
+
+
+@pytest.fixture
+def sealed(local, api, tmp_path):
+    """One record uploaded over HTTP: (record id, clip bytes, client headers)."""
+    path = clip(tmp_path, seconds=3.0)
+    resp = upload(api, auth(local, "dialer"), path, order_meta(1))
+    assert resp.status_code == 201, resp.text
+    return resp.json()["record_id"], path.read_bytes(), auth(local, "client")
+
+
+# --- the round trip on every backend --------------------------------------------------------
+
+
+def test_upload_and_read_round_trip(vault, tmp_path):
+    path = clip(tmp_path, seconds=5.0)  # 160 000 bytes: three 64 KiB segments
+    data = path.read_bytes()
+    dialer, reader = auth(vault, "dialer"), auth(vault, "client")
+    with TestClient(create_app(vault.context)) as tc:
+        first = upload(tc, dialer, path, order_meta(1))
+        assert first.status_code == 201, first.text
+        receipt = first.json()
+        assert receipt["client"] == CLIENT and receipt["campaign"] == CAMPAIGN
+        assert receipt["duplicate"] is False
+        again = upload(tc, dialer, path, order_meta(1))
+        assert again.status_code == 200
+        assert again.json()["record_id"] == receipt["record_id"]
+        assert again.json()["duplicate"] is True
+        rid = receipt["record_id"]
+
+        got = tc.get(f"/v1/records/{rid}/receipt", headers=dialer)
+        assert got.status_code == 200
+        assert got.json()["entry_hash"] == receipt["entry_hash"]
+
+        before = len(accesses(vault, rid))
+        full = tc.get(f"/v1/records/{rid}/audio", headers=reader)
+        assert full.status_code == 200
+        assert full.content == data
+        assert full.headers["content-type"] == "audio/wav"
+        assert full.headers["accept-ranges"] == "bytes"
+        assert len(accesses(vault, rid)) == before + 1
+
+        total = len(data)
+        for spec, lo, hi in [
+            ("0-0", 0, 0),
+            ("100-4195", 100, 4195),
+            (f"{SEGMENT_SIZE - 10}-{SEGMENT_SIZE + 9}", SEGMENT_SIZE - 10, SEGMENT_SIZE + 9),
+            (f"{SEGMENT_SIZE}-", SEGMENT_SIZE, total - 1),
+            ("-1", total - 1, total - 1),
+            (f"{total - 1}-{total + 500}", total - 1, total - 1),
+        ]:
+            part = tc.get(f"/v1/records/{rid}/audio", headers={**reader, "Range": f"bytes={spec}"})
+            assert part.status_code == 206, spec
+            assert part.headers["content-range"] == f"bytes {lo}-{hi}/{total}"
+            assert part.content == data[lo : hi + 1], spec
+
+        bad = tc.get(f"/v1/records/{rid}/audio", headers={**reader, "Range": f"bytes={total}-"})
+        assert_problem(bad, 416, "range-not-satisfiable")
+        assert bad.headers["content-range"] == f"bytes */{total}"
+
+        before = len(accesses(vault, rid))
+        doc = tc.get(f"/v1/records/{rid}", headers=reader)
+        assert doc.status_code == 200
+        assert doc.json()["evidence"]["order_ref"] == order_meta(1)["order_ref"]
+        after = accesses(vault, rid)
+        assert len(after) == before + 1
+        assert after[-1] == {"principal": f"client:{token_id(reader)}", "what": "metadata"}
+
+
+# --- upload -------------------------------------------------------------------------------
+
+
+def test_upload_receipt_carries_inclusion_proof_once_checkpointed(local, api, tmp_path):
+    dialer = auth(local, "dialer")
+    # the first entry of a log is checkpointed at once; the next one waits for the cadence
+    upload(api, dialer, clip(tmp_path, seed=1), order_meta(1))
+    resp = upload(api, dialer, clip(tmp_path, seed=2), order_meta(2))
+    assert resp.status_code == 201
+    receipt = resp.json()
+    assert receipt["inclusion_proof"] is None
+    local.checkpoint(CLIENT)
+    got = api.get(f"/v1/records/{receipt['record_id']}/receipt", headers=dialer).json()
+    proof = got["inclusion_proof"]
+    assert proof["leaf_hash"] == receipt["entry_hash"] and proof["seq"] == receipt["seq"]
+    assert verify_inclusion(
+        bytes.fromhex(proof["leaf_hash"]),
+        proof["seq"],
+        proof["tree_size"],
+        [bytes.fromhex(h) for h in proof["hashes"]],
+        bytes.fromhex(proof["root_hash"]),
+    )
+
+
+def test_idempotency_key(local, api, tmp_path):
+    dialer = auth(local, "dialer")
+    path = clip(tmp_path)
+    first = upload(api, dialer, path, order_meta(1), key="batch-7/1")
+    assert first.status_code == 201
+    # a retry with the same key answers from the stored receipt, without sealing again
+    retry = upload(api, dialer, b"", order_meta(1), key="batch-7/1")
+    assert retry.status_code == 200
+    body = retry.json()
+    assert body["record_id"] == first.json()["record_id"] and body["duplicate"] is True
+    assert body["entry_hash"] == first.json()["entry_hash"]
+    reused = upload(api, dialer, clip(tmp_path, seed=3), order_meta(2), key="batch-7/1")
+    assert_problem(reused, 409, "conflict")
+    # keys are per token: another dialer's same key is a new key
+    other = upload(api, auth(local, "dialer"), path, order_meta(1), key="batch-7/1")
+    assert other.status_code == 200 and other.json()["duplicate"] is True
+    for bad in ("k" * 201, "with space"):
+        refused = assert_problem(
+            upload(api, dialer, path, order_meta(1), key=bad), 422, "invalid-request"
+        )
+        assert [e["field"] for e in refused["errors"]] == ["header.Idempotency-Key"]
+
+
+def test_upload_refusals(local, api, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dialer = auth(local, "dialer")
+    path = clip(tmp_path)
+
+    for media_type in ("text/plain", None, "wav", "application/octet-stream"):
+        resp = upload(api, dialer, path, order_meta(1), media_type=media_type)
+        assert_problem(resp, 415, "unsupported-media-type")
+
+    field = "header.Evidence-Metadata"
+    missing = assert_problem(upload(api, dialer, path, None), 422, "invalid-request")
+    assert [e["field"] for e in missing["errors"]] == [field]
+    for garbage in ("not base64!", "QUJD=A", "A"):
+        garbled = upload(api, dialer, path, None, extra={"Evidence-Metadata": garbage})
+        assert [e["field"] for e in assert_problem(garbled, 422, "invalid-request")["errors"]] == [
+            field
+        ]
+    not_json = assert_problem(upload(api, dialer, path, b"{nope"), 422, "invalid-evidence")
+    assert [e["field"] for e in not_json["errors"]] == [field]
+    broken = order_meta(1, callee={"phone": "015112345678"}, segment=0)
+    fields = assert_problem(upload(api, dialer, path, broken), 422, "invalid-evidence")
+    assert {"callee.phone", "segment"} <= {e["field"] for e in fields["errors"]}
+    not_audio = upload(api, dialer, b"RIFF" + b"\0" * 400, order_meta(1))
+    assert_problem(not_audio, 422, "invalid-audio")
+
+    api.app.state.max_upload_bytes = 1000
+    assert_problem(upload(api, dialer, path, order_meta(1)), 413, "too-large")
+    streamed = api.post(  # no Content-Length: counted while streaming
+        "/v1/records",
+        content=iter([path.read_bytes()[:800], path.read_bytes()[800:1600]]),
+        headers={
+            **dialer,
+            "Content-Type": "audio/wav",
+            "Evidence-Metadata": meta_header(order_meta(1)),
+        },
+    )
+    assert "content-length" not in streamed.request.headers
+    assert_problem(streamed, 413, "too-large")
+    del api.app.state.max_upload_bytes
+
+    assert_problem(
+        upload(api, auth(local, "client"), path, order_meta(1)), 403, "permission-denied"
+    )
+    assert_problem(upload(api, {}, path, order_meta(1)), 401, "unauthenticated")
+    assert list((tmp_path / "tmp").iterdir()) == []  # no temporary file left behind
+    assert local.find(client=CLIENT) == []
+
+
+def test_upload_scoped_to_the_tokens_client_and_campaign(local, api, tmp_path):
+    local.add_client(OTHER, "Acme AT")
+    local.add_campaign(OTHER, OTHER_CAMPAIGN, retention_days=730)
+    local.add_campaign(CLIENT, "optin-2026", retention_days=1827)
+    path = clip(tmp_path)
+
+    foreign = upload(api, auth(local, "dialer", client=OTHER), path, order_meta(1))
+    missing = upload(api, auth(local, "dialer"), path, order_meta(1, client="nobody"))
+    # another tenant answers exactly like a client that does not exist
+    assert assert_problem(foreign, 404, "not-found") == assert_problem(missing, 404, "not-found")
+
+    scoped = auth(local, "dialer", campaign="optin-2026")
+    assert_problem(upload(api, scoped, path, order_meta(1)), 404, "not-found")
+    ok = upload(api, scoped, path, order_meta(1, campaign="optin-2026"))
+    assert ok.status_code == 201 and ok.json()["campaign"] == "optin-2026"
+
+    other_campaign = upload(api, auth(local, "dialer"), clip(tmp_path, seed=5), order_meta(2))
+    rid = other_campaign.json()["record_id"]
+    assert_problem(api.get(f"/v1/records/{rid}/receipt", headers=scoped), 404, "not-found")
+    assert api.get(f"/v1/records/{ok.json()['record_id']}/receipt", headers=scoped).is_success
+    other_dialer = auth(local, "dialer", client=OTHER)
+    assert_problem(api.get(f"/v1/records/{rid}/receipt", headers=other_dialer), 404, "not-found")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def test_reads_are_scoped_and_role_checked(local, api, sealed):
+    rid, _data, _reader = sealed
+    local.add_client(OTHER, "Acme AT")
+    foreign = auth(local, "client", client=OTHER)
+    for suffix in ("", "/audio", "/bundle", "/receipt"):
+        body = assert_problem(
+            api.get(f"/v1/records/{rid}{suffix}", headers=foreign), 404, "not-found"
+        )
+        absent = api.get(f"/v1/records/nope{suffix}", headers=foreign).json()
+        assert body["title"] == absent["title"] and body["hint"] == absent["hint"]
+        for role in ("auditor", "admin"):
+            resp = api.get(f"/v1/records/{rid}{suffix}", headers=auth(local, role))
+            assert_problem(resp, 403, "permission-denied")
+    assert_problem(
+        api.get(f"/v1/records/{rid}", headers=auth(local, "dialer")), 403, "permission-denied"
+    )
+    assert accesses(local, rid) == []  # nothing was opened
+
+
+def test_audio_range_edge_cases(local, api, sealed):
+    rid, data, reader = sealed
+    total = len(data)
+    url = f"/v1/records/{rid}/audio"
+    before = len(accesses(local, rid))
+    for spec in ("bytes=0-1,5-9", "items=0-1", "bytes=9-3", "bytes=x-"):
+        resp = api.get(url, headers={**reader, "Range": spec})
+        assert resp.status_code == 200 and resp.content == data, spec
+    suffix = api.get(url, headers={**reader, "Range": f"bytes=-{total + 10}"})
+    assert suffix.status_code == 206 and suffix.content == data
+    assert len(accesses(local, rid)) == before + 5  # one entry per request
+    for spec in ("bytes=-0", f"bytes={total + 1}-{total + 9}"):
+        resp = api.get(url, headers={**reader, "Range": spec})
+        assert_problem(resp, 416, "range-not-satisfiable")
+    assert len(accesses(local, rid)) == before + 5  # a refused range opens nothing
+
+
+def test_large_clip_streams_and_seeks_in_pieces(local, api, tmp_path):
+    from vault.synth import write_large_wav
+
+    path = write_large_wav(tmp_path / "long.wav", 2_500_000)  # > 2 upload and range pieces
+    data = path.read_bytes()
+    assert upload(api, auth(local, "dialer"), path, order_meta(1)).status_code == 201
+    rid = local.find(client=CLIENT)[0].record_id
+    reader = auth(local, "client")
+    url = f"/v1/records/{rid}/audio"
+    assert api.get(url, headers=reader).content == data
+    for lo, hi in [(1000, len(data) - 1), (1024 * 1024 - 7, 2 * 1024 * 1024 + 7)]:
+        part = api.get(url, headers={**reader, "Range": f"bytes={lo}-{hi}"})
+        assert part.status_code == 206
+        assert part.headers["content-length"] == str(hi - lo + 1)
+        assert part.content == data[lo : hi + 1]
+
+
+def test_search(local, api, sealed, tmp_path):
+    rid, _data, reader = sealed
+    local.add_client(OTHER, "Acme AT")
+    hits = api.post("/v1/records/search", json={"phone": "+49 151 12345678"}, headers=reader)
+    assert hits.status_code == 200
+    assert [h["record_id"] for h in hits.json()] == [rid]
+    assert not any(value in hits.text for value in PII)
+    assert api.post("/v1/records/search", json={}, headers=reader).json()[0]["record_id"] == rid
+    window = {"since": "2026-11-20T09:30:00Z", "until": "2026-11-20T09:31:00", "limit": 1}
+    assert len(api.post("/v1/records/search", json=window, headers=reader).json()) == 1
+    later = {"since": "2026-11-21T00:00:00+01:00"}
+    assert api.post("/v1/records/search", json=later, headers=reader).json() == []
+    foreign = auth(local, "client", client=OTHER)
+    assert api.post("/v1/records/search", json={}, headers=foreign).json() == []
+
+    bad = api.post("/v1/records/search", json={"phone": "0151 12345678"}, headers=reader)
+    assert [e["field"] for e in assert_problem(bad, 422, "invalid-request")["errors"]] == ["phone"]
+    # international form, but no valid number: no sealed record can have it
+    assert api.post("/v1/records/search", json={"phone": "+0000"}, headers=reader).json() == []
+    for body in (
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": "5"},
+        {"since": "yesterday"},
+        {"until": 0},
+        {"colour": "red"},
+    ):
+        assert_problem(
+            api.post("/v1/records/search", json=body, headers=reader), 422, "invalid-request"
+        )
+    denied = api.post("/v1/records/search", json={}, headers=auth(local, "dialer"))
+    assert_problem(denied, 403, "permission-denied")
+    # not the record named "search": the path allows POST only
+    other = api.get("/v1/records/search", headers=reader)
+    assert_problem(other, 405, "method-not-allowed")
+    assert other.headers["allow"] == "POST"
+
+
+def test_bundle_download_verifies(local, api, sealed, tmp_path, monkeypatch):
+    rid, _data, reader = sealed
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    resp = api.get(f"/v1/records/{rid}/bundle", headers=reader)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/zip"
+    assert f'filename="{rid}.zip"' in resp.headers["content-disposition"]
+    out = tmp_path / "bundle.zip"
+    out.write_bytes(resp.content)
+    verdict = verify_bundle(out, local.log_key())
+    assert verdict.ok, verdict.summary()
+    assert accesses(local, rid)[-1] == {"principal": f"client:{token_id(reader)}", "what": "bundle"}
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary bundle is gone
+
+
+def test_shredded_record_is_gone(local, api, sealed):
+    rid, _data, reader = sealed
+    local.erase(record_id=rid, request_ref="REQ-7")
+    for suffix in ("", "/audio", "/bundle"):
+        body = assert_problem(
+            api.get(f"/v1/records/{rid}{suffix}", headers=reader), 410, "shredded"
+        )
+        assert "crypto-shredded" in body["detail"]
+    # the receipt stays: the log still proves what was sealed and when
+    assert api.get(f"/v1/records/{rid}/receipt", headers=reader).status_code == 200
+    hit = api.post("/v1/records/search", json={}, headers=reader).json()
+    assert hit[0]["state"] == "shredded"
+
+
+# --- disputes and holds ---------------------------------------------------------------------
+
+
+def test_disputes_holds_and_four_eyes_release(local, api, sealed):
+    rid, _data, reader = sealed
+    local.add_client(OTHER, "Acme AT")
+    alice, bob = auth(local, "admin", client=None), auth(local, "admin", client=CLIENT)
+    outsider = auth(local, "admin", client=OTHER)
+    reason = {"case_ref": "CASE-2026/17", "reason": "Kunde Max Mustermann bestreitet den Auftrag"}
+
+    dispute = api.post(f"/v1/records/{rid}/disputes", json=reason, headers=reader)
+    assert dispute.status_code == 201
+    assert dispute.json()["kind"] == "dispute"
+    assert dispute.json()["placed_by"] == f"client:{token_id(reader)}"
+    assert_problem(
+        api.post(f"/v1/records/{rid}/holds", json=reason, headers=reader), 403, "permission-denied"
+    )
+    assert_problem(
+        api.post(f"/v1/records/{rid}/holds", json=reason, headers=outsider), 404, "not-found"
+    )
+    legal = api.post(f"/v1/records/{rid}/holds", json=reason, headers=alice)
+    assert legal.status_code == 201 and legal.json()["kind"] == "legal"
+    hold_id = legal.json()["id"]
+
+    listed = api.get("/v1/holds", params={"record": rid}, headers=reader)
+    assert {h["kind"] for h in listed.json()} == {"dispute", "legal"}
+    assert api.get("/v1/holds", headers=outsider).json() == []
+    assert_problem(api.get("/v1/holds", headers=auth(local, "dialer")), 403, "permission-denied")
+
+    release = f"/v1/holds/{hold_id}/release"
+    assert_problem(api.post(release, headers=reader), 403, "permission-denied")
+    assert_problem(api.post(release, headers=outsider), 404, "not-found")
+    first = api.post(release, headers=alice)
+    assert first.status_code == 200
+    assert first.json()["release_requested_by"] == f"admin:{token_id(alice)}"
+    assert first.json()["active"] is True
+    assert_problem(api.post(release, headers=alice), 403, "permission-denied")  # four eyes
+    second = api.post(release, headers=bob)
+    assert second.status_code == 200
+    assert second.json()["released_by"] == f"admin:{token_id(bob)}"
+    assert second.json()["active"] is False
+    assert_problem(api.post(release, headers=bob), 409, "conflict")
+    assert [h["kind"] for h in api.get("/v1/holds", headers=alice).json()] == ["dispute"]
+    assert_problem(api.post("/v1/holds/hnope/release", headers=alice), 404, "not-found")
+
+    for body in (
+        {"case_ref": "a case with spaces", "reason": "x"},
+        {"case_ref": "C-1"},
+        {"case_ref": "C-1", "reason": "  "},
+    ):
+        resp = api.post(f"/v1/records/{rid}/disputes", json=body, headers=reader)
+        assert_problem(resp, 422, "invalid-request")
+    assert [h.kind for h in local.holds(client=CLIENT)] == ["dispute"]
