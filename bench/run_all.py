@@ -17,7 +17,8 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger", "retention")
+BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger", "retention",
+           "group_commit", "http_ingest")
 HERE = Path(__file__).resolve().parent
 
 

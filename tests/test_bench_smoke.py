@@ -14,7 +14,17 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.mark.parametrize(
-    "name", ["sealing", "append", "ledger", "ingest_s3", "memory", "retention"]
+    "name",
+    [
+        "sealing",
+        "append",
+        "ledger",
+        "ingest_s3",
+        "memory",
+        "retention",
+        "group_commit",
+        "http_ingest",
+    ],
 )
 def test_bench_script_runs(name):
     proc = subprocess.run(

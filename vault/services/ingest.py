@@ -10,6 +10,8 @@ Order of work, and why:
    record id (a retry never collides with a half-finished attempt);
 4. in one database transaction holding the log's write lock: insert the record row and
    append the ``evidence.sealed`` entry. Only this commit makes the record exist.
+   Concurrent uploads of the same client in this process share that transaction (group
+   commit, :mod:`vault.services.commits`): each record is still all or nothing.
 
 A failure after step 3 and before the commit deletes the uploaded objects where the
 store allows it; when it cannot (a crash, or Object Lock), the objects stay behind as
@@ -29,15 +31,16 @@ from datetime import datetime
 from pathlib import Path
 
 import rfc8785
+from sqlalchemy import Engine, bindparam, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from vault import audio
-from vault.db import Campaign, Client, LogEntry, Record, read_session, write_session
+from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, write_session
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
 from vault.ledger import EntryDraft, append_entries, entry_hash
-from vault.ledger.chain import log_head
+from vault.ledger.chain import Appended, log_head
 from vault.ledger.entry import format_time
 from vault.sealing import (
     CommitmentHasher,
@@ -49,6 +52,7 @@ from vault.sealing import (
     object_aad,
 )
 from vault.services.checkpoints import checkpoint_after_commit
+from vault.services.commits import GroupCommit, queue_for
 from vault.services.context import VaultContext
 from vault.services.keys import expiry_bucket
 from vault.services.retention import Rule, consent_extensions, extend_locks, rule_for
@@ -327,32 +331,134 @@ def _seal_objects(
     return _Sealed(record, commitments, clip_obj.size, meta_obj.size)
 
 
+@dataclass(frozen=True)
+class _ToCommit:
+    """One upload's share of a group commit: its row's columns and its entry's body."""
+
+    engine: Engine
+    fields: dict  # the record row's columns; each attempt inserts a copy
+    body: dict  # the evidence.sealed body
+    consent_basis: bool  # its campaign's retention counts from the last consent use
+
+
+@dataclass(frozen=True)
+class _Committed:
+    appended: Appended
+    sealed_at: datetime
+    extended: list[Record]
+
+
+def commit_queue(engine: Engine) -> GroupCommit[_ToCommit, _Committed]:
+    """This process's group-commit queue of sealed records for ``engine``."""
+    return queue_for(
+        engine,
+        "records",
+        lambda: GroupCommit(_commit_batch, begin=_begin_batch, split_on=(IntegrityError,)),
+    )
+
+
 def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
+    """Commit the record and its entry, together with concurrent uploads of the client.
+
+    See :mod:`vault.services.commits`: alone when nobody else commits, else in a batch
+    that is one transaction. A duplicate call segment within a batch makes the batch retry
+    member by member, so the duplicate's IntegrityError reaches only its own ``ingest``.
+    """
     record = sealed.record
     body = sealed_entry_body(
         record, p.campaign.name, sealed.commitments, sealed.clip_ct_size, sealed.meta_ct_size
     )
-    with write_session(ctx.engine) as s:
-        log_head(s, record.client_id, lock=True)
-        # this call is a use of the callee's consent: it extends consent-based records
-        extended, drafts = consent_extensions(
-            s, record.client_id, record.phone_hash, record.recorded_at
-        )
-        sealed_draft = EntryDraft("evidence.sealed", record.id, body)
-        appended, *_ = append_entries(
-            s, record.client_id, [sealed_draft, *drafts], record.sealed_at
-        )
-        record.seq = appended.seq
-        s.add(record)
-    extend_locks(ctx, extended)
+    done = commit_queue(ctx.engine).submit(
+        record.client_id,
+        _ToCommit(ctx.engine, record.model_dump(), body, p.rule.basis == "consent-use"),
+    )
+    record.seq, record.sealed_at = done.appended.seq, done.sealed_at
+    extend_locks(ctx, done.extended)
     return Receipt(
         record.id,
         record.client_id,
         p.campaign.name,
-        appended.seq,
-        appended.entry_hash,
-        record.sealed_at,
+        done.appended.seq,
+        done.appended.entry_hash,
+        done.sealed_at,
     )
+
+
+@contextlib.contextmanager
+def _begin_batch(client: str, first: _ToCommit) -> Iterator[tuple[Session, int]]:
+    """The batch's transaction, holding the client's log head lock; and the log's size."""
+    with write_session(first.engine) as s:
+        size = s.execute(_LOCK_HEAD, {"client": client}).scalar_one_or_none()
+        if size is None:
+            log_head(s, client)  # raises NotFound, with its message
+        yield s, size
+
+
+def _commit_batch(locked: tuple[Session, int], items: list[_ToCommit]) -> list[_Committed]:
+    """Commit sealed records of one client in the transaction :func:`_begin_batch` opened
+    (under the log head's lock).
+
+    Per record, in order: the consent extensions its call causes (earlier records of the
+    batch included, as if committed one by one), then its ``evidence.sealed`` entry and
+    the extension entries; one ``append_entries`` for all. The entries of a batch share
+    one time, the latest ``sealed_at`` of its members, which every member's row takes
+    (a lone commit keeps its own). Rows go in as one multi-row INSERT when no record of
+    the batch's callees can be extended (the common case), else one by one, each before
+    the next member's consent lookup.
+    """
+    s, base = locked
+    client = items[0].fields["client_id"]
+    sealed_at = max(it.fields["sealed_at"] for it in items)
+    rows = [{**it.fields, "sealed_at": sealed_at} for it in items]
+    extended: list[list[Record]] = []
+    drafts: list[EntryDraft] = []
+    fast = not any(it.consent_basis for it in items) and not _consent_records(
+        s, client, {r["phone_hash"] for r in rows}
+    )
+    for row, it in zip(rows, items, strict=True):
+        ext: list[Record] = []
+        ext_drafts: list[EntryDraft] = []
+        if not fast:
+            # this call is a use of the callee's consent: it extends consent-based records
+            ext, ext_drafts = consent_extensions(s, client, row["phone_hash"], row["recorded_at"])
+        row["seq"] = base + len(drafts)
+        drafts += [EntryDraft("evidence.sealed", row["id"], it.body), *ext_drafts]
+        extended.append(ext)
+        if not fast:
+            s.execute(insert(Record), row)  # seen by the next member's consent lookup
+    if fast:
+        # one row: a plain execute (an executemany costs psycopg a pipeline round trip)
+        s.execute(insert(Record), rows if len(rows) > 1 else rows[0])
+    appended = append_entries(s, client, drafts, sealed_at)
+    out = []
+    for row, ext in zip(rows, extended, strict=True):
+        entry = appended[row["seq"] - base]
+        if entry.seq != row["seq"]:  # pragma: no cover - append_entries numbers from the head
+            raise RuntimeError("group commit: an entry's seq differs from its record's")
+        out.append(_Committed(entry, sealed_at, ext))
+    return out
+
+
+def _consent_records(s: Session, client: str, phone_hashes: set[str]) -> bool:
+    """Whether any record :func:`consent_extensions` could extend exists for these callees
+    (the same filter, for a whole batch in one query)."""
+    found = s.execute(_CONSENT_RECORDS, {"client": client, "hashes": list(phone_hashes)})
+    return found.first() is not None
+
+
+# built once: a commit builds no statement objects (their cost shows at small batches)
+_LOCK_HEAD = select(LogHead.size).where(LogHead.client_id == bindparam("client")).with_for_update()
+_CONSENT_RECORDS = (
+    select(Record.id)
+    .join(Campaign, Campaign.id == Record.campaign_id)
+    .where(
+        Record.client_id == bindparam("client"),
+        Record.phone_hash.in_(bindparam("hashes", expanding=True)),  # type: ignore[attr-defined]
+        Record.shredded_at.is_(None),  # type: ignore[union-attr]
+        Campaign.retention_basis == "consent-use",
+    )
+    .limit(1)
+)
 
 
 def sealed_entry_body(
