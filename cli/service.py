@@ -13,6 +13,23 @@ from vault.services import tokens
 
 _DURATION = re.compile(r"(\d+)([dhm])")
 
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "vault": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -27,13 +44,10 @@ _DURATION = re.compile(r"(\d+)([dhm])")
 @click.pass_context
 def serve(ctx, host, port, workers) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
-    import logging
-
     import uvicorn
 
     _open(ctx).close()  # fail here, clearly, if the vault cannot be opened
     os.environ["EVIDENCE_VAULT_HOME"] = str(ctx.obj["home"])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(
         "vault.http.app:from_environment",
         factory=True,
@@ -42,6 +56,7 @@ def serve(ctx, host, port, workers) -> None:
         workers=workers,
         access_log=False,  # ours logs paths without query strings (no PII)
         proxy_headers=False,
+        log_config=LOG_CONFIG,  # applied in every worker process, not just the parent
     )
 
 
