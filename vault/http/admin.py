@@ -18,7 +18,8 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from vault.db import Client, read_session
 from vault.errors import InvalidEvidence, NotFound, PermissionDenied
 from vault.http.app import Caller, Ctx
-from vault.http.ledger import SLUG, problem_responses
+from vault.http.ledger import SLUG
+from vault.http.problems import openapi_responses
 from vault.ledger.entry import format_time
 from vault.services import admin as _admin
 from vault.services import tokens as _tokens
@@ -121,7 +122,7 @@ ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLU
 @router.get(
     "/v1/clients",
     response_model=list[ClientOut],
-    responses=problem_responses(401, 403),
+    responses=openapi_responses(401, 403),
     summary="Clients (a tenant admin sees its own)",
 )
 def list_clients(ctx: Ctx, caller: Caller) -> list[ClientOut]:
@@ -133,7 +134,7 @@ def list_clients(ctx: Ctx, caller: Caller) -> list[ClientOut]:
     "/v1/clients",
     status_code=201,
     response_model=ClientOut,
-    responses=problem_responses(400, 401, 403, 409),
+    responses=openapi_responses(400, 401, 403, 409),
     summary="Create a client (global admin)",
 )
 def create_client(body: NewClient, ctx: Ctx, caller: Caller) -> ClientOut:
@@ -150,7 +151,7 @@ def create_client(body: NewClient, ctx: Ctx, caller: Caller) -> ClientOut:
 @router.get(
     "/v1/clients/{client}/campaigns",
     response_model=list[CampaignOut],
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="A client's campaigns and their retention rules",
 )
 def list_campaigns(client: ClientId, ctx: Ctx, caller: Caller) -> list[CampaignOut]:
@@ -163,7 +164,7 @@ def list_campaigns(client: ClientId, ctx: Ctx, caller: Caller) -> list[CampaignO
     "/v1/clients/{client}/campaigns",
     status_code=201,
     response_model=CampaignOut,
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=openapi_responses(400, 401, 403, 404, 409),
     summary="Create a campaign with its retention rule",
 )
 def create_campaign(client: ClientId, body: NewCampaign, ctx: Ctx, caller: Caller) -> CampaignOut:
@@ -181,7 +182,7 @@ def create_campaign(client: ClientId, body: NewCampaign, ctx: Ctx, caller: Calle
 @router.get(
     "/v1/tokens",
     response_model=list[TokenOut],
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="Tokens, never their secrets (a tenant admin sees its client's)",
 )
 def list_tokens(
@@ -203,7 +204,7 @@ def list_tokens(
     "/v1/tokens",
     status_code=201,
     response_model=CreatedToken,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=openapi_responses(400, 401, 403, 404),
     summary="Create a token; the answer holds its secret, once",
 )
 def create_token(body: NewToken, ctx: Ctx, caller: Caller) -> CreatedToken:
@@ -228,7 +229,7 @@ def create_token(body: NewToken, ctx: Ctx, caller: Caller) -> CreatedToken:
 @router.delete(
     "/v1/tokens/{token_id}",
     response_model=TokenOut,
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="Revoke a token at once (idempotent)",
 )
 def revoke_token(

@@ -8,7 +8,7 @@ own client's log; another client's log answers exactly like a missing one (404).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
@@ -19,6 +19,7 @@ from vault.db import LogEntry, LogHead, read_session
 from vault.db.models import Checkpoint as CheckpointRow
 from vault.errors import NotFound
 from vault.http.app import Caller, Ctx
+from vault.http.problems import openapi_responses
 from vault.ledger.entry import entry_hash
 from vault.ledger.offline import export_lines
 from vault.services import checkpoints
@@ -33,58 +34,6 @@ LOG_ROLES = ("auditor", "admin")
 #: the largest sequence number or tree size a query may name (a signed 64-bit column)
 MAX_SIZE = 2**63 - 1
 MAX_ENTRIES = 1000
-
-# -- problem details in the OpenAPI document ----------------------------------------------
-
-#: RFC 9457 problem details as the API sends them (``application/problem+json``). Inline
-#: (no ``$ref``), so each error response documents its own media type without a model.
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "description": "RFC 9457 problem details; `errors` lists one entry per broken field rule.",
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "description": "`/problems/{kind}`"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "hint": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
-
-_DESCRIPTIONS = {
-    400: "The body cannot be parsed",
-    401: "Missing, unknown, expired or revoked token",
-    403: "The token's role may not do this",
-    404: "No such resource (also: another client's)",
-    409: "Conflicts with what is stored",
-    422: "Invalid input (one entry per field in `errors`)",
-    503: "Database or object store unavailable: retry later",
-}
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the problem statuses a route can answer (plus 422, 503)."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({*statuses, 422, 503}):
-        response: dict[str, Any] = {
-            "description": _DESCRIPTIONS.get(status, "Error"),
-            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
-        }
-        if status == 401:
-            response["headers"] = {
-                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
-            }
-        out[status] = response
-    return out
 
 
 # -- models -------------------------------------------------------------------------------
@@ -161,7 +110,7 @@ ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLU
 @router.get(
     "/v1/logs/{client}",
     response_model=LogInfo,
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="The log's origin, size and verifier key",
 )
 def log_info(client: ClientId, ctx: Ctx, caller: Caller) -> LogInfo:
@@ -177,7 +126,7 @@ def log_info(client: ClientId, ctx: Ctx, caller: Caller) -> LogInfo:
 @router.get(
     "/v1/logs/{client}/entries",
     response_model=LogEntryPage,
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="A page of log entries in seq order",
 )
 def log_entries(
@@ -220,7 +169,7 @@ def log_entries(
 @router.get(
     "/v1/logs/{client}/checkpoint",
     response_model=LogCheckpoint,
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="The latest signed checkpoint",
 )
 def log_checkpoint(client: ClientId, ctx: Ctx, caller: Caller) -> LogCheckpoint:
@@ -231,7 +180,7 @@ def log_checkpoint(client: ClientId, ctx: Ctx, caller: Caller) -> LogCheckpoint:
 @router.get(
     "/v1/logs/{client}/proofs/inclusion",
     response_model=LogInclusionProof,
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="Inclusion proof of entry `seq` in a signed checkpoint",
 )
 def inclusion_proof(
@@ -273,7 +222,7 @@ def inclusion_proof(
 @router.get(
     "/v1/logs/{client}/proofs/consistency",
     response_model=LogConsistencyProof,
-    responses=problem_responses(401, 403, 404),
+    responses=openapi_responses(401, 403, 404),
     summary="Consistency proof between two tree sizes",
 )
 def consistency_proof(
@@ -300,7 +249,7 @@ def consistency_proof(
             "every checkpoint (the format of `evidence-vault log export`)",
             "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
         },
-        **problem_responses(401, 403, 404),
+        **openapi_responses(401, 403, 404),
     },
     summary="The whole log as JSON Lines, for an offline audit",
 )
@@ -327,7 +276,7 @@ def log_export(client: ClientId, ctx: Ctx, caller: Caller) -> NDJSONResponse:
 @router.get(
     "/v1/log-keys",
     response_model=list[LogKey],
-    responses=problem_responses(401),
+    responses=openapi_responses(401),
     summary="Every generation of the log signing key, oldest first",
 )
 def log_keys(ctx: Ctx, caller: Caller) -> list[LogKey]:

@@ -148,3 +148,61 @@ def _leaf_routes(routes):
 async def unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
     # logged by the middleware with the request id; the body says nothing more
     return problem(500, "internal-error", "the server failed to handle the request")
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+
+#: the problem document as an inline schema (no ``$ref``): each error response documents
+#: its own media type without a model
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` lists one entry per broken field rule.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "`/problems/{kind}`"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "hint": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+_DESCRIPTIONS = {
+    400: "The body could not be parsed (`http-error`)",
+    401: "Missing, unknown, expired or revoked token (`unauthenticated`)",
+    403: "The token's role may not do this (`permission-denied`)",
+    404: "No such resource, or one of another client (`not-found`)",
+    409: "Clashes with what is stored (`conflict`)",
+    410: "The record was crypto-shredded (`shredded`)",
+    413: "The upload is above the size limit (`too-large`)",
+    415: "Not an accepted audio media type (`unsupported-media-type`)",
+    416: "The range lies outside the clip (`range-not-satisfiable`)",
+    422: "Invalid input, one entry per field (`invalid-request`, `invalid-evidence`, "
+    "`invalid-audio`)",
+    503: "Database or object store unavailable; retry later",
+}
+
+
+def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problem statuses a route answers (plus 422 and 503)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, 422, 503}):
+        response: dict[str, Any] = {
+            "description": _DESCRIPTIONS.get(status, "Error"),
+            "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+        }
+        if status == 401:
+            response["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            }
+        out[status] = response
+    return out

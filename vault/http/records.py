@@ -63,51 +63,9 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 # --- OpenAPI: problem responses -----------------------------------------------------------
 
-#: RFC 9457 problem details, as vault.http.problems writes them (inline: no $ref needed)
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "hint": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
-_PROBLEM_TEXT = {
-    400: "The body could not be parsed (`http-error`)",
-    401: "Missing, unknown, expired or revoked token (`unauthenticated`)",
-    403: "The token's role may not do this (`permission-denied`)",
-    404: "No such resource, or one of another client (`not-found`)",
-    409: "Clashes with what is stored (`conflict`)",
-    410: "The record was crypto-shredded (`shredded`)",
-    413: "The upload is above the size limit (`too-large`)",
-    415: "Not an accepted audio media type (`unsupported-media-type`)",
-    416: "The range lies outside the clip (`range-not-satisfiable`)",
-    422: "Invalid input, one entry per field (`invalid-request`, `invalid-evidence`, "
-    "`invalid-audio`)",
-    503: "Database or object store unavailable; retry later",
-}
-
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    codes = sorted({401, 422, 503, *statuses})
-    return {
-        code: {
-            "description": _PROBLEM_TEXT[code],
-            "content": {problems.MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
-        }
-        for code in codes
-    }
+    return problems.openapi_responses(401, *statuses)
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
