@@ -675,16 +675,7 @@ def open_dispute(
     record_id: str, body: Annotated[HoldRequest, Body()], ctx: Ctx, principal: Caller
 ) -> dict:
     principal.require("client")
-    hold = _holds.place_hold(
-        ctx,
-        record_id,
-        kind="dispute",
-        case_ref=body.case_ref,
-        reason=body.reason,
-        principal=principal.name,
-        client=principal.client,
-    )
-    return hold.to_dict()
+    return _place_hold(ctx, principal, record_id, body, "dispute")
 
 
 @router.post(
@@ -699,10 +690,14 @@ def place_legal_hold(
     record_id: str, body: Annotated[HoldRequest, Body()], ctx: Ctx, principal: Caller
 ) -> dict:
     principal.require("admin")
+    return _place_hold(ctx, principal, record_id, body, "legal")
+
+
+def _place_hold(ctx, principal, record_id: str, body: HoldRequest, kind: str) -> dict:
     hold = _holds.place_hold(
         ctx,
         record_id,
-        kind="legal",
+        kind=kind,
         case_ref=body.case_ref,
         reason=body.reason,
         principal=principal.name,
