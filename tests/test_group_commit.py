@@ -9,6 +9,7 @@ batch together.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import timedelta
@@ -347,6 +348,9 @@ def test_threads_ingest_concurrently_in_batches(vault, tmp_path):
 
 
 def test_duplicates_racing_in_one_batch_become_one_record(vault, tmp_path, monkeypatch):
+    # the call-segment claim keeps duplicates out of one batch; without it (the second line
+    # of defence) the unique constraint still decides, and only the duplicates fail
+    monkeypatch.setattr(ingest_mod, "claim", lambda *a: contextlib.nullcontext())
     blocker = Blocker(monkeypatch)
     held = blocker.start(vault, tmp_path)
     dup_clip, dup_meta = clip(tmp_path, seed=7), order_meta(7)
@@ -428,3 +432,17 @@ def test_consent_uses_within_one_batch_extend_as_if_one_by_one(vault, tmp_path, 
     assert b.seq == 2 and c.seq == b.seq + 2  # b's sealed entry, a's extension, then c
     # blocker's record, a, b, c and the three extensions
     assert_linear(vault, 4 + 3)
+
+
+def test_racing_duplicates_upload_nothing_twice(vault, tmp_path):
+    """With the claim, a duplicate in flight waits and answers from the committed record:
+    its objects are never written, so nothing is left behind (not even under Object Lock)."""
+    dup_clip, dup_meta = clip(tmp_path, seed=7), order_meta(7)
+    threads, out = _ingest_concurrently(vault, [(dup_clip, dup_meta)] * 6)
+    out = _finish(threads, out)
+    assert not [r for r in out if isinstance(r, Exception)], out
+    assert len({r.record_id for r in out}) == 1
+    assert sorted(r.duplicate for r in out) == [False, True, True, True, True, True]
+    objects = [k for k in vault.context.store.list("") if "/_checkpoints/" not in k]
+    assert len(objects) == 2
+    assert vault.verify().clean

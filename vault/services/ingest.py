@@ -52,6 +52,7 @@ from vault.sealing import (
     object_aad,
 )
 from vault.services.checkpoints import checkpoint_after_commit
+from vault.services.claims import claim
 from vault.services.commits import GroupCommit, queue_for
 from vault.services.context import VaultContext
 from vault.services.keys import expiry_bucket
@@ -124,6 +125,16 @@ def ingest(
     """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment)."""
     clip = Path(clip)
     prepared = _prepare(ctx, clip, meta, media_type)
+    ev = prepared.evidence
+    # a duplicate in flight waits here, then answers from the committed record
+    with claim(ctx.engine, prepared.campaign.id, ev.call_id, ev.segment):
+        receipt = _ingest_claimed(ctx, clip, prepared)
+    if not receipt.duplicate:
+        checkpoint_after_commit(ctx, receipt.client)
+    return receipt
+
+
+def _ingest_claimed(ctx: VaultContext, clip: Path, prepared: _Prepared) -> Receipt:
     existing = _existing_receipt(ctx, prepared, lambda: prepared.clip_fingerprint(clip))
     if existing:
         return existing
@@ -145,7 +156,6 @@ def ingest(
     except BaseException:
         _discard(ctx, uploaded)
         raise
-    checkpoint_after_commit(ctx, receipt.client)
     return receipt
 
 

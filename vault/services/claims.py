@@ -1,0 +1,79 @@
+"""One upload at a time per call segment, across threads, workers and machines.
+
+Two uploads of the same (campaign, call, segment) that overlap would both encrypt and
+store their objects before the database's unique constraint picks the winner; under
+Object Lock the loser's objects could then never be deleted (orphans). So an upload
+first *claims* its call segment and keeps the claim until its commit: a duplicate waits,
+then finds the committed record and answers with its receipt without uploading anything.
+
+The claim is a PostgreSQL session-level advisory lock, held on a connection of its own
+(outside the pool, so waiting uploads can never starve the commits of a connection); if
+the process dies, PostgreSQL drops the connection and the claim with it — a crashed
+upload never blocks its retry. On SQLite (one process) a lock in process memory does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
+
+_mutex = threading.Lock()
+_local: dict[int, list] = {}  # key -> [lock, users]
+_lock_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def claim(engine: Engine, campaign_id: int, call_id: str, segment: int) -> Iterator[None]:
+    """Hold the claim on one call segment for the body of the ``with``."""
+    key = _key(campaign_id, call_id, segment)
+    with _process_lock(key):
+        if engine.dialect.name == "postgresql":
+            with _advisory_lock(engine, key):
+                yield
+        else:
+            yield
+
+
+def _key(campaign_id: int, call_id: str, segment: int) -> int:
+    digest = hashlib.blake2b(
+        f"evidence-vault/v1 claim\0{campaign_id}\0{call_id}\0{segment}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)  # PostgreSQL's bigint
+
+
+@contextmanager
+def _process_lock(key: int) -> Iterator[None]:
+    with _mutex:
+        entry = _local.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _mutex:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _local[key]
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, key: int) -> Iterator[None]:
+    with _mutex:
+        locks = _lock_engines.get(engine)
+        if locks is None:
+            locks = create_engine(engine.url, poolclass=NullPool)
+            _lock_engines[engine] = locks
+    with locks.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()  # end the implicit transaction; the session-level lock stays
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
