@@ -6,8 +6,9 @@ Object Lock the loser's objects could then never be deleted (orphans). So an upl
 first *claims* its call segment and keeps the claim until its commit: a duplicate waits,
 then finds the committed record and answers with its receipt without uploading anything.
 
-The claim is a PostgreSQL session-level advisory lock, held on a connection of its own
-(outside the pool, so waiting uploads can never starve the commits of a connection); if
+The claim is a PostgreSQL session-level advisory lock, held on a connection of a pool of
+its own (so waiting uploads can never starve the commits of a connection, and no upload
+pays for a fresh connection); if
 the process dies, PostgreSQL drops the connection and the claim with it — a crashed
 upload never blocks its retry. On SQLite (one process) a lock in process memory does.
 """
@@ -21,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
 
 _mutex = threading.Lock()
 _local: dict[int, list] = {}  # key -> [lock, users]
@@ -67,7 +67,8 @@ def _advisory_lock(engine: Engine, key: int) -> Iterator[None]:
     with _mutex:
         locks = _lock_engines.get(engine)
         if locks is None:
-            locks = create_engine(engine.url, poolclass=NullPool)
+            # unbounded overflow: a claim waits for its call segment, never for a connection
+            locks = create_engine(engine.url, pool_size=4, max_overflow=-1, pool_pre_ping=True)
             _lock_engines[engine] = locks
     with locks.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -75,5 +76,10 @@ def _advisory_lock(engine: Engine, key: int) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+            except Exception:
+                # a pooled connection must never go back still holding a claim
+                conn.invalidate()
+                raise
