@@ -20,8 +20,10 @@ from vault.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration; tests check it against Alembic's own head
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0006"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: ``session.info`` key of the callables a write session runs after its commit
+AFTER_COMMIT = "vault_after_commit"
 
 
 def open_engine(url: str) -> Engine:
@@ -62,11 +64,16 @@ def _sqlite_engine(url: str) -> Engine:
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A transaction that holds the write lock on SQLite; commits on success, else rolls back."""
+    hooks: list = []
     with engine.connect() as conn:
         conn = conn.execution_options(vault_write=True)
         with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
             yield session
             session.flush()
+            hooks = session.info.get(AFTER_COMMIT, [])
+    # committed: e.g. the log head is anchored outside the database (vault.ledger.chain)
+    for hook in hooks:
+        hook()
 
 
 @contextmanager

@@ -69,8 +69,12 @@ class Record(SQLModel, table=True):
     clip_size: int = Field(sa_type=BigInteger)
     clip_key: str = Field(max_length=300)
     clip_sha256: str = Field(max_length=64)
+    #: the S3 version the vault wrote (None on stores without versions): every read, hold,
+    #: retention change and delete names it, so a version stacked on the key is never used
+    clip_version: str | None = Field(default=None, max_length=1024)
     meta_key: str = Field(max_length=300)
     meta_sha256: str = Field(max_length=64)
+    meta_version: str | None = Field(default=None, max_length=1024)
     kek_id: str = Field(max_length=200)
     wrapped_dek: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     seq: int = Field(sa_type=BigInteger)
@@ -126,6 +130,9 @@ class LogEntry(SQLModel, table=True):
     type: str = Field(max_length=40)
     record_id: str | None = Field(default=None, index=True, max_length=40)
     entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: HMAC of (client, seq, entry hash) under the client's log key, which only the
+    #: keyring holds: an entry without a valid tag was not appended by the vault
+    tag: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class MerkleNode(SQLModel, table=True):
@@ -155,6 +162,7 @@ class Checkpoint(SQLModel, table=True):
     note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime
     object_key: str | None = Field(default=None, max_length=300)
+    object_version: str | None = Field(default=None, max_length=1024)
 
 
 class ApiToken(SQLModel, table=True):

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
+from vault.db.engine import AFTER_COMMIT
 from vault.db.models import LogEntry, LogHead
 from vault.errors import NotFound
 from vault.ledger.entry import GENESIS_PREV, encode_entry, entry_hash, make_entry
@@ -26,6 +27,18 @@ class EntryDraft:
     type: str
     record: str | None
     body: dict[str, Any] = field(default_factory=dict)
+
+
+class LogWriter(Protocol):
+    """What appending needs besides the database: the client's keys, held outside it.
+
+    ``entry_tag`` authenticates an entry (``vault.sealing.logauth``); ``anchor`` records the
+    new head outside the database once the transaction has committed.
+    """
+
+    def entry_tag(self, seq: int, entry_hash: bytes) -> bytes: ...
+
+    def anchor(self, size: int, head_hash: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,9 +67,17 @@ def new_log(session: Session, client_id: str) -> LogHead:
 
 
 def append_entries(
-    session: Session, client_id: str, drafts: Sequence[EntryDraft], now: datetime
+    session: Session,
+    client_id: str,
+    drafts: Sequence[EntryDraft],
+    now: datetime,
+    writer: LogWriter,
 ) -> list[Appended]:
-    """Append drafts to the client's log under its head lock; returns each entry's seq and hash."""
+    """Append drafts to the client's log under its head lock; returns each entry's seq and hash.
+
+    Each entry row carries its tag from ``writer``; after the transaction commits, the new
+    head is anchored through ``writer`` (see :func:`vault.db.engine.write_session`).
+    """
     head = log_head(session, client_id, lock=True)
     out: list[Appended] = []
     rows: list[dict] = []
@@ -72,6 +93,7 @@ def append_entries(
             body=draft.body,
         )
         raw = encode_entry(entry)
+        prev = entry_hash(raw)
         rows.append(
             {
                 "client_id": client_id,
@@ -79,9 +101,9 @@ def append_entries(
                 "type": draft.type,
                 "record_id": draft.record,
                 "entry": raw,
+                "tag": writer.entry_tag(seq, bytes.fromhex(prev)),
             }
         )
-        prev = entry_hash(raw)
         out.append(Appended(seq=seq, entry_hash=prev, entry=raw))
         seq += 1
     if not rows:
@@ -91,4 +113,11 @@ def append_entries(
     add_leaves(session, client_id, head.size, [bytes.fromhex(a.entry_hash) for a in out])
     head.size, head.head_hash = seq, prev
     session.add(head)
+    size, head_hash = seq, prev
+    after_commit(session, lambda: writer.anchor(size, head_hash))
     return out
+
+
+def after_commit(session: Session, hook: Any) -> None:
+    """Run ``hook`` once the write session's transaction has committed (never on rollback)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(hook)

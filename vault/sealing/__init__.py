@@ -10,7 +10,8 @@ a key size:
 * ``kms`` — the ``aws-kms`` provider (data keys from AWS KMS, bound to an encryption
   context); ``providers`` — the router that picks each client's provider;
 * ``hashing`` — keyed hashes for lookups and salted commitments for the ledger;
-* ``signing`` — Ed25519 for log checkpoints.
+* ``signing`` — Ed25519 for log checkpoints;
+* ``logauth`` — HMAC tags on log entries and heads (only a keyring holder appends).
 
 Byte layouts and test vectors: ``docs/formats.md``.
 """
@@ -26,6 +27,7 @@ from vault.sealing.hashing import (
 )
 from vault.sealing.keys import KeyProvider, WrappedKey
 from vault.sealing.kms import AwsKmsProvider
+from vault.sealing.logauth import LogAuthenticator
 from vault.sealing.local import (
     LocalKeyring,
     decode_master_key,
@@ -57,6 +59,7 @@ __all__ = [
     "KeyRouter",
     "KeyedHasher",
     "LocalKeyring",
+    "LogAuthenticator",
     "LogSigner",
     "Sha256Counter",
     "WrappedKey",

@@ -243,6 +243,22 @@ class LocalKeyring:
         check_name("tenant", tenant)
         return self._get_or_create(f"index:{tenant}", lambda: os.urandom(32))
 
+    def log_key(self, tenant: str) -> tuple[bytes, bool]:
+        """The tenant's log authentication key, and whether this call created it.
+
+        Created once per tenant, like the index key. ``created`` tells the caller that the
+        log existed without a key until now (a vault from before entries were tagged).
+        """
+        check_name("tenant", tenant)
+        entry = f"logauth:{tenant}"
+        created: list[bool] = []
+
+        def make() -> bytes:
+            created.append(True)
+            return os.urandom(32)
+
+        return self._get_or_create(entry, make), bool(created)
+
     # -- beyond the protocol --------------------------------------------------------------
 
     def signing_key(self, name: str = "log") -> LogSigner:

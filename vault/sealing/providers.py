@@ -149,6 +149,10 @@ class KeyRouter:
     def index_key(self, tenant: str) -> bytes:
         return self._local.index_key(tenant)
 
+    def log_key(self, tenant: str) -> tuple[bytes, bool]:
+        """The tenant's log authentication key (always local) and whether it was just made."""
+        return self._local.log_key(tenant)
+
     # -- KEK lifecycle (local KEKs; KMS keys have none in the vault) ----------------------
 
     def kek_ids(self, tenant: str | None = None) -> list[str]:

@@ -37,6 +37,7 @@ from vault.ledger.merkle import inclusion_proof as _inclusion
 from vault.ledger.merkle import root as _root
 from vault.ledger.tree import StoredTree
 from vault.services.context import VaultContext
+from vault.services.logauth import checked_root
 
 CHECKPOINT_RETENTION = timedelta(days=3650)
 log = logging.getLogger(__name__)
@@ -121,7 +122,11 @@ def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
         existing = s.get(CheckpointRow, (client, head.size))
         if existing is not None:
             return _signed(existing)
-        root = _root(StoredTree(s, client), head.size)
+        # every entry not yet under a signed checkpoint is re-checked (tag, position, chain)
+        # and the root recomputed from them: the vault never signs what it did not append
+        root = checked_root(
+            s, ctx.log_keys(client), head.size, head.head_hash, log_verifiers(ctx), origin(ctx, client)
+        )
         body = Checkpoint(origin=origin(ctx, client), size=head.size, root=root).body()
         note = sign_note(body, ctx.settings.name, ctx.keys.signing_key())
         key = checkpoint_key(client, head.size)

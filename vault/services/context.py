@@ -10,16 +10,20 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from sqlmodel import select
+
 from vault.config import CONFIG_FILE, Settings, load_settings
-from vault.db import migrate, open_engine
+from vault.db import LogHead, migrate, open_engine, read_session, write_session
 from vault.errors import ConfigError
 from vault.sealing import (
     KeyRouter,
     LocalKeyring,
+    LogAuthenticator,
     decode_master_key,
     encode_master_key,
     generate_master_key,
 )
+from vault.services.logauth import ANCHOR_DIR, LogKeys, adopt_untagged
 from vault.storage import LocalStore, ObjectStore
 
 Clock = Callable[[], datetime]
@@ -44,6 +48,38 @@ class VaultContext:
             self.keys = KeyRouter(self.keys)
         # the keyring dates KEKs and their destruction with the vault's (injectable) clock
         self.keys.use_clock(lambda: self.clock())
+        self._log_keys: dict[str, LogKeys] = {}
+
+    @property
+    def anchor_dir(self) -> Path:
+        return self.settings.home / ANCHOR_DIR
+
+    def log_keys(self, client: str) -> LogKeys:
+        """The client's log writer: entry tags and head anchors (key from the keyring)."""
+        keys = self._log_keys.get(client)
+        if keys is None:
+            keys, _ = self._make_log_keys(client)
+        return keys
+
+    def adopt_logs(self) -> None:
+        """Make the log key of every client that has none yet, tagging what its log holds.
+
+        Runs when the vault opens, so a log from before entries were tagged is adopted
+        exactly once — when its key is made — and never inside another transaction.
+        """
+        with read_session(self.engine) as s:
+            clients = list(s.exec(select(LogHead.client_id)))
+        for client in clients:
+            keys, created = self._make_log_keys(client)
+            if created:
+                with write_session(self.engine) as s:
+                    adopt_untagged(s, keys)
+
+    def _make_log_keys(self, client: str) -> tuple[LogKeys, bool]:
+        secret, created = self.keys.log_key(client)
+        keys = LogKeys(LogAuthenticator(secret, client), self.anchor_dir)
+        self._log_keys[client] = keys
+        return keys, created
 
     def close(self) -> None:
         self.engine.dispose()
@@ -81,7 +117,9 @@ def open_vault(settings: Settings, *, clock: Clock = utc_now) -> VaultContext:
     migrate(engine)
     local = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings), clock=clock)
     keys = KeyRouter(local, settings.key_clients)
-    return VaultContext(settings, engine, _open_store(settings), keys, clock)
+    ctx = VaultContext(settings, engine, _open_store(settings), keys, clock)
+    ctx.adopt_logs()
+    return ctx
 
 
 def open_home(home: Path, *, clock: Clock = utc_now) -> VaultContext:

@@ -121,7 +121,9 @@ def place_hold(
             raise Conflict(f"record {record_id} was shredded while the hold was being placed")
         s.add(hold)
         body = {"hold": hold.id, "kind": kind, "case": case_ref, "by": principal}
-        append_entries(s, rec.client_id, [EntryDraft("hold.placed", rec.id, body)], now)
+        append_entries(
+            s, rec.client_id, [EntryDraft("hold.placed", rec.id, body)], now, ctx.log_keys(rec.client_id)
+        )
     checkpoint_after_commit(ctx, rec.client_id)
     return _info(hold)
 
@@ -156,7 +158,7 @@ def release_hold(ctx: VaultContext, hold_id: str, *, admin: str) -> HoldInfo:
                 {"hold": hold.id, "requested_by": hold.release_requested_by, "approved_by": admin},
             )
         s.add(hold)
-        append_entries(s, hold.client_id, [draft], now)
+        append_entries(s, hold.client_id, [draft], now, ctx.log_keys(hold.client_id))
         still_held = bool(active_holds(s, hold.record_id))
         rec = s.get(Record, hold.record_id)
     if hold.released_at is not None and not still_held:

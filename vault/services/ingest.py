@@ -40,7 +40,7 @@ from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, 
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
 from vault.ledger import EntryDraft, append_entries, entry_hash
-from vault.ledger.chain import Appended, log_head
+from vault.ledger.chain import Appended, LogWriter, log_head
 from vault.ledger.entry import format_time
 from vault.sealing import (
     CommitmentHasher,
@@ -346,6 +346,7 @@ class _ToCommit:
     """One upload's share of a group commit: its row's columns and its entry's body."""
 
     engine: Engine
+    writer: LogWriter  # the client's entry tags and head anchor
     fields: dict  # the record row's columns; each attempt inserts a copy
     body: dict  # the evidence.sealed body
     consent_basis: bool  # its campaign's retention counts from the last consent use
@@ -380,7 +381,13 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
     )
     done = commit_queue(ctx.engine).submit(
         record.client_id,
-        _ToCommit(ctx.engine, record.model_dump(), body, p.rule.basis == "consent-use"),
+        _ToCommit(
+            ctx.engine,
+            ctx.log_keys(record.client_id),
+            record.model_dump(),
+            body,
+            p.rule.basis == "consent-use",
+        ),
     )
     record.seq, record.sealed_at = done.appended.seq, done.sealed_at
     extend_locks(ctx, done.extended)
@@ -439,7 +446,7 @@ def _commit_batch(locked: tuple[Session, int], items: list[_ToCommit]) -> list[_
     if fast:
         # one row: a plain execute (an executemany costs psycopg a pipeline round trip)
         s.execute(insert(Record), rows if len(rows) > 1 else rows[0])
-    appended = append_entries(s, client, drafts, sealed_at)
+    appended = append_entries(s, client, drafts, sealed_at, items[0].writer)
     out = []
     for row, ext in zip(rows, extended, strict=True):
         entry = appended[row["seq"] - base]

@@ -206,7 +206,7 @@ def rewrap(
                 for (o, n), c in sorted(done.items())
             ]
             if drafts:
-                append_entries(s, client, drafts, ctx.clock())
+                append_entries(s, client, drafts, ctx.clock(), ctx.log_keys(client))
         moved += sum(done.values())
     return moved
 
@@ -337,7 +337,9 @@ def _hand_over(ctx: VaultContext, client: str, old, new, old_vk: str, new_vk: st
         if _rotation_logged(s, client, new_vk):
             return False
         body = {"old": old_vk, "new": new_vk}
-        append_entries(s, client, [EntryDraft("log.key_rotated", None, body)], now)
+        append_entries(
+            s, client, [EntryDraft("log.key_rotated", None, body)], now, ctx.log_keys(client)
+        )
         head = log_head(s, client)
         root = tree_root(StoredTree(s, client), head.size)
         text = Checkpoint(origin=origin(ctx, client), size=head.size, root=root).body()

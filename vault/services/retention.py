@@ -178,7 +178,7 @@ def record_consent_use(
         log_head(s, client, lock=True)
         changed, drafts = consent_extensions(s, client, phone_hash, used_at)
         if drafts:
-            append_entries(s, client, drafts, ctx.clock())
+            append_entries(s, client, drafts, ctx.clock(), ctx.log_keys(client))
     extend_locks(ctx, changed)
     if drafts:
         checkpoint_after_commit(ctx, client)
@@ -353,7 +353,13 @@ def shred_record(ctx: VaultContext, record_id: str, *, reason: str, rule: str) -
             "retain_until": format_time(rec.retain_until),
             "kek": rec.kek_id,
         }
-        append_entries(s, rec.client_id, [EntryDraft("evidence.shredded", rec.id, body)], now)
+        append_entries(
+            s,
+            rec.client_id,
+            [EntryDraft("evidence.shredded", rec.id, body)],
+            now,
+            ctx.log_keys(rec.client_id),
+        )
         rec.shredded_at, rec.shred_reason, rec.shred_rule = now, reason, rule
         # the key goes, and with it every lookup value derived from personal data
         rec.wrapped_dek = b""

@@ -176,6 +176,7 @@ def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> 
             rec.client_id,
             [EntryDraft("evidence.accessed", rec.id, {"principal": principal, "what": what})],
             ctx.clock(),
+            ctx.log_keys(rec.client_id),
         )
     checkpoint_after_commit(ctx, rec.client_id)
 

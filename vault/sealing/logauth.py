@@ -1,0 +1,59 @@
+"""Authentication tags for log entries and log heads: only a keyring holder can append.
+
+The database holds the log, but not the key that authenticates it. Every entry carries a
+tag, HMAC-SHA256 under its client's *log key* (a keyring secret, 32 random bytes) of::
+
+    encode_items("evidence-vault/v1 log entry", client, u64(seq), entry_hash)
+
+where ``entry_hash`` is the entry's 32-byte RFC 9162 leaf hash. Whoever can write the
+database but not read the keyring cannot make a tag, so an entry they add, or one they
+edit, fails the check that ``verify`` and the checkpoint signer make. The *head anchor*
+(the newest head the vault wrote, kept outside the database) carries a tag of its own
+under a second domain, so it cannot be forged either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+
+from vault.sealing._encoding import encode_items, require_key, require_text
+
+LOG_KEY_SIZE = 32
+TAG_SIZE = 32
+ENTRY_DOMAIN = "evidence-vault/v1 log entry"
+HEAD_DOMAIN = "evidence-vault/v1 log head"
+
+
+class LogAuthenticator:
+    """Makes and checks the tags of one client's log."""
+
+    def __init__(self, key: bytes, client: str) -> None:
+        self._key = require_key("log key", key, LOG_KEY_SIZE)
+        self._client = require_text("client", client)
+
+    @property
+    def client(self) -> str:
+        return self._client
+
+    def entry_tag(self, seq: int, entry_hash: bytes) -> bytes:
+        return self._mac(ENTRY_DOMAIN, seq, entry_hash)
+
+    def check_entry(self, seq: int, entry_hash: bytes, tag: bytes | None) -> bool:
+        return tag is not None and hmac.compare_digest(self.entry_tag(seq, entry_hash), tag)
+
+    def head_tag(self, size: int, head_hash: bytes) -> bytes:
+        return self._mac(HEAD_DOMAIN, size, head_hash)
+
+    def check_head(self, size: int, head_hash: bytes, tag: bytes | None) -> bool:
+        return tag is not None and hmac.compare_digest(self.head_tag(size, head_hash), tag)
+
+    def _mac(self, domain: str, number: int, digest: bytes) -> bytes:
+        if number < 0 or len(digest) != 32:
+            raise ValueError("a log position is a non-negative integer and a 32-byte hash")
+        msg = encode_items(domain, self._client, struct.pack(">Q", number), digest)
+        return hmac.digest(self._key, msg, hashlib.sha256)
+
+    def __repr__(self) -> str:  # never the key
+        return f"LogAuthenticator(client={self._client!r})"
