@@ -36,6 +36,7 @@ def _grow(vault, n: int, batch: int = 500) -> None:
                     for i in range(start, min(n, start + batch))
                 ],
                 T,
+                vault.context.log_keys(CLIENT),
             )
 
 

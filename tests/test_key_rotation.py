@@ -306,8 +306,8 @@ def test_retyped_rewrap_entry_is_detected(local, tmp_path):
         c=CLIENT,
     )
     report = local.verify()
-    assert findings(report) == [("modified", "", -1), ("modified", sealed[0][0].record_id, 0)]
-    assert "type column disagrees" in " ".join(f.detail for f in report.findings)
+    assert findings(report) == [("modified", "", 1), ("modified", sealed[0][0].record_id, 0)]
+    assert "type or record_id column disagrees" in " ".join(f.detail for f in report.findings)
 
 
 # -- the log signing key ----------------------------------------------------------------------

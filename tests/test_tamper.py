@@ -183,11 +183,15 @@ def test_hiding_a_shredded_entry_in_the_type_column_is_reported(tmp_path):
     assert found == [
         ("missing", shred.record_id, "clip object is missing from object storage"),
         ("missing", shred.record_id, "meta object is missing from object storage"),
-        ("modified", "", "the log_entry.type column disagrees with the entries' own types"),
         (
             "modified",
             shred.record_id,
             "record row disagrees with its log entry: wrapped_dek, shredded_at",
+        ),
+        (
+            "modified",
+            shred.record_id,
+            "the log_entry row's type or record_id column disagrees with the entry",
         ),
     ]
 

@@ -16,7 +16,16 @@ from typing import Any
 from vault.ledger.entry import ENTRY_TYPES, GENESIS_PREV, entry_hash, parse_entry
 
 #: the kinds of problem a finding can name
-KINDS = ("modified", "missing", "reordered", "truncated", "forked", "bad-signature", "orphan")
+KINDS = (
+    "modified",
+    "missing",
+    "reordered",
+    "truncated",
+    "forked",
+    "bad-signature",
+    "orphan",
+    "unauthenticated",
+)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from vault.ledger.entry import format_time, parse_entry
 from vault.ledger.merkle import CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.context import VaultContext
+from vault.services.logauth import Anchor, LogKeys, TamperDetected
 
 PAGE = 1000
 
@@ -82,6 +83,8 @@ def count_entries(ctx: VaultContext, client: str | None = None) -> int:
 def _verify_client(
     ctx: VaultContext, client: str, report: Report, progress: Progress, deep: bool
 ) -> None:
+    keys = ctx.log_keys(client)
+    anchor = _read_anchor(keys, report)  # before the head: a later commit may move both
     with read_session(ctx.engine) as s:
         head = s.get(LogHead, client)
     if head is None:
@@ -94,28 +97,43 @@ def _verify_client(
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
     facts = LogFacts.load(ctx, client)
-    walked = LogFacts()
-    for item in audit_chain(client, rows(ctx, client), head.size, head.head_hash):
+    tags = _TagCheck(keys, tagged_rows(ctx, client))
+    for item in audit_chain(client, tags, head.size, head.head_hash):
+        report.findings += tags.drain()
         if isinstance(item, Finding):
             report.findings.append(item)
             continue
+        bad_columns = tags.columns_finding(item)
+        if bad_columns:
+            report.findings.append(bad_columns)
+        if anchor is not None and item.seq == anchor.size - 1 and item.hash != anchor.head_hash:
+            report.findings.append(
+                Finding(
+                    "forked",
+                    client,
+                    "the entry at the anchored head differs from the one the vault appended",
+                    seq=item.seq,
+                )
+            )
         report.entries += 1
         progress(1)
         tree.append(bytes.fromhex(item.hash))
         report.findings += leaves.check(item)
         report.findings += checkpoints.at(tree)
-        walked.add(item.entry)
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
             report.findings += _check_sealed(
                 ctx, client, item, records, committed, report, deep, facts
             )
-    if walked.digest() != facts.digest():
+    report.findings += tags.drain()
+    if anchor is not None and anchor.size > tags.end:
         report.findings.append(
             Finding(
-                "modified",
+                "truncated",
                 client,
-                "the log_entry.type column disagrees with the entries' own types",
+                f"the vault anchored a log of {anchor.size} entries outside the database, "
+                f"but the stored log ends at {tags.end}: entries were cut off the end",
+                seq=tags.end,
             )
         )
     report.checkpoints += checkpoints.count
@@ -138,6 +156,83 @@ def _verify_client(
 def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
     """Entries in seq order."""
     return _paged(ctx, LogEntry.seq, LogEntry.entry, LogEntry.client_id == client)
+
+
+def tagged_rows(ctx: VaultContext, client: str) -> Iterator[tuple]:
+    """``(seq, entry, tag, type, record_id)`` in seq order, a page at a time."""
+    after = -1
+    while True:
+        with read_session(ctx.engine) as s:
+            page = s.exec(
+                select(
+                    LogEntry.seq, LogEntry.entry, LogEntry.tag, LogEntry.type, LogEntry.record_id
+                )
+                .where(LogEntry.client_id == client, LogEntry.seq > after)
+                .order_by(LogEntry.seq)
+                .limit(PAGE)
+            ).all()
+        if not page:
+            return
+        yield from page
+        after = page[-1][0]
+
+
+class _TagCheck:
+    """Feeds ``(seq, entry)`` to the chain audit while checking each row's tag and columns.
+
+    A row whose tag does not verify was not appended by the vault (``unauthenticated``);
+    ``type`` and ``record_id`` are lookup columns and must say what the entry says.
+    """
+
+    def __init__(self, keys: LogKeys, rows: Iterator[tuple]) -> None:
+        self._keys, self._rows = keys, rows
+        self._found: list[Finding] = []
+        self.end = 0  # one past the last stored entry
+        self.columns: tuple[str | None, str | None] = (None, None)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        client = self._keys.client
+        for seq, raw, tag, kind, record in self._rows:
+            raw = bytes(raw)
+            self.end = seq + 1
+            if not self._keys.check_entry(seq, raw, bytes(tag) if tag is not None else None):
+                self._found.append(
+                    Finding(
+                        "unauthenticated",
+                        client,
+                        "entry was not appended by the vault: its tag is "
+                        + ("missing" if tag is None else "wrong"),
+                        seq=seq,
+                        record=record,
+                    )
+                )
+            self.columns = (kind, record)
+            yield seq, raw
+
+    def columns_finding(self, item: CheckedEntry) -> Finding | None:
+        """The entry the audit just yielded against its row's ``type``/``record_id``."""
+        kind, record = self.columns
+        if item.entry.get("type") == kind and item.entry.get("record") == record:
+            return None
+        return Finding(
+            "modified",
+            self._keys.client,
+            "the log_entry row's type or record_id column disagrees with the entry",
+            seq=item.seq,
+            record=item.entry.get("record"),
+        )
+
+    def drain(self) -> list[Finding]:
+        out, self._found = self._found, []
+        return out
+
+
+def _read_anchor(keys: LogKeys, report: Report) -> Anchor | None:
+    try:
+        return keys.read_anchor()
+    except TamperDetected as exc:
+        report.findings.append(Finding("modified", keys.client, exc.message))
+        return None
 
 
 def _stored_leaves(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
