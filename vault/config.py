@@ -156,7 +156,7 @@ class Settings:
     #: sign a checkpoint after this many new entries ...
     checkpoint_every: int = 100
     #: ... or on the first append this many seconds after the last checkpoint
-    checkpoint_seconds: int = 300
+    checkpoint_seconds: int = 60
 
     @property
     def resolved_database_url(self) -> str:
@@ -204,7 +204,7 @@ class Settings:
             "",
             "[ledger]",
             f"checkpoint_every = {self.checkpoint_every}  # entries between signed checkpoints",
-            f"checkpoint_seconds = {self.checkpoint_seconds}  # or seconds, on the next append",
+            f"checkpoint_seconds = {self.checkpoint_seconds}  # or seconds (serve: on a timer)",
             "",
             "[keys]",
             f'provider = "{self.key_provider}"',
@@ -269,7 +269,7 @@ def _from_file(home: Path, data: dict) -> Settings:
         keyring_file=_path(home, keys.get("keyring")),
         master_key_file=_path(home, keys.get("master_key_file")),
         checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
-        checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 300)),
+        checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 60)),
     )
 
 

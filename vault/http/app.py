@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vault import __version__
 from vault.errors import VaultError
 from vault.http import problems
+from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext
 from vault.services.tokens import Principal, authenticate
 
@@ -63,11 +64,15 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
             from vault.services.context import open_vault
 
             app.state.ctx = open_vault(load_settings(resolve_home(None)))
+        vault_ctx = app.state.ctx
+        # the unsigned tail of every log is signed within checkpoint_seconds, appends or not
+        timer = CheckpointTimer(vault_ctx, vault_ctx.settings.checkpoint_seconds).start()
         try:
             yield
         finally:
+            timer.stop()
             if own:
-                app.state.ctx.close()
+                vault_ctx.close()
 
     app = FastAPI(
         title="evidence-vault",

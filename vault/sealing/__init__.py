@@ -27,13 +27,13 @@ from vault.sealing.hashing import (
 )
 from vault.sealing.keys import KeyProvider, WrappedKey
 from vault.sealing.kms import AwsKmsProvider
-from vault.sealing.logauth import LogAuthenticator
 from vault.sealing.local import (
     LocalKeyring,
     decode_master_key,
     encode_master_key,
     generate_master_key,
 )
+from vault.sealing.logauth import LogAuthenticator
 from vault.sealing.providers import KeyRouter
 from vault.sealing.signing import LogSigner, verify_signature
 from vault.sealing.stream import (

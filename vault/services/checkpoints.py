@@ -7,13 +7,20 @@ to the database: a crash in between leaves a valid signed statement that ``verif
 checks, never a database row pointing at nothing.
 
 Cadence: after a commit, a checkpoint is made when ``checkpoint_every`` entries have
-accumulated or ``checkpoint_seconds`` have passed since the last one (checked on the next
-append), and on demand (``evidence-vault checkpoint``).
+accumulated or ``checkpoint_seconds`` have passed since the last one; ``serve`` also checks
+every client on a timer (:class:`CheckpointTimer`), so the unsigned tail of a quiet log is
+signed within ``checkpoint_seconds``; and on demand (``evidence-vault checkpoint``).
+
+Before signing, every entry the previous checkpoint does not cover is re-checked — its
+tag, its place and its chain link — and the root recomputed from those entries
+(:func:`vault.services.logauth.checked_root`): the vault never signs an entry it did not
+append.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -125,7 +132,12 @@ def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
         # every entry not yet under a signed checkpoint is re-checked (tag, position, chain)
         # and the root recomputed from them: the vault never signs what it did not append
         root = checked_root(
-            s, ctx.log_keys(client), head.size, head.head_hash, log_verifiers(ctx), origin(ctx, client)
+            s,
+            ctx.log_keys(client),
+            head.size,
+            head.head_hash,
+            log_verifiers(ctx),
+            origin(ctx, client),
         )
         body = Checkpoint(origin=origin(ctx, client), size=head.size, root=root).body()
         note = sign_note(body, ctx.settings.name, ctx.keys.signing_key())
@@ -188,6 +200,48 @@ def checkpoint_after_commit(ctx: VaultContext, client: str) -> None:
         maybe_checkpoint(ctx, client)
     except VaultError as exc:
         log.warning("checkpoint of log %s postponed: %s", client, exc.kind)
+
+
+def checkpoint_all_due(ctx: VaultContext) -> int:
+    """Apply the cadence to every client's log now; how many checkpoints were signed."""
+    with read_session(ctx.engine) as s:
+        clients = list(s.exec(select(LogHead.client_id)))
+    signed = 0
+    for client in clients:
+        try:
+            signed += maybe_checkpoint(ctx, client) is not None
+        except VaultError as exc:
+            log.warning("checkpoint of log %s postponed: %s", client, exc.kind)
+    return signed
+
+
+class CheckpointTimer:
+    """Signs due checkpoints every ``interval`` seconds, appends or not (``serve``).
+
+    Without it the time cadence acted only on the next append, so the unsigned tail of a
+    quiet log could stay unsigned for ever. Every worker of ``serve`` runs one; signing is
+    idempotent per tree size, so they never sign twice.
+    """
+
+    def __init__(self, ctx: VaultContext, interval: float) -> None:
+        self._ctx, self._interval = ctx, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoint timer", daemon=True)
+
+    def start(self) -> CheckpointTimer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                checkpoint_all_due(self._ctx)
+            except Exception as exc:  # the database may be down: try again next tick
+                log.warning("checkpoint timer: %s", type(exc).__name__)
 
 
 def latest_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
-
 from sqlmodel import select
 
 from vault.config import CONFIG_FILE, Settings, load_settings

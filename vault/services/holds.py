@@ -122,7 +122,11 @@ def place_hold(
         s.add(hold)
         body = {"hold": hold.id, "kind": kind, "case": case_ref, "by": principal}
         append_entries(
-            s, rec.client_id, [EntryDraft("hold.placed", rec.id, body)], now, ctx.log_keys(rec.client_id)
+            s,
+            rec.client_id,
+            [EntryDraft("hold.placed", rec.id, body)],
+            now,
+            ctx.log_keys(rec.client_id),
         )
     checkpoint_after_commit(ctx, rec.client_id)
     return _info(hold)

@@ -172,7 +172,12 @@ def adopt_untagged(session: Session, keys: LogKeys) -> int:
 
 
 def checked_root(
-    session: Session, keys: LogKeys, size: int, head_hash: str, verifiers: list[Verifier], origin: str
+    session: Session,
+    keys: LogKeys,
+    size: int,
+    head_hash: str,
+    verifiers: list[Verifier],
+    origin: str,
 ) -> bytes:
     """The Merkle root at ``size``, computed from entries whose tags all verify.
 

@@ -22,10 +22,18 @@ def upgrade() -> None:
     with op.batch_alter_table("log_entry") as t:
         t.add_column(sa.Column("tag", sa.LargeBinary(), nullable=True))
     with op.batch_alter_table("record") as t:
-        t.add_column(sa.Column("clip_version", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True))
-        t.add_column(sa.Column("meta_version", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True))
+        t.add_column(
+            sa.Column("clip_version", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True)
+        )
+        t.add_column(
+            sa.Column("meta_version", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True)
+        )
     with op.batch_alter_table("checkpoint") as t:
-        t.add_column(sa.Column("object_version", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True))
+        t.add_column(
+            sa.Column(
+                "object_version", sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True
+            )
+        )
 
 
 def downgrade() -> None:
