@@ -365,7 +365,7 @@ def test_entry_and_openings_rewritten_for_another_clip(made, tmp_path):
 
 def test_entry_not_canonical(made, tmp_path):
     def spaced(files):
-        files["entry.json"] = files["entry.json"].replace(b'"v":1', b'"v": 1')
+        files["entry.json"] = files["entry.json"].replace(b'"v":2', b'"v": 2')
 
     verdict = verify_bundle(rewrite(made, tmp_path, spaced), key=made.key)
     assert {"entry", "inclusion"} <= failed(verdict)

@@ -326,7 +326,7 @@ def test_log_key_rotation_hands_over_with_a_co_signed_checkpoint(vault, tmp_path
     assert saved.size == 2
     old_key = vault.log_key()  # ... and the key they pinned
     old_v = parse_verifier_key(old_key)
-    clock.now += timedelta(minutes=1)
+    clock.now += timedelta(seconds=30)  # within checkpoint_seconds
     vault.ingest(clip(tmp_path, seed=2), order_meta(2))
 
     result = vault.rotate_log_key()
@@ -382,7 +382,7 @@ def test_offline_audit_follows_genuine_hand_overs_only(local, tmp_path):
     saved = local.checkpoint(CLIENT).note.encode()
     old_key = local.log_key()
     old_v = parse_verifier_key(old_key)
-    clock.now += timedelta(minutes=1)
+    clock.now += timedelta(seconds=30)  # within checkpoint_seconds
     local.ingest(clip(tmp_path, seed=2), order_meta(2))
     new_key = local.rotate_log_key()["new"]
     local.ingest(clip(tmp_path, seed=3), order_meta(3))

@@ -13,7 +13,11 @@ from typing import Any
 
 import rfc8785
 
-ENTRY_VERSION = 1
+#: the version this vault writes. Version 2 (issue 9): the ``evidence.sealed`` body also
+#: commits to the object versions and the ``row`` digest of the identifying columns, and
+#: the entry time is the record's ``sealed_at``. Version-1 entries stay valid.
+ENTRY_VERSION = 2
+ENTRY_VERSIONS = frozenset({1, 2})
 GENESIS_PREV = "0" * 64
 LEAF_PREFIX = b"\x00"
 
@@ -87,8 +91,8 @@ def entry_hash(entry_bytes: bytes) -> str:
 def parse_entry(entry_bytes: bytes) -> dict[str, Any]:
     """Decode stored entry bytes; raise ValueError if they are not canonical JSON of an entry."""
     entry = _DECODER.decode(entry_bytes.decode("utf-8"))
-    if not isinstance(entry, dict) or entry.get("v") != ENTRY_VERSION:
-        raise ValueError("not a version-1 log entry")
+    if not isinstance(entry, dict) or entry.get("v") not in ENTRY_VERSIONS:
+        raise ValueError("not a version-1 or version-2 log entry")
     quick = entry_bytes.isascii() and _quick_canonical(entry) == entry_bytes
     if not quick and rfc8785.dumps(entry) != entry_bytes:
         raise ValueError("entry bytes are not in canonical form")

@@ -35,6 +35,7 @@ from vault.errors import (
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
+from vault.services.binding import checked_record
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.ingest import new_record_id
@@ -201,11 +202,7 @@ def _store_hold(ctx: VaultContext, rec: Record, on: bool) -> None:
 
 
 def _record(ctx: VaultContext, record_id: str, client: str | None) -> Record:
-    with read_session(ctx.engine) as s:
-        rec = s.get(Record, record_id)
-    if rec is None or (client is not None and rec.client_id != client):
-        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
-    return rec
+    return checked_record(ctx, record_id, client).record
 
 
 def _check(kind: str, case_ref: str, reason: str) -> None:

@@ -51,6 +51,7 @@ from vault.sealing import (
     new_salt,
     object_aad,
 )
+from vault.services.binding import row_digest
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.claims import claim
 from vault.services.commits import GroupCommit, queue_for
@@ -332,8 +333,10 @@ def _seal_objects(
         clip_size=clip_commit.size,
         clip_key=clip_key,
         clip_sha256=clip_obj.sha256,
+        clip_version=clip_obj.version_id,
         meta_key=meta_obj.key,
         meta_sha256=meta_obj.sha256,
+        meta_version=meta_obj.version_id,
         kek_id=wrapped.kek_id,
         wrapped_dek=wrapped.blob,
         seq=-1,
@@ -490,11 +493,20 @@ def sealed_entry_body(
         "duration_ms": record.duration_ms,
         "kek": record.kek_id,
         "objects": {
-            "clip": {"key": record.clip_key, "sha256": record.clip_sha256, "size": clip_ct_size},
-            "meta": {"key": record.meta_key, "sha256": record.meta_sha256, "size": meta_ct_size},
+            "clip": _object(record.clip_key, record.clip_sha256, clip_ct_size, record.clip_version),
+            "meta": _object(record.meta_key, record.meta_sha256, meta_ct_size, record.meta_version),
         },
         "commitments": commitments,
+        # the identifying columns, as a digest: bound without putting them in the log
+        "row": row_digest(record),
     }
+
+
+def _object(key: str, sha256: str, size: int, version: str | None) -> dict:
+    out: dict = {"key": key, "sha256": sha256, "size": size}
+    if version is not None:
+        out["version"] = version
+    return out
 
 
 def _discard(ctx: VaultContext, keys: list[str]) -> None:

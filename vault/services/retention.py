@@ -48,8 +48,10 @@ from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
 from vault.sealing import keyed_hash
+from vault.services.binding import check_record
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.logauth import TamperDetected
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +345,15 @@ def shred_record(ctx: VaultContext, record_id: str, *, reason: str, rule: str) -
     with write_session(ctx.engine) as s:
         log_head(s, rec.client_id, lock=True)  # holds and extensions serialise on this lock
         rec = s.get(Record, record_id)
-        if rec.shredded_at is not None or active_holds(s, record_id):
+        state = check_record(s, ctx.log_keys(rec.client_id), rec)
+        held = bool(active_holds(s, record_id))
+        if held != state.held:
+            raise TamperDetected(
+                f"record {record_id}: its hold rows disagree with the hold entries of the log; "
+                "refusing to shred it",
+                hint="run `evidence-vault verify`; nothing was changed",
+            )
+        if state.shredded or held:
             return False
         if reason == "retention" and rec.retain_until > now:
             return False
@@ -372,8 +382,12 @@ def purge_objects(ctx: VaultContext, record_id: str) -> bool:
     """Delete a shredded record's objects (every version); True once they are gone."""
     with read_session(ctx.engine) as s:
         rec = s.get(Record, record_id)
-        held = bool(active_holds(s, record_id))
-    if rec is None or rec.shredded_at is None or held:
+        if rec is None:
+            return False
+        # objects are deleted only when the log, not just a row, says shredded and unheld
+        state = check_record(s, ctx.log_keys(rec.client_id), rec)
+        held = bool(active_holds(s, record_id)) or state.held
+    if not state.shredded or held:
         return False
     if rec.purged_at is None:
         for key in (rec.clip_key, rec.meta_key):

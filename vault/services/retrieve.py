@@ -18,11 +18,12 @@ from pathlib import Path
 from sqlmodel import select
 
 from vault.db import Campaign, Client, Record, read_session, write_session
-from vault.errors import DecryptionFailed, NotFound
+from vault.errors import DecryptionFailed
 from vault.evidence import normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
+from vault.services.binding import checked_record
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.retention import refuse_if_shredded
@@ -134,12 +135,9 @@ def _summary(rec: Record, campaign: str) -> RecordSummary:
 
 
 def get_record(ctx: VaultContext, record_id: str, *, client: str | None = None) -> Record:
-    """The record row; a record of another client looks exactly like a missing one."""
-    with read_session(ctx.engine) as s:
-        rec = s.get(Record, record_id)
-    if rec is None or (client is not None and rec.client_id != client):
-        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
-    return rec
+    """The record row, checked against its log entries (TamperDetected if it differs);
+    a record of another client looks exactly like a missing one."""
+    return checked_record(ctx, record_id, client).record
 
 
 def show(ctx: VaultContext, record_id: str, *, principal: str, client: str | None = None) -> dict:

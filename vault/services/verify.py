@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from vault.db import Client, LogEntry, LogHead, Record, read_session
+from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode
 from vault.errors import ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
-from vault.ledger.entry import format_time, parse_entry
+from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
+from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 
@@ -96,7 +97,8 @@ def _verify_client(
     sealed_ids: set[str] = set()
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
-    facts = LogFacts.load(ctx, client)
+    facts = _load_facts(ctx, client)
+    campaigns = _campaigns(ctx)
     tags = _TagCheck(keys, tagged_rows(ctx, client))
     for item in audit_chain(client, tags, head.size, head.head_hash):
         report.findings += tags.drain()
@@ -123,7 +125,7 @@ def _verify_client(
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
             report.findings += _check_sealed(
-                ctx, client, item, records, committed, report, deep, facts
+                ctx, client, item, records, committed, report, deep, facts, campaigns
             )
     report.findings += tags.drain()
     if anchor is not None and anchor.size > tags.end:
@@ -303,6 +305,7 @@ def _check_sealed(
     report: Report,
     deep: bool,
     facts: LogFacts,
+    campaigns: dict[int, tuple[str, str]],
 ) -> list[Finding]:
     entry, body = item.entry, item.entry.get("body", {})
     rec_id = entry.get("record")
@@ -337,7 +340,7 @@ def _check_sealed(
         )
         return out
     report.records += 1
-    mismatch = _row_mismatch(rec, item, body, facts)
+    mismatch = row_mismatch(rec, item, facts, campaigns.get(rec.campaign_id))
     if mismatch:
         out.append(
             Finding(
@@ -366,86 +369,30 @@ def _check_object(
     return None
 
 
-def _row_mismatch(rec: Record, item: CheckedEntry, body: dict, facts: LogFacts) -> str | None:
-    objects = body.get("objects", {})
-    retain_until = facts.retain_until.get(rec.id, body.get("retain_until"))
-    shredded = rec.id in facts.shredded
-    pairs = {
-        "seq": (rec.seq, item.seq),
-        "clip_key": (rec.clip_key, objects.get("clip", {}).get("key")),
-        "clip_sha256": (rec.clip_sha256, objects.get("clip", {}).get("sha256")),
-        "meta_key": (rec.meta_key, objects.get("meta", {}).get("key")),
-        "meta_sha256": (rec.meta_sha256, objects.get("meta", {}).get("sha256")),
-        "recorded_at": (format_time(rec.recorded_at), body.get("recorded_at")),
-        "retain_until": (format_time(rec.retain_until), retain_until),
-        "kek": (True, facts.reaches(body.get("kek"), rec.kek_id)),
-        "duration_ms": (rec.duration_ms, body.get("duration_ms")),
-        # a shredded record keeps no key; a live one must still have one
-        "wrapped_dek": (bool(rec.wrapped_dek), not shredded),
-        "shredded_at": (rec.shredded_at is not None, shredded),
-    }
-    bad = [name for name, (row, entry) in pairs.items() if row != entry]
-    return ", ".join(bad) if bad else None
+def _load_facts(ctx: VaultContext, client: str) -> LogFacts:
+    """The later facts about every record, loaded before the walk reaches the sealed entries.
 
-
-@dataclass
-class LogFacts:
-    """What later entries say about a record: shredded, retention extended, key re-wrapped.
-
-    Loaded before the chain walk (the sealed entry is checked when the walk reaches it, but
-    later entries change what its row must look like) through the ``type`` column; the walk
-    collects the same facts from the entries themselves, and a difference is a finding.
+    Selected by the ``type`` column; the walk checks every row's column against its entry,
+    so a lying column is itself a finding.
     """
+    facts = LogFacts()
+    with read_session(ctx.engine) as s:
+        rows = s.exec(
+            select(LogEntry.entry)
+            .where(LogEntry.client_id == client, LogEntry.type.in_(STATE_TYPES))  # type: ignore[attr-defined]
+            .order_by(LogEntry.seq)
+        )
+        for raw in rows:
+            try:
+                facts.add(parse_entry(bytes(raw)))
+            except ValueError:
+                continue  # the walk reports the entry itself, and skips it too
+    return facts
 
-    shredded: set[str] = field(default_factory=set)
-    retain_until: dict[str, str] = field(default_factory=dict)
-    edges: dict[str, set[str]] = field(default_factory=dict)
-    count: int = 0
 
-    TYPES = ("evidence.shredded", "retention.extended", "key.rewrapped")
-
-    @classmethod
-    def load(cls, ctx: VaultContext, client: str) -> LogFacts:
-        facts = cls()
-        with read_session(ctx.engine) as s:
-            rows = s.exec(
-                select(LogEntry.entry)
-                .where(LogEntry.client_id == client, LogEntry.type.in_(cls.TYPES))  # type: ignore[attr-defined]
-                .order_by(LogEntry.seq)
-            )
-            for raw in rows:
-                try:
-                    facts.add(parse_entry(bytes(raw)))
-                except ValueError:
-                    continue  # the walk reports the entry itself, and skips it too
-        return facts
-
-    def add(self, entry: dict) -> None:
-        kind, record, body = entry.get("type"), entry.get("record"), entry.get("body", {})
-        if kind not in self.TYPES:
-            return
-        self.count += 1
-        if kind == "evidence.shredded":
-            self.shredded.add(record)
-        elif kind == "retention.extended":
-            self.retain_until[record] = body.get("retain_until")
-        else:
-            self.edges.setdefault(body.get("from"), set()).add(body.get("to"))
-
-    def digest(self) -> tuple:
-        return (self.count, frozenset(self.shredded), tuple(sorted(self.retain_until.items())))
-
-    def reaches(self, start: str | None, target: str) -> bool:
-        """Whether re-wrapping can have moved a key from KEK ``start`` to ``target``."""
-        seen, todo = set(), [start]
-        while todo:
-            kek = todo.pop()
-            if kek == target:
-                return True
-            if kek not in seen:
-                seen.add(kek)
-                todo += self.edges.get(kek, ())
-        return False
+def _campaigns(ctx: VaultContext) -> dict[int, tuple[str, str]]:
+    with read_session(ctx.engine) as s:
+        return {c.id: (c.client_id, c.name) for c in s.exec(select(Campaign))}
 
 
 def _orphans(ctx: VaultContext, client: str, committed: set[str]) -> list[Finding]:
