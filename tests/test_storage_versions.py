@@ -23,9 +23,15 @@ from botocore.exceptions import ClientError
 
 from tests.test_storage import BIG, TEST_PART_SIZE, _s3_store, chunked
 from vault.errors import ObjectLocked, ObjectMissing, StorageError
-from vault.storage import LocalStore, ObjectStore, S3Store, normalise_retain_until
+from vault.storage import (
+    LocalStore,
+    LockState,
+    ObjectStore,
+    ObjectVersion,
+    S3Store,
+    normalise_retain_until,
+)
 from vault.storage import s3 as s3_module
-from vault.storage.base import LockState, ObjectVersion
 
 BACKENDS = ["local", "moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
 S3_BACKENDS = ["moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]

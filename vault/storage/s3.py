@@ -25,6 +25,12 @@ CreateMultipartUpload). Retain-until dates are rounded up to whole seconds (S3 k
 seconds), and the returned ``retain_until`` is that rounded date.
 ``delete(key)`` without ``all_versions`` only adds a delete marker in a versioned bucket
 - the locked bytes stay and ``list``/``get`` stop showing them.
+
+Versions: ``put`` returns the VersionId S3 gave; every call given ``version_id`` passes
+it as VersionId, so it reads and acts on that version whatever was stacked on the key
+or deleted above it. A version that does not exist or is a delete marker is
+``ObjectMissing`` (for a marker SeaweedFS answers 404, AWS 405, moto either). ``versions``
+is one ListObjectVersions walk; ``lock_state`` is one versioned HEAD (see its comment).
 """
 
 from __future__ import annotations
