@@ -2,6 +2,16 @@
 
 Both backends store opaque bytes (the vault only ever hands them ciphertext) under
 '/'-separated keys, never overwrite, and stream in both directions with bounded memory.
+
+Versions: on a versioned bucket (every Object Lock bucket is one) anyone allowed to
+PutObject can stack a newer version on a key the vault wrote, and a plain DELETE adds a
+delete marker that hides the key. ``put`` therefore returns the version id the store gave,
+and every call that reads or acts on one object takes ``version_id``: with it, the call
+reads or acts on exactly that version, whatever was stacked on top; a version id that does
+not exist, or names a delete marker, is ``ObjectMissing``. Without it (``None``), a call
+acts on the key's latest version, as S3 does - and fails with ``ObjectMissing`` when that
+latest version is a delete marker. ``versions`` shows everything under a prefix, delete
+markers included; ``list`` shows only keys whose latest version is an object.
 """
 
 from __future__ import annotations
@@ -47,6 +57,34 @@ class StoredObject:
     retain_until: datetime | None
 
 
+@dataclass(frozen=True)
+class LockState:
+    """The Object Lock protection of one object version, as the store reports it."""
+
+    #: "COMPLIANCE", "GOVERNANCE", or None when no retention is set
+    mode: str | None
+    #: aware UTC; None when no retention is set
+    retain_until: datetime | None
+    legal_hold: bool
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One entry of ``ObjectStore.versions``: an object version or a delete marker."""
+
+    #: relative to the store's prefix, like the keys of ``list``
+    key: str
+    #: None for an object with no version id (unversioned bucket, local directory)
+    version_id: str | None
+    #: the version a request without version id reads (a delete marker: the key looks gone)
+    is_latest: bool
+    is_delete_marker: bool
+    #: bytes; 0 for a delete marker
+    size: int
+    #: aware UTC, as the store reports it (S3: whole seconds on some servers)
+    last_modified: datetime | None
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     """What the vault needs from an object store.
@@ -70,33 +108,75 @@ class ObjectStore(Protocol):
     def put(
         self, key: str, chunks: Iterable[bytes], *, retain_until: datetime | None = None
     ) -> StoredObject:
-        """Store a new object; ``ObjectExists`` if the key exists (never overwrites)."""
+        """Store a new object; ``ObjectExists`` if the key exists (never overwrites).
+
+        The returned ``version_id`` is the one the store gave (None where it keeps no
+        versions): pass it to every later call on this object.
+        """
         ...
 
-    def get(self, key: str) -> Iterator[bytes]:
+    def get(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
         """The object's bytes as chunks; ``ObjectMissing`` is raised by the call itself."""
         ...
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(
+        self, key: str, start: int, length: int, *, version_id: str | None = None
+    ) -> bytes:
         """Up to ``length`` bytes from ``start``; shorter (or empty) past the end."""
         ...
 
-    def head(self, key: str) -> StoredObject | None: ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def delete(self, key: str, *, all_versions: bool = False) -> None: ...
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """Keys starting with ``prefix`` (plain string prefix), sorted."""
+    def head(self, key: str, *, version_id: str | None = None) -> StoredObject | None:
+        """The object (or that version of it), or None if missing or a delete marker."""
         ...
 
-    def set_legal_hold(self, key: str, on: bool) -> None: ...
+    def exists(self, key: str, *, version_id: str | None = None) -> bool: ...
 
-    def get_retention(self, key: str) -> datetime | None: ...
+    def delete(
+        self, key: str, *, version_id: str | None = None, all_versions: bool = False
+    ) -> None:
+        """Delete the object.
 
-    def extend_retention(self, key: str, retain_until: datetime) -> None:
+        - ``version_id``: remove exactly that version, for good - an object version
+          (``ObjectLocked`` while Object Lock or a legal hold protects it) or a delete
+          marker (which makes the version under it the latest again);
+        - ``all_versions``: remove every version and delete marker of the key, markers last;
+        - neither: on a versioned bucket only a delete marker is added (S3's plain DELETE),
+          the versions stay.
+
+        ``ObjectMissing`` if there is nothing to delete; both arguments at once is a
+        ``StorageError``.
+        """
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with ``prefix`` (plain string prefix), sorted.
+
+        Only keys whose *latest* version is an object: a key hidden by a delete marker is
+        not listed (S3 ListObjectsV2), even though its versions are still stored. Use
+        ``versions`` to see those.
+        """
+        ...
+
+    def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+        """Every object version and delete marker under ``prefix``, sorted by key.
+
+        The versions of one key come together, but their order among themselves is the
+        store's: use ``is_latest``, not the position, to tell which one a plain read gets.
+        """
+        ...
+
+    def set_legal_hold(self, key: str, on: bool, *, version_id: str | None = None) -> None: ...
+
+    def get_retention(self, key: str, *, version_id: str | None = None) -> datetime | None: ...
+
+    def extend_retention(
+        self, key: str, retain_until: datetime, *, version_id: str | None = None
+    ) -> None:
         """Move the object's Object Lock date later (never earlier); no-op without a lock."""
+        ...
+
+    def lock_state(self, key: str, *, version_id: str | None = None) -> LockState:
+        """The retention mode and date and the legal hold of the object (or version)."""
         ...
 
 
@@ -148,6 +228,14 @@ def check_range(start: int, length: int) -> None:
         raise StorageError(
             f"invalid byte range: start={start} length={length}",
             hint="start and length must not be negative",
+        )
+
+
+def check_delete_args(version_id: str | None, all_versions: bool) -> None:
+    if version_id is not None and all_versions:
+        raise StorageError(
+            "delete got both a version id and all_versions",
+            hint="delete one version, or every version of the key, not both",
         )
 
 

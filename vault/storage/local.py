@@ -15,7 +15,11 @@ What this backend does not do:
   file would look like protection without being any.
 - ``head().sha256`` is "" — the hash is only known to ``put``; computing it again would
   read the whole file.
-- Versions: ``version_id`` is None; ``delete(all_versions=True)`` is a plain delete.
+- Versions: there is one version per key and its ``version_id`` is None. Every call
+  accepts ``version_id=None``; any other version id raises ``ObjectMissing`` (that
+  version does not exist here). ``versions`` reports each object as its only, latest
+  version; ``delete(all_versions=True)`` is a plain delete.
+- ``lock_state`` is always ``LockState(None, None, False)``: nothing here is locked.
 - A key cannot be both an object and a prefix of other keys ("a/b" and "a/b/c"): a put
   that would need that raises ``StorageError``.
 - Empty directories left behind by deletes stay (removing them could race with a put
@@ -30,7 +34,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,7 +42,10 @@ from vault.errors import ObjectExists, ObjectMissing, StorageError
 from vault.storage.base import (
     CHUNK_SIZE,
     LEGAL_HOLD_NEEDS_LOCK,
+    LockState,
+    ObjectVersion,
     StoredObject,
+    check_delete_args,
     check_range,
     normalise_retain_until,
     validate_key,
@@ -105,8 +112,12 @@ class LocalStore:
         _fsync_dir(path.parent)
         return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
 
-    def delete(self, key: str, *, all_versions: bool = False) -> None:
+    def delete(
+        self, key: str, *, version_id: str | None = None, all_versions: bool = False
+    ) -> None:
         path = self._path(key)
+        check_delete_args(version_id, all_versions)
+        _no_versions(key, version_id)
         try:
             if not stat.S_ISREG(path.lstat().st_mode):
                 raise ObjectMissing(f"object {key!r} does not exist")
@@ -119,8 +130,8 @@ class LocalStore:
             raise StorageError(f"cannot delete object {key!r}: {exc.strerror}") from exc
         _fsync_dir(path.parent)
 
-    def set_legal_hold(self, key: str, on: bool) -> None:
-        self._stat(key)  # ObjectMissing first, as on S3
+    def set_legal_hold(self, key: str, on: bool, *, version_id: str | None = None) -> None:
+        self._stat(key, version_id)  # ObjectMissing first, as on S3
         raise StorageError(
             LEGAL_HOLD_NEEDS_LOCK,
             hint="the local directory backend cannot protect files from "
@@ -129,32 +140,40 @@ class LocalStore:
 
     # --- reading -------------------------------------------------------------------
 
-    def get(self, key: str) -> Iterator[bytes]:
-        fh = self._open(key)
+    def get(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
+        fh = self._open(key, version_id)
         return _read_chunks(fh)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(
+        self, key: str, start: int, length: int, *, version_id: str | None = None
+    ) -> bytes:
         check_range(start, length)
-        with self._open(key) as fh:
+        with self._open(key, version_id) as fh:
             fh.seek(start)
             return fh.read(length)
 
-    def head(self, key: str) -> StoredObject | None:
+    def head(self, key: str, *, version_id: str | None = None) -> StoredObject | None:
         try:
-            st = self._stat(key)
+            st = self._stat(key, version_id)
         except ObjectMissing:
             return None
         return StoredObject(key=key, size=st.st_size, sha256="", version_id=None, retain_until=None)
 
-    def exists(self, key: str) -> bool:
-        return self.head(key) is not None
+    def exists(self, key: str, *, version_id: str | None = None) -> bool:
+        return self.head(key, version_id=version_id) is not None
 
-    def get_retention(self, key: str) -> datetime | None:
-        self._stat(key)
+    def get_retention(self, key: str, *, version_id: str | None = None) -> datetime | None:
+        self._stat(key, version_id)
         return None
 
-    def extend_retention(self, key: str, retain_until: datetime) -> None:
-        self._stat(key)  # ObjectMissing as on S3; there is no lock to extend
+    def extend_retention(
+        self, key: str, retain_until: datetime, *, version_id: str | None = None
+    ) -> None:
+        self._stat(key, version_id)  # ObjectMissing as on S3; there is no lock to extend
+
+    def lock_state(self, key: str, *, version_id: str | None = None) -> LockState:
+        self._stat(key, version_id)
+        return LockState(mode=None, retain_until=None, legal_hold=False)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_prefix(prefix)
@@ -163,6 +182,21 @@ class LocalStore:
         start = self.root / base if base else self.root
         return _walk(start, base + "/" if base else "", prefix)
 
+    def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+        for key in self.list(prefix):
+            try:
+                st = self._stat(key)
+            except ObjectMissing:  # deleted while we list
+                continue
+            yield ObjectVersion(
+                key=key,
+                version_id=None,
+                is_latest=True,
+                is_delete_marker=False,
+                size=st.st_size,
+                last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            )
+
     # --- helpers -------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
@@ -170,7 +204,8 @@ class LocalStore:
         # path cannot leave root
         return self.root / validate_key(key)
 
-    def _stat(self, key: str) -> os.stat_result:
+    def _stat(self, key: str, version_id: str | None = None) -> os.stat_result:
+        _no_versions(validate_key(key), version_id)
         try:
             st = self._path(key).lstat()
         except (FileNotFoundError, NotADirectoryError):
@@ -181,8 +216,8 @@ class LocalStore:
             raise ObjectMissing(f"object {key!r} does not exist")
         return st
 
-    def _open(self, key: str) -> BinaryIO:
-        self._stat(key)
+    def _open(self, key: str, version_id: str | None = None) -> BinaryIO:
+        self._stat(key, version_id)
         try:
             return self._path(key).open("rb")
         except (FileNotFoundError, NotADirectoryError):
@@ -222,6 +257,14 @@ class LocalStore:
             )
         return ObjectExists(
             f"object {key!r} already exists", hint="objects are never overwritten; use a new key"
+        )
+
+
+def _no_versions(key: str, version_id: str | None) -> None:
+    if version_id is not None:
+        raise ObjectMissing(
+            f"version {version_id[:80]!r} of object {key!r} does not exist",
+            hint="the local directory backend keeps no versions: its version ids are None",
         )
 
 

@@ -25,6 +25,12 @@ CreateMultipartUpload). Retain-until dates are rounded up to whole seconds (S3 k
 seconds), and the returned ``retain_until`` is that rounded date.
 ``delete(key)`` without ``all_versions`` only adds a delete marker in a versioned bucket
 - the locked bytes stay and ``list``/``get`` stop showing them.
+
+Versions: ``put`` returns the VersionId S3 gave; every call given ``version_id`` passes
+it as VersionId, so it reads and acts on that version whatever was stacked on the key
+or deleted above it. A version that does not exist or is a delete marker is
+``ObjectMissing`` (for a marker SeaweedFS answers 404, AWS 405, moto either). ``versions``
+is one ListObjectVersions walk; ``lock_state`` is one versioned HEAD (see its comment).
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ from vault.errors import ConfigError, ObjectExists, ObjectLocked, ObjectMissing,
 from vault.storage.base import (
     CHUNK_SIZE,
     LEGAL_HOLD_NEEDS_LOCK,
+    LockState,
+    ObjectVersion,
     StoredObject,
+    check_delete_args,
     check_range,
     normalise_retain_until,
     validate_key,
@@ -168,15 +177,14 @@ class S3Store:
     @cached_property
     def supports_object_lock(self) -> bool:
         """Asked of the bucket once, on first use."""
-        try:
-            conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
-        except ClientError as exc:
-            code = _code(exc)
-            if code in _NO_LOCK_CODES or code == "NotImplemented":
-                return False
-            raise self._error(exc, "read the Object Lock configuration of") from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("read the Object Lock configuration of"):
+            try:
+                conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            except ClientError as exc:
+                code = _code(exc)
+                if code in _NO_LOCK_CODES or code == "NotImplemented":
+                    return False
+                raise
         lock = conf.get("ObjectLockConfiguration", {})
         return lock.get("ObjectLockEnabled") == "Enabled"
 
@@ -215,28 +223,30 @@ class S3Store:
         lock: dict[str, Any],
         retain_until: datetime | None,
     ) -> StoredObject:
-        try:
-            resp = self.client.put_object(
-                Bucket=self.bucket,
-                Key=self._k(key),
-                Body=body,
-                IfNoneMatch="*",
-                # our own hash: the server verifies it, botocore need not hash again
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=_b64(bytes.fromhex(sha256)),
-                ContentType="application/octet-stream",
-                **lock,
-            )
-        except ClientError as exc:
-            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
-                # with retries, the 412 may answer our own earlier attempt that succeeded
-                # but whose response was lost: then the stored object is ours
-                mine = self._own_retry(exc, key, lambda h: _full_sha256(h) == sha256)
-                if mine is not None:
-                    return StoredObject(key, len(body), sha256, mine.get("VersionId"), retain_until)
-            raise self._error(exc, "write", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("write", key):
+            try:
+                resp = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    Body=body,
+                    IfNoneMatch="*",
+                    # our own hash: the server verifies it, botocore need not hash again
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=_b64(bytes.fromhex(sha256)),
+                    ContentType="application/octet-stream",
+                    **lock,
+                )
+            except ClientError as exc:
+                if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+                    # with retries, the 412 may answer our own earlier attempt that
+                    # succeeded but whose response was lost: then the stored object is ours
+                    mine = self._own_retry(exc, key, lambda h: _full_sha256(h) == sha256)
+                    if mine is not None:
+                        resp = mine
+                    else:
+                        raise
+                else:
+                    raise
         return StoredObject(key, len(body), sha256, resp.get("VersionId"), retain_until)
 
     def _put_multipart(
@@ -253,19 +263,14 @@ class S3Store:
         # ignore If-None-Match on CompleteMultipartUpload
         if self.exists(key):
             raise _exists(key)
-        s3key = self._k(key)
-        try:
+        with self._calling("start a multipart upload of", key):
             upload_id = self.client.create_multipart_upload(
                 Bucket=self.bucket,
-                Key=s3key,
+                Key=self._k(key),
                 ChecksumAlgorithm="SHA256",
                 ContentType="application/octet-stream",
                 **lock,
             )["UploadId"]
-        except ClientError as exc:
-            raise self._error(exc, "start a multipart upload of", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
 
         parts: list[dict[str, Any]] = []
         etags: list[str] = []
@@ -309,7 +314,7 @@ class S3Store:
     ) -> None:
         number = len(parts) + 1
         checksum = _b64(hashlib.sha256(body).digest())
-        try:
+        with self._calling(f"upload part {number} of", key):
             resp = self.client.upload_part(
                 Bucket=self.bucket,
                 Key=self._k(key),
@@ -319,33 +324,28 @@ class S3Store:
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=checksum,
             )
-        except ClientError as exc:
-            raise self._error(exc, f"upload part {number} of", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
         parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum})
         etags.append(resp["ETag"])
 
     def _complete(
         self, key: str, upload_id: str, parts: list[dict[str, Any]], etags: list[str]
     ) -> dict[str, Any]:
-        try:
-            return self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self._k(key),
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
-                expected = _multipart_etag(etags)
-                mine = self._own_retry(exc, key, lambda h: h.get("ETag") == expected)
-                if mine is not None:
-                    return mine
-            raise self._error(exc, "write", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("write", key):
+            try:
+                return self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    IfNoneMatch="*",
+                )
+            except ClientError as exc:
+                if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+                    expected = _multipart_etag(etags)
+                    mine = self._own_retry(exc, key, lambda h: h.get("ETag") == expected)
+                    if mine is not None:
+                        return mine
+                raise
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -363,33 +363,39 @@ class S3Store:
         Some servers (moto) ignore the lock headers of CreateMultipartUpload; a HEAD per
         multipart object (>= 8 MiB) is cheap next to the upload.
         """
-        extra = {"VersionId": version_id} if version_id else {}
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key), **extra)
+        with self._calling("apply the retention of", key, version_id):
+            head = self.client.head_object(
+                Bucket=self.bucket, Key=self._k(key), **_version(version_id)
+            )
             if head.get("ObjectLockRetainUntilDate") is None:
                 self.client.put_object_retention(
                     Bucket=self.bucket,
                     Key=self._k(key),
-                    **extra,
+                    **_version(version_id),
                     Retention={"Mode": LOCK_MODE, "RetainUntilDate": until},
                 )
-        except ClientError as exc:
-            raise self._error(exc, "apply the retention of", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
 
-    def delete(self, key: str, *, all_versions: bool = False) -> None:
+    def delete(
+        self, key: str, *, version_id: str | None = None, all_versions: bool = False
+    ) -> None:
         validate_key(key)
+        check_delete_args(version_id, all_versions)
         if all_versions:
             self._delete_all_versions(key)
-            return
-        # DeleteObject answers 204 for a missing key too
-        if not self.exists(key):
-            raise _missing(key)
-        self._delete_one(key, None)
+        elif version_id is not None:
+            # DeleteObject answers 204 for a version that does not exist; a HEAD cannot
+            # tell a delete marker from nothing on every server, the listing can
+            if version_id not in {v for v, _marker in self._key_versions(key)}:
+                raise _missing(key, version_id)
+            self._delete_one(key, version_id)
+        else:
+            # DeleteObject answers 204 for a missing key too
+            if not self.exists(key):
+                raise _missing(key)
+            self._delete_one(key, None)
 
     def _delete_all_versions(self, key: str) -> None:
-        versions = list(self._versions(key))
+        versions = list(self._key_versions(key))
         if not versions:
             raise _missing(key)
         # data versions first, delete markers last: when a locked version refuses, we
@@ -398,42 +404,29 @@ class S3Store:
             self._delete_one(key, version_id)
 
     def _delete_one(self, key: str, version_id: str | None) -> None:
-        extra = {"VersionId": version_id} if version_id else {}
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._k(key), **extra)
-        except ClientError as exc:
-            # with Object Lock, AccessDenied on a delete is the lock (or legal hold)
-            # refusing; without it, it is a real permission problem
-            if _code(exc) == "AccessDenied" and self.supports_object_lock:
-                raise ObjectLocked(
-                    f"object {key!r} is under Object Lock retention or a legal hold",
-                    hint="it can be deleted once its retain-until date has passed and any "
-                    "legal hold is released",
-                ) from exc
-            raise self._error(exc, "delete", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("delete", key, version_id):
+            try:
+                self.client.delete_object(
+                    Bucket=self.bucket, Key=self._k(key), **_version(version_id)
+                )
+            except ClientError as exc:
+                # with Object Lock, AccessDenied on a delete is the lock (or legal hold)
+                # refusing; without it, it is a real permission problem
+                if _code(exc) == "AccessDenied" and self.supports_object_lock:
+                    raise ObjectLocked(
+                        f"object {key!r} is under Object Lock retention or a legal hold",
+                        hint="it can be deleted once its retain-until date has passed and "
+                        "any legal hold is released",
+                    ) from exc
+                raise
 
-    def _versions(self, key: str) -> Iterator[tuple[str, bool]]:
+    def _key_versions(self, key: str) -> Iterator[tuple[str, bool]]:
         """(version id, is delete marker) of every version of exactly ``key``."""
-        s3key = self._k(key)
-        try:
-            pages = self.client.get_paginator("list_object_versions").paginate(
-                Bucket=self.bucket, Prefix=s3key
-            )
-            for page in pages:
-                for v in page.get("Versions", []):
-                    if v["Key"] == s3key:
-                        yield v["VersionId"], False
-                for m in page.get("DeleteMarkers", []):
-                    if m["Key"] == s3key:
-                        yield m["VersionId"], True
-        except ClientError as exc:
-            raise self._error(exc, "list the versions of", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        for v in self._list_versions(key, f"list the versions of {key!r}"):
+            if v.key == key:
+                yield v.version_id or "null", v.is_delete_marker
 
-    def set_legal_hold(self, key: str, on: bool) -> None:
+    def set_legal_hold(self, key: str, on: bool, *, version_id: str | None = None) -> None:
         validate_key(key)
         if not self.supports_object_lock:
             raise StorageError(
@@ -442,32 +435,23 @@ class S3Store:
             )
         # HEAD first: on a missing key SeaweedFS answers 500 (retried 5 times) and moto
         # crashes; naming the version also pins the hold to the object we checked
-        obj = self.head(key)
-        if obj is None:
-            raise _missing(key)
-        extra = {"VersionId": obj.version_id} if obj.version_id else {}
-        try:
+        obj = self._present(key, version_id)
+        with self._calling("set the legal hold of", key, version_id):
             self.client.put_object_legal_hold(
                 Bucket=self.bucket,
                 Key=self._k(key),
-                **extra,
+                **_version(version_id or obj.version_id),
                 LegalHold={"Status": "ON" if on else "OFF"},
             )
-        except ClientError as exc:
-            raise self._error(exc, "set the legal hold of", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
 
     # --- reading -------------------------------------------------------------------
 
-    def get(self, key: str) -> Iterator[bytes]:
+    def get(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
         validate_key(key)
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"]
-        except ClientError as exc:
-            raise self._error(exc, "read", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("read", key, version_id):
+            body = self.client.get_object(
+                Bucket=self.bucket, Key=self._k(key), **_version(version_id)
+            )["Body"]
         # the request is made now, so ObjectMissing comes from get() itself; the body
         # streams lazily
         return self._stream(key, body)
@@ -482,38 +466,33 @@ class S3Store:
         finally:
             body.close()
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def read_range(
+        self, key: str, start: int, length: int, *, version_id: str | None = None
+    ) -> bytes:
         validate_key(key)
         check_range(start, length)
         if length == 0:
-            if not self.exists(key):
-                raise _missing(key)
+            self._present(key, version_id)
             return b""
-        try:
-            resp = self.client.get_object(
-                Bucket=self.bucket, Key=self._k(key), Range=f"bytes={start}-{start + length - 1}"
-            )
-            with contextlib.closing(resp["Body"]) as body:
-                return body.read()
-        except ClientError as exc:
-            if _code(exc) == "InvalidRange":  # start is at or past the end
-                return b""
-            raise self._error(exc, "read", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("read", key, version_id):
+            try:
+                resp = self.client.get_object(
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    Range=f"bytes={start}-{start + length - 1}",
+                    **_version(version_id),
+                )
+                with contextlib.closing(resp["Body"]) as body:
+                    return body.read()
+            except ClientError as exc:
+                if _code(exc) == "InvalidRange":  # start is at or past the end
+                    return b""
+                raise
 
-    def head(self, key: str) -> StoredObject | None:
-        validate_key(key)
-        try:
-            h = self.client.head_object(
-                Bucket=self.bucket, Key=self._k(key), ChecksumMode="ENABLED"
-            )
-        except ClientError as exc:
-            if _code(exc) in _MISSING_CODES:
-                return None
-            raise self._error(exc, "inspect", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+    def head(self, key: str, *, version_id: str | None = None) -> StoredObject | None:
+        h = self._head(key, version_id)
+        if h is None:
+            return None
         until = h.get("ObjectLockRetainUntilDate")
         return StoredObject(
             key=key,
@@ -523,38 +502,68 @@ class S3Store:
             retain_until=until.astimezone(UTC) if until else None,
         )
 
-    def exists(self, key: str) -> bool:
-        return self.head(key) is not None
+    def _head(self, key: str, version_id: str | None) -> dict[str, Any] | None:
+        """The raw HEAD answer, or None for a missing key or version or a delete marker."""
+        validate_key(key)
+        with self._calling("inspect", key, version_id):
+            try:
+                return self.client.head_object(
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    ChecksumMode="ENABLED",
+                    **_version(version_id),
+                )
+            except ClientError as exc:
+                if _is_missing(exc, version_id):
+                    return None
+                raise
 
-    def get_retention(self, key: str) -> datetime | None:
-        # HEAD carries the retain-until date (GetObjectRetention answers 500 on moto)
-        obj = self.head(key)
+    def _present(self, key: str, version_id: str | None) -> StoredObject:
+        obj = self.head(key, version_id=version_id)
         if obj is None:
-            raise _missing(key)
-        return obj.retain_until
+            raise _missing(key, version_id)
+        return obj
 
-    def extend_retention(self, key: str, retain_until: datetime) -> None:
+    def exists(self, key: str, *, version_id: str | None = None) -> bool:
+        return self.head(key, version_id=version_id) is not None
+
+    def get_retention(self, key: str, *, version_id: str | None = None) -> datetime | None:
+        # HEAD carries the retain-until date (GetObjectRetention answers 500 on moto)
+        return self._present(key, version_id).retain_until
+
+    def lock_state(self, key: str, *, version_id: str | None = None) -> LockState:
+        # One HEAD: it carries mode, date and hold on AWS, SeaweedFS and moto, where
+        # GetObjectRetention answers 500 on moto. On AWS the HEAD answer includes them
+        # only for a caller allowed s3:GetObjectRetention and s3:GetObjectLegalHold;
+        # without those permissions an object reads as unlocked - a false alarm, never
+        # a false all-clear.
+        h = self._head(key, version_id)
+        if h is None:
+            raise _missing(key, version_id)
+        until = h.get("ObjectLockRetainUntilDate")
+        return LockState(
+            mode=h.get("ObjectLockMode") or None,
+            retain_until=until.astimezone(UTC) if until else None,
+            legal_hold=h.get("ObjectLockLegalHoldStatus") == "ON",
+        )
+
+    def extend_retention(
+        self, key: str, retain_until: datetime, *, version_id: str | None = None
+    ) -> None:
         validate_key(key)
         if not self.supports_object_lock:
             return
         until = normalise_retain_until(retain_until)
-        obj = self.head(key)
-        if obj is None:
-            raise _missing(key)
+        obj = self._present(key, version_id)
         if obj.retain_until is not None and obj.retain_until >= until:
             return  # COMPLIANCE mode cannot shorten; an equal date needs no request
-        extra = {"VersionId": obj.version_id} if obj.version_id else {}
-        try:
+        with self._calling("extend the retention of", key, version_id):
             self.client.put_object_retention(
                 Bucket=self.bucket,
                 Key=self._k(key),
-                **extra,
+                **_version(version_id or obj.version_id),
                 Retention={"Mode": LOCK_MODE, "RetainUntilDate": until},
             )
-        except ClientError as exc:
-            raise self._error(exc, "extend the retention of", key) from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_prefix(prefix)
@@ -564,17 +573,32 @@ class S3Store:
         # ListObjectsV2 returns keys in UTF-8 byte order, the same order as sorted() on
         # our ASCII keys, and skips keys whose latest version is a delete marker
         cut = len(self._prefix)
-        try:
+        with self._calling("list", prefix or "/"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._prefix + prefix
             )
             for page in pages:
                 for obj in page.get("Contents", []):
                     yield obj["Key"][cut:]
-        except ClientError as exc:
-            raise self._error(exc, "list", prefix or "/") from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+
+    def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+        validate_prefix(prefix)
+        return self._list_versions(prefix, f"list the versions under {prefix or '/'!r}")
+
+    def _list_versions(self, prefix: str, action: str) -> Iterator[ObjectVersion]:
+        # One ListObjectVersions walk. Each page has its versions and its delete markers
+        # in two lists; pages follow each other in key order, so a stable sort by key per
+        # page gives key order overall and keeps the server's order within a key.
+        cut = len(self._prefix)
+        with self._calling(action):
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=self._prefix + prefix
+            )
+            for page in pages:
+                found = [_version_entry(v, cut, False) for v in page.get("Versions", [])]
+                found += [_version_entry(m, cut, True) for m in page.get("DeleteMarkers", [])]
+                found.sort(key=lambda v: v.key)
+                yield from found
 
     # --- helpers -------------------------------------------------------------------
 
@@ -582,14 +606,13 @@ class S3Store:
         return self._prefix + key
 
     def _bucket_exists(self) -> bool:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if _code(exc) in {"404", "NoSuchBucket", "NotFound"}:
-                return False
-            raise self._error(exc, "inspect bucket") from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("inspect bucket"):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if _code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                    return False
+                raise
         return True
 
     def _create_bucket(self, object_lock: bool, region_name: str | None) -> None:
@@ -598,13 +621,12 @@ class S3Store:
             args["ObjectLockEnabledForBucket"] = True  # also turns versioning on
         if region_name and region_name != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": region_name}
-        try:
-            self.client.create_bucket(**args)
-        except ClientError as exc:
-            if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise self._error(exc, "create bucket") from exc
-        except BotoCoreError as exc:
-            raise self._unreachable(exc) from exc
+        with self._calling("create bucket"):
+            try:
+                self.client.create_bucket(**args)
+            except ClientError as exc:
+                if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
         with contextlib.suppress(AttributeError):  # cached before the bucket existed
             del self.supports_object_lock
 
@@ -622,14 +644,35 @@ class S3Store:
             return None
         return head if is_mine(head) else None
 
-    def _error(self, exc: ClientError, action: str, key: str | None = None) -> StorageError:
+    @contextlib.contextmanager
+    def _calling(
+        self, action: str, key: str | None = None, version_id: str | None = None
+    ) -> Iterator[None]:
+        """Turn boto3's errors raised inside into the vault's (see ``_error``).
+
+        A ``ClientError`` a block handles itself and re-raises lands here too.
+        """
+        try:
+            yield
+        except ClientError as exc:
+            raise self._error(exc, action, key, version_id) from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _error(
+        self,
+        exc: ClientError,
+        action: str,
+        key: str | None = None,
+        version_id: str | None = None,
+    ) -> StorageError:
         """Map a ClientError to the vault's errors; ``action`` reads "cannot <action> <key>"."""
         code, status = _code(exc), _status(exc)
         what = f"{action} {key!r}" if key is not None else f"{action} {self.bucket!r}"
         if code == "PreconditionFailed" or status == 412:
             return _exists(key or "")
-        if code in _MISSING_CODES:
-            return _missing(key or "")
+        if _is_missing(exc, version_id):
+            return _missing(key or "", version_id)
         if code == "NoSuchBucket":
             return StorageError(
                 f"bucket {self.bucket!r} does not exist at {self.endpoint}",
@@ -677,8 +720,43 @@ def _exists(key: str) -> ObjectExists:
     )
 
 
-def _missing(key: str) -> ObjectMissing:
-    return ObjectMissing(f"object {key!r} does not exist")
+def _missing(key: str, version_id: str | None = None) -> ObjectMissing:
+    if version_id is None:
+        return ObjectMissing(f"object {key!r} does not exist")
+    # version ids are the store's opaque ids, never PII; capped in case of junk
+    return ObjectMissing(
+        f"version {version_id[:80]!r} of object {key!r} does not exist",
+        hint="the version was deleted, or the id is not one the store gave (a delete "
+        "marker is not an object version)",
+    )
+
+
+def _is_missing(exc: ClientError, version_id: str | None) -> bool:
+    code = _code(exc)
+    # AWS and moto answer a GET or HEAD naming a delete marker's version 405
+    return code in _MISSING_CODES or (
+        version_id is not None and code in {"MethodNotAllowed", "405"}
+    )
+
+
+def _version(version_id: str | None) -> dict[str, str]:
+    """The VersionId argument of a boto3 call, or none."""
+    return {"VersionId": version_id} if version_id is not None else {}
+
+
+def _version_entry(entry: dict[str, Any], cut: int, is_marker: bool) -> ObjectVersion:
+    modified = entry.get("LastModified")
+    version_id = entry.get("VersionId")
+    return ObjectVersion(
+        key=entry["Key"][cut:],
+        # "null" is S3's id of an object written while versioning was off; put()
+        # returned None for it
+        version_id=None if version_id in (None, "null") else version_id,
+        is_latest=bool(entry.get("IsLatest")),
+        is_delete_marker=is_marker,
+        size=0 if is_marker else int(entry.get("Size", 0)),
+        last_modified=modified.astimezone(UTC) if modified else None,
+    )
 
 
 def _b64(raw: bytes) -> str:
