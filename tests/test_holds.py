@@ -82,9 +82,9 @@ def spy_store_holds(vault, monkeypatch) -> list[tuple[str, bool]]:
     store = vault.context.store
     real = store.set_legal_hold
 
-    def spy(key: str, on: bool) -> None:
+    def spy(key: str, on: bool, *, version_id: str | None = None) -> None:
         calls.append((key, on))
-        real(key, on)
+        real(key, on, version_id=version_id)
 
     monkeypatch.setattr(store, "set_legal_hold", spy)
     return calls

@@ -32,15 +32,30 @@ def kinds(report):
     )
 
 
-def test_flipped_byte_in_clip(vault, sealed):
+def versioned(vault) -> bool:
+    """On S3 (versioned, Object Lock) an overwrite stacks a version; locally it replaces."""
+    return vault.settings.storage == "s3"
+
+
+def test_flipped_byte_in_clip(vault, sealed, tmp_path):
     rec = sealed[1]
+    original = read_object(vault, rec.clip_key)
     edit_object(vault, rec.clip_key, flip_byte)
     report = vault.verify()
+    out = vault.settings.home / "out.wav"
+    if versioned(vault):
+        # the junk is a new version on the key: the sealed version is pinned and intact
+        [f] = report.findings
+        assert (f.kind, f.record, f.seq, f.key) == ("shadowed", rec.id, rec.seq, rec.clip_key)
+        assert f.detail.startswith("clip object: 1 other version stacked on the key")
+        vault.write_audio(rec.id, out)
+        assert out.read_bytes() == clip(tmp_path, seed=1).read_bytes()
+        assert read_object(vault, rec.clip_key) != original  # what a plain GET now sees
+        return
     assert kinds(report) == [("modified", rec.id, rec.seq)]
     [f] = report.findings
     assert f.key == rec.clip_key and "clip object does not match" in f.detail
     assert vault.show(rec.id)["evidence"]["call_id"]  # the metadata is intact ...
-    out = vault.settings.home / "out.wav"
     with pytest.raises(DecryptionFailed):
         vault.write_audio(rec.id, out)  # ... the audio is not, and nothing is written
     assert not out.exists()
@@ -49,6 +64,10 @@ def test_flipped_byte_in_clip(vault, sealed):
 def test_flipped_byte_in_metadata_refuses_to_open(vault, sealed):
     rec = sealed[0]
     edit_object(vault, rec.meta_key, lambda b: flip_byte(b, len(b) // 2))
+    if versioned(vault):
+        assert kinds(vault.verify()) == [("shadowed", rec.id, rec.seq)]
+        assert vault.show(rec.id)["evidence"]["call_id"]  # read by its pinned version
+        return
     assert kinds(vault.verify()) == [("modified", rec.id, rec.seq)]
     with pytest.raises(DecryptionFailed):
         vault.show(rec.id)
@@ -59,6 +78,10 @@ def test_swapped_objects_of_two_records(vault, sealed):
     ca, cb = read_object(vault, a.clip_key), read_object(vault, b.clip_key)
     write_object(vault, a.clip_key, cb)
     write_object(vault, b.clip_key, ca)
+    if versioned(vault):
+        assert kinds(vault.verify()) == [("shadowed", a.id, a.seq), ("shadowed", b.id, b.seq)]
+        vault.write_audio(a.id, vault.settings.home / "a.wav")  # the pinned versions
+        return
     assert sorted(kinds(vault.verify())) == sorted(
         [("modified", a.id, a.seq), ("modified", b.id, b.seq)]
     )
@@ -71,6 +94,13 @@ def test_deleted_object(vault, sealed):
     rec = sealed[2]
     delete_object(vault, rec.meta_key)
     report = vault.verify()
+    if versioned(vault):
+        # a plain DELETE only stacks a delete marker: the locked version is intact
+        [f] = report.findings
+        assert (f.kind, f.record, f.seq) == ("shadowed", rec.id, rec.seq)
+        assert f.detail.startswith("meta object: 1 delete marker hiding it")
+        assert vault.show(rec.id)["evidence"]["call_id"]
+        return
     assert kinds(report) == [("missing", rec.id, rec.seq)]
     assert "is missing from object storage" in report.findings[0].detail
 
@@ -206,3 +236,71 @@ def test_moving_retain_until_is_reported(tmp_path):
     )
     [finding] = v.verify().findings
     assert finding.detail == "record row disagrees with its log entry: retain_until"
+
+
+# -- versions and locks on a real Object Lock bucket (SeaweedFS) -----------------------------
+
+
+@pytest.fixture
+def weed(tmp_path, seaweedfs, seaweedfs_bucket):
+    from tests.support.vaults import make_vault
+    from vault.config import S3Settings
+
+    s3 = S3Settings(
+        prefix="t-" + tmp_path.name[-12:].replace("_", "-").strip("-"),
+        bucket=seaweedfs_bucket,
+        endpoint_url=seaweedfs.endpoint_url,
+        region="us-east-1",
+        access_key_id=seaweedfs.access_key,
+        secret_access_key=seaweedfs.secret_key,
+        object_lock=True,
+    )
+    with make_vault(tmp_path / "vault", storage="s3", s3=s3) as v:
+        yield v
+
+
+def _raw(vault):
+    from tests.support.tamper import _full_key, _s3
+
+    return _s3(vault), vault.settings.s3.bucket, lambda key: _full_key(vault, key)
+
+
+@pytest.mark.seaweedfs
+def test_a_hold_goes_to_the_sealed_version_not_to_a_stacked_one(weed, tmp_path):
+    r = weed.ingest(clip(tmp_path, seed=7), order_meta(7))
+    rec = get_record(weed.context, r.record_id)
+    write_object(weed, rec.clip_key, b"junk stacked on the sealed key")
+    weed.open_dispute(rec.id, case_ref="CASE-9", reason="customer denies the order")
+    s3, bucket, full = _raw(weed)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=full(rec.clip_key))["Versions"]
+    holds = {
+        v["VersionId"]: s3.get_object_legal_hold(
+            Bucket=bucket, Key=full(rec.clip_key), VersionId=v["VersionId"]
+        )["LegalHold"]["Status"]
+        for v in versions
+        if v["VersionId"] == rec.clip_version
+    }
+    assert holds == {rec.clip_version: "ON"}
+    junk = [v["VersionId"] for v in versions if v["VersionId"] != rec.clip_version]
+    assert len(junk) == 1
+    with pytest.raises(Exception, match=r"NoSuchObjectLegalHold|legal hold"):
+        s3.get_object_legal_hold(Bucket=bucket, Key=full(rec.clip_key), VersionId=junk[0])
+    assert kinds(weed.verify()) == [("shadowed", rec.id, rec.seq)]
+
+
+@pytest.mark.seaweedfs
+def test_a_legal_hold_lifted_behind_the_vault_is_a_lock_finding(weed, tmp_path):
+    r = weed.ingest(clip(tmp_path, seed=8), order_meta(8))
+    rec = get_record(weed.context, r.record_id)
+    weed.open_dispute(rec.id, case_ref="CASE-10", reason="customer denies the order")
+    assert weed.verify().clean
+    s3, bucket, full = _raw(weed)
+    s3.put_object_legal_hold(
+        Bucket=bucket,
+        Key=full(rec.meta_key),
+        VersionId=rec.meta_version,
+        LegalHold={"Status": "OFF"},
+    )
+    [f] = weed.verify().findings
+    assert (f.kind, f.record, f.key) == ("lock", rec.id, rec.meta_key)
+    assert f.detail == "meta object version: it has no legal hold although the record is held"

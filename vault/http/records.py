@@ -601,14 +601,17 @@ def _decrypt_span(ctx: VaultContext, rec: Record, offset: int, length: int) -> I
     )
     aad = object_aad(rec.client_id, rec.id, "clip")
     sealed_size = ciphertext_size(rec.clip_size)
+    version = rec.clip_version  # the version the vault wrote, never one stacked on it
     header: list[bytes] = []
 
     def read_at(start: int, n: int) -> bytes:
         if start == 0 and n == HEADER_SIZE:
             if not header:
-                header.append(ctx.store.read_range(rec.clip_key, 0, HEADER_SIZE))
+                header.append(
+                    ctx.store.read_range(rec.clip_key, 0, HEADER_SIZE, version_id=version)
+                )
             return header[0]
-        return ctx.store.read_range(rec.clip_key, start, n)
+        return ctx.store.read_range(rec.clip_key, start, n, version_id=version)
 
     end = offset + length
     while offset < end:

@@ -25,6 +25,8 @@ KINDS = (
     "bad-signature",
     "orphan",
     "unauthenticated",
+    "shadowed",
+    "lock",
 )
 
 

@@ -42,14 +42,19 @@ class CheckpointAudit:
         self.keys: list[str] = []
         self._notes: dict[int, list[tuple[str, bytes]]] = {}
         self.findings: list[Finding] = []
+        #: object key -> the version the vault wrote (from the checkpoint rows)
+        self.pinned: dict[str, str | None] = {}
         with read_session(ctx.engine) as s:
             for row in s.exec(select(CheckpointRow).where(CheckpointRow.client_id == client)):
                 self._add(row.size, f"database checkpoint {row.size}", bytes(row.note))
-        for key in ctx.store.list(f"{client}/{PREFIX}"):
+                if row.object_key:
+                    self.pinned[row.object_key] = row.object_version
+        # pinned keys too: a delete marker hides a key from the listing, not its version
+        for key in sorted({*ctx.store.list(f"{client}/{PREFIX}"), *self.pinned}):
             self.keys.append(key)
             size = key.rsplit("/", 1)[-1]
             try:
-                note = b"".join(ctx.store.get(key))
+                note = b"".join(ctx.store.get(key, version_id=self.pinned.get(key)))
             except ObjectMissing:
                 continue
             self._add(int(size) if size.isdigit() else -1, f"stored checkpoint {key}", note)
@@ -166,7 +171,7 @@ def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Findi
         if role == "clip" and "salt" in opened:
             hasher = CommitmentHasher(opened["salt"], "clip")
         try:
-            reader = ChunkReader(ctx.store.get(key))
+            reader = ChunkReader(ctx.store.get(key, version_id=obj.get("version")))
             for chunk in decrypt_stream(dek, object_aad(client, rec.id, role), reader.read):
                 if hasher is not None:
                     hasher.update(chunk)

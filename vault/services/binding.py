@@ -145,6 +145,17 @@ def row_mismatch(
     return ", ".join(bad) if bad else None
 
 
+def sealed_object(rec: Record, role: str) -> tuple[str, str | None]:
+    """The key and the version the vault wrote of a record's ``clip`` or ``meta`` object.
+
+    Every read, hold, lock extension and delete names the version: one stacked on the key
+    by someone else is never read, held or locked (None: a store without versions).
+    """
+    if role == "clip":
+        return rec.clip_key, rec.clip_version
+    return rec.meta_key, rec.meta_version
+
+
 @dataclass(frozen=True)
 class RecordState:
     """A record row that agrees with the log, and what the log says about it."""

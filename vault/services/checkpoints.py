@@ -142,7 +142,7 @@ def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
         body = Checkpoint(origin=origin(ctx, client), size=head.size, root=root).body()
         note = sign_note(body, ctx.settings.name, ctx.keys.signing_key())
         key = checkpoint_key(client, head.size)
-        _store_note(ctx, key, note)
+        version = _store_note(ctx, key, note)
         row = CheckpointRow(
             client_id=client,
             size=head.size,
@@ -150,15 +150,17 @@ def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
             note=note,
             created_at=ctx.clock(),
             object_key=key,
+            object_version=version,
         )
         s.add(row)
     return _signed(row)
 
 
-def _store_note(ctx: VaultContext, key: str, note: bytes) -> None:
+def _store_note(ctx: VaultContext, key: str, note: bytes) -> str | None:
+    """Store the note (Object Lock where available); the version the store gave it."""
     until = ctx.clock() + CHECKPOINT_RETENTION
     try:
-        ctx.store.put(key, [note], retain_until=until)
+        return ctx.store.put(key, [note], retain_until=until).version_id
     except ObjectExists:
         # a crash after an earlier put: the same size has the same root, so the stored
         # note must be a valid signature over the same body; keep it if it is identical
@@ -167,6 +169,8 @@ def _store_note(ctx: VaultContext, key: str, note: bytes) -> None:
                 f"a different checkpoint note is already stored at {key}",
                 hint="run `evidence-vault verify`: the log may have been rewritten",
             ) from None
+        stored = ctx.store.head(key)
+        return stored.version_id if stored else None
 
 
 def maybe_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint | None:

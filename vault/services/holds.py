@@ -35,7 +35,7 @@ from vault.errors import (
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
-from vault.services.binding import checked_record
+from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.ingest import new_record_id
@@ -197,8 +197,8 @@ def list_holds(
 def _store_hold(ctx: VaultContext, rec: Record, on: bool) -> None:
     if not ctx.store.supports_object_lock:
         return  # the database hold is the protection; docs/operations.md says so
-    for key in (rec.clip_key, rec.meta_key):
-        ctx.store.set_legal_hold(key, on)
+    for key, version in (sealed_object(rec, "clip"), sealed_object(rec, "meta")):
+        ctx.store.set_legal_hold(key, on, version_id=version)
 
 
 def _record(ctx: VaultContext, record_id: str, client: str | None) -> Record:

@@ -48,7 +48,7 @@ from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
 from vault.sealing import keyed_hash
-from vault.services.binding import check_record
+from vault.services.binding import check_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.logauth import TamperDetected
@@ -196,9 +196,9 @@ def extend_locks(ctx: VaultContext, records: Iterable[Record]) -> None:
     if not ctx.store.supports_object_lock:
         return
     for rec in records:
-        for key in (rec.clip_key, rec.meta_key):
+        for key, version in (sealed_object(rec, "clip"), sealed_object(rec, "meta")):
             try:
-                ctx.store.extend_retention(key, rec.retain_until)
+                ctx.store.extend_retention(key, rec.retain_until, version_id=version)
             except VaultError as exc:
                 log.warning("could not extend the object lock of record %s: %s", rec.id, exc.kind)
 
@@ -400,7 +400,12 @@ def purge_objects(ctx: VaultContext, record_id: str) -> bool:
     return True
 
 
+def _version_of(rec: Record, key: str) -> str | None:
+    return rec.clip_version if key == rec.clip_key else rec.meta_version
+
+
 def _delete(ctx: VaultContext, key: str, rec: Record) -> bool:
+    # every version of the key: the sealed one, and anything stacked on it
     try:
         ctx.store.delete(key, all_versions=True)
     except ObjectMissing:
@@ -409,7 +414,7 @@ def _delete(ctx: VaultContext, key: str, rec: Record) -> bool:
         if rec.retain_until > ctx.clock():
             return False  # e.g. erased before its date: the store's lock still runs
         try:  # a legal hold whose release did not reach the store: no hold remains now
-            ctx.store.set_legal_hold(key, False)
+            ctx.store.set_legal_hold(key, False, version_id=_version_of(rec, key))
             ctx.store.delete(key, all_versions=True)
         except (ObjectLocked, StorageError) as exc:
             log.warning("objects of record %s stay until the store allows: %s", rec.id, exc.kind)

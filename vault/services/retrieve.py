@@ -23,7 +23,7 @@ from vault.evidence import normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
-from vault.services.binding import checked_record
+from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.retention import refuse_if_shredded
@@ -181,12 +181,12 @@ def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> 
 
 def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
     """Decrypt a stored object, checking the AEAD tags and the committed ciphertext hash."""
-    key = rec.clip_key if role == "clip" else rec.meta_key
+    key, version = sealed_object(rec, role)
     want = rec.clip_sha256 if role == "clip" else rec.meta_sha256
     dek = ctx.keys.unwrap(
         WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id, {"record": rec.id}
     )
-    reader = ChunkReader(ctx.store.get(key))
+    reader = ChunkReader(ctx.store.get(key, version_id=version))
     yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), reader.read)
     if reader.hexdigest() != want:
         raise DecryptionFailed(

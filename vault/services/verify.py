@@ -25,6 +25,7 @@ from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findin
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
+from vault.services.objects import SealedObject, storage_findings
 
 PAGE = 1000
 
@@ -94,6 +95,7 @@ def _verify_client(
     records = _records(ctx, client)
     checkpoints = CheckpointAudit(ctx, client)
     committed: set[str] = set(checkpoints.keys)
+    sealed: list[SealedObject] = []
     sealed_ids: set[str] = set()
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
@@ -125,7 +127,7 @@ def _verify_client(
         if item.entry.get("type") == "evidence.sealed":
             sealed_ids.add(item.entry.get("record", ""))
             report.findings += _check_sealed(
-                ctx, client, item, records, committed, report, deep, facts, campaigns
+                ctx, client, item, records, committed, report, deep, facts, campaigns, sealed
             )
     report.findings += tags.drain()
     if anchor is not None and anchor.size > tags.end:
@@ -152,7 +154,9 @@ def _verify_client(
                     record=rec_id,
                 )
             )
-    report.findings += _orphans(ctx, client, committed)
+    report.findings += storage_findings(
+        ctx, client, sealed, checkpoints.pinned, records, facts
+    )
 
 
 def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
@@ -306,6 +310,7 @@ def _check_sealed(
     deep: bool,
     facts: LogFacts,
     campaigns: dict[int, tuple[str, str]],
+    sealed_objects: list[SealedObject],
 ) -> list[Finding]:
     entry, body = item.entry, item.entry.get("body", {})
     rec_id = entry.get("record")
@@ -314,7 +319,11 @@ def _check_sealed(
     out: list[Finding] = []
     objects = body.get("objects", {})
     for role in ("clip", "meta"):
-        committed.add(objects.get(role, {}).get("key", ""))
+        obj = objects.get(role, {})
+        committed.add(obj.get("key", ""))
+        sealed_objects.append(
+            SealedObject(obj.get("key", ""), obj.get("version"), rec_id, item.seq, role)
+        )
         report.objects += 1
     opened = deep and rec is not None and not shredded
     if opened:
@@ -322,7 +331,7 @@ def _check_sealed(
     for role in () if opened else ("clip", "meta"):
         obj = objects.get(role, {})
         key = obj.get("key", "")
-        problem = _check_object(ctx, key, obj.get("sha256"), obj.get("size"))
+        problem = _check_object(ctx, key, obj.get("sha256"), obj.get("size"), obj.get("version"))
         if problem and shredded and problem[0] == "missing":
             continue  # deleted after shredding, as the retention run does
         if problem:
@@ -355,11 +364,11 @@ def _check_sealed(
 
 
 def _check_object(
-    ctx: VaultContext, key: str, sha256: str | None, size: int | None
+    ctx: VaultContext, key: str, sha256: str | None, size: int | None, version: str | None
 ) -> tuple[str, str] | None:
     h, n = hashlib.sha256(), 0
     try:
-        for chunk in ctx.store.get(key):
+        for chunk in ctx.store.get(key, version_id=version):
             h.update(chunk)
             n += len(chunk)
     except ObjectMissing:
@@ -393,11 +402,3 @@ def _load_facts(ctx: VaultContext, client: str) -> LogFacts:
 def _campaigns(ctx: VaultContext) -> dict[int, tuple[str, str]]:
     with read_session(ctx.engine) as s:
         return {c.id: (c.client_id, c.name) for c in s.exec(select(Campaign))}
-
-
-def _orphans(ctx: VaultContext, client: str, committed: set[str]) -> list[Finding]:
-    return [
-        Finding("orphan", client, "object is not committed to by any log entry", key=key)
-        for key in ctx.store.list(client + "/")
-        if key not in committed
-    ]
