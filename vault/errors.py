@@ -133,3 +133,12 @@ class ObjectLocked(StorageError):
     """The object store refused a delete or change because of Object Lock or a legal hold."""
 
     kind = "object-locked"
+
+
+class TamperDetected(VaultError):
+    """Stored state disagrees with what the vault's keys or its log say it wrote.
+
+    Raised before anything is read, changed or deleted: the action is refused whole.
+    """
+
+    kind = "tamper-detected"

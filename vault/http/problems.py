@@ -25,6 +25,7 @@ from vault.errors import (
     SealingError,
     Shredded,
     StorageError,
+    TamperDetected,
     Unauthenticated,
     VaultError,
 )
@@ -38,6 +39,8 @@ STATUS: list[tuple[type[VaultError], int]] = [
     (InvalidEvidence, 422),
     (InvalidAudio, 422),
     (Conflict, 409),
+    # the stored row disagrees with the log: refused, nothing done (not a server crash)
+    (TamperDetected, 409),
     (PermissionDenied, 403),
     (Unauthenticated, 401),
     (ConfigError, 503),

@@ -32,7 +32,7 @@ from sqlmodel import Session, select
 
 from vault.db import LogEntry
 from vault.db.models import Checkpoint as CheckpointRow
-from vault.errors import VaultError
+from vault.errors import TamperDetected
 from vault.ledger.chain import log_head
 from vault.ledger.checkpoint import NoteError, Verifier, open_checkpoint
 from vault.ledger.entry import GENESIS_PREV, entry_hash, parse_entry
@@ -44,12 +44,6 @@ from vault.sealing import LogAuthenticator
 ANCHOR_DIR = "anchors"
 _ANCHOR = re.compile(r"evidence-vault head v1 (\S+) (\d+) ([0-9a-f]{64}) ([0-9a-f]{64})\n")
 PAGE = 1000
-
-
-class TamperDetected(VaultError):
-    """Stored state disagrees with what the vault's keys or log say it wrote."""
-
-    kind = "tamper-detected"
 
 
 @dataclass(frozen=True)
