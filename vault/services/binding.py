@@ -185,8 +185,9 @@ def check_record(session: Session, keys: LogKeys, rec: Record) -> RecordState:
         .where(
             LogEntry.client_id == client,
             LogEntry.seq > rec.seq,
+            # every entry of the record whatever its type column says (a re-labelled
+            # extension is still found), and the client's re-wraps
             (LogEntry.record_id == rec.id) | (LogEntry.type == "key.rewrapped"),
-            LogEntry.type.in_(STATE_TYPES),  # type: ignore[attr-defined]
         )
         .order_by(LogEntry.seq)
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session
+from vault.db import Campaign, Client, Hold, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode
 from vault.errors import ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
@@ -143,6 +143,7 @@ def _verify_client(
     report.checkpoints += checkpoints.count
     report.findings += checkpoints.remaining(tree.size)
     report.findings += stored_tree_findings(ctx, client, tree)
+    report.findings += _hold_findings(ctx, client, facts)
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
             report.findings.append(
@@ -376,6 +377,31 @@ def _check_object(
     if h.hexdigest() != sha256:
         return "modified", f"does not match its committed SHA-256 ({n} bytes stored, {size} sealed)"
     return None
+
+
+def _hold_findings(ctx: VaultContext, client: str, facts: LogFacts) -> list[Finding]:
+    """Open hold rows must be exactly the holds the log placed and has not released."""
+    rows: dict[str, set[str]] = {}
+    with read_session(ctx.engine) as s:
+        for record, hold in s.exec(
+            select(Hold.record_id, Hold.id).where(
+                Hold.client_id == client,
+                Hold.released_at.is_(None),  # type: ignore[union-attr]
+            )
+        ):
+            rows.setdefault(record, set()).add(hold)
+    out = []
+    for record in sorted({*rows, *(r for r, h in facts.holds.items() if h)}):
+        if rows.get(record, set()) != facts.holds.get(record, set()):
+            out.append(
+                Finding(
+                    "modified",
+                    client,
+                    "the open hold rows disagree with the log's hold entries",
+                    record=record,
+                )
+            )
+    return out
 
 
 def _load_facts(ctx: VaultContext, client: str) -> LogFacts:
