@@ -501,6 +501,9 @@ class _Bundle:
             raise _Fail(limit.exceeded_by_header(name, info.file_size))
         bounded = copy.copy(info)
         bounded.file_size = limit.size + 1
+        # zipfile checks the CRC when it reaches that size, which would turn "too long"
+        # into "damaged"; the content is checked by SHA-256 against the manifest anyway
+        del bounded.CRC
         total = 0
         try:
             with self._zf.open(bounded) as src:
@@ -651,38 +654,49 @@ class _Bundle:
 
     def check_archive(self) -> str:
         names = self._zf.namelist()
-        problems = [f"the ZIP holds more than one file named {n}" for n in self._doubles]
-        unsafe = [n for n in dict.fromkeys(names) if not _SAFE_NAME.fullmatch(n)]
+        problems = self._zip_problems()
+        try:
+            manifest = self.manifest()
+        except _Fail as exc:
+            raise _Fail("; ".join([*problems, str(exc)])) from None
+        problems += self._manifest_fields(manifest)
+        listed: dict = manifest["files"]
+        unsafe = {n for n in [*names, *listed] if not _SAFE_NAME.fullmatch(str(n))}
         problems += [
             f"{_shown(n)} is not a safe file name (absolute, with '..', or with characters "
             "a bundle never uses): refused"
-            for n in unsafe
+            for n in sorted(unsafe, key=str)
         ]
+        expected = set(TEXT_MEMBERS)
+        try:
+            audio: str | None = self.audio_name()
+            expected.add(audio)
+        except _Fail as exc:
+            audio = None
+            problems.append(str(exc))
+        problems += [f"{n} is missing" for n in sorted(expected - set(names))]
+        problems += [f"{n} is not listed in the manifest" for n in sorted(expected - set(listed))]
+        unexpected = sorted(set(names) - expected - {MANIFEST} - unsafe)
+        unexpected += sorted(set(listed) - expected - unsafe, key=str)
+        problems += [f"unexpected file {_shown(n)}" for n in dict.fromkeys(unexpected)]
+        for name in sorted(expected & set(names) & set(listed)):
+            problems += self._compare(name, listed[name])
+        record = manifest.get("record_id")
+        if audio and isinstance(record, str) and not audio.startswith(f"{AUDIO_DIR}{record}."):
+            problems.append(f"the audio file {_shown(audio)} is not named for record {record}")
+        if problems:
+            raise _Fail("; ".join(problems))
+        return f"{len(names)} files, each matching the SHA-256 and size in {MANIFEST}"
+
+    def _zip_problems(self) -> list[str]:
+        """What is wrong with the ZIP itself: a name twice, text no check covers."""
+        problems = [f"the ZIP holds more than one file named {n}" for n in self._doubles]
         if self._zf.comment:
             problems.append(f"the ZIP carries a comment ({len(self._zf.comment)} bytes)")
         problems += [
             f"{_shown(i.filename)} carries a ZIP comment" for i in self._zf.infolist() if i.comment
         ]
-        manifest = self.manifest()
-        problems += self._manifest_fields(manifest)
-        listed: dict = manifest["files"]
-        expected = {*TEXT_MEMBERS, self.audio_name()}
-        problems += [f"{_shown(n)} is missing" for n in sorted(expected - set(names))]
-        problems += [
-            f"{_shown(n)} is not listed in the manifest" for n in sorted(expected - set(listed))
-        ]
-        unexpected = sorted(set(names) - expected - {MANIFEST} - set(unsafe))
-        unexpected += sorted(set(listed) - expected - set(unsafe))
-        problems += [f"unexpected file {_shown(n)}" for n in dict.fromkeys(unexpected)]
-        for name in sorted(expected & set(names) & set(listed)):
-            problems += self._compare(name, listed[name])
-        record = manifest.get("record_id")
-        audio = self.audio_name()
-        if isinstance(record, str) and not audio.startswith(f"{AUDIO_DIR}{record}."):
-            problems.append(f"the audio file {_shown(audio)} is not named for record {record}")
-        if problems:
-            raise _Fail("; ".join(problems))
-        return f"{len(names)} files, each matching the SHA-256 and size in {MANIFEST}"
+        return problems
 
     @staticmethod
     def _manifest_fields(manifest: dict) -> list[str]:
