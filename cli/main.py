@@ -514,21 +514,28 @@ def export(ctx, record_id, output: Path) -> None:
 @cli.command("verify-bundle")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", help="The vault's verifier key; without it the bundled key is used.")
+@click.option(
+    "--max-audio-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse an audio file larger than this many bytes (default 512 MiB).",
+)
 @click.pass_context
-def verify_bundle(ctx, bundle: Path, key) -> None:
+def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None) -> None:
     """Verify an evidence bundle offline, needing nothing but the file.
 
-    Exit 0: valid and signed by the --key you gave. Exit 8: internally consistent, but
-    signed by the key inside the bundle, which only counts if it is the vault's published
-    key (`evidence-vault log key`). Exit 1: invalid.
+    Exit 0: valid and signed by the --key you gave ("ok": true). Exit 8: internally
+    consistent, but signed by the key inside the bundle, which only counts if it is the
+    vault's published key (`evidence-vault log key`); "ok" is false. Exit 1: invalid.
     """
+    from vault.bundle import MAX_AUDIO_SIZE
     from vault.bundle import verify_bundle as check
 
-    verdict = check(bundle, key)
+    verdict = check(bundle, key, max_audio_size=max_audio_size or MAX_AUDIO_SIZE)
     _emit(ctx, verdict.to_dict(), verdict.summary())
-    if not verdict.ok:
+    if not verdict.consistent:
         ctx.exit(EXIT_FINDINGS)
-    if not verdict.key_pinned:
+    if not verdict.ok:
         ctx.exit(EXIT_UNPINNED)
 
 

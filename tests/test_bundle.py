@@ -6,20 +6,27 @@ the ZIP, so it shares one bundle made once on a local vault and rewrites copies 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import rfc8785
 from sqlmodel import select
 
+from tests.support.bundles import (
+    PRINCIPAL,
+    audio_name,
+    detail,
+    failed,
+    members,
+    note_body,
+    rerender,
+    rewrite,
+)
+from tests.support.bundles import made as made_bundle
 from tests.support.tamper import edit_object, flip_byte
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, clip, order_meta
 from vault import Vault
 from vault.bundle import CHECKS, Check, verify_bundle
 from vault.db import LogEntry, read_session
@@ -31,8 +38,6 @@ from vault.services.bundle import export_bundle
 from vault.services.checkpoints import log_verifier_key
 from vault.services.retrieve import get_record
 
-PRINCIPAL = "local:lawyer-desk"
-
 
 def accesses(vault: Vault, record_id: str) -> list[dict]:
     with read_session(vault.context.engine) as s:
@@ -43,14 +48,6 @@ def accesses(vault: Vault, record_id: str) -> list[dict]:
         for e in entries
         if e["type"] == "evidence.accessed" and e.get("record") == record_id
     ]
-
-
-def failed(verdict) -> set[str]:
-    return {c.name for c in verdict.checks if not c.ok}
-
-
-def detail(verdict, name: str) -> str:
-    return next(c.detail for c in verdict.checks if c.name == name)
 
 
 # --- export, on every backend --------------------------------------------------------------
@@ -88,9 +85,9 @@ def test_export_then_verify(vault, tmp_path):
     assert audio == upload.read_bytes()
     assert entry_hash(entry) == receipt.entry_hash
     assert manifest["record_id"] == receipt.record_id and manifest["client"] == CLIENT
-    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 1
+    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 2
     assert "+4915112345678" in report and "Max Mustermann" in report  # for the lawyer
-    assert "evidence-vault verify-bundle b.zip --key" in report
+    assert "evidence-vault verify-bundle BUNDLE.zip --key" in report
 
 
 def test_export_into_a_directory(vault, tmp_path):
@@ -131,72 +128,7 @@ def test_access_is_recorded_before_decrypting(vault, tmp_path):
 
 # --- the tamper matrix, on one bundle ------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Made:
-    path: Path
-    key: str
-    name: str  # the vault's name (key name, origin prefix)
-    record_id: str
-    other_clip: bytes  # another clip of the same length and format
-    signer: LogSigner  # the vault's log key, to sign checkpoints of another log
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> Made:
-    tmp = tmp_path_factory.mktemp("bundle")
-    v = make_vault(tmp / "vault")
-    try:
-        receipts = [v.ingest(clip(tmp, seed=i), order_meta(10 + i)) for i in range(3)]
-        v.checkpoint(CLIENT)  # size 3: the proof of entry 1 has two hashes
-        rid = receipts[1].record_id
-        return Made(
-            path=v.export_bundle(rid, tmp / "bundle.zip", principal=PRINCIPAL),
-            key=v.log_key(),
-            name=v.settings.name,
-            record_id=rid,
-            other_clip=clip(tmp, seed=99).read_bytes(),
-            signer=v.context.keys.signing_key(),
-        )
-    finally:
-        v.close()
-
-
-def members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def rewrite(
-    made: Made,
-    tmp_path: Path,
-    change: Callable[[dict[str, bytes]], None],
-    *,
-    manifest: bool = True,
-) -> Path:
-    """A copy of the bundle with ``change`` applied to its members; with ``manifest`` the
-    manifest is brought in line (as a careful forger would), else left as exported."""
-    files = members(made.path)
-    before = dict(files)
-    change(files)
-    if manifest:
-        m = json.loads(files["manifest.json"])
-        m["files"] = {
-            n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-            for n, d in files.items()
-            if n != "manifest.json"
-        }
-        files["manifest.json"] = json.dumps(m).encode()
-    assert files != before or not manifest
-    out = tmp_path / "tampered.zip"
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return out
-
-
-def audio_name(made: Made) -> str:
-    return f"audio/{made.record_id}.wav"
+made = made_bundle  # the fixture: one real bundle, exported once for this module
 
 
 def test_untouched_bundle_is_valid(made):
@@ -208,7 +140,10 @@ def test_untouched_bundle_is_valid(made):
 
 def test_unpinned_verdict_says_so(made):
     verdict = verify_bundle(made.path)
-    assert verdict.ok and not verdict.key_pinned
+    assert verdict.consistent and not verdict.key_pinned
+    # every check passed, but only against the key the bundle brought along: not ok
+    assert not verdict.ok and verdict.status == "unpinned"
+    assert verdict.to_dict()["ok"] is False and verdict.to_dict()["consistent"] is True
     assert verdict.summary().startswith("VALID ONLY IF THE KEY IS GENUINE")
     assert "not pinned" in detail(verdict, "checkpoint-signature")
 
@@ -219,7 +154,8 @@ def test_audio_replaced(made, tmp_path, manifest, expected):
         files[audio_name(made)] = made.other_clip
 
     verdict = verify_bundle(rewrite(made, tmp_path, swap, manifest=manifest), key=made.key)
-    assert failed(verdict) == expected | {"clip-commitment"}
+    # the report shows the audio's SHA-256, which is no longer this audio's
+    assert failed(verdict) == expected | {"clip-commitment", "report"}
     assert "not the clip the vault sealed" in detail(verdict, "clip-commitment")
     assert verdict.summary().startswith("INVALID: ")
 
@@ -232,8 +168,17 @@ def test_price_edited(made, tmp_path, manifest, expected):
         files["evidence.json"] = rfc8785.dumps(doc)
 
     verdict = verify_bundle(rewrite(made, tmp_path, cheaper, manifest=manifest), key=made.key)
-    assert failed(verdict) == expected | {"meta-commitment"}
-    assert "not the document the vault sealed" in detail(verdict, "meta-commitment")
+    assert failed(verdict) == expected | {"meta-commitment", "report"}
+    if manifest:
+        assert "not the document the vault sealed" in detail(verdict, "meta-commitment")
+    else:  # another size than the manifest lists: not even read
+        files = members(made.path)
+        listed = len(files["evidence.json"])
+        cheaper(files)
+        assert detail(verdict, "meta-commitment") == (
+            f"evidence.json inflates to {len(files['evidence.json'])} bytes by its ZIP "
+            f"header, not the {listed} bytes manifest.json lists: refused unread"
+        )
 
 
 def test_evidence_reformatted(made, tmp_path):
@@ -241,7 +186,7 @@ def test_evidence_reformatted(made, tmp_path):
         files["evidence.json"] = json.dumps(json.loads(files["evidence.json"]), indent=2).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, pretty), key=made.key)
-    assert failed(verdict) == {"meta-commitment"}
+    assert failed(verdict) == {"meta-commitment", "report"}  # the report shows its SHA-256
     assert "canonical" in detail(verdict, "meta-commitment")
 
 
@@ -257,11 +202,8 @@ def test_proof_altered(made, tmp_path, field):
         files["proof.json"] = json.dumps(proof).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, alter), key=made.key)
-    assert failed(verdict) == {"inclusion"}
-
-
-def _body(note: bytes) -> bytes:
-    return note[: note.rfind(b"\n\n") + 1]
+    # proof.json's leaf_index is also a statement about the entry's position
+    assert failed(verdict) == {"inclusion"} | ({"statements"} if field == "leaf_index" else set())
 
 
 def test_checkpoint_resigned_by_another_key(made, tmp_path):
@@ -269,7 +211,7 @@ def test_checkpoint_resigned_by_another_key(made, tmp_path):
     other_key = verifier_key(made.name, other.public_key_bytes())
 
     def resign(files):
-        files["checkpoint.txt"] = sign_note(_body(files["checkpoint.txt"]), made.name, other)
+        files["checkpoint.txt"] = sign_note(note_body(files["checkpoint.txt"]), made.name, other)
 
     def resign_and_ship_key(files):
         resign(files)
@@ -277,13 +219,14 @@ def test_checkpoint_resigned_by_another_key(made, tmp_path):
 
     # pinned to the vault's key: the forged signature is not the vault's
     verdict = verify_bundle(rewrite(made, tmp_path, resign), key=made.key)
-    assert failed(verdict) == {"checkpoint-signature"}
+    # the report shows the checkpoint with its signature line
+    assert failed(verdict) == {"checkpoint-signature", "report"}
     assert "no signature by a known key" in detail(verdict, "checkpoint-signature")
 
     # not pinned, with the forger's key shipped too: the crypto holds, but only for that key
-    forged = rewrite(made, tmp_path, resign_and_ship_key)
+    forged = rewrite(made, tmp_path, lambda files: rerender(resign_and_ship_key, files))
     verdict = verify_bundle(forged)
-    assert verdict.ok and not verdict.key_pinned and verdict.key == other_key
+    assert verdict.consistent and not verdict.ok and verdict.key == other_key
     summary = verdict.summary()
     assert summary.startswith("VALID ONLY IF THE KEY IS GENUINE")
     assert "only if that key is the vault's published key" in summary
@@ -314,25 +257,29 @@ def test_wholly_forged_bundle_needs_a_pinned_key_to_be_caught(made, tmp_path):
         openings.update(salt=salt.hex(), commitments=commits)
         files["openings.json"] = json.dumps(openings).encode()
         root = bytes.fromhex(entry_hash(raw))
-        proof = {"leaf_index": 0, "tree_size": 1, "root_hash": root.hex(), "hashes": []}
+        proof = json.loads(files["proof.json"])
+        proof.update(leaf_index=0, leaf_hash=root.hex(), tree_size=1, root_hash=root.hex())
+        proof["hashes"] = []
         files["proof.json"] = json.dumps(proof).encode()
         body = Checkpoint(f"{made.name}/{CLIENT}", 1, root).body()
         files["checkpoint.txt"] = sign_note(body, made.name, forger)
         files["verifier-key.txt"] = verifier_key(made.name, forger.public_key_bytes()).encode()
 
-    forged = rewrite(made, tmp_path, forge)
-    assert verify_bundle(forged).ok  # not pinned: nothing to tell it apart
+    forged = rewrite(made, tmp_path, lambda files: rerender(forge, files))
+    unpinned = verify_bundle(forged)
+    assert unpinned.consistent  # not pinned: nothing to tell it apart ...
+    assert not unpinned.ok and unpinned.status == "unpinned"  # ... so it is not ok
     assert failed(verify_bundle(forged, key=made.key)) == {"checkpoint-signature"}
 
 
 def test_checkpoint_of_another_log(made, tmp_path):
     def other_origin(files):
-        cp = Checkpoint.parse_body(_body(files["checkpoint.txt"]))
+        cp = Checkpoint.parse_body(note_body(files["checkpoint.txt"]))
         body = Checkpoint(f"{made.name}/other-co", cp.size, cp.root).body()
         files["checkpoint.txt"] = sign_note(body, made.name, made.signer)
 
     verdict = verify_bundle(rewrite(made, tmp_path, other_origin), key=made.key)
-    assert failed(verdict) == {"checkpoint-origin"}
+    assert failed(verdict) == {"checkpoint-origin", "report"}
 
 
 def test_entry_edited_canonically(made, tmp_path):
@@ -342,7 +289,8 @@ def test_entry_edited_canonically(made, tmp_path):
         )
 
     verdict = verify_bundle(rewrite(made, tmp_path, longer), key=made.key)
-    assert failed(verdict) == {"inclusion", "audio"}
+    # the entry's leaf hash is stated in proof.json and shown in the report
+    assert failed(verdict) == {"inclusion", "audio", "statements", "report"}
     assert "the entry says 2500 ms" in detail(verdict, "audio")
 
 
@@ -359,8 +307,10 @@ def test_entry_and_openings_rewritten_for_another_clip(made, tmp_path):
         files["entry.json"] = rfc8785.dumps(entry)
         files["openings.json"] = json.dumps(openings).encode()
 
-    verdict = verify_bundle(rewrite(made, tmp_path, swap), key=made.key)
-    assert failed(verdict) == {"inclusion"}
+    forged = rewrite(made, tmp_path, lambda files: rerender(swap, files))
+    verdict = verify_bundle(forged, key=made.key)
+    assert failed(verdict) == {"inclusion", "statements"}  # proof.json names the leaf hash
+    assert "proof.json states another leaf_hash" in detail(verdict, "statements")
 
 
 def test_entry_not_canonical(made, tmp_path):
@@ -409,16 +359,20 @@ def test_missing_members(made, tmp_path, manifest):
         return lambda files: files.pop(name)
 
     verdict = verify_bundle(rewrite(made, tmp_path, drop("proof.json"), manifest=manifest))
-    assert failed(verdict) == {"archive", "inclusion"}
+    assert failed(verdict) == {"archive", "inclusion", "statements"}
     assert "proof.json is missing" in detail(verdict, "inclusion")
 
     verdict = verify_bundle(rewrite(made, tmp_path, drop(audio_name(made)), manifest=manifest))
-    assert failed(verdict) == {"archive", "clip-commitment", "audio"}
+    # (with the manifest rewritten, no audio file is named: openings.json cannot be read)
+    lost = {"archive", "clip-commitment", "audio", "report"}
+    assert failed(verdict) == lost | ({"statements"} if manifest else set())
+    assert detail(verdict, "report").startswith("cannot check: ")
 
-    # the shipped key is not needed when one is pinned
+    # the shipped key is not needed for the signature when one is pinned, but the report
+    # shows it: without it the report cannot be checked
     no_key = rewrite(made, tmp_path, drop("verifier-key.txt"), manifest=manifest)
-    assert failed(verify_bundle(no_key, key=made.key)) == {"archive"}
-    assert failed(verify_bundle(no_key)) == {"archive", "checkpoint-signature"}
+    assert failed(verify_bundle(no_key, key=made.key)) == {"archive", "report"}
+    assert failed(verify_bundle(no_key)) == {"archive", "checkpoint-signature", "report"}
 
 
 def test_not_a_zip(made, tmp_path):

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from cli.main import cli
 from tests.support.tamper import edit_object, flip_byte
 from tests.support.vaults import CAMPAIGN, CLIENT, clip, order_meta
+from vault.ledger.checkpoint import verifier_key
+from vault.sealing import LogSigner
 
 
 @pytest.fixture
@@ -163,6 +165,18 @@ def test_export_and_verify_bundle(run, tmp_path):
     assert ok.output.startswith("VALID")
     unpinned = run("verify-bundle", str(bundle), code=8)
     assert "VALID ONLY IF THE KEY IS GENUINE" in unpinned.output
+    # "ok" means checked against a pinned key, never against the key inside the bundle
+    as_json = json.loads(run("--json", "verify-bundle", str(bundle), code=8).output)
+    assert (as_json["ok"], as_json["status"], as_json["consistent"]) == (False, "unpinned", True)
+    as_json = json.loads(run("--json", "verify-bundle", str(bundle), "--key", key).output)
+    assert (as_json["ok"], as_json["status"]) == (True, "valid")
+    assert as_json["unchecked"][0]["member"] == "manifest.json"  # created_at
+    wrong = verifier_key("evidence-vault", LogSigner.generate().public_key_bytes())
+    as_json = json.loads(run("--json", "verify-bundle", str(bundle), "--key", wrong, code=1).output)
+    assert (as_json["ok"], as_json["status"]) == (False, "invalid")
+    # a smaller audio cap than the clip: refused unread, invalid
+    capped = run("verify-bundle", str(bundle), "--key", key, "--max-audio-size", "100", code=1)
+    assert "more than the 100 bytes a bundle's audio file may have" in capped.output
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     bad = json.loads(run("--json", "verify-bundle", str(junk), "--key", key, code=1).output)

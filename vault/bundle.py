@@ -13,22 +13,32 @@ from elsewhere: the vault's verifier key (``evidence-vault log key``), given to
     proof.json               RFC 9162 inclusion proof of the entry
     checkpoint.txt           the signed checkpoint (C2SP signed note) the proof leads to
     verifier-key.txt         the vault's verifier key, as the vault says it is
-    report.html              the same facts for people; not checked, not trusted
+    report.html              the same facts for people, rendered again and compared
 
 The checks (:data:`CHECKS`) each end up in the verdict, passed or failed; malformed
-input of any kind is a failed check, never an exception.
+input of any kind is a failed check, never an exception. What no check can cover (when
+the bundle was made, signatures by keys not given) is listed as *unchecked*.
+
+A bundle is hostile input: every member's inflated size is checked against the manifest
+and a hard cap *before* anything is inflated, and the ZIP's own size fields are not
+trusted either (a member is read through a reader that stops one byte past the size the
+manifest lists and refuses it). The audio is streamed: hashed while it is read.
 
 This module imports only pure code (ledger arithmetic and text formats, the commitment
-hash, the audio probe): it runs on an auditor's machine with nothing but the bundle.
+hash, the audio probe, the report renderer): it runs on an auditor's machine with
+nothing but the bundle.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import html
 import json
 import os
 import re
+import shlex
 import tempfile
 import zipfile
 import zlib
@@ -45,10 +55,14 @@ from vault.errors import VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, parse_verifier_key
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
+from vault.report import BUNDLE_PLACEHOLDER, V1_CHECKS, ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment, plaintext_size
 
 FORMAT = "evidence-vault bundle"
-VERSION = 1
+#: 2: report.html is checked (re-rendered from the checked members, byte for byte)
+VERSION = 2
+#: versions the verifier reads; a version 1 report is re-rendered the version 1 way
+SUPPORTED_VERSIONS = (1, 2)
 
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence.json"
@@ -70,10 +84,11 @@ AUDIO_EXTENSIONS = {
     "audio/flac": ".flac",
 }
 
-#: the checks of a verdict, in order, and what each one establishes
+#: the checks of a verdict, in order, and what each one establishes. Version 2 reports
+#: list exactly this text, so changing it needs a new bundle format VERSION.
 CHECKS = {
-    "archive": "the ZIP is readable and holds exactly the files of its manifest, "
-    "each with the listed SHA-256 and size",
+    "archive": "the ZIP holds exactly the files of its manifest, under safe names, each "
+    "with the listed SHA-256 and size (sizes checked before anything is inflated)",
     "entry": "entry.json is a canonical (RFC 8785) evidence.sealed log entry of this "
     "record and client",
     "clip-commitment": "the audio file is the clip the vault sealed: its salted "
@@ -85,14 +100,47 @@ CHECKS = {
     "the checkpoint's root at the checkpoint's tree size",
     "checkpoint-signature": "the checkpoint is signed by the vault's log key",
     "checkpoint-origin": "the checkpoint is of this client's log",
+    "statements": "every field of openings.json and proof.json is what the checked members say",
+    "report": "report.html is exactly the report rendered from the checked members",
 }
 
-#: text members are small; a bigger one is refused unread (a ZIP bomb stays a failed check)
-MAX_TEXT_SIZE = 16 * 1024 * 1024
+#: the check list a report of each format version shows ("How to verify")
+REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS}
+
+#: hard caps on what a member may inflate to, whatever the manifest says: a bundle is
+#: hostile input until checked. The manifest lists a handful of files; the text members
+#: are metadata (fields of at most a few thousand characters); audio is one call segment,
+#: capped like an HTTP upload by default (``verify_bundle(max_audio_size=)`` raises it).
+MAX_MANIFEST_SIZE = 64 * 1024
+MAX_TEXT_SIZE = 4 * 1024 * 1024
+MAX_AUDIO_SIZE = 512 * 1024 * 1024
+#: the ZIP methods the exporter uses; others (bzip2, LZMA) inflate without an output
+#: bound in Python's zipfile and are refused unread
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 _CHUNK = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+#: a member name that unzips inside the target folder on every system: relative, plain
+#: characters, no "." or ".." component, no backslash or drive letter
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/?")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
+_MANIFEST_KEYS = {"format", "version", "record_id", "client", "created_at", "files"}
 #: what a damaged or hostile ZIP can raise while being read
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError)
+#: proof.json's statement of its algorithm, and openings.json's of the commitment scheme
+_AUDIO_SUFFIXES = set(AUDIO_EXTENSIONS.values())
+_CREATED_AT_UNCHECKED = (
+    "created_at, when the bundle was made (also shown in report.html), is its maker's "
+    "statement: nothing seals it"
+)
+PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"
+
+
+def openings_scheme(audio: str) -> str:
+    """openings.json's ``scheme``: how the commitments are computed, naming the members."""
+    return (
+        "commitment(salt, role, data) = hex(SHA-256(salt ‖ role ‖ 0x00 ‖ data)); "
+        f"role clip: data = {audio}, role meta: data = {EVIDENCE}"
+    )
 
 
 @dataclass(frozen=True)
@@ -107,13 +155,26 @@ class Check:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class Unchecked:
+    """Something a person can read in the bundle that no check covers, and why not."""
+
+    member: str
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"member": self.member, "detail": self.detail}
+
+
 @dataclass
 class BundleVerdict:
     """The outcome of :func:`verify_bundle`.
 
-    ``ok`` says every check passed. ``key_pinned`` says whether the signature was checked
-    against a key the caller supplied; when it is False the result is only as good as the
-    verifier key shipped inside the bundle, which whoever made the bundle chose.
+    ``consistent`` says every check passed. ``ok`` says more: consistent *and* the
+    signature was checked against a key the caller supplied (``key_pinned``). Without a
+    pinned key the result is only as good as the verifier key shipped inside the bundle,
+    which whoever made the bundle chose, so ``ok`` is then False whatever the checks say.
+    ``unchecked`` lists what a person can read in the bundle that no check covers.
     """
 
     record_id: str | None
@@ -121,10 +182,22 @@ class BundleVerdict:
     checks: list[Check] = field(default_factory=list)
     key_pinned: bool = False
     key: str | None = None
+    unchecked: list[Unchecked] = field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
+        return self.consistent and self.key_pinned
+
+    @property
+    def status(self) -> str:
+        """``valid`` (ok), ``unpinned`` (consistent, key not pinned) or ``invalid``."""
+        if not self.consistent:
+            return "invalid"
+        return "valid" if self.key_pinned else "unpinned"
 
     @property
     def failed(self) -> list[Check]:
@@ -133,29 +206,33 @@ class BundleVerdict:
     def to_dict(self) -> dict:
         return {
             "ok": self.ok,
+            "status": self.status,
+            "consistent": self.consistent,
             "record_id": self.record_id,
             "client": self.client,
             "key_pinned": self.key_pinned,
             "key": self.key,
             "checks": [c.to_dict() for c in self.checks],
+            "unchecked": [u.to_dict() for u in self.unchecked],
         }
 
     def summary(self) -> str:
-        """A verdict for people: one headline, then one line per check."""
+        """A verdict for people: one headline, one line per check, one per unchecked item."""
         lines = [self._headline()]
         lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
+        lines += [f"  [UNCHECKED] {u.member}: {u.detail}" for u in self.unchecked]
         return "\n".join(lines)
 
     def _headline(self) -> str:
         what = f"record {self.record_id or '(unknown)'} of client {self.client or '(unknown)'}"
-        if not self.ok:
+        if not self.consistent:
             names = ", ".join(c.name for c in self.failed)
             return (
                 f"INVALID: the bundle of {what} does not prove its evidence; "
                 f"{len(self.failed)} of {len(self.checks)} checks failed ({names})"
             )
         proven = (
-            f"the audio and evidence of {what} are exactly what the vault sealed, "
+            f"the audio, evidence and report of {what} are exactly what the vault sealed, "
             "and its log entry is in the signed log"
         )
         if self.key_pinned:
@@ -174,13 +251,16 @@ def audio_member(record_id: str, media_type: str) -> str:
     return f"{AUDIO_DIR}{record_id}{AUDIO_EXTENSIONS.get(media_type, '.bin')}"
 
 
-def verify_bundle(path: str | os.PathLike, key: str | None = None) -> BundleVerdict:
+def verify_bundle(
+    path: str | os.PathLike, key: str | None = None, *, max_audio_size: int = MAX_AUDIO_SIZE
+) -> BundleVerdict:
     """Check an evidence bundle offline; see :data:`CHECKS` for what is checked.
 
     ``key`` is the vault's C2SP verifier key, obtained from the vault operator out of
     band: with it the checkpoint must be signed by *that* key and the bundled
-    ``verifier-key.txt`` is ignored. Without it the bundled key is used and the verdict
-    says the key was not pinned.
+    ``verifier-key.txt`` is ignored. Without it the bundled key is used, the verdict says
+    the key was not pinned and ``ok`` is False. ``max_audio_size`` is the hard cap on the
+    audio member (bytes), whatever the manifest claims.
     """
     try:
         zf = zipfile.ZipFile(path)
@@ -189,7 +269,7 @@ def verify_bundle(path: str | os.PathLike, key: str | None = None) -> BundleVerd
         detail = "bundle is not a readable ZIP archive"
         return BundleVerdict(None, None, [Check("archive", False, detail)], key is not None, key)
     with zf, tempfile.TemporaryDirectory(prefix="evidence-bundle-") as scratch:
-        bundle = _Bundle(zf, Path(scratch))
+        bundle = _Bundle(zf, Path(scratch), max_audio_size)
         checks = [
             _run("archive", bundle.check_archive),
             _run("entry", bundle.check_entry),
@@ -199,9 +279,16 @@ def verify_bundle(path: str | os.PathLike, key: str | None = None) -> BundleVerd
             _run("inclusion", bundle.check_inclusion),
             _run("checkpoint-signature", lambda: bundle.check_signature(key)),
             _run("checkpoint-origin", bundle.check_origin),
+            _run("statements", bundle.check_statements),
+            _run("report", bundle.check_report),
         ]
         return BundleVerdict(
-            bundle.record_id(), bundle.client(), checks, key is not None, bundle.used_key
+            bundle.record_id(),
+            bundle.client(),
+            checks,
+            key is not None,
+            bundle.used_key,
+            bundle.unchecked(),
         )
 
 
@@ -266,6 +353,13 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _shown(name: Any) -> str:
+    """A member name for a message: as is when safe, else escaped (no control characters
+    from a hostile ZIP reach the terminal)."""
+    text = str(name)
+    return text if _SAFE_NAME.fullmatch(text) else ascii(text)[:120]
+
+
 # --- reading the archive -----------------------------------------------------------------
 
 
@@ -289,44 +383,149 @@ class _Audio:
     path: Path  # a scratch copy for the probe
 
 
+@dataclass(frozen=True)
+class _Limit:
+    """The most bytes a member may inflate to, and whether the manifest said so."""
+
+    size: int
+    listed: bool  # False: the manifest gives no size, this is the hard cap
+    kind: str  # "manifest", "text file", "audio file"
+
+    def exceeded_by_header(self, name: str, declared: int) -> str:
+        if self.listed:
+            return (
+                f"{name} inflates to {declared} bytes by its ZIP header, not the "
+                f"{self.size} bytes {MANIFEST} lists: refused unread"
+            )
+        return (
+            f"{name} inflates to {declared} bytes by its ZIP header, more than the "
+            f"{self.size} bytes a bundle's {self.kind} may have: refused unread"
+        )
+
+    def exceeded_by_data(self, name: str) -> str:
+        where = f"{MANIFEST} lists" if self.listed else f"a bundle's {self.kind} may have"
+        return (
+            f"{name} inflates past the {self.size} bytes {where} (its ZIP header "
+            f"understates it): refused after {self.size} bytes"
+        )
+
+
 class _Bundle:
     """A bundle being checked: members are read once, on demand; parse errors are _Fail."""
 
-    def __init__(self, zf: zipfile.ZipFile, scratch: Path) -> None:
+    def __init__(self, zf: zipfile.ZipFile, scratch: Path, max_audio_size: int) -> None:
         self._zf = zf
         self._scratch = scratch
+        self._max_audio = max_audio_size
+        names = zf.namelist()
+        # a second copy of a name: different tools would show different files
+        self._doubles = sorted({n for n in names if names.count(n) > 1})
         self._members: dict[str, _Member | _Fail] = {}
         self._audio: _Audio | _Fail | None = None
+        self._unchecked: dict[tuple[str, str], None] = {}  # ordered set
         self.used_key: str | None = None
+
+    def unchecked(self) -> list[Unchecked]:
+        found = list(self._unchecked)
+        try:
+            if "created_at" in self.manifest():
+                found.insert(0, (MANIFEST, _CREATED_AT_UNCHECKED))
+        except _Fail:
+            pass
+        return [Unchecked(member, detail) for member, detail in found]
+
+    def _not_checked(self, member: str, detail: str) -> None:
+        self._unchecked[(member, detail)] = None
 
     # -- members ----------------------------------------------------------------------
 
     def _info(self, name: str) -> zipfile.ZipInfo:
+        if not _SAFE_NAME.fullmatch(name):
+            raise _Fail(f"{_shown(name)} is not a safe file name: refused")
+        if name in self._doubles:
+            raise _Fail(f"the ZIP holds more than one file named {name}: refused")
         try:
             return self._zf.getinfo(name)
         except KeyError:
             raise _Fail(f"{name} is missing from the bundle") from None
 
+    def _limit(self, name: str) -> _Limit:
+        if name == MANIFEST:
+            return _Limit(MAX_MANIFEST_SIZE, False, "manifest")
+        audio = name.startswith(AUDIO_DIR)
+        cap, kind = (self._max_audio, "audio file") if audio else (MAX_TEXT_SIZE, "text file")
+        try:
+            listed = _get(self.manifest()["files"], name, "size")
+        except _Fail:
+            listed = None
+        if not _is_count(listed):
+            return _Limit(cap, False, kind)
+        if listed > cap:
+            raise _Fail(
+                f"{MANIFEST} lists {listed} bytes for {name}, more than the {cap} bytes a "
+                f"bundle's {kind} may have: refused unread"
+            )
+        sealed = self._sealed_clip_size() if audio else None
+        if sealed is not None and listed != sealed:
+            raise _Fail(
+                f"{MANIFEST} lists {listed} bytes for {name}, but the clip sealed in "
+                f"{ENTRY} has {sealed}: refused unread"
+            )
+        return _Limit(listed, True, kind)
+
+    def _sealed_clip_size(self) -> int | None:
+        """The clip's size by the entry, if the entry can tell (its own check says if not)."""
+        try:
+            sealed = _get(self.entry(), "body", "objects", "clip", "size")
+            return plaintext_size(sealed) if _is_count(sealed) else None
+        except (_Fail, VaultError):
+            return None
+
+    def _inflate(self, name: str) -> Iterator[bytes]:
+        """The bytes of ``name`` in chunks, never more than its :class:`_Limit`.
+
+        Sizes are checked before anything is inflated, and the ZIP's own size field is
+        not trusted: the reader is told the member is one byte longer than allowed, so a
+        member whose data runs past the limit shows itself and is refused there.
+        """
+        info = self._info(name)
+        limit = self._limit(name)
+        if info.compress_type not in _METHODS:
+            raise _Fail(
+                f"{name} uses ZIP compression method {info.compress_type}; a bundle's files "
+                "are stored or deflated: refused unread"
+            )
+        if info.flag_bits & 0x1:
+            raise _Fail(f"{name} is encrypted in the ZIP: refused unread")
+        if info.file_size > limit.size or (limit.listed and info.file_size != limit.size):
+            raise _Fail(limit.exceeded_by_header(name, info.file_size))
+        bounded = copy.copy(info)
+        bounded.file_size = limit.size + 1
+        # zipfile checks the CRC when it reaches that size, which would turn "too long"
+        # into "damaged"; the content is checked by SHA-256 against the manifest anyway
+        del bounded.CRC
+        total = 0
+        try:
+            with self._zf.open(bounded) as src:
+                while chunk := src.read(min(_CHUNK, limit.size + 1 - total)):
+                    total += len(chunk)
+                    if total > limit.size:
+                        raise _Fail(limit.exceeded_by_data(name))
+                    yield chunk
+        except _ZIP_ERRORS:
+            raise _Fail(f"{name} cannot be read from the ZIP archive (damaged)") from None
+
     def _read(self, name: str) -> _Member:
         if name not in self._members:
             try:
-                self._members[name] = self._read_text(name)
+                data = b"".join(self._inflate(name))
+                self._members[name] = _Member(hashlib.sha256(data).hexdigest(), len(data), data)
             except _Fail as exc:
                 self._members[name] = exc
         got = self._members[name]
         if isinstance(got, _Fail):
             raise _Fail(str(got))
         return got
-
-    def _read_text(self, name: str) -> _Member:
-        info = self._info(name)
-        if info.file_size > MAX_TEXT_SIZE:
-            raise _Fail(f"{name} is too large ({info.file_size} bytes) to be a bundle file")
-        try:
-            data = self._zf.read(info)
-        except _ZIP_ERRORS:
-            raise _Fail(f"{name} cannot be read from the ZIP archive (damaged)") from None
-        return _Member(hashlib.sha256(data).hexdigest(), len(data), data)
 
     def data(self, name: str) -> bytes:
         member = self._read(name)
@@ -337,7 +536,7 @@ class _Bundle:
         manifest = _strict_json(self.data(MANIFEST), MANIFEST)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise _Fail(f"{MANIFEST} is not the manifest of an evidence bundle")
-        if manifest.get("version") != VERSION:
+        if manifest.get("version") not in SUPPORTED_VERSIONS:
             raise _Fail(f"bundle format version {manifest.get('version')!r} is not supported")
         if not isinstance(manifest.get("files"), dict):
             raise _Fail(f"{MANIFEST} lists no files")
@@ -366,27 +565,28 @@ class _Bundle:
     def _read_audio(self) -> _Audio:
         """One streaming pass: SHA-256, size, salted commitment and a scratch copy."""
         name = self.audio_name()
-        info = self._info(name)
         try:
             salt: bytes | None = self.salt()
         except _Fail:
             salt = None
         digest = hashlib.sha256()
         commit = CommitmentHasher(salt, "clip") if salt else None
-        copy = self._scratch / ("clip" + Path(name).suffix)
+        suffix = Path(name).suffix
+        copy_path = self._scratch / ("clip" + (suffix if suffix in _AUDIO_SUFFIXES else ".bin"))
         size = 0
         try:
-            with self._zf.open(info) as src, copy.open("wb") as dst:
-                while chunk := src.read(_CHUNK):
+            with copy_path.open("wb") as dst:
+                for chunk in self._inflate(name):
                     digest.update(chunk)
                     if commit:
                         commit.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
-        except _ZIP_ERRORS:
-            raise _Fail(f"{name} cannot be read from the ZIP archive (damaged)") from None
+        except _Fail:
+            copy_path.unlink(missing_ok=True)  # a refused member leaves nothing behind
+            raise
         clip = commit.hexdigest() if commit else None
-        return _Audio(name, digest.hexdigest(), size, clip, copy)
+        return _Audio(name, digest.hexdigest(), size, clip, copy_path)
 
     # -- parsed members ---------------------------------------------------------------
 
@@ -454,26 +654,61 @@ class _Bundle:
 
     def check_archive(self) -> str:
         names = self._zf.namelist()
-        doubles = sorted({n for n in names if names.count(n) > 1})
-        if doubles:
-            # a second copy of a name: different tools would show different files
-            raise _Fail(f"the ZIP holds more than one file named {', '.join(doubles)}")
-        manifest = self.manifest()
+        problems = self._zip_problems()
+        try:
+            manifest = self.manifest()
+        except _Fail as exc:
+            raise _Fail("; ".join([*problems, str(exc)])) from None
+        problems += self._manifest_fields(manifest)
         listed: dict = manifest["files"]
-        expected = {*TEXT_MEMBERS, self.audio_name()}
-        problems = [f"{n} is missing" for n in sorted(expected - set(names))]
+        unsafe = {n for n in [*names, *listed] if not _SAFE_NAME.fullmatch(str(n))}
+        problems += [
+            f"{_shown(n)} is not a safe file name (absolute, with '..', or with characters "
+            "a bundle never uses): refused"
+            for n in sorted(unsafe, key=str)
+        ]
+        expected = set(TEXT_MEMBERS)
+        try:
+            audio: str | None = self.audio_name()
+            expected.add(audio)
+        except _Fail as exc:
+            audio = None
+            problems.append(str(exc))
+        problems += [f"{n} is missing" for n in sorted(expected - set(names))]
         problems += [f"{n} is not listed in the manifest" for n in sorted(expected - set(listed))]
-        unexpected = sorted(set(names) - expected - {MANIFEST}) + sorted(set(listed) - expected)
-        problems += [f"unexpected file {n}" for n in dict.fromkeys(unexpected)]
+        unexpected = sorted(set(names) - expected - {MANIFEST} - unsafe)
+        unexpected += sorted(set(listed) - expected - unsafe, key=str)
+        problems += [f"unexpected file {_shown(n)}" for n in dict.fromkeys(unexpected)]
         for name in sorted(expected & set(names) & set(listed)):
             problems += self._compare(name, listed[name])
         record = manifest.get("record_id")
-        audio = self.audio_name()
-        if isinstance(record, str) and not audio.startswith(f"{AUDIO_DIR}{record}."):
-            problems.append(f"the audio file {audio} is not named for record {record}")
+        if audio and isinstance(record, str) and not audio.startswith(f"{AUDIO_DIR}{record}."):
+            problems.append(f"the audio file {_shown(audio)} is not named for record {record}")
         if problems:
             raise _Fail("; ".join(problems))
         return f"{len(names)} files, each matching the SHA-256 and size in {MANIFEST}"
+
+    def _zip_problems(self) -> list[str]:
+        """What is wrong with the ZIP itself: a name twice, text no check covers."""
+        problems = [f"the ZIP holds more than one file named {n}" for n in self._doubles]
+        if self._zf.comment:
+            problems.append(f"the ZIP carries a comment ({len(self._zf.comment)} bytes)")
+        problems += [
+            f"{_shown(i.filename)} carries a ZIP comment" for i in self._zf.infolist() if i.comment
+        ]
+        return problems
+
+    @staticmethod
+    def _manifest_fields(manifest: dict) -> list[str]:
+        """No field a person could read beyond the known ones, each of its type."""
+        problems = [
+            f"{MANIFEST} has the unknown field {_shown(k)}"
+            for k in sorted(set(manifest) - _MANIFEST_KEYS, key=str)
+        ]
+        created = manifest.get("created_at")
+        if not (isinstance(created, str) and _TIME.fullmatch(created)):
+            problems.append(f"created_at in {MANIFEST} is not a UTC time")
+        return problems
 
     def _compare(self, name: str, want: Any) -> list[str]:
         try:
@@ -619,6 +854,18 @@ class _Bundle:
             detail += f"; note: {VERIFIER_KEY} is missing or unreadable"
         elif key is not None and bundled != verifier.key_string():
             detail += f"; note: {VERIFIER_KEY} names another key, which was ignored"
+            self._not_checked(
+                VERIFIER_KEY,
+                "names another key than the pinned one (also shown in report.html); it was "
+                "ignored: trust only the key you pinned",
+            )
+        others = _other_signatures(self.note(), verifier)
+        if others:
+            self._not_checked(
+                CHECKPOINT,
+                f"{others} signature line(s) by other keys than {verifier} were not checked: "
+                "they prove nothing unless you check them with their keys",
+            )
         return detail
 
     def _bundled_key(self) -> str | None:
@@ -634,6 +881,148 @@ class _Bundle:
         if not isinstance(log, str) or not cp.origin.endswith(f"/{log}"):
             raise _Fail(f"the checkpoint is of log {cp.origin!r}, not of client {log!r}")
         return f"origin {cp.origin}"
+
+    def check_statements(self) -> str:
+        """openings.json and proof.json hold nothing but what the checked members say."""
+        with _needs():
+            entry, raw, cp = self.entry(), self.data(ENTRY), self.checkpoint()
+            audio = self.audio_name()
+        openings = self.openings()
+        proof = _strict_json(self.data(PROOF), PROOF)
+        if not isinstance(proof, dict):
+            raise _Fail(f"{PROOF} is not a JSON object")
+        problems = _differences(
+            OPENINGS,
+            openings,
+            {
+                "record_id": entry.get("record"),
+                "salt": openings.get("salt"),  # checked by opening the commitments
+                "commitments": _get(entry, "body", "commitments"),
+                "scheme": openings_scheme(audio),
+            },
+        )
+        problems += _differences(
+            PROOF,
+            proof,
+            {
+                "log": entry.get("log"),
+                "record_id": entry.get("record"),
+                "leaf_index": entry.get("seq"),
+                "leaf_hash": leaf_hash(raw).hex(),
+                "tree_size": cp.size,
+                "root_hash": cp.root.hex(),
+                "hashes": proof.get("hashes"),  # checked by the inclusion proof
+                "algorithm": PROOF_ALGORITHM,
+            },
+        )
+        if problems:
+            raise _Fail("; ".join(problems))
+        return f"every field of {OPENINGS} and {PROOF} agrees with {ENTRY} and {CHECKPOINT}"
+
+    def check_report(self) -> str:
+        with _needs():
+            facts = self._report_facts()
+        got = self.data(REPORT)
+        want = render_report(facts).encode()
+        if hmac.compare_digest(got, want):
+            return f"{REPORT} is exactly the report rendered from the checked members"
+        raise _Fail(
+            f"{REPORT} does not show what the bundle's checked members prove: it differs "
+            f"from the report rendered from them {_section_of_difference(got, want)}; do not "
+            "rely on it"
+        )
+
+    def _report_facts(self) -> ReportFacts:
+        """What the report shows, from the members the other checks cover."""
+        manifest, entry, raw = self.manifest(), self.entry(), self.data(ENTRY)
+        version = manifest["version"]
+        evidence, audio, cp = self.data(EVIDENCE), self.audio(), self.checkpoint()
+        try:
+            note = self.note().decode("utf-8")
+            shipped = self.data(VERIFIER_KEY).decode("utf-8").removesuffix("\n")
+        except UnicodeDecodeError:
+            raise _Fail(f"{CHECKPOINT} or {VERIFIER_KEY} is not UTF-8 text") from None
+        return ReportFacts(
+            version=version,
+            record_id=entry["record"],
+            document=_strict_json(evidence, EVIDENCE),
+            entry=raw,
+            salt=self.salt().hex(),
+            audio_name=audio.name,
+            audio_sha256=audio.sha256,
+            audio_size=audio.size,
+            evidence_sha256=hashlib.sha256(evidence).hexdigest(),
+            log=entry["log"],
+            seq=entry["seq"],
+            tree_size=cp.size,
+            root_hash=cp.root.hex(),
+            leaf_hash=leaf_hash(raw).hex(),
+            checkpoint=note,
+            verifier_key=shipped,
+            created_at=manifest["created_at"],
+            checks=REPORT_CHECKS[version],
+            bundle_name=BUNDLE_PLACEHOLDER if version > 1 else self._v1_bundle_name(),
+        )
+
+    def _v1_bundle_name(self) -> str:
+        """Version 1 reports name the file as exported, in their verify command."""
+        page = self.data(REPORT).decode("utf-8", "replace")
+        found = _V1_COMMAND.search(page)
+        try:
+            words = shlex.split(html.unescape(found.group(1))) if found else []
+        except ValueError:
+            words = []
+        if len(words) != 1:
+            raise _Fail(f"{REPORT} has no verify command naming the bundle")
+        self._not_checked(
+            REPORT,
+            "the bundle's file name in its verify command (format 1 reports name the file "
+            "as exported; nothing seals it)",
+        )
+        return words[0]
+
+
+_V1_COMMAND = re.compile(r"<pre>evidence-vault verify-bundle (.*?) --key &quot;\$VAULT_KEY&quot;")
+
+
+def _differences(member: str, got: dict, want: dict) -> list[str]:
+    """One problem per field of ``got`` that is not ``want``'s, missing, or unknown."""
+    problems = [
+        f"{member} lacks {k}"
+        if k not in got
+        else f"{member} states another {k} than the checked members"
+        for k in want
+        if k not in got or got[k] != want[k]
+    ]
+    unknown = sorted(set(got) - set(want), key=str)
+    problems += [f"{member} has the unknown field {_shown(k)}" for k in unknown]
+    return problems
+
+
+def _section_of_difference(got: bytes, want: bytes) -> str:
+    """Where two renderings first differ, as the title of the section in ``want`` (our own
+    text: nothing from the bundle is echoed)."""
+    at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+    if at is None:
+        at = min(len(got), len(want))
+    start = want.rfind(b"<h2", 0, at + 1)
+    title = re.match(rb"<h2[^>]*>(.*?)</h2>", want[start:]) if start >= 0 else None
+    if title is None:
+        return "before its first section"
+    return f'in the section "{html.unescape(title.group(1).decode("utf-8"))}"'
+
+
+def _other_signatures(note: bytes, verifier: Verifier) -> int:
+    """How many signature lines of a (verified) note are not by ``verifier``."""
+    split = note.rfind(b"\n\n")
+    text, lines = note[: split + 1], note[split + 2 :].splitlines()
+    others = 0
+    for line in lines:
+        try:
+            open_note(text + b"\n" + line + b"\n", [verifier])
+        except NoteError:
+            others += 1
+    return others
 
 
 def _parse_key(text: str, what: str) -> Verifier:

@@ -13,10 +13,8 @@ so memory stays bounded whatever the clip's length.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
-import shlex
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +28,7 @@ from vault import bundle as layout
 from vault.db import LogEntry, Record, read_session
 from vault.errors import VaultError
 from vault.ledger.entry import format_time
+from vault.report import ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment
 from vault.services.checkpoints import InclusionProof, inclusion_for_record, log_verifier_key
 from vault.services.context import VaultContext
@@ -93,7 +92,7 @@ def export_bundle(
             layout.CHECKPOINT: contents.proof.checkpoint.encode(),
             layout.VERIFIER_KEY: (contents.verifier_key + "\n").encode(),
         }
-        texts[layout.REPORT] = render_report(contents, audio, texts, target.name).encode()
+        texts[layout.REPORT] = _report(contents, audio, texts)
         written = [audio] + [_write_text(zf, n, d, contents.created_at) for n, d in texts.items()]
         _write_text(zf, layout.MANIFEST, _json(_manifest(contents, written)), contents.created_at)
     return target
@@ -189,9 +188,7 @@ def _openings(c: _Contents) -> dict:
         "record_id": c.rec.id,
         "salt": c.salt.hex(),
         "commitments": c.body["commitments"],
-        "scheme": "commitment(salt, role, data) = hex(SHA-256(salt ‖ role ‖ 0x00 ‖ data)); "
-        f"role clip: data = {layout.audio_member(c.rec.id, c.rec.media_type)}, "
-        f"role meta: data = {layout.EVIDENCE}",
+        "scheme": layout.openings_scheme(layout.audio_member(c.rec.id, c.rec.media_type)),
     }
 
 
@@ -204,7 +201,7 @@ def _proof(p: InclusionProof) -> dict:
         "tree_size": p.tree_size,
         "root_hash": p.root_hash,
         "hashes": p.hashes,
-        "algorithm": "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)",
+        "algorithm": layout.PROOF_ALGORITHM,
     }
 
 
@@ -221,187 +218,27 @@ def _manifest(c: _Contents, written: list[_Written]) -> dict:
 
 # --- the human-readable report -----------------------------------------------------------
 
-_STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 60em; margin: 2em auto;
-       padding: 0 1em; color: #111; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em;
-     border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; vertical-align: top; padding: .25em .6em .25em 0; }
-th { width: 16em; font-weight: 600; }
-code, pre, .hash { font-family: ui-monospace, monospace; font-size: .9em;
-                   overflow-wrap: anywhere; }
-pre { background: #f4f4f4; padding: .6em; white-space: pre-wrap; }
-.note { background: #fff8dc; padding: .6em; border-left: 4px solid #d4a017; }
-"""
 
-
-def render_report(c: _Contents, audio: _Written, texts: dict[str, bytes], bundle: str) -> str:
-    """A self-contained HTML page: no scripts, no external resources, every value escaped."""
-    ev, facts = c.document.get("evidence", {}), c.document.get("audio", {})
-    sections = [
-        ("Who was called", _called(ev)),
-        ("When", _when(ev, c)),
-        ("Campaign and order", _order(ev)),
-        ("Consent", _consent(ev)),
-        ("Identity confirmation", _identity(ev)),
-        ("Declaration of intent", _intent(ev)),
-        ("Withdrawal notice", [("Span in the clip", _span(ev.get("withdrawal_notice_span_ms")))]),
-        ("Audio", _audio(facts, audio)),
-        ("Hashes and commitments", _hashes(c, audio, texts)),
-        ("Position in the log", _position(c)),
-    ]
-    body = "".join(f"<h2>{_e(title)}</h2>{_table(rows)}" for title, rows in sections)
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        # even if a value slipped through unescaped, nothing could load or run
-        "<meta http-equiv='Content-Security-Policy' "
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-        f"<title>Evidence bundle {_e(c.rec.id)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Evidence of record <code>{_e(c.rec.id)}</code></h1>"
-        "<p class='note'>This report is a readable copy of the evidence in this bundle. It "
-        "is not itself signed: what proves the evidence are the other files, checked as "
-        "described under <a href='#verify'>How to verify</a>. The bundle contains personal "
-        "data; handle it accordingly.</p>"
-        f"{body}{_checkpoint(c)}{_how_to_verify(c, bundle)}</body></html>\n"
+def _report(c: _Contents, audio: _Written, texts: dict[str, bytes]) -> bytes:
+    """report.html, from exactly the facts the offline verifier renders it from again."""
+    facts = ReportFacts(
+        version=layout.VERSION,
+        record_id=c.rec.id,
+        document=c.document,
+        entry=c.entry,
+        salt=c.salt.hex(),
+        audio_name=audio.name,
+        audio_sha256=audio.sha256,
+        audio_size=audio.size,
+        evidence_sha256=hashlib.sha256(texts[layout.EVIDENCE]).hexdigest(),
+        log=c.proof.client,
+        seq=c.proof.seq,
+        tree_size=c.proof.tree_size,
+        root_hash=c.proof.root_hash,
+        leaf_hash=c.proof.leaf_hash,
+        checkpoint=c.proof.checkpoint,
+        verifier_key=c.verifier_key,
+        created_at=format_time(c.created_at),
+        checks=layout.REPORT_CHECKS[layout.VERSION],
     )
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
-
-
-def _seconds(ms: Any) -> str:
-    return f"{ms / 1000:.3f} s" if isinstance(ms, int) else "—"
-
-
-def _span(span: Any) -> str:
-    if not (isinstance(span, list) and len(span) == 2):
-        return "not marked"
-    start, end = span
-    return f"{_seconds(start)} to {_seconds(end)} into the clip ({_seconds(end - start)})"
-
-
-def _called(ev: dict) -> list[tuple[str, Any]]:
-    confirmed = ev.get("identity", {}).get("confirmed", {})
-    rows: list[tuple[str, Any]] = [("Phone number", ev.get("callee", {}).get("phone", "—"))]
-    rows += [(f"Confirmed {k.replace('_', ' ')}", v) for k, v in sorted(confirmed.items())]
-    return rows
-
-
-def _when(ev: dict, c: _Contents) -> list[tuple[str, Any]]:
-    return [
-        ("Recorded at (UTC)", ev.get("recorded_at", "—")),
-        ("Sealed in the vault at (UTC)", json.loads(c.entry)["time"]),
-        ("Kept until (UTC)", c.body.get("retain_until", "—")),
-        ("Bundle made at (UTC)", format_time(c.created_at)),
-    ]
-
-
-def _order(ev: dict) -> list[tuple[str, Any]]:
-    return [
-        ("Client", ev.get("client", "—")),
-        ("Campaign", ev.get("campaign", "—")),
-        ("Order reference", ev.get("order_ref", "—")),
-        ("Call id / segment", f"{ev.get('call_id', '—')} / {ev.get('segment', '—')}"),
-        ("Agent", ev.get("agent_id", "—")),
-    ]
-
-
-def _consent(ev: dict) -> list[tuple[str, Any]]:
-    consent = ev.get("consent", {})
-    rows: list[tuple[str, Any]] = [
-        ("Consent to recording at", f"{_seconds(consent.get('recording_at_ms'))} into the clip")
-    ]
-    advertising = consent.get("advertising")
-    if advertising:
-        rows += [
-            ("Advertising consent: source", advertising.get("source", "—")),
-            ("Advertising consent: obtained at", advertising.get("obtained_at", "—")),
-            ("Advertising consent: reference", advertising.get("reference", "—")),
-        ]
-    return rows
-
-
-def _identity(ev: dict) -> list[tuple[str, Any]]:
-    identity = ev.get("identity", {})
-    return [
-        ("Method", identity.get("method", "—")),
-        ("Confirmed", ", ".join(sorted(identity.get("confirmed", {}))) or "—"),
-        ("Span in the clip", _span(identity.get("span_ms"))),
-    ]
-
-
-def _intent(ev: dict) -> list[tuple[str, Any]]:
-    intent = ev.get("intent", {})
-    return [
-        ("Product", intent.get("product", "—")),
-        ("Price", intent.get("price", "—")),
-        ("Term", intent.get("term", "—")),
-        ("Statement", intent.get("statement", "—")),
-        ("Span in the clip", _span(intent.get("span_ms"))),
-    ]
-
-
-def _audio(facts: dict, audio: _Written) -> list[tuple[str, Any]]:
-    return [
-        ("File in this bundle", audio.name),
-        ("Media type / codec", f"{facts.get('media_type', '—')} / {facts.get('codec', '—')}"),
-        ("Duration", _seconds(facts.get("duration_ms"))),
-        ("Sample rate / channels", f"{facts.get('sample_rate', '—')} Hz / {facts.get('channels')}"),
-        ("Size", f"{audio.size} bytes"),
-    ]
-
-
-def _hashes(c: _Contents, audio: _Written, texts: dict[str, bytes]) -> list[tuple[str, Any]]:
-    commitments = c.body["commitments"]
-    return [
-        ("SHA-256 of the audio file", audio.sha256),
-        (f"SHA-256 of {layout.EVIDENCE}", hashlib.sha256(texts[layout.EVIDENCE]).hexdigest()),
-        ("Commitment to the audio (in the log)", commitments["clip"]),
-        ("Commitment to the evidence (in the log)", commitments["meta"]),
-        ("Commitment salt", c.salt.hex()),
-        ("Log entry hash (Merkle leaf)", c.proof.leaf_hash),
-    ]
-
-
-def _position(c: _Contents) -> list[tuple[str, Any]]:
-    return [
-        ("Log (client)", c.proof.client),
-        ("Entry number (seq)", c.proof.seq),
-        ("Checkpoint tree size", c.proof.tree_size),
-        ("Checkpoint root hash", c.proof.root_hash),
-        ("Vault's verifier key (as shipped)", c.verifier_key),
-    ]
-
-
-def _checkpoint(c: _Contents) -> str:
-    return f"<h2>Signed checkpoint</h2><pre>{_e(c.proof.checkpoint)}</pre>"
-
-
-def _how_to_verify(c: _Contents, bundle: str) -> str:
-    command = f'evidence-vault verify-bundle {shlex.quote(bundle)} --key "$VAULT_KEY"'
-    checks = "".join(
-        f"<li><code>{_e(name)}</code>: {_e(meaning)}</li>"
-        for name, meaning in layout.CHECKS.items()
-    )
-    return (
-        "<h2 id='verify'>How to verify</h2>"
-        "<p>Obtain the vault's verifier key from the vault operator through a channel you "
-        "trust (they print it with <code>evidence-vault log key</code>), put it in "
-        "<code>VAULT_KEY</code>, and run, on any machine, without access to the vault:</p>"
-        f"<pre>{_e(command)}</pre>"
-        "<p>Compare the key you obtained with the one shipped in this bundle "
-        f"(<code>{_e(c.verifier_key)}</code>): do not just copy it from here — whoever "
-        "handed you the bundle could have replaced both. Without <code>--key</code> the "
-        "check uses the shipped key and says so.</p>"
-        f"<p>Every check must pass:</p><ul>{checks}</ul>"
-        "<p>Each check can also be redone with standard tools: the formats are in the "
-        "vault's <code>docs/formats.md</code> (sections “Commitment”, “Log entries”, "
-        "“Merkle tree”, “Checkpoints” and “Evidence bundle”).</p>"
-    )
+    return render_report(facts).encode()
