@@ -32,12 +32,14 @@ from vault.config import S3Settings, Settings, apply_env, load_settings, resolve
 from vault.errors import (
     ConfigError,
     Conflict,
+    FieldError,
     InvalidAudio,
     InvalidEvidence,
     NotFound,
     PermissionDenied,
     VaultError,
 )
+from vault.inputs import InvalidText, text_problem
 from vault.services.context import create_vault
 
 EXIT_UNPINNED = 8
@@ -65,8 +67,38 @@ def _exit_code(exc: VaultError) -> int:
     return EXIT_FAILURE
 
 
+class _Command(click.Command):
+    """Refuses control characters and lone surrogates in every text option and argument.
+
+    A NUL in ``--reason`` cannot be stored on PostgreSQL, an ESC sequence in a label
+    rewrites the next operator's terminal, and bytes that are not UTF-8 reach Python as
+    lone surrogates (:mod:`vault.inputs`): exit 3, naming the option, never the value.
+    """
+
+    def invoke(self, ctx: click.Context):
+        errors = []
+        for param in self.params:
+            value = ctx.params.get(param.name or "")
+            for item in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(item, str) and (problem := text_problem(item, multiline=True)):
+                    errors.append(FieldError(_param_name(param), problem))
+                    break
+        if errors:
+            raise InvalidText(errors, hint="correct the listed options and run it again")
+        return super().invoke(ctx)
+
+
+def _param_name(param: click.Parameter) -> str:
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
 class _Group(click.Group):
     """Turns VaultErrors into a clear message (or JSON) and a documented exit code."""
+
+    command_class = _Command
+    group_class = type  # subgroups are _Groups: their commands are checked too
 
     def invoke(self, ctx: click.Context):
         try:

@@ -22,6 +22,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration; tests check it against Alembic's own head
 SCHEMA_HEAD = "0004"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: statement parameters hold names, birth dates, phone hashes and hold reasons: an error's
+#: text (logged with its traceback) must show the statement, never its values
+_QUIET = {"hide_parameters": True}
 
 
 def open_engine(url: str) -> Engine:
@@ -30,7 +33,7 @@ def open_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **_QUIET)
     raise ConfigError(
         "unsupported database URL scheme",
         hint="use sqlite:///path/vault.db or postgresql+psycopg://user@host/db",
@@ -38,7 +41,9 @@ def open_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **_QUIET
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,12 +27,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
 from vault.errors import VaultError
-from vault.http import problems
+from vault.http import guard, problems
 from vault.services.context import VaultContext
 from vault.services.tokens import Principal, authenticate
 
 log = logging.getLogger("vault.http")
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _bearer = HTTPBearer(auto_error=False, description="An API token: `evt1_...`")
 
 
@@ -75,6 +77,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         description="Sealed, hash-chained evidence of recorded order segments. "
         "Errors are RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
+        dependencies=[Depends(guard.refuse_bad_text)],
     )
     if ctx is not None:
         app.state.ctx = ctx
@@ -131,13 +134,15 @@ async def _access_log(request: Request, call_next):
     Paths hold only ids; query strings and bodies may hold PII (phone numbers, names), so
     they are never logged.
     """
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    request_id = request.headers.get("x-request-id", "")
+    if not _REQUEST_ID.fullmatch(request_id):  # echoed in the log and the answer
+        request_id = uuid.uuid4().hex[:16]
     started = time.perf_counter()
     status = 500
     try:
         response = await call_next(request)
         status = response.status_code
-        response.headers["X-Request-Id"] = request_id[:64]
+        response.headers["X-Request-Id"] = request_id
         return response
     finally:
         who = getattr(request.state, "principal", None)
@@ -149,5 +154,5 @@ async def _access_log(request: Request, call_next):
             (time.perf_counter() - started) * 1000,
             who.name if who else "-",
             os.getpid(),
-            request_id[:64],
+            request_id,
         )

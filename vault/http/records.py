@@ -38,6 +38,7 @@ from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, No
 from vault.evidence import Evidence, normalise_phone, parse_evidence
 from vault.http import problems
 from vault.http.app import Caller, Ctx
+from vault.http.problems import InvalidRequest
 from vault.ledger.entry import entry_hash
 from vault.sealing import WrappedKey, ciphertext_size, decrypt_range, object_aad
 from vault.sealing.stream import HEADER_SIZE, SEGMENT_SIZE
@@ -242,7 +243,7 @@ async def upload(
         )
     limit = int(getattr(request.app.state, "max_upload_bytes", MAX_UPLOAD_BYTES))
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and _declared_length(length) > limit:
         return _too_large(limit)
     raw = _decode_metadata(evidence_metadata)
     await run_in_threadpool(_check_evidence, ctx, principal, raw)
@@ -270,6 +271,14 @@ async def upload(
     return JSONResponse(body, status_code=200 if receipt.duplicate else 201)
 
 
+def _declared_length(header: str) -> int:
+    """Content-Length as a number (0 when it is none); the streamed count decides anyway."""
+    text = header.strip()
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit
+        return 0
+    return _position(text)
+
+
 def _accepted_media_type(declared: str) -> str | None:
     if "/" not in declared.split(";", 1)[0]:
         return None
@@ -286,12 +295,6 @@ def _too_large(limit: int) -> JSONResponse:
         f"the upload is larger than the limit of {limit} bytes",
         hint="split the recording into segments below the limit",
     )
-
-
-class InvalidRequest(InvalidEvidence):
-    """A malformed header: a 422 problem with field errors, of kind ``invalid-request``."""
-
-    kind = "invalid-request"
 
 
 def _request_error(field: str, message: str) -> InvalidRequest:
@@ -574,20 +577,34 @@ def _parse_range(value: str, total: int) -> tuple[int, int] | str | None:
     unit, _, spec = value.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    m = re.fullmatch(r"\s*(\d*)\s*-\s*(\d*)\s*", spec)
+    m = re.fullmatch(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*", spec)
     if not m or (not m[1] and not m[2]):
         return None
     if not m[1]:  # suffix: the last n bytes
-        n = int(m[2])
+        n = _position(m[2])
         if n == 0 or total == 0:
             return "unsatisfiable"
         return max(0, total - n), total - 1
-    first = int(m[1])
-    if m[2] and int(m[2]) < first:
+    first = _position(m[1])
+    if m[2] and _position(m[2]) < first:
         return None  # invalid: ignored
     if first >= total:
         return "unsatisfiable"
-    return first, min(int(m[2]) if m[2] else total - 1, total - 1)
+    return first, min(_position(m[2]) if m[2] else total - 1, total - 1)
+
+
+#: more digits than any clip's size has: the value only matters as "beyond the end"
+_POSITION_DIGITS = 18
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header; any absurdly long number counts as 10**18.
+
+    Python refuses to convert numbers of more than 4,300 digits (a 500 before); a
+    position beyond every clip answers the same whatever its exact value.
+    """
+    digits = digits.lstrip("0") or "0"
+    return 10**_POSITION_DIGITS if len(digits) > _POSITION_DIGITS else int(digits)
 
 
 def _decrypt_span(ctx: VaultContext, rec: Record, offset: int, length: int) -> Iterator[bytes]:
