@@ -34,9 +34,7 @@ class InvalidText(InvalidEvidence):
     kind = "invalid-request"
 
     def __init__(self, errors: list[FieldError], *, hint: str | None = None) -> None:
-        super().__init__(
-            errors, hint=hint or "remove control characters from the listed fields"
-        )
+        super().__init__(errors, hint=hint or "remove control characters from the listed fields")
         self.message = "the input is invalid: " + "; ".join(str(e) for e in self.errors)
         self.args = (self.message,)
 

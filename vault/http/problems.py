@@ -37,6 +37,7 @@ class InvalidRequest(InvalidEvidence):
 
     kind = "invalid-request"
 
+
 #: (error class, HTTP status), most specific first
 STATUS: list[tuple[type[VaultError], int]] = [
     (Shredded, 410),
