@@ -13,9 +13,11 @@ import logging
 import os
 import re
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -140,7 +142,13 @@ async def _access_log(request: Request, call_next):
     started = time.perf_counter()
     status = 500
     try:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            # answered and logged here, not by the server: its traceback would print the
+            # exception's text, and a database's (PostgreSQL's DETAIL) may quote a value
+            _log_failure(exc, request_id)
+            response = await problems.unexpected_error(request, exc)
         status = response.status_code
         response.headers["X-Request-Id"] = request_id
         return response
@@ -156,3 +164,19 @@ async def _access_log(request: Request, call_next):
             os.getpid(),
             request_id,
         )
+
+
+def _log_failure(exc: Exception, request_id: str) -> None:
+    """The failure's type, SQLSTATE and where it happened; never its message or values."""
+    where = " < ".join(
+        f"{Path(f.filename).name}:{f.lineno}:{f.name}"
+        for f in reversed(traceback.extract_tb(exc.__traceback__)[-8:])
+    )
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    log.error(
+        "unhandled %s%s req=%s at %s",
+        type(exc).__name__,
+        f" sqlstate={sqlstate}" if sqlstate else "",
+        request_id,
+        where,
+    )

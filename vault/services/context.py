@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from vault.config import CONFIG_FILE, Settings, load_settings
+from vault.config import CONFIG_FILE, Settings, database_password, load_settings
 from vault.db import migrate, open_engine
 from vault.errors import ConfigError
 from vault.sealing import (
@@ -64,6 +64,7 @@ def create_vault(settings: Settings) -> VaultContext:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     _owner_only(home, 0o700)  # it may have existed (empty) before
     master = _new_master_key(settings)
+    _write_database_password(settings)
     LocalKeyring.create(settings.resolved_keyring_file, master)
     (home / CONFIG_FILE).write_text(settings.to_toml(), encoding="utf-8")
     if settings.storage == "local":
@@ -150,6 +151,17 @@ def _new_master_key(settings: Settings) -> bytes:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(encode_master_key(master) + "\n")
     return master
+
+
+def _write_database_password(settings: Settings) -> None:
+    """The password of a URL given to ``init``, into its 0600 file (never vault.toml)."""
+    password = database_password(settings.database_url)
+    path = settings.database_password_file
+    if password is None or path is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(password + "\n")
 
 
 def _master_key(settings: Settings) -> bytes:
