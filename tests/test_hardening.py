@@ -143,6 +143,13 @@ def test_control_characters_and_surrogates_are_422_never_500(database_url, tmp_p
     )
     assert big.status_code < 500
 
+    # a request id is echoed (and logged) only when it is a plain token
+    assert api.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"] == (
+        "abc-123"
+    )
+    forged = api.get("/healthz", headers={"X-Request-Id": "x 200 0.1ms admin pid=1"})
+    assert forged.headers["x-request-id"] != "x 200 0.1ms admin pid=1"
+
     assert v.holds(record_id=rid) == []  # nothing was stored
     log = _server_log(caplog)
     for value in (SECRET_REASON, "Mustermann", BORN, PHONE):
