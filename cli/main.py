@@ -28,16 +28,27 @@ from pathlib import Path
 import click
 
 from vault import Vault, local_principal
-from vault.config import S3Settings, Settings, apply_env, load_settings, resolve_home
+from vault.config import (
+    PASSWORD_FILE,
+    S3Settings,
+    Settings,
+    apply_env,
+    database_password,
+    load_settings,
+    resolve_home,
+    shown_url,
+)
 from vault.errors import (
     ConfigError,
     Conflict,
+    FieldError,
     InvalidAudio,
     InvalidEvidence,
     NotFound,
     PermissionDenied,
     VaultError,
 )
+from vault.inputs import InvalidText, text_problem
 from vault.services.context import create_vault
 
 EXIT_UNPINNED = 8
@@ -65,8 +76,38 @@ def _exit_code(exc: VaultError) -> int:
     return EXIT_FAILURE
 
 
+class _Command(click.Command):
+    """Refuses control characters and lone surrogates in every text option and argument.
+
+    A NUL in ``--reason`` cannot be stored on PostgreSQL, an ESC sequence in a label
+    rewrites the next operator's terminal, and bytes that are not UTF-8 reach Python as
+    lone surrogates (:mod:`vault.inputs`): exit 3, naming the option, never the value.
+    """
+
+    def invoke(self, ctx: click.Context):
+        errors = []
+        for param in self.params:
+            value = ctx.params.get(param.name or "")
+            for item in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(item, str) and (problem := text_problem(item, multiline=True)):
+                    errors.append(FieldError(_param_name(param), problem))
+                    break
+        if errors:
+            raise InvalidText(errors, hint="correct the listed options and run it again")
+        return super().invoke(ctx)
+
+
+def _param_name(param: click.Parameter) -> str:
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
 class _Group(click.Group):
     """Turns VaultErrors into a clear message (or JSON) and a documented exit code."""
+
+    command_class = _Command
+    group_class = type  # subgroups are _Groups: their commands are checked too
 
     def invoke(self, ctx: click.Context):
         try:
@@ -133,9 +174,16 @@ def init(ctx, database_url, s3_bucket, s3_endpoint, s3_region, name) -> None:
     The keyring's master key is written to MASTER.KEY in the vault directory (mode 0600)
     unless EVIDENCE_VAULT_MASTER_KEY is set; keep a copy offline — without it no
     evidence can be opened.
+
+    A database password is never written into vault.toml: better give the URL in
+    EVIDENCE_VAULT_DATABASE_URL (a command line shows in `ps`); one given with
+    --database-url goes to DATABASE.PASSWORD in the vault directory (mode 0600).
     """
     settings: Settings = load_settings(ctx.obj["home"])
     settings = replace(settings, name=name, database_url=database_url or settings.database_url)
+    if database_url and database_password(database_url) is not None:
+        # a password typed here goes to a 0600 file, never into vault.toml
+        settings = replace(settings, database_password_file=settings.home / PASSWORD_FILE)
     if s3_bucket:
         s3 = S3Settings(bucket=s3_bucket, endpoint_url=s3_endpoint, region=s3_region)
         settings = replace(settings, storage="s3", s3=s3)
@@ -148,7 +196,7 @@ def init(ctx, database_url, s3_bucket, s3_endpoint, s3_region, name) -> None:
         {"home": str(where), "storage": settings.storage},
         f"created vault in {where}\n"
         f"  storage:  {settings.storage}\n"
-        f"  database: {settings.resolved_database_url}\n"
+        f"  database: {shown_url(settings.resolved_database_url)}\n"
         f"  next:     evidence-vault --vault {where} client add CLIENT",
     )
 

@@ -3,8 +3,9 @@
 Schemathesis generates requests from the document ``/openapi.json`` serves and sends them
 in-process (ASGI); no answer may be a 5xx, and every answer must match the schema the
 document declares for its status. It runs as a global admin, as a client token and as a
-dialer token, with a fixed number of examples per operation and a derandomized
-Hypothesis, so a run is repeatable and short.
+dialer token, on SQLite and on PostgreSQL (which refuses what SQLite stores, a NUL), with
+a fixed number of examples per operation and a derandomized Hypothesis, so a run is
+repeatable and short.
 
 (``schemathesis.pytest.from_fixture`` would load the schema from a fixture, but fails under
 pytest 9 — ``'Function' object has no attribute '_nodeid'`` — hence the module-level schema
@@ -23,7 +24,14 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import (
+    CLIENT,
+    PgDatabase,
+    clip,
+    make_vault,
+    order_meta,
+    postgres_available,
+)
 from vault import Vault
 from vault.http.app import create_app
 from vault.services.tokens import create_token
@@ -42,10 +50,21 @@ schemathesis.serializer.alias(
 KNOWN: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module")
-def fuzz_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def fuzz_vault(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Vault]:
+    """One vault per metadata backend: PostgreSQL refuses what SQLite stores (a NUL)."""
+    pg = None
+    if request.param == "postgres":
+        reason = postgres_available()
+        if reason:
+            pytest.skip(reason)
+        pg = PgDatabase()
     tmp = tmp_path_factory.mktemp("http-fuzz")
-    v = make_vault(tmp / "vault")
+    v = make_vault(tmp / "vault", database_url=pg.url if pg else "")
     receipt = v.ingest(clip(tmp), order_meta(1))
     hold = v.place_hold(receipt.record_id, case_ref="LIT-1", reason="fuzz", principal="admin:x")
     v.checkpoint(CLIENT)
@@ -53,6 +72,8 @@ def fuzz_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
     yield v
     KNOWN.clear()
     v.close()
+    if pg is not None:
+        pg.drop()
 
 
 class _App:

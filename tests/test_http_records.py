@@ -200,13 +200,24 @@ def test_idempotency_key(local, api, tmp_path):
     first = upload(api, dialer, path, order_meta(1), key="batch-7/1")
     assert first.status_code == 201
     # a retry with the same key answers from the stored receipt, without sealing again
-    retry = upload(api, dialer, b"", order_meta(1), key="batch-7/1")
+    retry = upload(api, dialer, path, order_meta(1), key="batch-7/1")
     assert retry.status_code == 200
     body = retry.json()
     assert body["record_id"] == first.json()["record_id"] and body["duplicate"] is True
     assert body["entry_hash"] == first.json()["entry_hash"]
+    # the same key and metadata with another clip (or none): that clip was not sealed
+    for other_clip in (clip(tmp_path, seed=3), b""):
+        refused = upload(api, dialer, other_clip, order_meta(1), key="batch-7/1")
+        problem = assert_problem(refused, 409, "conflict")
+        assert problem["errors"] == [
+            {"field": "body", "message": "differs from the first request with this key"}
+        ]
+        assert "different clip" in problem["detail"]
     reused = upload(api, dialer, clip(tmp_path, seed=3), order_meta(2), key="batch-7/1")
-    assert_problem(reused, 409, "conflict")
+    problem = assert_problem(reused, 409, "conflict")
+    assert [e["field"] for e in problem["errors"]] == ["header.Evidence-Metadata"]
+    assert "different metadata" in problem["detail"]
+    assert len(local.find(client=CLIENT)) == 1
     # keys are per token: another dialer's same key is a new key
     other = upload(api, auth(local, "dialer"), path, order_meta(1), key="batch-7/1")
     assert other.status_code == 200 and other.json()["duplicate"] is True
@@ -262,7 +273,8 @@ def test_upload_refusals(local, api, tmp_path, monkeypatch):
         upload(api, auth(local, "client"), path, order_meta(1)), 403, "permission-denied"
     )
     assert_problem(upload(api, {}, path, order_meta(1)), 401, "unauthenticated")
-    assert list((tmp_path / "tmp").iterdir()) == []  # no temporary file left behind
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing in the system temp directory
+    assert list((local.settings.home / "spool").iterdir()) == []  # nor in the vault's spool
     assert local.find(client=CLIENT) == []
 
 

@@ -8,7 +8,7 @@ Environment variables (each overrides the file):
 
 =================================  ==========================================
 ``EVIDENCE_VAULT_HOME``            the vault directory (``--vault`` on the CLI)
-``EVIDENCE_VAULT_DATABASE_URL``    SQLAlchemy URL, e.g. ``postgresql+psycopg://u@h/db``
+``EVIDENCE_VAULT_DATABASE_URL``    SQLAlchemy URL, e.g. ``postgresql+psycopg://u:pw@h/db``
 ``EVIDENCE_VAULT_STORAGE``         ``local`` or ``s3``
 ``EVIDENCE_VAULT_S3_ENDPOINT``     S3 endpoint URL (omit for AWS)
 ``EVIDENCE_VAULT_S3_BUCKET``       bucket name
@@ -17,6 +17,11 @@ Environment variables (each overrides the file):
 ``EVIDENCE_VAULT_MASTER_KEY``      the keyring master key (else ``HOME/master.key``)
 ``EVIDENCE_VAULT_NAME``            the vault's name in log origins
 =================================  ==========================================
+
+The database password is never written into ``vault.toml``: it comes from
+``EVIDENCE_VAULT_DATABASE_URL`` (the whole URL), or from the file ``[metadata]
+password_file`` names (``init --database-url`` with a password writes it to
+``HOME/database.password``, mode 0600; a file others may read is refused).
 
 Key providers are chosen per client in the file only (``[keys.clients.NAME]``, see
 ``docs/operations.md``, "Keys in AWS KMS"): clients without an entry use the local
@@ -36,6 +41,8 @@ from pathlib import Path
 from vault.errors import ConfigError
 
 CONFIG_FILE = "vault.toml"
+#: where ``init`` puts a database password given on its command line (mode 0600)
+PASSWORD_FILE = "database.password"
 HOME_ENV = "EVIDENCE_VAULT_HOME"
 #: the key providers a client can be configured with (``[keys.clients.NAME] provider``)
 KEY_PROVIDERS = ("local", "aws-kms")
@@ -141,7 +148,10 @@ def kms_arn_region(key_id: str | None) -> str | None:
 class Settings:
     home: Path
     name: str = "evidence-vault"
-    database_url: str = ""
+    #: with its password at run time (never written to vault.toml, never in a repr)
+    database_url: str = field(default="", repr=False)
+    #: a 0600 file holding the database password, for a URL without one
+    database_password_file: Path | None = None
     storage: str = "local"
     objects_dir: Path | None = None
     s3: S3Settings | None = None
@@ -185,7 +195,14 @@ class Settings:
             f'name = "{self.name}"',
             "",
             "[metadata]",
-            f'url = "{self.database_url}"  # empty: SQLite in this directory',
+            f"url = {_toml_str(without_password(self.database_url))}"
+            "  # empty: SQLite in this directory; never a password",
+        ]
+        if self.database_password_file is not None:
+            where = self.database_password_file
+            shown = where.name if where.parent == self.home else str(where)
+            lines.append(f"password_file = {_toml_str(shown)}  # mode 0600")
+        lines += [
             "",
             "[storage]",
             f'backend = "{self.storage}"',
@@ -239,7 +256,58 @@ def load_settings(home: Path, env: Mapping[str, str] | None = None) -> Settings:
                 f"{path} is not valid TOML: {exc}", hint="fix the file or run init again"
             ) from exc
     settings = _from_file(home, data)
-    return apply_env(settings, env)
+    return with_database_password(apply_env(settings, env))
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password removed (for vault.toml)."""
+    parsed = _parse_url(url)
+    if parsed is None or parsed.password is None:
+        return url
+    return parsed._replace(password=None).render_as_string(hide_password=False)  # set() keeps it
+
+
+def database_password(url: str) -> str | None:
+    parsed = _parse_url(url)
+    return None if parsed is None or parsed.password is None else str(parsed.password)
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to print: the password as ``***``."""
+    parsed = _parse_url(url)
+    return url if parsed is None else parsed.render_as_string(hide_password=True)
+
+
+def with_database_password(s: Settings) -> Settings:
+    """Put the password from ``database_password_file`` into a URL that has none."""
+    if s.database_password_file is None or database_password(s.database_url) is not None:
+        return s
+    path = s.database_password_file
+    if not path.exists():
+        return s  # e.g. trust or peer authentication: no password at all
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(
+            f"{path} may be read by others",
+            hint=f"chmod 600 {path}: it holds the database password",
+        )
+    password = path.read_text(encoding="utf-8").rstrip("\r\n")
+    parsed = _parse_url(s.database_url)
+    if parsed is None:
+        return s
+    url = parsed.set(password=password).render_as_string(hide_password=False)
+    return replace(s, database_url=url)
+
+
+def _parse_url(url: str):
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except ArgumentError:
+        return None
 
 
 def _from_file(home: Path, data: dict) -> Settings:
@@ -261,6 +329,7 @@ def _from_file(home: Path, data: dict) -> Settings:
         home=home,
         name=data.get("name", "evidence-vault"),
         database_url=data.get("metadata", {}).get("url", ""),
+        database_password_file=_path(home, data.get("metadata", {}).get("password_file")),
         storage=storage.get("backend", "local"),
         objects_dir=_path(home, storage.get("path")),
         s3=s3,

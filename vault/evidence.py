@@ -27,8 +27,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -43,6 +42,7 @@ from pydantic import (
     ValidationError,
 )
 
+from vault import inputs
 from vault.errors import FieldError, InvalidEvidence
 
 __all__ = [
@@ -134,8 +134,8 @@ def _identifier_problem(value: str) -> str | None:
         return EMPTY
     if len(value) > MAX_ID_LENGTH:
         return f"must be at most {MAX_ID_LENGTH} characters (it has {len(value)})"
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        return "must not contain control characters"
+    if problem := inputs.text_problem(value):
+        return problem
     if not value.isprintable():
         return "must contain only printable characters"
     # "ORD-1 " and "ORD-1" would be two different order references to a search
@@ -163,10 +163,9 @@ def _text_problem(value: str) -> str | None:
     if len(value) > MAX_TEXT_LENGTH:
         return f"must be at most {MAX_TEXT_LENGTH} characters (it has {len(value)})"
     # a transcript may wrap lines, but NUL, ESC & co. are transport garbage (and NUL
-    # cannot even be stored in a PostgreSQL text column)
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
-        return "must not contain control characters other than tab and line breaks"
-    return None
+    # cannot even be stored in a PostgreSQL text column); a lone surrogate cannot be
+    # encoded at all (vault.inputs)
+    return inputs.text_problem(value, multiline=True)
 
 
 def _text(value: str) -> str:
@@ -541,7 +540,22 @@ def _load(doc: object) -> dict[str, Any] | FieldError:
             return FieldError("$", NOT_JSON)
     if not isinstance(doc, Mapping):
         return FieldError("$", NOT_OBJECT)
+    # a field name is echoed in "unknown field" errors: it must be printable text first
+    for bad in _bad_keys(doc, ""):
+        return bad
     return dict(doc)
+
+
+def _bad_keys(value: object, path: str) -> Iterator[FieldError]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and (problem := inputs.text_problem(key)):
+                yield FieldError(path or "$", f"field names {problem}")
+            else:
+                yield from _bad_keys(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _bad_keys(item, f"{path}[{i}]")
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

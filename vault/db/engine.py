@@ -8,15 +8,20 @@ writers both read the same head and then fail, or worse, on upgrade to a write l
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from vault.errors import ConfigError
+
+log = logging.getLogger("vault.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration; tests check it against Alembic's own head
@@ -24,6 +29,9 @@ SCHEMA_HEAD = "0006"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: ``session.info`` key of the callables a write session runs after its commit
 AFTER_COMMIT = "vault_after_commit"
+#: statement parameters hold names, birth dates, phone hashes and hold reasons: an error's
+#: text (logged with its traceback) must show the statement, never its values
+_QUIET = {"hide_parameters": True}
 
 
 def open_engine(url: str) -> Engine:
@@ -32,7 +40,7 @@ def open_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **_QUIET)
     raise ConfigError(
         "unsupported database URL scheme",
         hint="use sqlite:///path/vault.db or postgresql+psycopg://user@host/db",
@@ -40,7 +48,8 @@ def open_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    _private_database_files(make_url(url).database)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **_QUIET)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
@@ -59,6 +68,31 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _private_database_files(database: str | None) -> None:
+    """The database file 0600 from its first byte; an existing one (and its WAL, SHM and
+    journal) tightened to 0600 with a warning. SQLite gives the WAL and SHM files the
+    database file's mode when it creates them."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists() and path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = Path(f"{path}{suffix}")
+        try:
+            mode = part.stat().st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(part, 0o600)
+                log.warning(
+                    "tightened %s from %o to 600: it holds the vault's metadata", part, mode
+                )
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot tighten %s to 600 (%s): others may read it", part, exc.strerror)
 
 
 @contextmanager

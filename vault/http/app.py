@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -26,13 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
 from vault.errors import VaultError
-from vault.http import problems
+from vault.http import guard, problems
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext
 from vault.services.tokens import Principal, authenticate
 
 log = logging.getLogger("vault.http")
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _bearer = HTTPBearer(auto_error=False, description="An API token: `evt1_...`")
 
 
@@ -80,6 +84,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         description="Sealed, hash-chained evidence of recorded order segments. "
         "Errors are RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
+        dependencies=[Depends(guard.refuse_bad_text)],
     )
     if ctx is not None:
         app.state.ctx = ctx
@@ -136,13 +141,21 @@ async def _access_log(request: Request, call_next):
     Paths hold only ids; query strings and bodies may hold PII (phone numbers, names), so
     they are never logged.
     """
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    request_id = request.headers.get("x-request-id", "")
+    if not _REQUEST_ID.fullmatch(request_id):  # echoed in the log and the answer
+        request_id = uuid.uuid4().hex[:16]
     started = time.perf_counter()
     status = 500
     try:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            # answered and logged here, not by the server: its traceback would print the
+            # exception's text, and a database's (PostgreSQL's DETAIL) may quote a value
+            _log_failure(exc, request_id)
+            response = await problems.unexpected_error(request, exc)
         status = response.status_code
-        response.headers["X-Request-Id"] = request_id[:64]
+        response.headers["X-Request-Id"] = request_id
         return response
     finally:
         who = getattr(request.state, "principal", None)
@@ -154,5 +167,21 @@ async def _access_log(request: Request, call_next):
             (time.perf_counter() - started) * 1000,
             who.name if who else "-",
             os.getpid(),
-            request_id[:64],
+            request_id,
         )
+
+
+def _log_failure(exc: Exception, request_id: str) -> None:
+    """The failure's type, SQLSTATE and where it happened; never its message or values."""
+    where = " < ".join(
+        f"{Path(f.filename).name}:{f.lineno}:{f.name}"
+        for f in reversed(traceback.extract_tb(exc.__traceback__)[-8:])
+    )
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    log.error(
+        "unhandled %s%s req=%s at %s",
+        type(exc).__name__,
+        f" sqlstate={sqlstate}" if sqlstate else "",
+        request_id,
+        where,
+    )

@@ -32,6 +32,13 @@ from vault.errors import (
 
 MEDIA_TYPE = "application/problem+json"
 
+
+class InvalidRequest(InvalidEvidence):
+    """A malformed field of the request: a 422 problem with field errors."""
+
+    kind = "invalid-request"
+
+
 #: (error class, HTTP status), most specific first
 STATUS: list[tuple[type[VaultError], int]] = [
     (Shredded, 410),

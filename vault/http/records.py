@@ -1,9 +1,11 @@
 """HTTP routes: records — upload, receipts, search, reading evidence, disputes and holds.
 
-Uploads stream the request body to a temporary file (never the whole clip in memory),
-bounded by :data:`MAX_UPLOAD_BYTES` (``app.state.max_upload_bytes`` overrides it), then
-seal it in the thread pool. Every plaintext read appends one ``evidence.accessed`` entry
-naming the token (``client:<token id>``) before the first byte leaves the vault.
+Uploads stream the request body to a spool file inside the vault (never the whole clip in
+memory, never in the system temp directory: :mod:`vault.spool`), bounded by
+:data:`MAX_UPLOAD_BYTES` (``app.state.max_upload_bytes`` overrides it), hashing it on the
+way for the ``Idempotency-Key`` check, then seal it in the thread pool. Every plaintext
+read appends one ``evidence.accessed`` entry naming the token (``client:<token id>``)
+before the first byte leaves the vault.
 
 A record, hold or campaign of another client answers exactly like a missing one (404).
 """
@@ -12,16 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -38,6 +35,7 @@ from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, No
 from vault.evidence import Evidence, normalise_phone, parse_evidence
 from vault.http import problems
 from vault.http.app import Caller, Ctx
+from vault.http.problems import InvalidRequest
 from vault.ledger.entry import entry_hash
 from vault.sealing import WrappedKey, ciphertext_size, decrypt_range, object_aad
 from vault.sealing.stream import HEADER_SIZE, SEGMENT_SIZE
@@ -49,6 +47,7 @@ from vault.services.context import VaultContext
 from vault.services.ingest import Receipt, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
+from vault.spool import Spool, SpoolFile
 
 router = APIRouter()
 
@@ -242,32 +241,42 @@ async def upload(
         )
     limit = int(getattr(request.app.state, "max_upload_bytes", MAX_UPLOAD_BYTES))
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and _declared_length(length) > limit:
         return _too_large(limit)
     raw = _decode_metadata(evidence_metadata)
     await run_in_threadpool(_check_evidence, ctx, principal, raw)
-    request_hash = hashlib.sha256(f"{evidence_metadata}\n{declared}".encode()).hexdigest()
+    meta_sha = hashlib.sha256(f"{evidence_metadata}\n{declared}".encode()).hexdigest()
+    earlier = None
     if idempotency_key is not None:
-        earlier = await run_in_threadpool(
-            _idempotent_receipt, ctx, principal, idempotency_key, request_hash
-        )
-        if earlier is not None:
-            return JSONResponse(await run_in_threadpool(_receipt_body, ctx, earlier), 200)
-    fd, tmp = tempfile.mkstemp(prefix="evidence-upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if not await _receive(request, fh, limit):
-                return _too_large(limit)
-        receipt = await run_in_threadpool(ingest, ctx, tmp, raw, media_type=media_type)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        earlier = await run_in_threadpool(_idempotency_row, ctx, principal, idempotency_key)
+        if earlier is not None and not _same_metadata(earlier.request_hash, meta_sha):
+            raise IdempotencyMismatch("metadata")  # known before a byte of the clip
+    with Spool(ctx.settings.home).file() as spooled:
+        if not await _receive(request, spooled, limit):
+            return _too_large(limit)
+        clip_sha = await run_in_threadpool(spooled.finish)
+        if earlier is not None and earlier.request_hash != meta_sha:
+            if earlier.request_hash != _request_hash(meta_sha, clip_sha):
+                raise IdempotencyMismatch("clip")
+            receipt = await run_in_threadpool(_earlier_receipt, ctx, earlier)
+            return JSONResponse(await run_in_threadpool(_receipt_body, ctx, receipt), 200)
+        # new key, or one stored before keys covered the clip: ingest compares the clip
+        # with the sealed call segment's (a different one is a 409 there)
+        receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
     if idempotency_key is not None:
         await run_in_threadpool(
-            _remember, ctx, principal, idempotency_key, request_hash, receipt.record_id
+            _remember, ctx, principal, idempotency_key, meta_sha, clip_sha, receipt.record_id
         )
     body = await run_in_threadpool(_receipt_body, ctx, receipt)
     return JSONResponse(body, status_code=200 if receipt.duplicate else 201)
+
+
+def _declared_length(header: str) -> int:
+    """Content-Length as a number (0 when it is none); the streamed count decides anyway."""
+    text = header.strip()
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit
+        return 0
+    return _position(text)
 
 
 def _accepted_media_type(declared: str) -> str | None:
@@ -286,12 +295,6 @@ def _too_large(limit: int) -> JSONResponse:
         f"the upload is larger than the limit of {limit} bytes",
         hint="split the recording into segments below the limit",
     )
-
-
-class InvalidRequest(InvalidEvidence):
-    """A malformed header: a 422 problem with field errors, of kind ``invalid-request``."""
-
-    kind = "invalid-request"
 
 
 def _request_error(field: str, message: str) -> InvalidRequest:
@@ -332,8 +335,8 @@ def _check_evidence(ctx: VaultContext, principal: Principal, raw: bytes) -> Evid
     return evidence
 
 
-async def _receive(request: Request, fh, limit: int) -> bool:
-    """Stream the body into ``fh``; False as soon as it exceeds ``limit`` bytes."""
+async def _receive(request: Request, spooled: SpoolFile, limit: int) -> bool:
+    """Stream the body into the spool file; False as soon as it exceeds ``limit`` bytes."""
     size = 0
     pending = bytearray()
     async for chunk in request.stream():
@@ -342,31 +345,61 @@ async def _receive(request: Request, fh, limit: int) -> bool:
             return False
         pending += chunk
         if len(pending) >= _WRITE_CHUNK:
-            await run_in_threadpool(fh.write, bytes(pending))
+            await run_in_threadpool(spooled.write, bytes(pending))
             pending.clear()
     if pending:
-        await run_in_threadpool(fh.write, bytes(pending))
+        await run_in_threadpool(spooled.write, bytes(pending))
     return True
 
 
-def _idempotent_receipt(
-    ctx: VaultContext, principal: Principal, key: str, request_hash: str
-) -> Receipt | None:
-    with read_session(ctx.engine) as s:
-        row = s.get(IdempotencyKey, (principal.token_id, key))
-    if row is None:
-        return None
-    if row.request_hash != request_hash:
-        raise Conflict(
-            "this Idempotency-Key was already used for a different request",
-            hint="use a new key for a new upload",
+# --- idempotency keys ---------------------------------------------------------------------
+#
+# The stored request hash is 64 hex digits (the column's size): the first half from the
+# SHA-256 of the metadata header and media type, the second from the SHA-256 of the clip,
+# so a mismatch can name its part. 128 bits each: a dialer would need 2**64 work to make
+# two of its own requests collide, and gains nothing by it. Keys stored before the clip
+# was covered hold the whole metadata SHA-256 (they still match on the metadata).
+
+
+class IdempotencyMismatch(Conflict):
+    """The key was used before for another request: 409, naming the part that differs."""
+
+    _PARTS: ClassVar[dict[str, tuple[str, str]]] = {
+        "metadata": ("header.Evidence-Metadata", "the evidence metadata or media type"),
+        "clip": ("body", "the clip"),
+    }
+
+    def __init__(self, part: str) -> None:
+        field, what = self._PARTS[part]
+        super().__init__(
+            f"this Idempotency-Key was already used for a request with different {part}: "
+            f"{what} differs from the first request's, so nothing was sealed",
+            hint="a retry must send the same metadata and clip; use a new key for a new upload",
         )
+        self.errors = [FieldError(field, "differs from the first request with this key")]
+
+
+def _request_hash(meta_sha: str, clip_sha: str) -> str:
+    return meta_sha[:32] + clip_sha[:32]
+
+
+def _same_metadata(stored: str, meta_sha: str) -> bool:
+    return stored == meta_sha or stored[:32] == meta_sha[:32]
+
+
+def _idempotency_row(ctx: VaultContext, principal: Principal, key: str) -> IdempotencyKey | None:
+    with read_session(ctx.engine) as s:
+        return s.get(IdempotencyKey, (principal.token_id, key))
+
+
+def _earlier_receipt(ctx: VaultContext, row: IdempotencyKey) -> Receipt:
     return _stored_receipt(ctx, retrieve.get_record(ctx, row.record_id), duplicate=True)
 
 
 def _remember(
-    ctx: VaultContext, principal: Principal, key: str, request_hash: str, record_id: str
+    ctx: VaultContext, principal: Principal, key: str, meta_sha: str, clip_sha: str, record_id: str
 ) -> None:
+    request_hash = _request_hash(meta_sha, clip_sha)
     try:
         with write_session(ctx.engine) as s:
             if s.get(IdempotencyKey, (principal.token_id, key)) is None:
@@ -384,11 +417,14 @@ def _remember(
         pass  # a concurrent request with the same key stored it first
     with read_session(ctx.engine) as s:
         row = s.get(IdempotencyKey, (principal.token_id, key))
-    if row is None or row.request_hash != request_hash or row.record_id != record_id:
+    if row is None or row.record_id != record_id:
         raise Conflict(
             "this Idempotency-Key was already used for a different request",
             hint="use a new key for a new upload",
         )
+    if row.request_hash not in (request_hash, meta_sha):
+        # the same record (ingest matched the clip), spelled differently
+        raise IdempotencyMismatch("metadata" if row.request_hash[:32] != meta_sha[:32] else "clip")
 
 
 # --- receipts -----------------------------------------------------------------------------
@@ -574,20 +610,34 @@ def _parse_range(value: str, total: int) -> tuple[int, int] | str | None:
     unit, _, spec = value.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    m = re.fullmatch(r"\s*(\d*)\s*-\s*(\d*)\s*", spec)
+    m = re.fullmatch(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*", spec)
     if not m or (not m[1] and not m[2]):
         return None
     if not m[1]:  # suffix: the last n bytes
-        n = int(m[2])
+        n = _position(m[2])
         if n == 0 or total == 0:
             return "unsatisfiable"
         return max(0, total - n), total - 1
-    first = int(m[1])
-    if m[2] and int(m[2]) < first:
+    first = _position(m[1])
+    if m[2] and _position(m[2]) < first:
         return None  # invalid: ignored
     if first >= total:
         return "unsatisfiable"
-    return first, min(int(m[2]) if m[2] else total - 1, total - 1)
+    return first, min(_position(m[2]) if m[2] else total - 1, total - 1)
+
+
+#: more digits than any clip's size has: the value only matters as "beyond the end"
+_POSITION_DIGITS = 18
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header; any absurdly long number counts as 10**18.
+
+    Python refuses to convert numbers of more than 4,300 digits (a 500 before); a
+    position beyond every clip answers the same whatever its exact value.
+    """
+    digits = digits.lstrip("0") or "0"
+    return 10**_POSITION_DIGITS if len(digits) > _POSITION_DIGITS else int(digits)
 
 
 def _decrypt_span(ctx: VaultContext, rec: Record, offset: int, length: int) -> Iterator[bytes]:
@@ -642,24 +692,26 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 def get_bundle(record_id: str, ctx: Ctx, principal: Caller) -> Response:
     """The ZIP of clip, evidence, log entry, proof and checkpoint; logs `evidence.accessed`."""
     principal.require("client")
-    workdir = tempfile.mkdtemp(prefix="evidence-bundle-")
+    # the ZIP holds the clip and the evidence in clear: built in the vault's spool, not in
+    # the system temp directory, and removed once sent (or swept after a crash)
+    workdir = Spool(ctx.settings.home).directory()
     try:
         path = export_bundle(
             ctx,
             record_id,
-            Path(workdir) / "bundle.zip",
+            workdir.path / "bundle.zip",
             principal=principal.name,
             client=principal.client,
         )
     except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.close()
         raise
     return FileResponse(
         path,
         media_type="application/zip",
         filename=f"{record_id}.zip",
         headers=_NO_STORE,
-        background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),
+        background=BackgroundTask(workdir.close),
     )
 
 

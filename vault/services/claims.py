@@ -68,7 +68,9 @@ def _advisory_lock(engine: Engine, key: int) -> Iterator[None]:
         locks = _lock_engines.get(engine)
         if locks is None:
             # unbounded overflow: a claim waits for its call segment, never for a connection
-            locks = create_engine(engine.url, pool_size=4, max_overflow=-1, pool_pre_ping=True)
+            locks = create_engine(
+                engine.url, pool_size=4, max_overflow=-1, pool_pre_ping=True, hide_parameters=True
+            )
             _lock_engines[engine] = locks
     with locks.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from vault.config import CONFIG_FILE, Settings, load_settings
+from vault.config import CONFIG_FILE, Settings, database_password, load_settings
 from vault.db import LogHead, migrate, open_engine, read_session, write_session
 from vault.errors import ConfigError
 from vault.sealing import (
@@ -23,7 +24,10 @@ from vault.sealing import (
     generate_master_key,
 )
 from vault.services.logauth import ANCHOR_DIR, LogKeys, adopt_untagged
+from vault.spool import Spool
 from vault.storage import LocalStore, ObjectStore
+
+log = logging.getLogger("vault")
 
 Clock = Callable[[], datetime]
 
@@ -92,8 +96,10 @@ def create_vault(settings: Settings) -> VaultContext:
             f"a vault already exists in {home}",
             hint="open it, or choose another directory with --vault",
         )
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _owner_only(home, 0o700)  # it may have existed (empty) before
     master = _new_master_key(settings)
+    _write_database_password(settings)
     LocalKeyring.create(settings.resolved_keyring_file, master)
     (home / CONFIG_FILE).write_text(settings.to_toml(), encoding="utf-8")
     if settings.storage == "local":
@@ -112,13 +118,36 @@ def open_vault(settings: Settings, *, clock: Clock = utc_now) -> VaultContext:
             hint="create one with `evidence-vault init`, or point --vault / "
             "EVIDENCE_VAULT_HOME at an existing vault",
         )
+    _owner_only(settings.home, 0o700)
     engine = open_engine(settings.resolved_database_url)
     migrate(engine)
+    _sweep_spool(settings.home)
     local = LocalKeyring.open(settings.resolved_keyring_file, _master_key(settings), clock=clock)
     keys = KeyRouter(local, settings.key_clients)
     ctx = VaultContext(settings, engine, _open_store(settings), keys, clock)
     ctx.adopt_logs()
     return ctx
+
+
+def _owner_only(path: Path, mode: int) -> None:
+    """Tighten ``path`` to ``mode`` if others may read it: say so, never fail over it."""
+    try:
+        current = path.stat().st_mode & 0o777
+        if current & 0o077:
+            os.chmod(path, mode)
+            log.warning(
+                "tightened %s from %o to %o: the vault is its owner's only", path, current, mode
+            )
+    except OSError as exc:  # not ours to change: warn, the vault still opens
+        log.warning("cannot tighten %s to %o (%s): others may read it", path, mode, exc.strerror)
+
+
+def _sweep_spool(home: Path) -> None:
+    """Remove the spool files of uploads whose process died (vault.spool)."""
+    try:
+        Spool(home).prepare()
+    except OSError as exc:  # a read-only vault directory: nothing could be spooled there
+        log.warning("cannot prepare the upload spool in %s: %s", home, exc.strerror)
 
 
 def open_home(home: Path, *, clock: Clock = utc_now) -> VaultContext:
@@ -159,6 +188,17 @@ def _new_master_key(settings: Settings) -> bytes:
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(encode_master_key(master) + "\n")
     return master
+
+
+def _write_database_password(settings: Settings) -> None:
+    """The password of a URL given to ``init``, into its 0600 file (never vault.toml)."""
+    password = database_password(settings.database_url)
+    path = settings.database_password_file
+    if password is None or path is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(password + "\n")
 
 
 def _master_key(settings: Settings) -> bytes:

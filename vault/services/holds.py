@@ -32,6 +32,7 @@ from vault.errors import (
     PermissionDenied,
     VaultError,
 )
+from vault.inputs import text_problem
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
@@ -219,6 +220,8 @@ def _check(kind: str, case_ref: str, reason: str) -> None:
         )
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
         errors.append(FieldError("reason", f"must be 1-{MAX_REASON} characters"))
+    elif problem := text_problem(reason, multiline=True):  # a NUL fails on PostgreSQL
+        errors.append(FieldError("reason", problem))
     if errors:
         raise InvalidEvidence(errors, hint="a hold needs a case reference and a reason")
 
