@@ -196,14 +196,13 @@ def measure(server: Any, pg_url: str, workdir: Path, sizes: dict, quick: bool) -
 
     from ingest_s3 import make_clips
 
-    from tests.support.vaults import make_vault, order_meta
-    from vault.services.tokens import create_token
+    from tests.support.vaults import make_vault, order_meta, person_token
     from vault.storage.s3 import S3Store, make_client
 
     vault = make_vault(
         workdir / "vault", storage="s3", database_url=pg_url, s3=c.s3_settings(server)
     )
-    _, secret = create_token(vault.context, role="dialer", client="telco-de")
+    _, secret = person_token(vault.context, "dialer", "telco-de")
     clips = [p.read_bytes() for p in make_clips(workdir, sizes["distinct_clips"])]
     raw_client = make_client(
         endpoint_url=server.endpoint_url,

@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
 from vault import Vault
 from vault.http.app import create_app
-from vault.services.tokens import create_token
 
 EXAMPLES = 25
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -76,7 +75,7 @@ def fuzz_app(fuzz_vault: Vault) -> Iterator[FastAPI]:
 
 
 def _auth(v: Vault, role: str, client: str | None) -> dict[str, str]:
-    _, secret = create_token(v.context, role=role, client=client, label="fuzz")
+    _, secret = person_token(v.context, role, client, label="fuzz")
     return {"Authorization": f"Bearer {secret}"}
 
 

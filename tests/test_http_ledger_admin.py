@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
 from vault.http.app import create_app
 from vault.ledger.checkpoint import Checkpoint, open_note, parse_verifier_key
 from vault.ledger.entry import entry_hash
 from vault.ledger.merkle import verify_consistency, verify_inclusion
 from vault.ledger.offline import audit_export
-from vault.services.tokens import create_token
 
 OTHER, OTHER_CAMPAIGN = "other-co", "winter-2026"
 PII = ("+4915112345678", "Mustermann", "1980-01-31", "10115")
@@ -76,7 +75,7 @@ class Env:
         }
 
     def token(self, role: str, client: str | None, **kw) -> str:
-        return create_token(self.ctx, role=role, client=client, **kw)[1]
+        return person_token(self.ctx, role, client, **kw)[1]
 
     def get(self, path: str, who: str = "auditor", **kw):
         return self.http.get(path, headers=bearer(self.tok[who]), **kw)
@@ -448,7 +447,7 @@ def test_round_trip_on_every_backend(vault, tmp_path: Path) -> None:
     for n in range(3):
         vault.ingest(clip(tmp_path, seed=n), order_meta(n))
     cp = vault.checkpoint(CLIENT)
-    secret = create_token(vault.context, role="auditor", client=CLIENT)[1]
+    secret = person_token(vault.context, "auditor", CLIENT)[1]
     with TestClient(create_app(vault.context)) as http:
         h = bearer(secret)
         assert http.get(f"/v1/logs/{CLIENT}", headers=h).json()["size"] == 3

@@ -11,14 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta, person_token
 from vault.bundle import verify_bundle
 from vault.db import LogEntry, read_session
 from vault.http.app import create_app
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import verify_inclusion
 from vault.sealing.stream import SEGMENT_SIZE
-from vault.services.tokens import create_token
 
 PII = ("+4915112345678", "4915112345678", "15112345678", "Mustermann", "1980-01-31")
 OTHER, OTHER_CAMPAIGN = "acme-at", "winback-2026"
@@ -37,7 +36,7 @@ _TOKEN_IDS: dict[str, str] = {}
 
 
 def auth(v, role: str, client: str | None = CLIENT, campaign: str | None = None) -> dict:
-    info, secret = create_token(v.context, role=role, client=client, campaign=campaign)
+    info, secret = person_token(v.context, role, client, campaign=campaign)
     _TOKEN_IDS[secret] = info.id
     return {"Authorization": f"Bearer {secret}"}
 

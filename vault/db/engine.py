@@ -20,7 +20,7 @@ from vault.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration; tests check it against Alembic's own head
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
