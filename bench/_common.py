@@ -32,11 +32,15 @@ if str(REPO) not in sys.path:
 MIB = 1024 * 1024
 
 
-def parse_args(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
-               ) -> argparse.Namespace:
+def parse_args(
+    description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="a short smoke run (seconds), not a measurement to quote")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short smoke run (seconds), not a measurement to quote",
+    )
     if extra:
         extra(parser)
     return parser.parse_args()
@@ -57,21 +61,30 @@ def machine() -> dict[str, Any]:
 
 def header(title: str, quick: bool) -> None:
     m = machine()
-    print(f"== {title} ({'quick' if quick else 'full'} mode) — "
-          f"{m['nproc']} CPUs, {m['cpu']}, Python {m['python']}")
+    print(
+        f"== {title} ({'quick' if quick else 'full'} mode) — "
+        f"{m['nproc']} CPUs, {m['cpu']}, Python {m['python']}"
+    )
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[_fmt(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                     for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
     print(line)
     print("-" * len(line))
     for r in cells:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
 
 
 def _fmt(value: Any) -> str:
@@ -86,8 +99,14 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def emit(bench: str, quick: bool, ratio: float | None, target: float | None,
-         target_kind: str | None, **details: Any) -> dict[str, Any]:
+def emit(
+    bench: str,
+    quick: bool,
+    ratio: float | None,
+    target: float | None,
+    target_kind: str | None,
+    **details: Any,
+) -> dict[str, Any]:
     """Print the final JSON line and return it."""
     met: bool | None = None
     if ratio is not None and target is not None:
@@ -95,10 +114,16 @@ def emit(bench: str, quick: bool, ratio: float | None, target: float | None,
             met = ratio >= target
         elif target_kind == "peak_rss_mib<":
             met = details.get("peak_rss_mib", math.inf) < target
-    doc = {"bench": bench, "mode": "quick" if quick else "full",
-           "ratio": None if ratio is None else round(ratio, 4),
-           "target": target, "target_kind": target_kind, "met": met,
-           **details, "machine": machine()}
+    doc = {
+        "bench": bench,
+        "mode": "quick" if quick else "full",
+        "ratio": None if ratio is None else round(ratio, 4),
+        "target": target,
+        "target_kind": target_kind,
+        "met": met,
+        **details,
+        "machine": machine(),
+    }
     print(json.dumps(doc, sort_keys=False))
     return doc
 
@@ -166,9 +191,14 @@ def s3_settings(server: Any, bucket: str | None = None) -> Any:
     """Vault S3 settings for a bucket with Object Lock on ``server`` (as in production)."""
     from vault.config import S3Settings
 
-    return S3Settings(bucket=bucket or new_bucket(), endpoint_url=server.endpoint_url,
-                      region="us-east-1", access_key_id=server.access_key,
-                      secret_access_key=server.secret_key, object_lock=True)
+    return S3Settings(
+        bucket=bucket or new_bucket(),
+        endpoint_url=server.endpoint_url,
+        region="us-east-1",
+        access_key_id=server.access_key,
+        secret_access_key=server.secret_key,
+        object_lock=True,
+    )
 
 
 def new_bucket(prefix: str = "bench") -> str:

@@ -36,10 +36,16 @@ PLAIN_TABLE = "bench_plain"
 
 # entries per side (vault, and again plain) for each group size; "grown": 10/txn appends
 # to a log that already holds that many entries
-FULL = {"single": {1: 1000, 10: 5000, 100: 20000}, "concurrent": {1: 2000, 10: 8000},
-        "grown": {"prefill": 30000, "count": 2000}}
-QUICK = {"single": {1: 40, 10: 200, 100: 400}, "concurrent": {1: 40, 10: 160},
-         "grown": {"prefill": 1000, "count": 200}}
+FULL = {
+    "single": {1: 1000, 10: 5000, 100: 20000},
+    "concurrent": {1: 2000, 10: 8000},
+    "grown": {"prefill": 30000, "count": 2000},
+}
+QUICK = {
+    "single": {1: 40, 10: 200, 100: 400},
+    "concurrent": {1: 40, 10: 160},
+    "grown": {"prefill": 1000, "count": 200},
+}
 
 
 # --- the work (run in this process and in the workers) -----------------------------------
@@ -122,8 +128,10 @@ class Pool:
         self.results = ctx.Queue()
         self.barrier = ctx.Barrier(WORKERS)
         self.queues = [ctx.Queue() for _ in range(WORKERS)]
-        self.procs = [ctx.Process(target=worker, args=(q, self.results, self.barrier),
-                                  daemon=True) for q in self.queues]
+        self.procs = [
+            ctx.Process(target=worker, args=(q, self.results, self.barrier), daemon=True)
+            for q in self.queues
+        ]
         for p in self.procs:
             p.start()
         for _ in self.procs:
@@ -170,9 +178,17 @@ def setup(workdir: Path, label: str, database_url: str) -> tuple[Any, bytes]:
     from vault.ledger import encode_entry, make_entry
 
     vault = make_vault(workdir / f"vault-{label}", database_url=database_url)
-    sample = encode_entry(make_entry(log="bench-s100", seq=12345, type="evidence.accessed",
-                                     time=datetime.now(UTC), prev="0" * 64,
-                                     record=record_id(), body=BODY))
+    sample = encode_entry(
+        make_entry(
+            log="bench-s100",
+            seq=12345,
+            type="evidence.accessed",
+            time=datetime.now(UTC),
+            prev="0" * 64,
+            record=record_id(),
+            body=BODY,
+        )
+    )
     id_col = "id INTEGER PRIMARY KEY" if database_url == "" else "id BIGSERIAL PRIMARY KEY"
     blob = "BLOB" if database_url == "" else "BYTEA"
     with vault.context.engine.begin() as conn:
@@ -195,8 +211,11 @@ def check_chain(vault: Any, client: str, expected: int) -> None:
 
     prev, n = GENESIS_PREV, 0
     with read_session(vault.context.engine) as s:
-        rows = s.exec(select(LogEntry.seq, LogEntry.entry)
-                      .where(LogEntry.client_id == client).order_by(LogEntry.seq))
+        rows = s.exec(
+            select(LogEntry.seq, LogEntry.entry)
+            .where(LogEntry.client_id == client)
+            .order_by(LogEntry.seq)
+        )
         for seq, raw in rows:
             entry = parse_entry(raw)
             if seq != n or entry["seq"] != n or entry["log"] != client:
@@ -221,8 +240,9 @@ def count_plain(vault: Any) -> int:
 # --- measurement --------------------------------------------------------------------------
 
 
-def single(engine: Any, client: str, record: str, payload: bytes, count: int, group: int
-           ) -> tuple[float, float]:
+def single(
+    engine: Any, client: str, record: str, payload: bytes, count: int, group: int
+) -> tuple[float, float]:
     """Vault and plain rows/s from this process: vault, plain, plain, vault (drift cancels)."""
     half = count // 2
     t = {"vault": 0.0, "plain": 0.0}
@@ -236,8 +256,9 @@ def single(engine: Any, client: str, record: str, payload: bytes, count: int, gr
     return 2 * half / t["vault"], 2 * half / t["plain"]
 
 
-def measure_db(label: str, database_url: str, workdir: Path, pool: Pool, sizes: dict
-               ) -> tuple[list[tuple], dict]:
+def measure_db(
+    label: str, database_url: str, workdir: Path, pool: Pool, sizes: dict
+) -> tuple[list[tuple], dict]:
     vault, payload = setup(workdir, label, database_url)
     url = vault.settings.resolved_database_url
     engine = vault.context.engine
@@ -252,8 +273,11 @@ def measure_db(label: str, database_url: str, workdir: Path, pool: Pool, sizes: 
 
     def report(key: str, title: str, v: float, p: float) -> None:
         rows.append((f"{label}: {title}", v, p, v / p))
-        figures[key] = {"vault_per_s": round(v, 1), "plain_per_s": round(p, 1),
-                        "ratio": round(v / p, 4)}
+        figures[key] = {
+            "vault_per_s": round(v, 1),
+            "plain_per_s": round(p, 1),
+            "ratio": round(v / p, 4),
+        }
 
     try:
         for group, count in sizes["single"].items():
@@ -269,8 +293,12 @@ def measure_db(label: str, database_url: str, workdir: Path, pool: Pool, sizes: 
             vtask = {**base, "kind": "vault", "client": client, "record": record}
             ptask = {**base, "kind": "plain", "payload": payload}
             rates: dict[str, list[float]] = {"vault": [], "plain": []}
-            for kind, task in (("vault", vtask), ("plain", ptask), ("plain", ptask),
-                               ("vault", vtask)):
+            for kind, task in (
+                ("vault", vtask),
+                ("plain", ptask),
+                ("plain", ptask),
+                ("vault", vtask),
+            ):
                 rates[kind].append(pool.run(task))
             appended[client] += 2 * per * WORKERS
             plain_rows += 2 * per * WORKERS
@@ -291,8 +319,10 @@ def measure_db(label: str, database_url: str, workdir: Path, pool: Pool, sizes: 
             raise AssertionError("the bare table lost rows")
     finally:
         vault.close()
-    status = (f"chains ok: {len(appended)} logs, {sum(appended.values())} entries, "
-              "seqs 0..n-1, no gap, no fork")
+    status = (
+        f"chains ok: {len(appended)} logs, {sum(appended.values())} entries, "
+        "seqs 0..n-1, no gap, no fork"
+    )
     print(f"{label}: {status}")
     figures["chain"] = status
     return rows, figures
@@ -304,8 +334,9 @@ def main() -> int:
     sizes = QUICK if quick else FULL
     c.header("ledger append rate vs plain INSERTs", quick)
     rows: list[tuple] = []
-    details: dict[str, Any] = {"sizes": {k: {str(g): n for g, n in v.items()}
-                                         for k, v in sizes.items()}}
+    details: dict[str, Any] = {
+        "sizes": {k: {str(g): n for g, n in v.items()} for k, v in sizes.items()}
+    }
     pool = Pool()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-append-") as tmp:
@@ -313,15 +344,15 @@ def main() -> int:
             rows += r
             with c.pg_database() as pg_url:
                 if pg_url:
-                    r, details["postgres"] = measure_db("postgres", pg_url, Path(tmp), pool,
-                                                        sizes)
+                    r, details["postgres"] = measure_db("postgres", pg_url, Path(tmp), pool, sizes)
                     rows += r
     finally:
         pool.close()
     c.table(["", "vault entries/s", "plain rows/s", "ratio"], rows)
     headline = details["sqlite"]["single_g1"]["ratio"]
-    c.emit("append", quick, headline, None, None, headline="sqlite, 1 process, 1 entry/txn",
-           **details)
+    c.emit(
+        "append", quick, headline, None, None, headline="sqlite, 1 process, 1 entry/txn", **details
+    )
     return 0
 
 

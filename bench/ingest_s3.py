@@ -43,24 +43,29 @@ def make_clips(workdir: Path, count: int) -> list[Path]:
     for i in range(count):
         data = bytearray(base)
         for offset in (44, len(data) // 2, len(data) - 32):  # past the 44-byte WAV header
-            data[offset:offset + 16] = secrets.token_bytes(16)
+            data[offset : offset + 16] = secrets.token_bytes(16)
         path = workdir / f"clip-{i:04d}.wav"
         path.write_bytes(data)
         clips.append(path)
     return clips
 
 
-def measure(server, database_url: str, clips: list[Path], warmup: int, workdir: Path,
-            label: str) -> dict:
+def measure(
+    server, database_url: str, clips: list[Path], warmup: int, workdir: Path, label: str
+) -> dict:
     from tests.support.vaults import make_vault, order_meta
     from vault.storage.s3 import S3Store, make_client
 
     settings = c.s3_settings(server)
-    vault = make_vault(workdir / f"vault-{label}", storage="s3", database_url=database_url,
-                       s3=settings)
-    client = make_client(endpoint_url=server.endpoint_url, region_name="us-east-1",
-                         aws_access_key_id=server.access_key,
-                         aws_secret_access_key=server.secret_key)
+    vault = make_vault(
+        workdir / f"vault-{label}", storage="s3", database_url=database_url, s3=settings
+    )
+    client = make_client(
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+    )
     raw_bucket = c.new_bucket("raw")
     S3Store.ensure_bucket(raw_bucket, object_lock=True, client=client)
 
@@ -75,14 +80,21 @@ def measure(server, database_url: str, clips: list[Path], warmup: int, workdir: 
     def requests_only(i: int, path: Path) -> float:
         """The S3 requests an ingest sends, without the vault's other work: for information."""
         t0 = time.perf_counter()
-        for key, body in ((f"like/{label}/{i:06d}/clip", path.read_bytes()),
-                          (f"like/{label}/{i:06d}/meta", meta_body)):
+        for key, body in (
+            (f"like/{label}/{i:06d}/clip", path.read_bytes()),
+            (f"like/{label}/{i:06d}/meta", meta_body),
+        ):
             client.put_object(
-                Bucket=raw_bucket, Key=key, Body=body, IfNoneMatch="*",
+                Bucket=raw_bucket,
+                Key=key,
+                Body=body,
+                IfNoneMatch="*",
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(),
-                ContentType="application/octet-stream", ObjectLockMode="COMPLIANCE",
-                ObjectLockRetainUntilDate=retain)
+                ContentType="application/octet-stream",
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=retain,
+            )
         return time.perf_counter() - t0
 
     def sealed(i: int, path: Path) -> float:
@@ -99,7 +111,7 @@ def measure(server, database_url: str, clips: list[Path], warmup: int, workdir: 
                 fn(i, clips[i])
         for j, path in enumerate(clips[warmup:]):
             # rotate the order every clip: each op runs first, second and third equally
-            for name in names[j % 3:] + names[:j % 3]:
+            for name in names[j % 3 :] + names[: j % 3]:
                 times[name].append(ops[name](warmup + j, path))
     finally:
         vault.close()
@@ -108,8 +120,11 @@ def measure(server, database_url: str, clips: list[Path], warmup: int, workdir: 
 
 def rates(times: list[float]) -> dict:
     total = sum(times)
-    return {"clips_s": len(times) / total, "mib_s": len(times) * CLIP_SIZE / c.MIB / total,
-            "median_ms": c.median(times) * 1000}
+    return {
+        "clips_s": len(times) / total,
+        "mib_s": len(times) * CLIP_SIZE / c.MIB / total,
+        "median_ms": c.median(times) * 1000,
+    }
 
 
 def main() -> int:
@@ -135,21 +150,43 @@ def main() -> int:
                 raw, sealed = rates(res["raw"]), rates(res["vault"])
                 ratio = sealed["clips_s"] / raw["clips_s"]
                 out[label] = {"vault": sealed, "raw": raw, "ratio": ratio}
-                rows.append((f"raw put_object ({label} run)", raw["clips_s"], raw["mib_s"],
-                             raw["median_ms"], None))
-                rows.append((f"vault ingest, S3 + {label}", sealed["clips_s"], sealed["mib_s"],
-                             sealed["median_ms"], ratio))
+                rows.append(
+                    (
+                        f"raw put_object ({label} run)",
+                        raw["clips_s"],
+                        raw["mib_s"],
+                        raw["median_ms"],
+                        None,
+                    )
+                )
+                rows.append(
+                    (
+                        f"vault ingest, S3 + {label}",
+                        sealed["clips_s"],
+                        sealed["mib_s"],
+                        sealed["median_ms"],
+                        ratio,
+                    )
+                )
                 like = rates(res["requests"])
                 out[label]["requests_only"] = like
                 out[label]["requests_only_ratio"] = like["clips_s"] / raw["clips_s"]
-                rows.append(("  (info) the vault's 2 PUTs alone", like["clips_s"],
-                             like["mib_s"], like["median_ms"], like["clips_s"] / raw["clips_s"]))
+                rows.append(
+                    (
+                        "  (info) the vault's 2 PUTs alone",
+                        like["clips_s"],
+                        like["mib_s"],
+                        like["median_ms"],
+                        like["clips_s"] / raw["clips_s"],
+                    )
+                )
 
-    print(f"{n} clips of {CLIP_SIZE // 1024} KiB after {warmup} warm-up clips per series, "
-          "series interleaved")
+    print(
+        f"{n} clips of {CLIP_SIZE // 1024} KiB after {warmup} warm-up clips per series, "
+        "series interleaved"
+    )
     c.table(["", "clips/s", "MiB/s", "median ms", "ratio"], rows)
-    details = {"n": n, "warmup": warmup, "clip_bytes": CLIP_SIZE,
-               "sqlite": _round(out["sqlite"])}
+    details = {"n": n, "warmup": warmup, "clip_bytes": CLIP_SIZE, "sqlite": _round(out["sqlite"])}
     if "postgres" in out:
         details["postgres"] = _round(out["postgres"])
         details["postgres_ratio"] = round(out["postgres"]["ratio"], 4)

@@ -69,15 +69,35 @@ def _status_kib(field: str) -> int | None:
 class Child:
     """One operation in a fresh interpreter (started at once; ``result`` waits for it)."""
 
-    def __init__(self, op: str, home: Path, *, clip: Path | None = None,
-                 meta: Path | None = None, out: Path | None = None, record: str = "",
-                 env: dict | None = None) -> None:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", op, "--home", str(home),
-               "--clip", str(clip or ""), "--meta", str(meta or ""), "--out", str(out or ""),
-               "--record", record]
+    def __init__(
+        self,
+        op: str,
+        home: Path,
+        *,
+        clip: Path | None = None,
+        meta: Path | None = None,
+        out: Path | None = None,
+        record: str = "",
+        env: dict | None = None,
+    ) -> None:
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            op,
+            "--home",
+            str(home),
+            "--clip",
+            str(clip or ""),
+            "--meta",
+            str(meta or ""),
+            "--out",
+            str(out or ""),
+            "--record",
+            record,
+        ]
         self.op = op
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, **(env or {})})
 
     def result(self) -> dict:
         stdout, _ = self.proc.communicate()
@@ -99,20 +119,41 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def measure_backend(label: str, home: Path, base: dict, clip: Path, clip_sha: str,
-                    meta: Path, workdir: Path, env: dict | None) -> list[dict]:
-    rows = [{"backend": label, "op": "baseline (import + open)",
-             "peak_kib": base["peak_kib"], "seconds": None}]
+def measure_backend(
+    label: str,
+    home: Path,
+    base: dict,
+    clip: Path,
+    clip_sha: str,
+    meta: Path,
+    workdir: Path,
+    env: dict | None,
+) -> list[dict]:
+    rows = [
+        {
+            "backend": label,
+            "op": "baseline (import + open)",
+            "peak_kib": base["peak_kib"],
+            "seconds": None,
+        }
+    ]
     ing = Child("ingest", home, clip=clip, meta=meta, env=env).result()
-    rows.append({"backend": label, "op": "ingest", "peak_kib": ing["peak_kib"],
-                 "seconds": ing["seconds"]})
+    rows.append(
+        {"backend": label, "op": "ingest", "peak_kib": ing["peak_kib"], "seconds": ing["seconds"]}
+    )
     out = workdir / f"retrieved-{label}.wav"
     ret = Child("retrieve", home, out=out, record=ing["record_id"], env=env).result()
     identical = sha256_file(out) == clip_sha
     out.unlink()
-    rows.append({"backend": label, "op": "retrieve (write_audio)",
-                 "peak_kib": ret["peak_kib"], "seconds": ret["seconds"],
-                 "identical": identical})
+    rows.append(
+        {
+            "backend": label,
+            "op": "retrieve (write_audio)",
+            "peak_kib": ret["peak_kib"],
+            "seconds": ret["seconds"],
+            "identical": identical,
+        }
+    )
     for r in rows:
         r["baseline_kib"] = base["peak_kib"]
         r["delta_kib"] = r["peak_kib"] - base["peak_kib"]
@@ -141,8 +182,10 @@ def main() -> int:
     # each backend's objects and retrieved copy are removed before the next)
     need = 3 * size + 64 * c.MIB
     free = c.disk_free(base_dir)
-    print(f"disk: needs about {need / c.MIB / 1024:.2f} GiB free in {base_dir} "
-          f"(clip + sealed object + retrieved copy), {free / c.MIB / 1024:.1f} GiB free")
+    print(
+        f"disk: needs about {need / c.MIB / 1024:.2f} GiB free in {base_dir} "
+        f"(clip + sealed object + retrieved copy), {free / c.MIB / 1024:.1f} GiB free"
+    )
     if free < need:
         print("error: not enough free disk space; use --tmpdir", file=sys.stderr)
         return 2
@@ -151,16 +194,26 @@ def main() -> int:
     from vault.synth import write_large_wav
 
     rows: list[dict] = []
-    with (tempfile.TemporaryDirectory(prefix="bench-memory-", dir=base_dir) as tmp,
-          c.seaweedfs() as server):
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-memory-", dir=base_dir) as tmp,
+        c.seaweedfs() as server,
+    ):
         workdir = Path(tmp)
         backends = [("local+sqlite", workdir / "vault-local", None)]
         make_vault(backends[0][1]).close()
         if server is not None:
             home = workdir / "vault-s3"
             make_vault(home, storage="s3", s3=c.s3_settings(server)).close()
-            backends.append(("s3+sqlite", home, {"AWS_ACCESS_KEY_ID": server.access_key,
-                                                 "AWS_SECRET_ACCESS_KEY": server.secret_key}))
+            backends.append(
+                (
+                    "s3+sqlite",
+                    home,
+                    {
+                        "AWS_ACCESS_KEY_ID": server.access_key,
+                        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+                    },
+                )
+            )
         # baselines run while the clip is written: only their memory is measured
         baselines = [Child("baseline", home, env=env) for _, home, env in backends]
         clip = write_large_wav(workdir / "large.wav", size_bytes=size)
@@ -170,8 +223,7 @@ def main() -> int:
 
         def one(backend: tuple, base: Child) -> list[dict]:
             label, home, env = backend
-            got = measure_backend(label, home, base.result(), clip, clip_sha, meta, workdir,
-                                  env)
+            got = measure_backend(label, home, base.result(), clip, clip_sha, meta, workdir, env)
             if env is None:
                 shutil.rmtree(home, ignore_errors=True)  # the local sealed copy
             return got
@@ -186,22 +238,43 @@ def main() -> int:
                 rows += one(backend, base)
 
     mib = 1024.0
-    c.table(["backend / operation", "baseline MiB", "peak MiB", "delta MiB", "seconds",
-             "identical"],
-            [(f"{r['backend']}: {r['op']}", r["baseline_kib"] / mib, r["peak_kib"] / mib,
-              r["delta_kib"] / mib, r["seconds"], r.get("identical")) for r in rows])
+    c.table(
+        ["backend / operation", "baseline MiB", "peak MiB", "delta MiB", "seconds", "identical"],
+        [
+            (
+                f"{r['backend']}: {r['op']}",
+                r["baseline_kib"] / mib,
+                r["peak_kib"] / mib,
+                r["delta_kib"] / mib,
+                r["seconds"],
+                r.get("identical"),
+            )
+            for r in rows
+        ],
+    )
     ops = [r for r in rows if not r["op"].startswith("baseline")]
     worst = max(ops, key=lambda r: r["peak_kib"])
     peak_mib = worst["peak_kib"] / mib
     ratio = worst["peak_kib"] / worst["baseline_kib"]
     worst_delta = max(r["delta_kib"] for r in ops) / mib
-    print(f"worst peak: {peak_mib:.1f} MiB ({worst['backend']} {worst['op']}), "
-          f"{ratio:.2f}x its baseline; worst delta {worst_delta:.1f} MiB; "
-          f"target: peak < {TARGET_MIB:.0f} MiB")
-    c.emit("memory", quick, ratio, TARGET_MIB, "peak_rss_mib<", peak_rss_mib=round(peak_mib, 1),
-           worst_delta_mib=round(worst_delta, 1), clip_bytes=size,
-           rows=[{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
-                 for r in rows])
+    print(
+        f"worst peak: {peak_mib:.1f} MiB ({worst['backend']} {worst['op']}), "
+        f"{ratio:.2f}x its baseline; worst delta {worst_delta:.1f} MiB; "
+        f"target: peak < {TARGET_MIB:.0f} MiB"
+    )
+    c.emit(
+        "memory",
+        quick,
+        ratio,
+        TARGET_MIB,
+        "peak_rss_mib<",
+        peak_rss_mib=round(peak_mib, 1),
+        worst_delta_mib=round(worst_delta, 1),
+        clip_bytes=size,
+        rows=[
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+        ],
+    )
     return 0
 
 

@@ -85,8 +85,15 @@ def main() -> int:
     c.table(
         ["config", "records", "ingest/s", "re-wrap/s", "shred/s", "shred÷ingest", "KEKs destroyed"],
         [
-            [r["config"], r["records"], r["ingest_per_s"], r["rewrap_per_s"], r["shred_per_s"],
-             r["shred_per_s"] / r["ingest_per_s"], r["keks_destroyed"]]
+            [
+                r["config"],
+                r["records"],
+                r["ingest_per_s"],
+                r["rewrap_per_s"],
+                r["shred_per_s"],
+                r["shred_per_s"] / r["ingest_per_s"],
+                r["keks_destroyed"],
+            ]
             for r in rows
         ],
     )
@@ -97,8 +104,9 @@ def main() -> int:
         base["shred_per_s"] / base["ingest_per_s"],
         None,
         None,
-        configs=[{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
-                 for r in rows],
+        configs=[
+            {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+        ],
     )
     return 0 if all(r["ok"] for r in rows) else 1
 

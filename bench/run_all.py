@@ -17,8 +17,16 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger", "retention",
-           "group_commit", "http_ingest")
+BENCHES = (
+    "sealing",
+    "ingest_s3",
+    "append",
+    "memory",
+    "ledger",
+    "retention",
+    "group_commit",
+    "http_ingest",
+)
 HERE = Path(__file__).resolve().parent
 
 
@@ -55,8 +63,18 @@ def describe_target(doc: dict) -> str:
 def _brief(doc: dict | None) -> dict | None:
     if doc is None:
         return None
-    keys = ("ratio", "target", "target_kind", "met", "peak_rss_mib", "postgres_ratio",
-            "decrypt_ratio", "proof_gen_ms_p99", "proof_verify_ms_p99", "deep_ratio")
+    keys = (
+        "ratio",
+        "target",
+        "target_kind",
+        "met",
+        "peak_rss_mib",
+        "postgres_ratio",
+        "decrypt_ratio",
+        "proof_gen_ms_p99",
+        "proof_verify_ms_p99",
+        "deep_ratio",
+    )
     return {k: doc[k] for k in keys if k in doc}
 
 
@@ -83,9 +101,16 @@ def main() -> int:
         met = {True: "yes", False: "NO", None: "-"}[doc.get("met")]
         rows.append((name, doc.get("ratio"), describe_target(doc), met, seconds))
     c.table(["bench", "ratio", "target", "met", "seconds"], rows)
-    print(json.dumps({"bench": "run_all", "mode": "quick" if args.quick else "full",
-                      "results": {name: _brief(doc) for name, doc, _, _ in results},
-                      "machine": c.machine()}))
+    print(
+        json.dumps(
+            {
+                "bench": "run_all",
+                "mode": "quick" if args.quick else "full",
+                "results": {name: _brief(doc) for name, doc, _, _ in results},
+                "machine": c.machine(),
+            }
+        )
+    )
     return 1 if failed else 0
 
 

@@ -55,8 +55,7 @@ def _tee(chunks: Iterable[bytes], hasher: CommitmentHasher) -> Iterator[bytes]:
         yield chunk
 
 
-def vault_seal(chunks: list[bytes], dek: bytes, keep: list[bytes] | None = None
-               ) -> tuple[str, str]:
+def vault_seal(chunks: list[bytes], dek: bytes, keep: list[bytes] | None = None) -> tuple[str, str]:
     """As ingest: commit to the plaintext, seal it, hash the ciphertext (then let it go)."""
     commit = CommitmentHasher(new_salt(), "clip")
     ct_hash = Sha256Counter()
@@ -78,7 +77,7 @@ def raw_seal(data: memoryview, aead: AESGCM, ad: bytes) -> tuple[str, str]:
     prefix = os.urandom(7)
     total = len(data)
     for index, offset in enumerate(range(0, total, SEGMENT_SIZE)):
-        segment = data[offset:offset + SEGMENT_SIZE]
+        segment = data[offset : offset + SEGMENT_SIZE]
         plain.update(segment)
         nonce = prefix + struct.pack(">IB", index, offset + SEGMENT_SIZE >= total)
         sealed.update(aead.encrypt(nonce, segment, ad))
@@ -102,8 +101,9 @@ def vault_open_retrieve(ct_chunks: list[bytes], dek: bytes, reader_cls) -> int:
     return size
 
 
-def raw_open(sealed: list[tuple[bytes, memoryview]], aead: AESGCM, ad: bytes,
-             hashed: bool = False) -> int:
+def raw_open(
+    sealed: list[tuple[bytes, memoryview]], aead: AESGCM, ad: bytes, hashed: bool = False
+) -> int:
     digest = hashlib.sha256()
     size = 0
     for nonce, segment in sealed:
@@ -127,7 +127,7 @@ def main() -> int:
     from vault.storage import ChunkReader as reader_cls
 
     data = os.urandom(total)
-    chunks = [data[i:i + READ_CHUNK] for i in range(0, total, READ_CHUNK)]
+    chunks = [data[i : i + READ_CHUNK] for i in range(0, total, READ_CHUNK)]
     view = memoryview(data)
     dek = new_data_key()
     index_key = os.urandom(32)
@@ -140,36 +140,53 @@ def main() -> int:
     ciphertext = b"".join(pieces)
     del pieces
     # what the object store hands to retrieval: 1 MiB chunks of the stored object
-    ct_chunks = [ciphertext[i:i + READ_CHUNK] for i in range(0, len(ciphertext), READ_CHUNK)]
+    ct_chunks = [ciphertext[i : i + READ_CHUNK] for i in range(0, len(ciphertext), READ_CHUNK)]
     assert vault_open(ciphertext, dek) == total
     raw_pieces = []
     prefix = os.urandom(7)
     for index, offset in enumerate(range(0, total, SEGMENT_SIZE)):
         nonce = prefix + struct.pack(">IB", index, offset + SEGMENT_SIZE >= total)
-        raw_pieces.append((nonce, aead.encrypt(nonce, view[offset:offset + SEGMENT_SIZE], ad)))
+        raw_pieces.append((nonce, aead.encrypt(nonce, view[offset : offset + SEGMENT_SIZE], ad)))
     raw_sealed = [(n, memoryview(s)) for n, s in raw_pieces]
     assert len(ciphertext) == HEADER_SIZE + total + len(raw_sealed) * TAG_SIZE
 
-    runs: dict[str, list[float]] = {k: [] for k in
-                                    ("seal_vault", "seal_raw", "open_vault", "open_raw",
-                                     "open_retrieve", "open_raw_hashed", "seal_fp")}
+    runs: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "seal_vault",
+            "seal_raw",
+            "open_vault",
+            "open_raw",
+            "open_retrieve",
+            "open_raw_hashed",
+            "seal_fp",
+        )
+    }
     # warm-up, then alternate the order of vault and baseline on every repetition
     vault_seal(chunks[:4], dek)
-    raw_seal(view[:4 * READ_CHUNK], aead, ad)
+    raw_seal(view[: 4 * READ_CHUNK], aead, ad)
     for rep in range(reps):
         # (vault, baseline) pairs; every other repetition runs the baseline first
-        pairs = [(("seal_vault", lambda: vault_seal(chunks, dek)),
-                  ("seal_raw", lambda: raw_seal(view, aead, ad))),
-                 (("open_vault", lambda: vault_open(ciphertext, dek)),
-                  ("open_raw", lambda: raw_open(raw_sealed, aead, ad)))]
+        pairs = [
+            (
+                ("seal_vault", lambda: vault_seal(chunks, dek)),
+                ("seal_raw", lambda: raw_seal(view, aead, ad)),
+            ),
+            (
+                ("open_vault", lambda: vault_open(ciphertext, dek)),
+                ("open_raw", lambda: raw_open(raw_sealed, aead, ad)),
+            ),
+        ]
         runs["seal_fp"].append(timed(lambda: vault_seal_fingerprinted(chunks, dek, index_key)))
         if reader_cls is not None:
-            pairs.append((("open_retrieve",
-                           lambda: vault_open_retrieve(ct_chunks, dek, reader_cls)),
-                          ("open_raw_hashed",
-                           lambda: raw_open(raw_sealed, aead, ad, hashed=True))))
+            pairs.append(
+                (
+                    ("open_retrieve", lambda: vault_open_retrieve(ct_chunks, dek, reader_cls)),
+                    ("open_raw_hashed", lambda: raw_open(raw_sealed, aead, ad, hashed=True)),
+                )
+            )
         for pair in pairs:
-            for name, fn in (reversed(pair) if rep % 2 else pair):
+            for name, fn in reversed(pair) if rep % 2 else pair:
                 runs[name].append(timed(fn))
 
     mib = total / c.MIB
@@ -180,23 +197,39 @@ def main() -> int:
     rows = [
         ("seal: AESGCM.encrypt + 2x sha256 (baseline)", tput["seal_raw"], None),
         ("seal: CommitmentHasher+encrypt_stream+Sha256Counter", tput["seal_vault"], seal_ratio),
-        ("seal + keyed_hash fingerprint (all ingest does)", tput["seal_fp"],
-         tput["seal_fp"] / tput["seal_raw"]),
+        (
+            "seal + keyed_hash fingerprint (all ingest does)",
+            tput["seal_fp"],
+            tput["seal_fp"] / tput["seal_raw"],
+        ),
         ("open: AESGCM.decrypt (baseline)", tput["open_raw"], None),
         ("open: decrypt_stream", tput["open_vault"], open_ratio),
     ]
     retrieve_ratio = None
     if "open_retrieve" in tput:
         retrieve_ratio = tput["open_retrieve"] / tput["open_raw_hashed"]
-        rows += [("open: AESGCM.decrypt + sha256(ct) (baseline)", tput["open_raw_hashed"], None),
-                 ("open: retrieve path (ChunkReader+decrypt_stream)", tput["open_retrieve"],
-                  retrieve_ratio)]
+        rows += [
+            ("open: AESGCM.decrypt + sha256(ct) (baseline)", tput["open_raw_hashed"], None),
+            (
+                "open: retrieve path (ChunkReader+decrypt_stream)",
+                tput["open_retrieve"],
+                retrieve_ratio,
+            ),
+        ]
     c.table(["", "MiB/s", "ratio"], rows)
-    c.emit("sealing", quick, seal_ratio, TARGET, "ratio>=", bytes=total, reps=reps,
-           mib_s={k: round(v, 1) for k, v in tput.items()},
-           decrypt_ratio=round(open_ratio, 4),
-           with_fingerprint_ratio=round(tput["seal_fp"] / tput["seal_raw"], 4),
-           retrieve_path_ratio=None if retrieve_ratio is None else round(retrieve_ratio, 4))
+    c.emit(
+        "sealing",
+        quick,
+        seal_ratio,
+        TARGET,
+        "ratio>=",
+        bytes=total,
+        reps=reps,
+        mib_s={k: round(v, 1) for k, v in tput.items()},
+        decrypt_ratio=round(open_ratio, 4),
+        with_fingerprint_ratio=round(tput["seal_fp"] / tput["seal_raw"], 4),
+        retrieve_path_ratio=None if retrieve_ratio is None else round(retrieve_ratio, 4),
+    )
     return 0
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 import click
 
 from cli.main import _emit, _open, _rule, _when, campaign, cli, client, log
-from vault import local_principal
 from vault.ledger.entry import format_time
 
 _AS = click.option(
     "--as",
     "principal",
-    help="Who acts (default: local:<your user name>); the log names them.",
+    help="The person acting (a handle; default: the operator, local:<your user name>); "
+    "the log names them.",
 )
+
+
+def _acting(vault, handle: str | None, *roles: str):
+    """The named person (must exist, be enabled and have one of ``roles``), or the operator."""
+    return vault.person(handle, *roles) if handle else vault.operator()
 
 
 # -- retention rules ----------------------------------------------------------------------
@@ -86,9 +91,9 @@ def dispute() -> None:
 @click.pass_context
 def dispute_open(ctx, record_id, case_ref, reason, principal) -> None:
     """Open a dispute on RECORD_ID: its evidence is kept until the hold is released."""
-    h = _open(ctx).open_dispute(
-        record_id, case_ref=case_ref, reason=reason, principal=principal or local_principal()
-    )
+    vault = _open(ctx)
+    who = _acting(vault, principal, "client", "admin")
+    h = vault.open_dispute(record_id, case_ref=case_ref, reason=reason, principal=who)
     _emit(ctx, h.to_dict(), f"dispute {h.id} opened on {record_id} (case {case_ref})")
 
 
@@ -105,15 +110,20 @@ def hold() -> None:
 @click.pass_context
 def hold_place(ctx, record_id, case_ref, reason, principal) -> None:
     """Place an admin's legal hold on RECORD_ID."""
-    h = _open(ctx).place_hold(
-        record_id, case_ref=case_ref, reason=reason, principal=principal or local_principal()
-    )
+    vault = _open(ctx)
+    who = _acting(vault, principal, "admin")
+    h = vault.place_hold(record_id, case_ref=case_ref, reason=reason, principal=who)
     _emit(ctx, h.to_dict(), f"hold {h.id} placed on {record_id} (case {case_ref})")
 
 
 @hold.command("release")
 @click.argument("hold_id")
-@click.option("--as", "admin", required=True, help="The admin acting (four-eyes: two needed).")
+@click.option(
+    "--as",
+    "admin",
+    required=True,
+    help="The admin person acting, by handle (four-eyes: two different persons).",
+)
 @click.pass_context
 def hold_release(ctx, hold_id, admin) -> None:
     """Request (first admin) or approve (a second, different admin) a hold's release."""
@@ -121,7 +131,8 @@ def hold_release(ctx, hold_id, admin) -> None:
     human = (
         f"hold {h.id} released (requested by {h.release_requested_by}, approved by {h.released_by})"
         if h.released_by
-        else f"release of hold {h.id} requested by {admin}; a second admin must approve"
+        else f"release of hold {h.id} requested by {h.release_requested_by}; a second admin "
+        "must approve"
     )
     _emit(ctx, h.to_dict(), human)
 

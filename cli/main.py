@@ -27,7 +27,7 @@ from pathlib import Path
 
 import click
 
-from vault import Vault, local_principal
+from vault import Vault
 from vault.config import (
     PASSWORD_FILE,
     S3Settings,
@@ -351,15 +351,30 @@ def find(ctx, client_id, campaign, order_ref, phone, agent, since, until, limit)
     )
 
 
+_READER = click.option(
+    "--as",
+    "reader",
+    help="The person reading, by handle (default: the operator, local:<your user name>); "
+    "the log names them.",
+)
+
+
+def _reader(vault: Vault, handle: str | None):
+    """A named person (a client or admin, within their client), or the operator."""
+    return vault.person(handle, "client", "admin") if handle else vault.operator()
+
+
 @cli.command()
 @click.argument("record_id")
+@_READER
 @click.pass_context
-def show(ctx, record_id) -> None:
+def show(ctx, record_id, reader) -> None:
     """Print a record's decrypted evidence (identity, intent, consent, spans).
 
     The access is recorded in the client's log (chain of custody).
     """
-    doc = _open(ctx).show(record_id, principal=local_principal())
+    vault = _open(ctx)
+    doc = vault.show(record_id, principal=_reader(vault, reader))
     _emit(ctx, doc, _render_document(record_id, doc))
 
 
@@ -400,10 +415,12 @@ def _span(span) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the clip (byte-identical to the upload).",
 )
+@_READER
 @click.pass_context
-def audio(ctx, record_id, output: Path) -> None:
+def audio(ctx, record_id, output: Path, reader) -> None:
     """Write a record's clip back, byte-identical to what was uploaded."""
-    out = _open(ctx).write_audio(record_id, output, principal=local_principal())
+    vault = _open(ctx)
+    out = vault.write_audio(record_id, output, principal=_reader(vault, reader))
     _emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
 
 
@@ -552,10 +569,12 @@ def log_verify(ctx, export: Path, key: str, trusted) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the bundle (ZIP).",
 )
+@_READER
 @click.pass_context
-def export(ctx, record_id, output: Path) -> None:
+def export(ctx, record_id, output: Path, reader) -> None:
     """Export one record as an evidence bundle that verifies offline (the export is logged)."""
-    out = _open(ctx).export_bundle(record_id, output, principal=local_principal())
+    vault = _open(ctx)
+    out = vault.export_bundle(record_id, output, principal=_reader(vault, reader))
     _emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
 
 

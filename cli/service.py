@@ -1,4 +1,9 @@
-"""Commands for the HTTP service: ``serve`` and API tokens."""
+"""Commands for the HTTP service: ``serve``, persons and their API tokens.
+
+``--as HANDLE`` names the admin person acting; without it the operator at this shell
+(``local:<user>``) acts: a global admin whose new admins need no second approval, since
+whoever holds the vault host and its keyring could change the database anyway.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import timedelta
 import click
 
 from cli.main import _emit, _open, _when, cli
-from vault.services import tokens
+from vault.services import people, tokens
 
 _DURATION = re.compile(r"(\d+)([dhm])")
 
@@ -60,36 +65,98 @@ def serve(ctx, host, port, workers) -> None:
     )
 
 
+_BY = click.option(
+    "--as",
+    "by",
+    help="The admin person acting (default: the operator, local:<your user name>).",
+)
+
+
+@cli.group()
+def person() -> None:
+    """Persons: who acts on the vault. Tokens belong to persons; logs and holds name them."""
+
+
+@person.command("add")
+@click.argument("handle")
+@click.option("--role", required=True, type=click.Choice(people.ROLES), help="What they may do.")
+@click.option("--client", "client_id", help="Their client (tenant); optional only for admins.")
+@click.option("--name", "display_name", default="", help="A display name (kept off the logs).")
+@_BY
+@click.pass_context
+def person_add(ctx, handle, role, client_id, display_name, by) -> None:
+    """Create person HANDLE (a staff id or initials: the logs name it). Logged.
+
+    An admin created by another admin person is pending until a second admin approves.
+    """
+    info = _open(ctx).add_person(
+        handle, role=role, client=client_id, display_name=display_name, by=by
+    )
+    state = "" if info.status == "active" else "; pending: a second admin must approve"
+    _emit(ctx, info.to_dict(), f"added person {handle} ({role}, {client_id or '*'}){state}")
+
+
+@person.command("approve")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_approve(ctx, handle, by) -> None:
+    """Approve pending admin HANDLE (not by its creator, nor by itself). Logged."""
+    info = _open(ctx).approve_person(handle, by=by)
+    _emit(ctx, info.to_dict(), f"approved person {handle} (by {info.approved_by})")
+
+
+@person.command("disable")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_disable(ctx, handle, by) -> None:
+    """Disable HANDLE at once: every token of theirs stops working. Logged."""
+    info = _open(ctx).disable_person(handle, by=by)
+    _emit(ctx, info.to_dict(), f"disabled person {handle}")
+
+
+@person.command("list")
+@click.option("--client", "client_id", help="Only this client's persons.")
+@click.pass_context
+def person_list(ctx, client_id) -> None:
+    """List persons and their state (active, pending, disabled)."""
+    rows = _open(ctx).persons(client_id)
+    _emit(
+        ctx,
+        [p.to_dict() for p in rows],
+        "\n".join(
+            f"{p.handle}\t{p.role}\t{p.client or '*'}\t{p.status}\tcreated by {p.created_by}"
+            for p in rows
+        )
+        or "(no persons)",
+    )
+
+
 @cli.group()
 def token() -> None:
-    """API tokens: created here, shown once, stored only as a hash."""
+    """API tokens of persons: created here, shown once, stored only as a hash."""
 
 
 @token.command("create")
-@click.option(
-    "--role", required=True, type=click.Choice(tokens.ROLES), help="What the token may do."
-)
-@click.option("--client", "client_id", help="The client (tenant); optional only for admins.")
+@click.option("--person", "handle", required=True, help="Whose token (role and client are theirs).")
 @click.option("--campaign", help="Dialer tokens: only this campaign.")
 @click.option("--expires", help="A lifetime (90d, 12h, 30m) or an ISO-8601 time.")
 @click.option("--label", default="", help="A note for `token list` (e.g. the dialer host).")
+@_BY
 @click.pass_context
-def token_create(ctx, role, client_id, campaign, expires, label) -> None:
-    """Create a token and print it once (it cannot be shown again)."""
+def token_create(ctx, handle, campaign, expires, label, by) -> None:
+    """Create a token of a person and print it once (it cannot be shown again). Logged."""
     vault = _open(ctx)
     expires_at = _expiry(expires, vault.context.clock())
-    info, secret = tokens.create_token(
-        vault.context,
-        role=role,
-        client=client_id,
-        campaign=campaign,
-        expires_at=expires_at,
-        label=label,
+    info, secret = vault.create_token(
+        handle, by=by, campaign=campaign, expires_at=expires_at, label=label
     )
     _emit(
         ctx,
         {**info.to_dict(), "token": secret},
-        f"{secret}\n(token {info.id}, role {role}; store it now: it is not shown again)",
+        f"{secret}\n(token {info.id} of {handle}, role {info.role}; store it now: it is not "
+        "shown again)",
     )
 
 
@@ -103,7 +170,7 @@ def token_list(ctx, client_id) -> None:
         ctx,
         [t.to_dict() for t in rows],
         "\n".join(
-            f"{t.id}\t{t.role}\t{t.client or '*'}\t{t.campaign or '-'}\t"
+            f"{t.id}\t{t.person}\t{t.role}\t{t.client or '*'}\t{t.campaign or '-'}\t"
             + ("revoked" if t.revoked_at else "active")
             + (f"\t{t.label}" if t.label else "")
             for t in rows
@@ -114,10 +181,11 @@ def token_list(ctx, client_id) -> None:
 
 @token.command("revoke")
 @click.argument("token_id")
+@_BY
 @click.pass_context
-def token_revoke(ctx, token_id) -> None:
-    """Revoke TOKEN_ID at once, in every server process."""
-    info = tokens.revoke_token(_open(ctx).context, token_id)
+def token_revoke(ctx, token_id, by) -> None:
+    """Revoke TOKEN_ID at once, in every server process. Logged."""
+    info = _open(ctx).revoke_token(token_id, by=by)
     _emit(ctx, info.to_dict(), f"revoked {token_id}")
 
 

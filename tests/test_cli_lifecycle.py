@@ -51,6 +51,9 @@ def _ingest(run, tmp_path, n: int) -> str:
 
 def test_dispute_blocks_retention_until_four_eyes_release(run, tmp_path):
     held, free = _ingest(run, tmp_path, 1), _ingest(run, tmp_path, 2)
+    run("person", "add", "carla", "--role", "client", "--client", "telco-de")
+    for admin in ("alice", "bob"):
+        run("person", "add", admin, "--role", "admin")
     out = run(
         "--json",
         "dispute",
@@ -61,9 +64,10 @@ def test_dispute_blocks_retention_until_four_eyes_release(run, tmp_path):
         "--reason",
         "says no order",
         "--as",
-        "client:telco-de",
+        "carla",
     ).output
     hold_id = json.loads(out)["id"]
+    assert json.loads(out)["placed_by"] == "person:carla"
 
     NOW[0] = datetime(2029, 1, 1, tzinfo=UTC)
     plan = {i["record_id"]: i for i in json.loads(run("--json", "retention", "plan").output)}
@@ -83,7 +87,9 @@ def test_dispute_blocks_retention_until_four_eyes_release(run, tmp_path):
     assert "a second admin must approve" in run("hold", "release", hold_id, "--as", "alice").output
     assert "four-eyes" in run("hold", "release", hold_id, "--as", "alice", code=9).output
     released = run("hold", "release", hold_id, "--as", "bob").output
-    assert "requested by alice, approved by bob" in released
+    assert "requested by person:alice, approved by person:bob" in released
+    unknown = run("hold", "release", hold_id, "--as", "mallory", code=4).output
+    assert "no person 'mallory'" in unknown
     assert run("hold", "list").output.strip() == "(no holds)"
     assert f"{hold_id}\t{held}\tdispute\tCASE-7\treleased" in run("hold", "list", "--all").output
 
@@ -94,6 +100,7 @@ def test_dispute_blocks_retention_until_four_eyes_release(run, tmp_path):
 
 def test_erase_by_phone_keeps_held_records(run, tmp_path):
     held, other = _ingest(run, tmp_path, 1), _ingest(run, tmp_path, 2)
+    run("person", "add", "ops", "--role", "admin")
     run("hold", "place", held, "--case", "LIT-2026-1", "--reason", "court order", "--as", "ops")
     out = json.loads(
         run("--json", "erase", "--phone", "+49 151 12345678", "--request", "REQ-1").output

@@ -45,6 +45,12 @@ def legal_hold_status(vault, key: str) -> str:
     return resp["LegalHold"]["Status"]
 
 
+def admins(vault, *handles: str) -> None:
+    """Global admin persons, made by the operator (approved at once)."""
+    for handle in handles:
+        vault.add_person(handle, role="admin")
+
+
 class Clock:
     def __init__(self, vault, now: datetime) -> None:
         self.now = now
@@ -198,7 +204,7 @@ def test_hold_on_unknown_record_and_unknown_hold(local, local_record):
     with pytest.raises(NotFound):
         local.open_dispute("01nosuchrecord000000000000", case_ref="C-1", reason="r")
     with pytest.raises(NotFound):
-        local.release_hold("hnosuchhold", admin="admin:alice")
+        local.release_hold("hnosuchhold", admin="alice")
     assert entries(local, "hold.placed") == []
 
 
@@ -206,6 +212,7 @@ def test_hold_on_unknown_record_and_unknown_hold(local, local_record):
 
 
 def test_hold_blocks_shredding_until_a_four_eyes_release(vault, record, monkeypatch):
+    admins(vault, "alice", "bob", "carol")
     clock = Clock(vault, RETAIN_UNTIL + timedelta(days=1))
     hold = vault.open_dispute(
         record.id, case_ref="TDE-2026/0042", reason=REASON, principal="client:telco-de"
@@ -221,31 +228,31 @@ def test_hold_blocks_shredding_until_a_four_eyes_release(vault, record, monkeypa
 
     # first admin: only a request
     calls = spy_store_holds(vault, monkeypatch)
-    requested = vault.release_hold(hold.id, admin="admin:alice")
-    assert requested.active and requested.release_requested_by == "admin:alice"
+    requested = vault.release_hold(hold.id, admin="alice")
+    assert requested.active and requested.release_requested_by == "person:alice"
     assert requested.released_by is None
     [req] = entries(vault, "hold.release_requested")
-    assert (req["record"], req["body"]) == (record.id, {"hold": hold.id, "by": "admin:alice"})
+    assert (req["record"], req["body"]) == (record.id, {"hold": hold.id, "by": "person:alice"})
     assert [i.action for i in vault.retention_plan(CLIENT)] == ["keep"]
     # the same admin cannot approve her own request
     with pytest.raises(PermissionDenied, match="four-eyes"):
-        vault.release_hold(hold.id, admin="admin:alice")
+        vault.release_hold(hold.id, admin="alice")
     assert entries(vault, "hold.released") == []
     assert calls == []
     if on_s3(vault):
         assert legal_hold_status(vault, record.clip_key) == "ON"
 
     clock.now += timedelta(hours=1)
-    released = vault.release_hold(hold.id, admin="admin:bob")
+    released = vault.release_hold(hold.id, admin="bob")
     assert not released.active
-    assert (released.release_requested_by, released.released_by) == ("admin:alice", "admin:bob")
+    assert (released.release_requested_by, released.released_by) == ("person:alice", "person:bob")
     assert released.released_at == clock.now
     [rel] = entries(vault, "hold.released")
     assert rel["record"] == record.id
     assert rel["body"] == {
         "hold": hold.id,
-        "requested_by": "admin:alice",
-        "approved_by": "admin:bob",
+        "requested_by": "person:alice",
+        "approved_by": "person:bob",
     }
     assert vault.holds() == []
     assert [h.id for h in vault.holds(include_released=True)] == [hold.id]
@@ -257,7 +264,7 @@ def test_hold_blocks_shredding_until_a_four_eyes_release(vault, record, monkeypa
         assert calls == []
 
     with pytest.raises(Conflict, match="already released"):
-        vault.release_hold(hold.id, admin="admin:carol")
+        vault.release_hold(hold.id, admin="carol")
 
     [item] = vault.retention_plan(CLIENT)
     assert item.action == "shred"
@@ -276,6 +283,7 @@ def test_hold_blocks_shredding_until_a_four_eyes_release(vault, record, monkeypa
 
 
 def test_two_holds_on_one_record(vault, record):
+    admins(vault, "a", "b")
     Clock(vault, RETAIN_UNTIL + timedelta(days=1))
     first = vault.open_dispute(record.id, case_ref="TDE-1", reason="dispute", principal="c:1")
     second = vault.place_hold(record.id, case_ref="LG-7", reason="court", principal="admin:zoe")
@@ -286,8 +294,8 @@ def test_two_holds_on_one_record(vault, record):
         f"hold {second.id} (legal, case LG-7)"
     )
 
-    vault.release_hold(first.id, admin="admin:a")
-    vault.release_hold(first.id, admin="admin:b")
+    vault.release_hold(first.id, admin="a")
+    vault.release_hold(first.id, admin="b")
     [item] = vault.retention_plan(CLIENT)
     assert (item.action, item.why) == (
         "keep",
@@ -300,8 +308,8 @@ def test_two_holds_on_one_record(vault, record):
     assert report.shredded == [] and [k.record_id for k in report.kept] == [record.id]
     assert [h.id for h in vault.holds()] == [second.id]
 
-    vault.release_hold(second.id, admin="admin:b")
-    vault.release_hold(second.id, admin="admin:a")  # either order of admins is fine
+    vault.release_hold(second.id, admin="b")
+    vault.release_hold(second.id, admin="a")  # either order of admins is fine
     assert vault.run_retention(CLIENT).shredded == [record.id]
     assert vault.verify().clean
 
@@ -318,6 +326,7 @@ def test_erasure_does_not_shred_a_held_record(local, local_record):
 
 
 def test_held_record_is_rewrapped_when_its_bucket_closes(vault, record):
+    admins(vault, "a", "b")
     hold = vault.place_hold(record.id, case_ref="LG-7", reason="court", principal="admin:zoe")
     # December 2028: the record expired in November and its bucket's month is over
     clock = Clock(vault, datetime(2028, 12, 3, tzinfo=UTC))
@@ -343,13 +352,13 @@ def test_held_record_is_rewrapped_when_its_bucket_closes(vault, record):
     # a month later it moves on again; once released it is shredded, and the sweep of its
     # last bucket leaves no key behind
     clock.now = datetime(2029, 1, 5, tzinfo=UTC)
-    vault.release_hold(hold.id, admin="admin:a")
+    vault.release_hold(hold.id, admin="a")
     report = vault.run_retention(CLIENT)
     newest = f"local:{CLIENT}:exp-2029-01:1"
     assert [k.record_id for k in report.kept] == [record.id]
     assert (report.keks_destroyed, report.rewrapped) == ([new_kek], 1)
     assert keys.kek_ids(CLIENT) == [newest]
-    vault.release_hold(hold.id, admin="admin:b")
+    vault.release_hold(hold.id, admin="b")
     assert vault.run_retention(CLIENT).shredded == [record.id]
     clock.now = datetime(2029, 2, 3, tzinfo=UTC)
     assert vault.run_retention(CLIENT).keks_destroyed == [newest]

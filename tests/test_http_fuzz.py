@@ -30,11 +30,11 @@ from tests.support.vaults import (
     clip,
     make_vault,
     order_meta,
+    person_token,
     postgres_available,
 )
 from vault import Vault
 from vault.http.app import create_app
-from vault.services.tokens import create_token
 
 EXAMPLES = 25
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -97,7 +97,7 @@ def fuzz_app(fuzz_vault: Vault) -> Iterator[FastAPI]:
 
 
 def _auth(v: Vault, role: str, client: str | None) -> dict[str, str]:
-    _, secret = create_token(v.context, role=role, client=client, label="fuzz")
+    _, secret = person_token(v.context, role, client, label="fuzz")
     return {"Authorization": f"Bearer {secret}"}
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
 from vault.http.app import create_app
 from vault.ledger.checkpoint import Checkpoint, open_note, parse_verifier_key
 from vault.ledger.entry import entry_hash
 from vault.ledger.merkle import verify_consistency, verify_inclusion
 from vault.ledger.offline import audit_export
-from vault.services.tokens import create_token
+from vault.services.tokens import authenticate
 
 OTHER, OTHER_CAMPAIGN = "other-co", "winter-2026"
 PII = ("+4915112345678", "Mustermann", "1980-01-31", "10115")
@@ -49,6 +49,10 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
+#: the client's log: 7 sealed records, then 4 persons and a token of each (8 entries)
+SIZE = 15
+
+
 class Env:
     """A vault with two clients, their logs and a token for each role."""
 
@@ -62,11 +66,9 @@ class Env:
         self.cp1 = v.checkpoint(CLIENT)
         for n in range(3, 7):
             v.ingest(clip(tmp, seed=n), order_meta(n))
-        self.cp2 = v.checkpoint(CLIENT)
         v.ingest(clip(tmp, seed=9), order_meta(9, client=OTHER, campaign=OTHER_CAMPAIGN))
-        v.checkpoint(OTHER)
         self.http = TestClient(create_app(self.ctx))
-        self.tok = {
+        self.tok = {  # each a person.created and a token.created entry in its client's log
             "admin": self.token("admin", None),
             "tenant-admin": self.token("admin", CLIENT),
             "auditor": self.token("auditor", CLIENT),
@@ -74,9 +76,17 @@ class Env:
             "dialer": self.token("dialer", CLIENT),
             "client": self.token("client", CLIENT),
         }
+        self.cp2 = v.checkpoint(CLIENT)
+        v.checkpoint(OTHER)
 
     def token(self, role: str, client: str | None, **kw) -> str:
-        return create_token(self.ctx, role=role, client=client, **kw)[1]
+        return person_token(self.ctx, role, client, **kw)[1]
+
+    def person(self, handle: str, role: str, client: str | None) -> str:
+        """Person ``handle`` (made by the operator the first time)."""
+        if handle not in {p.handle for p in self.vault.persons()}:
+            self.vault.add_person(handle, role=role, client=client)
+        return handle
 
     def get(self, path: str, who: str = "auditor", **kw):
         return self.http.get(path, headers=bearer(self.tok[who]), **kw)
@@ -97,6 +107,16 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     e.vault.close()
 
 
+@pytest.fixture(scope="module")
+def admin_env(tmp_path_factory: pytest.TempPathFactory):
+    """A vault of its own for the tests that create persons and tokens (log entries)."""
+    tmp = tmp_path_factory.mktemp("http-admin")
+    e = Env(tmp / "v", tmp)
+    yield e
+    e.http.close()
+    e.vault.close()
+
+
 def exported(env: Env, tmp: Path, client: str = CLIENT) -> list[dict]:
     out = env.vault.export_log(client, tmp / f"{client}.jsonl")
     return [json.loads(line) for line in out.read_text().splitlines()]
@@ -110,7 +130,7 @@ def test_log_info(env: Env) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["origin"].endswith("/" + CLIENT)
-    assert body["size"] == env.cp2.size == 7
+    assert body["size"] == env.cp2.size == SIZE
     assert body["verifier_key"] == env.vault.log_key()
 
 
@@ -126,7 +146,7 @@ def test_entries_page_through_the_log_as_exported(env: Env, tmp_path: Path) -> N
             assert item["hash"] == entry_hash(item["entry"].encode())
             got.append((item["seq"], item["entry"]))
         start, pages = page["next"], pages + 1
-    assert got == want and pages == 3
+    assert got == want and pages == 5
     whole = env.get(f"/v1/logs/{CLIENT}/entries", params={"limit": 1000}).json()
     assert [(e["seq"], e["entry"]) for e in whole["entries"]] == want and whole["next"] is None
     assert not any(p in json.dumps(whole) for p in PII)
@@ -143,7 +163,7 @@ def test_entries_bad_paging_is_a_422_problem(env: Env, params: dict) -> None:
 
 def test_entries_past_the_end_are_an_empty_page(env: Env) -> None:
     page = env.get(f"/v1/logs/{CLIENT}/entries", params={"start": 2**62}).json()
-    assert page["entries"] == [] and page["next"] is None and page["size"] == 7
+    assert page["entries"] == [] and page["next"] is None and page["size"] == SIZE
 
 
 def test_checkpoint_verifies_with_the_log_key(env: Env) -> None:
@@ -152,7 +172,9 @@ def test_checkpoint_verifies_with_the_log_key(env: Env) -> None:
     cp = Checkpoint.parse_body(text)
     assert len(signers) == 1
     assert cp.origin == env.get(f"/v1/logs/{CLIENT}").json()["origin"]
-    assert (cp.size, cp.root.hex()) == (body["size"], body["root_hash"]) == (7, env.cp2.root_hash)
+    assert (
+        (cp.size, cp.root.hex()) == (body["size"], body["root_hash"]) == (SIZE, env.cp2.root_hash)
+    )
 
 
 def test_inclusion_proofs_verify(env: Env) -> None:
@@ -180,7 +202,7 @@ def test_inclusion_proofs_verify(env: Env) -> None:
 @pytest.mark.parametrize(
     ("params", "status"),
     [
-        ({"seq": 7}, 404),  # not in the latest checkpoint
+        ({"seq": SIZE}, 404),  # not in the latest checkpoint
         ({"seq": 3, "tree_size": 3}, 404),
         ({"seq": 0, "tree_size": 5}, 404),  # no checkpoint of that size
         ({"seq": 2**63 - 1}, 404),
@@ -198,7 +220,7 @@ def test_inclusion_out_of_range_is_a_problem(env: Env, params: dict, status: int
 def test_consistency_proofs_verify(env: Env) -> None:
     for params, old, new in [
         ({"from": 3, "to": 7}, 3, 7),
-        ({"from": 3}, 3, 7),
+        ({"from": 3}, 3, SIZE),
         ({"from": 1, "to": 6}, 1, 6),
         ({"from": 4, "to": 4}, 4, 4),
     ]:
@@ -221,8 +243,8 @@ def test_consistency_proofs_verify(env: Env) -> None:
     ("params", "status"),
     [
         ({"from": 5, "to": 3}, 404),
-        ({"from": 1, "to": 8}, 404),
-        ({"from": 8}, 404),
+        ({"from": 1, "to": SIZE + 1}, 404),
+        ({"from": SIZE + 1}, 404),
         ({"from": 2**63 - 1}, 404),
         ({"from": 0}, 422),
         ({"to": 3}, 422),
@@ -244,8 +266,8 @@ def test_export_streams_the_cli_export_and_audits_clean(env: Env, tmp_path: Path
     trusted = env.get(f"/v1/logs/{CLIENT}/checkpoint").json()["note"].encode()
     report = audit_export(lines, parse_verifier_key(env.vault.log_key()), [trusted])
     assert report.clean, report.to_dict()
-    # sizes 1 (the first ingest's cadence checkpoint), 3 and 7
-    assert (report.entries, report.checkpoints, report.trusted) == (7, 3, 1)
+    # sizes 1 (the first ingest's cadence checkpoint), 3 and SIZE
+    assert (report.entries, report.checkpoints, report.trusted) == (SIZE, 3, 1)
     assert not any(p in "\n".join(lines) for p in PII)
 
 
@@ -280,7 +302,9 @@ def test_dialer_and_client_roles_may_not_read_the_log(env: Env, who: str) -> Non
     for path in ["/v1/clients", f"/v1/clients/{CLIENT}/campaigns", "/v1/tokens"]:
         problem(env.get(path, who), 403, "permission-denied")
         problem(env.get(path, "auditor"), 403, "permission-denied")
-    problem(env.post("/v1/tokens", {"role": "admin"}, who), 403, "permission-denied")
+    problem(env.post("/v1/tokens", {"person": "anyone"}, who), 403, "permission-denied")
+    body = {"handle": "x", "role": "admin"}
+    problem(env.post("/v1/persons", body, who), 403, "permission-denied")
 
 
 @pytest.mark.parametrize(
@@ -297,7 +321,8 @@ def test_unauthenticated_is_a_401_problem(env: Env, headers: dict) -> None:
 # -- admin --------------------------------------------------------------------------------
 
 
-def test_global_admin_creates_a_client_campaign_and_a_working_token(env: Env) -> None:
+def test_global_admin_creates_a_client_campaign_and_a_working_token(admin_env: Env) -> None:
+    env = admin_env  # persons and tokens are logged: the log tests' vault stays as it is
     r = env.post("/v1/clients", {"id": "acme", "display_name": "ACME", "retention_days": 400})
     assert r.status_code == 201
     assert r.json() | {"created_at": ""} == {
@@ -327,13 +352,28 @@ def test_global_admin_creates_a_client_campaign_and_a_working_token(env: Env) ->
     problem(env.get("/v1/clients/nope/campaigns", "admin"), 404, "not-found")
     assert [c["name"] for c in env.get("/v1/clients/acme/campaigns", "admin").json()] == ["spring"]
 
-    r = env.post("/v1/tokens", {"role": "auditor", "client": "acme", "label": "kpmg"})
+    r = env.post("/v1/persons", {"handle": "kpmg-1", "role": "auditor", "client": "acme"})
+    assert r.status_code == 201 and r.json()["status"] == "active"
+    r = env.post("/v1/tokens", {"person": "kpmg-1", "label": "kpmg"})
     assert r.status_code == 201
     created = r.json()
+    assert (created["person"], created["role"], created["client"]) == ("kpmg-1", "auditor", "acme")
     assert created["token"].startswith("evt1_") and created["revoked_at"] is None
     auditor = bearer(created["token"])
-    assert env.http.get("/v1/logs/acme", headers=auditor).json()["size"] == 0
-    problem(env.http.get("/v1/logs/acme/checkpoint", headers=auditor), 404)  # none signed yet
+    # the auditor reads who made them, and who gave them this token
+    made = env.http.get("/v1/logs/acme/entries", headers=auditor).json()["entries"]
+    bodies = [(json.loads(e["entry"])["type"], json.loads(e["entry"])["body"]) for e in made]
+    admin = authenticate(env.ctx, env.tok["admin"]).name
+    assert bodies == [
+        ("person.created", {"person": "kpmg-1", "role": "auditor", "by": admin, "approved": True}),
+        (
+            "token.created",
+            {"token": created["id"], "person": "kpmg-1", "role": "auditor", "by": admin},
+        ),
+    ]
+    assert "kpmg" not in json.dumps(bodies).replace("kpmg-1", "")  # the label stays out
+    signed = env.http.get("/v1/logs/acme/checkpoint", headers=auditor).json()
+    assert signed["size"] == 1  # the cadence signs a log's first entry at once
     problem(env.http.get(f"/v1/logs/{CLIENT}", headers=auditor), 404)
 
     listed = env.get("/v1/tokens", "admin", params={"client": "acme"}).json()
@@ -349,22 +389,36 @@ def test_global_admin_creates_a_client_campaign_and_a_working_token(env: Env) ->
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("path", "body", "status"),
     [
-        ({"role": "root", "client": CLIENT}, 422),
-        ({"role": "auditor"}, 422),  # needs a client
-        ({"role": "auditor", "client": CLIENT, "campaign": "x"}, 422),
-        ({"role": "dialer", "client": CLIENT, "campaign": "no-such"}, 404),
-        ({"role": "auditor", "client": "no-such-co"}, 404),
-        ({"role": "auditor", "client": CLIENT, "expires_at": "2020-01-01T00:00:00Z"}, 422),
-        ({"role": "auditor", "client": CLIENT, "expires_at": "2099-01-01T00:00:00"}, 422),
+        ("persons", {"handle": "p1", "role": "root", "client": CLIENT}, 422),
+        ("persons", {"handle": "p2", "role": "auditor"}, 422),  # needs a client
+        ("persons", {"handle": "p3", "role": "auditor", "client": "no-such-co"}, 404),
+        ("persons", {"handle": "Not A Handle", "role": "auditor", "client": CLIENT}, 422),
+        ("persons", {"handle": "p4", "role": "auditor", "client": CLIENT}, 201),
+        ("tokens", {"person": "aud", "campaign": "x"}, 422),
+        ("tokens", {"person": "dia", "campaign": "no-such"}, 404),
+        ("tokens", {"person": "no-such-person"}, 404),
+        ("tokens", {"person": "aud", "expires_at": "2020-01-01T00:00:00Z"}, 422),
+        ("tokens", {"person": "aud", "expires_at": "2099-01-01T00:00:00"}, 422),
+        ("tokens", {"role": "auditor", "client": CLIENT}, 422),  # tokens belong to persons
     ],
 )
-def test_bad_token_requests_are_problems(env: Env, body: dict, status: int) -> None:
-    problem(env.post("/v1/tokens", body), status, "invalid-request" if status == 422 else None)
+def test_bad_person_and_token_requests_are_problems(
+    admin_env: Env, path: str, body: dict, status: int
+) -> None:
+    env = admin_env
+    env.person("aud", "auditor", CLIENT)
+    env.person("dia", "dialer", CLIENT)
+    r = env.post(f"/v1/{path}", body)
+    if status == 201:
+        assert r.status_code == 201, r.text
+        return
+    problem(r, status, "invalid-request" if status == 422 else None)
 
 
-def test_tenant_admin_stays_in_its_client(env: Env) -> None:
+def test_tenant_admin_stays_in_its_client(admin_env: Env) -> None:
+    env = admin_env
     who = "tenant-admin"
     assert [c["id"] for c in env.get("/v1/clients", who).json()] == [CLIENT]
     problem(env.post("/v1/clients", {"id": "mine"}, who), 403, "permission-denied")
@@ -379,12 +433,19 @@ def test_tenant_admin_stays_in_its_client(env: Env) -> None:
     assert theirs == {**missing, "detail": missing["detail"].replace("no-such-co", OTHER)}
     problem(env.post(f"/v1/clients/{OTHER}/campaigns", {"name": "x"}, who), 404)
 
-    # tokens: only for its client, never a global admin
-    problem(env.post("/v1/tokens", {"role": "auditor", "client": OTHER}, who), 404)
-    problem(env.post("/v1/tokens", {"role": "admin", "client": OTHER}, who), 404)
-    problem(env.post("/v1/tokens", {"role": "admin"}, who), 403, "permission-denied")
-    problem(env.post("/v1/tokens", {"role": "admin", "client": None}, who), 403)
-    r = env.post("/v1/tokens", {"role": "dialer", "client": CLIENT}, who)
+    # persons and tokens: only of its client, never a global admin
+    theirs = env.person("other-aud", "auditor", OTHER)
+    problem(env.post("/v1/tokens", {"person": theirs}, who), 404)
+    body = {"handle": "t1", "role": "auditor", "client": OTHER}
+    problem(env.post("/v1/persons", body, who), 404)
+    problem(env.post("/v1/persons", {"handle": "t2", "role": "admin"}, who), 403)
+    problem(env.post("/v1/persons", {"handle": "t3", "role": "admin", "client": None}, who), 403)
+    assert theirs not in {p["handle"] for p in env.get("/v1/persons", who).json()}
+    problem(env.get("/v1/persons", who, params={"client": OTHER}), 404)
+    body = {"handle": "dialer-t", "role": "dialer", "client": CLIENT}
+    r = env.post("/v1/persons", body, who)
+    assert r.status_code == 201 and r.json()["status"] == "active"
+    r = env.post("/v1/tokens", {"person": "dialer-t"}, who)
     assert r.status_code == 201 and r.json()["client"] == CLIENT
     own = r.json()
 
@@ -445,23 +506,23 @@ def test_openapi_documents_problems_and_ndjson(env: Env) -> None:
 
 
 def test_round_trip_on_every_backend(vault, tmp_path: Path) -> None:
+    secret = person_token(vault.context, "auditor", CLIENT)[1]  # entries 0 and 1
     for n in range(3):
         vault.ingest(clip(tmp_path, seed=n), order_meta(n))
     cp = vault.checkpoint(CLIENT)
-    secret = create_token(vault.context, role="auditor", client=CLIENT)[1]
     with TestClient(create_app(vault.context)) as http:
         h = bearer(secret)
-        assert http.get(f"/v1/logs/{CLIENT}", headers=h).json()["size"] == 3
+        assert http.get(f"/v1/logs/{CLIENT}", headers=h).json()["size"] == 5
         entries = http.get(f"/v1/logs/{CLIENT}/entries", headers=h).json()["entries"]
         assert http.get(f"/v1/logs/{CLIENT}/checkpoint", headers=h).json()["note"] == cp.note
         p = http.get(f"/v1/logs/{CLIENT}/proofs/inclusion?seq=2", headers=h).json()
         assert verify_inclusion(
             bytes.fromhex(entries[2]["hash"]),
             2,
-            3,
+            5,
             [bytes.fromhex(x) for x in p["hashes"]],
             bytes.fromhex(cp.root_hash),
         )
         lines = http.get(f"/v1/logs/{CLIENT}/export", headers=h).text.splitlines()
     report = audit_export(lines, parse_verifier_key(vault.log_key()), [cp.note.encode()])
-    assert report.clean and report.entries == 3
+    assert report.clean and report.entries == 5

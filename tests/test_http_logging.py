@@ -39,8 +39,10 @@ def test_access_log_lines_hold_no_pii(tmp_path, caplog):
 
     lines = [r.getMessage() for r in caplog.records if r.name == "vault.http"]
     assert len(lines) == 6
-    assert any("POST /v1/records 201" in ln and "dialer:tk" in ln for ln in lines)
-    assert any(f"GET /v1/records/{rid} 200" in ln and "client:tk" in ln for ln in lines)
+    # the caller is the person and the token: person:<handle>/tk...
+    assert any("POST /v1/records 201 " in ln and " person:dialer-" in ln for ln in lines)
+    assert any(f"GET /v1/records/{rid} 200 " in ln and " person:client-" in ln for ln in lines)
+    assert all("/tk" in ln for ln in lines if " person:" in ln)
     # everything the server side logged (the test's own HTTP client logs its URLs)
     text = "\n".join(
         r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta, person_token
 from vault import Vault
 from vault.client import VaultApiError, VaultClient, VaultConnectionError
 from vault.db import write_session
@@ -32,7 +32,7 @@ from vault.db.models import ApiToken
 from vault.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
 from vault.http.app import create_app
 from vault.services import holds as hold_service
-from vault.services.tokens import create_token, revoke_token
+from vault.services.tokens import revoke_token
 
 OTHER, OTHER_CAMPAIGN = "energy-at", "switch-2026"
 OTHER_PHONE, OTHER_ORDER = "+436641234567", "ORD-AT-777001"
@@ -190,15 +190,21 @@ def _add_campaign(w: World, target: str) -> Call:
 
 
 def _create_token(w: World, target: str) -> Call:
+    handle = {"own": "matrix-client", "other": "matrix-other", "missing": "matrix-nobody"}[target]
+    return Call("POST", "/v1/tokens", json={"person": handle}, ids=(handle,))
+
+
+def _add_person(w: World, target: str) -> Call:
     client = w.client_of(target)
-    return Call("POST", "/v1/tokens", json={"role": "client", "client": client}, ids=(client,))
+    body = {"handle": f"person-{w.fresh()}", "role": "client", "client": client}
+    return Call("POST", "/v1/persons", json=body, ids=(client,))
 
 
 def _revoke_token(w: World, target: str) -> Call:
     if target == "missing":
         token_id = MISSING_TOKEN
     else:
-        token_id = create_token(w.vault.context, role="client", client=w.client_of(target))[0].id
+        token_id = person_token(w.vault.context, "client", w.client_of(target))[0].id
     return Call("DELETE", f"/v1/tokens/{token_id}", ids=(token_id,))
 
 
@@ -282,6 +288,8 @@ ENDPOINTS = [
     _ep("add-campaign", "admin", _add_campaign, ok=(201,)),
     _ep("tokens", "admin", _plain("GET", "/v1/tokens"), other=None),
     _ep("create-token", "admin", _create_token, ok=(201,)),
+    _ep("persons", "admin", _plain("GET", "/v1/persons"), other=None),
+    _ep("add-person", "admin", _add_person, ok=(201,)),
     _ep("revoke-token", "admin", _revoke_token, ok=(200, 204)),
 ]
 BY_NAME = {ep.name: ep for ep in ENDPOINTS}
@@ -312,7 +320,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     size = {"own": v.checkpoint(CLIENT).size, "other": v.checkpoint(OTHER).size}
 
     def secret(role: str, client: str | None) -> str:
-        return create_token(ctx, role=role, client=client, label=f"matrix {role}")[1]
+        return person_token(ctx, role, client, label=f"matrix {role}")[1]
+
+    v.add_person("matrix-client", role="client", client=CLIENT)
+    v.add_person("matrix-other", role="client", client=OTHER)
 
     tokens = {r: secret(r, CLIENT) for r in ROLES[:4]} | {"root": secret("admin", None)}
     other_tokens = {r: secret(r, OTHER) for r in ROLES[:4]}
@@ -320,10 +331,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for role in ROLES:
         client = None if role == "root" else CLIENT
         real = "admin" if role == "root" else role
-        info, dead["revoked", role] = create_token(ctx, role=real, client=client)
-        revoke_token(ctx, info.id)
-        info, dead["expired", role] = create_token(
-            ctx, role=real, client=client, expires_at=ctx.clock() + timedelta(hours=1)
+        info, dead["revoked", role] = person_token(ctx, real, client)
+        revoke_token(ctx, info.id, by=v.operator())
+        info, dead["expired", role] = person_token(
+            ctx, real, client, expires_at=ctx.clock() + timedelta(hours=1)
         )
         with write_session(ctx.engine) as s:
             row = s.get(ApiToken, info.id)
@@ -401,7 +412,7 @@ def test_matrix(world: World, ep: Endpoint, role: str, target: str) -> None:
         assert r.status_code in ep.ok, f"{r.status_code}: {r.text[:500]}"
         if ep.check:
             ep.check(world, r)
-        if ep.name in ("clients", "tokens", "holds") and role != "root":
+        if ep.name in ("clients", "tokens", "persons", "holds") and role != "root":
             _no_other_tenant(world, r)
         return
 
@@ -509,7 +520,7 @@ def test_campaign_scoped_dialer(world: World) -> None:
     """A dialer token of one campaign: uploads elsewhere and others' receipts look missing."""
     ctx = world.vault.context
     world.vault.add_campaign(CLIENT, "side-campaign", retention_days=365)
-    _, secret = create_token(ctx, role="dialer", client=CLIENT, campaign="side-campaign")
+    _, secret = person_token(ctx, "dialer", CLIENT, campaign="side-campaign")
     auth = {"Authorization": f"Bearer {secret}"}
     call = _upload(world, "own")  # into CAMPAIGN, not the token's campaign
     r = world.http.post(call.url, content=call.content, headers={**call.headers, **auth})
@@ -612,7 +623,9 @@ def test_client_ledger_and_admin(world: World, api, tmp_path: Path) -> None:
     assert name in {c.get("id", c.get("client")) for c in root.clients()}
     root.add_campaign(name, "spring", 365)
     assert [c["name"] for c in root.campaigns(name)] == ["spring"]
-    made = root.create_token("auditor", name, label="client test")
+    root.add_person(f"{name}-auditor", "auditor", name, display_name="An auditor")
+    assert f"{name}-auditor" in {p["handle"] for p in root.persons(name)}
+    made = root.create_token(f"{name}-auditor", label="client test")
     assert made["token"].startswith("evt1_")
     assert made["id"] in {t["id"] for t in root.tokens()}
     assert "evt1_" not in json.dumps(root.tokens())

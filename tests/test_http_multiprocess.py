@@ -30,12 +30,11 @@ import httpx
 import pytest
 from sqlmodel import func, select
 
-from tests.support.vaults import CLIENT, PgDatabase, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, PgDatabase, clip, make_vault, order_meta, person_token
 from tests.support.vaults import postgres_available as _pg_reason
 from vault.config import S3Settings
 from vault.db import LogEntry, LogHead, Record, read_session
 from vault.ledger import GENESIS_PREV, entry_hash, parse_entry
-from vault.services.tokens import create_token
 
 pytestmark = [pytest.mark.postgres, pytest.mark.seaweedfs]
 
@@ -132,7 +131,7 @@ def served(tmp_path, seaweedfs, seaweedfs_bucket):
         object_lock=True,
     )
     vault = make_vault(tmp_path / "vault", storage="s3", database_url=pg.url, s3=s3)
-    _, secret = create_token(vault.context, role="dialer", client=CLIENT)
+    _, secret = person_token(vault.context, "dialer", CLIENT)
     env = {
         "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
         "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,

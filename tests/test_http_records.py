@@ -6,19 +6,19 @@ import base64
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta
+from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta, person_token
 from vault.bundle import verify_bundle
 from vault.db import LogEntry, read_session
 from vault.http.app import create_app
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import verify_inclusion
 from vault.sealing.stream import SEGMENT_SIZE
-from vault.services.tokens import create_token
 
 PII = ("+4915112345678", "4915112345678", "15112345678", "Mustermann", "1980-01-31")
 OTHER, OTHER_CAMPAIGN = "acme-at", "winback-2026"
@@ -32,18 +32,26 @@ def meta_header(meta: dict | bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-#: token secret -> token id, for the principal names the log records
-_TOKEN_IDS: dict[str, str] = {}
+#: token secret -> token info, for the person and token the log records
+_TOKENS: dict[str, Any] = {}
 
 
-def auth(v, role: str, client: str | None = CLIENT, campaign: str | None = None) -> dict:
-    info, secret = create_token(v.context, role=role, client=client, campaign=campaign)
-    _TOKEN_IDS[secret] = info.id
+def auth(
+    v, role: str, client: str | None = CLIENT, campaign: str | None = None, handle=None
+) -> dict:
+    """A token of a new person (or of person ``handle``, created the first time)."""
+    info, secret = person_token(v.context, role, client, campaign=campaign, handle=handle)
+    _TOKENS[secret] = info
     return {"Authorization": f"Bearer {secret}"}
 
 
 def token_id(headers: dict) -> str:
-    return _TOKEN_IDS[headers["Authorization"].removeprefix("Bearer ")]
+    return _TOKENS[headers["Authorization"].removeprefix("Bearer ")].id
+
+
+def person(headers: dict) -> str:
+    """The principal name the log records for the holder of these headers."""
+    return "person:" + _TOKENS[headers["Authorization"].removeprefix("Bearer ")].person
 
 
 def upload(
@@ -167,7 +175,11 @@ def test_upload_and_read_round_trip(vault, tmp_path):
         assert doc.json()["evidence"]["order_ref"] == order_meta(1)["order_ref"]
         after = accesses(vault, rid)
         assert len(after) == before + 1
-        assert after[-1] == {"principal": f"client:{token_id(reader)}", "what": "metadata"}
+        assert after[-1] == {
+            "principal": person(reader),
+            "token": token_id(reader),
+            "what": "metadata",
+        }
 
 
 # --- upload -------------------------------------------------------------------------------
@@ -408,7 +420,11 @@ def test_bundle_download_verifies(local, api, sealed, tmp_path, monkeypatch):
     out.write_bytes(resp.content)
     verdict = verify_bundle(out, local.log_key())
     assert verdict.ok, verdict.summary()
-    assert accesses(local, rid)[-1] == {"principal": f"client:{token_id(reader)}", "what": "bundle"}
+    assert accesses(local, rid)[-1] == {
+        "principal": person(reader),
+        "token": token_id(reader),
+        "what": "bundle",
+    }
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary bundle is gone
 
 
@@ -432,14 +448,15 @@ def test_shredded_record_is_gone(local, api, sealed):
 def test_disputes_holds_and_four_eyes_release(local, api, sealed):
     rid, _data, reader = sealed
     local.add_client(OTHER, "Acme AT")
-    alice, bob = auth(local, "admin", client=None), auth(local, "admin", client=CLIENT)
+    alice, bob = auth(local, "admin", None, handle="alice"), auth(local, "admin", handle="bob")
+    alice_again = auth(local, "admin", None, handle="alice")  # her second token
     outsider = auth(local, "admin", client=OTHER)
     reason = {"case_ref": "CASE-2026/17", "reason": "Kunde Max Mustermann bestreitet den Auftrag"}
 
     dispute = api.post(f"/v1/records/{rid}/disputes", json=reason, headers=reader)
     assert dispute.status_code == 201
     assert dispute.json()["kind"] == "dispute"
-    assert dispute.json()["placed_by"] == f"client:{token_id(reader)}"
+    assert dispute.json()["placed_by"] == person(reader)
     assert_problem(
         api.post(f"/v1/records/{rid}/holds", json=reason, headers=reader), 403, "permission-denied"
     )
@@ -460,12 +477,15 @@ def test_disputes_holds_and_four_eyes_release(local, api, sealed):
     assert_problem(api.post(release, headers=outsider), 404, "not-found")
     first = api.post(release, headers=alice)
     assert first.status_code == 200
-    assert first.json()["release_requested_by"] == f"admin:{token_id(alice)}"
+    assert first.json()["release_requested_by"] == "person:alice"
     assert first.json()["active"] is True
     assert_problem(api.post(release, headers=alice), 403, "permission-denied")  # four eyes
+    # a second token of the same person is the same pair of eyes
+    refused = assert_problem(api.post(release, headers=alice_again), 403, "permission-denied")
+    assert "four-eyes" in refused["detail"]
     second = api.post(release, headers=bob)
     assert second.status_code == 200
-    assert second.json()["released_by"] == f"admin:{token_id(bob)}"
+    assert second.json()["released_by"] == "person:bob"
     assert second.json()["active"] is False
     assert_problem(api.post(release, headers=bob), 409, "conflict")
     assert [h["kind"] for h in api.get("/v1/holds", headers=alice).json()] == ["dispute"]

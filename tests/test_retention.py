@@ -393,6 +393,8 @@ def test_held_record_outlives_its_date_and_its_key_bucket(vault, tmp_path):
     assert vault.show(held)["evidence"]["call_id"] == "dialer-7f3a-000001"
     assert_clean(vault)
 
+    vault.add_person("admin-a", role="admin")
+    vault.add_person("admin-b", role="admin")
     vault.release_hold(hold.id, admin="admin-a")
     with pytest.raises(PermissionDenied):
         vault.release_hold(hold.id, admin="admin-a")
@@ -721,6 +723,8 @@ def test_shredding_and_extension_entries_carry_no_pii(local, tmp_path):
     clock.now = T0 + timedelta(days=3)
     assert v.record_consent_use(CLIENT, PHONE) == [a]
     assert v.erase(record_id=b).erased == [b]
+    v.add_person("admin-a", role="admin")
+    v.add_person("admin-b", role="admin")
     v.release_hold(hold.id, admin="admin-a")
     v.release_hold(hold.id, admin="admin-b")
     clock.now = UNTIL + timedelta(days=5)

@@ -1,4 +1,5 @@
-"""API tokens: random, shown once, stored as a hash, scoped, revocable, expiring."""
+"""API tokens: random, shown once, stored as a hash, scoped, revocable, expiring; each
+belongs to a person."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from click.testing import CliRunner
 from sqlmodel import select
 
 from cli.main import cli
-from tests.support.vaults import CAMPAIGN, CLIENT, make_vault
+from tests.support.vaults import CAMPAIGN, CLIENT, make_vault, person_token
 from vault.db import read_session
 from vault.db.models import ApiToken
 from vault.errors import InvalidEvidence, NotFound, PermissionDenied, Unauthenticated
-from vault.services import tokens
+from vault.services import people, tokens
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+OPERATOR = people.operator("local:test")
 
 
 @pytest.fixture
@@ -29,8 +31,8 @@ def vault(tmp_path):
 
 
 def test_token_is_random_shown_once_and_stored_hashed(vault):
-    info, secret = tokens.create_token(vault.context, role="client", client=CLIENT)
-    other_info, other = tokens.create_token(vault.context, role="client", client=CLIENT)
+    info, secret = person_token(vault.context, "client", CLIENT, handle="carla")
+    other_info, other = person_token(vault.context, "client", CLIENT, handle="carla")
     assert secret.startswith("evt1_") and len(secret) == 48 and secret != other
     with read_session(vault.context.engine) as s:
         rows = list(s.exec(select(ApiToken)))
@@ -42,8 +44,9 @@ def test_token_is_random_shown_once_and_stored_hashed(vault):
         info.id,
         "client",
         CLIENT,
-        f"client:{info.id}",
+        "person:carla",
     )
+    assert who.person == "carla" and info.person == "carla"
     assert "token" not in info.to_dict() and other_info.id != info.id
 
 
@@ -57,56 +60,60 @@ def test_unknown_or_malformed_tokens_are_refused(vault, bearer):
 
 
 def test_revoked_and_expired_tokens_stop_working_at_once(vault):
-    info, secret = tokens.create_token(
-        vault.context, role="dialer", client=CLIENT, expires_at=NOW + timedelta(hours=1)
+    info, secret = person_token(
+        vault.context, "dialer", CLIENT, expires_at=NOW + timedelta(hours=1)
     )
     assert tokens.authenticate(vault.context, secret).role == "dialer"
     vault.now[0] = NOW + timedelta(hours=1)
     with pytest.raises(Unauthenticated, match=f"token {info.id} expired on 2026-11-21"):
         tokens.authenticate(vault.context, secret)
 
-    info2, secret2 = tokens.create_token(vault.context, role="auditor", client=CLIENT)
-    tokens.revoke_token(vault.context, info2.id)
-    tokens.revoke_token(vault.context, info2.id)  # idempotent
+    info2, secret2 = person_token(vault.context, "auditor", CLIENT)
+    tokens.revoke_token(vault.context, info2.id, by=OPERATOR)
+    tokens.revoke_token(vault.context, info2.id, by=OPERATOR)  # idempotent
     with pytest.raises(Unauthenticated, match=f"token {info2.id} was revoked"):
         tokens.authenticate(vault.context, secret2)
     with pytest.raises(NotFound):
-        tokens.revoke_token(vault.context, "tk-nope")
+        tokens.revoke_token(vault.context, "tk-nope", by=OPERATOR)
     with pytest.raises(NotFound):  # a tenant admin cannot reach another tenant's token
-        tokens.revoke_token(vault.context, info.id, client="other-client")
+        tokens.revoke_token(vault.context, info.id, by=OPERATOR, client="other-client")
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("person", "token", "field"),
     [
-        ({"role": "root", "client": CLIENT}, "role"),
-        ({"role": "dialer", "client": None}, "client"),
-        ({"role": "client", "client": CLIENT, "campaign": CAMPAIGN}, "campaign"),
+        ({"role": "root", "client": CLIENT}, None, "role"),
+        ({"role": "dialer", "client": None}, None, "client"),
+        ({"role": "client", "client": CLIENT}, {"campaign": CAMPAIGN}, "campaign"),
         (
-            {"role": "dialer", "client": CLIENT, "expires_at": NOW - timedelta(seconds=1)},
+            {"role": "dialer", "client": CLIENT},
+            {"expires_at": NOW - timedelta(seconds=1)},
             "expires_at",
         ),
     ],
 )
-def test_invalid_token_requests(vault, kwargs, field):
+def test_invalid_token_requests(vault, person, token, field):
     with pytest.raises(InvalidEvidence) as exc:
-        tokens.create_token(vault.context, **kwargs)
+        people.add_person(vault.context, "pat", **person, by=OPERATOR)
+        tokens.create_token(vault.context, person="pat", by=OPERATOR, **token)
     assert [e.field for e in exc.value.errors] == [field]
 
 
 def test_scope_checks(vault):
     with pytest.raises(NotFound):
-        tokens.create_token(vault.context, role="dialer", client="ghost")
+        person_token(vault.context, "dialer", "ghost")
     with pytest.raises(NotFound):
-        tokens.create_token(vault.context, role="dialer", client=CLIENT, campaign="ghost")
-    _, secret = tokens.create_token(vault.context, role="dialer", client=CLIENT, campaign=CAMPAIGN)
+        person_token(vault.context, "dialer", CLIENT, campaign="ghost")
+    with pytest.raises(NotFound):
+        tokens.create_token(vault.context, person="nobody", by=OPERATOR)
+    _, secret = person_token(vault.context, "dialer", CLIENT, campaign=CAMPAIGN)
     dialer = tokens.authenticate(vault.context, secret)
     dialer.require("dialer")
     with pytest.raises(PermissionDenied):
         dialer.require("client", "admin")
     with pytest.raises(NotFound):  # another tenant: as if it did not exist, before the role
         dialer.require_client("other-client", "dialer")
-    _, admin = tokens.create_token(vault.context, role="admin", client=None)
+    _, admin = person_token(vault.context, "admin", None)
     assert tokens.authenticate(vault.context, admin).sees("any-client")
 
 
@@ -122,15 +129,14 @@ def test_token_commands(tmp_path, monkeypatch):
 
     run("init")
     run("client", "add", CLIENT, "--retention-days", "730")
+    run("person", "add", "dialer-7", "--role", "dialer", "--client", CLIENT)
     made = json.loads(
         run(
             "--json",
             "token",
             "create",
-            "--role",
-            "dialer",
-            "--client",
-            CLIENT,
+            "--person",
+            "dialer-7",
             "--expires",
             "90d",
             "--label",
@@ -138,10 +144,13 @@ def test_token_commands(tmp_path, monkeypatch):
         )
     )
     assert made["token"].startswith("evt1_") and made["role"] == "dialer"
+    assert made["person"] == "dialer-7" and made["client"] == CLIENT
     listed = run("token", "list")
     assert made["id"] in listed and "dialer-host-7" in listed and made["token"] not in listed
     assert made["token"] not in run("--json", "token", "list")
     run("token", "revoke", made["id"])
     assert "revoked" in run("token", "list")
-    run("token", "create", "--role", "client", code=3)  # a client token needs --client
-    run("token", "create", "--role", "nobody", "--client", CLIENT, code=2)
+    run("person", "add", "cl", "--role", "client", code=3)  # a client person needs --client
+    run("person", "add", "x", "--role", "nobody", "--client", CLIENT, code=2)
+    run("token", "create", "--person", "ghost", code=4)
+    run("token", "create", "--role", "dialer", "--person", "dialer-7", code=2)  # no --role now

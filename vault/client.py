@@ -492,19 +492,43 @@ class VaultClient:
         """Tokens in scope (never their secrets)."""
         return self._json("GET", "/v1/tokens")
 
-    def create_token(
+    def persons(self, client: str | None = None) -> list[dict]:
+        """Persons in scope."""
+        return self._json("GET", "/v1/persons", params={"client": client} if client else None)
+
+    def add_person(
         self,
+        handle: str,
         role: str,
         client: str | None = None,
+        *,
+        display_name: str | None = None,
+    ) -> dict:
+        """Create a person (logged); an admin is ``pending`` until a second admin approves."""
+        body = {"handle": handle, "role": role, "client": client, "display_name": display_name}
+        return self._json(
+            "POST", "/v1/persons", json_body={k: v for k, v in body.items() if v is not None}
+        )
+
+    def approve_person(self, handle: str) -> dict:
+        """Approve a pending admin (not its creator, not itself)."""
+        return self._json("POST", f"/v1/persons/{_segment(handle)}/approve")
+
+    def disable_person(self, handle: str) -> dict:
+        """Disable a person: every token of theirs stops working at once."""
+        return self._json("POST", f"/v1/persons/{_segment(handle)}/disable")
+
+    def create_token(
+        self,
+        person: str,
         *,
         campaign: str | None = None,
         expires_at: datetime | str | None = None,
         label: str | None = None,
     ) -> dict:
-        """A new token; its secret (``token``) is in this answer only."""
+        """A new token of ``person``; its secret (``token``) is in this answer only."""
         body = {
-            "role": role,
-            "client": client,
+            "person": person,
             "campaign": campaign,
             "expires_at": _jsonable(expires_at),
             "label": label,

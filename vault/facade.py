@@ -8,7 +8,18 @@ from datetime import datetime
 from pathlib import Path
 
 from vault.config import Settings, load_settings, resolve_home
-from vault.services import admin, checkpoints, erasure, holds, keys, logexport, retention, retrieve
+from vault.services import (
+    admin,
+    checkpoints,
+    erasure,
+    holds,
+    keys,
+    logexport,
+    people,
+    retention,
+    retrieve,
+    tokens,
+)
 from vault.services import ingest as _ingest
 from vault.services import verify as _verify
 from vault.services.checkpoints import ConsistencyProof, InclusionProof, SignedCheckpoint
@@ -17,8 +28,10 @@ from vault.services.erasure import ErasureReport
 from vault.services.holds import HoldInfo
 from vault.services.ingest import Receipt
 from vault.services.keys import KeyGeneration, RotationReport
+from vault.services.people import PersonInfo, Principal
 from vault.services.retention import PlanItem, RunReport
 from vault.services.retrieve import Query, RecordSummary
+from vault.services.tokens import TokenInfo
 from vault.services.verify import Report
 
 
@@ -29,6 +42,17 @@ def local_principal() -> str:
     except OSError:
         user = "unknown"
     return f"local:{user}"
+
+
+def _name(principal: str | Principal | None) -> str:
+    if isinstance(principal, Principal):
+        return principal.name
+    return principal or local_principal()
+
+
+def _scope(principal: str | Principal | None) -> str | None:
+    """A person reads only their client's records; the operator reads every client's."""
+    return principal.client if isinstance(principal, Principal) else None
 
 
 class Vault:
@@ -100,6 +124,70 @@ class Vault:
     def clients(self):
         return admin.list_clients(self._ctx)
 
+    # -- people and tokens -----------------------------------------------------
+    def operator(self) -> Principal:
+        """The operator at this shell: a global admin whose admins need no approval."""
+        return people.operator(local_principal())
+
+    def person(self, handle: str, *roles: str) -> Principal:
+        """The principal of person ``handle`` (enabled, approved, of one of ``roles``)."""
+        return people.acting(self._ctx, handle, *roles)
+
+    def _by(self, by: str | Principal | None) -> Principal:
+        if by is None:
+            return self.operator()
+        return by if isinstance(by, Principal) else self.person(by, "admin")
+
+    def add_person(
+        self,
+        handle: str,
+        *,
+        role: str,
+        client: str | None = None,
+        display_name: str = "",
+        by: str | Principal | None = None,
+    ) -> PersonInfo:
+        """Create a person; ``by`` (a handle) is the acting admin, else the operator."""
+        return people.add_person(
+            self._ctx,
+            handle,
+            role=role,
+            client=client,
+            display_name=display_name,
+            by=self._by(by),
+        )
+
+    def approve_person(self, handle: str, *, by: str | Principal | None = None) -> PersonInfo:
+        return people.approve_person(self._ctx, handle, by=self._by(by))
+
+    def disable_person(self, handle: str, *, by: str | Principal | None = None) -> PersonInfo:
+        return people.disable_person(self._ctx, handle, by=self._by(by))
+
+    def persons(self, client: str | None = None) -> list[PersonInfo]:
+        return people.list_persons(self._ctx, client)
+
+    def create_token(
+        self,
+        person: str,
+        *,
+        by: str | Principal | None = None,
+        campaign: str | None = None,
+        expires_at: datetime | None = None,
+        label: str = "",
+    ) -> tuple[TokenInfo, str]:
+        """A token of ``person``: its info and its secret (shown once)."""
+        return tokens.create_token(
+            self._ctx,
+            person=person,
+            by=self._by(by),
+            campaign=campaign,
+            expires_at=expires_at,
+            label=label,
+        )
+
+    def revoke_token(self, token_id: str, *, by: str | Principal | None = None) -> TokenInfo:
+        return tokens.revoke_token(self._ctx, token_id, by=self._by(by))
+
     # -- evidence --------------------------------------------------------------
     def ingest(
         self, clip: str | os.PathLike, meta: bytes | str | dict, *, media_type: str | None = None
@@ -121,14 +209,20 @@ class Vault:
         q = Query(client, campaign, order_ref, phone, agent, since, until, limit)
         return retrieve.find(self._ctx, q)
 
-    def show(self, record_id: str, *, principal: str | None = None) -> dict:
-        return retrieve.show(self._ctx, record_id, principal=principal or local_principal())
+    def show(self, record_id: str, *, principal: str | Principal | None = None) -> dict:
+        return retrieve.show(
+            self._ctx, record_id, principal=principal or local_principal(), client=_scope(principal)
+        )
 
     def write_audio(
-        self, record_id: str, out: str | os.PathLike, *, principal: str | None = None
+        self, record_id: str, out: str | os.PathLike, *, principal: str | Principal | None = None
     ) -> Path:
         return retrieve.write_audio(
-            self._ctx, record_id, out, principal=principal or local_principal()
+            self._ctx,
+            record_id,
+            out,
+            principal=principal or local_principal(),
+            client=_scope(principal),
         )
 
     def verify(self, client: str | None = None, progress=None, *, deep: bool = False) -> Report:
@@ -142,7 +236,12 @@ class Vault:
         return retention.record_consent_use(self._ctx, client, phone, used_at)
 
     def open_dispute(
-        self, record_id: str, *, case_ref: str, reason: str, principal: str | None = None
+        self,
+        record_id: str,
+        *,
+        case_ref: str,
+        reason: str,
+        principal: str | Principal | None = None,
     ) -> HoldInfo:
         """A client disputes a record: a hold is placed and logged."""
         return holds.place_hold(
@@ -151,11 +250,17 @@ class Vault:
             kind="dispute",
             case_ref=case_ref,
             reason=reason,
-            principal=principal or local_principal(),
+            principal=_name(principal),
+            client=_scope(principal),
         )
 
     def place_hold(
-        self, record_id: str, *, case_ref: str, reason: str, principal: str | None = None
+        self,
+        record_id: str,
+        *,
+        case_ref: str,
+        reason: str,
+        principal: str | Principal | None = None,
     ) -> HoldInfo:
         """An admin's legal hold on a record."""
         return holds.place_hold(
@@ -164,11 +269,17 @@ class Vault:
             kind="legal",
             case_ref=case_ref,
             reason=reason,
-            principal=principal or local_principal(),
+            principal=_name(principal),
+            client=_scope(principal),
         )
 
-    def release_hold(self, hold_id: str, *, admin: str) -> HoldInfo:
-        """Four-eyes: the first admin requests, a second, different admin releases."""
+    def release_hold(self, hold_id: str, *, admin: str | Principal) -> HoldInfo:
+        """Four-eyes: one admin person requests, a second, different person releases.
+
+        ``admin`` is a person's handle (an enabled, approved admin) or a principal.
+        """
+        if isinstance(admin, str):
+            admin = people.acting(self._ctx, admin, "admin")
         return holds.release_hold(self._ctx, hold_id, admin=admin)
 
     def holds(
@@ -241,8 +352,14 @@ class Vault:
         return logexport.export_log(self._ctx, client, out)
 
     def export_bundle(
-        self, record_id: str, out: str | os.PathLike, *, principal: str | None = None
+        self, record_id: str, out: str | os.PathLike, *, principal: str | Principal | None = None
     ) -> Path:
         from vault.services.bundle import export_bundle
 
-        return export_bundle(self._ctx, record_id, out, principal=principal or local_principal())
+        return export_bundle(
+            self._ctx,
+            record_id,
+            out,
+            principal=principal or local_principal(),
+            client=_scope(principal),
+        )

@@ -155,3 +155,32 @@ def pg_url() -> Iterator[str]:
         yield db.url
     finally:
         db.drop()
+
+
+def person_token(
+    ctx,
+    role: str,
+    client: str | None,
+    *,
+    handle: str | None = None,
+    campaign: str | None = None,
+    **token_kw,
+):
+    """A token of a person of ``role`` and ``client``, both made by the operator.
+
+    A fresh person per call unless ``handle`` names one (created the first time); returns
+    ``(TokenInfo, secret)`` like :func:`vault.services.tokens.create_token`.
+    """
+    from sqlmodel import select
+
+    from vault.db import read_session
+    from vault.db.models import Person
+    from vault.services import people, tokens
+
+    op = people.operator("local:test-operator")
+    handle = handle or f"{role}-{secrets.token_hex(4)}"
+    with read_session(ctx.engine) as s:
+        known = s.exec(select(Person).where(Person.handle == handle)).first()
+    if known is None:
+        people.add_person(ctx, handle, role=role, client=client, by=op)
+    return tokens.create_token(ctx, person=handle, by=op, campaign=campaign, **token_kw)

@@ -165,17 +165,44 @@ class Checkpoint(SQLModel, table=True):
     object_version: str | None = Field(default=None, max_length=1024)
 
 
+class Person(SQLModel, table=True):
+    """Someone who acts on the vault: a named person, or a machine (a dialer's account).
+
+    ``handle`` is the stable name the logs use (``person:<handle>``); ``display_name``
+    stays in the database. ``client_id`` None is a global person (admins only). An admin
+    acts only once approved (``approved_at``) by a second admin or the vault's operator.
+    Credentials other than API tokens (password, TOTP, OIDC subject) will hang off this
+    row in their own tables.
+    """
+
+    __tablename__ = "person"
+
+    id: str = Field(primary_key=True, max_length=40)
+    handle: str = Field(index=True, unique=True, max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=20)
+    client_id: str | None = Field(default=None, foreign_key="client.id", max_length=64)
+    created_by: str = Field(max_length=200)
+    created_at: datetime
+    approved_by: str | None = Field(default=None, max_length=200)
+    approved_at: datetime | None = Field(default=None)
+    disabled_by: str | None = Field(default=None, max_length=200)
+    disabled_at: datetime | None = Field(default=None)
+
+
 class ApiToken(SQLModel, table=True):
     """A bearer token of the HTTP API: only the SHA-256 of its secret is stored.
 
-    ``client_id`` None means every client (admin tokens only); ``campaign`` narrows a
-    dialer token to one campaign of its client.
+    Every token belongs to a person and carries that person's role and client (copied at
+    creation; the person's state is checked on every use). ``client_id`` None means every
+    client (global admins only); ``campaign`` narrows a dialer token to one campaign.
     """
 
     __tablename__ = "api_token"
 
     id: str = Field(primary_key=True, max_length=40)
     secret_hash: str = Field(index=True, unique=True, max_length=64)
+    person_id: str = Field(foreign_key="person.id", index=True, max_length=40)
     role: str = Field(max_length=20)
     client_id: str | None = Field(default=None, foreign_key="client.id", max_length=64)
     campaign: str | None = Field(default=None, max_length=64)

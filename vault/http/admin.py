@@ -1,8 +1,10 @@
-"""HTTP routes: clients, campaigns and API tokens, for admins.
+"""HTTP routes: clients, campaigns, persons and API tokens, for admins.
 
-A global admin (token without a client) manages every client; a tenant admin (token of one
-client) manages only its client's campaigns and tokens: it cannot create clients, reach
-another client (404, exactly like a missing one) or mint a global admin token (403).
+A global admin (a person without a client) manages every client; a tenant admin (a person
+of one client) manages only its client's campaigns, persons and tokens: it cannot create
+clients, reach another client (404, exactly like a missing one) or create a global person
+(403). An admin made over HTTP is pending until a second admin approves it, and an admin's
+token is minted only by that admin (or the operator on the vault host).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from vault.http.ledger import SLUG
 from vault.http.problems import openapi_responses
 from vault.ledger.entry import format_time
 from vault.services import admin as _admin
+from vault.services import people as _people
 from vault.services import tokens as _tokens
 from vault.services.admin import CampaignInfo
 from vault.services.context import VaultContext
@@ -32,6 +35,8 @@ from vault.services.tokens import Principal, TokenInfo
 TEXT = r"^[^\x00-\x1f\x7f]*$"
 #: token ids are ``tk`` + hex; anything else cannot name one
 TOKEN_ID = r"^[A-Za-z0-9_-]{1,40}$"
+#: person handles (vault.services.people)
+HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 #: the latest expiry accepted: far enough, and still a datetime in every time zone
 LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -72,8 +77,39 @@ class NewCampaign(BaseModel):
     retention_basis: Literal["recorded", "consent-use"] = "recorded"
 
 
+class PersonOut(BaseModel):
+    handle: str
+    display_name: str
+    role: str
+    client: str | None = Field(description="null: every client (admins only)")
+    status: Literal["active", "pending", "disabled"] = Field(
+        description="pending: an admin awaiting a second admin's approval"
+    )
+    created_by: str
+    created_at: str
+    approved_by: str | None
+    approved_at: str | None
+    disabled_at: str | None
+
+
+class NewPerson(BaseModel):
+    handle: str = Field(
+        pattern=HANDLE,
+        max_length=64,
+        description="The name the logs use (a staff id or initials, not a full name)",
+    )
+    display_name: str | None = Field(default=None, max_length=200, pattern=TEXT)
+    role: Literal["dialer", "client", "auditor", "admin"] = Field(
+        description="A dialer is a machine account; its creator answers for it"
+    )
+    client: str | None = Field(
+        default=None, pattern=SLUG, max_length=64, description="Required but for a global admin"
+    )
+
+
 class TokenOut(BaseModel):
     id: str
+    person: str = Field(description="The handle of the person the token belongs to")
     role: str
     client: str | None = Field(description="null: every client (admin tokens only)")
     campaign: str | None
@@ -88,12 +124,10 @@ class CreatedToken(TokenOut):
 
 
 class NewToken(BaseModel):
-    role: Literal["dialer", "client", "auditor", "admin"]
-    client: str | None = Field(
-        default=None,
-        pattern=SLUG,
+    person: str = Field(
+        pattern=HANDLE,
         max_length=64,
-        description="Required but for a global admin token",
+        description="Whose token: it carries that person's role and client",
     )
     campaign: str | None = Field(
         default=None, pattern=SLUG, max_length=64, description="Dialer tokens only"
@@ -209,16 +243,11 @@ def list_tokens(
 )
 def create_token(body: NewToken, ctx: Ctx, caller: Caller) -> CreatedToken:
     caller.require("admin")
-    if caller.client is not None:
-        if body.client is None and body.role == "admin":
-            _global_admin(caller, "create a token for every client")
-        if body.client is not None and body.client != caller.client:
-            raise _missing(body.client)
     with _request_errors():
         info, secret = _tokens.create_token(
             ctx,
-            role=body.role,
-            client=body.client,
+            person=body.person,
+            by=caller,
             campaign=body.campaign,
             expires_at=body.expires_at,
             label=body.label or "",
@@ -240,7 +269,74 @@ def revoke_token(
     caller: Caller,
 ) -> TokenOut:
     caller.require("admin")
-    return _token_out(_tokens.revoke_token(ctx, token_id, client=caller.client))
+    return _token_out(_tokens.revoke_token(ctx, token_id, by=caller, client=caller.client))
+
+
+# -- persons ------------------------------------------------------------------------------
+
+Handle = Annotated[str, Path(pattern=HANDLE, max_length=64, description="The person's handle")]
+
+
+@router.get(
+    "/v1/persons",
+    response_model=list[PersonOut],
+    responses=openapi_responses(401, 403, 404),
+    summary="Persons (a tenant admin sees its client's)",
+)
+def list_persons(
+    ctx: Ctx,
+    caller: Caller,
+    client: Annotated[
+        str | None, Query(pattern=SLUG, max_length=64, description="Only this client's persons")
+    ] = None,
+) -> list[PersonOut]:
+    caller.require("admin")
+    if caller.client is not None:
+        if client is not None and client != caller.client:
+            raise _missing(client)
+        client = caller.client
+    return [PersonOut(**p.to_dict()) for p in _people.list_persons(ctx, client)]
+
+
+@router.post(
+    "/v1/persons",
+    status_code=201,
+    response_model=PersonOut,
+    responses=openapi_responses(400, 401, 403, 404, 409),
+    summary="Create a person (logged); a new admin is pending until a second admin approves",
+)
+def create_person(body: NewPerson, ctx: Ctx, caller: Caller) -> PersonOut:
+    caller.require("admin")
+    with _request_errors():
+        info = _people.add_person(
+            ctx,
+            body.handle,
+            role=body.role,
+            client=body.client,
+            display_name=body.display_name or "",
+            by=caller,
+        )
+    return PersonOut(**info.to_dict())
+
+
+@router.post(
+    "/v1/persons/{handle}/approve",
+    response_model=PersonOut,
+    responses=openapi_responses(401, 403, 404, 409),
+    summary="Approve a pending admin (a second admin: not its creator, not itself)",
+)
+def approve_person(handle: Handle, ctx: Ctx, caller: Caller) -> PersonOut:
+    return PersonOut(**_people.approve_person(ctx, handle, by=caller).to_dict())
+
+
+@router.post(
+    "/v1/persons/{handle}/disable",
+    response_model=PersonOut,
+    responses=openapi_responses(401, 403, 404),
+    summary="Disable a person at once: all their tokens stop working (idempotent)",
+)
+def disable_person(handle: Handle, ctx: Ctx, caller: Caller) -> PersonOut:
+    return PersonOut(**_people.disable_person(ctx, handle, by=caller).to_dict())
 
 
 # -- helpers ------------------------------------------------------------------------------

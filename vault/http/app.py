@@ -136,7 +136,8 @@ def readyz(ctx: Ctx) -> JSONResponse:
 
 
 async def _access_log(request: Request, call_next):
-    """One line per request: method, path (never the query string), status, time, caller.
+    """One line per request: method, path (never the query string), status, time, caller
+    (``person:<handle>/<token id>``).
 
     Paths hold only ids; query strings and bodies may hold PII (phone numbers, names), so
     they are never logged.
@@ -165,7 +166,7 @@ async def _access_log(request: Request, call_next):
             request.url.path,
             status,
             (time.perf_counter() - started) * 1000,
-            who.name if who else "-",
+            f"{who.name}/{who.token_id}" if who else "-",  # the person and their token
             os.getpid(),
             request_id,
         )

@@ -541,7 +541,7 @@ def _utc(ts: datetime | None) -> datetime | None:
 def get_document(record_id: str, ctx: Ctx, principal: Caller) -> JSONResponse:
     """The evidence record and the measured audio facts; logs `evidence.accessed`."""
     principal.require("client")
-    doc = retrieve.show(ctx, record_id, principal=principal.name, client=principal.client)
+    doc = retrieve.show(ctx, record_id, principal=principal, client=principal.client)
     return JSONResponse(doc, headers=_NO_STORE)
 
 
@@ -585,7 +585,7 @@ def get_audio(
             hint="ask for bytes between 0 and the clip's size minus one",
             headers={"Content-Range": f"bytes */{total}"},
         )
-    retrieve.record_access(ctx, rec, principal.name, "audio")
+    retrieve.record_access(ctx, rec, principal, "audio")
     if isinstance(wanted, tuple):
         start, end = wanted
         chunks = _decrypt_span(ctx, rec, start, end - start + 1)
@@ -700,7 +700,7 @@ def get_bundle(record_id: str, ctx: Ctx, principal: Caller) -> Response:
             ctx,
             record_id,
             workdir.path / "bundle.zip",
-            principal=principal.name,
+            principal=principal,
             client=principal.client,
         )
     except BaseException:
@@ -769,13 +769,13 @@ def _place_hold(ctx, principal, record_id: str, body: HoldRequest, kind: str) ->
     summary="Request (first admin) or complete (second admin) a hold's release",
 )
 def release(hold_id: str, ctx: Ctx, principal: Caller) -> dict:
-    """Four-eyes: the same admin twice gets 403; a second, different admin releases."""
+    """Four-eyes: the same person twice (with any token) gets 403; another admin releases."""
     principal.require("admin")
     with read_session(ctx.engine) as s:
         hold = s.get(Hold, hold_id)
     if hold is None or not principal.sees(hold.client_id):
         raise NotFound(f"no hold {hold_id!r}", hint="list holds with GET /v1/holds")
-    return _holds.release_hold(ctx, hold_id, admin=principal.name).to_dict()
+    return _holds.release_hold(ctx, hold_id, admin=principal).to_dict()
 
 
 @router.get(

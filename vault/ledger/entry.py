@@ -33,6 +33,11 @@ ENTRY_TYPES = frozenset(
         "hold.released",
         "key.rewrapped",
         "log.key_rotated",
+        "person.created",
+        "person.approved",
+        "person.disabled",
+        "token.created",
+        "token.revoked",
     }
 )
 

@@ -58,8 +58,9 @@ def add_client(
 
 
 def list_clients(ctx: VaultContext) -> list[Client]:
+    """The tenants (not the vault-wide log's row, whose id is no slug)."""
     with read_session(ctx.engine) as s:
-        return list(s.exec(select(Client).order_by(Client.id)))
+        return [c for c in s.exec(select(Client).order_by(Client.id)) if is_slug(c.id)]
 
 
 def add_campaign(
@@ -76,7 +77,7 @@ def add_campaign(
     try:
         with write_session(ctx.engine) as s:
             client = s.get(Client, client_id)
-            if client is None:
+            if client is None or not is_slug(client_id):  # the vault-wide log is no tenant
                 raise _unknown_client(client_id)
             if retention_days is None and client.retention_days is None:
                 raise _no_rule(client_id)

@@ -32,6 +32,7 @@ from vault.report import ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment
 from vault.services.checkpoints import InclusionProof, inclusion_for_record, log_verifier_key
 from vault.services.context import VaultContext
+from vault.services.people import Principal
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
 from vault.services.retention import refuse_if_shredded
@@ -67,7 +68,7 @@ def export_bundle(
     record_id: str,
     out: str | os.PathLike,
     *,
-    principal: str,
+    principal: str | Principal,
     client: str | None = None,
 ) -> Path:
     """Write the evidence bundle of ``record_id`` to ``out`` (a file, or a directory to put

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from vault.db import Client, Record, read_session
 from vault.errors import FieldError, InvalidEvidence, NotFound
-from vault.evidence import normalise_phone
+from vault.evidence import is_slug, normalise_phone
 from vault.sealing import keyed_hash
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
@@ -83,7 +83,7 @@ def erase(
 def _by_phone(ctx: VaultContext, phone: str, client: str | None) -> list[Record]:
     number = normalise_phone(phone).encode()
     with read_session(ctx.engine) as s:
-        known = list(s.exec(select(Client.id)))
+        known = [c for c in s.exec(select(Client.id)) if is_slug(c)]  # not the vault-wide log
         # only existing clients: an unknown name must not create an index key
         clients = [c for c in known if c == client] if client else known
         out: list[Record] = []

@@ -6,7 +6,9 @@ Lock) and a ``hold.placed`` entry. While any hold on a record is active, neither
 retention run nor an erasure request shreds it.
 
 Releasing is four-eyes: one admin requests it (``hold.release_requested``), a *different*
-admin completes it (``hold.released``, naming both). Both steps are logged.
+admin completes it (``hold.released``, naming both). Both steps are logged. Admins are
+compared as persons (``person:<handle>``), never as tokens: one person with two tokens is
+one pair of eyes, and the operator alone (no person) cannot take either step.
 
 Order of effects, and why: the S3 legal hold goes on *before* the database commit (a
 failure leaves at most a store-side hold with no row, harmless and re-applied on retry),
@@ -40,6 +42,7 @@ from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.ingest import new_record_id
+from vault.services.people import Principal
 from vault.services.retention import active_holds
 
 log = logging.getLogger(__name__)
@@ -134,34 +137,41 @@ def place_hold(
     return _info(hold)
 
 
-def release_hold(ctx: VaultContext, hold_id: str, *, admin: str) -> HoldInfo:
-    """First call: request the release. Second call by another admin: release."""
+def release_hold(ctx: VaultContext, hold_id: str, *, admin: Principal) -> HoldInfo:
+    """First call: request the release. Second call by another admin person: release."""
+    admin.require("admin")
+    if admin.person is None:
+        raise PermissionDenied(
+            "a hold release takes two named admin persons",
+            hint="name yourself: `evidence-vault hold release HOLD --as HANDLE`",
+        )
     now = ctx.clock()
     with read_session(ctx.engine) as s:
         found = s.get(Hold, hold_id)
-    if found is None:
+    if found is None or not admin.sees(found.client_id):
         raise NotFound(f"no hold {hold_id!r}", hint="list holds with `evidence-vault hold list`")
+    who = admin.name
     with write_session(ctx.engine) as s:
         log_head(s, found.client_id, lock=True)
         hold = s.get(Hold, hold_id)
         if hold.released_at is not None:
             raise Conflict(f"hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}")
         if hold.release_requested_by is None:
-            hold.release_requested_by, hold.release_requested_at = admin, now
+            hold.release_requested_by, hold.release_requested_at = who, now
             draft = EntryDraft(
-                "hold.release_requested", hold.record_id, {"hold": hold.id, "by": admin}
+                "hold.release_requested", hold.record_id, {"hold": hold.id, "by": who}
             )
-        elif hold.release_requested_by == admin:
+        elif hold.release_requested_by == who:
             raise PermissionDenied(
-                f"{admin} already requested the release of hold {hold_id}: four-eyes rule",
+                f"{who} already requested the release of hold {hold_id}: four-eyes rule",
                 hint="a second, different admin must approve the release",
             )
         else:
-            hold.released_by, hold.released_at = admin, now
+            hold.released_by, hold.released_at = who, now
             draft = EntryDraft(
                 "hold.released",
                 hold.record_id,
-                {"hold": hold.id, "requested_by": hold.release_requested_by, "approved_by": admin},
+                {"hold": hold.id, "requested_by": hold.release_requested_by, "approved_by": who},
             )
         s.add(hold)
         append_entries(s, hold.client_id, [draft], now, ctx.log_keys(hold.client_id))

@@ -43,7 +43,7 @@ from vault.errors import (
     StorageError,
     VaultError,
 )
-from vault.evidence import FUTURE_TOLERANCE, normalise_phone
+from vault.evidence import FUTURE_TOLERANCE, is_slug, normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
@@ -309,7 +309,8 @@ def run(
         if progress:
             progress(item)
     with read_session(ctx.engine) as s:
-        clients = [client] if client else list(s.exec(select(Client.id)))
+        # every tenant (the vault-wide log has no keys to sweep)
+        clients = [client] if client else [c for c in s.exec(select(Client.id)) if is_slug(c)]
     for c in clients:
         destroyed, rewrapped = sweep_keys(ctx, c)
         report.keks_destroyed += destroyed

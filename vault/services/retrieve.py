@@ -19,13 +19,14 @@ from sqlmodel import select
 
 from vault.db import Campaign, Client, Record, read_session, write_session
 from vault.errors import DecryptionFailed
-from vault.evidence import normalise_phone
+from vault.evidence import is_slug, normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
 from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.people import Principal
 from vault.services.retention import refuse_if_shredded
 from vault.storage import ChunkReader
 from vault.storage.files import atomic_output
@@ -82,7 +83,7 @@ class Query:
 
 def find(ctx: VaultContext, q: Query) -> list[RecordSummary]:
     with read_session(ctx.engine) as s:
-        known = list(s.exec(select(Client.id)))
+        known = [c for c in s.exec(select(Client.id)) if is_slug(c)]  # not the vault-wide log
         # only existing clients: an unknown name must not create keys just by being searched
         clients = [c for c in known if c == q.client] if q.client else known
         hits: list[RecordSummary] = []
@@ -140,7 +141,9 @@ def get_record(ctx: VaultContext, record_id: str, *, client: str | None = None) 
     return checked_record(ctx, record_id, client).record
 
 
-def show(ctx: VaultContext, record_id: str, *, principal: str, client: str | None = None) -> dict:
+def show(
+    ctx: VaultContext, record_id: str, *, principal: str | Principal, client: str | None = None
+) -> dict:
     """The decrypted evidence document (evidence record + measured audio facts)."""
     rec = get_record(ctx, record_id, client=client)
     refuse_if_shredded(rec)
@@ -154,7 +157,7 @@ def write_audio(
     record_id: str,
     out: str | os.PathLike,
     *,
-    principal: str,
+    principal: str | Principal,
     client: str | None = None,
 ) -> Path:
     """Decrypt the clip to ``out``, byte-identical to the upload; all or nothing."""
@@ -167,12 +170,17 @@ def write_audio(
     return Path(out)
 
 
-def record_access(ctx: VaultContext, rec: Record, principal: str, what: str) -> None:
+def record_access(ctx: VaultContext, rec: Record, principal: str | Principal, what: str) -> None:
+    """Log the access: the person (``person:<handle>``) and the token they used, if any."""
+    body = {"principal": principal if isinstance(principal, str) else principal.name}
+    if isinstance(principal, Principal) and principal.token_id:
+        body["token"] = principal.token_id
+    body["what"] = what
     with write_session(ctx.engine) as s:
         append_entries(
             s,
             rec.client_id,
-            [EntryDraft("evidence.accessed", rec.id, {"principal": principal, "what": what})],
+            [EntryDraft("evidence.accessed", rec.id, body)],
             ctx.clock(),
             ctx.log_keys(rec.client_id),
         )

@@ -1,16 +1,22 @@
-"""API tokens and the principals they stand for.
+"""API tokens: credentials of persons.
 
 A token is ``evt1_`` followed by 43 characters of base64url (256 random bits). It is shown
 once, at creation; the database keeps only its SHA-256 (a hash of a high-entropy secret
-needs no salt or slow KDF: there is nothing to guess). A token carries one role, scoped
-to one client (and, for a dialer, optionally one campaign):
+needs no salt or slow KDF: there is nothing to guess). A token belongs to one person
+(:mod:`vault.services.people`) and carries that person's role and client (a dialer's
+token may be narrowed to one campaign):
 
 ========  ==========================================================================
 dialer    upload evidence into its client's campaigns (or its one campaign)
 client    search, read and export its client's evidence; open disputes
 auditor   its client's log: entries, checkpoints, proofs, export — no plaintext, no PII
-admin     manage clients, campaigns, tokens, holds; ``client=None`` = every client
+admin     manage clients, campaigns, persons, tokens, holds; ``client=None`` = every client
 ========  ==========================================================================
+
+Every use checks the person too: a disabled person's tokens, and a pending admin's,
+stop working at once. Creating and revoking tokens are log entries naming who did it.
+An admin's token is minted only by that admin or by the operator: another admin who could
+mint it could act as that admin, and four-eyes would be one pair of eyes again.
 """
 
 from __future__ import annotations
@@ -22,50 +28,31 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from vault.db import Campaign, Client, read_session, write_session
-from vault.db.models import ApiToken
+from vault.db import Campaign, read_session, write_session
+from vault.db.models import ApiToken, Person
 from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied, Unauthenticated
+from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
+from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.people import (
+    ROLES,
+    Principal,
+    find_person,
+    log_of,
+    principal_of,
+    refuse_inactive,
+)
 
-ROLES = ("dialer", "client", "auditor", "admin")
+__all__ = ["PREFIX", "ROLES", "Principal", "TokenInfo", "authenticate", "create_token"]
+
 PREFIX = "evt1_"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a token's role and scope. ``name`` is what the log records."""
-
-    token_id: str
-    role: str
-    client: str | None
-    campaign: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.role}:{self.token_id}"
-
-    def sees(self, client: str) -> bool:
-        """Whether this principal's scope covers ``client`` at all."""
-        return self.client is None or self.client == client
-
-    def require(self, *roles: str) -> None:
-        if self.role not in roles:
-            raise PermissionDenied(
-                f"a {self.role} token cannot do this",
-                hint=f"use a token with role {' or '.join(roles)}",
-            )
-
-    def require_client(self, client: str, *roles: str) -> None:
-        """Role check, then scope: another tenant looks exactly like a missing one."""
-        if not self.sees(client):
-            raise NotFound(f"client {client!r} does not exist")
-        self.require(*roles)
 
 
 @dataclass(frozen=True)
 class TokenInfo:
     id: str
+    person: str
     role: str
     client: str | None
     campaign: str | None
@@ -77,6 +64,7 @@ class TokenInfo:
     def to_dict(self) -> dict:
         return {
             "id": self.id,
+            "person": self.person,
             "role": self.role,
             "client": self.client,
             "campaign": self.campaign,
@@ -94,50 +82,90 @@ def hash_token(token: str) -> str:
 def create_token(
     ctx: VaultContext,
     *,
-    role: str,
-    client: str | None,
+    person: str,
+    by: Principal,
     campaign: str | None = None,
     expires_at: datetime | None = None,
     label: str = "",
 ) -> tuple[TokenInfo, str]:
-    """A new token: its info, and the secret text (shown once, never stored)."""
-    _check(ctx, role, client, campaign, expires_at)
+    """A new token of ``person``: its info, and the secret text (shown once, never stored).
+
+    ``by`` must be an admin whose scope covers the person; an admin's token only the admin
+    itself or the operator may mint. The creation is logged (never the secret or label).
+    """
+    by.require("admin")
+    owner = find_person(ctx, person, by)
+    if owner.role == "admin" and by.person != owner.handle and not by.is_operator:
+        raise PermissionDenied(
+            f"only {owner.handle} or the vault's operator can mint a token of admin {owner.handle}",
+            hint="the admin creates their own token, or the operator does on the vault host",
+        )
+    if owner.disabled_at is not None:
+        refuse_inactive(owner, PermissionDenied)
+    _check(ctx, owner, campaign, expires_at)
     secret = PREFIX + secrets.token_urlsafe(32)
+    now = ctx.clock()
     row = ApiToken(
         id="tk" + secrets.token_hex(8),
         secret_hash=hash_token(secret),
-        role=role,
-        client_id=client,
+        person_id=owner.id,
+        role=owner.role,
+        client_id=owner.client_id,
         campaign=campaign,
         label=label[:200],
-        created_at=ctx.clock(),
+        created_at=now,
         expires_at=expires_at,
     )
+    log = log_of(ctx, owner.client_id)
+    body: dict = {"token": row.id, "person": owner.handle, "role": owner.role, "by": by.name}
+    if campaign:
+        body["campaign"] = campaign
+    if expires_at:
+        body["expires"] = format_time(expires_at)
     with write_session(ctx.engine) as s:
         s.add(row)
-    return _info(row), secret
+        s.flush()
+        append_entries(s, log, [EntryDraft("token.created", None, body)], now, ctx.log_keys(log))
+    checkpoint_after_commit(ctx, log)
+    return _info(row, owner.handle), secret
 
 
 def list_tokens(ctx: VaultContext, client: str | None = None) -> list[TokenInfo]:
     with read_session(ctx.engine) as s:
-        stmt = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
+        stmt = (
+            select(ApiToken, Person.handle)
+            .join(Person, Person.id == ApiToken.person_id)
+            .order_by(ApiToken.created_at, ApiToken.id)
+        )
         if client:
             stmt = stmt.where(ApiToken.client_id == client)
-        return [_info(t) for t in s.exec(stmt)]
+        return [_info(t, handle) for t, handle in s.exec(stmt)]
 
 
-def revoke_token(ctx: VaultContext, token_id: str, *, client: str | None = None) -> TokenInfo:
-    """Revoke a token at once (idempotent); ``client`` scopes a tenant admin's reach."""
+def revoke_token(
+    ctx: VaultContext, token_id: str, *, by: Principal, client: str | None = None
+) -> TokenInfo:
+    """Revoke a token at once (idempotent; logged once); ``client`` scopes a tenant admin."""
+    by.require("admin")
+    with read_session(ctx.engine) as s:
+        row = s.get(ApiToken, token_id)
+    if row is None or (client is not None and row.client_id != client):
+        raise NotFound(f"no token {token_id!r}", hint="list them with `evidence-vault token list`")
+    log = log_of(ctx, row.client_id)
+    now = ctx.clock()
     with write_session(ctx.engine) as s:
         row = s.get(ApiToken, token_id)
-        if row is None or (client is not None and row.client_id != client):
-            raise NotFound(
-                f"no token {token_id!r}", hint="list them with `evidence-vault token list`"
-            )
+        owner = s.get(Person, row.person_id)
         if row.revoked_at is None:
-            row.revoked_at = ctx.clock()
+            row.revoked_at = now
             s.add(row)
-        return _info(row)
+            body = {"token": row.id, "person": owner.handle, "by": by.name}
+            append_entries(
+                s, log, [EntryDraft("token.revoked", None, body)], now, ctx.log_keys(log)
+            )
+        info = _info(row, owner.handle)
+    checkpoint_after_commit(ctx, log)
+    return info
 
 
 def authenticate(ctx: VaultContext, token: str | None) -> Principal:
@@ -151,9 +179,14 @@ def authenticate(ctx: VaultContext, token: str | None) -> Principal:
             "a bearer token is required", hint="send 'Authorization: Bearer evt1_...'"
         )
     with read_session(ctx.engine) as s:
-        row = s.exec(select(ApiToken).where(ApiToken.secret_hash == hash_token(token))).first()
-    if row is None:
+        found = s.exec(
+            select(ApiToken, Person)
+            .join(Person, Person.id == ApiToken.person_id)
+            .where(ApiToken.secret_hash == hash_token(token))
+        ).first()
+    if found is None:
         raise Unauthenticated("the token is not valid", hint="ask an admin for a new token")
+    row, owner = found
     if row.revoked_at is not None:
         raise Unauthenticated(
             f"token {row.id} was revoked on {row.revoked_at:%Y-%m-%d}",
@@ -164,35 +197,38 @@ def authenticate(ctx: VaultContext, token: str | None) -> Principal:
             f"token {row.id} expired on {row.expires_at:%Y-%m-%d}",
             hint="ask an admin for a new token",
         )
-    return Principal(row.id, row.role, row.client_id, row.campaign)
+    refuse_inactive(owner, Unauthenticated)
+    return principal_of(owner, row.id, row.campaign)
 
 
-def _check(ctx, role, client, campaign, expires_at) -> None:
+def _check(ctx, owner: Person, campaign, expires_at) -> None:
     errors = []
-    if role not in ROLES:
-        errors.append(FieldError("role", f"must be one of {', '.join(ROLES)}"))
-    if client is None and role != "admin":
-        errors.append(FieldError("client", f"a {role} token needs a client"))
-    if campaign is not None and role != "dialer":
+    if campaign is not None and owner.role != "dialer":
         errors.append(FieldError("campaign", "only dialer tokens are scoped to a campaign"))
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= ctx.clock()):
         errors.append(FieldError("expires_at", "must be a future time with a time zone"))
     if errors:
         raise InvalidEvidence(errors, hint="see `evidence-vault token create --help`")
-    with read_session(ctx.engine) as s:
-        if client is not None and s.get(Client, client) is None:
-            raise NotFound(f"client {client!r} does not exist")
-        if (
-            campaign is not None
-            and s.exec(
-                select(Campaign).where(Campaign.client_id == client, Campaign.name == campaign)
+    if campaign is not None:
+        with read_session(ctx.engine) as s:
+            known = s.exec(
+                select(Campaign).where(
+                    Campaign.client_id == owner.client_id, Campaign.name == campaign
+                )
             ).first()
-            is None
-        ):
-            raise NotFound(f"campaign {campaign!r} does not exist for client {client!r}")
+        if known is None:
+            raise NotFound(f"campaign {campaign!r} does not exist for client {owner.client_id!r}")
 
 
-def _info(t: ApiToken) -> TokenInfo:
+def _info(t: ApiToken, handle: str) -> TokenInfo:
     return TokenInfo(
-        t.id, t.role, t.client_id, t.campaign, t.label, t.created_at, t.expires_at, t.revoked_at
+        t.id,
+        handle,
+        t.role,
+        t.client_id,
+        t.campaign,
+        t.label,
+        t.created_at,
+        t.expires_at,
+        t.revoked_at,
     )

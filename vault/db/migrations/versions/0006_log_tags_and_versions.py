@@ -1,7 +1,7 @@
 """log entry tags, pinned object versions
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 13:10:00
 
 Entries written before this revision have no tag: the vault tags them once, when it first
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
