@@ -7,12 +7,12 @@ The lookups that *select* entries by these columns are another matter (see the x
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.attacks.helpers import findings, seal
-from tests.support.vaults import CLIENT
+from tests.support.vaults import CLIENT, clip, order_meta
 from vault.services.logauth import TamperDetected
 
 COLUMNS = "the log_entry row's type or record_id column disagrees with the entry"
@@ -103,4 +103,35 @@ def test_hold_entry_moved_by_record_id_blocks_an_erasure(vault, attacker, record
             vault.erase(record_id=a)
     finally:
         shredded = attacker.record(a, "shredded_at") is not None
+    assert not shredded
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap: as above for retention.extended: hidden by its type column, with the "
+    "row's retain_until set back to the sealed date, the record is shredded early",
+)
+def test_hidden_extension_does_not_shorten_retention(vault, attacker, tmp_path):
+    vault.add_campaign(CLIENT, "consent-2026", 30, retention_basis="consent-use")
+    meta = order_meta(7, campaign="consent-2026")
+    rec = vault.ingest(clip(tmp_path, seed=7), meta).record_id
+    sealed_until = attacker.entry(CLIENT, attacker.record(rec, "seq"))["body"]["retain_until"]
+    now = vault.context.clock()
+    assert vault.record_consent_use(CLIENT, meta["callee"]["phone"], now) == [rec]
+    [seq] = attacker.seqs(CLIENT, "retention.extended", rec)
+    attacker.run(
+        "UPDATE log_entry SET type = 'evidence.accessed' WHERE client_id = ? AND seq = ?",
+        CLIENT,
+        seq,
+    )
+    sealed = datetime.strptime(sealed_until, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    attacker.set_record(rec, "retain_until", attacker.time_value(sealed))
+    # past the sealed date, before the extended one (30 days after the use)
+    vault.context.clock = lambda: max(sealed, now) + timedelta(hours=1)
+    assert sealed + timedelta(hours=1) < now + timedelta(days=30)
+    try:
+        with pytest.raises(TamperDetected):
+            vault.run_retention()
+    finally:
+        shredded = attacker.record(rec, "shredded_at") is not None
     assert not shredded
