@@ -242,7 +242,7 @@ def single_committer(vault: Any, count: int) -> dict[str, float]:
     def direct(sealed: Any) -> None:
         r = sealed.record
         body = sealed_entry_body(r, campaign.name, sealed.commitments, 1, 1)
-        item = _ToCommit(ctx.engine, r.model_dump(), body, False)
+        item = _ToCommit(ctx.engine, ctx.log_keys(r.client_id), r.model_dump(), body, False)
         with _begin_batch(r.client_id, item) as locked:
             _commit_batch(locked, [item])
 
