@@ -18,7 +18,7 @@ from pathlib import Path
 import _common as c
 
 BENCHES = ("sealing", "ingest_s3", "append", "memory", "ledger", "retention",
-           "group_commit", "http_ingest")
+           "group_commit", "http_ingest", "entry_auth", "verify_checks")
 HERE = Path(__file__).resolve().parent
 
 
