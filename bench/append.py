@@ -51,7 +51,7 @@ QUICK = {
 # --- the work (run in this process and in the workers) -----------------------------------
 
 
-def append_vault(engine: Any, client: str, record: str, count: int, group: int) -> None:
+def append_vault(ctx: Any, client: str, record: str, count: int, group: int) -> None:
     from vault.db import write_session
     from vault.ledger import EntryDraft, append_entries
 
@@ -59,8 +59,8 @@ def append_vault(engine: Any, client: str, record: str, count: int, group: int) 
     while done < count:
         n = min(group, count - done)
         drafts = [EntryDraft("evidence.accessed", record, dict(BODY)) for _ in range(n)]
-        with write_session(engine) as s:
-            append_entries(s, client, drafts, datetime.now(UTC))
+        with write_session(ctx.engine) as s:
+            append_entries(s, client, drafts, datetime.now(UTC), ctx.log_keys(client))
         done += n
 
 
@@ -79,23 +79,25 @@ def insert_plain(engine: Any, payload: bytes, count: int, group: int) -> None:
         done += n
 
 
-def run_task(engines: dict, task: dict) -> None:
-    engine = engines.get(task["url"])
-    if engine is None:
-        from vault.db import open_engine
+def run_task(contexts: dict, task: dict) -> None:
+    # the vault itself, opened in this process: entries are tagged with the client's log key
+    ctx = contexts.get(task["url"])
+    if ctx is None:
+        from vault.services.context import open_vault
 
-        engine = engines[task["url"]] = open_engine(task["url"])
+        ctx = contexts[task["url"]] = open_vault(task["settings"])
     if task["kind"] == "vault":
-        append_vault(engine, task["client"], task["record"], task["count"], task["group"])
+        append_vault(ctx, task["client"], task["record"], task["count"], task["group"])
     else:
-        insert_plain(engine, task["payload"], task["count"], task["group"])
+        insert_plain(ctx.engine, task["payload"], task["count"], task["group"])
 
 
 def worker(tasks: Any, results: Any, barrier: Any) -> None:
-    engines: dict = {}
+    contexts: dict = {}
     # import before reporting ready, not inside the timing
     import vault.db
     import vault.ledger
+    import vault.services.context
 
     del vault
 
@@ -105,15 +107,15 @@ def worker(tasks: Any, results: Any, barrier: Any) -> None:
         if task is None:
             break
         if task["kind"] == "dispose":
-            engine = engines.pop(task["url"], None)
-            if engine is not None:
-                engine.dispose()
+            opened = contexts.pop(task["url"], None)
+            if opened is not None:
+                opened.close()
             results.put(("disposed", os.getpid()))
             continue
         try:
             barrier.wait()
             t0 = time.monotonic()
-            run_task(engines, task)
+            run_task(contexts, task)
             results.put(("done", t0, time.monotonic(), task["count"]))
         except Exception as exc:  # reported to the parent, which fails
             barrier.abort()
@@ -241,7 +243,7 @@ def count_plain(vault: Any) -> int:
 
 
 def single(
-    engine: Any, client: str, record: str, payload: bytes, count: int, group: int
+    ctx: Any, client: str, record: str, payload: bytes, count: int, group: int
 ) -> tuple[float, float]:
     """Vault and plain rows/s from this process: vault, plain, plain, vault (drift cancels)."""
     half = count // 2
@@ -249,9 +251,9 @@ def single(
     for kind in ("vault", "plain", "plain", "vault"):
         t0 = time.perf_counter()
         if kind == "vault":
-            append_vault(engine, client, record, half, group)
+            append_vault(ctx, client, record, half, group)
         else:
-            insert_plain(engine, payload, half, group)
+            insert_plain(ctx.engine, payload, half, group)
         t[kind] += time.perf_counter() - t0
     return 2 * half / t["vault"], 2 * half / t["plain"]
 
@@ -261,7 +263,7 @@ def measure_db(
 ) -> tuple[list[tuple], dict]:
     vault, payload = setup(workdir, label, database_url)
     url = vault.settings.resolved_database_url
-    engine = vault.context.engine
+    ctx = vault.context
     rows, figures = [], {}
     appended: dict[str, int] = {}  # per client (each configuration starts on a new log)
     plain_rows = 0
@@ -282,14 +284,14 @@ def measure_db(
     try:
         for group, count in sizes["single"].items():
             client, record = new_client(f"bench-s{group}")
-            v, p = single(engine, client, record, payload, count, group)
+            v, p = single(ctx, client, record, payload, count, group)
             appended[client] += count // 2 * 2
             plain_rows += count // 2 * 2
             report(f"single_g{group}", f"1 process, {group}/txn", v, p)
         for group, count in sizes["concurrent"].items():
             client, record = new_client(f"bench-c{group}")
             per = count // WORKERS // 2  # per worker and per half
-            base = {"url": url, "group": group, "count": per}
+            base = {"url": url, "settings": vault.settings, "group": group, "count": per}
             vtask = {**base, "kind": "vault", "client": client, "record": record}
             ptask = {**base, "kind": "plain", "payload": payload}
             rates: dict[str, list[float]] = {"vault": [], "plain": []}
@@ -308,8 +310,8 @@ def measure_db(
         pool.dispose(url)
         grown = sizes["grown"]
         client, record = new_client("bench-grown")
-        append_vault(engine, client, record, grown["prefill"], 100)
-        v, p = single(engine, client, record, payload, grown["count"], 10)
+        append_vault(ctx, client, record, grown["prefill"], 100)
+        v, p = single(ctx, client, record, payload, grown["count"], 10)
         appended[client] += grown["prefill"] + grown["count"] // 2 * 2
         plain_rows += grown["count"] // 2 * 2
         report("grown_g10", f"1 process, 10/txn, log at {grown['prefill']:,}", v, p)

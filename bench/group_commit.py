@@ -115,9 +115,15 @@ def worker(settings: Any, tasks: Any, results: Any, barrier: Any) -> None:
     # of the prepared upload, _commit reads only the campaign's name and its rule's basis
     prepared = SimpleNamespace(campaign=campaign, rule=rule)
     queue = commit_queue(ctx.engine)
+    log_keys = ctx.log_keys
     results.put(("ready", os.getpid()))
     while (task := tasks.get()) is not None:
         kind, per_thread, run = task["kind"], task["per_thread"], task["run"]
+        # bench/entry_auth.py: a stand-in wrapped around the client's log writer (picklable)
+        stand_in = task.get("writer")
+        ctx.log_keys = (  # type: ignore[method-assign]
+            log_keys if stand_in is None else (lambda client, w=stand_in: w(log_keys(client)))
+        )
         queue.window, queue.max_batch = task.get("window", 0.002), task.get("max_batch", 64)
         queue.stats = type(queue.stats)()  # this task's figures only
         work = [
@@ -242,7 +248,7 @@ def single_committer(vault: Any, count: int) -> dict[str, float]:
     def direct(sealed: Any) -> None:
         r = sealed.record
         body = sealed_entry_body(r, campaign.name, sealed.commitments, 1, 1)
-        item = _ToCommit(ctx.engine, r.model_dump(), body, False)
+        item = _ToCommit(ctx.engine, ctx.log_keys(r.client_id), r.model_dump(), body, False)
         with _begin_batch(r.client_id, item) as locked:
             _commit_batch(locked, [item])
 

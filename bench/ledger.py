@@ -47,7 +47,7 @@ def build_log(vault, n: int) -> float:
             for i in range(start, min(n, start + GROUP))
         ]
         with write_session(vault.context.engine) as s:
-            append_entries(s, CLIENT, drafts, t)
+            append_entries(s, CLIENT, drafts, t, vault.context.log_keys(CLIENT))
         if (start + GROUP) % CHECKPOINT_EVERY == 0 or start + GROUP >= n:
             vault.checkpoint(CLIENT)
     return n / (time.perf_counter() - t0)

@@ -26,6 +26,8 @@ BENCHES = (
     "retention",
     "group_commit",
     "http_ingest",
+    "entry_auth",
+    "verify_checks",
 )
 HERE = Path(__file__).resolve().parent
 

@@ -24,6 +24,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "retention",
         "group_commit",
         "http_ingest",
+        "entry_auth",
+        "verify_checks",
     ],
 )
 def test_bench_script_runs(name):
