@@ -94,11 +94,6 @@ def test_invented_hold_row_blocking_an_erasure(vault, attacker, held):
     _intact(attacker, free)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: verify compares record rows with the log but not hold rows; a deleted "
-    "hold row is refused only when a shred reaches the record",
-)
 def test_verify_names_a_deleted_hold_row(vault, attacker, held):
     rec, _free, hold = held
     attacker.run("DELETE FROM hold WHERE id = ?", hold)

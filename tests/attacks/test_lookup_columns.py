@@ -69,12 +69,6 @@ def test_hidden_hold_entry_is_named_by_verify(vault, hidden_hold):
     assert findings(vault.verify()) == [("modified", a, seq, COLUMNS)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: check_record selects a record's later entries by the type/record_id "
-    "columns, so an entry hidden by its lookup columns is not consulted; with the hold "
-    "row deleted too, the retention run shreds a record under a legal hold",
-)
 def test_hidden_hold_entry_blocks_the_retention_run(vault, attacker, hidden_hold):
     a, _seq = hidden_hold
     try:
@@ -87,8 +81,10 @@ def test_hidden_hold_entry_blocks_the_retention_run(vault, attacker, hidden_hold
 
 @pytest.mark.xfail(
     strict=True,
-    reason="gap: as above, with the hold.placed entry's record_id column pointed at "
-    "another record instead of its type column changed",
+    reason="gap (documented residual, docs/security.md): check_record finds a record's "
+    "later entries by the record_id column; with the hold.placed entry's record_id "
+    "pointed at another record and the hold row deleted, erase shreds a held record "
+    "(verify names the column)",
 )
 def test_hold_entry_moved_by_record_id_blocks_an_erasure(vault, attacker, records):
     a, b = records
@@ -106,11 +102,6 @@ def test_hold_entry_moved_by_record_id_blocks_an_erasure(vault, attacker, record
     assert not shredded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: as above for retention.extended: hidden by its type column, with the "
-    "row's retain_until set back to the sealed date, the record is shredded early",
-)
 def test_hidden_extension_does_not_shorten_retention(vault, attacker, tmp_path):
     vault.add_campaign(CLIENT, "consent-2026", 30, retention_basis="consent-use")
     meta = order_meta(7, campaign="consent-2026")
