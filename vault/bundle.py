@@ -503,7 +503,8 @@ class _Bundle:
         bounded.file_size = limit.size + 1
         # zipfile checks the CRC when it reaches that size, which would turn "too long"
         # into "damaged"; the content is checked by SHA-256 against the manifest anyway
-        del bounded.CRC
+        if hasattr(bounded, "CRC"):
+            del bounded.CRC
         total = 0
         try:
             with self._zf.open(bounded) as src:
