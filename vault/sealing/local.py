@@ -249,7 +249,8 @@ class LocalKeyring:
         Created once per tenant, like the index key. ``created`` tells the caller that the
         log existed without a key until now (a vault from before entries were tagged).
         """
-        check_name("tenant", tenant)
+        # a leading '_' marks a vault-wide log (e.g. '_vault'), never a client id
+        check_name("tenant", tenant.removeprefix("_"))
         entry = f"logauth:{tenant}"
         created: list[bool] = []
 
