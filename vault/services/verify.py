@@ -100,7 +100,7 @@ def _verify_client(
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
     facts = _load_facts(ctx, client)
-    campaigns = _campaigns(ctx)
+    campaigns = _campaigns(ctx, client)
     tags = _TagCheck(keys, tagged_rows(ctx, client))
     for item in audit_chain(client, tags, head.size, head.head_hash):
         report.findings += tags.drain()
@@ -425,6 +425,8 @@ def _load_facts(ctx: VaultContext, client: str) -> LogFacts:
     return facts
 
 
-def _campaigns(ctx: VaultContext) -> dict[int, tuple[str, str]]:
+def _campaigns(ctx: VaultContext, client: str) -> dict[int, tuple[str, str]]:
+    """The client's campaigns; a row pointing at another client's campaign finds none."""
     with read_session(ctx.engine) as s:
-        return {c.id: (c.client_id, c.name) for c in s.exec(select(Campaign))}
+        rows = s.exec(select(Campaign).where(Campaign.client_id == client))
+        return {c.id: (c.client_id, c.name) for c in rows}
