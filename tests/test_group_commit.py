@@ -259,14 +259,14 @@ class Blocker:
         self.release = threading.Event()
         real = ingest_mod.append_entries
 
-        def wrapped(session, client, drafts, now):
+        def wrapped(session, client, drafts, now, writer):
             times = {d.body.get("recorded_at") for d in drafts}
             if format_time(BLOCK_AT) in times:
                 self.inside.set()
                 assert self.release.wait(60)
             if format_time(POISON_AT) in times:
                 raise RuntimeError("injected failure in the batch")
-            return real(session, client, drafts, now)
+            return real(session, client, drafts, now, writer)
 
         monkeypatch.setattr(ingest_mod, "append_entries", wrapped)
 

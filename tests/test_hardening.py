@@ -24,12 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.main import cli
-from tests.support.vaults import CLIENT, PgDatabase, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, PgDatabase, clip, make_vault, order_meta, person_token
 from tests.support.vaults import postgres_available as _pg_reason
 from vault.config import load_settings
 from vault.db import open_engine
 from vault.http import create_app
-from vault.services.tokens import create_token
 from vault.spool import Spool
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -51,7 +50,7 @@ def database_url(request):
 
 
 def _auth(v, role: str) -> dict:
-    _, secret = create_token(v.context, role=role, client=CLIENT)
+    _, secret = person_token(v.context, role, CLIENT)
     return {"Authorization": f"Bearer {secret}"}
 
 
@@ -186,12 +185,12 @@ def test_an_unexpected_database_error_is_a_500_whose_log_holds_no_value(
     api = TestClient(create_app(v.context), raise_server_exceptions=False)
     reader = _auth(v, "client")
     with v.context.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE person (name VARCHAR(64) PRIMARY KEY)"))
-        conn.execute(text("INSERT INTO person VALUES (:n)"), {"n": NAME})
+        conn.execute(text("CREATE TABLE scratch_people (name VARCHAR(64) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO scratch_people VALUES (:n)"), {"n": NAME})
 
     def failing_find(ctx, query):  # a bug that reaches the database with PII
         with ctx.engine.begin() as conn:
-            conn.execute(text("INSERT INTO person VALUES (:n)"), {"n": NAME})
+            conn.execute(text("INSERT INTO scratch_people VALUES (:n)"), {"n": NAME})
 
     monkeypatch.setattr("vault.services.retrieve.find", failing_find)
     caplog.set_level(logging.DEBUG)

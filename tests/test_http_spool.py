@@ -21,10 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.vaults import CLIENT, PgDatabase, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, PgDatabase, clip, make_vault, order_meta, person_token
 from tests.support.vaults import postgres_available as _pg_reason
 from tests.test_http_multiprocess import Server, holder, server_side_inode, upload_headers
-from vault.services.tokens import create_token
 
 pytestmark = pytest.mark.postgres
 
@@ -68,8 +67,8 @@ def _holding(roots: list[Path], needles: list[bytes]) -> list[Path]:
 def test_killed_worker_leaves_no_plaintext_and_its_log_no_pii(pg_vault, tmp_path):
     vault = pg_vault
     home = vault.settings.home
-    _, secret = create_token(vault.context, role="dialer", client=CLIENT)
-    _, reading = create_token(vault.context, role="client", client=CLIENT)
+    _, secret = person_token(vault.context, "dialer", CLIENT)
+    _, reading = person_token(vault.context, "client", CLIENT)
     auth = {"Authorization": f"Bearer {secret}"}
     reader = {"Authorization": f"Bearer {reading}"}
     server = Server(home, {}, tmp_path / "server.log")

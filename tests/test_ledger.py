@@ -57,7 +57,7 @@ def test_entry_is_rfc8785_canonical_and_leaf_hashed():
         b'{"body":{"a":[1,"\xc3\xbc"],"b":2},"log":"telco-de","prev":"'
         + GENESIS_PREV.encode()
         + b'","record":"r0","seq":0,'
-        b'"time":"2026-11-22T09:14:03.123Z","type":"evidence.sealed","v":1}'
+        b'"time":"2026-11-22T09:14:03.123Z","type":"evidence.sealed","v":2}'
     )
     assert entry_hash(raw) == hashlib.sha256(b"\x00" + raw).hexdigest()
     assert parse_entry(raw) == e
