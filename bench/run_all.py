@@ -28,6 +28,7 @@ BENCHES = (
     "http_ingest",
     "entry_auth",
     "verify_checks",
+    "shred_walk",
 )
 HERE = Path(__file__).resolve().parent
 

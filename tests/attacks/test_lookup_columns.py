@@ -2,7 +2,8 @@
 
 They are not part of the hashed entry, so the chain and the tags do not cover them;
 ``verify`` compares them with the entry, and the read check refuses a row that lies.
-The lookups that *select* entries by these columns are another matter (see the xfails).
+Before anything is destroyed the whole log after the record is walked, so a lookup
+column that hides an entry from the selection is found there.
 """
 
 from __future__ import annotations
@@ -79,13 +80,6 @@ def test_hidden_hold_entry_blocks_the_retention_run(vault, attacker, hidden_hold
     assert not shredded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap (documented residual, docs/security.md): check_record finds a record's "
-    "later entries by the record_id column; with the hold.placed entry's record_id "
-    "pointed at another record and the hold row deleted, erase shreds a held record "
-    "(verify names the column)",
-)
 def test_hold_entry_moved_by_record_id_blocks_an_erasure(vault, attacker, records):
     a, b = records
     hold = vault.place_hold(a, case_ref="CASE-7", reason="court order", principal="admin-a")
@@ -95,7 +89,7 @@ def test_hold_entry_moved_by_record_id_blocks_an_erasure(vault, attacker, record
     )
     attacker.run("DELETE FROM hold WHERE id = ?", hold.id)
     try:
-        with pytest.raises(TamperDetected):
+        with pytest.raises(TamperDetected, match=f"log entry {seq} disagrees with its row"):
             vault.erase(record_id=a)
     finally:
         shredded = attacker.record(a, "shredded_at") is not None
@@ -126,3 +120,43 @@ def test_hidden_extension_does_not_shorten_retention(vault, attacker, tmp_path):
     finally:
         shredded = attacker.record(rec, "shredded_at") is not None
     assert not shredded
+
+
+def test_deleted_hold_entry_blocks_an_erasure(vault, attacker, records):
+    a, _b = records
+    hold = vault.place_hold(a, case_ref="CASE-8", reason="court order", principal="admin-a")
+    vault.show(a)  # an entry after the hold, so the deletion leaves a hole, not a short log
+    [seq] = attacker.seqs(CLIENT, "hold.placed", a)
+    attacker.run("DELETE FROM log_entry WHERE client_id = ? AND seq = ?", CLIENT, seq)
+    attacker.run("DELETE FROM hold WHERE id = ?", hold.id)
+    with pytest.raises(TamperDetected, match=f"log entry {seq} is missing"):
+        vault.erase(record_id=a)
+    assert attacker.record(a, "shredded_at") is None
+
+
+def test_cut_tail_with_the_hold_blocks_an_erasure(vault, attacker, records):
+    a, _b = records
+    hold = vault.place_hold(a, case_ref="CASE-9", reason="court order", principal="admin-a")
+    [seq] = attacker.seqs(CLIENT, "hold.placed", a)
+    prev = attacker.entry(CLIENT, seq)["prev"]
+    # cut the hold entry off the end and move the head back: a consistent, shorter log
+    attacker.run("DELETE FROM log_entry WHERE client_id = ? AND seq >= ?", CLIENT, seq)
+    attacker.run(
+        "UPDATE log_head SET size = ?, head_hash = ? WHERE client_id = ?", seq, prev, CLIENT
+    )
+    attacker.run("DELETE FROM hold WHERE id = ?", hold.id)
+    with pytest.raises(TamperDetected, match="the head is behind its anchor"):
+        vault.erase(record_id=a)
+    assert attacker.record(a, "shredded_at") is None
+
+
+def test_an_honest_log_lets_a_run_shred_many_records(vault, attacker, tmp_path):
+    held = seal(vault, tmp_path, 10)
+    free = [seal(vault, tmp_path, n) for n in (11, 12, 13)]
+    vault.place_hold(held, case_ref="CASE-10", reason="dispute", principal="admin-a")
+    real = vault.context.clock
+    vault.context.clock = lambda: real() + timedelta(days=3 * 365)
+    report = vault.run_retention()
+    assert sorted(report.shredded) == sorted(free)
+    assert attacker.record(held, "shredded_at") is None
+    assert vault.verify().clean

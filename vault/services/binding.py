@@ -11,12 +11,18 @@ against it:
 
 * by ``verify``, for every record, during its walk of the whole log;
 * by :func:`check_record`, before a read, a hold, an erasure, a retention shred or a purge
-  acts on one record: a row that disagrees is refused with :class:`TamperDetected`.
+  acts on one record: a row that disagrees is refused with :class:`TamperDetected`;
+* by :class:`LogTail`, before anything is destroyed: :func:`check_record` finds a record's
+  later entries by their ``record_id`` column, which is not covered by the tags, so a
+  ``hold.placed`` entry re-pointed at another record would hide the hold. Before a shred
+  the whole log after the record's seal is walked once (tags, lookup columns, chain, head,
+  anchor), so the selection is known to be complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +32,8 @@ from sqlmodel import Session, select
 from vault.db import Campaign, LogEntry, Record, read_session
 from vault.errors import NotFound
 from vault.ledger.audit import CheckedEntry
-from vault.ledger.entry import entry_hash, format_time, parse_entry
+from vault.ledger.chain import log_head
+from vault.ledger.entry import GENESIS_PREV, entry_hash, format_time, parse_entry
 from vault.services.context import VaultContext
 from vault.services.logauth import LogKeys, TamperDetected
 
@@ -234,3 +241,78 @@ def checked_record(ctx: VaultContext, record_id: str, client: str | None = None)
         if rec is None or (client is not None and rec.client_id != client):
             raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
         return check_record(s, ctx.log_keys(rec.client_id), rec)
+
+
+class LogTail:
+    """The part of each client's log that has been walked and found honest, for one run.
+
+    A shred must not rely on lookup columns alone (see the module docstring). Walking the
+    log from the record's seal to the head costs one HMAC and one JSON parse per entry, so
+    a retention run or an erasure walks each client's tail once and only extends it after.
+    """
+
+    def __init__(self) -> None:
+        self._walked: dict[str, tuple[int, int, str]] = {}  # client -> (from, size, head)
+
+    def require(self, session: Session, keys: LogKeys, client: str, after_seq: int) -> None:
+        """TamperDetected unless every entry after ``after_seq`` up to the head is honest."""
+        head = log_head(session, client)
+        anchor = keys.read_anchor()
+        if anchor is not None and anchor.size > head.size:
+            raise TamperDetected(
+                f"log {client}: the head is behind its anchor ({head.size} < {anchor.size} "
+                "entries); refusing to destroy anything",
+                hint="run `evidence-vault verify` and restore the database from a backup; "
+                "nothing was changed",
+            )
+        walked = self._walked.get(client)
+        if walked and walked[0] <= after_seq and walked[1] <= head.size:
+            start, prev_hash = walked[1], walked[2]  # only the entries appended since
+            first = walked[0]
+        else:
+            start, prev_hash, first = after_seq, None, after_seq
+        last = _walk(session, keys, client, start, head.size, prev_hash)
+        if last != head.head_hash:
+            _refuse_log(client, "the entries do not lead to the log's head")
+        self._walked[client] = (first, head.size, head.head_hash)
+
+
+def _walk(
+    session: Session, keys: LogKeys, client: str, start: int, size: int, prev: str | None
+) -> str:
+    """Check entries ``start .. size-1`` (``start`` itself only as the link if ``prev`` is
+    None); returns the hash of the last one."""
+    # plain columns, not ORM objects: the walk reads every row after the record
+    rows = session.execute(
+        select(LogEntry.seq, LogEntry.type, LogEntry.record_id, LogEntry.entry, LogEntry.tag)
+        .where(LogEntry.client_id == client, LogEntry.seq >= start)
+        .order_by(LogEntry.seq)
+    )
+    expected = start
+    for seq, kind, record, raw, tag in rows:
+        if seq != expected:
+            _refuse_log(client, f"log entry {expected} is missing")
+        raw = bytes(raw)
+        digest = entry_hash(raw)
+        if not keys.auth.check_entry(
+            seq, bytes.fromhex(digest), None if tag is None else bytes(tag)
+        ):
+            _refuse_log(client, f"log entry {seq} was not appended by the vault")
+        # the tag vouches for the bytes, so a plain parse is enough here
+        entry = json.loads(raw)
+        if prev is not None and entry.get("prev") != prev:
+            _refuse_log(client, f"log entry {seq} does not link to the one before")
+        if entry.get("type") != kind or entry.get("record") != record:
+            _refuse_log(client, f"log entry {seq} disagrees with its row")
+        prev, expected = digest, expected + 1
+    if expected < size:
+        _refuse_log(client, f"log entry {expected} is missing")
+    return prev if prev is not None else GENESIS_PREV
+
+
+def _refuse_log(client: str, why: str) -> None:
+    raise TamperDetected(
+        f"log {client}: {why}; refusing to destroy anything",
+        hint="run `evidence-vault verify` and restore the database from a backup; "
+        "nothing was changed",
+    )

@@ -18,6 +18,7 @@ from vault.db import Client, Record, read_session
 from vault.errors import FieldError, InvalidEvidence, NotFound
 from vault.evidence import is_slug, normalise_phone
 from vault.sealing import keyed_hash
+from vault.services.binding import LogTail
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.retention import active_holds, purge_objects, shred_record
@@ -57,11 +58,12 @@ def erase(
     records = _by_phone(ctx, phone, client) if phone else [_by_id(ctx, record_id, client)]
     report = ErasureReport()
     rule = f"GDPR Art. 17 request {request_ref}"
+    tail = LogTail()
     for rec in records:
         if rec.shredded_at is not None:
             report.already_shredded.append(rec.id)
             continue
-        if shred_record(ctx, rec.id, reason="erasure", rule=rule):
+        if shred_record(ctx, rec.id, reason="erasure", rule=rule, tail=tail):
             report.erased.append(rec.id)
             if not purge_objects(ctx, rec.id):
                 report.objects_pending.append(rec.id)

@@ -48,7 +48,7 @@ from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
 from vault.sealing import keyed_hash
-from vault.services.binding import check_record, sealed_object
+from vault.services.binding import LogTail, check_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.logauth import TamperDetected
@@ -296,11 +296,12 @@ def run(
 
     report = RunReport()
     touched: set[str] = set()
+    tail = LogTail()
     for item in plan(ctx, client):
         if item.action == "keep":
             report.kept.append(item)
         elif item.action == "shred":
-            if shred_record(ctx, item.record_id, reason="retention", rule=item.rule):
+            if shred_record(ctx, item.record_id, reason="retention", rule=item.rule, tail=tail):
                 report.shredded.append(item.record_id)
                 touched.add(item.client)
             _purge_into(ctx, item, report)
@@ -335,9 +336,14 @@ def _purge_into(ctx: VaultContext, item: PlanItem, report: RunReport) -> None:
         report.pending.append(_purge_item(rec))
 
 
-def shred_record(ctx: VaultContext, record_id: str, *, reason: str, rule: str) -> bool:
+def shred_record(
+    ctx: VaultContext, record_id: str, *, reason: str, rule: str, tail: LogTail | None = None
+) -> bool:
     """Crypto-shred one record (see the module docstring). False if it is held, already
-    shredded, or — for ``reason="retention"`` — no longer expired (its date moved on)."""
+    shredded, or — for ``reason="retention"`` — no longer expired (its date moved on).
+
+    ``tail`` carries the log walk of a run over many records (each client's log is then
+    walked once, not once per record)."""
     now = ctx.clock()
     with read_session(ctx.engine) as s:
         rec = s.get(Record, record_id)
@@ -346,7 +352,10 @@ def shred_record(ctx: VaultContext, record_id: str, *, reason: str, rule: str) -
     with write_session(ctx.engine) as s:
         log_head(s, rec.client_id, lock=True)  # holds and extensions serialise on this lock
         rec = s.get(Record, record_id)
-        state = check_record(s, ctx.log_keys(rec.client_id), rec)
+        keys = ctx.log_keys(rec.client_id)
+        # every entry after the seal, not only those whose record_id column names it
+        (tail or LogTail()).require(s, keys, rec.client_id, rec.seq)
+        state = check_record(s, keys, rec)
         held = bool(active_holds(s, record_id))
         if held != state.held:
             raise TamperDetected(
