@@ -517,14 +517,15 @@ def test_shredded_is_gone_for_its_tenant_and_missing_for_others(
 
 
 def test_campaign_scoped_dialer(world: World) -> None:
-    """A dialer token of one campaign: uploads elsewhere and others' receipts look missing."""
+    """A dialer token of one campaign: uploads elsewhere are refused, others' receipts
+    look missing."""
     ctx = world.vault.context
     world.vault.add_campaign(CLIENT, "side-campaign", retention_days=365)
     _, secret = person_token(ctx, "dialer", CLIENT, campaign="side-campaign")
     auth = {"Authorization": f"Bearer {secret}"}
     call = _upload(world, "own")  # into CAMPAIGN, not the token's campaign
     r = world.http.post(call.url, content=call.content, headers={**call.headers, **auth})
-    assert_problem(r, 404, "not-found")
+    assert_problem(r, 403, "permission-denied")
     meta = order_meta(world.fresh(), campaign="side-campaign")
     headers = {**auth, "Content-Type": "audio/wav", "Evidence-Metadata": _meta_header(meta)}
     r = world.http.post("/v1/records", content=world.clip_bytes, headers=headers)

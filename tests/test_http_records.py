@@ -302,7 +302,11 @@ def test_upload_scoped_to_the_tokens_client_and_campaign(local, api, tmp_path):
     assert assert_problem(foreign, 404, "not-found") == assert_problem(missing, 404, "not-found")
 
     scoped = auth(local, "dialer", campaign="optin-2026")
-    assert_problem(upload(api, scoped, path, order_meta(1)), 404, "not-found")
+    # another campaign of its client is outside the token's scope, whether it exists or not
+    outside = assert_problem(upload(api, scoped, path, order_meta(1)), 403, "permission-denied")
+    assert "outside this token's scope" in outside["detail"]
+    ghost = upload(api, scoped, path, order_meta(1, campaign="no-such-campaign"))
+    assert assert_problem(ghost, 403, "permission-denied") == outside
     ok = upload(api, scoped, path, order_meta(1, campaign="optin-2026"))
     assert ok.status_code == 201 and ok.json()["campaign"] == "optin-2026"
 
@@ -499,3 +503,132 @@ def test_disputes_holds_and_four_eyes_release(local, api, sealed):
         resp = api.post(f"/v1/records/{rid}/disputes", json=body, headers=reader)
         assert_problem(resp, 422, "invalid-request")
     assert [h.kind for h in local.holds(client=CLIENT)] == ["dispute"]
+
+
+# --- rough edges --------------------------------------------------------------------------
+
+
+def test_search_without_a_body_means_no_filters(local, api, sealed):
+    rid, _, reader = sealed
+    # no body and no Content-Type at all (curl -X POST)
+    bare = api.post("/v1/records/search", headers=reader)
+    assert bare.status_code == 200, bare.text
+    assert [h["record_id"] for h in bare.json()] == [rid]
+    json_type = {**reader, "Content-Type": "application/json"}
+    empty = api.post("/v1/records/search", content=b"", headers=json_type)
+    assert empty.status_code == 200 and empty.json() == bare.json()
+    untyped = api.post("/v1/records/search", content=b"{}", headers=reader)
+    assert untyped.status_code == 200 and untyped.json() == bare.json()
+    # still role-checked and still validated when there is a body
+    assert_problem(
+        api.post("/v1/records/search", headers=auth(local, "dialer")), 403, "permission-denied"
+    )
+    bad = api.post("/v1/records/search", json={"limit": 0}, headers=reader)
+    assert assert_problem(bad, 422, "invalid-request")["errors"][0]["field"] == "limit"
+
+
+def test_malformed_json_is_a_body_level_error(local, api, sealed):
+    rid, _, reader = sealed
+    json_type = {"Content-Type": "application/json"}
+    broken = b'{"agent": "agent-042", '
+    resp = api.post("/v1/records/search", content=broken, headers={**reader, **json_type})
+    body = assert_problem(resp, 422, "invalid-request")
+    assert body["errors"] == [{"field": "body", "message": "request body is not valid JSON"}]
+    admin = auth(local, "admin")
+    resp = api.post(f"/v1/records/{rid}/holds", content=b"{", headers={**admin, **json_type})
+    body = assert_problem(resp, 422, "invalid-request")
+    assert body["errors"] == [{"field": "body", "message": "request body is not valid JSON"}]
+
+
+def test_not_found_hints_give_http_advice(local, api, sealed):
+    _, _, reader = sealed
+    for suffix in ("", "/audio", "/receipt"):
+        body = assert_problem(
+            api.get(f"/v1/records/r-missing{suffix}", headers=reader), 404, "not-found"
+        )
+        assert "POST /v1/records/search" in body["hint"] and "evidence-vault" not in body["hint"]
+    admin = auth(local, "admin")
+    body = assert_problem(api.post("/v1/holds/h-missing/release", headers=admin), 404, "not-found")
+    assert "GET /v1/holds" in body["hint"] and "evidence-vault" not in body["hint"]
+
+
+def test_http_hint_rewrites_cli_advice():
+    from vault.http.problems import http_hint
+
+    assert http_hint("search with `evidence-vault find`") == "search with `POST /v1/records/search`"
+    assert http_hint("another admin runs `evidence-vault person approve ops-1`") == (
+        "another admin runs `POST /v1/persons/ops-1/approve`"
+    )
+    # what only the operator can do stays, marked as theirs
+    assert http_hint("run `evidence-vault verify`") == (
+        "ask the vault's operator: run `evidence-vault verify`"
+    )
+    assert http_hint("check 'client'") == "check 'client'"
+    assert http_hint(None) is None
+
+
+def test_receipt_wait_returns_once_a_checkpoint_covers_the_record(
+    local, api, tmp_path, monkeypatch
+):
+    import threading
+
+    from vault.services import receipts
+
+    dialer = auth(local, "dialer")
+    upload(api, dialer, clip(tmp_path, seed=1), order_meta(1))  # checkpointed at once
+    receipt = upload(api, dialer, clip(tmp_path, seed=2), order_meta(2)).json()
+    assert receipt["inclusion_proof"] is None
+    url = f"/v1/records/{receipt['record_id']}/receipt"
+    # without wait (or wait=0): the answer at once, still without a proof
+    assert api.get(url, headers=dialer).json()["inclusion_proof"] is None
+    assert api.get(url, params={"wait": 0}, headers=dialer).json()["inclusion_proof"] is None
+
+    # the checkpoint is signed only after the waiting request has looked once and found none
+    looked, answers = threading.Event(), []
+    original = receipts.receipt_document
+
+    def watched(ctx, r):
+        body = original(ctx, r)
+        answers.append(body["inclusion_proof"] is not None)
+        looked.set()
+        return body
+
+    monkeypatch.setattr(receipts, "receipt_document", watched)
+
+    def sign_when_looked():
+        if looked.wait(30):
+            local.checkpoint(CLIENT)
+
+    signer = threading.Thread(target=sign_when_looked)
+    signer.start()
+    got = api.get(url, params={"wait": 60}, headers=dialer)
+    signer.join()
+    assert got.status_code == 200, got.text
+    proof = got.json()["inclusion_proof"]
+    assert answers[0] is False and answers[-1] is True
+    assert proof["seq"] == receipt["seq"] and proof["leaf_hash"] == receipt["entry_hash"]
+    assert verify_inclusion(
+        bytes.fromhex(proof["leaf_hash"]),
+        proof["seq"],
+        proof["tree_size"],
+        [bytes.fromhex(h) for h in proof["hashes"]],
+        bytes.fromhex(proof["root_hash"]),
+    )
+
+
+def test_receipt_wait_bounds_and_timeout(local, api, tmp_path):
+    dialer = auth(local, "dialer")
+    upload(api, dialer, clip(tmp_path, seed=1), order_meta(1))
+    receipt = upload(api, dialer, clip(tmp_path, seed=2), order_meta(2)).json()
+    url = f"/v1/records/{receipt['record_id']}/receipt"
+    for bad in ("-1", "61", "soon"):
+        body = assert_problem(
+            api.get(url, params={"wait": bad}, headers=dialer), 422, "invalid-request"
+        )
+        assert body["errors"][0]["field"] == "query.wait"
+    # no checkpoint comes within the wait: the receipt without a proof, not an error
+    got = api.get(url, params={"wait": 1}, headers=dialer)
+    assert got.status_code == 200 and got.json()["inclusion_proof"] is None
+    # the record is looked up before any waiting: a missing one answers at once
+    missing = api.get("/v1/records/r-missing/receipt", params={"wait": 60}, headers=dialer)
+    assert_problem(missing, 404, "not-found")

@@ -63,7 +63,7 @@ __all__ = [
 
 # \A and \Z rather than ^ and $: "$" also matches before a trailing newline, so
 # re.match("^...$", "acme\n") would accept a name that differs from the one stored.
-SLUG_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
+SLUG_PATTERN = re.compile(rf"\A{inputs.SLUG}\Z")
 SLUG_RULE = "must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
 
 MAX_ID_LENGTH = 128

@@ -17,26 +17,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from vault.db import Client, read_session
 from vault.errors import InvalidEvidence, NotFound, PermissionDenied
-from vault.http.app import Caller, Ctx
-from vault.http.ledger import SLUG
+from vault.http.deps import HANDLE, SLUG, TOKEN_ID, Caller, ClientId, Ctx
 from vault.http.problems import openapi_responses
-from vault.ledger.entry import format_time
 from vault.services import admin as _admin
 from vault.services import people as _people
 from vault.services import tokens as _tokens
-from vault.services.admin import CampaignInfo
+from vault.services.admin import CampaignInfo, ClientInfo
 from vault.services.context import VaultContext
 from vault.services.retention import MAX_RETENTION_DAYS
 from vault.services.tokens import Principal, TokenInfo
 
 #: free text: one line, no control characters (PostgreSQL refuses NUL in text)
 TEXT = r"^[^\x00-\x1f\x7f]*$"
-#: token ids are ``tk`` + hex; anything else cannot name one
-TOKEN_ID = r"^[A-Za-z0-9_-]{1,40}$"
-#: person handles (vault.services.people)
-HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 #: the latest expiry accepted: far enough, and still a datetime in every time zone
 LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -147,8 +140,6 @@ class NewToken(BaseModel):
 
 router = APIRouter(tags=["admin"])
 
-ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLUG, max_length=64)]
-
 
 # -- clients ------------------------------------------------------------------------------
 
@@ -161,7 +152,8 @@ ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLU
 )
 def list_clients(ctx: Ctx, caller: Caller) -> list[ClientOut]:
     caller.require("admin")
-    return [_client_out(c) for c in _admin.list_clients(ctx) if caller.client in (None, c.id)]
+    clients = [ClientInfo.of(c) for c in _admin.list_clients(ctx)]
+    return [_client_out(c) for c in clients if caller.client in (None, c.id)]
 
 
 @router.post(
@@ -175,8 +167,7 @@ def create_client(body: NewClient, ctx: Ctx, caller: Caller) -> ClientOut:
     _global_admin(caller, "create clients")
     with _request_errors():
         _admin.add_client(ctx, body.id, body.display_name, body.retention_days)
-    with read_session(ctx.engine) as s:
-        return _client_out(s.get(Client, body.id))
+    return _client_out(_admin.find_client(ctx, body.id))
 
 
 # -- campaigns ----------------------------------------------------------------------------
@@ -377,18 +368,12 @@ def _missing(client: str) -> NotFound:
 
 
 def _client_exists(ctx: VaultContext, client: str) -> None:
-    with read_session(ctx.engine) as s:
-        if s.get(Client, client) is None:
-            raise _missing(client)
+    if _admin.find_client(ctx, client) is None:
+        raise _missing(client)
 
 
-def _client_out(c: Client) -> ClientOut:
-    return ClientOut(
-        id=c.id,
-        display_name=c.display_name,
-        retention_days=c.retention_days,
-        created_at=format_time(c.created_at),
-    )
+def _client_out(c: ClientInfo) -> ClientOut:
+    return ClientOut(**c.to_dict())
 
 
 def _campaign_out(c: CampaignInfo) -> CampaignOut:

@@ -18,43 +18,22 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
 from vault.errors import VaultError
-from vault.http import guard, problems
+from vault.http import admin, guard, ledger, problems, records
+from vault.http.deps import Ctx
 from vault.services.checkpoints import CheckpointTimer
-from vault.services.context import VaultContext
-from vault.services.tokens import Principal, authenticate
+from vault.services.context import VaultContext, open_from_environment, ready_checks
 
 log = logging.getLogger("vault.http")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_bearer = HTTPBearer(auto_error=False, description="An API token: `evt1_...`")
-
-
-def get_ctx(request: Request) -> VaultContext:
-    return request.app.state.ctx
-
-
-def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    principal = authenticate(get_ctx(request), credentials.credentials if credentials else None)
-    request.state.principal = principal
-    return principal
-
-
-Ctx = Annotated[VaultContext, Depends(get_ctx)]
-Caller = Annotated[Principal, Depends(get_principal)]
 
 
 def create_app(ctx: VaultContext | None = None) -> FastAPI:
@@ -64,10 +43,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = ctx is None
         if own:
-            from vault.config import load_settings, resolve_home
-            from vault.services.context import open_vault
-
-            app.state.ctx = open_vault(load_settings(resolve_home(None)))
+            app.state.ctx = open_from_environment()
         vault_ctx = app.state.ctx
         # the unsigned tail of every log is signed within checkpoint_seconds, appends or not
         timer = CheckpointTimer(vault_ctx, vault_ctx.settings.checkpoint_seconds).start()
@@ -95,9 +71,6 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.middleware("http")(_access_log)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
-
-    from vault.http import admin, ledger, records
-
     app.include_router(records.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
@@ -116,18 +89,7 @@ def healthz() -> dict:
 
 def readyz(ctx: Ctx) -> JSONResponse:
     """Readiness: the metadata database and the object store answer."""
-    checks = {}
-    try:
-        with ctx.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means "not ready"
-        checks["database"] = type(exc).__name__
-    try:
-        next(iter(ctx.store.list("_readyz/")), None)
-        checks["storage"] = "ok"
-    except Exception as exc:
-        checks["storage"] = type(exc).__name__
+    checks = ready_checks(ctx)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},

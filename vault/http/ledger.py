@@ -10,24 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlmodel import select
 
-from vault.db import LogEntry, LogHead, read_session
-from vault.db.models import Checkpoint as CheckpointRow
 from vault.errors import NotFound
-from vault.http.app import Caller, Ctx
+from vault.http.deps import Caller, ClientId, Ctx
 from vault.http.problems import openapi_responses
-from vault.ledger.entry import entry_hash
-from vault.ledger.offline import export_lines
-from vault.services import checkpoints
+from vault.services import checkpoints, logexport
 from vault.services.checkpoints import SignedCheckpoint
 from vault.services.context import VaultContext
 from vault.services.keys import log_keys as _log_keys
 from vault.services.tokens import Principal
-from vault.services.verify import rows as entry_rows
 
 #: roles that may read a client's log
 LOG_ROLES = ("auditor", "admin")
@@ -99,10 +93,6 @@ class NDJSONResponse(StreamingResponse):
 
 router = APIRouter(tags=["ledger"])
 
-#: the rule of vault.evidence.SLUG_PATTERN, in a form JSON Schema tools understand
-SLUG = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLUG, max_length=64)]
-
 
 # -- routes -------------------------------------------------------------------------------
 
@@ -114,11 +104,11 @@ ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLU
     summary="The log's origin, size and verifier key",
 )
 def log_info(client: ClientId, ctx: Ctx, caller: Caller) -> LogInfo:
-    head = _head(ctx, caller, client)
+    size = _size(ctx, caller, client)
     return LogInfo(
         client=client,
         origin=checkpoints.origin(ctx, client),
-        size=head.size,
+        size=size,
         verifier_key=checkpoints.log_verifier_key(ctx),
     )
 
@@ -137,25 +127,11 @@ def log_entries(
     limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES, description="Entries per page")] = 100,
 ) -> LogEntryPage:
     _allow(caller, client)
-    with read_session(ctx.engine) as s:
-        # the head and the page in one session: never an entry past the size reported
-        head = s.get(LogHead, client)
-        if head is None:
-            raise _missing(client)
-        got = list(
-            s.exec(
-                select(LogEntry.seq, LogEntry.entry)
-                .where(LogEntry.client_id == client, LogEntry.seq >= start)
-                .where(LogEntry.seq < head.size)
-                .order_by(LogEntry.seq)
-                .limit(limit)
-            )
-        )
-        size = head.size
-    items = [
-        LogEntryItem(seq=seq, entry=bytes(raw).decode(), hash=entry_hash(bytes(raw)))
-        for seq, raw in got
-    ]
+    page = logexport.entry_page(ctx, client, start, limit)
+    if page is None:
+        raise _missing(client)
+    size = page.size
+    items = [LogEntryItem(seq=e.seq, entry=e.entry.decode(), hash=e.hash) for e in page.entries]
     last = items[-1].seq + 1 if items else start
     return LogEntryPage(
         client=client,
@@ -173,7 +149,7 @@ def log_entries(
     summary="The latest signed checkpoint",
 )
 def log_checkpoint(client: ClientId, ctx: Ctx, caller: Caller) -> LogCheckpoint:
-    _head(ctx, caller, client)
+    _size(ctx, caller, client)
     return _checkpoint_model(checkpoints.latest_checkpoint(ctx, client))
 
 
@@ -197,11 +173,11 @@ def inclusion_proof(
         ),
     ] = None,
 ) -> LogInclusionProof:
-    _head(ctx, caller, client)
+    _size(ctx, caller, client)
     if tree_size is None:
         cp = checkpoints.latest_checkpoint(ctx, client)
     else:
-        cp = _checkpoint_of_size(ctx, client, tree_size)
+        cp = checkpoints.checkpoint_of_size(ctx, client, tree_size)
     if seq >= cp.size:
         raise NotFound(
             f"entry {seq} is not in the checkpoint of size {cp.size}",
@@ -235,7 +211,7 @@ def consistency_proof(
         Query(alias="to", ge=1, le=MAX_SIZE, description="The newer size; default: the log size"),
     ] = None,
 ) -> LogConsistencyProof:
-    _head(ctx, caller, client)
+    _size(ctx, caller, client)
     p = checkpoints.consistency(ctx, client, old, new)
     return LogConsistencyProof(**p.to_dict())
 
@@ -255,18 +231,7 @@ def consistency_proof(
 )
 def log_export(client: ClientId, ctx: Ctx, caller: Caller) -> NDJSONResponse:
     # every check before the first byte: once streaming, an error can no longer be a problem
-    head = _head(ctx, caller, client)
-    size = head.size
-    notes = [
-        cp.note.encode() for cp in checkpoints.list_checkpoints(ctx, client) if cp.size <= size
-    ]
-    lines = export_lines(
-        checkpoints.origin(ctx, client),
-        size,
-        checkpoints.log_verifier_key(ctx),
-        _upto(entry_rows(ctx, client), size),
-        notes,
-    )
+    lines = logexport.export_stream(ctx, client, _size(ctx, caller, client))
     return NDJSONResponse(
         _ndjson(lines),
         headers={"Content-Disposition": f'attachment; filename="{client}-log.jsonl"'},
@@ -295,38 +260,17 @@ def _missing(client: str) -> NotFound:
     return NotFound(f"client {client!r} does not exist")
 
 
-def _head(ctx: VaultContext, caller: Principal, client: str) -> LogHead:
+def _size(ctx: VaultContext, caller: Principal, client: str) -> int:
+    """The size of a log the caller may read: another client's looks missing."""
     _allow(caller, client)
-    with read_session(ctx.engine) as s:
-        head = s.get(LogHead, client)
-    if head is None:
+    size = logexport.log_size(ctx, client)
+    if size is None:
         raise _missing(client)
-    return head
-
-
-def _checkpoint_of_size(ctx: VaultContext, client: str, size: int) -> SignedCheckpoint:
-    with read_session(ctx.engine) as s:
-        row = s.get(CheckpointRow, (client, size))
-    if row is None:
-        raise NotFound(
-            f"client {client!r} has no checkpoint of size {size}",
-            hint="use the size of a checkpoint you hold, or leave tree_size out",
-        )
-    return SignedCheckpoint(
-        row.client_id, row.size, row.root_hash, bytes(row.note).decode(), row.created_at
-    )
+    return size
 
 
 def _checkpoint_model(cp: SignedCheckpoint) -> LogCheckpoint:
     return LogCheckpoint(**cp.to_dict())
-
-
-def _upto(rows: Iterable[tuple[int, bytes]], size: int) -> Iterator[tuple[int, bytes]]:
-    # entries appended while the export streams are left for the next export
-    for seq, raw in rows:
-        if seq >= size:
-            return
-        yield seq, bytes(raw)
 
 
 def _ndjson(lines: Iterable[str], batch: int = 256) -> Iterator[bytes]:

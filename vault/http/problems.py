@@ -7,6 +7,7 @@ per kind, ``detail`` the error's message (never PII: VaultError messages never c
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
@@ -104,16 +105,57 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+#: the services' advice names CLI commands; an HTTP caller gets the API's way instead
+#: (pattern, replacement), first match wins per command
+_HTTP_ADVICE: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"`evidence-vault find`"), "`POST /v1/records/search`"),
+    (re.compile(r"`evidence-vault client add`"), "`POST /v1/clients`"),
+    (re.compile(r"`evidence-vault client list`"), "`GET /v1/clients`"),
+    (re.compile(r"`evidence-vault campaign add`"), "`POST /v1/clients/{client}/campaigns`"),
+    (re.compile(r"`evidence-vault hold list`"), "`GET /v1/holds`"),
+    (re.compile(r"`evidence-vault token list`"), "`GET /v1/tokens`"),
+    (re.compile(r"`evidence-vault person list`"), "`GET /v1/persons`"),
+    (re.compile(r"`evidence-vault person approve (\S+)`"), r"`POST /v1/persons/\1/approve`"),
+    (re.compile(r"`evidence-vault log keys?`"), "`GET /v1/log-keys`"),
+    (
+        re.compile(r"make one with `evidence-vault checkpoint`"),
+        "the vault signs one within its checkpoint interval; ask again then",
+    ),
+]
+#: a command left over is the operator's to run, on the vault host
+_CLI_COMMAND = re.compile(r"`evidence-vault [^`]*`")
+
+
+def http_hint(hint: str | None) -> str | None:
+    """The hint with HTTP advice in place of CLI commands; an operator's command is
+    marked as such (an HTTP caller cannot run it)."""
+    if not hint:
+        return hint
+    for pattern, replacement in _HTTP_ADVICE:
+        hint = pattern.sub(replacement, hint)
+    if _CLI_COMMAND.search(hint):
+        hint = f"ask the vault's operator: {hint}"
+    return hint
+
+
 async def vault_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
     errors = [{"field": e.field, "message": e.message} for e in getattr(exc, "errors", [])]
-    return problem(status_of(exc), exc.kind, exc.message, hint=exc.hint, errors=errors or None)
+    hint = http_hint(exc.hint)
+    return problem(status_of(exc), exc.kind, exc.message, hint=hint, errors=errors or None)
+
+
+#: a body that is not JSON: named as a whole (FastAPI's location is a character offset)
+NOT_JSON = "request body is not valid JSON"
 
 
 async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            errors.append({"field": "body", "message": NOT_JSON})
+            continue
         # the location, never the offending value: it may be PII
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         errors.append({"field": where or "request", "message": str(err.get("msg", "invalid"))})

@@ -12,52 +12,44 @@ A record, hold or campaign of another client answers exactly like a missing one 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from vault import audio
-from vault.db import Campaign, Hold, LogEntry, Record, read_session, write_session
-from vault.db.models import IdempotencyKey
-from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, NotFound
+from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied
 from vault.evidence import Evidence, normalise_phone, parse_evidence
 from vault.http import problems
-from vault.http.app import Caller, Ctx
+from vault.http.deps import CASE_REF, Caller, Ctx
 from vault.http.problems import InvalidRequest
-from vault.ledger.entry import entry_hash
-from vault.sealing import WrappedKey, ciphertext_size, decrypt_range, object_aad
-from vault.sealing.stream import HEADER_SIZE, SEGMENT_SIZE
 from vault.services import holds as _holds
-from vault.services import retrieve
+from vault.services import idempotency, receipts, retrieve
 from vault.services.bundle import export_bundle
-from vault.services.checkpoints import inclusion_at, latest_checkpoint
 from vault.services.context import VaultContext
-from vault.services.ingest import Receipt, ingest
+from vault.services.ingest import accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
-from vault.spool import Spool, SpoolFile
 
 router = APIRouter()
 
 #: the largest clip an upload may carry; ``app.state.max_upload_bytes`` overrides it
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-#: what is buffered before a write to the temporary file (and per ranged decryption)
+#: what is buffered before a write to the spool file
 _WRITE_CHUNK = 1024 * 1024
-_RANGE_CHUNK = 16 * SEGMENT_SIZE
+#: the media types the API documents; aliases (``audio/x-wav``, ``audio/mp3``...) are
+#: accepted too (vault.audio) and stored under these names
 ACCEPTED_MEDIA_TYPES = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac")
-_CASE_REF = r"^[A-Za-z0-9][A-Za-z0-9._/:#-]{0,63}$"
 _NO_STORE = {"Cache-Control": "no-store"}
 
 # --- OpenAPI: problem responses -----------------------------------------------------------
@@ -167,7 +159,7 @@ class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     case_ref: str = Field(
-        pattern=_CASE_REF,
+        pattern=CASE_REF,
         max_length=64,
         description="a case number of the client's case system (no personal data)",
     )
@@ -248,26 +240,33 @@ async def upload(
     meta_sha = hashlib.sha256(f"{evidence_metadata}\n{declared}".encode()).hexdigest()
     earlier = None
     if idempotency_key is not None:
-        earlier = await run_in_threadpool(_idempotency_row, ctx, principal, idempotency_key)
-        if earlier is not None and not _same_metadata(earlier.request_hash, meta_sha):
-            raise IdempotencyMismatch("metadata")  # known before a byte of the clip
-    with Spool(ctx.settings.home).file() as spooled:
-        if not await _receive(request, spooled, limit):
+        earlier = await run_in_threadpool(
+            idempotency.earlier_request, ctx, principal, idempotency_key
+        )
+        if earlier is not None:
+            earlier.check_metadata(meta_sha)  # known before a byte of the clip
+    with ctx.spool().file() as spooled:
+        if not await _receive(request, spooled.write, limit):
             return _too_large(limit)
         clip_sha = await run_in_threadpool(spooled.finish)
-        if earlier is not None and earlier.request_hash != meta_sha:
-            if earlier.request_hash != _request_hash(meta_sha, clip_sha):
-                raise IdempotencyMismatch("clip")
-            receipt = await run_in_threadpool(_earlier_receipt, ctx, earlier)
-            return JSONResponse(await run_in_threadpool(_receipt_body, ctx, receipt), 200)
+        if earlier is not None and earlier.covers_clip(meta_sha, clip_sha):
+            receipt = await run_in_threadpool(receipts.earlier_receipt, ctx, earlier.record_id)
+            body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
+            return JSONResponse(body, 200)
         # new key, or one stored before keys covered the clip: ingest compares the clip
         # with the sealed call segment's (a different one is a 409 there)
         receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
     if idempotency_key is not None:
         await run_in_threadpool(
-            _remember, ctx, principal, idempotency_key, meta_sha, clip_sha, receipt.record_id
+            idempotency.remember,
+            ctx,
+            principal,
+            idempotency_key,
+            meta_sha,
+            clip_sha,
+            receipt.record_id,
         )
-    body = await run_in_threadpool(_receipt_body, ctx, receipt)
+    body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
     return JSONResponse(body, status_code=200 if receipt.duplicate else 201)
 
 
@@ -280,12 +279,9 @@ def _declared_length(header: str) -> int:
 
 
 def _accepted_media_type(declared: str) -> str | None:
-    if "/" not in declared.split(";", 1)[0]:
+    if "/" not in declared.split(";", 1)[0]:  # a media type, not a bare name like "wav"
         return None
-    try:
-        return audio.normalise_media_type(declared)
-    except InvalidAudio:
-        return None
+    return accepted_media_type(declared)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -328,15 +324,18 @@ def _check_evidence(ctx: VaultContext, principal: Principal, raw: bytes) -> Evid
             hint="check 'client', or create it with `evidence-vault client add`",
         )
     if principal.campaign is not None and evidence.campaign != principal.campaign:
-        raise NotFound(
-            "the campaign named by the evidence does not exist",
-            hint="check 'campaign': this token uploads into one campaign only",
+        # refused whether that campaign exists or not: the answer tells nothing about
+        # the client's other campaigns (a dialer must not see them)
+        raise PermissionDenied(
+            "the campaign named by the evidence is outside this token's scope",
+            hint=f"this token uploads into campaign {principal.campaign!r} only; use a token "
+            "of the evidence's campaign",
         )
     return evidence
 
 
-async def _receive(request: Request, spooled: SpoolFile, limit: int) -> bool:
-    """Stream the body into the spool file; False as soon as it exceeds ``limit`` bytes."""
+async def _receive(request: Request, write: Callable[[bytes], None], limit: int) -> bool:
+    """Stream the body to ``write`` (the spool file); False once it exceeds ``limit`` bytes."""
     size = 0
     pending = bytearray()
     async for chunk in request.stream():
@@ -345,120 +344,19 @@ async def _receive(request: Request, spooled: SpoolFile, limit: int) -> bool:
             return False
         pending += chunk
         if len(pending) >= _WRITE_CHUNK:
-            await run_in_threadpool(spooled.write, bytes(pending))
+            await run_in_threadpool(write, bytes(pending))
             pending.clear()
     if pending:
-        await run_in_threadpool(spooled.write, bytes(pending))
+        await run_in_threadpool(write, bytes(pending))
     return True
-
-
-# --- idempotency keys ---------------------------------------------------------------------
-#
-# The stored request hash is 64 hex digits (the column's size): the first half from the
-# SHA-256 of the metadata header and media type, the second from the SHA-256 of the clip,
-# so a mismatch can name its part. 128 bits each: a dialer would need 2**64 work to make
-# two of its own requests collide, and gains nothing by it. Keys stored before the clip
-# was covered hold the whole metadata SHA-256 (they still match on the metadata).
-
-
-class IdempotencyMismatch(Conflict):
-    """The key was used before for another request: 409, naming the part that differs."""
-
-    _PARTS: ClassVar[dict[str, tuple[str, str]]] = {
-        "metadata": ("header.Evidence-Metadata", "the evidence metadata or media type"),
-        "clip": ("body", "the clip"),
-    }
-
-    def __init__(self, part: str) -> None:
-        field, what = self._PARTS[part]
-        super().__init__(
-            f"this Idempotency-Key was already used for a request with different {part}: "
-            f"{what} differs from the first request's, so nothing was sealed",
-            hint="a retry must send the same metadata and clip; use a new key for a new upload",
-        )
-        self.errors = [FieldError(field, "differs from the first request with this key")]
-
-
-def _request_hash(meta_sha: str, clip_sha: str) -> str:
-    return meta_sha[:32] + clip_sha[:32]
-
-
-def _same_metadata(stored: str, meta_sha: str) -> bool:
-    return stored == meta_sha or stored[:32] == meta_sha[:32]
-
-
-def _idempotency_row(ctx: VaultContext, principal: Principal, key: str) -> IdempotencyKey | None:
-    with read_session(ctx.engine) as s:
-        return s.get(IdempotencyKey, (principal.token_id, key))
-
-
-def _earlier_receipt(ctx: VaultContext, row: IdempotencyKey) -> Receipt:
-    return _stored_receipt(ctx, retrieve.get_record(ctx, row.record_id), duplicate=True)
-
-
-def _remember(
-    ctx: VaultContext, principal: Principal, key: str, meta_sha: str, clip_sha: str, record_id: str
-) -> None:
-    request_hash = _request_hash(meta_sha, clip_sha)
-    try:
-        with write_session(ctx.engine) as s:
-            if s.get(IdempotencyKey, (principal.token_id, key)) is None:
-                s.add(
-                    IdempotencyKey(
-                        token_id=principal.token_id,
-                        key=key,
-                        request_hash=request_hash,
-                        record_id=record_id,
-                        created_at=ctx.clock(),
-                    )
-                )
-                return
-    except IntegrityError:
-        pass  # a concurrent request with the same key stored it first
-    with read_session(ctx.engine) as s:
-        row = s.get(IdempotencyKey, (principal.token_id, key))
-    if row is None or row.record_id != record_id:
-        raise Conflict(
-            "this Idempotency-Key was already used for a different request",
-            hint="use a new key for a new upload",
-        )
-    if row.request_hash not in (request_hash, meta_sha):
-        # the same record (ingest matched the clip), spelled differently
-        raise IdempotencyMismatch("metadata" if row.request_hash[:32] != meta_sha[:32] else "clip")
 
 
 # --- receipts -----------------------------------------------------------------------------
 
-
-def _stored_receipt(ctx: VaultContext, rec: Record, *, duplicate: bool) -> Receipt:
-    with read_session(ctx.engine) as s:
-        campaign = s.get(Campaign, rec.campaign_id)
-        entry = s.exec(
-            select(LogEntry).where(LogEntry.client_id == rec.client_id, LogEntry.seq == rec.seq)
-        ).first()
-    return Receipt(
-        record_id=rec.id,
-        client=rec.client_id,
-        campaign=campaign.name if campaign else "",
-        seq=rec.seq,
-        entry_hash=entry_hash(bytes(entry.entry)) if entry else "",
-        sealed_at=rec.sealed_at,
-        duplicate=duplicate,
-    )
-
-
-def _receipt_body(ctx: VaultContext, receipt: Receipt) -> dict:
-    """The receipt, with the inclusion proof if the latest checkpoint already covers it."""
-    body = receipt.to_dict()
-    body["inclusion_proof"] = None
-    try:
-        cp = latest_checkpoint(ctx, receipt.client)
-    except NotFound:
-        return body
-    if cp.size > receipt.seq:
-        proof = inclusion_at(ctx, receipt.client, receipt.seq, cp, record_id=receipt.record_id)
-        body["inclusion_proof"] = proof.to_dict()
-    return body
+#: how often a waiting receipt request looks for a covering checkpoint (one query each)
+_PROOF_POLL_SECONDS = 0.25
+#: the longest a receipt request may wait for its proof
+MAX_RECEIPT_WAIT = 60
 
 
 @router.get(
@@ -466,32 +364,54 @@ def _receipt_body(ctx: VaultContext, receipt: Receipt) -> dict:
     tags=["records"],
     response_model=ReceiptOut,
     responses=_problems(403, 404),
-    summary="The receipt of a record",
+    summary="The receipt of a record; `wait` waits for its inclusion proof",
 )
-def get_receipt(record_id: str, ctx: Ctx, principal: Caller) -> dict:
-    """The receipt, with the inclusion proof once a checkpoint covers the record."""
+async def get_receipt(
+    request: Request,
+    record_id: str,
+    ctx: Ctx,
+    principal: Caller,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_RECEIPT_WAIT,
+            description="seconds to wait for a checkpoint to cover the record; the answer "
+            "comes as soon as one does (default 0: answer at once)",
+        ),
+    ] = 0,
+) -> dict:
+    """The receipt, with the inclusion proof once a checkpoint covers the record.
+
+    The vault signs a checkpoint within `checkpoint_seconds` of an append (docs/api.md);
+    `wait` saves polling for it.
+    """
     principal.require("dialer", "client")
-    rec = retrieve.get_record(ctx, record_id, client=principal.client)
-    receipt = _stored_receipt(ctx, rec, duplicate=False)
-    if principal.campaign is not None and receipt.campaign != principal.campaign:
-        # another campaign's record, for a campaign-scoped dialer: as if it did not exist
-        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
-    return _receipt_body(ctx, receipt)
+    receipt = await run_in_threadpool(receipts.receipt_for, ctx, record_id, principal)
+    deadline = time.monotonic() + wait
+    while True:
+        body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
+        left = deadline - time.monotonic()
+        if body["inclusion_proof"] is not None or left <= 0:
+            return body
+        # an async sleep: a waiting request holds no worker thread
+        await asyncio.sleep(min(_PROOF_POLL_SECONDS, left))
+        if await request.is_disconnected():
+            return body
 
 
 # --- search and reading -------------------------------------------------------------------
 
 
-@router.post(
-    "/v1/records/search",
-    tags=["records"],
-    response_model=list[RecordSummaryOut],
-    responses=_problems(400, 403),
-    summary="Search the client's records",
-)
-def search(query: Annotated[SearchRequest, Body()], ctx: Ctx, principal: Caller) -> list[dict]:
-    """Record summaries (no PII) of the caller's client, oldest recording first."""
+def search(
+    ctx: Ctx, principal: Caller, query: Annotated[SearchRequest | None, Body()] = None
+) -> list[dict]:
+    """Record summaries (no PII) of the caller's client, oldest recording first.
+
+    Every field is optional; no body at all (or an empty one) means no filters.
+    """
     principal.require("client")
+    query = query or SearchRequest()
     phone = None
     if query.phone is not None:
         try:
@@ -511,6 +431,20 @@ def search(query: Annotated[SearchRequest, Body()], ctx: Ctx, principal: Caller)
         limit=query.limit,
     )
     return [hit.to_dict() for hit in retrieve.find(ctx, q)]
+
+
+router.add_api_route(
+    "/v1/records/search",
+    search,
+    methods=["POST"],
+    tags=["records"],
+    response_model=list[RecordSummaryOut],
+    responses=_problems(400, 403),
+    summary="Search the client's records",
+    # a JSON body sent without Content-Type (curl -d) is still read as JSON: the route
+    # takes nothing else, and every field is optional
+    strict_content_type=False,
+)
 
 
 @router.api_route(
@@ -588,14 +522,14 @@ def get_audio(
     retrieve.record_access(ctx, rec, principal, "audio")
     if isinstance(wanted, tuple):
         start, end = wanted
-        chunks = _decrypt_span(ctx, rec, start, end - start + 1)
+        chunks = retrieve.decrypt_clip_range(ctx, rec, start, end - start + 1)
         first = next(chunks)  # key and storage failures become problems, not broken bodies
         headers |= {"Content-Range": f"bytes {start}-{end}/{total}"}
         headers["Content-Length"] = str(end - start + 1)
         return StreamingResponse(
             _chain(first, chunks), status_code=206, media_type=rec.media_type, headers=headers
         )
-    chunks = retrieve._open_object(ctx, rec, "clip")
+    chunks = retrieve.open_object(ctx, rec, "clip")
     first = next(chunks, b"")
     headers["Content-Length"] = str(total)
     return StreamingResponse(_chain(first, chunks), media_type=rec.media_type, headers=headers)
@@ -640,36 +574,6 @@ def _position(digits: str) -> int:
     return 10**_POSITION_DIGITS if len(digits) > _POSITION_DIGITS else int(digits)
 
 
-def _decrypt_span(ctx: VaultContext, rec: Record, offset: int, length: int) -> Iterator[bytes]:
-    """Plaintext ``[offset, offset + length)`` of the clip, reading only its segments.
-
-    Each piece is a whole number of segments (at most ``_RANGE_CHUNK`` bytes), so memory
-    stays bounded for any range; the sealed header is fetched once.
-    """
-    dek = ctx.keys.unwrap(
-        WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id, {"record": rec.id}
-    )
-    aad = object_aad(rec.client_id, rec.id, "clip")
-    sealed_size = ciphertext_size(rec.clip_size)
-    version = rec.clip_version  # the version the vault wrote, never one stacked on it
-    header: list[bytes] = []
-
-    def read_at(start: int, n: int) -> bytes:
-        if start == 0 and n == HEADER_SIZE:
-            if not header:
-                header.append(
-                    ctx.store.read_range(rec.clip_key, 0, HEADER_SIZE, version_id=version)
-                )
-            return header[0]
-        return ctx.store.read_range(rec.clip_key, start, n, version_id=version)
-
-    end = offset + length
-    while offset < end:
-        stop = min(end, (offset // _RANGE_CHUNK + 1) * _RANGE_CHUNK)
-        yield decrypt_range(dek, aad, read_at, sealed_size, offset, stop - offset)
-        offset = stop
-
-
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
@@ -694,7 +598,7 @@ def get_bundle(record_id: str, ctx: Ctx, principal: Caller) -> Response:
     principal.require("client")
     # the ZIP holds the clip and the evidence in clear: built in the vault's spool, not in
     # the system temp directory, and removed once sent (or swept after a crash)
-    workdir = Spool(ctx.settings.home).directory()
+    workdir = ctx.spool().directory()
     try:
         path = export_bundle(
             ctx,
@@ -771,10 +675,7 @@ def _place_hold(ctx, principal, record_id: str, body: HoldRequest, kind: str) ->
 def release(hold_id: str, ctx: Ctx, principal: Caller) -> dict:
     """Four-eyes: the same person twice (with any token) gets 403; another admin releases."""
     principal.require("admin")
-    with read_session(ctx.engine) as s:
-        hold = s.get(Hold, hold_id)
-    if hold is None or not principal.sees(hold.client_id):
-        raise NotFound(f"no hold {hold_id!r}", hint="list holds with GET /v1/holds")
+    _holds.find_hold(ctx, hold_id, principal)  # another client's hold looks missing
     return _holds.release_hold(ctx, hold_id, admin=principal).to_dict()
 
 

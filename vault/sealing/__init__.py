@@ -16,7 +16,13 @@ a key size:
 Byte layouts and test vectors: ``docs/formats.md``.
 """
 
-from vault.sealing.envelope import DATA_KEY_SIZE, ROLES, new_data_key, object_aad
+from vault.sealing.envelope import (
+    DATA_KEY_SIZE,
+    ROLES,
+    data_key_context,
+    new_data_key,
+    object_aad,
+)
 from vault.sealing.hashing import (
     CommitmentHasher,
     KeyedHasher,
@@ -65,6 +71,7 @@ __all__ = [
     "WrappedKey",
     "ciphertext_size",
     "commitment",
+    "data_key_context",
     "decode_master_key",
     "decrypt_range",
     "decrypt_stream",

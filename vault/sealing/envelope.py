@@ -24,6 +24,16 @@ def new_data_key() -> bytes:
     return os.urandom(DATA_KEY_SIZE)
 
 
+def data_key_context(record_id: str) -> dict[str, str]:
+    """The context a record's data key is wrapped under (and must be unwrapped with).
+
+    Key providers bind it into the wrapping (AAD of the local keyring, encryption context
+    of AWS KMS), so a wrapped key copied onto another record's row does not unwrap.
+    """
+    require_text("record_id", record_id)
+    return {"record": record_id}
+
+
 def object_aad(tenant: str, record_id: str, role: str) -> bytes:
     """The associated data that binds a sealed object to its tenant, record and role.
 

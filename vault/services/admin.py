@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -11,8 +12,30 @@ from vault.db import Campaign, Client, read_session, write_session
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import is_slug
 from vault.ledger.chain import new_log
+from vault.ledger.entry import format_time
 from vault.services.context import VaultContext
 from vault.services.retention import check_basis, check_days
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    id: str
+    display_name: str
+    #: the default retention of its campaigns, days
+    retention_days: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Client) -> ClientInfo:
+        return cls(row.id, row.display_name, row.retention_days, row.created_at)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "display_name": self.display_name,
+            "retention_days": self.retention_days,
+            "created_at": format_time(self.created_at),
+        }
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,12 @@ def list_clients(ctx: VaultContext) -> list[Client]:
     """The tenants (not the vault-wide log's row, whose id is no slug)."""
     with read_session(ctx.engine) as s:
         return [c for c in s.exec(select(Client).order_by(Client.id)) if is_slug(c.id)]
+
+
+def find_client(ctx: VaultContext, client_id: str) -> ClientInfo | None:
+    with read_session(ctx.engine) as s:
+        row = s.get(Client, client_id)
+    return ClientInfo.of(row) if row is not None else None
 
 
 def add_campaign(

@@ -24,9 +24,10 @@ from vault.ledger.audit import CheckedEntry, Finding
 from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
 from vault.ledger.merkle import CompactRange, root
 from vault.ledger.tree import StoredTree
-from vault.sealing import CommitmentHasher, WrappedKey, decrypt_stream, object_aad
+from vault.sealing import CommitmentHasher, decrypt_stream, object_aad
 from vault.services.checkpoints import log_verifiers, origin
 from vault.services.context import VaultContext
+from vault.services.keys import record_key
 from vault.storage import ChunkReader
 
 PREFIX = "_checkpoints/"
@@ -158,7 +159,7 @@ def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Findi
         return Finding(kind, client, detail, seq=item.seq, record=rec.id, key=key)
 
     try:
-        dek = ctx.keys.unwrap(WrappedKey(rec.kek_id, rec.wrapped_dek), client, {"record": rec.id})
+        dek = record_key(ctx, rec)
     except (KeyUnavailable, DecryptionFailed) as exc:
         return [finding("modified", f"cannot open the record: {exc.message}")]
     out: list[Finding] = []

@@ -264,6 +264,18 @@ def latest_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
     return _signed(row)
 
 
+def checkpoint_of_size(ctx: VaultContext, client: str, size: int) -> SignedCheckpoint:
+    """The signed checkpoint of the first ``size`` entries; NotFound if none was signed."""
+    with read_session(ctx.engine) as s:
+        row = s.get(CheckpointRow, (client, size))
+    if row is None:
+        raise NotFound(
+            f"client {client!r} has no checkpoint of size {size}",
+            hint="use the size of a checkpoint you hold, or leave tree_size out",
+        )
+    return _signed(row)
+
+
 def list_checkpoints(ctx: VaultContext, client: str) -> list[SignedCheckpoint]:
     with read_session(ctx.engine) as s:
         rows = s.exec(

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import select
 
-from vault.config import CONFIG_FILE, Settings, database_password, load_settings
+from vault.config import CONFIG_FILE, Settings, database_password, load_settings, resolve_home
 from vault.db import LogHead, migrate, open_engine, read_session, write_session
 from vault.errors import ConfigError
 from vault.sealing import (
@@ -84,6 +84,10 @@ class VaultContext:
         self._log_keys[client] = keys
         return keys, created
 
+    def spool(self) -> Spool:
+        """Where uploads and bundle downloads wait in clear: inside the vault (vault.spool)."""
+        return Spool(self.settings.home)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -152,6 +156,29 @@ def _sweep_spool(home: Path) -> None:
 
 def open_home(home: Path, *, clock: Clock = utc_now) -> VaultContext:
     return open_vault(load_settings(home), clock=clock)
+
+
+def ready_checks(ctx: VaultContext) -> dict[str, str]:
+    """Whether the metadata database and the object store answer: "ok" or the failure's
+    type (never its message: a database's may quote a value)."""
+    checks = {}
+    try:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"
+        checks["database"] = type(exc).__name__
+    try:
+        next(iter(ctx.store.list("_readyz/")), None)
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = type(exc).__name__
+    return checks
+
+
+def open_from_environment(*, clock: Clock = utc_now) -> VaultContext:
+    """The vault ``EVIDENCE_VAULT_HOME`` names (or the default home), as ``serve`` opens it."""
+    return open_home(resolve_home(None), clock=clock)
 
 
 def _open_store(settings: Settings) -> ObjectStore:

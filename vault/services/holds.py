@@ -34,7 +34,7 @@ from vault.errors import (
     PermissionDenied,
     VaultError,
 )
-from vault.inputs import text_problem
+from vault.inputs import CASE_REF, text_problem
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 KINDS = ("dispute", "legal")
 # a case reference is an identifier of the client's case system, not free text: it goes
 # into the log, which must never carry personal data
-_CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]{0,63}")
+_CASE_REF = re.compile(CASE_REF)
 MAX_REASON = 500
 
 
@@ -146,13 +146,10 @@ def release_hold(ctx: VaultContext, hold_id: str, *, admin: Principal) -> HoldIn
             hint="name yourself: `evidence-vault hold release HOLD --as HANDLE`",
         )
     now = ctx.clock()
-    with read_session(ctx.engine) as s:
-        found = s.get(Hold, hold_id)
-    if found is None or not admin.sees(found.client_id):
-        raise NotFound(f"no hold {hold_id!r}", hint="list holds with `evidence-vault hold list`")
+    found = find_hold(ctx, hold_id, admin)
     who = admin.name
     with write_session(ctx.engine) as s:
-        log_head(s, found.client_id, lock=True)
+        log_head(s, found.client, lock=True)
         hold = s.get(Hold, hold_id)
         if hold.released_at is not None:
             raise Conflict(f"hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}")
@@ -185,6 +182,15 @@ def release_hold(ctx: VaultContext, hold_id: str, *, admin: Principal) -> HoldIn
             log.warning("legal hold of record %s stays set in the store: %s", rec.id, exc.kind)
     checkpoint_after_commit(ctx, hold.client_id)
     return _info(hold)
+
+
+def find_hold(ctx: VaultContext, hold_id: str, principal: Principal) -> HoldInfo:
+    """The hold, if ``principal``'s scope covers it: another client's looks missing."""
+    with read_session(ctx.engine) as s:
+        found = s.get(Hold, hold_id)
+    if found is None or not principal.sees(found.client_id):
+        raise NotFound(f"no hold {hold_id!r}", hint="list holds with `evidence-vault hold list`")
+    return _info(found)
 
 
 def list_holds(

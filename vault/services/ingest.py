@@ -37,7 +37,7 @@ from sqlmodel import Session, select
 
 from vault import audio
 from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, write_session
-from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
+from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
 from vault.ledger import EntryDraft, append_entries, entry_hash
 from vault.ledger.chain import Appended, LogWriter, log_head
@@ -46,6 +46,7 @@ from vault.sealing import (
     CommitmentHasher,
     KeyedHasher,
     commitment,
+    data_key_context,
     encrypt_stream,
     keyed_hash,
     new_salt,
@@ -277,7 +278,9 @@ def _seal_objects(
     prefix = object_prefix(ev.client, ev.campaign, ev.recorded_at, record_id)
     salt = new_salt()
     # the KEK of the month the retention ends: see vault.services.keys
-    dek, wrapped = ctx.keys.generate(ev.client, expiry_bucket(retain_until), {"record": record_id})
+    dek, wrapped = ctx.keys.generate(
+        ev.client, expiry_bucket(retain_until), data_key_context(record_id)
+    )
 
     # the metadata object goes up on a second thread while the clip streams: for a
     # typical clip it saves one storage round trip per ingest
@@ -560,6 +563,15 @@ class _Upload(threading.Thread):
             raise self._error
         assert self._stored is not None
         return self._stored
+
+
+def accepted_media_type(declared: str) -> str | None:
+    """The canonical media type of a declared one (``audio/x-wav`` is ``audio/wav``), or
+    None for one the vault does not take."""
+    try:
+        return audio.normalise_media_type(declared)
+    except InvalidAudio:
+        return None
 
 
 def object_prefix(client: str, campaign: str, recorded_at: datetime, record_id: str) -> str:

@@ -39,7 +39,7 @@ from vault.ledger.checkpoint import Checkpoint, add_signature, sign_note, verifi
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import root as tree_root
 from vault.ledger.tree import StoredTree
-from vault.sealing import WrappedKey
+from vault.sealing import WrappedKey, data_key_context
 from vault.sealing.local import parse_kek_id
 from vault.services.checkpoints import _store_note, checkpoint_key, origin
 from vault.services.context import VaultContext
@@ -51,6 +51,12 @@ DESTROY_GRACE = timedelta(minutes=10)
 BATCH = 200
 SIGNING_KEY = "log"
 _MONTH = re.compile(r"(?:exp-)?(\d{4})-(\d{2})")
+
+
+def record_key(ctx: VaultContext, rec: Record) -> bytes:
+    """The record's data key, unwrapped under the context it was wrapped with at sealing."""
+    wrapped = WrappedKey(rec.kek_id, rec.wrapped_dek)
+    return ctx.keys.unwrap(wrapped, rec.client_id, data_key_context(rec.id))
 
 
 def expiry_bucket(retain_until: datetime) -> str:
@@ -181,9 +187,10 @@ def rewrap(
     for start in range(0, len(records), BATCH):
         moves = []
         for rec in records[start : start + BATCH]:
-            context = {"record": rec.id}
-            dek = ctx.keys.unwrap(WrappedKey(rec.kek_id, rec.wrapped_dek), client, context)
-            moves.append((rec.id, rec.kek_id, ctx.keys.wrap(client, bucket_of(rec), dek, context)))
+            new = ctx.keys.wrap(
+                client, bucket_of(rec), record_key(ctx, rec), data_key_context(rec.id)
+            )
+            moves.append((rec.id, rec.kek_id, new))
         with write_session(ctx.engine) as s:
             log_head(s, client, lock=True)  # serialises with shredding and holds
             done: Counter[tuple[str, str]] = Counter()

@@ -35,6 +35,7 @@ from vault.errors import (
     PermissionDenied,
 )
 from vault.evidence import is_slug
+from vault.inputs import SLUG
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.chain import new_log
 from vault.ledger.entry import format_time
@@ -45,7 +46,7 @@ ROLES = ("dialer", "client", "auditor", "admin")
 #: the log of events that concern no single client (global admins). Client ids are slugs
 #: (``[a-z0-9]`` first), so no client can ever be called this.
 GLOBAL_LOG = "_vault"
-_HANDLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_HANDLE = re.compile(SLUG)  # handles follow the slug rule
 _TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
 
 

@@ -22,10 +22,19 @@ from vault.errors import DecryptionFailed
 from vault.evidence import is_slug, normalise_phone
 from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
-from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
+from vault.sealing import (
+    HEADER_SIZE,
+    SEGMENT_SIZE,
+    ciphertext_size,
+    decrypt_range,
+    decrypt_stream,
+    keyed_hash,
+    object_aad,
+)
 from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.keys import record_key
 from vault.services.people import Principal
 from vault.services.retention import refuse_if_shredded
 from vault.storage import ChunkReader
@@ -148,7 +157,7 @@ def show(
     rec = get_record(ctx, record_id, client=client)
     refuse_if_shredded(rec)
     record_access(ctx, rec, principal, "metadata")
-    plain = b"".join(_open_object(ctx, rec, "meta"))
+    plain = b"".join(open_object(ctx, rec, "meta"))
     return json.loads(plain)["document"]
 
 
@@ -165,7 +174,7 @@ def write_audio(
     refuse_if_shredded(rec)
     record_access(ctx, rec, principal, "audio")
     with atomic_output(out, "wb") as fh:
-        for chunk in _open_object(ctx, rec, "clip"):
+        for chunk in open_object(ctx, rec, "clip"):
             fh.write(chunk)
     return Path(out)
 
@@ -187,13 +196,18 @@ def record_access(ctx: VaultContext, rec: Record, principal: str | Principal, wh
     checkpoint_after_commit(ctx, rec.client_id)
 
 
-def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
-    """Decrypt a stored object, checking the AEAD tags and the committed ciphertext hash."""
+#: plaintext decrypted per piece of a ranged read: a whole number of segments
+RANGE_CHUNK = 16 * SEGMENT_SIZE
+
+
+def open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
+    """Decrypt a stored object, checking the AEAD tags and the committed ciphertext hash.
+
+    Logs nothing: the caller has recorded the access (:func:`record_access`) first.
+    """
     key, version = sealed_object(rec, role)
     want = rec.clip_sha256 if role == "clip" else rec.meta_sha256
-    dek = ctx.keys.unwrap(
-        WrappedKey(rec.kek_id, rec.wrapped_dek), rec.client_id, {"record": rec.id}
-    )
+    dek = record_key(ctx, rec)
     reader = ChunkReader(ctx.store.get(key, version_id=version))
     yield from decrypt_stream(dek, object_aad(rec.client_id, rec.id, role), reader.read)
     if reader.hexdigest() != want:
@@ -201,3 +215,36 @@ def _open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
             f"the stored {role} object of record {rec.id} differs from the sealed one",
             hint="run `evidence-vault verify` and restore the object from a backup",
         )
+
+
+#: the former private name, still imported by the bundle service
+_open_object = open_object
+
+
+def decrypt_clip_range(ctx: VaultContext, rec: Record, offset: int, length: int) -> Iterator[bytes]:
+    """Plaintext ``[offset, offset + length)`` of the clip, reading only its segments.
+
+    Each piece is a whole number of segments (at most :data:`RANGE_CHUNK` bytes), so memory
+    stays bounded for any range; the sealed header is fetched once. Logs nothing: the
+    caller has recorded the access first.
+    """
+    dek = record_key(ctx, rec)
+    aad = object_aad(rec.client_id, rec.id, "clip")
+    sealed_size = ciphertext_size(rec.clip_size)
+    version = rec.clip_version  # the version the vault wrote, never one stacked on it
+    header: list[bytes] = []
+
+    def read_at(start: int, n: int) -> bytes:
+        if start == 0 and n == HEADER_SIZE:
+            if not header:
+                header.append(
+                    ctx.store.read_range(rec.clip_key, 0, HEADER_SIZE, version_id=version)
+                )
+            return header[0]
+        return ctx.store.read_range(rec.clip_key, start, n, version_id=version)
+
+    end = offset + length
+    while offset < end:
+        stop = min(end, (offset // RANGE_CHUNK + 1) * RANGE_CHUNK)
+        yield decrypt_range(dek, aad, read_at, sealed_size, offset, stop - offset)
+        offset = stop

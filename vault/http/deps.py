@@ -1,0 +1,51 @@
+"""What every router depends on: the open vault, the caller, and the shared path patterns.
+
+A leaf of :mod:`vault.http`: the routers import from here, :mod:`vault.http.app` imports
+the routers, and nothing here imports a router or the app.
+
+Identifier patterns come from :mod:`vault.inputs` (one rule for the HTTP schema, the
+evidence parser and the services), anchored with ``^...$`` for JSON Schema tools. Pydantic
+matches them like ``re.search``, and ``$`` there also matches before a final newline: the
+guard (:mod:`vault.http.guard`) refuses every control character before a route runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from vault.inputs import CASE_REF as _CASE_REF
+from vault.inputs import SLUG as _SLUG
+from vault.services.context import VaultContext
+from vault.services.tokens import Principal, authenticate
+
+#: client and campaign names (vault.evidence.SLUG_PATTERN)
+SLUG = f"^{_SLUG}$"
+#: person handles follow the slug rule (vault.services.people)
+HANDLE = SLUG
+#: a hold's case reference (vault.services.holds)
+CASE_REF = f"^{_CASE_REF}$"
+#: token ids are ``tk`` + hex; anything else cannot name one
+TOKEN_ID = r"^[A-Za-z0-9_-]{1,40}$"
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `evt1_...`")
+
+
+def get_ctx(request: Request) -> VaultContext:
+    return request.app.state.ctx
+
+
+def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    principal = authenticate(get_ctx(request), credentials.credentials if credentials else None)
+    request.state.principal = principal  # the access log names the caller
+    return principal
+
+
+Ctx = Annotated[VaultContext, Depends(get_ctx)]
+Caller = Annotated[Principal, Depends(get_principal)]
+ClientId = Annotated[str, Path(description="The client (tenant) id", pattern=SLUG, max_length=64)]

@@ -1,0 +1,104 @@
+"""Idempotency keys of uploads: a retry with the same key and request gets the same receipt.
+
+A key is scoped to the token that sent it. The stored request hash is 64 hex digits (the
+column's size): the first half from the SHA-256 of the metadata header and media type,
+the second from the SHA-256 of the clip, so a mismatch can name its part. 128 bits each:
+a dialer would need 2**64 work to make two of its own requests collide, and gains nothing
+by it. Keys stored before the clip was covered hold the whole metadata SHA-256 (they
+still match on the metadata).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlalchemy.exc import IntegrityError
+
+from vault.db import read_session, write_session
+from vault.db.models import IdempotencyKey
+from vault.errors import Conflict, FieldError
+from vault.services.context import VaultContext
+from vault.services.people import Principal
+
+
+class IdempotencyMismatch(Conflict):
+    """The key was used before for another request: 409, naming the part that differs."""
+
+    _PARTS: ClassVar[dict[str, tuple[str, str]]] = {
+        "metadata": ("header.Evidence-Metadata", "the evidence metadata or media type"),
+        "clip": ("body", "the clip"),
+    }
+
+    def __init__(self, part: str) -> None:
+        field, what = self._PARTS[part]
+        super().__init__(
+            f"this Idempotency-Key was already used for a request with different {part}: "
+            f"{what} differs from the first request's, so nothing was sealed",
+            hint="a retry must send the same metadata and clip; use a new key for a new upload",
+        )
+        self.errors = [FieldError(field, "differs from the first request with this key")]
+
+
+@dataclass(frozen=True)
+class EarlierRequest:
+    """What a key remembers of the first request that used it."""
+
+    request_hash: str
+    record_id: str
+
+    def check_metadata(self, meta_sha: str) -> None:
+        """Refuse a retry whose metadata differs: known before a byte of the clip."""
+        if not (self.request_hash == meta_sha or self.request_hash[:32] == meta_sha[:32]):
+            raise IdempotencyMismatch("metadata")
+
+    def covers_clip(self, meta_sha: str, clip_sha: str) -> bool:
+        """Whether the first request had this clip too; False for a key stored before keys
+        covered the clip (ingest then compares the clip with the sealed call segment's)."""
+        if self.request_hash == meta_sha:
+            return False
+        if self.request_hash != request_hash(meta_sha, clip_sha):
+            raise IdempotencyMismatch("clip")
+        return True
+
+
+def request_hash(meta_sha: str, clip_sha: str) -> str:
+    return meta_sha[:32] + clip_sha[:32]
+
+
+def earlier_request(ctx: VaultContext, principal: Principal, key: str) -> EarlierRequest | None:
+    with read_session(ctx.engine) as s:
+        row = s.get(IdempotencyKey, (principal.token_id, key))
+    return EarlierRequest(row.request_hash, row.record_id) if row is not None else None
+
+
+def remember(
+    ctx: VaultContext, principal: Principal, key: str, meta_sha: str, clip_sha: str, record_id: str
+) -> None:
+    """Store the key for ``record_id``; a concurrent request with the same key may win."""
+    full = request_hash(meta_sha, clip_sha)
+    try:
+        with write_session(ctx.engine) as s:
+            if s.get(IdempotencyKey, (principal.token_id, key)) is None:
+                s.add(
+                    IdempotencyKey(
+                        token_id=principal.token_id,
+                        key=key,
+                        request_hash=full,
+                        record_id=record_id,
+                        created_at=ctx.clock(),
+                    )
+                )
+                return
+    except IntegrityError:
+        pass  # a concurrent request with the same key stored it first
+    with read_session(ctx.engine) as s:
+        row = s.get(IdempotencyKey, (principal.token_id, key))
+    if row is None or row.record_id != record_id:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request",
+            hint="use a new key for a new upload",
+        )
+    if row.request_hash not in (full, meta_sha):
+        # the same record (ingest matched the clip), spelled differently
+        raise IdempotencyMismatch("metadata" if row.request_hash[:32] != meta_sha[:32] else "clip")

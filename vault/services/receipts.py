@@ -1,0 +1,69 @@
+"""Receipts: what an uploader keeps, with the inclusion proof once a checkpoint covers it.
+
+The receipt of a stored record is rebuilt from its row and its ``evidence.sealed`` log
+entry, so a retry (same call segment, same ``Idempotency-Key``) or a later ``GET`` gives
+the uploader exactly what the first answer gave. The inclusion proof appears once a
+signed checkpoint covers the entry: the vault signs one within ``checkpoint_seconds`` of
+an append (and on a timer while serving), so a receipt fetched again later carries it.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from vault.db import Campaign, LogEntry, Record, read_session
+from vault.errors import NotFound
+from vault.ledger.entry import entry_hash
+from vault.services.checkpoints import inclusion_at, latest_checkpoint
+from vault.services.context import VaultContext
+from vault.services.ingest import Receipt
+from vault.services.people import Principal
+from vault.services.retrieve import get_record
+
+
+def stored_receipt(ctx: VaultContext, rec: Record, *, duplicate: bool) -> Receipt:
+    """The receipt of a sealed record, from its row and its log entry."""
+    with read_session(ctx.engine) as s:
+        campaign = s.get(Campaign, rec.campaign_id)
+        entry = s.exec(
+            select(LogEntry).where(LogEntry.client_id == rec.client_id, LogEntry.seq == rec.seq)
+        ).first()
+    return Receipt(
+        record_id=rec.id,
+        client=rec.client_id,
+        campaign=campaign.name if campaign else "",
+        seq=rec.seq,
+        entry_hash=entry_hash(bytes(entry.entry)) if entry else "",
+        sealed_at=rec.sealed_at,
+        duplicate=duplicate,
+    )
+
+
+def earlier_receipt(ctx: VaultContext, record_id: str) -> Receipt:
+    """The receipt a repeated upload answers with (``duplicate``)."""
+    return stored_receipt(ctx, get_record(ctx, record_id), duplicate=True)
+
+
+def receipt_for(ctx: VaultContext, record_id: str, principal: Principal) -> Receipt:
+    """The receipt of a record in ``principal``'s scope; others look exactly like missing."""
+    rec = get_record(ctx, record_id, client=principal.client)
+    receipt = stored_receipt(ctx, rec, duplicate=False)
+    if principal.campaign is not None and receipt.campaign != principal.campaign:
+        # another campaign's record, for a campaign-scoped dialer: the not-found of a
+        # record that does not exist (vault.services.binding), word for word
+        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
+    return receipt
+
+
+def receipt_document(ctx: VaultContext, receipt: Receipt) -> dict:
+    """The receipt, with the inclusion proof if the latest checkpoint already covers it."""
+    body = receipt.to_dict()
+    body["inclusion_proof"] = None
+    try:
+        cp = latest_checkpoint(ctx, receipt.client)
+    except NotFound:
+        return body
+    if cp.size > receipt.seq:
+        proof = inclusion_at(ctx, receipt.client, receipt.seq, cp, record_id=receipt.record_id)
+        body["inclusion_proof"] = proof.to_dict()
+    return body
