@@ -18,9 +18,9 @@ from pathlib import Path
 from sqlmodel import select
 
 from vault.db import Campaign, Client, Record, read_session, write_session
+from vault.db.log import EntryDraft, append_entries
 from vault.errors import DecryptionFailed
 from vault.evidence import is_slug, normalise_phone
-from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.sealing import WrappedKey, decrypt_stream, keyed_hash, object_aad
 from vault.services.binding import checked_record, sealed_object
