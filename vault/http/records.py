@@ -41,9 +41,9 @@ from vault.sealing import WrappedKey, ciphertext_size, decrypt_range, object_aad
 from vault.sealing.stream import HEADER_SIZE, SEGMENT_SIZE
 from vault.services import holds as _holds
 from vault.services import retrieve
-from vault.services.bundle import export_bundle
 from vault.services.checkpoints import inclusion_at, latest_checkpoint
 from vault.services.context import VaultContext
+from vault.services.export import export_bundle
 from vault.services.ingest import Receipt, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal

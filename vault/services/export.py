@@ -2,8 +2,9 @@
 
 The bundle holds the plaintext clip and document, so exporting it is an access like any
 other: an ``evidence.accessed`` entry (``what = "bundle"``) naming the principal is
-appended *before* anything is decrypted. The layout and the offline checks are in
-``vault.bundle``; the byte formats in ``docs/formats.md`` ("Evidence bundle").
+appended *before* anything is decrypted. The layout is :mod:`vault.bundle.layout`, the
+offline checks :mod:`vault.bundle.verify`; the byte formats in ``docs/formats.md``
+("Evidence bundle").
 
 The ZIP is written to a temporary file next to the target and renamed into place, so a
 crash or a failed decryption never leaves a partial bundle; the clip is streamed into it,
@@ -24,7 +25,7 @@ from typing import Any
 import rfc8785
 from sqlmodel import select
 
-from vault import bundle as layout
+from vault.bundle import layout
 from vault.db import LogEntry, Record, read_session
 from vault.errors import VaultError
 from vault.ledger.entry import format_time
@@ -194,16 +195,16 @@ def _openings(c: _Contents) -> dict:
 
 
 def _proof(p: InclusionProof) -> dict:
-    return {
-        "log": p.client,
-        "record_id": p.record_id,
-        "leaf_index": p.seq,
-        "leaf_hash": p.leaf_hash,
-        "tree_size": p.tree_size,
-        "root_hash": p.root_hash,
-        "hashes": p.hashes,
-        "algorithm": layout.PROOF_ALGORITHM,
-    }
+    return layout.proof_statement(
+        layout.VERSION,
+        log=p.client,
+        record_id=p.record_id,
+        seq=p.seq,
+        leaf_hash=p.leaf_hash,
+        tree_size=p.tree_size,
+        root_hash=p.root_hash,
+        hashes=p.hashes,
+    )
 
 
 def _manifest(c: _Contents, written: list[_Written]) -> dict:
