@@ -53,7 +53,7 @@ QUICK = {
 
 def append_vault(ctx: Any, client: str, record: str, count: int, group: int) -> None:
     from vault.db import write_session
-    from vault.ledger import EntryDraft, append_entries
+    from vault.db.log import EntryDraft, append_entries
 
     done = 0
     while done < count:
@@ -95,8 +95,7 @@ def run_task(contexts: dict, task: dict) -> None:
 def worker(tasks: Any, results: Any, barrier: Any) -> None:
     contexts: dict = {}
     # import before reporting ready, not inside the timing
-    import vault.db
-    import vault.ledger
+    import vault.db.log
     import vault.services.context
 
     del vault
@@ -209,7 +208,8 @@ def check_chain(vault: Any, client: str, expected: int) -> None:
     from sqlmodel import select
 
     from vault.db import LogEntry, read_session
-    from vault.ledger import GENESIS_PREV, entry_hash, log_head, parse_entry
+    from vault.db.log import log_head
+    from vault.ledger import GENESIS_PREV, entry_hash, parse_entry
 
     prev, n = GENESIS_PREV, 0
     with read_session(vault.context.engine) as s:

@@ -293,7 +293,8 @@ def check(vault: Any, expected: int) -> str:
 
     from tests.support.vaults import CLIENT
     from vault.db import LogEntry, Record, read_session
-    from vault.ledger import GENESIS_PREV, entry_hash, log_head, parse_entry
+    from vault.db.log import log_head
+    from vault.ledger import GENESIS_PREV, entry_hash, parse_entry
 
     prev, n = GENESIS_PREV, 0
     with read_session(vault.context.engine) as s:

@@ -33,7 +33,7 @@ CHECKPOINT_EVERY = 100_000
 def build_log(vault, n: int) -> float:
     from tests.support.vaults import CLIENT
     from vault.db import write_session
-    from vault.ledger import EntryDraft, append_entries
+    from vault.db.log import EntryDraft, append_entries
 
     t = datetime(2026, 11, 22, tzinfo=UTC)
     t0 = time.perf_counter()

@@ -92,7 +92,7 @@ def vault_open(ciphertext: bytes, dek: bytes) -> int:
 
 
 def vault_open_retrieve(ct_chunks: list[bytes], dek: bytes, reader_cls) -> int:
-    """As retrieve._open_object: the store's 1 MiB chunks, hashed while decrypted."""
+    """As retrieve.open_object: the store's 1 MiB chunks, hashed while decrypted."""
     reader = reader_cls(iter(ct_chunks))
     size = 0
     for piece in decrypt_stream(dek, AAD, reader.read):

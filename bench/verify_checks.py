@@ -104,7 +104,7 @@ def build_log(vault: Any, records: int) -> tuple[int, float]:
 
     from tests.support.vaults import CLIENT
     from vault.db import Campaign, read_session, write_session
-    from vault.ledger import EntryDraft, append_entries
+    from vault.db.log import EntryDraft, append_entries
     from vault.services.ingest import _begin_batch, _commit_batch, _ToCommit, sealed_entry_body
     from vault.services.retention import rule_for
 
@@ -124,16 +124,19 @@ def build_log(vault: Any, records: int) -> tuple[int, float]:
                 stored = ctx.store.put(getattr(rec, f"{role}_key"), [blob])
                 setattr(rec, f"{role}_sha256", hashlib.sha256(blob).hexdigest())
                 setattr(rec, f"{role}_version", stored.version_id)
-            body = sealed_entry_body(rec, campaign.name, sealed.commitments, CLIP_BYTES,
-                                     META_BYTES)
+            body = sealed_entry_body(rec, campaign.name, sealed.commitments, CLIP_BYTES, META_BYTES)
             items.append(_ToCommit(ctx.engine, keys, rec.model_dump(), body, False))
             ids.append(rec.id)
         with _begin_batch(CLIENT, items[0]) as locked:
             _commit_batch(locked, items)
         drafts = [
-            EntryDraft("evidence.accessed", rid,
-                       {"principal": f"client:{CLIENT}:escalation-{k:03d}", "what": "audio"})
-            for k in range(ACCESS) for rid in ids
+            EntryDraft(
+                "evidence.accessed",
+                rid,
+                {"principal": f"client:{CLIENT}:escalation-{k:03d}", "what": "audio"},
+            )
+            for k in range(ACCESS)
+            for rid in ids
         ]
         with write_session(ctx.engine) as s:
             append_entries(s, CLIENT, drafts, ctx.clock(), keys)
@@ -211,14 +214,24 @@ def main() -> int:
     for r in results:
         for s in SERIES:
             rows.append((f"{r['label']}: {s}", r["per_s"][s], r["ratio_vs_neither"][s]))
-    print(f"{sizes['records']:,} sealed records + {ACCESS} access entries each "
-          f"({results[0]['entries']:,} entries), objects {CLIP_BYTES} + {META_BYTES} bytes, "
-          f"local store; {sizes['rounds']} rounds of ABCD DCBA")
+    print(
+        f"{sizes['records']:,} sealed records + {ACCESS} access entries each "
+        f"({results[0]['entries']:,} entries), objects {CLIP_BYTES} + {META_BYTES} bytes, "
+        f"local store; {sizes['rounds']} rounds of ABCD DCBA"
+    )
     c.table(["", "verify entries/s", "vs neither"], rows)
     head = results[0]
-    c.emit("verify_checks", quick, head["ratio"], None, None, headline=head["label"],
-           records=sizes["records"], rounds=sizes["rounds"],
-           results={r["label"]: r for r in results})
+    c.emit(
+        "verify_checks",
+        quick,
+        head["ratio"],
+        None,
+        None,
+        headline=head["label"],
+        records=sizes["records"],
+        rounds=sizes["rounds"],
+        results={r["label"]: r for r in results},
+    )
     return 0
 
 

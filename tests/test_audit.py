@@ -15,7 +15,8 @@ import pytest
 from tests.support.tamper import sql
 from tests.support.vaults import CLIENT, clip, order_meta
 from vault.db import write_session
-from vault.ledger import EntryDraft, append_entries, encode_entry, entry_hash, make_entry
+from vault.db.log import EntryDraft, append_entries
+from vault.ledger import encode_entry, entry_hash, make_entry
 from vault.ledger.checkpoint import Checkpoint, open_note, parse_verifier_key, sign_note
 from vault.ledger.merkle import verify_consistency, verify_inclusion
 from vault.ledger.offline import audit_export
@@ -154,8 +155,8 @@ def test_checkpoint_signed_by_another_key(vault, records):
     intruder = LogSigner.generate()
     size = 3
     with write_session(vault.context.engine) as s:
+        from vault.db.tree import StoredTree
         from vault.ledger.merkle import root
-        from vault.ledger.tree import StoredTree
 
         tree_root = root(StoredTree(s, CLIENT), size)
     body = Checkpoint(origin=f"{vault.settings.name}/{CLIENT}", size=size, root=tree_root).body()

@@ -34,8 +34,8 @@ from vault.errors import DecryptionFailed, NotFound, VaultError
 from vault.ledger.checkpoint import Checkpoint, sign_note, verifier_key
 from vault.ledger.entry import entry_hash
 from vault.sealing import LogSigner, commitment
-from vault.services.bundle import export_bundle
 from vault.services.checkpoints import log_verifier_key
+from vault.services.export import export_bundle
 from vault.services.retrieve import get_record
 
 
@@ -85,7 +85,7 @@ def test_export_then_verify(vault, tmp_path):
     assert audio == upload.read_bytes()
     assert entry_hash(entry) == receipt.entry_hash
     assert manifest["record_id"] == receipt.record_id and manifest["client"] == CLIENT
-    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 2
+    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 3
     assert "+4915112345678" in report and "Max Mustermann" in report  # for the lawyer
     assert "evidence-vault verify-bundle BUNDLE.zip --key" in report
 
@@ -141,7 +141,8 @@ def test_untouched_bundle_is_valid(made):
     verdict = verify_bundle(made.path, key=made.key)
     assert verdict.ok, verdict.summary()
     proof = json.loads(members(made.path)["proof.json"])
-    assert (proof["leaf_index"], proof["tree_size"], len(proof["hashes"])) == (1, 3, 2)
+    assert (proof["seq"], proof["tree_size"], len(proof["hashes"])) == (1, 3, 2)
+    assert "leaf_index" not in proof  # the name before format version 3
 
 
 def test_unpinned_verdict_says_so(made):
@@ -196,7 +197,7 @@ def test_evidence_reformatted(made, tmp_path):
     assert "canonical" in detail(verdict, "meta-commitment")
 
 
-@pytest.mark.parametrize("field", ["hashes", "leaf_index"])
+@pytest.mark.parametrize("field", ["hashes", "seq"])
 def test_proof_altered(made, tmp_path, field):
     def alter(files):
         proof = json.loads(files["proof.json"])
@@ -204,12 +205,69 @@ def test_proof_altered(made, tmp_path, field):
             h = proof["hashes"][0]
             proof["hashes"][0] = ("0" if h[0] != "0" else "1") + h[1:]
         else:
-            proof["leaf_index"] = 0
+            proof["seq"] = 0
         files["proof.json"] = json.dumps(proof).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, alter), key=made.key)
-    # proof.json's leaf_index is also a statement about the entry's position
-    assert failed(verdict) == {"inclusion"} | ({"statements"} if field == "leaf_index" else set())
+    # proof.json's seq is also a statement about the entry's position
+    assert failed(verdict) == {"inclusion"} | ({"statements"} if field == "seq" else set())
+
+
+def _rename_position(files: dict[str, bytes], old: str, new: str) -> None:
+    proof = json.loads(files["proof.json"])
+    proof[new] = proof.pop(old)
+    files["proof.json"] = json.dumps(proof).encode()
+
+
+def _set_version(files: dict[str, bytes], version: int) -> None:
+    m = json.loads(files["manifest.json"])
+    m["version"] = version
+    files["manifest.json"] = json.dumps(m).encode()
+
+
+def test_format_2_bundle_with_leaf_index_still_verifies(made, tmp_path):
+    # what version 2 exported: the same bundle, proof.json naming the position leaf_index
+    def as_version_2(files):
+        _rename_position(files, "seq", "leaf_index")
+        _set_version(files, 2)
+
+    path = rewrite(made, tmp_path, as_version_2)
+    proof = json.loads(members(path)["proof.json"])
+    assert proof["leaf_index"] == 1 and "seq" not in proof
+    verdict = verify_bundle(path, key=made.key)
+    assert verdict.ok, verdict.summary()
+
+
+@pytest.mark.parametrize(
+    ("version", "rename"),
+    [
+        (3, ("seq", "leaf_index")),  # a current bundle with the old name
+        (2, None),  # an old bundle with the new name
+    ],
+)
+def test_position_named_for_another_version(made, tmp_path, version, rename):
+    def change(files):
+        if rename:
+            _rename_position(files, *rename)
+        _set_version(files, version)
+
+    verdict = verify_bundle(rewrite(made, tmp_path, change), key=made.key)
+    # the arithmetic holds whatever the name; the statement is of the wrong format
+    assert failed(verdict) == {"statements"}
+    want, other = ("seq", "leaf_index") if version == 3 else ("leaf_index", "seq")
+    assert f"proof.json lacks {want}" in detail(verdict, "statements")
+    assert f"proof.json has the unknown field {other}" in detail(verdict, "statements")
+
+
+def test_proof_with_both_names_is_refused(made, tmp_path):
+    def both(files):
+        proof = json.loads(files["proof.json"])
+        proof["leaf_index"] = proof["seq"]
+        files["proof.json"] = json.dumps(proof).encode()
+
+    verdict = verify_bundle(rewrite(made, tmp_path, both), key=made.key)
+    assert failed(verdict) == {"statements"}
+    assert detail(verdict, "statements") == "proof.json has the unknown field leaf_index"
 
 
 def test_checkpoint_resigned_by_another_key(made, tmp_path):
@@ -264,7 +322,7 @@ def test_wholly_forged_bundle_needs_a_pinned_key_to_be_caught(made, tmp_path):
         files["openings.json"] = json.dumps(openings).encode()
         root = bytes.fromhex(entry_hash(raw))
         proof = json.loads(files["proof.json"])
-        proof.update(leaf_index=0, leaf_hash=root.hex(), tree_size=1, root_hash=root.hex())
+        proof.update(seq=0, leaf_hash=root.hex(), tree_size=1, root_hash=root.hex())
         proof["hashes"] = []
         files["proof.json"] = json.dumps(proof).encode()
         body = Checkpoint(f"{made.name}/{CLIENT}", 1, root).body()

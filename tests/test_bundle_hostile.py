@@ -266,6 +266,7 @@ def test_edited_report_is_invalid(made, tmp_path):
 
 def test_report_checked_in_a_format_1_bundle(made, tmp_path):
     # a bundle exported before the report was checked still verifies, report included
+    assert "leaf_index" in json.loads(members(VECTOR)["proof.json"])  # the old name of seq
     verdict = verify_bundle(VECTOR, key=VECTOR_KEY)
     assert verdict.ok, verdict.summary()
     assert detail(verdict, "report").startswith("report.html is exactly the report rendered")
@@ -278,8 +279,16 @@ def test_report_checked_in_a_format_1_bundle(made, tmp_path):
     files["manifest.json"] = json.dumps(m).encode()
     verdict = verify_bundle(write_zip(tmp_path / "v1.zip", files), key=VECTOR_KEY)
     assert failed(verdict) == {"report"}
-    # calling a version 2 bundle version 1 does not escape the check
-    verdict = verify_bundle(rewrite(made, tmp_path, lambda f: _set_version(f, 1)), key=made.key)
+
+    # calling a newer bundle version 1 does not escape the check (proof.json named the
+    # position leaf_index then, as version 1 did)
+    def as_version_1(files):
+        proof = json.loads(files["proof.json"])
+        proof["leaf_index"] = proof.pop("seq")
+        files["proof.json"] = json.dumps(proof).encode()
+        _set_version(files, 1)
+
+    verdict = verify_bundle(rewrite(made, tmp_path, as_version_1), key=made.key)
     assert failed(verdict) == {"report"}
 
 

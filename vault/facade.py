@@ -354,7 +354,7 @@ class Vault:
     def export_bundle(
         self, record_id: str, out: str | os.PathLike, *, principal: str | Principal | None = None
     ) -> Path:
-        from vault.services.bundle import export_bundle
+        from vault.services.export import export_bundle
 
         return export_bundle(
             self._ctx,

@@ -1,6 +1,6 @@
 """The human-readable report of an evidence bundle (``report.html``): pure and deterministic.
 
-The exporter renders it, and the offline verifier (``vault.bundle``) renders it again
+The exporter renders it, and the offline verifier (``vault.bundle.verify``) renders it again
 from the members it has checked and requires the bundle's copy to be byte-identical: so
 what a person reads in the report is what the cryptography proves, or the bundle is
 INVALID. Rendering therefore depends on :class:`ReportFacts` only, and any change to the

@@ -105,7 +105,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
             yield session
             session.flush()
             hooks = session.info.get(AFTER_COMMIT, [])
-    # committed: e.g. the log head is anchored outside the database (vault.ledger.chain)
+    # committed: e.g. the log head is anchored outside the database (vault.db.log)
     for hook in hooks:
         hook()
 

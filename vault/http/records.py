@@ -35,8 +35,8 @@ from vault.http.deps import CASE_REF, Caller, Ctx
 from vault.http.problems import InvalidRequest
 from vault.services import holds as _holds
 from vault.services import idempotency, receipts, retrieve
-from vault.services.bundle import export_bundle
 from vault.services.context import VaultContext
+from vault.services.export import export_bundle
 from vault.services.ingest import accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal

@@ -1,10 +1,14 @@
-"""The per-client append-only log: canonical entries, the hash chain and its audit.
+"""The per-client append-only log, as pure code: canonical entries, the hash chain's audit,
+the RFC 9162 Merkle tree arithmetic, signed checkpoints and the offline audit of an export.
 
 Entries are RFC 8785 canonical JSON. An entry's hash is SHA-256(0x00 ‖ entry), the leaf
 hash of RFC 9162, so a Merkle tree can be laid over the very same entries.
+
+Nothing here touches the database (appending and the stored tree are :mod:`vault.db.log`
+and :mod:`vault.db.tree`): an auditor's machine runs this package with nothing but an
+export or a bundle. ``tests/test_layering.py`` holds it to that.
 """
 
-from vault.ledger.chain import Appended, EntryDraft, append_entries, log_head
 from vault.ledger.entry import (
     ENTRY_VERSION,
     GENESIS_PREV,
@@ -17,12 +21,8 @@ from vault.ledger.entry import (
 __all__ = [
     "ENTRY_VERSION",
     "GENESIS_PREV",
-    "Appended",
-    "EntryDraft",
-    "append_entries",
     "encode_entry",
     "entry_hash",
-    "log_head",
     "make_entry",
     "parse_entry",
 ]

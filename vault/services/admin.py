@@ -9,9 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from vault.db import Campaign, Client, read_session, write_session
+from vault.db.log import new_log
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import is_slug
-from vault.ledger.chain import new_log
 from vault.ledger.entry import format_time
 from vault.services.context import VaultContext
 from vault.services.retention import check_basis, check_days

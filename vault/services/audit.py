@@ -19,11 +19,11 @@ from sqlmodel import select
 from vault.db import read_session
 from vault.db.models import Checkpoint as CheckpointRow
 from vault.db.models import Record
+from vault.db.tree import StoredTree
 from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding
 from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
 from vault.ledger.merkle import CompactRange, root
-from vault.ledger.tree import StoredTree
 from vault.sealing import CommitmentHasher, decrypt_stream, object_aad
 from vault.services.checkpoints import log_verifiers, origin
 from vault.services.context import VaultContext

@@ -30,9 +30,9 @@ import rfc8785
 from sqlmodel import Session, select
 
 from vault.db import Campaign, LogEntry, Record, read_session
+from vault.db.log import log_head
 from vault.errors import NotFound
 from vault.ledger.audit import CheckedEntry
-from vault.ledger.chain import log_head
 from vault.ledger.entry import GENESIS_PREV, entry_hash, format_time, parse_entry
 from vault.services.context import VaultContext
 from vault.services.logauth import LogKeys, TamperDetected

@@ -27,10 +27,11 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from vault.db import read_session, write_session
+from vault.db.log import log_head
 from vault.db.models import Checkpoint as CheckpointRow
 from vault.db.models import LogHead, Record
+from vault.db.tree import StoredTree
 from vault.errors import NotFound, ObjectExists, VaultError
-from vault.ledger.chain import log_head
 from vault.ledger.checkpoint import (
     Checkpoint,
     Verifier,
@@ -42,7 +43,6 @@ from vault.ledger.entry import format_time
 from vault.ledger.merkle import consistency_proof as _consistency
 from vault.ledger.merkle import inclusion_proof as _inclusion
 from vault.ledger.merkle import root as _root
-from vault.ledger.tree import StoredTree
 from vault.services.context import VaultContext
 from vault.services.logauth import checked_root
 

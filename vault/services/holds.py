@@ -26,6 +26,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from vault.db import Hold, Record, read_session, write_session
+from vault.db.log import EntryDraft, append_entries, log_head
 from vault.errors import (
     Conflict,
     FieldError,
@@ -35,8 +36,6 @@ from vault.errors import (
     VaultError,
 )
 from vault.inputs import CASE_REF, text_problem
-from vault.ledger import EntryDraft, append_entries
-from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
 from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit

@@ -37,10 +37,10 @@ from sqlmodel import Session, select
 
 from vault import audio
 from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, write_session
+from vault.db.log import Appended, EntryDraft, LogWriter, append_entries, log_head
 from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
-from vault.ledger import EntryDraft, append_entries, entry_hash
-from vault.ledger.chain import Appended, LogWriter, log_head
+from vault.ledger import entry_hash
 from vault.ledger.entry import format_time
 from vault.sealing import (
     CommitmentHasher,

@@ -31,14 +31,13 @@ from sqlalchemy import func, update
 from sqlmodel import select
 
 from vault.db import Client, LogEntry, Record, read_session, write_session
+from vault.db.log import EntryDraft, append_entries, log_head
 from vault.db.models import Checkpoint as CheckpointRow
+from vault.db.tree import StoredTree
 from vault.errors import ConfigError, Conflict, NotFound
-from vault.ledger import EntryDraft, append_entries
-from vault.ledger.chain import log_head
 from vault.ledger.checkpoint import Checkpoint, add_signature, sign_note, verifier_key
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import root as tree_root
-from vault.ledger.tree import StoredTree
 from vault.sealing import WrappedKey, data_key_context
 from vault.sealing.local import parse_kek_id
 from vault.services.checkpoints import _store_note, checkpoint_key, origin

@@ -31,14 +31,14 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from vault.db import LogEntry
+from vault.db.log import log_head
 from vault.db.models import Checkpoint as CheckpointRow
+from vault.db.tree import StoredTree
 from vault.errors import TamperDetected
-from vault.ledger.chain import log_head
 from vault.ledger.checkpoint import NoteError, Verifier, open_checkpoint
 from vault.ledger.entry import GENESIS_PREV, entry_hash, parse_entry
 from vault.ledger.merkle import CompactRange, MissingNodesError
 from vault.ledger.merkle import root as stored_root
-from vault.ledger.tree import StoredTree
 from vault.sealing import LogAuthenticator
 
 ANCHOR_DIR = "anchors"
@@ -55,7 +55,7 @@ class Anchor:
 
 
 class LogKeys:
-    """A client's :class:`~vault.ledger.chain.LogWriter`: tags entries, anchors heads."""
+    """A client's :class:`~vault.db.log.LogWriter`: tags entries, anchors heads."""
 
     def __init__(self, auth: LogAuthenticator, anchor_dir: Path) -> None:
         self.auth = auth

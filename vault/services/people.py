@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from vault.db import Client, read_session, write_session
+from vault.db.log import EntryDraft, append_entries, new_log
 from vault.db.models import Person
 from vault.errors import (
     Conflict,
@@ -36,8 +37,6 @@ from vault.errors import (
 )
 from vault.evidence import is_slug
 from vault.inputs import SLUG
-from vault.ledger import EntryDraft, append_entries
-from vault.ledger.chain import new_log
 from vault.ledger.entry import format_time
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from vault.db import Campaign, Client, Hold, Record, read_session, write_session
+from vault.db.log import EntryDraft, append_entries, log_head
 from vault.errors import (
     FieldError,
     InvalidEvidence,
@@ -44,8 +45,6 @@ from vault.errors import (
     VaultError,
 )
 from vault.evidence import FUTURE_TOLERANCE, is_slug, normalise_phone
-from vault.ledger import EntryDraft, append_entries
-from vault.ledger.chain import log_head
 from vault.ledger.entry import format_time
 from vault.sealing import keyed_hash
 from vault.services.binding import LogTail, check_record, sealed_object

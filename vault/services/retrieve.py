@@ -18,9 +18,9 @@ from pathlib import Path
 from sqlmodel import select
 
 from vault.db import Campaign, Client, Record, read_session, write_session
+from vault.db.log import EntryDraft, append_entries
 from vault.errors import DecryptionFailed
 from vault.evidence import is_slug, normalise_phone
-from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.sealing import (
     HEADER_SIZE,
@@ -218,7 +218,6 @@ def open_object(ctx: VaultContext, rec: Record, role: str) -> Iterator[bytes]:
 
 
 #: the former private name, still imported by the bundle service
-_open_object = open_object
 
 
 def decrypt_clip_range(ctx: VaultContext, rec: Record, offset: int, length: int) -> Iterator[bytes]:

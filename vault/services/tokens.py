@@ -29,9 +29,9 @@ from datetime import datetime
 from sqlmodel import select
 
 from vault.db import Campaign, read_session, write_session
+from vault.db.log import EntryDraft, append_entries
 from vault.db.models import ApiToken, Person
 from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied, Unauthenticated
-from vault.ledger import EntryDraft, append_entries
 from vault.ledger.entry import format_time
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext

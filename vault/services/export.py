@@ -2,8 +2,9 @@
 
 The bundle holds the plaintext clip and document, so exporting it is an access like any
 other: an ``evidence.accessed`` entry (``what = "bundle"``) naming the principal is
-appended *before* anything is decrypted. The layout and the offline checks are in
-``vault.bundle``; the byte formats in ``docs/formats.md`` ("Evidence bundle").
+appended *before* anything is decrypted. The layout is :mod:`vault.bundle.layout`, the
+offline checks :mod:`vault.bundle.verify`; the byte formats in ``docs/formats.md``
+("Evidence bundle").
 
 The ZIP is written to a temporary file next to the target and renamed into place, so a
 crash or a failed decryption never leaves a partial bundle; the clip is streamed into it,
@@ -24,7 +25,7 @@ from typing import Any
 import rfc8785
 from sqlmodel import select
 
-from vault import bundle as layout
+from vault.bundle import layout
 from vault.db import LogEntry, Record, read_session
 from vault.errors import VaultError
 from vault.ledger.entry import format_time
@@ -36,7 +37,7 @@ from vault.services.people import Principal
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
 from vault.services.retention import refuse_if_shredded
-from vault.services.retrieve import _open_object, get_record, record_access
+from vault.services.retrieve import get_record, open_object, record_access
 from vault.storage.files import atomic_output
 
 
@@ -114,7 +115,7 @@ def _gather(ctx: VaultContext, rec: Record) -> _Contents:
     entry = _sealed_entry(ctx, rec)
     # makes a checkpoint first when none covers the entry yet (e.g. a fresh record)
     proof = inclusion_for_record(ctx, rec.id, rec.client_id)
-    opened = json.loads(b"".join(_open_object(ctx, rec, "meta")))
+    opened = json.loads(b"".join(open_object(ctx, rec, "meta")))
     return _Contents(
         rec=rec,
         entry=entry,
@@ -167,7 +168,7 @@ def _write_audio(zf: zipfile.ZipFile, ctx: VaultContext, c: _Contents) -> _Writt
     info.file_size = c.rec.clip_size  # lets zipfile choose ZIP64 up front for a huge clip
     digest, commit = hashlib.sha256(), CommitmentHasher(c.salt, "clip")
     with zf.open(info, "w") as dst:
-        for chunk in _open_object(ctx, c.rec, "clip"):
+        for chunk in open_object(ctx, c.rec, "clip"):
             digest.update(chunk)
             commit.update(chunk)
             dst.write(chunk)
@@ -194,16 +195,16 @@ def _openings(c: _Contents) -> dict:
 
 
 def _proof(p: InclusionProof) -> dict:
-    return {
-        "log": p.client,
-        "record_id": p.record_id,
-        "leaf_index": p.seq,
-        "leaf_hash": p.leaf_hash,
-        "tree_size": p.tree_size,
-        "root_hash": p.root_hash,
-        "hashes": p.hashes,
-        "algorithm": layout.PROOF_ALGORITHM,
-    }
+    return layout.proof_statement(
+        layout.VERSION,
+        log=p.client,
+        record_id=p.record_id,
+        seq=p.seq,
+        leaf_hash=p.leaf_hash,
+        tree_size=p.tree_size,
+        root_hash=p.root_hash,
+        hashes=p.hashes,
+    )
 
 
 def _manifest(c: _Contents, written: list[_Written]) -> dict:

@@ -1,4 +1,6 @@
-"""Appending to a client's hash chain, serialised so the log head never forks.
+"""The per-client log as stored in the database: appending, serialised so the head never forks.
+
+The entries themselves (canonical bytes, hashes) are :mod:`vault.ledger.entry`, pure code.
 
 Callers run :func:`append_entries` inside :func:`vault.db.write_session`, in the same
 transaction as the rows the entries describe: either both commit or neither does.
@@ -17,9 +19,9 @@ from sqlmodel import Session, select
 
 from vault.db.engine import AFTER_COMMIT
 from vault.db.models import LogEntry, LogHead
+from vault.db.tree import add_leaves
 from vault.errors import NotFound
 from vault.ledger.entry import GENESIS_PREV, encode_entry, entry_hash, make_entry
-from vault.ledger.tree import add_leaves
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,13 @@
-"""Evidence bundles: the layout, and their offline verification. Needs no vault.
+"""The offline verification of an evidence bundle. Needs no vault.
 
-A bundle is one ZIP per record, made by ``vault.services.bundle.export_bundle`` for a
-dispute. Everything needed to check it is inside, except the one thing that must come
-from elsewhere: the vault's verifier key (``evidence-vault log key``), given to
-:func:`verify_bundle` as ``key``. Layout (``docs/formats.md``, "Evidence bundle")::
+Everything needed to check a bundle is inside, except the one thing that must come from
+elsewhere: the vault's verifier key (``evidence-vault log key``), given to
+:func:`verify_bundle` as ``key``. The layout is :mod:`vault.bundle.layout`.
 
-    manifest.json            format, record, client, created_at, SHA-256 + size of the rest
-    audio/<record><ext>      the clip, byte-identical to the upload
-    evidence.json            the sealed document, RFC 8785 bytes (the meta commitment's input)
-    entry.json               the record's ``evidence.sealed`` log entry, exact bytes
-    openings.json            the commitment salt (and the two commitments it opens)
-    proof.json               RFC 9162 inclusion proof of the entry
-    checkpoint.txt           the signed checkpoint (C2SP signed note) the proof leads to
-    verifier-key.txt         the vault's verifier key, as the vault says it is
-    report.html              the same facts for people, rendered again and compared
-
-The checks (:data:`CHECKS`) each end up in the verdict, passed or failed; malformed
-input of any kind is a failed check, never an exception. What no check can cover (when
-the bundle was made, signatures by keys not given) is listed as *unchecked*.
+The checks (:data:`~vault.bundle.layout.CHECKS`) each end up in the verdict, passed or
+failed; malformed input of any kind is a failed check, never an exception. What no check
+can cover (when the bundle was made, signatures by keys not given) is listed as
+*unchecked*.
 
 A bundle is hostile input: every member's inflated size is checked against the manifest
 and a hard cap *before* anything is inflated, and the ZIP's own size fields are not
@@ -26,7 +16,7 @@ manifest lists and refuses it). The audio is streamed: hashed while it is read.
 
 This module imports only pure code (ledger arithmetic and text formats, the commitment
 hash, the audio probe, the report renderer): it runs on an auditor's machine with
-nothing but the bundle.
+nothing but the bundle. ``tests/test_layering.py`` holds it to that.
 """
 
 from __future__ import annotations
@@ -51,61 +41,32 @@ from typing import Any
 import rfc8785
 
 from vault.audio import probe
+from vault.bundle.layout import (
+    AUDIO_DIR,
+    AUDIO_EXTENSIONS,
+    CHECKPOINT,
+    ENTRY,
+    EVIDENCE,
+    FORMAT,
+    MANIFEST,
+    MANIFEST_FIELDS,
+    OPENINGS,
+    PROOF,
+    REPORT,
+    REPORT_CHECKS,
+    SUPPORTED_VERSIONS,
+    TEXT_MEMBERS,
+    VERIFIER_KEY,
+    audio_member,
+    openings_scheme,
+    proof_statement,
+)
 from vault.errors import VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, parse_verifier_key
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
-from vault.report import BUNDLE_PLACEHOLDER, V1_CHECKS, ReportFacts, render_report
+from vault.report import BUNDLE_PLACEHOLDER, ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment, plaintext_size
-
-FORMAT = "evidence-vault bundle"
-#: 2: report.html is checked (re-rendered from the checked members, byte for byte)
-VERSION = 2
-#: versions the verifier reads; a version 1 report is re-rendered the version 1 way
-SUPPORTED_VERSIONS = (1, 2)
-
-MANIFEST = "manifest.json"
-EVIDENCE = "evidence.json"
-ENTRY = "entry.json"
-OPENINGS = "openings.json"
-PROOF = "proof.json"
-CHECKPOINT = "checkpoint.txt"
-VERIFIER_KEY = "verifier-key.txt"
-REPORT = "report.html"
-AUDIO_DIR = "audio/"
-#: every member but the manifest and the audio, in the order the exporter writes them
-TEXT_MEMBERS = (EVIDENCE, ENTRY, OPENINGS, PROOF, CHECKPOINT, VERIFIER_KEY, REPORT)
-
-#: file extension of the audio member, by the canonical media type of the clip
-AUDIO_EXTENSIONS = {
-    "audio/wav": ".wav",
-    "audio/mpeg": ".mp3",
-    "audio/ogg": ".ogg",
-    "audio/flac": ".flac",
-}
-
-#: the checks of a verdict, in order, and what each one establishes. Version 2 reports
-#: list exactly this text, so changing it needs a new bundle format VERSION.
-CHECKS = {
-    "archive": "the ZIP holds exactly the files of its manifest, under safe names, each "
-    "with the listed SHA-256 and size (sizes checked before anything is inflated)",
-    "entry": "entry.json is a canonical (RFC 8785) evidence.sealed log entry of this "
-    "record and client",
-    "clip-commitment": "the audio file is the clip the vault sealed: its salted "
-    "commitment equals the entry's commitments.clip",
-    "meta-commitment": "evidence.json is the document the vault sealed: its salted "
-    "commitment equals the entry's commitments.meta",
-    "audio": "the audio is what the entry describes: media type, duration and size",
-    "inclusion": "the entry is in the client's log: its Merkle inclusion proof leads to "
-    "the checkpoint's root at the checkpoint's tree size",
-    "checkpoint-signature": "the checkpoint is signed by the vault's log key",
-    "checkpoint-origin": "the checkpoint is of this client's log",
-    "statements": "every field of openings.json and proof.json is what the checked members say",
-    "report": "report.html is exactly the report rendered from the checked members",
-}
-
-#: the check list a report of each format version shows ("How to verify")
-REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS}
 
 #: hard caps on what a member may inflate to, whatever the manifest says: a bundle is
 #: hostile input until checked. The manifest lists a handful of files; the text members
@@ -123,29 +84,19 @@ _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 #: characters, no "." or ".." component, no backslash or drive letter
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/?")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
-_MANIFEST_KEYS = {"format", "version", "record_id", "client", "created_at", "files"}
 #: what a damaged or hostile ZIP can raise while being read
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError)
-#: proof.json's statement of its algorithm, and openings.json's of the commitment scheme
 _AUDIO_SUFFIXES = set(AUDIO_EXTENSIONS.values())
 _CREATED_AT_UNCHECKED = (
     "created_at, when the bundle was made (also shown in report.html), is its maker's "
     "statement: nothing seals it"
 )
-PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"
-
-
-def openings_scheme(audio: str) -> str:
-    """openings.json's ``scheme``: how the commitments are computed, naming the members."""
-    return (
-        "commitment(salt, role, data) = hex(SHA-256(salt ‖ role ‖ 0x00 ‖ data)); "
-        f"role clip: data = {audio}, role meta: data = {EVIDENCE}"
-    )
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check of a bundle: its name (a key of :data:`CHECKS`), the outcome, and why."""
+    """One check of a bundle: its name (a key of :data:`~vault.bundle.layout.CHECKS`), the
+    outcome, and why."""
 
     name: str
     ok: bool
@@ -246,15 +197,10 @@ class BundleVerdict:
         )
 
 
-def audio_member(record_id: str, media_type: str) -> str:
-    """``audio/<record_id><ext>``; ``.bin`` for a media type without a known extension."""
-    return f"{AUDIO_DIR}{record_id}{AUDIO_EXTENSIONS.get(media_type, '.bin')}"
-
-
 def verify_bundle(
     path: str | os.PathLike, key: str | None = None, *, max_audio_size: int = MAX_AUDIO_SIZE
 ) -> BundleVerdict:
-    """Check an evidence bundle offline; see :data:`CHECKS` for what is checked.
+    """Check an evidence bundle offline; :data:`~vault.bundle.layout.CHECKS` says what is checked.
 
     ``key`` is the vault's C2SP verifier key, obtained from the vault operator out of
     band: with it the checkpoint must be signed by *that* key and the bundled
@@ -704,7 +650,7 @@ class _Bundle:
         """No field a person could read beyond the known ones, each of its type."""
         problems = [
             f"{MANIFEST} has the unknown field {_shown(k)}"
-            for k in sorted(set(manifest) - _MANIFEST_KEYS, key=str)
+            for k in sorted(set(manifest) - MANIFEST_FIELDS, key=str)
         ]
         created = manifest.get("created_at")
         if not (isinstance(created, str) and _TIME.fullmatch(created)):
@@ -819,7 +765,7 @@ class _Bundle:
         with _needs():
             cp = self.checkpoint()
         proof = _strict_json(self.data(PROOF), PROOF)
-        if _get(proof, "leaf_index") != seq:
+        if _proof_position(proof) != seq:
             raise _Fail(f"{PROOF} is for another leaf than entry {seq}")
         if _get(proof, "tree_size") != cp.size or _get(proof, "root_hash") != cp.root.hex():
             raise _Fail(f"{PROOF} is for another tree than {CHECKPOINT} signs")
@@ -888,6 +834,7 @@ class _Bundle:
         with _needs():
             entry, raw, cp = self.entry(), self.data(ENTRY), self.checkpoint()
             audio = self.audio_name()
+            version = self.manifest()["version"]
         openings = self.openings()
         proof = _strict_json(self.data(PROOF), PROOF)
         if not isinstance(proof, dict):
@@ -905,16 +852,16 @@ class _Bundle:
         problems += _differences(
             PROOF,
             proof,
-            {
-                "log": entry.get("log"),
-                "record_id": entry.get("record"),
-                "leaf_index": entry.get("seq"),
-                "leaf_hash": leaf_hash(raw).hex(),
-                "tree_size": cp.size,
-                "root_hash": cp.root.hex(),
-                "hashes": proof.get("hashes"),  # checked by the inclusion proof
-                "algorithm": PROOF_ALGORITHM,
-            },
+            proof_statement(
+                version,  # which names the position: seq, or leaf_index before version 3
+                log=entry.get("log"),
+                record_id=entry.get("record"),
+                seq=entry.get("seq"),
+                leaf_hash=leaf_hash(raw).hex(),
+                tree_size=cp.size,
+                root_hash=cp.root.hex(),
+                hashes=proof.get("hashes"),  # checked by the inclusion proof
+            ),
         )
         if problems:
             raise _Fail("; ".join(problems))
@@ -984,6 +931,15 @@ class _Bundle:
 
 
 _V1_COMMAND = re.compile(r"<pre>evidence-vault verify-bundle (.*?) --key &quot;\$VAULT_KEY&quot;")
+
+
+def _proof_position(proof: Any) -> Any:
+    """The leaf proof.json proves: ``seq``, or ``leaf_index`` in a bundle before version 3.
+
+    Either name will do for the arithmetic; the statements check requires the one of the
+    bundle's version and no other.
+    """
+    return _get(proof, "seq") if _get(proof, "seq") is not None else _get(proof, "leaf_index")
 
 
 def _differences(member: str, got: dict, want: dict) -> list[str]:
