@@ -14,7 +14,6 @@ wrapping with the same context.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -23,6 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.errors import DecryptionFailed
+from vault.identifiers import KEY_NAME
 from vault.sealing._encoding import encode_items, require_key, require_text
 from vault.sealing.envelope import DATA_KEY_SIZE
 
@@ -32,10 +32,6 @@ WRAP_NONCE_SIZE = 12
 WRAP_AAD_DOMAIN = "evidence-vault/v1 wrapped data key"
 #: version(1) ‖ nonce(12) ‖ AES-GCM(DEK)(32) ‖ tag(16)
 WRAPPED_SIZE = 1 + WRAP_NONCE_SIZE + DATA_KEY_SIZE + 16
-
-# tenants and buckets become parts of key ids ("local:telco-de:2026-11:1"), so ':' and
-# whitespace are out; a leading letter/digit keeps them readable in listings
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ class KeyProvider(Protocol):
 
 def check_name(what: str, value: str) -> str:
     """A tenant or bucket name usable inside a key id."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not KEY_NAME.matches(value):
         raise ValueError(
             f"{what} must be 1-128 characters of letters, digits, '.', '_', '/' or '-', "
             "starting with a letter or digit"

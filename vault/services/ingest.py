@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +37,7 @@ from vault import audio
 from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, write_session
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
+from vault.identifiers import new_record_id
 from vault.ledger import EntryDraft, append_entries, entry_hash
 from vault.ledger.chain import Appended, LogWriter, log_head
 from vault.ledger.entry import format_time
@@ -564,16 +563,3 @@ class _Upload(threading.Thread):
 
 def object_prefix(client: str, campaign: str, recorded_at: datetime, record_id: str) -> str:
     return f"{client}/{campaign}/{recorded_at:%Y}/{recorded_at:%m}/{record_id}"
-
-
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_record_id() -> str:
-    """26 chars of Crockford base32: 48-bit milliseconds then 80 random bits (ULID layout).
-
-    The wall clock, not the vault's injectable clock: ids must stay unique and roughly
-    time-ordered even when tests or replays pin the clock.
-    """
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
