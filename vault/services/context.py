@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from vault.config import CONFIG_FILE, Settings, database_password, load_settings
+from vault.config import CONFIG_FILE, Settings, database_password
 from vault.db import LogHead, migrate, open_engine, read_session, write_session
 from vault.errors import ConfigError
 from vault.sealing import (
@@ -148,10 +148,6 @@ def _sweep_spool(home: Path) -> None:
         Spool(home).prepare()
     except OSError as exc:  # a read-only vault directory: nothing could be spooled there
         log.warning("cannot prepare the upload spool in %s: %s", home, exc.strerror)
-
-
-def open_home(home: Path, *, clock: Clock = utc_now) -> VaultContext:
-    return open_vault(load_settings(home), clock=clock)
 
 
 def _open_store(settings: Settings) -> ObjectStore:
