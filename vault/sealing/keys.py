@@ -1,10 +1,15 @@
 """Key providers: who wraps the per-record data keys (DEKs) under key-encryption keys (KEKs).
 
-A provider holds one KEK per tenant per time bucket (the month of recording, e.g.
-``"2026-11"``). Destroying a bucket's KEK makes every DEK wrapped under it — and so every
-object sealed with those DEKs — unreadable everywhere, including in storage and database
-backups: crypto-shredding. A provider also keeps one index key per tenant for keyed hashes;
-index keys are never shredded with records (they protect lookups, not evidence).
+A provider holds one KEK per tenant per time bucket. The vault names a record's bucket
+after the month (UTC) its retention *ends*, e.g. ``"exp-2028-11"``
+(:func:`vault.services.keys.expiry_bucket`), so a bucket's records fall due together;
+vaults from before schema 0003 also hold buckets ``"YYYY-MM"`` named after the month of
+recording. Destroying a bucket's KEK makes every DEK wrapped under it — and so every
+object sealed with those DEKs — unreadable in storage and in database backups alike,
+which hold only wrapped DEKs: crypto-shredding (copies of the keyring file taken before
+the destroy still hold the KEK). A KMS-backed provider has no buckets (KMS rotates its
+key). A provider also keeps one index key per tenant for keyed hashes; index keys are
+never shredded with records (they protect lookups, not evidence).
 
 :func:`wrap_data_key` / :func:`unwrap_data_key` are the wrapping recipe shared by providers
 that hold KEK bytes themselves (``local``); a KMS-backed provider uses the KMS's own
@@ -38,7 +43,7 @@ WRAPPED_SIZE = 1 + WRAP_NONCE_SIZE + DATA_KEY_SIZE + 16
 class WrappedKey:
     """A data key wrapped under a KEK; safe to store next to the record (no secrets)."""
 
-    kek_id: str  # identifies the KEK, e.g. "local:telco-de:2026-11:1"
+    kek_id: str  # identifies the KEK, e.g. "local:telco-de:exp-2028-11:1"
     blob: bytes  # the wrapped DEK (format depends on the provider)
 
 
@@ -72,7 +77,7 @@ class KeyProvider(Protocol):
 
 
 def check_name(what: str, value: str) -> str:
-    """A tenant or bucket name usable inside a key id."""
+    """A tenant or bucket name usable inside a key id (:data:`vault.identifiers.KEY_NAME`)."""
     if not KEY_NAME.matches(value):
         raise ValueError(
             f"{what} must be 1-128 characters of letters, digits, '.', '_', '/' or '-', "
