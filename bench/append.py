@@ -198,7 +198,7 @@ def setup(workdir: Path, label: str, database_url: str) -> tuple[Any, bytes]:
 
 
 def record_id() -> str:
-    from vault.services.ingest import new_record_id
+    from vault.identifiers import new_record_id
 
     return new_record_id()
 

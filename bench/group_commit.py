@@ -62,7 +62,8 @@ QUICK = {"per_thread": 6, "single": 10}
 def fake_sealed(campaign: Any, label: str, n: int) -> Any:
     """A complete record row and what ``_commit`` needs of a sealed upload (no objects)."""
     from vault.db import Record
-    from vault.services.ingest import _Sealed, new_record_id, object_prefix
+    from vault.identifiers import new_record_id
+    from vault.services.ingest import _Sealed, object_prefix
 
     now = datetime.now(UTC)
     recorded = now - timedelta(minutes=5)

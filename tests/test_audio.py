@@ -431,8 +431,41 @@ def ogg_pages(data: bytes) -> list[int]:
     return offsets
 
 
-def test_ogg_truncated_mid_page(tmp_path):
-    data = synth.synthesize("ogg-opus", 2.0)
+#: Opus input rate (the OpusHead's) -> the rate libsndfile decodes, and the vault measures, at
+OPUS_DECODE_RATES = {
+    8000: 8000,
+    12000: 12000,
+    16000: 16000,
+    22050: 24000,
+    24000: 24000,
+    44100: 48000,
+    48000: 48000,
+}
+
+
+def opus(seconds: float, input_rate: int = 48000) -> bytes:
+    return synth.synthesize("ogg-opus", seconds, sample_rate=input_rate)
+
+
+def opus_input_rate(data: bytes) -> int:
+    assert data[28:36] == b"OpusHead"
+    return struct.unpack_from("<I", data, 28 + 12)[0]
+
+
+@pytest.mark.parametrize("input_rate", sorted(OPUS_DECODE_RATES))
+def test_opus_at_every_input_rate(tmp_path, input_rate):
+    data = opus(1.2345, input_rate)
+    assert opus_input_rate(data) == input_rate
+    info = probe(write(tmp_path, data, "clip.opus"), declared_type="audio/opus")
+    rate = OPUS_DECODE_RATES[input_rate]
+    assert (info.container, info.codec, info.sample_rate, info.channels) == ("ogg", "opus", rate, 1)
+    assert abs(info.frames - 1.2345 * rate) <= 1  # within one sample of the encoded length
+    assert info.duration_ms == 1234
+
+
+@pytest.mark.parametrize("input_rate", [48000, 22050, 8000])
+def test_ogg_truncated_mid_page(tmp_path, input_rate):
+    data = opus(2.0, input_rate)
     cut = len(data) // 2
     page = max(p for p in ogg_pages(data) if p < cut)
     refused(
@@ -444,8 +477,9 @@ def test_ogg_truncated_mid_page(tmp_path):
     )
 
 
-def test_ogg_truncated_at_a_page_boundary(tmp_path):
-    data = synth.synthesize("ogg-opus", 2.0)
+@pytest.mark.parametrize("input_rate", [48000, 22050, 8000])
+def test_ogg_truncated_at_a_page_boundary(tmp_path, input_rate):
+    data = opus(2.0, input_rate)
     last = ogg_pages(data)[-1]
     assert data[last + 5] & 0x04  # the end-of-stream page
     refused(
@@ -455,15 +489,35 @@ def test_ogg_truncated_at_a_page_boundary(tmp_path):
     )
 
 
-def test_ogg_damaged_inside_a_page(tmp_path):
-    data = bytearray(synth.synthesize("ogg-opus", 2.0))
+@pytest.mark.parametrize("input_rate", sorted(OPUS_DECODE_RATES))
+def test_ogg_damaged_inside_a_page(tmp_path, input_rate):
+    data = bytearray(opus(4.0, input_rate))  # long enough for audio pages on either side
     pages = ogg_pages(bytes(data))
     middle = pages[len(pages) // 2]
-    data[middle + 200 : middle + 260] = b"\x55" * 60  # the body: only the page CRC notices
+    assert pages.index(middle) > 2  # not a header page, nor the first audio page
+    body = middle + 27 + data[middle + 26]
+    data[body + 60 : body + 120] = b"\x55" * 60  # the body: only the page CRC notices
     refused(
         write(tmp_path, bytes(data)),
         r"the Ogg clip is damaged: decoding gave \d+ samples where its last page "
-        r"promises 96000",
+        rf"promises {4 * OPUS_DECODE_RATES[input_rate]}",
+        regex=True,
+        hint="damaged",
+    )
+
+
+@pytest.mark.parametrize("input_rate", [48000, 22050, 8000])
+def test_ogg_last_page_promising_more_than_the_stream_holds(tmp_path, input_rate):
+    data = bytearray(opus(2.0, input_rate))
+    last = ogg_pages(bytes(data))[-1]
+    granule = struct.unpack_from("<q", data, last + 6)[0]
+    struct.pack_into("<q", data, last + 6, granule + 4800)  # 100 ms more, in 48 kHz units
+    data[last + 22 : last + 26] = struct.pack("<I", 0)
+    data[last + 22 : last + 26] = struct.pack("<I", synth._ogg_crc(data[last:]))  # a valid page
+    refused(
+        write(tmp_path, bytes(data)),
+        r"the Ogg clip is damaged: decoding gave \d+ samples where its last page "
+        rf"promises {int(2.1 * OPUS_DECODE_RATES[input_rate])}",
         regex=True,
         hint="damaged",
     )
@@ -555,6 +609,14 @@ def test_synth_sounds_like_speech():
     # syllables and pauses: about half the frames carry voice, most others are near-silent
     assert 0.35 < (energy > 0.02).mean() < 0.8
     assert (energy < 0.01).mean() > 0.15
+
+
+def test_synth_opus_input_rates():
+    # a rate libopus takes is encoded as is; another is resampled and named in the OpusHead
+    for rate in (*synth.OPUS_RATES, 22050, 44100):
+        assert opus_input_rate(opus(0.2, rate)) == rate
+    assert opus(0.2, 22050) == opus(0.2, 22050)
+    assert opus(0.2, 22050) != opus(0.2, 24000)
 
 
 def test_synth_rejects_unknown_formats():

@@ -1,7 +1,8 @@
 """The HTTP layer stays thin: vault/http imports only services, errors and the domain.
 
-Allowed from the vault: ``vault.services.*``, ``vault.errors``, ``vault.inputs`` and the
-domain model ``vault.evidence``, ``vault.http.*`` itself, and the package's
+Allowed from the vault: ``vault.services.*``, ``vault.errors``, ``vault.inputs``,
+``vault.identifiers`` and the domain model ``vault.evidence``, ``vault.http.*`` itself, and
+the package's
 ``__version__``. Never the database, sealing, storage or ledger layers (``vault.db``,
 ``vault.sealing``, ``vault.storage``, ``vault.ledger``) nor anything else: what a route
 needs of them is a service's job. Every import statement counts, also those inside
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 HTTP_DIR = Path(__file__).resolve().parent.parent / "vault" / "http"
-ALLOWED_MODULES = ("vault.errors", "vault.inputs", "vault.evidence")
+ALLOWED_MODULES = ("vault.errors", "vault.inputs", "vault.identifiers", "vault.evidence")
 ALLOWED_PACKAGES = ("vault.services", "vault.http")
 #: names a module of vault/http may import from the ``vault`` package itself
 ALLOWED_ROOT_NAMES = ("__version__",)
@@ -90,7 +91,7 @@ def test_the_rule_catches_a_layer_import(source: str, culprit: str) -> None:
         "from vault.services.retrieve import open_object",
         "from vault.services import holds",
         "from vault.errors import NotFound",
-        "from vault.inputs import SLUG",
+        "from vault.identifiers import SLUG",
         "from vault.evidence import parse_evidence",
         "from vault import __version__",
         "from vault.http.deps import Caller",

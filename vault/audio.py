@@ -68,7 +68,7 @@ class AudioInfo:
     container: str  # "wav" | "mp3" | "ogg" | "flac"
     codec: str  # e.g. "pcm_s16le", "pcm_mulaw", "mp3", "opus", "vorbis", "flac"
     media_type: str  # canonical: "audio/wav" | "audio/mpeg" | "audio/ogg" | "audio/flac"
-    sample_rate: int
+    sample_rate: int  # of the decoded audio, which ``frames`` counts (Opus: see _probe_ogg)
     channels: int
     frames: int
     duration_ms: int  # measured, rounded down
@@ -302,24 +302,45 @@ def _probe_flac(f: BinaryIO, path: str | os.PathLike, start: int) -> AudioInfo:
 # --- Ogg -------------------------------------------------------------------------------------
 
 _OGG_EOS = 0x04
+_OPUS_GRANULE_RATE = 48000  # RFC 7845 §4: Opus granule positions count 48 kHz samples
 
 
 @dataclass(frozen=True)
 class _OggStream:
     codec: str
-    pre_skip: int  # Opus: samples to drop at the start
+    granule_rate: int | None  # samples per second the granule positions count; None: the
+    # codec's own sample rate (Vorbis)
+    pre_skip: int  # Opus: granule samples to drop at the start (0 for Vorbis)
     last_granule: int  # the end position of the last complete packet
+
+    def frames_at(self, rate: int) -> tuple[int, int]:
+        """The (fewest, most) frames a decoder at ``rate`` Hz may give for the whole stream.
+
+        Opus decodes at 8, 12, 16, 24 or 48 kHz whatever rate the OpusHead names (the input
+        rate is informational only), so the 48 kHz granule span is scaled to the decode rate;
+        a fractional sample may go either way.
+        """
+        span = self.last_granule - self.pre_skip
+        scale = self.granule_rate or rate
+        return span * rate // scale, -(-span * rate // scale)
 
 
 def _probe_ogg(f: BinaryIO, path: str | os.PathLike, size: int) -> AudioInfo:
+    """Walk the pages, decode, and require the decode to reach the last page's granule.
+
+    Opus is measured at libsndfile's decode rate, not at the OpusHead's input rate: the
+    lowest Opus rate (8, 12, 16, 24 or 48 kHz) at or above the input rate, so 22.05 kHz
+    input decodes at 24 kHz and 44.1 kHz at 48 kHz. ``frames`` are then real decoded samples.
+    """
     stream = _walk_ogg_pages(f, size)
     dec = _decode(path, "ogg")
-    expected = stream.last_granule - stream.pre_skip
-    if dec.frames != expected:
+    fewest, most = stream.frames_at(dec.sample_rate)
+    if not fewest <= dec.frames <= most:
         # libogg skips pages whose CRC fails: the decode comes up short of the last page
+        promised = str(fewest) if fewest == most else f"{fewest} or {most}"
         raise InvalidAudio(
             f"the Ogg clip is damaged: decoding gave {dec.frames} samples where its "
-            f"last page promises {expected}",
+            f"last page promises {promised}",
             hint=_HINT_DAMAGED,
         )
     return _info("ogg", stream.codec, dec.sample_rate, dec.channels, dec.frames)
@@ -357,7 +378,8 @@ def _walk_ogg_pages(f: BinaryIO, size: int) -> _OggStream:
         pos = end
     if not flags & _OGG_EOS:
         raise _truncated("Ogg", "its last page does not end the stream", None)
-    return _OggStream(codec, pre_skip, granule)
+    granule_rate = _OPUS_GRANULE_RATE if codec == "opus" else None
+    return _OggStream(codec, granule_rate, pre_skip, granule)
 
 
 def _ogg_codec(first_packet: bytes) -> tuple[str, int]:

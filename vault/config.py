@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vault.errors import ConfigError
+from vault.identifiers import KEY_NAME
 
 CONFIG_FILE = "vault.toml"
 #: where ``init`` puts a database password given on its command line (mode 0600)
@@ -47,8 +48,6 @@ HOME_ENV = "EVIDENCE_VAULT_HOME"
 #: the key providers a client can be configured with (``[keys.clients.NAME] provider``)
 KEY_PROVIDERS = ("local", "aws-kms")
 _CLIENT_KEY_FIELDS = ("provider", "key_id", "region", "endpoint_url")
-# the same names as tenants in key ids (vault.sealing.keys.check_name)
-_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 # key id, key ARN, alias name or alias ARN: printable, no spaces (KMS allows up to 2048)
 _KMS_KEY_ID = re.compile(r"[A-Za-z0-9:/_.+=,@-]{1,2048}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d+")
@@ -85,7 +84,7 @@ class ClientKeySettings:
 
     def __post_init__(self) -> None:
         where = f"[keys.clients.{_toml_key(self.client)}]"
-        if not isinstance(self.client, str) or not _CLIENT_NAME.fullmatch(self.client):
+        if not KEY_NAME.matches(self.client):  # it names the tenant in key ids
             raise ConfigError(
                 f"{where}: a client name must be 1-128 characters of letters, digits, "
                 "'.', '_', '/' or '-', starting with a letter or digit",

@@ -44,6 +44,7 @@ from pydantic import (
 
 from vault import inputs
 from vault.errors import FieldError, InvalidEvidence
+from vault.identifiers import SLUG
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -61,9 +62,8 @@ __all__ = [
     "parse_evidence",
 ]
 
-# \A and \Z rather than ^ and $: "$" also matches before a trailing newline, so
-# re.match("^...$", "acme\n") would accept a name that differs from the one stored.
-SLUG_PATTERN = re.compile(rf"\A{inputs.SLUG}\Z")
+#: the rule of client and campaign names (vault.identifiers.SLUG), anchored \A…\Z
+SLUG_PATTERN = SLUG.regex
 SLUG_RULE = "must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
 
 MAX_ID_LENGTH = 128
@@ -125,8 +125,8 @@ def _fail(message: str, at: str = "") -> NoReturn:
 
 
 def is_slug(s: object) -> bool:
-    """Whether ``s`` is a valid client or campaign name (:data:`SLUG_PATTERN`)."""
-    return isinstance(s, str) and SLUG_PATTERN.match(s) is not None
+    """Whether ``s`` is a valid client or campaign name (:data:`vault.identifiers.SLUG`)."""
+    return SLUG.matches(s)
 
 
 def _identifier_problem(value: str) -> str | None:

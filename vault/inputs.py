@@ -22,13 +22,6 @@ CONTROL = "must not contain control characters"
 CONTROL_MULTILINE = "must not contain control characters other than tab and line breaks"
 NOT_UNICODE = "must be valid Unicode text (it holds an unpaired surrogate)"
 
-# Identifier rules, unanchored: every layer anchors them its own way (``re.fullmatch``,
-# ``\A...\Z``, or ``^...$`` in a JSON Schema), so one rule never drifts apart.
-#: client and campaign names, person handles: what log entries and object keys may hold
-SLUG = r"[a-z0-9][a-z0-9._-]{0,63}"
-#: a hold's case reference: an identifier of the client's case system, never free text
-CASE_REF = r"[A-Za-z0-9][A-Za-z0-9._/:#-]{0,63}"
-
 # Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -7,7 +7,8 @@ and a little background noise. It is not intelligible, but it has the spectrum a
 on/off rhythm of speech, so codecs treat it like speech and clips are not trivially
 compressible.
 
-The output is deterministic: the same ``(fmt, seconds, seed)`` gives the same bytes.
+The output is deterministic: the same ``(fmt, seconds, seed, sample_rate)`` gives the same
+bytes.
 """
 
 from __future__ import annotations
@@ -67,25 +68,49 @@ _BANDWIDTHS = np.array([90.0, 110.0, 170.0])
 _TOP_HZ = 3600.0  # telephone band: no harmonics above this
 
 
-def synthesize(fmt: str, seconds: float, *, seed: int = 0) -> bytes:
-    """Encoded bytes of a mono speech-like clip ``seconds`` long in format ``fmt``."""
+#: the rates libopus encodes at; any other input is resampled to the next one up
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def synthesize(fmt: str, seconds: float, *, seed: int = 0, sample_rate: int | None = None) -> bytes:
+    """Encoded bytes of a mono speech-like clip ``seconds`` long in format ``fmt``.
+
+    ``sample_rate`` replaces the format's telephony rate. For "ogg-opus" it is the input
+    rate: one libopus cannot take (22050, 44100 Hz) is resampled to the next rate of
+    :data:`OPUS_RATES` up and named in the OpusHead as the input rate, as opusenc does.
+    """
     container, subtype, rate = _encoding(fmt)
     if seconds <= 0:
         raise ValueError("seconds must be positive")
-    samples = speech(seconds, rate, seed=seed)
+    input_rate = sample_rate or rate
+    samples = speech(seconds, input_rate, seed=seed)
+    if container == "OGG" and subtype == "OPUS":
+        rate = _opus_coding_rate(input_rate)
+        samples = _resample(samples, input_rate, rate, seconds)
+    else:
+        rate = input_rate
     buf = io.BytesIO()
     sf.write(buf, samples, rate, format=container, subtype=subtype)
     data = buf.getvalue()
     if container == "OGG":
+        if subtype == "OPUS":
+            data = _set_opus_input_rate(data, input_rate)
         # libsndfile picks a random Ogg stream serial number; pin it so output is reproducible
         data = _set_ogg_serial(data, _serial_for(seed))
     return data
 
 
-def write_clip(path: str | os.PathLike, fmt: str, seconds: float, *, seed: int = 0) -> Path:
+def write_clip(
+    path: str | os.PathLike,
+    fmt: str,
+    seconds: float,
+    *,
+    seed: int = 0,
+    sample_rate: int | None = None,
+) -> Path:
     """Write :func:`synthesize` output to ``path`` and return it as a Path."""
     out = Path(path)
-    out.write_bytes(synthesize(fmt, seconds, seed=seed))
+    out.write_bytes(synthesize(fmt, seconds, seed=seed, sample_rate=sample_rate))
     return out
 
 
@@ -216,6 +241,26 @@ def _wav_header(data_bytes: int, rate: int) -> bytes:
         + b"data"
         + struct.pack("<I", data_bytes)
     )
+
+
+def _opus_coding_rate(input_rate: int) -> int:
+    return next((r for r in OPUS_RATES if r >= input_rate), OPUS_RATES[-1])
+
+
+def _resample(samples: np.ndarray, rate: int, to: int, seconds: float) -> np.ndarray:
+    """Linear interpolation onto the ``to`` grid: enough for a signal band-limited to 3.6 kHz."""
+    if rate == to:
+        return samples
+    out = np.interp(np.arange(round(seconds * to)) / to, np.arange(len(samples)) / rate, samples)
+    return out.astype(np.float32)
+
+
+def _set_opus_input_rate(data: bytes, rate: int) -> bytes:
+    """Name ``rate`` as the OpusHead's input sample rate (the CRC is fixed by the caller)."""
+    at = 27 + data[26]  # the first page's body: the OpusHead packet
+    if data[at : at + 8] != b"OpusHead":
+        raise ValueError("no OpusHead on the first Ogg page")
+    return data[: at + 12] + struct.pack("<I", rate) + data[at + 16 :]
 
 
 def _serial_for(seed: int) -> int:

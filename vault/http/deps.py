@@ -16,17 +16,16 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from vault.inputs import CASE_REF as _CASE_REF
-from vault.inputs import SLUG as _SLUG
+from vault import identifiers
 from vault.services.context import VaultContext
 from vault.services.tokens import Principal, authenticate
 
-#: client and campaign names (vault.evidence.SLUG_PATTERN)
-SLUG = f"^{_SLUG}$"
-#: person handles follow the slug rule (vault.services.people)
-HANDLE = SLUG
-#: a hold's case reference (vault.services.holds)
-CASE_REF = f"^{_CASE_REF}$"
+#: client and campaign names
+SLUG = identifiers.SLUG.pattern
+#: person handles
+HANDLE = identifiers.HANDLE.pattern
+#: a hold's case reference
+CASE_REF = identifiers.CASE_REF.pattern
 #: token ids are ``tk`` + hex; anything else cannot name one
 TOKEN_ID = r"^[A-Za-z0-9_-]{1,40}$"
 

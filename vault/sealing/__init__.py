@@ -5,8 +5,8 @@ a key size:
 
 * ``stream`` — the sealed-object format (segmented AES-256-GCM stream, random access);
 * ``envelope`` — per-record data keys and the associated data binding objects to records;
-* ``keys`` / ``local`` — key providers that wrap data keys under per-tenant, per-month
-  KEKs (crypto-shredding), and the local keyring file;
+* ``keys`` / ``local`` — key providers that wrap data keys under per-tenant KEKs, one
+  per month in which retention ends (crypto-shredding), and the local keyring file;
 * ``kms`` — the ``aws-kms`` provider (data keys from AWS KMS, bound to an encryption
   context); ``providers`` — the router that picks each client's provider;
 * ``hashing`` — keyed hashes for lookups and salted commitments for the ledger;

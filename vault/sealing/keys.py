@@ -1,10 +1,15 @@
 """Key providers: who wraps the per-record data keys (DEKs) under key-encryption keys (KEKs).
 
-A provider holds one KEK per tenant per time bucket (the month of recording, e.g.
-``"2026-11"``). Destroying a bucket's KEK makes every DEK wrapped under it — and so every
-object sealed with those DEKs — unreadable everywhere, including in storage and database
-backups: crypto-shredding. A provider also keeps one index key per tenant for keyed hashes;
-index keys are never shredded with records (they protect lookups, not evidence).
+A provider holds one KEK per tenant per time bucket. The vault names a record's bucket
+after the month (UTC) its retention *ends*, e.g. ``"exp-2028-11"``
+(:func:`vault.services.keys.expiry_bucket`), so a bucket's records fall due together;
+vaults from before schema 0003 also hold buckets ``"YYYY-MM"`` named after the month of
+recording. Destroying a bucket's KEK makes every DEK wrapped under it — and so every
+object sealed with those DEKs — unreadable in storage and in database backups alike,
+which hold only wrapped DEKs: crypto-shredding (copies of the keyring file taken before
+the destroy still hold the KEK). A KMS-backed provider has no buckets (KMS rotates its
+key). A provider also keeps one index key per tenant for keyed hashes; index keys are
+never shredded with records (they protect lookups, not evidence).
 
 :func:`wrap_data_key` / :func:`unwrap_data_key` are the wrapping recipe shared by providers
 that hold KEK bytes themselves (``local``); a KMS-backed provider uses the KMS's own
@@ -14,7 +19,6 @@ wrapping with the same context.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -23,6 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.errors import DecryptionFailed
+from vault.identifiers import KEY_NAME
 from vault.sealing._encoding import encode_items, require_key, require_text
 from vault.sealing.envelope import DATA_KEY_SIZE
 
@@ -33,16 +38,12 @@ WRAP_AAD_DOMAIN = "evidence-vault/v1 wrapped data key"
 #: version(1) ‖ nonce(12) ‖ AES-GCM(DEK)(32) ‖ tag(16)
 WRAPPED_SIZE = 1 + WRAP_NONCE_SIZE + DATA_KEY_SIZE + 16
 
-# tenants and buckets become parts of key ids ("local:telco-de:2026-11:1"), so ':' and
-# whitespace are out; a leading letter/digit keeps them readable in listings
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
-
 
 @dataclass(frozen=True)
 class WrappedKey:
     """A data key wrapped under a KEK; safe to store next to the record (no secrets)."""
 
-    kek_id: str  # identifies the KEK, e.g. "local:telco-de:2026-11:1"
+    kek_id: str  # identifies the KEK, e.g. "local:telco-de:exp-2028-11:1"
     blob: bytes  # the wrapped DEK (format depends on the provider)
 
 
@@ -76,8 +77,8 @@ class KeyProvider(Protocol):
 
 
 def check_name(what: str, value: str) -> str:
-    """A tenant or bucket name usable inside a key id."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    """A tenant or bucket name usable inside a key id (:data:`vault.identifiers.KEY_NAME`)."""
+    if not KEY_NAME.matches(value):
         raise ValueError(
             f"{what} must be 1-128 characters of letters, digits, '.', '_', '/' or '-', "
             "starting with a letter or digit"

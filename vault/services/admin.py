@@ -11,7 +11,7 @@ from sqlmodel import select
 from vault.db import Campaign, Client, read_session, write_session
 from vault.db.log import new_log
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
-from vault.evidence import is_slug
+from vault.identifiers import SLUG
 from vault.ledger.entry import format_time
 from vault.services.context import VaultContext
 from vault.services.retention import check_basis, check_days
@@ -83,7 +83,7 @@ def add_client(
 def list_clients(ctx: VaultContext) -> list[Client]:
     """The tenants (not the vault-wide log's row, whose id is no slug)."""
     with read_session(ctx.engine) as s:
-        return [c for c in s.exec(select(Client).order_by(Client.id)) if is_slug(c.id)]
+        return [c for c in s.exec(select(Client).order_by(Client.id)) if SLUG.matches(c.id)]
 
 
 def find_client(ctx: VaultContext, client_id: str) -> ClientInfo | None:
@@ -106,7 +106,7 @@ def add_campaign(
     try:
         with write_session(ctx.engine) as s:
             client = s.get(Client, client_id)
-            if client is None or not is_slug(client_id):  # the vault-wide log is no tenant
+            if client is None or not SLUG.matches(client_id):  # the vault-wide log is no tenant
                 raise _unknown_client(client_id)
             if retention_days is None and client.retention_days is None:
                 raise _no_rule(client_id)
@@ -193,7 +193,7 @@ def _no_rule(client_id: str) -> InvalidEvidence:
 
 
 def _check_slug(what: str, value: str) -> None:
-    if not is_slug(value):
+    if not SLUG.matches(value):
         raise InvalidEvidence(
             [
                 FieldError(

@@ -105,10 +105,6 @@ def log_verifier_key(ctx: VaultContext) -> str:
     return verifier_key(ctx.settings.name, ctx.keys.signing_key().public_key_bytes())
 
 
-def log_verifier(ctx: VaultContext) -> Verifier:
-    return parse_verifier_key(log_verifier_key(ctx))
-
-
 def log_verifiers(ctx: VaultContext) -> list[Verifier]:
     """Every generation of the log key, current and retired: each signed checkpoints once."""
     ctx.keys.signing_key()  # generation 1 of a vault that never signed

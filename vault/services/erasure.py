@@ -9,21 +9,19 @@ lock lapses and a retention run deletes them (they cannot be opened by anyone me
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from sqlmodel import select
 
 from vault.db import Client, Record, read_session
 from vault.errors import FieldError, InvalidEvidence, NotFound
-from vault.evidence import is_slug, normalise_phone
+from vault.evidence import normalise_phone
+from vault.identifiers import REQUEST_REF, SLUG
 from vault.sealing import keyed_hash
 from vault.services.binding import LogTail
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.retention import active_holds, purge_objects, shred_record
-
-_REQUEST_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]{0,63}")
 
 
 @dataclass
@@ -51,7 +49,7 @@ def erase(
             [FieldError("request", "give exactly one of phone or record")],
             hint="erase by the data subject's phone number, or one record id",
         )
-    if not _REQUEST_REF.fullmatch(request_ref):
+    if not REQUEST_REF.matches(request_ref):
         raise InvalidEvidence(
             [FieldError("request_ref", "must be 1-64 characters of letters, digits, . _ / : # -")]
         )
@@ -85,7 +83,7 @@ def erase(
 def _by_phone(ctx: VaultContext, phone: str, client: str | None) -> list[Record]:
     number = normalise_phone(phone).encode()
     with read_session(ctx.engine) as s:
-        known = [c for c in s.exec(select(Client.id)) if is_slug(c)]  # not the vault-wide log
+        known = [c for c in s.exec(select(Client.id)) if SLUG.matches(c)]  # not the vault-wide log
         # only existing clients: an unknown name must not create an index key
         clients = [c for c in known if c == client] if client else known
         out: list[Record] = []

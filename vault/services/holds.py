@@ -19,7 +19,6 @@ database; the retention run lifts such a stale hold before deleting).
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,21 +34,18 @@ from vault.errors import (
     PermissionDenied,
     VaultError,
 )
-from vault.inputs import CASE_REF, text_problem
+from vault.identifiers import CASE_REF, new_hold_id
+from vault.inputs import text_problem
 from vault.ledger.entry import format_time
 from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
-from vault.services.ingest import new_record_id
 from vault.services.people import Principal
 from vault.services.retention import active_holds
 
 log = logging.getLogger(__name__)
 
 KINDS = ("dispute", "legal")
-# a case reference is an identifier of the client's case system, not free text: it goes
-# into the log, which must never carry personal data
-_CASE_REF = re.compile(CASE_REF)
 MAX_REASON = 500
 
 
@@ -109,7 +105,7 @@ def place_hold(
     _store_hold(ctx, rec, True)
     now = ctx.clock()
     hold = Hold(
-        id="h" + new_record_id(),
+        id=new_hold_id(),
         client_id=rec.client_id,
         record_id=rec.id,
         kind=kind,
@@ -225,7 +221,7 @@ def _check(kind: str, case_ref: str, reason: str) -> None:
     errors = []
     if kind not in KINDS:
         errors.append(FieldError("kind", f"must be one of {', '.join(KINDS)}"))
-    if not isinstance(case_ref, str) or not _CASE_REF.fullmatch(case_ref):
+    if not CASE_REF.matches(case_ref):
         errors.append(
             FieldError(
                 "case_ref",

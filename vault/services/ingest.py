@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +38,7 @@ from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, 
 from vault.db.log import Appended, EntryDraft, LogWriter, append_entries, log_head
 from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
+from vault.identifiers import new_record_id
 from vault.ledger import entry_hash
 from vault.ledger.entry import format_time
 from vault.sealing import (
@@ -576,16 +575,3 @@ def accepted_media_type(declared: str) -> str | None:
 
 def object_prefix(client: str, campaign: str, recorded_at: datetime, record_id: str) -> str:
     return f"{client}/{campaign}/{recorded_at:%Y}/{recorded_at:%m}/{record_id}"
-
-
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_record_id() -> str:
-    """26 chars of Crockford base32: 48-bit milliseconds then 80 random bits (ULID layout).
-
-    The wall clock, not the vault's injectable clock: ids must stay unique and roughly
-    time-ordered even when tests or replays pin the clock.
-    """
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))

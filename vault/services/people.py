@@ -35,8 +35,7 @@ from vault.errors import (
     NotFound,
     PermissionDenied,
 )
-from vault.evidence import is_slug
-from vault.inputs import SLUG
+from vault.identifiers import HANDLE, SLUG
 from vault.ledger.entry import format_time
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
@@ -45,7 +44,6 @@ ROLES = ("dialer", "client", "auditor", "admin")
 #: the log of events that concern no single client (global admins). Client ids are slugs
 #: (``[a-z0-9]`` first), so no client can ever be called this.
 GLOBAL_LOG = "_vault"
-_HANDLE = re.compile(SLUG)  # handles follow the slug rule
 _TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
 
 
@@ -316,7 +314,7 @@ def _taken(handle: str) -> Conflict:
 
 def _check(handle: str, role: str, client: str | None, display_name: str) -> None:
     errors = []
-    if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
+    if not HANDLE.matches(handle):
         errors.append(
             FieldError(
                 "handle",
@@ -328,7 +326,7 @@ def _check(handle: str, role: str, client: str | None, display_name: str) -> Non
         errors.append(FieldError("role", f"must be one of {', '.join(ROLES)}"))
     if client is None and role != "admin":
         errors.append(FieldError("client", f"a {role} needs a client"))
-    if client is not None and not is_slug(client):
+    if client is not None and not SLUG.matches(client):
         errors.append(FieldError("client", "is not a client id"))
     if (
         not isinstance(display_name, str)

@@ -44,7 +44,8 @@ from vault.errors import (
     StorageError,
     VaultError,
 )
-from vault.evidence import FUTURE_TOLERANCE, is_slug, normalise_phone
+from vault.evidence import FUTURE_TOLERANCE, normalise_phone
+from vault.identifiers import SLUG
 from vault.ledger.entry import format_time
 from vault.sealing import keyed_hash
 from vault.services.binding import LogTail, check_record, sealed_object
@@ -310,7 +311,7 @@ def run(
             progress(item)
     with read_session(ctx.engine) as s:
         # every tenant (the vault-wide log has no keys to sweep)
-        clients = [client] if client else [c for c in s.exec(select(Client.id)) if is_slug(c)]
+        clients = [client] if client else [c for c in s.exec(select(Client.id)) if SLUG.matches(c)]
     for c in clients:
         destroyed, rewrapped = sweep_keys(ctx, c)
         report.keks_destroyed += destroyed

@@ -20,7 +20,8 @@ from sqlmodel import select
 from vault.db import Campaign, Client, Record, read_session, write_session
 from vault.db.log import EntryDraft, append_entries
 from vault.errors import DecryptionFailed
-from vault.evidence import is_slug, normalise_phone
+from vault.evidence import normalise_phone
+from vault.identifiers import SLUG
 from vault.ledger.entry import format_time
 from vault.sealing import (
     HEADER_SIZE,
@@ -92,7 +93,7 @@ class Query:
 
 def find(ctx: VaultContext, q: Query) -> list[RecordSummary]:
     with read_session(ctx.engine) as s:
-        known = [c for c in s.exec(select(Client.id)) if is_slug(c)]  # not the vault-wide log
+        known = [c for c in s.exec(select(Client.id)) if SLUG.matches(c)]  # not the vault-wide log
         # only existing clients: an unknown name must not create keys just by being searched
         clients = [c for c in known if c == q.client] if q.client else known
         hits: list[RecordSummary] = []

@@ -32,6 +32,7 @@ from vault.db import Campaign, read_session, write_session
 from vault.db.log import EntryDraft, append_entries
 from vault.db.models import ApiToken, Person
 from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied, Unauthenticated
+from vault.identifiers import new_token_id
 from vault.ledger.entry import format_time
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
@@ -106,7 +107,7 @@ def create_token(
     secret = PREFIX + secrets.token_urlsafe(32)
     now = ctx.clock()
     row = ApiToken(
-        id="tk" + secrets.token_hex(8),
+        id=new_token_id(),
         secret_hash=hash_token(secret),
         person_id=owner.id,
         role=owner.role,
