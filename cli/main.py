@@ -38,42 +38,12 @@ from vault.config import (
     resolve_home,
     shown_url,
 )
-from vault.errors import (
-    ConfigError,
-    Conflict,
-    FieldError,
-    InvalidAudio,
-    InvalidEvidence,
-    NotFound,
-    PermissionDenied,
-    VaultError,
-)
+from vault.errors import FieldError, VaultError
 from vault.inputs import InvalidText, text_problem
 from vault.services.context import create_vault
 
+EXIT_FINDINGS = 1
 EXIT_UNPINNED = 8
-EXIT_REFUSED = 9
-EXIT_FINDINGS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_CONFIG, EXIT_FAILURE = (
-    1,
-    3,
-    4,
-    5,
-    6,
-    7,
-)
-
-
-def _exit_code(exc: VaultError) -> int:
-    for kind, code in (
-        ((InvalidEvidence, InvalidAudio), EXIT_INVALID),
-        (NotFound, EXIT_NOT_FOUND),
-        (Conflict, EXIT_CONFLICT),
-        (ConfigError, EXIT_CONFIG),
-        (PermissionDenied, EXIT_REFUSED),
-    ):
-        if isinstance(exc, kind):
-            return code
-    return EXIT_FAILURE
 
 
 class _Command(click.Command):
@@ -104,7 +74,7 @@ def _param_name(param: click.Parameter) -> str:
 
 
 class _Group(click.Group):
-    """Turns VaultErrors into a clear message (or JSON) and a documented exit code."""
+    """Turns VaultErrors into a clear message (or JSON) and the error's exit code."""
 
     command_class = _Command
     group_class = type  # subgroups are _Groups: their commands are checked too
@@ -122,7 +92,7 @@ class _Group(click.Group):
                     click.echo(f"  - {fe.field}: {fe.message}", err=True)
                 if exc.hint:
                     click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(_exit_code(exc))
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group)
