@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+import click
 import pytest
+from click.testing import CliRunner
 
 import cli.main  # noqa: F401  (loads every error class the command defines)
 import vault.http.app  # loads the routes' error classes
 import vault.ledger.checkpoint  # noqa: F401
+from cli._common import VaultGroup
 from vault import errors
 from vault.client import VaultApiError, api_error
 from vault.errors import (
@@ -99,6 +102,23 @@ def test_the_api_problem_maps_back_to_the_same_class(cls):
         exc.exit_code,
     )
     assert remote.message == exc.message
+
+
+@pytest.mark.parametrize("cls", error_classes(), ids=lambda c: c.kind)
+def test_the_command_exits_with_the_errors_code(cls):
+    @click.group(cls=VaultGroup)
+    def root() -> None:
+        pass
+
+    @root.command()
+    def fail() -> None:
+        raise _instance(cls)
+
+    result = CliRunner().invoke(root, ["fail"], obj={})
+    assert result.exit_code == TABLE[cls.kind][1], result.output
+    as_json = CliRunner().invoke(root, ["fail", "--json"], obj={})
+    assert as_json.exit_code == TABLE[cls.kind][1]
+    assert json.loads(as_json.output)["error"]["kind"] == cls.kind
 
 
 def test_a_problem_of_unknown_kind_is_the_class_of_its_status():
