@@ -208,7 +208,12 @@ def _expiry(text: str | None, now: datetime) -> datetime | None:
             param_hint="--expires",
         )
     if m:
-        expires_at = now + timedelta(**{LIFETIME_UNITS[m[2]]: int(m[1])})
+        try:
+            expires_at = now + timedelta(**{LIFETIME_UNITS[m[2]]: int(m[1])})
+        except OverflowError:
+            raise click.BadParameter(
+                f"{text!r} is too long a lifetime", param_hint="--expires"
+            ) from None
     else:
         try:
             expires_at = parse_when(text, "--expires")

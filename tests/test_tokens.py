@@ -159,6 +159,8 @@ def test_token_commands(tmp_path, monkeypatch):
     short = run("token", "create", "--person", "dialer-7", "--expires", "1s", code=2)
     assert "--expires" in short and "d (days), h (hours), m (minutes)" in short
     assert "d (days)" in run("token", "create", "--person", "dialer-7", "--expires", "90", code=2)
+    too_long = ("--expires", "99999999999d")
+    assert "too long" in run("token", "create", "--person", "dialer-7", *too_long, code=2)
     garbled = run("token", "create", "--person", "dialer-7", "--expires", "soon", code=2)
     assert "neither a lifetime" in garbled and "ISO-8601" in garbled
     past = run("token", "create", "--person", "dialer-7", "--expires", "2020-01-01", code=2)
