@@ -172,8 +172,9 @@ def retention() -> None:
     "--at",
     "at",
     metavar="DATE",
-    help="Look at that day instead (ISO-8601, e.g. 2028-01-31): what would expire by then, "
-    "with today's holds. Only a plan: `retention run` always runs now.",
+    help="Look at that time instead (ISO-8601; a date such as 2028-01-31 is its 00:00 "
+    "UTC): what would have expired by then, with today's holds. Only a plan: "
+    "`retention run` always runs now.",
 )
 @click.pass_context
 def retention_plan(ctx, client_id, at) -> None:
