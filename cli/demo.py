@@ -228,8 +228,6 @@ def _prove(vault: Vault, receipts: list, root: Path) -> None:
 
 
 def _retention(vault: Vault, receipts: list) -> None:
-    from vault.errors import Shredded
-
     disputed, other = receipts[1][0], receipts[2][0]
     say(
         "9. Over two years later: retention runs, the disputed order is kept",
@@ -245,7 +243,14 @@ def _retention(vault: Vault, receipts: list) -> None:
     )
     click.echo(f"  dispute {hold.id} holds record {disputed.record_id}")
     later = datetime.now(UTC) + timedelta(days=800)
-    vault.context.clock = lambda: later  # the demo's time machine
+    # the demo's time machine: the same vault, opened with a clock 800 days ahead
+    with Vault.open(vault.settings.home, clock=lambda: later) as future:
+        _retention_later(future, later, disputed.record_id, other.record_id)
+
+
+def _retention_later(vault: Vault, later: datetime, disputed: str, other: str) -> None:
+    from vault.errors import Shredded
+
     report = vault.run_retention()
     click.echo(
         f"  retention run on {later:%Y-%m-%d}: shredded {len(report.shredded)}, kept on hold "
@@ -253,10 +258,10 @@ def _retention(vault: Vault, receipts: list) -> None:
         f"record's data key re-wrapped under a later month's key: {report.rewrapped}"
     )
     try:
-        vault.show(other.record_id)
+        vault.show(other)
     except Shredded as exc:
-        click.echo(f"  opening {other.record_id}: {exc.message}")
-    kept = vault.show(disputed.record_id, principal="demo:escalation-team")
+        click.echo(f"  opening {other}: {exc.message}")
+    kept = vault.show(disputed, principal="demo:escalation-team")
     click.echo(f"  the disputed order is still readable: {kept['evidence']['order_ref']}")
     report = vault.verify()
     click.echo(
@@ -268,6 +273,7 @@ def _retention(vault: Vault, receipts: list) -> None:
 
 
 def _object_path(vault: Vault, record_id: str) -> Path:
+    # the tamperer works behind the vault's back: below the facade, on purpose
     from vault.services.retrieve import get_record
 
     rec = get_record(vault.context, record_id)

@@ -1,13 +1,14 @@
 """Commands for the evidence lifecycle: retention, disputes and holds, erasure, keys.
 
-They register themselves on the groups of :mod:`cli.main` when it is imported.
+:mod:`cli.main` attaches them: ``client retention``, ``campaign retention``, ``log keys``
+and ``log rotate-key`` to its groups, the rest to the command itself.
 """
 
 from __future__ import annotations
 
 import click
 
-from cli.main import _emit, _open, _rule, _when, campaign, cli, client, log
+from cli._common import acting, command, emit, group, open_vault, parse_when, retention_rule
 from vault.ledger.entry import format_time
 
 _AS = click.option(
@@ -18,13 +19,8 @@ _AS = click.option(
 )
 
 
-def _acting(vault, handle: str | None, *roles: str):
-    """The named person (must exist, be enabled and have one of ``roles``), or the operator."""
-    return vault.person(handle, *roles) if handle else vault.operator()
-
-
 # -- retention rules ----------------------------------------------------------------------
-@client.command("retention")
+@command("retention")
 @click.argument("client_id")
 @click.argument("days", type=int)
 @click.pass_context
@@ -33,11 +29,11 @@ def client_retention(ctx, client_id, days) -> None:
 
     Applies to evidence sealed from now on; sealed evidence keeps its date.
     """
-    _open(ctx).set_client_retention(client_id, days)
-    _emit(ctx, {"client": client_id, "retention_days": days}, f"{client_id}: default {days} days")
+    open_vault(ctx).set_client_retention(client_id, days)
+    emit(ctx, {"client": client_id, "retention_days": days}, f"{client_id}: default {days} days")
 
 
-@campaign.command("retention")
+@command("retention")
 @click.argument("name")
 @click.option("--client", "client_id", required=True, help="The campaign's client.")
 @click.option("--retention-days", type=int, help="Keep evidence this many days.")
@@ -50,16 +46,16 @@ def campaign_retention(ctx, name, client_id, retention_days, client_default, bas
         raise click.UsageError("give --retention-days or --client-default, not both")
     if retention_days is None and not client_default and basis is None:
         raise click.UsageError("give --retention-days, --client-default or --basis")
-    vault = _open(ctx)
+    vault = open_vault(ctx)
     if retention_days is None and not client_default:  # only the basis changes
         current = [c for c in vault.campaigns(client_id) if c.name == name]
         if current and not current[0].client_default:
             retention_days = current[0].retention_days
     info = vault.set_campaign_retention(client_id, name, retention_days, basis=basis)
-    _emit(ctx, info.to_dict(), f"{client_id}/{name}: {_rule(info)}")
+    emit(ctx, info.to_dict(), f"{client_id}/{name}: {retention_rule(info)}")
 
 
-@cli.group()
+@group()
 def consent() -> None:
     """Uses of a callee's advertising consent (they extend consent-based retention)."""
 
@@ -73,12 +69,12 @@ def consent() -> None:
 @click.pass_context
 def consent_used(ctx, client_id, phone, at) -> None:
     """Record a use of the consent outside the vault (a mailing, a call not recorded)."""
-    ids = _open(ctx).record_consent_use(client_id, phone, _when(at))
-    _emit(ctx, {"extended": ids}, f"extended the retention of {len(ids)} record(s)")
+    ids = open_vault(ctx).record_consent_use(client_id, phone, parse_when(at, "--at"))
+    emit(ctx, {"extended": ids}, f"extended the retention of {len(ids)} record(s)")
 
 
 # -- disputes and holds -------------------------------------------------------------------
-@cli.group()
+@group()
 def dispute() -> None:
     """Disputes of a client's customers: each places a legal hold on the record."""
 
@@ -91,13 +87,13 @@ def dispute() -> None:
 @click.pass_context
 def dispute_open(ctx, record_id, case_ref, reason, principal) -> None:
     """Open a dispute on RECORD_ID: its evidence is kept until the hold is released."""
-    vault = _open(ctx)
-    who = _acting(vault, principal, "client", "admin")
+    vault = open_vault(ctx)
+    who = acting(vault, principal, "client", "admin")
     h = vault.open_dispute(record_id, case_ref=case_ref, reason=reason, principal=who)
-    _emit(ctx, h.to_dict(), f"dispute {h.id} opened on {record_id} (case {case_ref})")
+    emit(ctx, h.to_dict(), f"dispute {h.id} opened on {record_id} (case {case_ref})")
 
 
-@cli.group()
+@group()
 def hold() -> None:
     """Legal holds: evidence on hold is never purged nor erased."""
 
@@ -110,10 +106,10 @@ def hold() -> None:
 @click.pass_context
 def hold_place(ctx, record_id, case_ref, reason, principal) -> None:
     """Place an admin's legal hold on RECORD_ID."""
-    vault = _open(ctx)
-    who = _acting(vault, principal, "admin")
+    vault = open_vault(ctx)
+    who = acting(vault, principal, "admin")
     h = vault.place_hold(record_id, case_ref=case_ref, reason=reason, principal=who)
-    _emit(ctx, h.to_dict(), f"hold {h.id} placed on {record_id} (case {case_ref})")
+    emit(ctx, h.to_dict(), f"hold {h.id} placed on {record_id} (case {case_ref})")
 
 
 @hold.command("release")
@@ -127,14 +123,14 @@ def hold_place(ctx, record_id, case_ref, reason, principal) -> None:
 @click.pass_context
 def hold_release(ctx, hold_id, admin) -> None:
     """Request (first admin) or approve (a second, different admin) a hold's release."""
-    h = _open(ctx).release_hold(hold_id, admin=admin)
+    h = open_vault(ctx).release_hold(hold_id, admin=admin)
     human = (
         f"hold {h.id} released (requested by {h.release_requested_by}, approved by {h.released_by})"
         if h.released_by
         else f"release of hold {h.id} requested by {h.release_requested_by}; a second admin "
         "must approve"
     )
-    _emit(ctx, h.to_dict(), human)
+    emit(ctx, h.to_dict(), human)
 
 
 @hold.command("list")
@@ -144,10 +140,10 @@ def hold_release(ctx, hold_id, admin) -> None:
 @click.pass_context
 def hold_list(ctx, client_id, record_id, include_released) -> None:
     """List holds (active ones unless --all)."""
-    rows = _open(ctx).holds(
+    rows = open_vault(ctx).holds(
         client=client_id, record_id=record_id, include_released=include_released
     )
-    _emit(
+    emit(
         ctx,
         [h.to_dict() for h in rows],
         "\n".join(
@@ -165,18 +161,26 @@ def hold_list(ctx, client_id, record_id, include_released) -> None:
 
 
 # -- retention runs and erasure -----------------------------------------------------------
-@cli.group()
+@group()
 def retention() -> None:
     """Retention: what expired evidence would be shredded, and shredding it."""
 
 
 @retention.command("plan")
 @click.option("--client", "client_id", help="Only this client.")
+@click.option(
+    "--at",
+    "at",
+    metavar="DATE",
+    help="Look at that time instead (ISO-8601; a date such as 2028-01-31 is its 00:00 "
+    "UTC): what would have expired by then, with today's holds. Only a plan: "
+    "`retention run` always runs now.",
+)
 @click.pass_context
-def retention_plan(ctx, client_id) -> None:
-    """List what `retention run` would do now, and why."""
-    items = _open(ctx).retention_plan(client_id)
-    _emit(
+def retention_plan(ctx, client_id, at) -> None:
+    """List what `retention run` would do now (or on the day --at), and why."""
+    items = open_vault(ctx).retention_plan(client_id, at=parse_when(at, "--at"))
+    emit(
         ctx,
         [i.to_dict() for i in items],
         "\n".join(f"{i.action:<6} {i.record_id}  {i.why}  [{i.rule}]" for i in items)
@@ -193,8 +197,8 @@ def retention_run(ctx, client_id) -> None:
     Safe to interrupt and to rerun: every record is either intact or shredded, and the
     next run finishes what is left.
     """
-    report = _open(ctx).run_retention(client_id)
-    _emit(
+    report = open_vault(ctx).run_retention(client_id)
+    emit(
         ctx,
         report.to_dict(),
         f"shredded {len(report.shredded)}, objects deleted for {len(report.purged)}, "
@@ -203,7 +207,7 @@ def retention_run(ctx, client_id) -> None:
     )
 
 
-@cli.command(short_help="Erase a data subject's evidence (GDPR Art 17).")
+@command(short_help="Erase a data subject's evidence (GDPR Art 17).")
 @click.option("--phone", help="The data subject's phone number.")
 @click.option("--record", "record_id", help="One record id.")
 @click.option("--client", "client_id", help="Only this client's records.")
@@ -223,7 +227,7 @@ def erase(ctx, phone, record_id, client_id, request_ref) -> None:
     """
     if bool(phone) == bool(record_id):
         raise click.UsageError("give exactly one of --phone or --record")
-    r = _open(ctx).erase(
+    r = open_vault(ctx).erase(
         phone=phone, record_id=record_id, client=client_id, request_ref=request_ref
     )
     lines = [f"erased {len(r.erased)} record(s)"] + [f"  erased {i}" for i in r.erased]
@@ -234,11 +238,11 @@ def erase(ctx, phone, record_id, client_id, request_ref) -> None:
             f"  {len(r.objects_pending)} record(s) keep their (unreadable) ciphertext until the "
             "store's Object Lock lapses; `retention run` deletes it then"
         )
-    _emit(ctx, r.to_dict(), "\n".join(lines))
+    emit(ctx, r.to_dict(), "\n".join(lines))
 
 
 # -- keys ---------------------------------------------------------------------------------
-@cli.group()
+@group()
 def keys() -> None:
     """Key-encryption keys: status, rotation, destruction."""
 
@@ -248,8 +252,8 @@ def keys() -> None:
 @click.pass_context
 def keys_list(ctx, client_id) -> None:
     """The client's live KEKs and how many live records each protects."""
-    rows = _open(ctx).key_status(client_id)
-    _emit(
+    rows = open_vault(ctx).key_status(client_id)
+    emit(
         ctx,
         rows,
         "\n".join(f"{r['kek']}\t{r['live_records']} live record(s)" for r in rows)
@@ -263,9 +267,9 @@ def keys_list(ctx, client_id) -> None:
 @click.pass_context
 def keys_rotate(ctx, client_id, kek_id) -> None:
     """New KEK generation; re-wrap the data keys under it (stored objects untouched)."""
-    r = _open(ctx).rotate_kek(client_id, kek_id)
+    r = open_vault(ctx).rotate_kek(client_id, kek_id)
     lines = [f"{a} -> {b}" for a, b in r.rotated] + [f"re-wrapped {r.records} data key(s)"]
-    _emit(ctx, r.to_dict(), "\n".join(lines))
+    emit(ctx, r.to_dict(), "\n".join(lines))
 
 
 @keys.command("destroy")
@@ -273,16 +277,16 @@ def keys_rotate(ctx, client_id, kek_id) -> None:
 @click.pass_context
 def keys_destroy(ctx, kek_id) -> None:
     """Destroy KEK_ID for good (refused while a live record needs it)."""
-    _open(ctx).destroy_kek(kek_id)
-    _emit(ctx, {"destroyed": kek_id}, f"destroyed {kek_id}")
+    open_vault(ctx).destroy_kek(kek_id)
+    emit(ctx, {"destroyed": kek_id}, f"destroyed {kek_id}")
 
 
-@log.command("keys")
+@command("keys")
 @click.pass_context
 def log_keys(ctx) -> None:
     """Every generation of the log signing key; the active one signs new checkpoints."""
-    gens = _open(ctx).log_keys()
-    _emit(
+    gens = open_vault(ctx).log_keys()
+    emit(
         ctx,
         [g.to_dict() for g in gens],
         "\n".join(
@@ -292,7 +296,7 @@ def log_keys(ctx) -> None:
     )
 
 
-@log.command("rotate-key")
+@command("rotate-key")
 @click.pass_context
 def log_rotate_key(ctx) -> None:
     """Hand every client's log over to a new signing key.
@@ -300,8 +304,8 @@ def log_rotate_key(ctx) -> None:
     Each log gets a `log.key_rotated` entry and a checkpoint signed by both keys, so
     auditors who pinned the old key can follow; the old private key is destroyed.
     """
-    r = _open(ctx).rotate_log_key()
-    _emit(
+    r = open_vault(ctx).rotate_log_key()
+    emit(
         ctx,
         r,
         f"old key: {r['old']}\nnew key: {r['new']}\nhanded over {len(r['clients'])} log(s); "

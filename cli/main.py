@@ -14,19 +14,36 @@ Exit codes scripts can rely on:
 8   ``verify-bundle``: consistent, but checked only against the key inside the bundle
 9   refused: not allowed (e.g. the four-eyes rule of a hold release)
 ==  ===========================================================
+
+An error's code (3-7, 9) is the ``exit_code`` of its class in :mod:`vault.errors`, the
+same table the HTTP API takes its statuses from. ``--json`` goes before the command or
+after it (``evidence-vault ingest CLIP --meta M --json``); errors are JSON then, too.
+
+The lifecycle commands live in :mod:`cli.lifecycle`, ``serve``, ``person`` and ``token``
+in :mod:`cli.service`, what they share in :mod:`cli._common`; all are attached below.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from cli import lifecycle, service
+from cli._common import (
+    EXIT_FINDINGS,
+    EXIT_UNPINNED,
+    VaultGroup,
+    acting,
+    emit,
+    open_vault,
+    parse_when,
+    retention_rule,
+    wants_json,
+)
 from vault import Vault
 from vault.config import (
     PASSWORD_FILE,
@@ -38,94 +55,9 @@ from vault.config import (
     resolve_home,
     shown_url,
 )
-from vault.errors import (
-    ConfigError,
-    Conflict,
-    FieldError,
-    InvalidAudio,
-    InvalidEvidence,
-    NotFound,
-    PermissionDenied,
-    VaultError,
-)
-from vault.inputs import InvalidText, text_problem
-from vault.services.context import create_vault
-
-EXIT_UNPINNED = 8
-EXIT_REFUSED = 9
-EXIT_FINDINGS, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_CONFIG, EXIT_FAILURE = (
-    1,
-    3,
-    4,
-    5,
-    6,
-    7,
-)
 
 
-def _exit_code(exc: VaultError) -> int:
-    for kind, code in (
-        ((InvalidEvidence, InvalidAudio), EXIT_INVALID),
-        (NotFound, EXIT_NOT_FOUND),
-        (Conflict, EXIT_CONFLICT),
-        (ConfigError, EXIT_CONFIG),
-        (PermissionDenied, EXIT_REFUSED),
-    ):
-        if isinstance(exc, kind):
-            return code
-    return EXIT_FAILURE
-
-
-class _Command(click.Command):
-    """Refuses control characters and lone surrogates in every text option and argument.
-
-    A NUL in ``--reason`` cannot be stored on PostgreSQL, an ESC sequence in a label
-    rewrites the next operator's terminal, and bytes that are not UTF-8 reach Python as
-    lone surrogates (:mod:`vault.inputs`): exit 3, naming the option, never the value.
-    """
-
-    def invoke(self, ctx: click.Context):
-        errors = []
-        for param in self.params:
-            value = ctx.params.get(param.name or "")
-            for item in value if isinstance(value, tuple | list) else (value,):
-                if isinstance(item, str) and (problem := text_problem(item, multiline=True)):
-                    errors.append(FieldError(_param_name(param), problem))
-                    break
-        if errors:
-            raise InvalidText(errors, hint="correct the listed options and run it again")
-        return super().invoke(ctx)
-
-
-def _param_name(param: click.Parameter) -> str:
-    if isinstance(param, click.Option):
-        return max(param.opts, key=len)
-    return param.human_readable_name
-
-
-class _Group(click.Group):
-    """Turns VaultErrors into a clear message (or JSON) and a documented exit code."""
-
-    command_class = _Command
-    group_class = type  # subgroups are _Groups: their commands are checked too
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except VaultError as exc:
-            as_json = (ctx.obj or {}).get("json", False)
-            if as_json:
-                click.echo(json.dumps({"error": exc.to_dict()}, indent=2))
-            else:
-                click.secho(f"error: {exc.message}", fg="red", err=True)
-                for fe in getattr(exc, "errors", []):
-                    click.echo(f"  - {fe.field}: {fe.message}", err=True)
-                if exc.hint:
-                    click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(_exit_code(exc))
-
-
-@click.group(cls=_Group)
+@click.group(cls=VaultGroup)
 @click.option(
     "--vault",
     "vault_dir",
@@ -133,7 +65,9 @@ class _Group(click.Group):
     envvar="EVIDENCE_VAULT_HOME",
     help="Vault directory [env EVIDENCE_VAULT_HOME; default ./.evidence-vault].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable JSON output (also after a command)."
+)
 @click.version_option(package_name="evidence-vault")
 @click.pass_context
 def cli(ctx: click.Context, vault_dir: str | None, as_json: bool) -> None:
@@ -143,16 +77,6 @@ def cli(ctx: click.Context, vault_dir: str | None, as_json: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj.update(home=resolve_home(vault_dir), json=as_json)
-
-
-def _open(ctx: click.Context) -> Vault:
-    vault = Vault.open(ctx.obj["home"])
-    ctx.call_on_close(vault.close)
-    return vault
-
-
-def _emit(ctx: click.Context, data, human: str) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if ctx.obj["json"] else human)
 
 
 # -- init ------------------------------------------------------------------------------
@@ -189,9 +113,9 @@ def init(ctx, database_url, s3_bucket, s3_endpoint, s3_region, name) -> None:
         settings = replace(settings, storage="s3", s3=s3)
         settings = apply_env(settings, os.environ)
 
-    create_vault(settings).close()
+    Vault.create_with(settings).close()
     where = settings.home
-    _emit(
+    emit(
         ctx,
         {"home": str(where), "storage": settings.storage},
         f"created vault in {where}\n"
@@ -218,16 +142,16 @@ def client() -> None:
 @click.pass_context
 def client_add(ctx, client_id, display_name, retention_days) -> None:
     """Add client CLIENT_ID (a slug such as telco-de) with its own log and keys."""
-    _open(ctx).add_client(client_id, display_name, retention_days=retention_days)
-    _emit(ctx, {"client": client_id}, f"added client {client_id}")
+    open_vault(ctx).add_client(client_id, display_name, retention_days=retention_days)
+    emit(ctx, {"client": client_id}, f"added client {client_id}")
 
 
 @client.command("list")
 @click.pass_context
 def client_list(ctx) -> None:
     """List clients."""
-    rows = _open(ctx).clients()
-    _emit(
+    rows = open_vault(ctx).clients()
+    emit(
         ctx,
         [{"client": c.id, "name": c.display_name} for c in rows],
         "\n".join(f"{c.id}\t{c.display_name}" for c in rows) or "(no clients)",
@@ -258,14 +182,8 @@ def campaign() -> None:
 @click.pass_context
 def campaign_add(ctx, name, client_id, retention_days, basis) -> None:
     """Add campaign NAME for a client."""
-    info = _open(ctx).add_campaign(client_id, name, retention_days, retention_basis=basis)
-    _emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({_rule(info)})")
-
-
-def _rule(info) -> str:
-    since = "recording" if info.retention_basis == "recorded" else "last consent use"
-    default = ", client default" if info.client_default else ""
-    return f"retention {info.retention_days} days after {since}{default}"
+    info = open_vault(ctx).add_campaign(client_id, name, retention_days, retention_basis=basis)
+    emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({retention_rule(info)})")
 
 
 @campaign.command("list")
@@ -273,11 +191,11 @@ def _rule(info) -> str:
 @click.pass_context
 def campaign_list(ctx, client_id) -> None:
     """List campaigns."""
-    rows = _open(ctx).campaigns(client_id)
-    _emit(
+    rows = open_vault(ctx).campaigns(client_id)
+    emit(
         ctx,
         [r.to_dict() for r in rows],
-        "\n".join(f"{r.client}\t{r.name}\t{_rule(r)}" for r in rows) or "(no campaigns)",
+        "\n".join(f"{r.client}\t{r.name}\t{retention_rule(r)}" for r in rows) or "(no campaigns)",
     )
 
 
@@ -295,26 +213,16 @@ def campaign_list(ctx, client_id) -> None:
 @click.pass_context
 def ingest(ctx, clip: Path, meta_path: Path, media_type) -> None:
     """Seal one recorded order segment CLIP with its metadata and print the receipt."""
-    receipt = _open(ctx).ingest(clip, meta_path.read_bytes(), media_type=media_type)
+    receipt = open_vault(ctx).ingest(clip, meta_path.read_bytes(), media_type=media_type)
     r = receipt.to_dict()
     verb = "already sealed" if receipt.duplicate else "sealed"
-    _emit(
+    emit(
         ctx,
         r,
         f"{verb} record {r['record_id']}\n"
         f"  client/campaign: {r['client']}/{r['campaign']}\n"
         f"  log entry:       #{r['seq']}  {r['entry_hash']}",
     )
-
-
-def _when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 date or time") from exc
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 @cli.command()
@@ -329,14 +237,14 @@ def _when(value: str | None) -> datetime | None:
 @click.pass_context
 def find(ctx, client_id, campaign, order_ref, phone, agent, since, until, limit) -> None:
     """Find records; the phone is matched by keyed hash, never stored in clear."""
-    hits = _open(ctx).find(
+    hits = open_vault(ctx).find(
         client=client_id,
         campaign=campaign,
         order_ref=order_ref,
         phone=phone,
         agent=agent,
-        since=_when(since),
-        until=_when(until),
+        since=parse_when(since, "--since"),
+        until=parse_when(until, "--until"),
         limit=limit,
     )
     lines = [
@@ -344,7 +252,7 @@ def find(ctx, client_id, campaign, order_ref, phone, agent, since, until, limit)
         f"{h.order_ref}  {h.agent_id}  {h.duration_ms / 1000:.1f}s"
         for h in hits
     ]
-    _emit(
+    emit(
         ctx,
         [h.to_dict() for h in hits],
         "\n".join(lines) + f"\n{len(hits)} record(s)" if hits else "no matching records",
@@ -361,7 +269,7 @@ _READER = click.option(
 
 def _reader(vault: Vault, handle: str | None):
     """A named person (a client or admin, within their client), or the operator."""
-    return vault.person(handle, "client", "admin") if handle else vault.operator()
+    return acting(vault, handle, "client", "admin")
 
 
 @cli.command()
@@ -373,9 +281,9 @@ def show(ctx, record_id, reader) -> None:
 
     The access is recorded in the client's log (chain of custody).
     """
-    vault = _open(ctx)
+    vault = open_vault(ctx)
     doc = vault.show(record_id, principal=_reader(vault, reader))
-    _emit(ctx, doc, _render_document(record_id, doc))
+    emit(ctx, doc, _render_document(record_id, doc))
 
 
 def _render_document(record_id: str, doc: dict) -> str:
@@ -419,9 +327,9 @@ def _span(span) -> str:
 @click.pass_context
 def audio(ctx, record_id, output: Path, reader) -> None:
     """Write a record's clip back, byte-identical to what was uploaded."""
-    vault = _open(ctx)
+    vault = open_vault(ctx)
     out = vault.write_audio(record_id, output, principal=_reader(vault, reader))
-    _emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
+    emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
 
 
 @cli.command()
@@ -438,16 +346,14 @@ def verify(ctx, client_id, deep) -> None:
 
     Exit code 0 only when everything checks out; --json gives one finding per problem.
     """
-    vault = _open(ctx)
-    from vault.services.verify import count_entries
-
-    total = count_entries(vault.context, client_id)
-    show_bar = not ctx.obj["json"] and sys.stderr.isatty()
+    vault = open_vault(ctx)
+    total = vault.count_entries(client_id)
+    show_bar = not wants_json(ctx) and sys.stderr.isatty()
     with click.progressbar(
         length=total, label="verifying", file=sys.stderr, hidden=not show_bar
     ) as bar:
         report = vault.verify(client_id, progress=bar.update, deep=deep)
-    _emit(ctx, report.to_dict(), _render_report(report))
+    emit(ctx, report.to_dict(), _render_report(report))
     if not report.clean:
         ctx.exit(EXIT_FINDINGS)
 
@@ -470,8 +376,8 @@ def _render_report(report) -> str:
 @click.pass_context
 def checkpoint(ctx, client_id) -> None:
     """Sign a checkpoint of a client's log now (C2SP signed note) and print it."""
-    cp = _open(ctx).checkpoint(client_id)
-    _emit(ctx, cp.to_dict(), cp.note.rstrip("\n"))
+    cp = open_vault(ctx).checkpoint(client_id)
+    emit(ctx, cp.to_dict(), cp.note.rstrip("\n"))
 
 
 @cli.command()
@@ -483,7 +389,7 @@ def checkpoint(ctx, client_id) -> None:
 def proof(ctx, record_id, client_id, old, new) -> None:
     """Inclusion proof of RECORD_ID in the latest checkpoint, or with --client/--from/--to
     a consistency proof between two tree sizes (RFC 9162)."""
-    vault = _open(ctx)
+    vault = open_vault(ctx)
     if record_id:
         p = vault.inclusion_proof(record_id)
         human = (
@@ -501,7 +407,7 @@ def proof(ctx, record_id, client_id, old, new) -> None:
         )
     else:
         raise click.UsageError("give RECORD_ID, or --client with --from [--to]")
-    _emit(ctx, p.to_dict(), human)
+    emit(ctx, p.to_dict(), human)
 
 
 @cli.group()
@@ -513,8 +419,8 @@ def log() -> None:
 @click.pass_context
 def log_key(ctx) -> None:
     """Print the log's verifier key (C2SP: name+keyid+base64); auditors pin it."""
-    key = _open(ctx).log_key()
-    _emit(ctx, {"verifier_key": key}, key)
+    key = open_vault(ctx).log_key()
+    emit(ctx, {"verifier_key": key}, key)
 
 
 @log.command("export")
@@ -523,8 +429,8 @@ def log_key(ctx) -> None:
 @click.pass_context
 def log_export(ctx, client_id, output: Path) -> None:
     """Export a client's entries and checkpoints (JSON Lines; no PII, no keys)."""
-    out = _open(ctx).export_log(client_id, output)
-    _emit(ctx, {"output": str(out)}, f"wrote {out}")
+    out = open_vault(ctx).export_log(client_id, output)
+    emit(ctx, {"output": str(out)}, f"wrote {out}")
 
 
 @log.command("verify")
@@ -555,7 +461,7 @@ def log_verify(ctx, export: Path, key: str, trusted) -> None:
         if report.clean
         else "PROBLEMS:\n" + "\n".join(f"  {f}" for f in report.findings)
     )
-    _emit(ctx, report.to_dict(), human)
+    emit(ctx, report.to_dict(), human)
     if not report.clean:
         ctx.exit(EXIT_FINDINGS)
 
@@ -573,9 +479,9 @@ def log_verify(ctx, export: Path, key: str, trusted) -> None:
 @click.pass_context
 def export(ctx, record_id, output: Path, reader) -> None:
     """Export one record as an evidence bundle that verifies offline (the export is logged)."""
-    vault = _open(ctx)
+    vault = open_vault(ctx)
     out = vault.export_bundle(record_id, output, principal=_reader(vault, reader))
-    _emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
+    emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
 
 
 @cli.command("verify-bundle")
@@ -599,14 +505,14 @@ def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None) -> None:
     from vault.bundle import verify_bundle as check
 
     verdict = check(bundle, key, max_audio_size=max_audio_size or MAX_AUDIO_SIZE)
-    _emit(ctx, verdict.to_dict(), verdict.summary())
+    emit(ctx, verdict.to_dict(), verdict.summary())
     if not verdict.consistent:
         ctx.exit(EXIT_FINDINGS)
     if not verdict.ok:
         ctx.exit(EXIT_UNPINNED)
 
 
-@cli.command()
+@cli.command(json_output=False)
 @click.option(
     "--dir",
     "directory",
@@ -621,12 +527,29 @@ def demo(ctx, directory: Path | None) -> None:
     run_demo(directory)
 
 
+# the lifecycle commands (retention, disputes, erasure, keys) and the service's (serve,
+# persons, tokens) are declared in their own modules and attached here
+client.add_command(lifecycle.client_retention)
+campaign.add_command(lifecycle.campaign_retention)
+log.add_command(lifecycle.log_keys)
+log.add_command(lifecycle.log_rotate_key)
+for _command in (
+    lifecycle.consent,
+    lifecycle.dispute,
+    lifecycle.hold,
+    lifecycle.retention,
+    lifecycle.erase,
+    lifecycle.keys,
+    service.serve,
+    service.person,
+    service.token,
+):
+    cli.add_command(_command)
+
+
 def main() -> None:
     cli(prog_name="evidence-vault")
 
-
-# the lifecycle commands (retention, disputes, erasure, keys) register themselves on `cli`
-from cli import lifecycle, service  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

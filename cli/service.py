@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 
-from cli.main import _emit, _open, _when, cli
-from vault.services import people, tokens
+from cli._common import command, emit, group, open_vault, parse_when
+from vault.services.people import ROLES
 
-_DURATION = re.compile(r"(\d+)([dhm])")
+#: the units of a token lifetime: 90d, 12h, 30m
+LIFETIME_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_LIFETIME = re.compile(r"(\d+)([a-zA-Z]*)")
 
 LOG_CONFIG = {
     "version": 1,
@@ -36,7 +38,7 @@ LOG_CONFIG = {
 }
 
 
-@cli.command()
+@command(json_output=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8400, show_default=True, type=int)
 @click.option(
@@ -51,7 +53,7 @@ def serve(ctx, host, port, workers) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
     import uvicorn
 
-    _open(ctx).close()  # fail here, clearly, if the vault cannot be opened
+    open_vault(ctx).close()  # fail here, clearly, if the vault cannot be opened
     os.environ["EVIDENCE_VAULT_HOME"] = str(ctx.obj["home"])
     uvicorn.run(
         "vault.http.app:from_environment",
@@ -72,14 +74,14 @@ _BY = click.option(
 )
 
 
-@cli.group()
+@group()
 def person() -> None:
     """Persons: who acts on the vault. Tokens belong to persons; logs and holds name them."""
 
 
 @person.command("add")
 @click.argument("handle")
-@click.option("--role", required=True, type=click.Choice(people.ROLES), help="What they may do.")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What they may do.")
 @click.option("--client", "client_id", help="Their client (tenant); optional only for admins.")
 @click.option("--name", "display_name", default="", help="A display name (kept off the logs).")
 @_BY
@@ -89,11 +91,11 @@ def person_add(ctx, handle, role, client_id, display_name, by) -> None:
 
     An admin created by another admin person is pending until a second admin approves.
     """
-    info = _open(ctx).add_person(
+    info = open_vault(ctx).add_person(
         handle, role=role, client=client_id, display_name=display_name, by=by
     )
     state = "" if info.status == "active" else "; pending: a second admin must approve"
-    _emit(ctx, info.to_dict(), f"added person {handle} ({role}, {client_id or '*'}){state}")
+    emit(ctx, info.to_dict(), f"added person {handle} ({role}, {client_id or '*'}){state}")
 
 
 @person.command("approve")
@@ -102,8 +104,8 @@ def person_add(ctx, handle, role, client_id, display_name, by) -> None:
 @click.pass_context
 def person_approve(ctx, handle, by) -> None:
     """Approve pending admin HANDLE (not by its creator, nor by itself). Logged."""
-    info = _open(ctx).approve_person(handle, by=by)
-    _emit(ctx, info.to_dict(), f"approved person {handle} (by {info.approved_by})")
+    info = open_vault(ctx).approve_person(handle, by=by)
+    emit(ctx, info.to_dict(), f"approved person {handle} (by {info.approved_by})")
 
 
 @person.command("disable")
@@ -112,8 +114,8 @@ def person_approve(ctx, handle, by) -> None:
 @click.pass_context
 def person_disable(ctx, handle, by) -> None:
     """Disable HANDLE at once: every token of theirs stops working. Logged."""
-    info = _open(ctx).disable_person(handle, by=by)
-    _emit(ctx, info.to_dict(), f"disabled person {handle}")
+    info = open_vault(ctx).disable_person(handle, by=by)
+    emit(ctx, info.to_dict(), f"disabled person {handle}")
 
 
 @person.command("list")
@@ -121,8 +123,8 @@ def person_disable(ctx, handle, by) -> None:
 @click.pass_context
 def person_list(ctx, client_id) -> None:
     """List persons and their state (active, pending, disabled)."""
-    rows = _open(ctx).persons(client_id)
-    _emit(
+    rows = open_vault(ctx).persons(client_id)
+    emit(
         ctx,
         [p.to_dict() for p in rows],
         "\n".join(
@@ -133,7 +135,7 @@ def person_list(ctx, client_id) -> None:
     )
 
 
-@cli.group()
+@group()
 def token() -> None:
     """API tokens of persons: created here, shown once, stored only as a hash."""
 
@@ -141,18 +143,22 @@ def token() -> None:
 @token.command("create")
 @click.option("--person", "handle", required=True, help="Whose token (role and client are theirs).")
 @click.option("--campaign", help="Dialer tokens: only this campaign.")
-@click.option("--expires", help="A lifetime (90d, 12h, 30m) or an ISO-8601 time.")
+@click.option(
+    "--expires",
+    help="A lifetime: a number of days, hours or minutes (90d, 12h, 30m), or an ISO-8601 "
+    "time (2027-03-01T12:00:00Z). Default: never.",
+)
 @click.option("--label", default="", help="A note for `token list` (e.g. the dialer host).")
 @_BY
 @click.pass_context
 def token_create(ctx, handle, campaign, expires, label, by) -> None:
     """Create a token of a person and print it once (it cannot be shown again). Logged."""
-    vault = _open(ctx)
-    expires_at = _expiry(expires, vault.context.clock())
+    vault = open_vault(ctx)
+    expires_at = _expiry(expires, vault.now())
     info, secret = vault.create_token(
         handle, by=by, campaign=campaign, expires_at=expires_at, label=label
     )
-    _emit(
+    emit(
         ctx,
         {**info.to_dict(), "token": secret},
         f"{secret}\n(token {info.id} of {handle}, role {info.role}; store it now: it is not "
@@ -165,8 +171,8 @@ def token_create(ctx, handle, campaign, expires, label, by) -> None:
 @click.pass_context
 def token_list(ctx, client_id) -> None:
     """List tokens (never their secrets)."""
-    rows = tokens.list_tokens(_open(ctx).context, client_id)
-    _emit(
+    rows = open_vault(ctx).tokens(client_id)
+    emit(
         ctx,
         [t.to_dict() for t in rows],
         "\n".join(
@@ -185,15 +191,42 @@ def token_list(ctx, client_id) -> None:
 @click.pass_context
 def token_revoke(ctx, token_id, by) -> None:
     """Revoke TOKEN_ID at once, in every server process. Logged."""
-    info = _open(ctx).revoke_token(token_id, by=by)
-    _emit(ctx, info.to_dict(), f"revoked {token_id}")
+    info = open_vault(ctx).revoke_token(token_id, by=by)
+    emit(ctx, info.to_dict(), f"revoked {token_id}")
 
 
-def _expiry(text, now):
+def _expiry(text: str | None, now: datetime) -> datetime | None:
+    """``--expires``: a lifetime from now, or a time; either must lie in the future."""
     if not text:
         return None
-    m = _DURATION.fullmatch(text.strip())
+    units = ", ".join(f"{unit} ({name})" for unit, name in LIFETIME_UNITS.items())
+    m = _LIFETIME.fullmatch(text.strip())
+    if m and m[2] not in LIFETIME_UNITS:
+        raise click.BadParameter(
+            f"{text!r} has no known unit: give a number with one of {units}, e.g. 90d, 12h, "
+            "30m, or an ISO-8601 time",
+            param_hint="--expires",
+        )
     if m:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[m[2]]
-        return now + timedelta(**{unit: int(m[1])})
-    return _when(text)
+        try:
+            expires_at = now + timedelta(**{LIFETIME_UNITS[m[2]]: int(m[1])})
+        except OverflowError:
+            raise click.BadParameter(
+                f"{text!r} is too long a lifetime", param_hint="--expires"
+            ) from None
+    else:
+        try:
+            expires_at = parse_when(text, "--expires")
+        except click.BadParameter:
+            raise click.BadParameter(
+                f"{text!r} is neither a lifetime (a number with one of {units}, e.g. 90d) "
+                "nor an ISO-8601 time (e.g. 2027-03-01T12:00:00Z)",
+                param_hint="--expires",
+            ) from None
+    assert expires_at is not None
+    if expires_at <= now:
+        raise click.BadParameter(
+            f"{text!r} is not in the future: a token must expire later than now",
+            param_hint="--expires",
+        )
+    return expires_at

@@ -181,3 +181,32 @@ def test_export_and_verify_bundle(run, tmp_path):
     junk.write_bytes(b"not a zip")
     bad = json.loads(run("--json", "verify-bundle", str(junk), "--key", key, code=1).output)
     assert bad["checks"][0]["detail"] == "bundle is not a readable ZIP archive"
+
+
+def test_json_after_the_command_name(run, tmp_path):
+    src, meta = clip(tmp_path, seed=3), _meta_file(tmp_path, 4)
+    receipt = json.loads(run("ingest", str(src), "--meta", str(meta), "--json").output)
+    assert receipt["client"] == CLIENT
+    assert json.loads(run("client", "list", "--json").output) == [
+        {"client": CLIENT, "name": "Telco DE"}
+    ]
+    hits = json.loads(run("find", "--json", "--order-ref", "ORD-2026-000004").output)
+    assert [h["record_id"] for h in hits] == [receipt["record_id"]]
+    assert json.loads(run("log", "key", "--json").output)["verifier_key"]
+
+    # an error of a command given --json is JSON too, with the documented exit code
+    err = json.loads(run("show", "no-such-record", "--json", code=4).output)
+    assert err["error"]["kind"] == "not-found"
+    assert "--json" not in run("demo", "--help").output  # it prints no result
+
+
+def test_command_modules_do_not_import_the_root_command():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cli.lifecycle, cli.service; "
+        "assert 'cli.main' not in sys.modules, 'cli.main imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -190,3 +190,22 @@ def test_key_rotation_commands(run, tmp_path):
     run("log", "export", "--client", CLIENT, "-o", str(export))
     audited = json.loads(run("--json", "log", "verify", str(export), "--key", old_key).output)
     assert audited["clean"] and audited["keys"] == [old_key, rotated["new"]]
+
+
+def test_retention_plan_at_a_later_day_changes_nothing(run, tmp_path):
+    rid = _ingest(run, tmp_path, 1)
+    [hit] = json.loads(run("--json", "find").output)
+    due = datetime.fromisoformat(hit["retain_until"].replace("Z", "+00:00"))
+    before, after = (due - timedelta(days=1)).date(), (due + timedelta(days=1)).date()
+
+    assert "nothing is due" in run("retention", "plan").output
+    assert "nothing is due" in run("retention", "plan", "--at", before.isoformat()).output
+    planned = json.loads(run("retention", "plan", "--at", after.isoformat(), "--json").output)
+    assert [(i["record_id"], i["action"]) for i in planned] == [(rid, "shred")]
+
+    # only a look: the run is always now, and today nothing is due
+    report = json.loads(run("--json", "retention", "run").output)
+    assert report["shredded"] == []
+    assert json.loads(run("--json", "show", rid).output)["evidence"]["order_ref"]
+    bad = run("retention", "plan", "--at", "next tuesday", code=2).output
+    assert "--at" in bad and "ISO-8601" in bad

@@ -154,3 +154,22 @@ def test_token_commands(tmp_path, monkeypatch):
     run("person", "add", "x", "--role", "nobody", "--client", CLIENT, code=2)
     run("token", "create", "--person", "ghost", code=4)
     run("token", "create", "--role", "dialer", "--person", "dialer-7", code=2)  # no --role now
+
+    # --expires: the accepted units are named, a past time is refused before anything is made
+    short = run("token", "create", "--person", "dialer-7", "--expires", "1s", code=2)
+    assert "--expires" in short and "d (days), h (hours), m (minutes)" in short
+    assert "d (days)" in run("token", "create", "--person", "dialer-7", "--expires", "90", code=2)
+    too_long = ("--expires", "99999999999d")
+    assert "too long" in run("token", "create", "--person", "dialer-7", *too_long, code=2)
+    garbled = run("token", "create", "--person", "dialer-7", "--expires", "soon", code=2)
+    assert "neither a lifetime" in garbled and "ISO-8601" in garbled
+    past = run("token", "create", "--person", "dialer-7", "--expires", "2020-01-01", code=2)
+    assert "not in the future" in past
+    assert "not in the future" in run(
+        "token", "create", "--person", "dialer-7", "--expires", "0d", code=2
+    )
+    # a rule of the token itself speaks of the token, not of evidence metadata
+    run("person", "add", "viewer", "--role", "client", "--client", CLIENT)
+    scoped = run("token", "create", "--person", "viewer", "--campaign", "x", code=3)
+    assert "the token is invalid: campaign" in scoped and "metadata" not in scoped
+    assert len(json.loads(run("--json", "token", "list"))) == 1  # none of them was made

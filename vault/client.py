@@ -29,19 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from vault.errors import (
-    Conflict,
-    FieldError,
-    InvalidAudio,
-    InvalidEvidence,
-    NotFound,
-    PermissionDenied,
-    SealingError,
-    Shredded,
-    StorageError,
-    Unauthenticated,
-    VaultError,
-)
+from vault.errors import FieldError, InvalidAudio, StorageError, VaultError, error_classes
 from vault.storage.files import atomic_output
 
 __all__ = ["VaultApiError", "VaultClient", "VaultConnectionError", "encode_metadata"]
@@ -65,6 +53,7 @@ class VaultApiError(VaultError):
         detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
         hint = problem.get("hint")
         VaultError.__init__(self, str(detail), hint=str(hint) if hint else None)
+        self.http_status = status
         kind = str(problem.get("type") or "").rstrip("/").rsplit("/", 1)[-1]
         self.kind = kind if kind and kind != "about:blank" else f"http-{status}"
         self.errors = [
@@ -86,64 +75,30 @@ class VaultConnectionError(StorageError):
     kind = "connection-error"
 
 
-class _NotFound(VaultApiError, NotFound):
-    pass
+def _remote_classes() -> tuple[dict[str, type[VaultApiError]], dict[int, type[VaultApiError]]]:
+    """One VaultApiError subclass per local error class, by kind and by status.
+
+    A remote error is an instance of the local class of its kind and, where that class is
+    not already one, of the class standing for its status: ``except Conflict`` catches every
+    409 (a ``tamper-detected`` too), ``except StorageError`` every 503 (retry later).
+    """
+    local = error_classes()[1:]  # VaultError itself names no kind of its own
+    # declared on the class itself: a subclass (ObjectLocked) does not stand for 503
+    for_status = {c.http_status: c for c in local if c.__dict__.get("stands_for_status")}
+    by_kind: dict[str, type[VaultApiError]] = {}
+    for cls in local:
+        also = for_status.get(cls.http_status)
+        bases = (cls,) if also is None or issubclass(cls, also) else (cls, also)
+        # its own kind, status and exit code, not those of the status class it also is
+        own = {"kind": cls.kind, "http_status": cls.http_status, "exit_code": cls.exit_code}
+        by_kind[cls.kind] = type(
+            f"Api{cls.__name__}", (VaultApiError, *bases), {"__module__": __name__, **own}
+        )
+    by_status = {status: by_kind[cls.kind] for status, cls in for_status.items()}
+    return by_kind, by_status
 
 
-class _Shredded(VaultApiError, Shredded):
-    pass
-
-
-class _Conflict(VaultApiError, Conflict):
-    pass
-
-
-class _PermissionDenied(VaultApiError, PermissionDenied):
-    pass
-
-
-class _Unauthenticated(VaultApiError, Unauthenticated):
-    pass
-
-
-class _InvalidEvidence(VaultApiError, InvalidEvidence):
-    pass
-
-
-class _InvalidAudio(VaultApiError, InvalidAudio):
-    pass
-
-
-class _Unavailable(VaultApiError, StorageError):
-    pass
-
-
-class _Integrity(VaultApiError, SealingError):
-    pass
-
-
-_BY_KIND: dict[str, type[VaultApiError]] = {
-    "not-found": _NotFound,
-    "shredded": _Shredded,
-    "conflict": _Conflict,
-    "permission-denied": _PermissionDenied,
-    "unauthenticated": _Unauthenticated,
-    "invalid-evidence": _InvalidEvidence,
-    "invalid-request": _InvalidEvidence,
-    "invalid-audio": _InvalidAudio,
-    "unsupported-media-type": _InvalidAudio,
-    "storage-error": _Unavailable,
-    "config-error": _Unavailable,
-}
-_BY_STATUS: dict[int, type[VaultApiError]] = {
-    401: _Unauthenticated,
-    403: _PermissionDenied,
-    404: _NotFound,
-    409: _Conflict,
-    410: _Shredded,
-    500: _Integrity,
-    503: _Unavailable,
-}
+_BY_KIND, _BY_STATUS = _remote_classes()
 
 
 def _rebuild(status: int, problem: dict[str, Any]) -> VaultApiError:

@@ -73,6 +73,11 @@ class Vault:
             from dataclasses import replace
 
             settings = replace(settings, **overrides)
+        return cls.create_with(settings)
+
+    @classmethod
+    def create_with(cls, settings: Settings) -> Vault:
+        """Create a vault from complete settings (e.g. ``load_settings`` with changes)."""
         return cls(create_vault(settings))
 
     @property
@@ -82,6 +87,10 @@ class Vault:
     @property
     def context(self) -> VaultContext:
         return self._ctx
+
+    def now(self) -> datetime:
+        """The vault's clock: the time it stamps on log entries, tokens and retention."""
+        return self._ctx.clock()
 
     def close(self) -> None:
         self._ctx.close()
@@ -188,6 +197,10 @@ class Vault:
     def revoke_token(self, token_id: str, *, by: str | Principal | None = None) -> TokenInfo:
         return tokens.revoke_token(self._ctx, token_id, by=self._by(by))
 
+    def tokens(self, client: str | None = None) -> list[TokenInfo]:
+        """Tokens (of one client), never their secrets."""
+        return tokens.list_tokens(self._ctx, client)
+
     # -- evidence --------------------------------------------------------------
     def ingest(
         self, clip: str | os.PathLike, meta: bytes | str | dict, *, media_type: str | None = None
@@ -227,6 +240,10 @@ class Vault:
 
     def verify(self, client: str | None = None, progress=None, *, deep: bool = False) -> Report:
         return _verify.verify(self._ctx, client, progress, deep=deep)
+
+    def count_entries(self, client: str | None = None) -> int:
+        """How many log entries (of one client) :meth:`verify` walks: its progress total."""
+        return _verify.count_entries(self._ctx, client)
 
     # -- retention, disputes and erasure ----------------------------------------
     def record_consent_use(
@@ -293,8 +310,11 @@ class Vault:
             self._ctx, client=client, record_id=record_id, include_released=include_released
         )
 
-    def retention_plan(self, client: str | None = None) -> list[PlanItem]:
-        return retention.plan(self._ctx, client)
+    def retention_plan(
+        self, client: str | None = None, *, at: datetime | None = None
+    ) -> list[PlanItem]:
+        """What :meth:`run_retention` would do now, or on the day ``at`` (a dry look ahead)."""
+        return retention.plan(self._ctx, client, at=at)
 
     def run_retention(self, client: str | None = None, *, progress=None) -> RunReport:
         return retention.run(self._ctx, client, progress=progress)

@@ -16,45 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from vault.errors import (
-    ConfigError,
-    Conflict,
-    InvalidAudio,
-    InvalidEvidence,
-    NotFound,
-    PermissionDenied,
-    SealingError,
-    Shredded,
-    StorageError,
-    TamperDetected,
-    Unauthenticated,
-    VaultError,
-)
+from vault.errors import InvalidRequest as InvalidRequest  # the routes raise it from here
+from vault.errors import VaultError
 
 MEDIA_TYPE = "application/problem+json"
-
-
-class InvalidRequest(InvalidEvidence):
-    """A malformed field of the request: a 422 problem with field errors."""
-
-    kind = "invalid-request"
-
-
-#: (error class, HTTP status), most specific first
-STATUS: list[tuple[type[VaultError], int]] = [
-    (Shredded, 410),
-    (NotFound, 404),
-    (InvalidEvidence, 422),
-    (InvalidAudio, 422),
-    (Conflict, 409),
-    # the stored row disagrees with the log: refused, nothing done (not a server crash)
-    (TamperDetected, 409),
-    (PermissionDenied, 403),
-    (Unauthenticated, 401),
-    (ConfigError, 503),
-    (StorageError, 503),
-    (SealingError, 500),
-]
 
 TITLES = {
     400: "Bad request",
@@ -72,13 +37,6 @@ TITLES = {
     500: "Integrity or key failure",
     503: "Service unavailable",
 }
-
-
-def status_of(exc: VaultError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
 
 
 def problem(
@@ -142,7 +100,7 @@ async def vault_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
     errors = [{"field": e.field, "message": e.message} for e in getattr(exc, "errors", [])]
     hint = http_hint(exc.hint)
-    return problem(status_of(exc), exc.kind, exc.message, hint=hint, errors=errors or None)
+    return problem(exc.http_status, exc.kind, exc.message, hint=hint, errors=errors or None)
 
 
 #: a body that is not JSON: named as a whole (FastAPI's location is a character offset)

@@ -335,7 +335,9 @@ def _check(handle: str, role: str, client: str | None, display_name: str) -> Non
     ):
         errors.append(FieldError("display_name", "must be one line of at most 200 characters"))
     if errors:
-        raise InvalidEvidence(errors, hint="see `evidence-vault person add --help`")
+        raise InvalidEvidence(
+            errors, hint="see `evidence-vault person add --help`", subject="the person"
+        )
 
 
 def _info(p: Person) -> PersonInfo:

@@ -248,9 +248,12 @@ class RunReport:
         }
 
 
-def plan(ctx: VaultContext, client: str | None = None) -> list[PlanItem]:
-    """What a run would do now: expired records to shred, held ones kept, purges pending."""
-    now = ctx.clock()
+def plan(
+    ctx: VaultContext, client: str | None = None, *, at: datetime | None = None
+) -> list[PlanItem]:
+    """What a run would do now, or at ``at``: expired records to shred, held ones kept,
+    purges pending (holds as they stand now: a plan changes nothing)."""
+    now = at or ctx.clock()
     with read_session(ctx.engine) as s:
         expired = _where_client(
             select(Record).where(

@@ -209,7 +209,9 @@ def _check(ctx, owner: Person, campaign, expires_at) -> None:
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= ctx.clock()):
         errors.append(FieldError("expires_at", "must be a future time with a time zone"))
     if errors:
-        raise InvalidEvidence(errors, hint="see `evidence-vault token create --help`")
+        raise InvalidEvidence(
+            errors, hint="see `evidence-vault token create --help`", subject="the token"
+        )
     if campaign is not None:
         with read_session(ctx.engine) as s:
             known = s.exec(
