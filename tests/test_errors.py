@@ -68,6 +68,8 @@ def _instance(cls: type[VaultError]) -> VaultError:
         return cls(cls.http_status, {"type": f"/problems/{cls.kind}", "detail": "refused"})
     if issubclass(cls, InvalidEvidence):
         return cls([FieldError("field", "is wrong")])
+    if cls.__name__ == "IdempotencyMismatch":  # made from the part that differs
+        return cls("clip")
     return cls("refused")
 
 
