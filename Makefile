@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed          ## set up and run the narrated demo on a throw-away vault
 	$(BIN)/evidence-vault demo
 
-test: $(VENV)/.installed          ## set up and run lint + the whole test suite
+test: $(VENV)/.installed          ## set up and run lint, the type gate and the whole test suite
 	$(BIN)/ruff check vault cli tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed         ## run the benchmarks (slow; prints ratios)

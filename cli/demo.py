@@ -73,7 +73,11 @@ def say(step: str, text: str = "") -> None:
 
 def run_demo(directory: Path | None = None) -> None:
     keep = directory is not None
-    root = Path(directory) if keep else Path(tempfile.mkdtemp(prefix="evidence-vault-demo-"))
+    root = (
+        Path(directory)
+        if directory is not None
+        else Path(tempfile.mkdtemp(prefix="evidence-vault-demo-"))
+    )
     try:
         _run(root)
     finally:
@@ -263,12 +267,12 @@ def _retention_later(vault: Vault, later: datetime, disputed: str, other: str) -
         click.echo(f"  opening {other}: {exc.message}")
     kept = vault.show(disputed, principal="demo:escalation-team")
     click.echo(f"  the disputed order is still readable: {kept['evidence']['order_ref']}")
-    report = vault.verify()
+    checked = vault.verify()
     click.echo(
-        f"  verify after shredding: {report.entries} log entries, "
-        f"{'clean' if report.clean else 'PROBLEMS'} (the log commits only to hashes)"
+        f"  verify after shredding: {checked.entries} log entries, "
+        f"{'clean' if checked.clean else 'PROBLEMS'} (the log commits only to hashes)"
     )
-    if not report.clean:
+    if not checked.clean:
         raise click.ClickException("verify found problems after the retention run")
 
 

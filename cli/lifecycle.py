@@ -148,7 +148,7 @@ def hold_list(ctx, client_id, record_id, include_released) -> None:
         [h.to_dict() for h in rows],
         "\n".join(
             f"{h.id}\t{h.record_id}\t{h.kind}\t{h.case_ref}\t"
-            + ("active" if h.active else f"released {format_time(h.released_at)}")
+            + ("active" if h.released_at is None else f"released {format_time(h.released_at)}")
             + (
                 f"\trelease requested by {h.release_requested_by}"
                 if h.active and h.release_requested_by

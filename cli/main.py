@@ -400,14 +400,14 @@ def proof(ctx, record_id, client_id, old, new) -> None:
             + p.checkpoint.rstrip()
         )
     elif client_id and old is not None:
-        p = vault.consistency_proof(client_id, old, new)
+        c = vault.consistency_proof(client_id, old, new)
         human = (
-            f"{p.client}: size {p.old_size} (root {p.old_root}) is a prefix of size "
-            f"{p.new_size} (root {p.new_root})\n" + "\n".join(f"  {h}" for h in p.hashes)
+            f"{c.client}: size {c.old_size} (root {c.old_root}) is a prefix of size "
+            f"{c.new_size} (root {c.new_root})\n" + "\n".join(f"  {h}" for h in c.hashes)
         )
     else:
         raise click.UsageError("give RECORD_ID, or --client with --from [--to]")
-    emit(ctx, p.to_dict(), human)
+    emit(ctx, (p if record_id else c).to_dict(), human)
 
 
 @cli.group()

@@ -209,7 +209,7 @@ def _expiry(text: str | None, now: datetime) -> datetime | None:
         )
     if m:
         try:
-            expires_at = now + timedelta(**{LIFETIME_UNITS[m[2]]: int(m[1])})
+            expires_at: datetime | None = now + timedelta(**{LIFETIME_UNITS[m[2]]: int(m[1])})
         except OverflowError:
             raise click.BadParameter(
                 f"{text!r} is too long a lifetime", param_hint="--expires"

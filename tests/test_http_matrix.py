@@ -31,6 +31,7 @@ from vault.db import write_session
 from vault.db.models import ApiToken
 from vault.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
 from vault.http.app import create_app
+from vault.results import Receipt
 from vault.services import holds as hold_service
 from vault.services.tokens import revoke_token
 
@@ -566,17 +567,18 @@ def test_client_upload_search_read(world: World, api, tmp_path: Path) -> None:
     meta = order_meta(world.fresh())
     key = f"k-{meta['call_id']}"
     receipt = dialer.upload(path, meta, idempotency_key=key)
-    assert receipt["client"] == CLIENT and receipt["duplicate"] is False
+    assert receipt.client == CLIENT and receipt.duplicate is False
     again = dialer.upload(path, meta, idempotency_key=key)
-    assert again["record_id"] == receipt["record_id"] and again["duplicate"] is True
+    assert again.record_id == receipt.record_id and again.duplicate is True
+    assert again["record_id"] == receipt.record_id  # a field as the JSON names it, too
     same = dialer.upload(path, json.dumps(meta).encode())  # the same segment, no key
-    assert same["record_id"] == receipt["record_id"] and same["duplicate"] is True
+    assert same.record_id == receipt.record_id and same.duplicate is True
     with pytest.raises(Conflict):  # the key again, for another request
         dialer.upload(path, order_meta(world.fresh()), idempotency_key=key)
-    assert dialer.receipt(receipt["record_id"])["record_id"] == receipt["record_id"]
+    assert dialer.receipt(receipt.record_id).record_id == receipt.record_id
 
     hits = client.search(order_ref=meta["order_ref"])
-    assert [h["record_id"] for h in hits] == [receipt["record_id"]]
+    assert [h.record_id for h in hits] == [receipt.record_id]
     assert client.search(phone=OWN_PHONE, since=datetime(2026, 1, 1, tzinfo=UTC))
     assert client.record(receipt["record_id"])["evidence"]["call_id"] == meta["call_id"]
     data = path.read_bytes()
@@ -614,33 +616,33 @@ def test_client_ledger_and_admin(world: World, api, tmp_path: Path) -> None:
     assert info["size"] >= 1 and info["verifier_key"]
     assert auditor.entries(CLIENT, start=0, limit=2)
     cp = auditor.checkpoint(CLIENT)
-    assert auditor.inclusion(CLIENT, world.seq["own"])["seq"] == world.seq["own"]
-    assert auditor.consistency(CLIENT, 1, cp["size"])
+    assert auditor.inclusion(CLIENT, world.seq["own"]).seq == world.seq["own"]
+    assert auditor.consistency(CLIENT, 1, cp.size).new_size == cp.size
     assert auditor.export_log(CLIENT, tmp_path / "log.jsonl").stat().st_size > 0
     assert auditor.log_keys()
 
     name = f"tenant-{world.fresh()}"
     root.add_client(name, "A tenant", retention_days=365)
-    assert name in {c.get("id", c.get("client")) for c in root.clients()}
+    assert name in {c.id for c in root.clients()}
     root.add_campaign(name, "spring", 365)
-    assert [c["name"] for c in root.campaigns(name)] == ["spring"]
+    assert [c.name for c in root.campaigns(name)] == ["spring"]
     root.add_person(f"{name}-auditor", "auditor", name, display_name="An auditor")
-    assert f"{name}-auditor" in {p["handle"] for p in root.persons(name)}
+    assert f"{name}-auditor" in {p.handle for p in root.persons(name)}
     made = root.create_token(f"{name}-auditor", label="client test")
-    assert made["token"].startswith("evt1_")
-    assert made["id"] in {t["id"] for t in root.tokens()}
-    assert "evt1_" not in json.dumps(root.tokens())
-    root.revoke_token(made["id"])
+    assert made.secret.startswith("evt1_")
+    assert made.info.id in {t.id for t in root.tokens()}
+    assert "evt1_" not in json.dumps([t.to_dict() for t in root.tokens()])
+    assert root.revoke_token(made.info.id).revoked_at is not None
     with pytest.raises(Unauthenticated):
-        VaultClient("", made["token"], http=world.http).log_info(name)
+        VaultClient("", made.secret, http=world.http).log_info(name)
 
     hold = api("client").open_dispute(world.record["own"], "CASE-X", "client test")
-    assert hold["record_id"] == world.record["own"]
-    assert any(h["id"] == hold["id"] for h in api("client").holds(world.record["own"]))
+    assert hold.record_id == world.record["own"] and hold.active
+    assert any(h.id == hold.id for h in api("client").holds(world.record["own"]))
     legal = root.place_hold(world.record["own"], "LIT-X", "client test")
-    root.release_hold(legal["id"])
+    root.release_hold(legal.id)
     with pytest.raises(PermissionDenied):  # four-eyes: the same admin cannot release
-        root.release_hold(legal["id"])
+        root.release_hold(legal.id)
     assert VaultClient("", None, http=world.http).health()["status"] == "ok"
     assert VaultClient("", None, http=world.http).ready()["status"] == "ok"
 
@@ -655,7 +657,8 @@ def test_client_without_a_server(tmp_path: Path) -> None:
             return httpx.Response(503, json={"status": "unavailable", "checks": {"db": "X"}})
         if request.url.path == "/v1/records":
             assert request.headers["content-length"] == str(path.stat().st_size)
-            return httpx.Response(201, json={"record_id": "r1", "duplicate": False})
+            receipt = Receipt("r1", CLIENT, "c", 1, "ab", datetime(2026, 1, 1, tzinfo=UTC))
+            return httpx.Response(201, json=receipt.to_dict())
         return httpx.Response(502, text="<html>Bad gateway: +4915112345678</html>")
 
     class Streamed(httpx.MockTransport):
@@ -668,7 +671,7 @@ def test_client_without_a_server(tmp_path: Path) -> None:
     with VaultClient("http://vault.test/", "evt1_x", transport=Streamed(handler)) as c:
         assert "evt1_x" not in repr(c)
         assert c.ready()["checks"] == {"db": "X"}
-        assert c.upload(path, {"client": CLIENT, "name": "é"})["record_id"] == "r1"
+        assert c.upload(path, {"client": CLIENT, "name": "é"}).record_id == "r1"
         header = seen[-1].headers["evidence-metadata"]
         assert "=" not in header and "+" not in header and "/" not in header
         assert json.loads(base64.urlsafe_b64decode(header + "==")) == {

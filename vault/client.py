@@ -30,6 +30,20 @@ from urllib.parse import quote
 import httpx
 
 from vault.errors import FieldError, InvalidAudio, StorageError, VaultError, error_classes
+from vault.results import (
+    CampaignInfo,
+    ClientInfo,
+    ConsistencyProof,
+    HoldInfo,
+    InclusionProof,
+    IssuedToken,
+    KeyGeneration,
+    PersonInfo,
+    Receipt,
+    RecordSummary,
+    SignedCheckpoint,
+    TokenInfo,
+)
 from vault.storage.files import atomic_output
 
 __all__ = ["VaultApiError", "VaultClient", "VaultConnectionError", "encode_metadata"]
@@ -65,7 +79,7 @@ class VaultApiError(VaultError):
     def __str__(self) -> str:
         return f"HTTP {self.status}: {VaultError.__str__(self)}"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[int, dict[str, Any]]]:
         return (_rebuild, (self.status, self.problem))
 
 
@@ -179,7 +193,9 @@ class VaultClient:
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}" if self.base_url else path
 
-    def _headers(self, extra: Mapping[str, str] | None = None, *, auth: bool = True) -> dict:
+    def _headers(
+        self, extra: Mapping[str, str] | None = None, *, auth: bool = True
+    ) -> dict[str, str]:
         headers = {"Accept": "application/json, application/problem+json;q=0.9, */*;q=0.1"}
         if auth and self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -243,7 +259,21 @@ class VaultClient:
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._send(method, path, **kw).json()
 
-    def _to_file(self, path: str, out_path: str | os.PathLike, **kw: Any) -> Path:
+    def _object(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        """A JSON object answer (a dict; anything else is the server's fault)."""
+        found = self._json(method, path, **kw)
+        if not isinstance(found, dict):
+            raise VaultApiError(502, {"detail": f"{method} {path}: not a JSON object"})
+        return found
+
+    def _objects(self, method: str, path: str, **kw: Any) -> list[dict[str, Any]]:
+        """A JSON array of objects answer."""
+        found = self._json(method, path, **kw)
+        if not isinstance(found, list) or not all(isinstance(o, dict) for o in found):
+            raise VaultApiError(502, {"detail": f"{method} {path}: not a JSON array of objects"})
+        return found
+
+    def _to_file(self, path: str, out_path: str | os.PathLike[str], **kw: Any) -> Path:
         """Stream a response body into ``out_path`` (atomically: all of it, or no file)."""
         out = Path(out_path)
         response = self._send("GET", path, stream=True, **kw)
@@ -260,14 +290,14 @@ class VaultClient:
         return out
 
     # -- health -----------------------------------------------------------------
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """``GET /healthz``: the process answers."""
-        return self._json("GET", "/healthz", auth=False)
+        return self._object("GET", "/healthz", auth=False)
 
-    def ready(self) -> dict:
+    def ready(self) -> dict[str, Any]:
         """``GET /readyz``: ``{status, checks}``; a 503 (not ready) is returned, not raised."""
         try:
-            return self._json("GET", "/readyz", auth=False)
+            return self._object("GET", "/readyz", auth=False)
         except VaultApiError as exc:
             if exc.status == 503 and "checks" in exc.problem:
                 return exc.problem
@@ -276,12 +306,12 @@ class VaultClient:
     # -- records ------------------------------------------------------------------
     def upload(
         self,
-        clip_path: str | os.PathLike,
+        clip_path: str | os.PathLike[str],
         metadata: Mapping[str, Any] | str | bytes,
         *,
         media_type: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict:
+    ) -> Receipt:
         """Upload one order segment (streamed from disk); the receipt.
 
         The receipt's ``duplicate`` is true when the vault already held this call segment.
@@ -298,82 +328,93 @@ class VaultClient:
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         with open(clip_path, "rb") as fh:  # httpx reads it in chunks; Content-Length from fstat
-            return self._json("POST", "/v1/records", content=fh, headers=headers)
+            return Receipt.from_dict(
+                self._object("POST", "/v1/records", content=fh, headers=headers)
+            )
 
-    def receipt(self, record_id: str) -> dict:
+    def receipt(self, record_id: str) -> Receipt:
         """A record's receipt, with its inclusion proof once a checkpoint covers it."""
-        return self._json("GET", f"/v1/records/{_segment(record_id)}/receipt")
+        return Receipt.from_dict(self._object("GET", f"/v1/records/{_segment(record_id)}/receipt"))
 
-    def search(self, **filters: Any) -> list[dict]:
+    def search(self, **filters: Any) -> list[RecordSummary]:
         """Record summaries (no PII): campaign, order_ref, phone, agent, since, until, limit."""
         body = {k: _jsonable(v) for k, v in filters.items() if v is not None}
-        return self._json("POST", "/v1/records/search", json_body=body)
+        found = self._objects("POST", "/v1/records/search", json_body=body)
+        return [RecordSummary.from_dict(hit) for hit in found]
 
-    def record(self, record_id: str) -> dict:
+    def record(self, record_id: str) -> dict[str, Any]:
         """The decrypted evidence document (a logged read)."""
-        return self._json("GET", f"/v1/records/{_segment(record_id)}")
+        return self._object("GET", f"/v1/records/{_segment(record_id)}")
 
     def audio(self, record_id: str, *, start: int | None = None, end: int | None = None) -> bytes:
         """The clip, or its bytes ``start``..``end`` (both inclusive, as in HTTP; a missing
         ``start`` is 0, a missing ``end`` the last byte)."""
-        headers = {}
+        headers: dict[str, str] = {}
         if start is not None or end is not None:
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         return self._send(
             "GET", f"/v1/records/{_segment(record_id)}/audio", headers=headers
         ).content
 
-    def download_audio(self, record_id: str, out_path: str | os.PathLike) -> Path:
+    def download_audio(self, record_id: str, out_path: str | os.PathLike[str]) -> Path:
         """The clip, byte-identical, streamed into ``out_path`` (atomic)."""
         return self._to_file(f"/v1/records/{_segment(record_id)}/audio", out_path)
 
-    def bundle(self, record_id: str, out_path: str | os.PathLike) -> Path:
+    def bundle(self, record_id: str, out_path: str | os.PathLike[str]) -> Path:
         """The evidence bundle (ZIP), streamed into ``out_path`` (atomic)."""
         return self._to_file(f"/v1/records/{_segment(record_id)}/bundle", out_path)
 
     # -- disputes and holds -------------------------------------------------------
-    def open_dispute(self, record_id: str, case_ref: str, reason: str) -> dict:
+    def open_dispute(self, record_id: str, case_ref: str, reason: str) -> HoldInfo:
         """A client disputes a record: the hold placed."""
-        return self._json(
-            "POST",
-            f"/v1/records/{_segment(record_id)}/disputes",
-            json_body={"case_ref": case_ref, "reason": reason},
+        return HoldInfo.from_dict(
+            self._object(
+                "POST",
+                f"/v1/records/{_segment(record_id)}/disputes",
+                json_body={"case_ref": case_ref, "reason": reason},
+            )
         )
 
-    def place_hold(self, record_id: str, case_ref: str, reason: str) -> dict:
+    def place_hold(self, record_id: str, case_ref: str, reason: str) -> HoldInfo:
         """An admin's legal hold on a record."""
-        return self._json(
-            "POST",
-            f"/v1/records/{_segment(record_id)}/holds",
-            json_body={"case_ref": case_ref, "reason": reason},
+        return HoldInfo.from_dict(
+            self._object(
+                "POST",
+                f"/v1/records/{_segment(record_id)}/holds",
+                json_body={"case_ref": case_ref, "reason": reason},
+            )
         )
 
-    def release_hold(self, hold_id: str) -> dict:
+    def release_hold(self, hold_id: str) -> HoldInfo:
         """Four-eyes: the first admin's call requests the release, a second admin's releases."""
-        return self._json("POST", f"/v1/holds/{_segment(hold_id)}/release")
+        return HoldInfo.from_dict(self._object("POST", f"/v1/holds/{_segment(hold_id)}/release"))
 
-    def holds(self, record_id: str | None = None) -> list[dict]:
+    def holds(self, record_id: str | None = None) -> list[HoldInfo]:
         """Active holds (of one record)."""
-        return self._json("GET", "/v1/holds", params={"record": record_id})
+        found = self._objects("GET", "/v1/holds", params={"record": record_id})
+        return [HoldInfo.from_dict(h) for h in found]
 
     # -- the ledger ---------------------------------------------------------------
-    def log_info(self, client: str) -> dict:
+    def log_info(self, client: str) -> dict[str, Any]:
         """``{origin, size, verifier_key}`` of a client's log."""
-        return self._json("GET", f"/v1/logs/{_segment(client)}")
+        return self._object("GET", f"/v1/logs/{_segment(client)}")
 
-    def entries(self, client: str, start: int = 0, limit: int = 100) -> list[dict]:
+    def entries(self, client: str, start: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """One page of log entries ``{seq, entry, hash}`` from ``start``."""
-        return self.entries_page(client, start, limit)["entries"]
+        entries: list[dict[str, Any]] = self.entries_page(client, start, limit)["entries"]
+        return entries
 
-    def entries_page(self, client: str, start: int = 0, limit: int = 100) -> dict:
+    def entries_page(self, client: str, start: int = 0, limit: int = 100) -> dict[str, Any]:
         """``{client, size, start, entries, next}``; ``next`` is null at the end of the log."""
-        return self._json(
+        return self._object(
             "GET",
             f"/v1/logs/{_segment(client)}/entries",
             params={"start": start, "limit": limit},
         )
 
-    def iter_entries(self, client: str, start: int = 0, page: int = 1000) -> Iterator[dict]:
+    def iter_entries(
+        self, client: str, start: int = 0, page: int = 1000
+    ) -> Iterator[dict[str, Any]]:
         """Every entry from ``start`` on, page by page."""
         next_start: int | None = start
         while next_start is not None:
@@ -381,51 +422,60 @@ class VaultClient:
             yield from found["entries"]
             next_start = found.get("next")
 
-    def checkpoint(self, client: str) -> dict:
-        """The latest signed checkpoint ``{size, root_hash, note}``."""
-        return self._json("GET", f"/v1/logs/{_segment(client)}/checkpoint")
+    def checkpoint(self, client: str) -> SignedCheckpoint:
+        """The latest signed checkpoint of a client's log."""
+        return SignedCheckpoint.from_dict(
+            self._object("GET", f"/v1/logs/{_segment(client)}/checkpoint")
+        )
 
-    def inclusion(self, client: str, seq: int, tree_size: int | None = None) -> dict:
+    def inclusion(self, client: str, seq: int, tree_size: int | None = None) -> InclusionProof:
         """Inclusion proof of entry ``seq`` (default tree size: the latest checkpoint)."""
-        return self._json(
-            "GET",
-            f"/v1/logs/{_segment(client)}/proofs/inclusion",
-            params={"seq": seq, "tree_size": tree_size},
+        return InclusionProof.from_dict(
+            self._object(
+                "GET",
+                f"/v1/logs/{_segment(client)}/proofs/inclusion",
+                params={"seq": seq, "tree_size": tree_size},
+            )
         )
 
-    def consistency(self, client: str, old: int, new: int | None = None) -> dict:
+    def consistency(self, client: str, old: int, new: int | None = None) -> ConsistencyProof:
         """Consistency proof between tree sizes ``old`` and ``new``."""
-        return self._json(
-            "GET",
-            f"/v1/logs/{_segment(client)}/proofs/consistency",
-            params={"from": old, "to": new},
+        return ConsistencyProof.from_dict(
+            self._object(
+                "GET",
+                f"/v1/logs/{_segment(client)}/proofs/consistency",
+                params={"from": old, "to": new},
+            )
         )
 
-    def export_log(self, client: str, out_path: str | os.PathLike) -> Path:
+    def export_log(self, client: str, out_path: str | os.PathLike[str]) -> Path:
         """The JSON Lines export (for ``evidence-vault log verify``), streamed to disk."""
         return self._to_file(f"/v1/logs/{_segment(client)}/export", out_path)
 
-    def log_keys(self) -> list[dict]:
+    def log_keys(self) -> list[KeyGeneration]:
         """Every generation of the log signing key."""
-        return self._json("GET", "/v1/log-keys")
+        return [KeyGeneration.from_dict(k) for k in self._objects("GET", "/v1/log-keys")]
 
     # -- administration -----------------------------------------------------------
-    def clients(self) -> list[dict]:
+    def clients(self) -> list[ClientInfo]:
         """Clients in scope (a tenant admin sees its own)."""
-        return self._json("GET", "/v1/clients")
+        return [ClientInfo.from_dict(c) for c in self._objects("GET", "/v1/clients")]
 
     def add_client(
         self, client_id: str, display_name: str | None = None, *, retention_days: int | None = None
-    ) -> dict:
+    ) -> ClientInfo:
         """Create a client (global admin)."""
         body = {"id": client_id, "display_name": display_name, "retention_days": retention_days}
-        return self._json(
-            "POST", "/v1/clients", json_body={k: v for k, v in body.items() if v is not None}
+        return ClientInfo.from_dict(
+            self._object(
+                "POST", "/v1/clients", json_body={k: v for k, v in body.items() if v is not None}
+            )
         )
 
-    def campaigns(self, client: str) -> list[dict]:
+    def campaigns(self, client: str) -> list[CampaignInfo]:
         """A client's campaigns and their retention rules."""
-        return self._json("GET", f"/v1/clients/{_segment(client)}/campaigns")
+        found = self._objects("GET", f"/v1/clients/{_segment(client)}/campaigns")
+        return [CampaignInfo.from_dict(c) for c in found]
 
     def add_campaign(
         self,
@@ -434,22 +484,25 @@ class VaultClient:
         retention_days: int | None = None,
         *,
         retention_basis: str | None = None,
-    ) -> dict:
+    ) -> CampaignInfo:
         """Create a campaign; without ``retention_days`` the client's default applies."""
         body = {"name": name, "retention_days": retention_days, "retention_basis": retention_basis}
-        return self._json(
-            "POST",
-            f"/v1/clients/{_segment(client)}/campaigns",
-            json_body={k: v for k, v in body.items() if v is not None},
+        return CampaignInfo.from_dict(
+            self._object(
+                "POST",
+                f"/v1/clients/{_segment(client)}/campaigns",
+                json_body={k: v for k, v in body.items() if v is not None},
+            )
         )
 
-    def tokens(self) -> list[dict]:
+    def tokens(self) -> list[TokenInfo]:
         """Tokens in scope (never their secrets)."""
-        return self._json("GET", "/v1/tokens")
+        return [TokenInfo.from_dict(t) for t in self._objects("GET", "/v1/tokens")]
 
-    def persons(self, client: str | None = None) -> list[dict]:
+    def persons(self, client: str | None = None) -> list[PersonInfo]:
         """Persons in scope."""
-        return self._json("GET", "/v1/persons", params={"client": client} if client else None)
+        found = self._objects("GET", "/v1/persons", params={"client": client} if client else None)
+        return [PersonInfo.from_dict(p) for p in found]
 
     def add_person(
         self,
@@ -458,20 +511,22 @@ class VaultClient:
         client: str | None = None,
         *,
         display_name: str | None = None,
-    ) -> dict:
+    ) -> PersonInfo:
         """Create a person (logged); an admin is ``pending`` until a second admin approves."""
         body = {"handle": handle, "role": role, "client": client, "display_name": display_name}
-        return self._json(
-            "POST", "/v1/persons", json_body={k: v for k, v in body.items() if v is not None}
+        return PersonInfo.from_dict(
+            self._object(
+                "POST", "/v1/persons", json_body={k: v for k, v in body.items() if v is not None}
+            )
         )
 
-    def approve_person(self, handle: str) -> dict:
+    def approve_person(self, handle: str) -> PersonInfo:
         """Approve a pending admin (not its creator, not itself)."""
-        return self._json("POST", f"/v1/persons/{_segment(handle)}/approve")
+        return PersonInfo.from_dict(self._object("POST", f"/v1/persons/{_segment(handle)}/approve"))
 
-    def disable_person(self, handle: str) -> dict:
+    def disable_person(self, handle: str) -> PersonInfo:
         """Disable a person: every token of theirs stops working at once."""
-        return self._json("POST", f"/v1/persons/{_segment(handle)}/disable")
+        return PersonInfo.from_dict(self._object("POST", f"/v1/persons/{_segment(handle)}/disable"))
 
     def create_token(
         self,
@@ -480,19 +535,20 @@ class VaultClient:
         campaign: str | None = None,
         expires_at: datetime | str | None = None,
         label: str | None = None,
-    ) -> dict:
-        """A new token of ``person``; its secret (``token``) is in this answer only."""
+    ) -> IssuedToken:
+        """A new token of ``person`` and its secret, which is in this answer only."""
         body = {
             "person": person,
             "campaign": campaign,
             "expires_at": _jsonable(expires_at),
             "label": label,
         }
-        return self._json(
-            "POST", "/v1/tokens", json_body={k: v for k, v in body.items() if v is not None}
+        return IssuedToken.from_dict(
+            self._object(
+                "POST", "/v1/tokens", json_body={k: v for k, v in body.items() if v is not None}
+            )
         )
 
-    def revoke_token(self, token_id: str) -> dict:
+    def revoke_token(self, token_id: str) -> TokenInfo:
         """Revoke a token at once (idempotent)."""
-        response = self._send("DELETE", f"/v1/tokens/{_segment(token_id)}")
-        return response.json() if response.content else {}
+        return TokenInfo.from_dict(self._object("DELETE", f"/v1/tokens/{_segment(token_id)}"))

@@ -444,7 +444,7 @@ class Evidence(_Part):
         return self.model_dump(mode="json", include=set(_PUBLIC_INDEX_FIELDS))
 
 
-_MODEL_AT = {
+_MODEL_AT: dict[str, type[BaseModel]] = {
     "": Evidence,
     "callee": Callee,
     "consent": Consent,

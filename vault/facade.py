@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from vault.config import Settings, load_settings, resolve_home
+from vault.results import (
+    CampaignInfo,
+    ClientInfo,
+    ConsistencyProof,
+    HoldInfo,
+    InclusionProof,
+    IssuedToken,
+    KeyGeneration,
+    PersonInfo,
+    Receipt,
+    RecordSummary,
+    SignedCheckpoint,
+    TokenInfo,
+)
 from vault.services import (
     admin,
     checkpoints,
@@ -22,17 +38,40 @@ from vault.services import (
 )
 from vault.services import ingest as _ingest
 from vault.services import verify as _verify
-from vault.services.checkpoints import ConsistencyProof, InclusionProof, SignedCheckpoint
 from vault.services.context import Clock, VaultContext, create_vault, open_vault, utc_now
 from vault.services.erasure import ErasureReport
-from vault.services.holds import HoldInfo
-from vault.services.ingest import Receipt
-from vault.services.keys import KeyGeneration, RotationReport
-from vault.services.people import PersonInfo, Principal
+from vault.services.keys import RotationReport
+from vault.services.people import Principal
 from vault.services.retention import PlanItem, RunReport
-from vault.services.retrieve import Query, RecordSummary
-from vault.services.tokens import TokenInfo
+from vault.services.retrieve import Query
 from vault.services.verify import Report
+
+__all__ = [
+    "CampaignInfo",
+    "ClientInfo",
+    "ConsistencyProof",
+    "ErasureReport",
+    "HoldInfo",
+    "InclusionProof",
+    "IssuedToken",
+    "KeyGeneration",
+    "PersonInfo",
+    "PlanItem",
+    "Principal",
+    "Query",
+    "Receipt",
+    "RecordSummary",
+    "Report",
+    "RotationReport",
+    "RunReport",
+    "SignedCheckpoint",
+    "TokenInfo",
+    "Vault",
+    "local_principal",
+]
+
+#: what :meth:`Vault.verify` reports its progress to: entries checked since the last call
+Progress = Callable[[int], None]
 
 
 def local_principal() -> str:
@@ -63,11 +102,11 @@ class Vault:
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def open(cls, home: str | os.PathLike | None = None, *, clock: Clock = utc_now) -> Vault:
+    def open(cls, home: str | os.PathLike[str] | None = None, *, clock: Clock = utc_now) -> Vault:
         return cls(open_vault(load_settings(resolve_home(home)), clock=clock))
 
     @classmethod
-    def create(cls, home: str | os.PathLike | None = None, **overrides) -> Vault:
+    def create(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Vault:
         settings = load_settings(resolve_home(home))
         if overrides:
             from dataclasses import replace
@@ -98,15 +137,15 @@ class Vault:
     def __enter__(self) -> Vault:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- administration --------------------------------------------------------
     def add_client(
         self, client_id: str, display_name: str | None = None, *, retention_days: int | None = None
-    ) -> None:
+    ) -> ClientInfo:
         """Add a tenant; ``retention_days`` is the default of campaigns without their own."""
-        admin.add_client(self._ctx, client_id, display_name, retention_days)
+        return admin.add_client(self._ctx, client_id, display_name, retention_days)
 
     def add_campaign(
         self,
@@ -115,7 +154,7 @@ class Vault:
         retention_days: int | None = None,
         *,
         retention_basis: str = "recorded",
-    ):
+    ) -> CampaignInfo:
         """Add a campaign; ``retention_basis`` is "recorded" or "consent-use" (UWG §7a)."""
         return admin.add_campaign(self._ctx, client_id, name, retention_days, retention_basis)
 
@@ -124,14 +163,14 @@ class Vault:
 
     def set_campaign_retention(
         self, client_id: str, name: str, days: int | None, *, basis: str | None = None
-    ):
+    ) -> CampaignInfo:
         return admin.set_campaign_retention(self._ctx, client_id, name, days, basis)
 
-    def campaigns(self, client_id: str | None = None):
+    def campaigns(self, client_id: str | None = None) -> list[CampaignInfo]:
         return admin.list_campaigns(self._ctx, client_id)
 
-    def clients(self):
-        return admin.list_clients(self._ctx)
+    def clients(self) -> list[ClientInfo]:
+        return [ClientInfo.of(row) for row in admin.list_clients(self._ctx)]
 
     # -- people and tokens -----------------------------------------------------
     def operator(self) -> Principal:
@@ -183,15 +222,18 @@ class Vault:
         campaign: str | None = None,
         expires_at: datetime | None = None,
         label: str = "",
-    ) -> tuple[TokenInfo, str]:
-        """A token of ``person``: its info and its secret (shown once)."""
-        return tokens.create_token(
-            self._ctx,
-            person=person,
-            by=self._by(by),
-            campaign=campaign,
-            expires_at=expires_at,
-            label=label,
+    ) -> IssuedToken:
+        """A token of ``person``: its info and its secret (shown once); it unpacks as
+        ``info, secret``."""
+        return IssuedToken(
+            *tokens.create_token(
+                self._ctx,
+                person=person,
+                by=self._by(by),
+                campaign=campaign,
+                expires_at=expires_at,
+                label=label,
+            )
         )
 
     def revoke_token(self, token_id: str, *, by: str | Principal | None = None) -> TokenInfo:
@@ -203,7 +245,11 @@ class Vault:
 
     # -- evidence --------------------------------------------------------------
     def ingest(
-        self, clip: str | os.PathLike, meta: bytes | str | dict, *, media_type: str | None = None
+        self,
+        clip: str | os.PathLike[str],
+        meta: bytes | str | dict[str, Any],
+        *,
+        media_type: str | None = None,
     ) -> Receipt:
         return _ingest.ingest(self._ctx, clip, meta, media_type=media_type)
 
@@ -222,13 +268,18 @@ class Vault:
         q = Query(client, campaign, order_ref, phone, agent, since, until, limit)
         return retrieve.find(self._ctx, q)
 
-    def show(self, record_id: str, *, principal: str | Principal | None = None) -> dict:
+    def show(self, record_id: str, *, principal: str | Principal | None = None) -> dict[str, Any]:
+        """The decrypted evidence document of a record (a logged read)."""
         return retrieve.show(
             self._ctx, record_id, principal=principal or local_principal(), client=_scope(principal)
         )
 
     def write_audio(
-        self, record_id: str, out: str | os.PathLike, *, principal: str | Principal | None = None
+        self,
+        record_id: str,
+        out: str | os.PathLike[str],
+        *,
+        principal: str | Principal | None = None,
     ) -> Path:
         return retrieve.write_audio(
             self._ctx,
@@ -238,7 +289,9 @@ class Vault:
             client=_scope(principal),
         )
 
-    def verify(self, client: str | None = None, progress=None, *, deep: bool = False) -> Report:
+    def verify(
+        self, client: str | None = None, progress: Progress | None = None, *, deep: bool = False
+    ) -> Report:
         return _verify.verify(self._ctx, client, progress, deep=deep)
 
     def count_entries(self, client: str | None = None) -> int:
@@ -316,7 +369,9 @@ class Vault:
         """What :meth:`run_retention` would do now, or on the day ``at`` (a dry look ahead)."""
         return retention.plan(self._ctx, client, at=at)
 
-    def run_retention(self, client: str | None = None, *, progress=None) -> RunReport:
+    def run_retention(
+        self, client: str | None = None, *, progress: Callable[[PlanItem], None] | None = None
+    ) -> RunReport:
         return retention.run(self._ctx, client, progress=progress)
 
     def erase(
@@ -339,10 +394,10 @@ class Vault:
     def destroy_kek(self, kek_id: str) -> None:
         keys.destroy_kek(self._ctx, kek_id)
 
-    def key_status(self, client: str) -> list[dict]:
+    def key_status(self, client: str) -> list[dict[str, Any]]:
         return keys.key_status(self._ctx, client)
 
-    def rotate_log_key(self) -> dict:
+    def rotate_log_key(self) -> dict[str, Any]:
         """Hand every client's log over to a new signing key (co-signed checkpoint)."""
         return keys.rotate_log_key(self._ctx)
 
@@ -367,12 +422,16 @@ class Vault:
     def consistency_proof(self, client: str, old: int, new: int | None = None) -> ConsistencyProof:
         return checkpoints.consistency(self._ctx, client, old, new)
 
-    def export_log(self, client: str, out: str | os.PathLike) -> Path:
+    def export_log(self, client: str, out: str | os.PathLike[str]) -> Path:
         """Entries and checkpoints as JSON Lines for an offline audit: no PII, no keys."""
         return logexport.export_log(self._ctx, client, out)
 
     def export_bundle(
-        self, record_id: str, out: str | os.PathLike, *, principal: str | Principal | None = None
+        self,
+        record_id: str,
+        out: str | os.PathLike[str],
+        *,
+        principal: str | Principal | None = None,
     ) -> Path:
         from vault.services.export import export_bundle
 

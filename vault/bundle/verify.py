@@ -616,8 +616,9 @@ class _Bundle:
         ]
         expected = set(TEXT_MEMBERS)
         try:
-            audio: str | None = self.audio_name()
-            expected.add(audio)
+            name = self.audio_name()
+            expected.add(name)
+            audio: str | None = name
         except _Fail as exc:
             audio = None
             problems.append(str(exc))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from vault.ledger.audit import Finding, audit_chain
 from vault.ledger.checkpoint import (
@@ -45,7 +46,7 @@ class OfflineReport:
     def clean(self) -> bool:
         return not self.findings and self.entries > 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "clean": self.clean,
             "origin": self.origin,
@@ -119,8 +120,12 @@ def audit_export(
     return report
 
 
-def _read(lines: Iterable[str], report: OfflineReport):
-    header, rows, notes = None, [], []
+def _read(
+    lines: Iterable[str], report: OfflineReport
+) -> tuple[dict[str, Any] | None, list[tuple[int, bytes]], list[bytes]]:
+    header: dict[str, Any] | None = None
+    rows: list[tuple[int, bytes]] = []
+    notes: list[bytes] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue

@@ -44,7 +44,7 @@ class KeyedHasher:
         key = require_key("index key", key, INDEX_KEY_SIZE)
         self._mac = hmac.new(key, encode_items(require_text("domain", domain)), hashlib.sha256)
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self._mac.update(data)
 
     def hexdigest(self) -> str:
@@ -63,7 +63,7 @@ class Sha256Counter:
         self._hash = hashlib.sha256()
         self._size = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
         self._size += memoryview(data).nbytes
 
@@ -105,7 +105,7 @@ def _commitment_prefix(salt: bytes, role: str) -> bytes:
     return salt + role.encode("utf-8") + b"\x00"
 
 
-def _chunks(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
+def _chunks(data: bytes | Iterable[bytes]) -> Iterable[bytes | memoryview]:
     if isinstance(data, bytes | bytearray | memoryview):
         return (data,)
     if isinstance(data, str):

@@ -247,7 +247,7 @@ class AwsKmsProvider:
 
     def _call(
         self, op: str, key: str, tenant: str, *, names: list[str] | None = None, **params: Any
-    ) -> dict:
+    ) -> dict[str, Any]:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -260,7 +260,8 @@ class AwsKmsProvider:
 
         method = {"GenerateDataKey": "generate_data_key", "Encrypt": "encrypt"}.get(op, "decrypt")
         try:
-            return getattr(self.client, method)(**params)
+            answer: dict[str, Any] = getattr(self.client, method)(**params)
+            return answer
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             raise self._client_error(op, code, key, tenant, names) from exc

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -12,49 +9,9 @@ from vault.db import Campaign, Client, read_session, write_session
 from vault.db.log import new_log
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.identifiers import SLUG
-from vault.ledger.entry import format_time
+from vault.results import CampaignInfo, ClientInfo
 from vault.services.context import VaultContext
 from vault.services.retention import check_basis, check_days
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    id: str
-    display_name: str
-    #: the default retention of its campaigns, days
-    retention_days: int | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, row: Client) -> ClientInfo:
-        return cls(row.id, row.display_name, row.retention_days, row.created_at)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "display_name": self.display_name,
-            "retention_days": self.retention_days,
-            "created_at": format_time(self.created_at),
-        }
-
-
-@dataclass(frozen=True)
-class CampaignInfo:
-    client: str
-    name: str
-    #: the effective period: the campaign's own, else the client's default
-    retention_days: int | None
-    retention_basis: str = "recorded"
-    client_default: bool = False
-
-    def to_dict(self) -> dict:
-        return {
-            "client": self.client,
-            "name": self.name,
-            "retention_days": self.retention_days,
-            "retention_basis": self.retention_basis,
-            "client_default": self.client_default,
-        }
 
 
 def add_client(
@@ -62,22 +19,22 @@ def add_client(
     client_id: str,
     display_name: str | None = None,
     retention_days: int | None = None,
-) -> None:
+) -> ClientInfo:
     _check_slug("client", client_id)
     check_days(retention_days)
     with write_session(ctx.engine) as s:
         if s.get(Client, client_id) is not None:
             raise Conflict(f"client {client_id!r} already exists")
-        s.add(
-            Client(
-                id=client_id,
-                display_name=display_name or client_id,
-                retention_days=retention_days,
-                created_at=ctx.clock(),
-            )
+        row = Client(
+            id=client_id,
+            display_name=display_name or client_id,
+            retention_days=retention_days,
+            created_at=ctx.clock(),
         )
+        s.add(row)
         s.flush()
         new_log(s, client_id)
+        return ClientInfo.of(row)
 
 
 def list_clients(ctx: VaultContext) -> list[Client]:

@@ -66,7 +66,7 @@ class CheckpointAudit:
 
     def at(self, tree: CompactRange) -> list[Finding]:
         """Findings for the checkpoints of the tree's current size, against its root."""
-        size, out = tree.size, []
+        size, out = tree.size, list[Finding]()
         notes = self._notes.pop(size, [])
         tree_root = tree.root() if notes else b""
         for where, note in notes:
@@ -164,7 +164,7 @@ def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Findi
         return [finding("modified", f"cannot open the record: {exc.message}")]
     out: list[Finding] = []
     meta_plain = bytearray()
-    opened = {}
+    opened: dict[str, bytes] = {}
     for role in ("meta", "clip"):
         obj = objects.get(role, {})
         key = obj.get("key", "")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import select
@@ -39,61 +38,15 @@ from vault.ledger.checkpoint import (
     sign_note,
     verifier_key,
 )
-from vault.ledger.entry import format_time
 from vault.ledger.merkle import consistency_proof as _consistency
 from vault.ledger.merkle import inclusion_proof as _inclusion
 from vault.ledger.merkle import root as _root
+from vault.results import ConsistencyProof, InclusionProof, SignedCheckpoint
 from vault.services.context import VaultContext
 from vault.services.logauth import checked_root
 
 CHECKPOINT_RETENTION = timedelta(days=3650)
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SignedCheckpoint:
-    client: str
-    size: int
-    root_hash: str
-    note: str
-    created_at: datetime
-
-    def to_dict(self) -> dict:
-        return {
-            "client": self.client,
-            "size": self.size,
-            "root_hash": self.root_hash,
-            "note": self.note,
-            "created_at": format_time(self.created_at),
-        }
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    client: str
-    record_id: str | None
-    seq: int
-    leaf_hash: str
-    tree_size: int
-    root_hash: str
-    hashes: list[str]
-    checkpoint: str
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
-
-
-@dataclass(frozen=True)
-class ConsistencyProof:
-    client: str
-    old_size: int
-    new_size: int
-    old_root: str
-    new_root: str
-    hashes: list[str]
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
 
 
 def origin(ctx: VaultContext, client: str) -> str:
@@ -330,7 +283,8 @@ class _AlsoFetching:
     """A node source that adds one more node (the leaf) to the proof's single query."""
 
     def __init__(self, tree: StoredTree, coord: tuple[int, int]) -> None:
-        self._tree, self._coord, self._got = tree, coord, None
+        self._tree, self._coord = tree, coord
+        self._got: bytes | None = None
 
     def nodes(self, coords):
         found = self._tree.nodes([*coords, self._coord])

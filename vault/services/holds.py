@@ -19,8 +19,6 @@ database; the retention run lifts such a stale hold before deleting).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlmodel import select
 
@@ -36,7 +34,7 @@ from vault.errors import (
 )
 from vault.identifiers import CASE_REF, new_hold_id
 from vault.inputs import text_problem
-from vault.ledger.entry import format_time
+from vault.results import HoldInfo
 from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
@@ -47,41 +45,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("dispute", "legal")
 MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class HoldInfo:
-    id: str
-    client: str
-    record_id: str
-    kind: str
-    case_ref: str
-    reason: str
-    placed_by: str
-    placed_at: datetime
-    release_requested_by: str | None
-    released_by: str | None
-    released_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.released_at is None
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "client": self.client,
-            "record_id": self.record_id,
-            "kind": self.kind,
-            "case_ref": self.case_ref,
-            "reason": self.reason,
-            "placed_by": self.placed_by,
-            "placed_at": format_time(self.placed_at),
-            "release_requested_by": self.release_requested_by,
-            "released_by": self.released_by,
-            "released_at": format_time(self.released_at) if self.released_at else None,
-            "active": self.active,
-        }
 
 
 def place_hold(

@@ -41,6 +41,7 @@ from vault.evidence import Evidence, parse_evidence
 from vault.identifiers import new_record_id
 from vault.ledger import entry_hash
 from vault.ledger.entry import format_time
+from vault.results import Receipt
 from vault.sealing import (
     CommitmentHasher,
     KeyedHasher,
@@ -63,30 +64,6 @@ from vault.storage import StoredObject
 READ_CHUNK = 1024 * 1024
 CLIP_FP_DOMAIN = "clip-fingerprint"
 META_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What the uploader keeps: proof the vault accepted and chained this record."""
-
-    record_id: str
-    client: str
-    campaign: str
-    seq: int
-    entry_hash: str
-    sealed_at: datetime
-    duplicate: bool = False
-
-    def to_dict(self) -> dict:
-        return {
-            "record_id": self.record_id,
-            "client": self.client,
-            "campaign": self.campaign,
-            "seq": self.seq,
-            "entry_hash": self.entry_hash,
-            "sealed_at": format_time(self.sealed_at),
-            "duplicate": self.duplicate,
-        }
 
 
 @dataclass(frozen=True)
@@ -219,7 +196,7 @@ def _campaign(ctx: VaultContext, evidence: Evidence) -> tuple[Campaign, Rule]:
             ],
             hint="check 'campaign', or create it with `evidence-vault campaign add`",
         )
-    return campaign, rule
+    return campaign, rule  # type: ignore[return-value]  # a campaign has a rule
 
 
 def _existing_receipt(

@@ -38,6 +38,7 @@ from vault.errors import ConfigError, Conflict, NotFound
 from vault.ledger.checkpoint import Checkpoint, add_signature, sign_note, verifier_key
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import root as tree_root
+from vault.results import KeyGeneration
 from vault.sealing import WrappedKey, data_key_context
 from vault.sealing.local import parse_kek_id
 from vault.services.checkpoints import _store_note, checkpoint_key, origin
@@ -287,16 +288,6 @@ def _client_exists(ctx: VaultContext, client: str) -> None:
 
 
 # -- the log signing key ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyGeneration:
-    generation: int
-    verifier_key: str
-    active: bool
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
 
 
 def log_keys(ctx: VaultContext) -> list[KeyGeneration]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -36,7 +35,7 @@ from vault.errors import (
     PermissionDenied,
 )
 from vault.identifiers import HANDLE, SLUG
-from vault.ledger.entry import format_time
+from vault.results import PersonInfo
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 
@@ -95,39 +94,6 @@ class Principal:
 def operator(name: str) -> Principal:
     """The vault host's operator (``local:<user>``): a global admin that needs no approval."""
     return Principal(token_id=None, role="admin", client=None, operator=name)
-
-
-@dataclass(frozen=True)
-class PersonInfo:
-    handle: str
-    display_name: str
-    role: str
-    client: str | None
-    created_by: str
-    created_at: datetime
-    approved_by: str | None
-    approved_at: datetime | None
-    disabled_at: datetime | None
-
-    @property
-    def status(self) -> str:
-        if self.disabled_at is not None:
-            return "disabled"
-        return "active" if self.approved_at is not None else "pending"
-
-    def to_dict(self) -> dict:
-        return {
-            "handle": self.handle,
-            "display_name": self.display_name,
-            "role": self.role,
-            "client": self.client,
-            "status": self.status,
-            "created_by": self.created_by,
-            "created_at": format_time(self.created_at),
-            "approved_by": self.approved_by,
-            "approved_at": format_time(self.approved_at) if self.approved_at else None,
-            "disabled_at": format_time(self.disabled_at) if self.disabled_at else None,
-        }
 
 
 # -- use cases ----------------------------------------------------------------------------

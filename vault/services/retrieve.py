@@ -22,7 +22,7 @@ from vault.db.log import EntryDraft, append_entries
 from vault.errors import DecryptionFailed
 from vault.evidence import normalise_phone
 from vault.identifiers import SLUG
-from vault.ledger.entry import format_time
+from vault.results import RecordSummary
 from vault.sealing import (
     HEADER_SIZE,
     SEGMENT_SIZE,
@@ -40,43 +40,6 @@ from vault.services.people import Principal
 from vault.services.retention import refuse_if_shredded
 from vault.storage import ChunkReader
 from vault.storage.files import atomic_output
-
-
-@dataclass(frozen=True)
-class RecordSummary:
-    """One search hit: ids, references and timings; no PII."""
-
-    record_id: str
-    client: str
-    campaign: str
-    call_id: str
-    segment: int
-    order_ref: str
-    agent_id: str
-    recorded_at: datetime
-    duration_ms: int
-    media_type: str
-    seq: int
-    retain_until: datetime | None = None
-    #: "sealed", or "shredded" once crypto-shredded
-    state: str = "sealed"
-
-    def to_dict(self) -> dict:
-        return {
-            "record_id": self.record_id,
-            "client": self.client,
-            "campaign": self.campaign,
-            "call_id": self.call_id,
-            "segment": self.segment,
-            "order_ref": self.order_ref,
-            "agent_id": self.agent_id,
-            "recorded_at": format_time(self.recorded_at),
-            "duration_ms": self.duration_ms,
-            "media_type": self.media_type,
-            "seq": self.seq,
-            "retain_until": format_time(self.retain_until) if self.retain_until else None,
-            "state": self.state,
-        }
 
 
 @dataclass(frozen=True)

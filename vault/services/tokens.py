@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import select
@@ -34,6 +33,7 @@ from vault.db.models import ApiToken, Person
 from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied, Unauthenticated
 from vault.identifiers import new_token_id
 from vault.ledger.entry import format_time
+from vault.results import TokenInfo
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.people import (
@@ -48,32 +48,6 @@ from vault.services.people import (
 __all__ = ["PREFIX", "ROLES", "Principal", "TokenInfo", "authenticate", "create_token"]
 
 PREFIX = "evt1_"
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    id: str
-    person: str
-    role: str
-    client: str | None
-    campaign: str | None
-    label: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "person": self.person,
-            "role": self.role,
-            "client": self.client,
-            "campaign": self.campaign,
-            "label": self.label,
-            "created_at": format_time(self.created_at),
-            "expires_at": format_time(self.expires_at) if self.expires_at else None,
-            "revoked_at": format_time(self.revoked_at) if self.revoked_at else None,
-        }
 
 
 def hash_token(token: str) -> str:
