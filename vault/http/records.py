@@ -34,10 +34,10 @@ from vault.http import problems
 from vault.http.deps import CASE_REF, Caller, Ctx
 from vault.http.problems import InvalidRequest
 from vault.services import holds as _holds
-from vault.services import idempotency, receipts, retrieve
+from vault.services import idempotency, outages, receipts, retrieve
 from vault.services.context import VaultContext
 from vault.services.export import export_bundle
-from vault.services.ingest import accepted_media_type, ingest
+from vault.services.ingest import Receipt, accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
 
@@ -255,7 +255,27 @@ async def upload(
             return JSONResponse(body, 200)
         # new key, or one stored before keys covered the clip: ingest compares the clip
         # with the sealed call segment's (a different one is a 409 there)
+        # an outage here is a 503: ``backend-unavailable`` before the commit (nothing
+        # sealed), ``outcome-unknown`` from it on
         receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
+    try:
+        return await _answer(ctx, principal, receipt, idempotency_key, meta_sha, clip_sha)
+    except Exception as exc:
+        # sealed, but the receipt did not go out: a retry with the same key answers it
+        unknown = outages.outcome_unknown(exc)
+        if unknown is None:
+            raise
+        raise unknown from None
+
+
+async def _answer(
+    ctx: VaultContext,
+    principal: Principal,
+    receipt: Receipt,
+    idempotency_key: str | None,
+    meta_sha: str,
+    clip_sha: str,
+) -> Response:
     if idempotency_key is not None:
         await run_in_threadpool(
             idempotency.remember,
