@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -51,6 +51,8 @@ _WRITE_CHUNK = 1024 * 1024
 #: accepted too (vault.audio) and stored under these names
 ACCEPTED_MEDIA_TYPES = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac")
 _NO_STORE = {"Cache-Control": "no-store"}
+#: seconds a client waits before it retries an upload refused as ``busy``
+_BUSY_RETRY_AFTER = 1
 
 # --- OpenAPI: problem responses -----------------------------------------------------------
 
@@ -245,9 +247,69 @@ async def upload(
         )
         if earlier is not None:
             earlier.check_metadata(meta_sha)  # known before a byte of the clip
+    if not _uploads(request).enter(ctx.settings.max_uploads):
+        return problems.problem(
+            503,
+            "busy",
+            "this worker is receiving as many uploads as it may at once",
+            hint="retry after the Retry-After seconds",
+            headers={"Retry-After": str(_BUSY_RETRY_AFTER), "Connection": "close"},
+        )
+    try:
+        return await _receive_and_seal(
+            request, ctx, principal, raw, media_type, limit, idempotency_key, meta_sha, earlier
+        )
+    finally:
+        _uploads(request).leave()
+
+
+class UploadsInProgress:
+    """The uploads this worker is receiving or sealing (one event loop: no lock needed)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def enter(self, cap: int) -> bool:
+        if self.count >= cap:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1
+
+
+def _uploads(request: Request) -> UploadsInProgress:
+    state = request.app.state
+    if not hasattr(state, "uploads"):
+        state.uploads = UploadsInProgress()
+    return state.uploads
+
+
+async def _receive_and_seal(
+    request: Request,
+    ctx: VaultContext,
+    principal: Principal,
+    raw: bytes,
+    media_type: str,
+    limit: int,
+    idempotency_key: str | None,
+    meta_sha: str,
+    earlier: idempotency.EarlierRequest | None,
+) -> Response:
     with ctx.spool().file() as spooled:
-        if not await _receive(request, spooled.write, limit):
-            return _too_large(limit)
+        try:
+            if not await _receive(request, spooled.write, limit, ctx.settings.receive_timeout):
+                return _too_large(limit)
+        except _Stalled:
+            # the spool file goes with this block; the connection is closed
+            return problems.problem(
+                408,
+                "request-timeout",
+                f"the upload's body stalled: no bytes for {ctx.settings.receive_timeout:g} s",
+                hint="send the whole upload again (with the same Idempotency-Key)",
+                headers={"Connection": "close"},
+            )
         clip_sha = await run_in_threadpool(spooled.finish)
         if earlier is not None and earlier.covers_clip(meta_sha, clip_sha):
             receipt = await run_in_threadpool(receipts.earlier_receipt, ctx, earlier.record_id)
@@ -354,11 +416,29 @@ def _check_evidence(ctx: VaultContext, principal: Principal, raw: bytes) -> Evid
     return evidence
 
 
-async def _receive(request: Request, write: Callable[[bytes], None], limit: int) -> bool:
+class _Stalled(Exception):
+    """No byte of the body arrived within the receive timeout."""
+
+
+async def _body(request: Request, idle: float) -> AsyncIterator[bytes]:
+    """The body's chunks; :class:`_Stalled` once none arrives for ``idle`` seconds."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            yield await asyncio.wait_for(chunks.__anext__(), idle)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _Stalled from None
+
+
+async def _receive(
+    request: Request, write: Callable[[bytes], None], limit: int, idle: float
+) -> bool:
     """Stream the body to ``write`` (the spool file); False once it exceeds ``limit`` bytes."""
     size = 0
     pending = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _body(request, idle):
         size += len(chunk)
         if size > limit:
             return False
