@@ -539,6 +539,7 @@ for _command in (
     lifecycle.dispute,
     lifecycle.hold,
     lifecycle.retention,
+    lifecycle.gc,
     lifecycle.erase,
     lifecycle.keys,
     service.serve,
