@@ -94,3 +94,33 @@ def test_gc_command_and_retention_run(tmp_path, monkeypatch):
     gone = runner.invoke(cli, ["--vault", home, "gc", "--grace", "0s"])
     assert gone.exit_code == 0 and "deleted 2" in gone.output
     assert _orphan_findings(vault) == []
+
+
+def test_gc_on_every_store_records_locked_orphans_so_verify_knows_them(
+    vault, tmp_path, monkeypatch
+):
+    """Local store: deleted. Object Lock (moto, real SeaweedFS): the store refuses, so each
+    orphan is recorded once as ``object.orphaned`` and verify stops reporting it."""
+    path = clip(tmp_path)
+    vault.ingest(path, order_meta(0))
+    owned = _data_keys(vault)
+    _orphan_upload(vault, path, 1, monkeypatch)
+    left = _data_keys(vault) - owned
+    assert len(left) == 2 and {f.key for f in _orphan_findings(vault)} == left
+    entries = vault.count_entries()
+
+    first = orphans.collect(vault.context, grace=timedelta(0))
+    locked = vault.context.store.supports_object_lock
+    if locked:
+        assert {a["key"] for a in first.acknowledged} == left and first.deleted == []
+        assert vault.count_entries() == entries + 2  # one object.orphaned entry each
+        assert _data_keys(vault) == owned | left  # the lock still runs
+        again = orphans.collect(vault.context, grace=timedelta(0))
+        assert {a["key"] for a in again.locked} == left and again.acknowledged == []
+        assert vault.count_entries() == entries + 2  # recorded once
+    else:
+        assert {d["key"] for d in first.deleted} == left
+        assert _data_keys(vault) == owned
+    assert _data_keys(vault) >= owned  # owned objects are never touched
+    report = vault.verify(deep=True)
+    assert report.clean, [f.to_dict() for f in report.findings]
