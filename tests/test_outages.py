@@ -9,6 +9,7 @@ pointed at a port nobody listens on. Faults that must hit one exact step of an u
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import socket
@@ -77,17 +78,25 @@ def cluster():
         yield pg
 
 
+@pytest.fixture
+def serving():
+    """``serving(vault)``: a TestClient running the app's lifespan, so the outage watcher
+    stops with the test (its probe must not outlive it)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda vault, **kw: stack.enter_context(TestClient(create_app(vault.context), **kw))
+
+
 def _lines(caplog, logger: str, level: int = logging.WARNING) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno >= level]
 
 
 def test_a_database_outage_answers_503_on_every_endpoint_and_logs_quietly(
-    cluster, tmp_path, caplog
+    cluster, tmp_path, caplog, serving
 ):
     vault = make_vault(tmp_path / "vault", database_url=cluster.url)
     dialer, reader = _bearer(vault, "dialer"), _bearer(vault, "client")
     body = clip(tmp_path).read_bytes()
-    tc = TestClient(create_app(vault.context))
+    tc = serving(vault)
     assert _upload(tc, dialer, body, order_meta(0)).status_code == 201
     caplog.set_level(logging.INFO)
 
@@ -158,12 +167,12 @@ def _fail_once(monkeypatch, module, name: str) -> list[int]:
     ("module", "step"), [(receipts, "receipt_document"), (idempotency, "remember")]
 )
 def test_an_outage_after_the_commit_says_outcome_unknown_and_a_retry_gets_the_receipt(
-    sqlite_vault, tmp_path, monkeypatch, module, step
+    sqlite_vault, tmp_path, monkeypatch, module, step, serving
 ):
     vault = sqlite_vault
     dialer = _bearer(vault, "dialer")
     body = clip(tmp_path).read_bytes()
-    tc = TestClient(create_app(vault.context))
+    tc = serving(vault)
     calls = _fail_once(monkeypatch, module, step)
 
     first = _upload(tc, dialer, body, order_meta(0), key="same-key")
@@ -180,12 +189,12 @@ def test_an_outage_after_the_commit_says_outcome_unknown_and_a_retry_gets_the_re
 
 
 def test_an_outage_at_the_commit_keeps_the_objects_and_says_outcome_unknown(
-    sqlite_vault, tmp_path, monkeypatch
+    sqlite_vault, tmp_path, monkeypatch, serving
 ):
     vault = sqlite_vault
     dialer = _bearer(vault, "dialer")
     body = clip(tmp_path).read_bytes()
-    tc = TestClient(create_app(vault.context))
+    tc = serving(vault)
     _fail_once(monkeypatch, ingest, "_commit")
 
     first = _upload(tc, dialer, body, order_meta(0), key="k")
@@ -215,12 +224,12 @@ def _unreachable_s3() -> S3Store:
 
 
 def test_an_object_store_outage_before_the_commit_is_plainly_retryable(
-    sqlite_vault, tmp_path, caplog
+    sqlite_vault, tmp_path, caplog, serving
 ):
     vault = sqlite_vault
     dialer = _bearer(vault, "dialer")
     body = clip(tmp_path).read_bytes()
-    tc = TestClient(create_app(vault.context))
+    tc = serving(vault)
     vault.context.store = _unreachable_s3()
     caplog.set_level(logging.INFO)
 
@@ -236,11 +245,11 @@ def test_an_object_store_outage_before_the_commit_is_plainly_retryable(
 
 
 def test_a_real_bug_is_still_a_500_and_logged_with_where_it_happened(
-    sqlite_vault, monkeypatch, caplog
+    sqlite_vault, monkeypatch, caplog, serving
 ):
     vault = sqlite_vault
     reader = _bearer(vault, "client")
-    tc = TestClient(create_app(vault.context), raise_server_exceptions=False)
+    tc = serving(vault, raise_server_exceptions=False)
 
     def broken(*_a, **_k):
         raise ZeroDivisionError
