@@ -1,8 +1,9 @@
 """What every ``evidence-vault`` command shares: opening the vault, printing, errors, input.
 
 Commands are declared with :func:`command` and :func:`group` (not bare ``click``) so that
-each checks its text input, accepts ``--json`` after its name, and turns a VaultError into
-a clear message and the error's ``exit_code`` (the table in :mod:`cli.main`).
+each checks its text input, accepts ``--json`` after its name, and turns a VaultError (and
+a database outage) into a clear message and the error's ``exit_code`` (the table in
+:mod:`cli.main`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 from vault import Vault
 from vault.errors import FieldError, VaultError
 from vault.inputs import InvalidText, text_problem
+from vault.services.outages import unavailable
 
 if TYPE_CHECKING:
     from vault.services.people import Principal
@@ -81,7 +83,16 @@ class VaultGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except VaultError:
+                raise
+            except Exception as exc:
+                # the database went away: exit 10 (retry later), not a traceback with SQL
+                down = unavailable(exc)
+                if down is None:
+                    raise
+                raise down from None
         except VaultError as exc:
             if wants_json(ctx):
                 click.echo(json.dumps({"error": exc.to_dict()}, indent=2))

@@ -6,10 +6,13 @@ and ``log rotate-key`` to its groups, the rest to the command itself.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from cli._common import acting, command, emit, group, open_vault, parse_when, retention_rule
 from vault.ledger.entry import format_time
+from vault.services import orphans
 
 _AS = click.option(
     "--as",
@@ -197,14 +200,58 @@ def retention_run(ctx, client_id) -> None:
     Safe to interrupt and to rerun: every record is either intact or shredded, and the
     next run finishes what is left.
     """
-    report = open_vault(ctx).run_retention(client_id)
+    vault = open_vault(ctx)
+    report = vault.run_retention(client_id)
+    # and the orphans older than the default grace (see `gc`)
+    collected = orphans.collect(vault.context, client=client_id)
     emit(
         ctx,
-        report.to_dict(),
+        {**report.to_dict(), "orphans": collected.to_dict()},
         f"shredded {len(report.shredded)}, objects deleted for {len(report.purged)}, "
         f"kept on hold {len(report.kept)}, objects pending {len(report.pending)}, "
-        f"keys destroyed {len(report.keks_destroyed)}, re-wrapped {report.rewrapped}",
+        f"keys destroyed {len(report.keks_destroyed)}, re-wrapped {report.rewrapped}; "
+        + _collected_line(collected),
     )
+
+
+def _collected_line(c: orphans.Collected) -> str:
+    verb = "would delete" if c.dry_run else "deleted"
+    return (
+        f"orphans: {verb} {len(c.deleted)}, recorded as locked {len(c.acknowledged)}, "
+        f"still locked {len(c.locked)}, within the grace period {c.within_grace}"
+    )
+
+
+def _grace(_ctx, _param, value: str) -> timedelta:
+    try:
+        return orphans.parse_grace(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@command(short_help="Collect orphaned objects (no committed record owns them).")
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    callback=_grace,
+    metavar="DURATION",
+    help="Leave objects younger than this (an upload in flight): 90s, 30m, 1h, 2d.",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted or recorded.")
+@click.option("--client", "client_id", help="Only this client.")
+@click.pass_context
+def gc(ctx, grace, dry_run, client_id) -> None:
+    """Delete stored objects no committed record owns, older than --grace.
+
+    Under Object Lock an orphan cannot be deleted yet: it is recorded in its client's log
+    (`object.orphaned`), so `verify` stops reporting it, and deleted by a later `gc` once
+    its lock has run out. Objects a record owns are never touched.
+    """
+    collected = orphans.collect(
+        open_vault(ctx).context, grace=grace, dry_run=dry_run, client=client_id
+    )
+    emit(ctx, collected.to_dict(), _collected_line(collected))
 
 
 @command(short_help="Erase a data subject's evidence (GDPR Art 17).")

@@ -13,9 +13,10 @@ Exit codes scripts can rely on:
 7   integrity, key or storage failure while reading or writing
 8   ``verify-bundle``: consistent, but checked only against the key inside the bundle
 9   refused: not allowed (e.g. the four-eyes rule of a hold release)
+10  unavailable: the database or the object store is down or busy; retry later
 ==  ===========================================================
 
-An error's code (3-7, 9) is the ``exit_code`` of its class in :mod:`vault.errors`, the
+An error's code (3-7, 9, 10) is the ``exit_code`` of its class in :mod:`vault.errors`, the
 same table the HTTP API takes its statuses from. ``--json`` goes before the command or
 after it (``evidence-vault ingest CLIP --meta M --json``); errors are JSON then, too.
 
@@ -538,6 +539,7 @@ for _command in (
     lifecycle.dispute,
     lifecycle.hold,
     lifecycle.retention,
+    lifecycle.gc,
     lifecycle.erase,
     lifecycle.keys,
     service.serve,

@@ -49,8 +49,10 @@ TABLE = {
     "object-exists": (503, 7),
     "object-missing": (503, 7),
     "object-locked": (503, 7),
+    "backend-unavailable": (503, 10),
+    "outcome-unknown": (503, 10),
 }
-EXIT_CODES = {3, 4, 5, 6, 7, 9}  # the documented codes of an error (cli/main.py)
+EXIT_CODES = {3, 4, 5, 6, 7, 9, 10}  # the documented codes of an error (cli/main.py)
 
 
 def _every_subclass(cls: type) -> list[type[VaultError]]:
@@ -68,7 +70,7 @@ def _instance(cls: type[VaultError]) -> VaultError:
         return cls(cls.http_status, {"type": f"/problems/{cls.kind}", "detail": "refused"})
     if issubclass(cls, InvalidEvidence):
         return cls([FieldError("field", "is wrong")])
-    if cls.__name__ == "IdempotencyMismatch":  # made from the part that differs
+    if "_PARTS" in vars(cls):  # IdempotencyMismatch: named by the part that differs
         return cls("clip")
     return cls("refused")
 

@@ -22,7 +22,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.seaweedfs import SeaweedFS
-from vault.errors import ConfigError, ObjectExists, ObjectLocked, ObjectMissing, StorageError
+from vault.errors import (
+    BackendUnavailable,
+    ConfigError,
+    ObjectExists,
+    ObjectLocked,
+    ObjectMissing,
+    StorageError,
+)
 from vault.storage import LocalStore, ObjectStore, S3Store, normalise_retain_until
 from vault.storage import s3 as s3_module
 from vault.storage.local import TEMP_PREFIX
@@ -426,7 +433,7 @@ def test_prefix_keeps_keys_apart(locked: S3Store) -> None:
     assert read_all(locked, "tenant-a/x/1") == b"1"
 
 
-def test_unreachable_endpoint_names_endpoint_not_secret() -> None:
+def test_unreachable_endpoint_is_transient_and_names_no_endpoint_nor_secret() -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
@@ -442,10 +449,12 @@ def test_unreachable_endpoint_names_endpoint_not_secret() -> None:
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
     )
     store = S3Store("bucket", endpoint_url=url, client=client)
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(BackendUnavailable) as err:
         store.put("k", [b"x"])
+    # the message reaches API clients: no internal address, no secret
     text = str(err.value)
-    assert f"127.0.0.1:{port}" in text and "very-secret-key" not in text
+    assert f"{port}" not in text and "127.0.0.1" not in text and "very-secret-key" not in text
+    assert err.value.backend == "object store" and err.value.http_status == 503
 
 
 def test_wrong_credentials_are_reported(seaweedfs: SeaweedFS) -> None:

@@ -254,7 +254,12 @@ class VaultClient:
                 "status": response.status_code,
                 "detail": f"HTTP {response.status_code} {response.reason_phrase}".strip(),
             }
-        return api_error(response.status_code, problem)
+        error = api_error(response.status_code, problem)
+        retry_after = response.headers.get("retry-after", "").strip()
+        if retry_after.isascii() and retry_after.isdigit():
+            # this client does not retry by itself: the caller waits this long, then retries
+            error.retry_after = int(retry_after)  # type: ignore[attr-defined]
+        return error
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._send(method, path, **kw).json()

@@ -166,6 +166,14 @@ class Settings:
     checkpoint_every: int = 100
     #: ... or on the first append this many seconds after the last checkpoint
     checkpoint_seconds: int = 60
+    #: ``[http]``: an upload whose body sends no byte for this long is answered 408
+    receive_timeout: float = 30.0
+    #: ... at most this many uploads at once per ``serve`` worker; more are a 503 ``busy``
+    max_uploads: int = 64
+    #: ... a connection is closed after this many requests or seconds (0: never), so that
+    #: clients spread over the workers again after one restarts
+    connection_max_requests: int = 1000
+    connection_max_seconds: float = 300.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -221,6 +229,12 @@ class Settings:
             "[ledger]",
             f"checkpoint_every = {self.checkpoint_every}  # entries between signed checkpoints",
             f"checkpoint_seconds = {self.checkpoint_seconds}  # or seconds (serve: on a timer)",
+            "",
+            "[http]",
+            f"receive_timeout = {self.receive_timeout:g}  # seconds without a byte of an upload",
+            f"max_uploads = {self.max_uploads}  # at once, per serve worker",
+            f"connection_max_requests = {self.connection_max_requests}  # then close (0: never)",
+            f"connection_max_seconds = {self.connection_max_seconds:g}  # then close (0: never)",
             "",
             "[keys]",
             f'provider = "{self.key_provider}"',
@@ -338,7 +352,41 @@ def _from_file(home: Path, data: dict) -> Settings:
         master_key_file=_path(home, keys.get("master_key_file")),
         checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
         checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 60)),
+        **_http_settings(data.get("http", {})),
     )
+
+
+#: ``[http]`` setting -> (environment variable, type)
+_HTTP_SETTINGS = {
+    "receive_timeout": ("EVIDENCE_VAULT_RECEIVE_TIMEOUT", float),
+    "max_uploads": ("EVIDENCE_VAULT_MAX_UPLOADS", int),
+    "connection_max_requests": ("EVIDENCE_VAULT_CONNECTION_MAX_REQUESTS", int),
+    "connection_max_seconds": ("EVIDENCE_VAULT_CONNECTION_MAX_SECONDS", float),
+}
+
+
+def _http_settings(table: object, where: str = "[http]") -> dict:
+    """The ``[http]`` settings given (by name, or by environment variable), checked."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    out = {}
+    for name, (_env, kind) in _HTTP_SETTINGS.items():
+        if name not in table:
+            continue
+        raw = table[name]
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            value = -1
+        positive = name in ("max_uploads", "receive_timeout")
+        if isinstance(raw, bool) or value < 0 or (positive and value <= 0):
+            raise ConfigError(
+                f"{where} {name} must be a {'positive ' if positive else ''}"
+                f"{'whole ' if kind is int else ''}number",
+                hint=f"see docs/operations.md, The HTTP service ({_env})",
+            )
+        out[name] = value
+    return out
 
 
 def apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
@@ -348,6 +396,10 @@ def apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
         database_url=env.get("EVIDENCE_VAULT_DATABASE_URL", s.database_url),
         storage=env.get("EVIDENCE_VAULT_STORAGE", s.storage),
         master_key=env.get("EVIDENCE_VAULT_MASTER_KEY") or None,
+        **_http_settings(
+            {name: env[var] for name, (var, _t) in _HTTP_SETTINGS.items() if var in env},
+            "environment:",
+        ),
     )
     bucket = env.get("EVIDENCE_VAULT_S3_BUCKET") or (s.s3.bucket if s.s3 else None)
     if s.storage == "s3":

@@ -25,6 +25,7 @@ EXIT_CONFLICT = 5
 EXIT_CONFIG = 6
 EXIT_FAILURE = 7
 EXIT_REFUSED = 9
+EXIT_UNAVAILABLE = 10
 
 
 class VaultError(Exception):
@@ -195,6 +196,46 @@ class ObjectLocked(StorageError):
     """The object store refused a delete or change because of Object Lock or a legal hold."""
 
     kind = "object-locked"
+
+
+class BackendUnavailable(StorageError):
+    """The database or the object store is down, restarting, throttling or timing out.
+
+    Transient: the same request later may well succeed, so the API answers 503 with
+    ``Retry-After`` (``retry_after`` seconds). The message names the backend, never its
+    address, the statement or its values.
+    """
+
+    kind = "backend-unavailable"
+    exit_code = EXIT_UNAVAILABLE
+    #: seconds a client should wait before it retries (the ``Retry-After`` header)
+    retry_after: int = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        backend: str = "backend",
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(
+            message, hint=hint or f"retry later; the vault answers again once the {backend} is back"
+        )
+        #: "database" or "object store": what went away (the operator's log names it)
+        self.backend = backend
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class OutcomeUnknown(BackendUnavailable):
+    """An upload hit an outage after it may have been sealed: whether it was is unknown.
+
+    Retrying the same upload is safe: a sealed call segment (or the same
+    ``Idempotency-Key``) answers with the stored receipt, never a second record.
+    """
+
+    kind = "outcome-unknown"
 
 
 class TamperDetected(VaultError):

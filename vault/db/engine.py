@@ -140,12 +140,13 @@ def migrate(engine: Engine) -> None:
 
 
 def _current_revision(engine: Engine) -> str | None:
-    try:
-        with engine.connect() as conn:
+    # a database that cannot be reached raises here: an outage, not a new database
+    with engine.connect() as conn:
+        try:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except OperationalError:
-        return None  # a new database: no version table yet
-    except Exception as exc:
-        if "alembic_version" in str(exc):
-            return None
-        raise
+        except OperationalError:
+            return None  # a new database: no version table yet
+        except Exception as exc:
+            if "alembic_version" in str(exc):
+                return None
+            raise

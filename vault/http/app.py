@@ -25,9 +25,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
-from vault.errors import VaultError
+from vault.errors import BackendUnavailable, VaultError
 from vault.http import admin, guard, ledger, problems, records
 from vault.http.deps import Ctx
+from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
 
@@ -51,6 +52,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
             yield
         finally:
             timer.stop()
+            app.state.outages.stop()
             if own:
                 vault_ctx.close()
 
@@ -64,6 +66,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     )
     if ctx is not None:
         app.state.ctx = ctx
+    app.state.outages = outages.OutageLog(lambda backend: outages.answers(app.state.ctx, backend))
     app.add_exception_handler(VaultError, problems.vault_error)
     app.add_exception_handler(RequestValidationError, problems.validation_error)
     app.add_exception_handler(StarletteHTTPException, problems.http_error)
@@ -99,10 +102,11 @@ def readyz(ctx: Ctx) -> JSONResponse:
 
 async def _access_log(request: Request, call_next):
     """One line per request: method, path (never the query string), status, time, caller
-    (``person:<handle>/<token id>``).
+    (``person:<handle>/<token id>``), and for a refusal or failure the problem's kind.
 
     Paths hold only ids; query strings and bodies may hold PII (phone numbers, names), so
-    they are never logged.
+    they are never logged. A failed request (5xx) logs at WARNING, in this one line; only
+    a real bug (an unexpected exception) adds where it happened.
     """
     request_id = request.headers.get("x-request-id", "")
     if not _REQUEST_ID.fullmatch(request_id):  # echoed in the log and the answer
@@ -113,17 +117,29 @@ async def _access_log(request: Request, call_next):
         try:
             response = await call_next(request)
         except Exception as exc:
-            # answered and logged here, not by the server: its traceback would print the
-            # exception's text, and a database's (PostgreSQL's DETAIL) may quote a value
-            _log_failure(exc, request_id)
-            response = await problems.unexpected_error(request, exc)
+            down = outages.unavailable(exc)
+            if down is not None:
+                # an outage, not a bug: a 503 the client retries, no traceback
+                response = await problems.vault_error(request, down)
+            else:
+                # answered and logged here, not by the server: its traceback would print
+                # the exception's text, and a database's (PostgreSQL's DETAIL) may quote a
+                # value
+                _log_failure(exc, request_id)
+                request.state.failure = None
+                response = await problems.unexpected_error(request, exc)
         status = response.status_code
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
+        failure = getattr(request.state, "failure", None)
+        if isinstance(failure, BackendUnavailable):
+            request.app.state.outages.went_down(failure)
         who = getattr(request.state, "principal", None)
-        log.info(
-            "%s %s %d %.1fms %s pid=%d req=%s",
+        kind = failure.kind if failure is not None else "internal-error" if status == 500 else "-"
+        log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "%s %s %d %.1fms %s pid=%d req=%s%s",
             request.method,
             request.url.path,
             status,
@@ -131,6 +147,7 @@ async def _access_log(request: Request, call_next):
             f"{who.name}/{who.token_id}" if who else "-",  # the person and their token
             os.getpid(),
             request_id,
+            f" kind={kind}" if status >= 400 else "",
         )
 
 

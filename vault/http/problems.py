@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from vault.errors import BackendUnavailable, VaultError
 from vault.errors import InvalidRequest as InvalidRequest  # the routes raise it from here
-from vault.errors import VaultError
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -96,11 +96,18 @@ def http_hint(hint: str | None) -> str | None:
     return hint
 
 
-async def vault_error(_request: Request, exc: Exception) -> JSONResponse:
+async def vault_error(request: Request | None, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
+    if request is not None:
+        request.state.failure = exc  # the access log names its kind
     errors = [{"field": e.field, "message": e.message} for e in getattr(exc, "errors", [])]
     hint = http_hint(exc.hint)
-    return problem(exc.http_status, exc.kind, exc.message, hint=hint, errors=errors or None)
+    headers = None
+    if isinstance(exc, BackendUnavailable):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return problem(
+        exc.http_status, exc.kind, exc.message, hint=hint, errors=errors or None, headers=headers
+    )
 
 
 #: a body that is not JSON: named as a whole (FastAPI's location is a character offset)
@@ -198,7 +205,9 @@ _DESCRIPTIONS = {
     416: "The range lies outside the clip (`range-not-satisfiable`)",
     422: "Invalid input, one entry per field (`invalid-request`, `invalid-evidence`, "
     "`invalid-audio`)",
-    503: "Database or object store unavailable; retry later",
+    503: "Database or object store unavailable (`backend-unavailable`; for an upload that "
+    "may have been sealed, `outcome-unknown`), or too many uploads in progress "
+    "(`busy`); retry after `Retry-After` seconds",
 }
 
 
@@ -213,6 +222,10 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         if status == 401:
             response["headers"] = {
                 "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            }
+        if status == 503:
+            response["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
             }
         out[status] = response
     return out

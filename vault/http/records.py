@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -34,10 +34,10 @@ from vault.http import problems
 from vault.http.deps import CASE_REF, Caller, Ctx
 from vault.http.problems import InvalidRequest
 from vault.services import holds as _holds
-from vault.services import idempotency, receipts, retrieve
+from vault.services import idempotency, outages, receipts, retrieve
 from vault.services.context import VaultContext
 from vault.services.export import export_bundle
-from vault.services.ingest import accepted_media_type, ingest
+from vault.services.ingest import Receipt, accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
 
@@ -51,6 +51,8 @@ _WRITE_CHUNK = 1024 * 1024
 #: accepted too (vault.audio) and stored under these names
 ACCEPTED_MEDIA_TYPES = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac")
 _NO_STORE = {"Cache-Control": "no-store"}
+#: seconds a client waits before it retries an upload refused as ``busy``
+_BUSY_RETRY_AFTER = 1
 
 # --- OpenAPI: problem responses -----------------------------------------------------------
 
@@ -245,9 +247,69 @@ async def upload(
         )
         if earlier is not None:
             earlier.check_metadata(meta_sha)  # known before a byte of the clip
+    if not _uploads(request).enter(ctx.settings.max_uploads):
+        return problems.problem(
+            503,
+            "busy",
+            "this worker is receiving as many uploads as it may at once",
+            hint="retry after the Retry-After seconds",
+            headers={"Retry-After": str(_BUSY_RETRY_AFTER), "Connection": "close"},
+        )
+    try:
+        return await _receive_and_seal(
+            request, ctx, principal, raw, media_type, limit, idempotency_key, meta_sha, earlier
+        )
+    finally:
+        _uploads(request).leave()
+
+
+class UploadsInProgress:
+    """The uploads this worker is receiving or sealing (one event loop: no lock needed)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def enter(self, cap: int) -> bool:
+        if self.count >= cap:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1
+
+
+def _uploads(request: Request) -> UploadsInProgress:
+    state = request.app.state
+    if not hasattr(state, "uploads"):
+        state.uploads = UploadsInProgress()
+    return state.uploads
+
+
+async def _receive_and_seal(
+    request: Request,
+    ctx: VaultContext,
+    principal: Principal,
+    raw: bytes,
+    media_type: str,
+    limit: int,
+    idempotency_key: str | None,
+    meta_sha: str,
+    earlier: idempotency.EarlierRequest | None,
+) -> Response:
     with ctx.spool().file() as spooled:
-        if not await _receive(request, spooled.write, limit):
-            return _too_large(limit)
+        try:
+            if not await _receive(request, spooled.write, limit, ctx.settings.receive_timeout):
+                return _too_large(limit)
+        except _Stalled:
+            # the spool file goes with this block; the connection is closed
+            return problems.problem(
+                408,
+                "request-timeout",
+                f"the upload's body stalled: no bytes for {ctx.settings.receive_timeout:g} s",
+                hint="send the whole upload again (with the same Idempotency-Key)",
+                headers={"Connection": "close"},
+            )
         clip_sha = await run_in_threadpool(spooled.finish)
         if earlier is not None and earlier.covers_clip(meta_sha, clip_sha):
             receipt = await run_in_threadpool(receipts.earlier_receipt, ctx, earlier.record_id)
@@ -255,7 +317,27 @@ async def upload(
             return JSONResponse(body, 200)
         # new key, or one stored before keys covered the clip: ingest compares the clip
         # with the sealed call segment's (a different one is a 409 there)
+        # an outage here is a 503: ``backend-unavailable`` before the commit (nothing
+        # sealed), ``outcome-unknown`` from it on
         receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
+    try:
+        return await _answer(ctx, principal, receipt, idempotency_key, meta_sha, clip_sha)
+    except Exception as exc:
+        # sealed, but the receipt did not go out: a retry with the same key answers it
+        unknown = outages.outcome_unknown(exc)
+        if unknown is None:
+            raise
+        raise unknown from None
+
+
+async def _answer(
+    ctx: VaultContext,
+    principal: Principal,
+    receipt: Receipt,
+    idempotency_key: str | None,
+    meta_sha: str,
+    clip_sha: str,
+) -> Response:
     if idempotency_key is not None:
         await run_in_threadpool(
             idempotency.remember,
@@ -334,11 +416,29 @@ def _check_evidence(ctx: VaultContext, principal: Principal, raw: bytes) -> Evid
     return evidence
 
 
-async def _receive(request: Request, write: Callable[[bytes], None], limit: int) -> bool:
+class _Stalled(Exception):
+    """No byte of the body arrived within the receive timeout."""
+
+
+async def _body(request: Request, idle: float) -> AsyncIterator[bytes]:
+    """The body's chunks; :class:`_Stalled` once none arrives for ``idle`` seconds."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            yield await asyncio.wait_for(chunks.__anext__(), idle)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _Stalled from None
+
+
+async def _receive(
+    request: Request, write: Callable[[bytes], None], limit: int, idle: float
+) -> bool:
     """Stream the body to ``write`` (the spool file); False once it exceeds ``limit`` bytes."""
     size = 0
     pending = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _body(request, idle):
         size += len(chunk)
         if size > limit:
             return False

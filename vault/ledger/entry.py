@@ -27,6 +27,7 @@ ENTRY_TYPES = frozenset(
         "evidence.sealed",
         "evidence.accessed",
         "evidence.shredded",
+        "object.orphaned",
         "retention.extended",
         "hold.placed",
         "hold.release_requested",

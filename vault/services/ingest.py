@@ -21,6 +21,7 @@ orphans, which ``verify`` reports. The record and its entry never exist half-way
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -58,8 +59,11 @@ from vault.services.claims import claim
 from vault.services.commits import GroupCommit, queue_for
 from vault.services.context import VaultContext
 from vault.services.keys import expiry_bucket
+from vault.services.outages import outcome_unknown, unavailable
 from vault.services.retention import Rule, consent_extensions, extend_locks, rule_for
 from vault.storage import StoredObject
+
+log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
 CLIP_FP_DOMAIN = "clip-fingerprint"
@@ -104,15 +108,32 @@ def ingest(
     clip = Path(clip)
     prepared = _prepare(ctx, clip, meta, media_type)
     ev = prepared.evidence
-    # a duplicate in flight waits here, then answers from the committed record
-    with claim(ctx.engine, prepared.campaign.id, ev.call_id, ev.segment):
-        receipt = _ingest_claimed(ctx, clip, prepared)
+    committing: list[bool] = []  # non-empty once the commit began: the outcome may be known
+    try:
+        # a duplicate in flight waits here, then answers from the committed record
+        with claim(ctx.engine, prepared.campaign.id, ev.call_id, ev.segment):
+            receipt = _ingest_claimed(ctx, clip, prepared, committing)
+    except Exception as exc:
+        # an outage before the commit: nothing was sealed, a plain retryable failure; at
+        # or after it: the record may exist, and the answer says so
+        down = outcome_unknown(exc) if committing else unavailable(exc)
+        if down is None or down is exc:
+            raise
+        raise down from None
     if not receipt.duplicate:
-        checkpoint_after_commit(ctx, receipt.client)
+        try:
+            checkpoint_after_commit(ctx, receipt.client)
+        except Exception as exc:
+            if unavailable(exc) is None:
+                raise
+            # sealed and chained; the checkpoint timer signs the tail once it is back
+            log.warning("checkpoint after commit skipped: %s", unavailable(exc))
     return receipt
 
 
-def _ingest_claimed(ctx: VaultContext, clip: Path, prepared: _Prepared) -> Receipt:
+def _ingest_claimed(
+    ctx: VaultContext, clip: Path, prepared: _Prepared, committing: list[bool]
+) -> Receipt:
     existing = _existing_receipt(ctx, prepared, lambda: prepared.clip_fingerprint(clip))
     if existing:
         return existing
@@ -121,6 +142,7 @@ def _ingest_claimed(ctx: VaultContext, clip: Path, prepared: _Prepared) -> Recei
     sealed = None
     try:
         sealed = _seal_objects(ctx, record_id, clip, prepared, uploaded)
+        committing.append(True)
         receipt = _commit(ctx, sealed, prepared)
     except IntegrityError:
         # another process sealed the same (campaign, call_id, segment) between our check and
@@ -131,7 +153,12 @@ def _ingest_claimed(ctx: VaultContext, clip: Path, prepared: _Prepared) -> Recei
         if existing:
             return existing
         raise
-    except BaseException:
+    except BaseException as exc:
+        if committing and unavailable(exc) is not None:
+            # the commit may have happened (the connection broke on COMMIT, or an outage
+            # hit after it): deleting the objects could destroy a sealed record. They
+            # stay; `gc` collects them if no record owns them.
+            raise
         _discard(ctx, uploaded)
         raise
     return receipt

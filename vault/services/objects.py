@@ -45,8 +45,13 @@ def storage_findings(
     checkpoints: dict[str, str | None],
     records: dict[str, Record],
     facts: LogFacts,
+    acknowledged: frozenset[tuple[str, str | None]] | set[tuple[str, str | None]] = frozenset(),
 ) -> list[Finding]:
-    """Orphans, stacked versions and delete markers, and lock state, for one client."""
+    """Orphans, stacked versions and delete markers, and lock state, for one client.
+
+    An orphan ``gc`` recorded in the log (``object.orphaned``: locked, deleted once its
+    lock runs out) is known, not a finding; any other version under its key still is.
+    """
     by_key: dict[str, list[ObjectVersion]] = {}
     for v in ctx.store.versions(client + "/"):
         by_key.setdefault(v.key, []).append(v)
@@ -59,8 +64,8 @@ def storage_findings(
         if obj is None:
             if key.startswith(f"{client}/_checkpoints/"):
                 continue  # a note without its row (a crash between): checked as a note
-            if all(v.is_delete_marker for v in versions):
-                continue  # nothing stored under it
+            if all(v.is_delete_marker or (key, v.version_id) in acknowledged for v in versions):
+                continue  # nothing stored under it, or only orphans the log records
             out.append(
                 Finding("orphan", client, "object is not committed to by any log entry", key=key)
             )

@@ -26,6 +26,7 @@ from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
+from vault.services.orphans import acknowledged_orphans
 
 PAGE = 1000
 
@@ -155,7 +156,15 @@ def _verify_client(
                     record=rec_id,
                 )
             )
-    report.findings += storage_findings(ctx, client, sealed, checkpoints.pinned, records, facts)
+    report.findings += storage_findings(
+        ctx,
+        client,
+        sealed,
+        checkpoints.pinned,
+        records,
+        facts,
+        acknowledged_orphans(ctx, client),
+    )
 
 
 def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:

@@ -46,9 +46,22 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from vault.errors import ConfigError, ObjectExists, ObjectLocked, ObjectMissing, StorageError
+from vault.errors import (
+    BackendUnavailable,
+    ConfigError,
+    ObjectExists,
+    ObjectLocked,
+    ObjectMissing,
+    StorageError,
+)
 from vault.storage.base import (
     CHUNK_SIZE,
     LEGAL_HOLD_NEEDS_LOCK,
@@ -74,6 +87,16 @@ LOCK_MODE = "COMPLIANCE"
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 _NO_LOCK_CODES = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+#: answers that mean "busy or briefly down, try again": throttling, timeouts, 5xx
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+}
+_TRANSIENT_STATUSES = {500, 502, 503, 504}
 
 
 def make_client(
@@ -460,9 +483,7 @@ class S3Store:
         try:
             yield from body.iter_chunks(CHUNK_SIZE)
         except BotoCoreError as exc:  # connection lost mid-body
-            raise StorageError(
-                f"reading object {key!r} from {self.endpoint} failed: {exc}", hint="try again"
-            ) from exc
+            raise self._unreachable(exc) from exc
         finally:
             body.close()
 
@@ -675,12 +696,12 @@ class S3Store:
             return _missing(key or "", version_id)
         if code == "NoSuchBucket":
             return StorageError(
-                f"bucket {self.bucket!r} does not exist at {self.endpoint}",
+                f"bucket {self.bucket!r} does not exist",
                 hint="create it with `evidence-vault init` or check the bucket name",
             )
         if code in _CREDENTIAL_CODES:
             return StorageError(
-                f"S3 at {self.endpoint} rejected the credentials ({code})",
+                f"the object store rejected the credentials ({code})",
                 hint="check the access key id and secret key",
             )
         if code == "AccessDenied" or status == 403:
@@ -689,6 +710,11 @@ class S3Store:
                 f"access denied: cannot {what}",
                 hint="check the access key id and secret key, and the "
                 "bucket policy / IAM permissions of that key",
+            )
+        if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUSES:
+            return BackendUnavailable(
+                f"the object store is unavailable: S3 error {code} (HTTP {status})",
+                backend="object store",
             )
         return StorageError(f"cannot {what}: S3 error {code} (HTTP {status})")
 
@@ -699,11 +725,16 @@ class S3Store:
                 hint="set the access key id and secret key in the config or "
                 "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
             )
-        # the message names the endpoint, never credentials
-        return StorageError(
-            f"cannot reach S3 endpoint {self.endpoint}: {type(exc).__name__}",
-            hint="check that the server is running and the endpoint URL is right",
-        )
+        if isinstance(exc, BotoConnectionError | HTTPClientError):
+            # down, restarting or timing out; the message goes to API clients, so it
+            # names neither the endpoint nor credentials (the operator's log has the host)
+            return BackendUnavailable(
+                f"the object store cannot be reached: {type(exc).__name__}",
+                hint="retry later; an operator checks that the object store is running "
+                "and its endpoint URL is right",
+                backend="object store",
+            )
+        return StorageError(f"the object store request failed: {type(exc).__name__}")
 
 
 def _code(exc: ClientError) -> str:
