@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vault import __version__
 from vault.errors import BackendUnavailable, VaultError
 from vault.http import admin, guard, ledger, problems, records
+from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
@@ -72,12 +73,20 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, problems.http_error)
     app.add_exception_handler(Exception, problems.unexpected_error)
     app.middleware("http")(_access_log)
+    app.add_middleware(ConnectionLifetime, limits=lambda: _connection_limits(app))
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.include_router(records.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
     return app
+
+
+def _connection_limits(app: FastAPI) -> tuple[int, float]:
+    ctx = getattr(app.state, "ctx", None)
+    if ctx is None:
+        return 0, 0.0
+    return ctx.settings.connection_max_requests, ctx.settings.connection_max_seconds
 
 
 def from_environment() -> FastAPI:
