@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -83,6 +84,11 @@ class InclusionProofOut(BaseModel):
     checkpoint: str = Field(description="the signed checkpoint note (C2SP signed note)")
 
 
+class OpeningOut(BaseModel):
+    entry: str = Field(description="the record's evidence.sealed log entry (RFC 8785 text)")
+    salt: str = Field(description="hex: the salt of the entry's commitments")
+
+
 class ReceiptOut(BaseModel):
     record_id: str
     client: str
@@ -93,6 +99,12 @@ class ReceiptOut(BaseModel):
     duplicate: bool
     inclusion_proof: InclusionProofOut | None = Field(
         description="present once a checkpoint covers the record's log entry"
+    )
+    opening: OpeningOut | None = Field(
+        None,
+        description="only in the upload's answer, when asked for with `?opening=true`: "
+        "the entry and its commitment salt, so the uploader can check that the entry "
+        "commits to its own clip and metadata",
     )
 
 
@@ -222,6 +234,9 @@ async def upload(
             "same receipt",
         ),
     ] = None,
+    opening: Annotated[
+        bool, Query(description="add the entry and its commitment salt to the receipt")
+    ] = False,
 ) -> Response:
     """Seal the clip in the body with the evidence in `Evidence-Metadata`.
 
@@ -259,7 +274,8 @@ async def upload(
             if earlier.request_hash != _request_hash(meta_sha, clip_sha):
                 raise IdempotencyMismatch("clip")
             receipt = await run_in_threadpool(_earlier_receipt, ctx, earlier)
-            return JSONResponse(await run_in_threadpool(_receipt_body, ctx, receipt), 200)
+            body = await run_in_threadpool(_receipt_body, ctx, receipt, opening=opening)
+            return JSONResponse(body, 200)
         # new key, or one stored before keys covered the clip: ingest compares the clip
         # with the sealed call segment's (a different one is a 409 there)
         receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
@@ -267,7 +283,7 @@ async def upload(
         await run_in_threadpool(
             _remember, ctx, principal, idempotency_key, meta_sha, clip_sha, receipt.record_id
         )
-    body = await run_in_threadpool(_receipt_body, ctx, receipt)
+    body = await run_in_threadpool(_receipt_body, ctx, receipt, opening=opening)
     return JSONResponse(body, status_code=200 if receipt.duplicate else 201)
 
 
@@ -447,10 +463,26 @@ def _stored_receipt(ctx: VaultContext, rec: Record, *, duplicate: bool) -> Recei
     )
 
 
-def _receipt_body(ctx: VaultContext, receipt: Receipt) -> dict:
+def _opening(ctx: VaultContext, receipt: Receipt) -> dict:
+    """The entry and the commitment salt, for the uploader who sent this very clip and
+    metadata (a repeat only answers when both match the sealed ones): it learns nothing it
+    did not hold, and can check the commitments without trusting the vault's word."""
+    rec = retrieve.get_record(ctx, receipt.record_id)
+    with read_session(ctx.engine) as s:
+        entry = s.get(LogEntry, (rec.client_id, rec.seq))
+    salt = receipt.salt
+    if salt is None:  # a repeat: the salt is inside the sealed metadata object
+        sealed = json.loads(b"".join(retrieve._open_object(ctx, rec, "meta")))
+        salt = bytes.fromhex(sealed["salt"])
+    return {"entry": bytes(entry.entry).decode("utf-8"), "salt": salt.hex()}
+
+
+def _receipt_body(ctx: VaultContext, receipt: Receipt, *, opening: bool = False) -> dict:
     """The receipt, with the inclusion proof if the latest checkpoint already covers it."""
     body = receipt.to_dict()
     body["inclusion_proof"] = None
+    if opening:
+        body["opening"] = _opening(ctx, receipt)
     try:
         cp = latest_checkpoint(ctx, receipt.client)
     except NotFound:

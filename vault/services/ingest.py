@@ -26,7 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -76,6 +76,9 @@ class Receipt:
     entry_hash: str
     sealed_at: datetime
     duplicate: bool = False
+    #: the commitment salt of a record sealed by this call (None for a duplicate): the
+    #: uploader's opening of its own commitments; never in ``to_dict``
+    salt: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -97,6 +100,7 @@ class _Sealed:
     commitments: dict[str, str]
     clip_ct_size: int
     meta_ct_size: int
+    salt: bytes
 
 
 @dataclass(frozen=True)
@@ -341,7 +345,7 @@ def _seal_objects(
         wrapped_dek=wrapped.blob,
         seq=-1,
     )
-    return _Sealed(record, commitments, clip_obj.size, meta_obj.size)
+    return _Sealed(record, commitments, clip_obj.size, meta_obj.size, salt)
 
 
 @dataclass(frozen=True)
@@ -401,6 +405,7 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
         done.appended.seq,
         done.appended.entry_hash,
         done.sealed_at,
+        salt=sealed.salt,
     )
 
 
