@@ -626,7 +626,11 @@ def main() -> None:
 
 
 # the lifecycle commands (retention, disputes, erasure, keys) register themselves on `cli`
+from cli import agent as _agent_cli  # noqa: E402
 from cli import lifecycle, service  # noqa: E402, F401
+
+cli.add_command(_agent_cli.agent)
+cli.add_command(_agent_cli.upload)
 
 if __name__ == "__main__":
     main()
