@@ -207,7 +207,7 @@ class Agent:
                 "clip_sha256": job.clip_sha256,
                 "idempotency_key": job.key,
                 **{k: stored.get(k) for k in ("record_id", "client", "campaign", "seq")},
-                **{k: stored.get(k) for k in ("entry_hash", "sealed_at")},
+                **{k: stored.get(k) for k in ("entry_hash", "sealed_at", "duplicate")},
                 "entry": stored["opening"]["entry"],
                 "salt": stored["opening"]["salt"],
                 "inclusion_proof": {

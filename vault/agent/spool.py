@@ -89,8 +89,8 @@ class Spool:
         self.owner = owner or f"pid:{os.getpid()}"
         self._local = threading.local()
         self._write = threading.Lock()
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
+        with self._write:
+            self._db().executescript(_SCHEMA)  # idempotent; commits on its own
 
     # -- plumbing ---------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -216,10 +216,14 @@ class Spool:
         )
 
     def uploaded(self, job: Job, record_id: str, receipt: str) -> None:
-        """The vault answered with a receipt whose commitments match: wait for the proof."""
+        """The vault answered with a receipt whose commitments match: wait for the proof.
+
+        The claim stays: the same thread checks a proof that came with the answer, or
+        releases the job with :meth:`proof_pending`."""
         self._set(
             job,
             "waiting_proof",
+            owner=self.owner,
             next_try=time.time(),
             record_id=record_id,
             receipt=receipt,
@@ -237,7 +241,7 @@ class Spool:
     def _set(self, job: Job, state: str, **fields) -> None:
         if state not in STATES:
             raise ValueError(f"unknown job state {state!r}")
-        cols = {"state": state, "owner": None, "updated": time.time(), **fields}
+        cols = {"state": state, "owner": None, "updated": time.time()} | fields
         sets = ", ".join(f"{c} = ?" for c in cols)
         with self._tx() as db:
             db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*cols.values(), job.id))

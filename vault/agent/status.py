@@ -14,6 +14,14 @@ from vault.agent.config import AgentConfig
 from vault.agent.spool import STATES, Spool
 
 
+def quarantined(cfg: AgentConfig) -> int:
+    """Clips in the quarantine folder (each with its reason file): refused locally before
+    they became jobs, or refused by the vault. What a person has to look at."""
+    if cfg.quarantine is None or not cfg.quarantine.exists():
+        return 0
+    return sum(1 for p in cfg.quarantine.iterdir() if p.name.endswith(".reason.txt"))
+
+
 def agent_status(cfg: AgentConfig) -> dict:
     """Counts per state, the oldest open job's age, and the latest error (no PII)."""
     spool = Spool(cfg.spool_path)
@@ -29,7 +37,7 @@ def agent_status(cfg: AgentConfig) -> dict:
         "in_flight": counts["uploading"],
         "waiting_proof": counts["waiting_proof"],
         "done": counts["done"],
-        "quarantined": counts["quarantined"],
+        "quarantined": quarantined(cfg),
         "alert": counts["alert"],
         "oldest_waiting_seconds": round(now - oldest, 1) if oldest is not None else None,
         "last_error": last[0] if last else None,
@@ -67,6 +75,7 @@ def prometheus_text(cfg: AgentConfig) -> str:
         "# HELP evidence_agent_jobs Jobs in the agent's spool, by state.",
         "# TYPE evidence_agent_jobs gauge",
     ]
+    counts["quarantined"] = quarantined(cfg)
     out += [f'evidence_agent_jobs{{state="{s}"}} {counts[s]}' for s in STATES]
     age = time.time() - oldest if oldest is not None else 0.0
     out += [
