@@ -347,7 +347,7 @@ def test_a_rewritten_receipt_keeps_the_clip_and_raises_an_alert(vault, tmp_path,
     assert job.state == "alert" and "does not commit to the local clip" in job.last_error
     assert job.clip.exists() and job.meta.exists()  # kept for a person to look at
     assert not (agent.cfg.done / dropped.name).exists() and agent.receipts() == []
-    assert 'evidence_agent_alert 1' in __import__(
+    assert "evidence_agent_alert 1" in __import__(
         "vault.agent.status", fromlist=["x"]
     ).prometheus_text(agent.cfg)
 
