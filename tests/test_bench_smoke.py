@@ -26,6 +26,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "http_ingest",
         "entry_auth",
         "verify_checks",
+        "agent",
     ],
 )
 def test_bench_script_runs(name):
