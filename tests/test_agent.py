@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import httpx
@@ -284,3 +285,62 @@ def test_config_needs_url_token_and_a_pinned_key(tmp_path):
     (tmp_path / "agent.toml").write_text("[agent]\nurll = 1\n")
     with pytest.raises(ConfigError, match="unknown"):
         load_config(tmp_path, env={})
+
+
+# --- the pipeline's decisions, one step at a time -----------------------------------------
+
+
+def _agent_with(tmp_path: Path, answer):
+    from vault.agent.pipeline import Agent
+
+    cfg = load_config(tmp_path / "agent", env={}, url="http://vault", token="t", log_keys=["k"])
+    link = Uplink("http://vault", "t", transport=httpx.MockTransport(answer))
+    agent = Agent(cfg, uplink=link)
+    pair = clip(tmp_path, seed=9).rename(cfg.watch / "call.wav")
+    (cfg.watch / "call.json").write_text(json.dumps(order_meta(9)))
+    job = intake(cfg, agent.spool, pair, cfg.watch / "call.json")
+    return agent, job
+
+
+def test_a_busy_vault_is_retried_after_retry_after_and_a_refusal_is_quarantined(tmp_path):
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "30"}, json={"type": "x/storage-error"}),
+            httpx.Response(
+                422,
+                json={
+                    "type": "https://evidence-vault/problems/invalid-evidence",
+                    "detail": "evidence metadata is invalid",
+                    "errors": [{"field": "campaign", "message": "does not exist"}],
+                    "hint": "check 'campaign'",
+                },
+            ),
+        ]
+    )
+    agent, job = _agent_with(tmp_path, lambda request: next(answers))
+    try:
+        agent.step(agent.spool.claim())
+        waiting = agent.spool.get(job.id)
+        assert (waiting.state, waiting.attempts) == ("queued", 1)
+        assert waiting.next_try >= time.time() + 25  # not before the vault's Retry-After
+        assert agent.spool.claim() is None
+        agent.spool.retry_later(waiting, "queued", -1, waiting.last_error)  # due now
+        agent.step(agent.spool.claim())
+        refused = agent.spool.get(job.id)
+        assert refused.state == "quarantined" and "HTTP 422" in refused.last_error
+        reason = (agent.cfg.quarantine / "call.wav.reason.txt").read_text()
+        assert "campaign: does not exist" in reason and "check 'campaign'" in reason
+        assert (agent.cfg.quarantine / "call.wav").exists() and not job.clip.exists()
+    finally:
+        agent.stop()
+
+
+def test_a_second_agent_on_the_same_directory_is_refused(tmp_path):
+    agent, _ = _agent_with(tmp_path, lambda request: httpx.Response(500))
+    try:
+        from vault.agent.pipeline import Agent
+
+        with pytest.raises(ConfigError, match="another agent"):
+            Agent(agent.cfg, uplink=agent.uplink)
+    finally:
+        agent.stop()
