@@ -150,9 +150,12 @@ def _send(link: Uplink, clip: Path, checked, retries: int, quiet: bool) -> dict:
     size = clip.stat().st_size
     for attempt in range(max(1, retries)):
         try:
-            with click.progressbar(
-                length=size, label="uploading", file=None if not quiet else open(os.devnull, "w")
-            ) as bar:
+            with (
+                open(os.devnull, "w") as sink,
+                click.progressbar(
+                    length=size, label="uploading", file=sink if quiet else sys.stderr
+                ) as bar,
+            ):
                 return link.upload(
                     clip,
                     checked.meta,

@@ -56,13 +56,16 @@ def sidecar_of(clip: Path) -> Path:
     return clip.with_suffix(SIDECAR_SUFFIX)
 
 
-def check_pair(clip: Path, meta_path: Path) -> Checked:
-    """Validate like the vault does at ingest; raises InvalidAudio / InvalidEvidence."""
+def check_pair(clip: Path, meta_path: Path, *, clip_sha256: str | None = None) -> Checked:
+    """Validate like the vault does at ingest; raises InvalidAudio / InvalidEvidence.
+
+    ``clip_sha256``: the hash is known (the caller checks it another way); not recomputed.
+    """
     declared = audio.media_type_for_path(clip)
     info = audio.probe(clip, declared_type=declared)
     meta = meta_path.read_bytes()
     evidence = parse_evidence(meta, duration_ms=info.duration_ms, now=datetime.now(UTC))
-    return Checked(evidence, info, meta, _sha256(clip))
+    return Checked(evidence, info, meta, clip_sha256 or _sha256(clip))
 
 
 def _sha256(path: Path) -> str:
@@ -131,7 +134,7 @@ def intake(cfg: AgentConfig, spool: Spool, clip: Path, meta: Path) -> Job | None
     stage.mkdir(parents=True, exist_ok=True)
     staged_clip, staged_meta = stage / clip.name, stage / meta.name
     if clip != staged_clip:
-        _move(meta, staged_meta)
+        _move(meta, staged_meta, sync=False)  # one directory fsync covers both renames
         _move(clip, staged_clip)
     job = spool.add(
         key=key,
@@ -209,8 +212,10 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
-def _move(src: Path, dst: Path) -> None:
-    """Rename, or copy durably and remove where the folders are on different filesystems."""
+def _move(src: Path, dst: Path, *, sync: bool = True) -> None:
+    """Rename, or copy durably and remove where the folders are on different filesystems.
+
+    ``sync=False`` leaves the directory's fsync to the next move into the same folder."""
     try:
         os.replace(src, dst)
     except OSError as exc:
@@ -222,7 +227,8 @@ def _move(src: Path, dst: Path) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, dst)
         src.unlink()
-    _fsync_dir(dst.parent)
+    if sync:
+        _fsync_dir(dst.parent)
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -9,6 +9,7 @@ step in flight, which the next start repeats under the same Idempotency-Key.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -140,16 +141,18 @@ class Agent:
 
     def _upload(self, job: Job) -> None:
         try:
-            checked = check_pair(job.clip, job.meta)
+            # the clip's hash is taken from the bytes sent (one read less per clip)
+            checked = check_pair(job.clip, job.meta, clip_sha256=job.clip_sha256)
         except (InvalidAudio, InvalidEvidence) as exc:
             self._quarantine(job, f"{exc.kind}: {exc.message}")
             return
         if checked.key != job.key:
-            self._alert(job, "the staged clip or metadata changed after it was queued")
+            self._alert(job, "the staged metadata changed after it was queued")
             return
+        sent = hashlib.sha256()
         try:
             receipt = self.uplink.upload(
-                job.clip, checked.meta, media_type=job.media_type, key=job.key
+                job.clip, checked.meta, media_type=job.media_type, key=job.key, tap=sent.update
             )
         except UploadFailed as exc:
             if exc.transient:
@@ -157,6 +160,9 @@ class Agent:
                 self.spool.retry_later(job, "queued", delay, exc.message)
             else:
                 self._quarantine(job, exc.message, exc)
+            return
+        if sent.hexdigest() != job.clip_sha256:
+            self._alert(job, "the staged clip changed after it was queued", receipt)
             return
         try:
             check_opening(receipt, job.clip, checked.document, checked.evidence)

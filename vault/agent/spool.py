@@ -105,16 +105,26 @@ class Spool:
         return db
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``durable=False`` skips the fsync of its commit: for
+        changes whose loss a restart repairs anyway (a claim is released by
+        :meth:`recover`; a proof that was not there yet is asked for again); the next
+        durable commit flushes them with it."""
         db = self._db()
         with self._write:
-            db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if not durable:
+                    db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -165,7 +175,7 @@ class Spool:
         takes the ``owner`` column, so two threads never work on one job.
         """
         now = time.time() if now is None else now
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             row = db.execute(
                 "SELECT * FROM jobs WHERE state IN ('queued', 'waiting_proof')"
                 " AND owner IS NULL AND next_try <= ? ORDER BY next_try, id LIMIT 1",
@@ -232,18 +242,18 @@ class Spool:
 
     def proof_pending(self, job: Job, delay: float) -> None:
         """No checkpoint covers the entry yet: ask again after ``delay`` (not an error)."""
-        self._set(job, "waiting_proof", next_try=time.time() + delay)
+        self._set(job, "waiting_proof", durable=False, next_try=time.time() + delay)
 
     def finish(self, job: Job, state: str, error: str | None = None, **fields) -> None:
         """A final state: done, quarantined (with the reason) or alert."""
         self._set(job, state, last_error=error[:300] if error else None, **fields)
 
-    def _set(self, job: Job, state: str, **fields) -> None:
+    def _set(self, job: Job, state: str, *, durable: bool = True, **fields) -> None:
         if state not in STATES:
             raise ValueError(f"unknown job state {state!r}")
         cols = {"state": state, "owner": None, "updated": time.time()} | fields
         sets = ", ".join(f"{c} = ?" for c in cols)
-        with self._tx() as db:
+        with self._tx(durable=durable) as db:
             db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*cols.values(), job.id))
 
     # -- reading ------------------------------------------------------------------------

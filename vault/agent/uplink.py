@@ -77,8 +77,11 @@ class Uplink:
         media_type: str,
         key: str,
         progress: Callable[[int], None] | None = None,
+        tap: Callable[[bytes], None] | None = None,
     ) -> dict:
-        """POST the clip; the receipt with its opening (201 new, 200 a repeat)."""
+        """POST the clip; the receipt with its opening (201 new, 200 a repeat).
+
+        ``tap`` sees every chunk sent (e.g. a hash of exactly what went out)."""
         size = os.stat(clip).st_size
         headers = {
             "Content-Type": media_type,
@@ -90,7 +93,7 @@ class Uplink:
             "POST",
             "/v1/records",
             params={"opening": "true"},
-            content=_read(clip, progress),
+            content=_read(clip, progress, tap),
             headers=headers,
         )
 
@@ -133,9 +136,15 @@ def _failure(response: httpx.Response) -> UploadFailed:
     )
 
 
-def _read(path: str | os.PathLike, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+def _read(
+    path: str | os.PathLike,
+    progress: Callable[[int], None] | None,
+    tap: Callable[[bytes], None] | None = None,
+) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
+            if tap is not None:
+                tap(chunk)
             if progress is not None:
                 progress(len(chunk))
             yield chunk
