@@ -33,6 +33,7 @@ from pathlib import Path
 
 import click
 
+from cli import agent as agent_commands
 from cli import lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
@@ -545,6 +546,8 @@ for _command in (
     service.serve,
     service.person,
     service.token,
+    agent_commands.agent,
+    agent_commands.upload,
 ):
     cli.add_command(_command)
 

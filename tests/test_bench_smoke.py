@@ -27,6 +27,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "entry_auth",
         "verify_checks",
         "shred_walk",
+        "agent",
     ],
 )
 def test_bench_script_runs(name):

@@ -14,7 +14,7 @@ No database, storage or HTTP import here: the client and auditors load this modu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -118,6 +118,9 @@ class Receipt(JsonFields):
     sealed_at: datetime
     duplicate: bool = False
     inclusion_proof: InclusionProof | None = None
+    #: the commitment salt of a record sealed by this call (None for a duplicate): the
+    #: uploader's opening of its own commitments; never in ``to_dict``
+    salt: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -77,6 +77,11 @@ class InclusionProofOut(BaseModel):
     checkpoint: str = Field(description="the signed checkpoint note (C2SP signed note)")
 
 
+class OpeningOut(BaseModel):
+    entry: str = Field(description="the record's evidence.sealed log entry (RFC 8785 text)")
+    salt: str = Field(description="hex: the salt of the entry's commitments")
+
+
 class ReceiptOut(BaseModel):
     record_id: str
     client: str
@@ -87,6 +92,12 @@ class ReceiptOut(BaseModel):
     duplicate: bool
     inclusion_proof: InclusionProofOut | None = Field(
         description="present once a checkpoint covers the record's log entry"
+    )
+    opening: OpeningOut | None = Field(
+        None,
+        description="only in the upload's answer, when asked for with `?opening=true`: "
+        "the entry and its commitment salt, so the uploader can check that the entry "
+        "commits to its own clip and metadata",
     )
 
 
@@ -216,6 +227,9 @@ async def upload(
             "same receipt",
         ),
     ] = None,
+    opening: Annotated[
+        bool, Query(description="add the entry and its commitment salt to the receipt")
+    ] = False,
 ) -> Response:
     """Seal the clip in the body with the evidence in `Evidence-Metadata`.
 
@@ -257,7 +271,16 @@ async def upload(
         )
     try:
         return await _receive_and_seal(
-            request, ctx, principal, raw, media_type, limit, idempotency_key, meta_sha, earlier
+            request,
+            ctx,
+            principal,
+            raw,
+            media_type,
+            limit,
+            idempotency_key,
+            meta_sha,
+            earlier,
+            opening=opening,
         )
     finally:
         _uploads(request).leave()
@@ -296,6 +319,8 @@ async def _receive_and_seal(
     idempotency_key: str | None,
     meta_sha: str,
     earlier: idempotency.EarlierRequest | None,
+    *,
+    opening: bool,
 ) -> Response:
     with ctx.spool().file() as spooled:
         try:
@@ -313,7 +338,7 @@ async def _receive_and_seal(
         clip_sha = await run_in_threadpool(spooled.finish)
         if earlier is not None and earlier.covers_clip(meta_sha, clip_sha):
             receipt = await run_in_threadpool(receipts.earlier_receipt, ctx, earlier.record_id)
-            body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
+            body = await run_in_threadpool(receipts.receipt_document, ctx, receipt, opening=opening)
             return JSONResponse(body, 200)
         # new key, or one stored before keys covered the clip: ingest compares the clip
         # with the sealed call segment's (a different one is a 409 there)
@@ -321,7 +346,9 @@ async def _receive_and_seal(
         # sealed), ``outcome-unknown`` from it on
         receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
     try:
-        return await _answer(ctx, principal, receipt, idempotency_key, meta_sha, clip_sha)
+        return await _answer(
+            ctx, principal, receipt, idempotency_key, meta_sha, clip_sha, opening=opening
+        )
     except Exception as exc:
         # sealed, but the receipt did not go out: a retry with the same key answers it
         unknown = outages.outcome_unknown(exc)
@@ -337,6 +364,8 @@ async def _answer(
     idempotency_key: str | None,
     meta_sha: str,
     clip_sha: str,
+    *,
+    opening: bool,
 ) -> Response:
     if idempotency_key is not None:
         await run_in_threadpool(
@@ -348,7 +377,7 @@ async def _answer(
             clip_sha,
             receipt.record_id,
         )
-    body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
+    body = await run_in_threadpool(receipts.receipt_document, ctx, receipt, opening=opening)
     return JSONResponse(body, status_code=200 if receipt.duplicate else 201)
 
 

@@ -78,6 +78,7 @@ class _Sealed:
     commitments: dict[str, str]
     clip_ct_size: int
     meta_ct_size: int
+    salt: bytes
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ def _seal_objects(
         wrapped_dek=wrapped.blob,
         seq=-1,
     )
-    return _Sealed(record, commitments, clip_obj.size, meta_obj.size)
+    return _Sealed(record, commitments, clip_obj.size, meta_obj.size, salt)
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,7 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
         done.appended.seq,
         done.appended.entry_hash,
         done.sealed_at,
+        salt=sealed.salt,
     )
 
 

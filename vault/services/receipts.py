@@ -9,6 +9,8 @@ an append (and on a timer while serving), so a receipt fetched again later carri
 
 from __future__ import annotations
 
+import json
+
 from sqlmodel import select
 
 from vault.db import Campaign, LogEntry, Record, read_session
@@ -18,7 +20,7 @@ from vault.services.checkpoints import inclusion_at, latest_checkpoint
 from vault.services.context import VaultContext
 from vault.services.ingest import Receipt
 from vault.services.people import Principal
-from vault.services.retrieve import get_record
+from vault.services.retrieve import get_record, open_object
 
 
 def stored_receipt(ctx: VaultContext, rec: Record, *, duplicate: bool) -> Receipt:
@@ -55,10 +57,13 @@ def receipt_for(ctx: VaultContext, record_id: str, principal: Principal) -> Rece
     return receipt
 
 
-def receipt_document(ctx: VaultContext, receipt: Receipt) -> dict:
-    """The receipt, with the inclusion proof if the latest checkpoint already covers it."""
+def receipt_document(ctx: VaultContext, receipt: Receipt, *, opening: bool = False) -> dict:
+    """The receipt, with the inclusion proof if the latest checkpoint already covers it;
+    with ``opening``, also the entry and commitment salt (see :func:`opening_of`)."""
     body = receipt.to_dict()
     body["inclusion_proof"] = None
+    if opening:
+        body["opening"] = opening_of(ctx, receipt)
     try:
         cp = latest_checkpoint(ctx, receipt.client)
     except NotFound:
@@ -67,3 +72,17 @@ def receipt_document(ctx: VaultContext, receipt: Receipt) -> dict:
         proof = inclusion_at(ctx, receipt.client, receipt.seq, cp, record_id=receipt.record_id)
         body["inclusion_proof"] = proof.to_dict()
     return body
+
+
+def opening_of(ctx: VaultContext, receipt: Receipt) -> dict:
+    """The entry and the commitment salt, for the uploader who sent this very clip and
+    metadata (a repeat only answers when both match the sealed ones): it learns nothing it
+    did not hold, and can check the commitments without trusting the vault's word."""
+    rec = get_record(ctx, receipt.record_id)
+    with read_session(ctx.engine) as s:
+        entry = s.get(LogEntry, (rec.client_id, rec.seq))
+    salt = receipt.salt
+    if salt is None:  # a repeat: the salt is inside the sealed metadata object
+        sealed = json.loads(b"".join(open_object(ctx, rec, "meta")))
+        salt = bytes.fromhex(sealed["salt"])
+    return {"entry": bytes(entry.entry).decode("utf-8"), "salt": salt.hex()}

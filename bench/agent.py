@@ -1,0 +1,190 @@
+"""The dialer agent's throughput against direct ``VaultClient`` uploads, and its peak RSS.
+
+One ``evidence-vault serve`` (SQLite, local objects) on loopback. The same number of
+1 MiB WAV clips (random samples, so every clip differs and validates) is sealed twice,
+at the same concurrency:
+
+- **direct**: CONCURRENCY threads sharing one ``VaultClient`` ``upload`` distinct
+  calls (no receipt checks, no spool);
+- **agent**: ``evidence-vault agent run`` as a subprocess with ``concurrency =
+  CONCURRENCY``; every pair is written beside the watch folder and renamed in at once,
+  and the clock runs from the first rename until every job is uploaded with its
+  commitments checked (``waiting_proof`` or ``done``). What the agent adds per clip:
+  the settle wait (a latency, overlapped across clips), local validation (audio probe,
+  evidence rules, SHA-256), staging, SQLite state changes with fsync, and the opening
+  check (the clip hashed once more).
+
+ratio = agent clips/s over direct clips/s (issue 11 asks >= 0.9). The agent's peak RSS
+(``VmHWM`` of its process) is reported against the < 80 MiB target.
+
+    python bench/agent.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import _common as c
+
+TARGET = 0.9
+RSS_TARGET = 80
+CONCURRENCY = 4
+FULL = {"clips": 200}
+QUICK = {"clips": 12}
+EXE = str(Path(sys.executable).parent / "evidence-vault")
+
+
+def write_clip(path: Path, size: int = c.MIB) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(os.urandom(size - 44))
+
+
+def wait(condition, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("the benchmark gave up waiting")
+        time.sleep(0.05)
+
+
+def main() -> None:
+    args = c.parse_args(__doc__.splitlines()[0])
+    plan = QUICK if args.quick else FULL
+    n = plan["clips"]
+    c.header("dialer agent vs direct VaultClient uploads", args.quick)
+    from tests.support.vaults import CLIENT, make_vault, order_meta, person_token
+    from tests.test_http_multiprocess import Server
+    from vault.agent.config import load_config
+    from vault.agent.status import agent_status
+    from vault.client import VaultClient
+
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        tmp = Path(tmp)
+        vault = make_vault(tmp / "vault")
+        _, token = person_token(vault.context, "dialer", CLIENT)
+        log_key = vault.log_key()
+        server = Server(tmp / "vault", {}, tmp / "serve.log", workers=1)
+        try:
+            server.wait_ready()
+            clips = tmp / "clips"
+            clips.mkdir()
+            for i in range(2 * n):
+                write_clip(clips / f"c{i}.wav")
+
+            # -- direct -----------------------------------------------------------------
+            api = VaultClient(server.url, token)  # one connection pool, as the agent has
+
+            def direct(i: int) -> None:
+                api.upload(clips / f"c{i}.wav", order_meta(100000 + i))
+
+            warm = clips / "warm.wav"
+            write_clip(warm)
+            for i in range(CONCURRENCY):  # a warm server for both series
+                api.upload(warm, order_meta(90000 + i))
+            start = time.perf_counter()
+            with ThreadPoolExecutor(CONCURRENCY) as pool:
+                list(pool.map(direct, range(n)))
+            direct_s = time.perf_counter() - start
+            api.close()
+
+            # -- the agent --------------------------------------------------------------
+            home = tmp / "agent"
+            home.mkdir()
+            conf = {
+                "url": server.url,
+                "log_keys": [log_key],
+                "concurrency": CONCURRENCY,
+                "settle_seconds": 0.2,
+                "poll_interval": 0.05,
+                "proof_interval": 1.0,
+            }
+            (home / "agent.toml").write_text(
+                "[agent]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in conf.items())
+            )
+            cfg = load_config(home)
+            cfg.watch.mkdir(parents=True)
+            log = (home / "agent.log").open("wb")
+            proc = subprocess.Popen(
+                [EXE, "agent", "--dir", str(home), "run"],
+                env={**os.environ, "EVIDENCE_VAULT_TOKEN": token},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            wait(lambda: cfg.spool_path.exists())
+            beside = tmp / "beside"
+            beside.mkdir()
+            for i in range(n, 2 * n):
+                shutil.copy(clips / f"c{i}.wav", beside / f"c{i}.wav")
+                (beside / f"c{i}.json").write_text(json.dumps(order_meta(100000 + i)))
+            start = time.perf_counter()
+            for i in range(n, 2 * n):
+                os.replace(beside / f"c{i}.json", cfg.watch / f"c{i}.json")
+                os.replace(beside / f"c{i}.wav", cfg.watch / f"c{i}.wav")
+
+            def uploaded() -> bool:
+                s = agent_status(cfg)
+                if s["alert"] or s["quarantined"]:
+                    raise SystemExit(f"the agent refused clips: {s}")
+                return s["waiting_proof"] + s["done"] >= n
+
+            wait(uploaded)
+            agent_s = time.perf_counter() - start
+            wait(lambda: agent_status(cfg)["done"] >= n)
+            rss_kib = _hwm(proc.pid)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+            log.close()
+        finally:
+            server.stop()
+            vault.close()
+
+    direct_rate, agent_rate = n / direct_s, n / agent_s
+    ratio = agent_rate / direct_rate
+    c.table(
+        ["series", "clips", "seconds", "clips/s"],
+        [
+            ["direct VaultClient", n, round(direct_s, 2), round(direct_rate, 2)],
+            ["agent (watch folder)", n, round(agent_s, 2), round(agent_rate, 2)],
+        ],
+    )
+    print(f"agent peak RSS: {rss_kib / 1024:.1f} MiB (target < {RSS_TARGET} MiB)")
+    c.emit(
+        "agent",
+        args.quick,
+        ratio,
+        TARGET,
+        "ratio>=",
+        clips=n,
+        concurrency=CONCURRENCY,
+        clip_mib=1,
+        direct_clips_per_s=round(direct_rate, 3),
+        agent_clips_per_s=round(agent_rate, 3),
+        peak_rss_mib=round(rss_kib / 1024, 1),
+        rss_target_mib=RSS_TARGET,
+    )
+
+
+def _hwm(pid: int) -> int:
+    """Peak resident set (VmHWM) of the agent process, KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""The dialer agent's parts without processes: the spool's states and crash recovery,
+the idempotency key, backoff and what counts as transient, the watch folder's notion of
+a complete pair, local validation and quarantine, and the receipt checks against a real
+vault's upload answer (``?opening=true``)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
+from vault.agent.config import load_config
+from vault.agent.intake import check_pair, intake
+from vault.agent.jobkey import idempotency_key
+from vault.agent.receipts import ReceiptMismatch, check_inclusion, check_opening
+from vault.agent.retry import Backoff, is_transient, parse_retry_after
+from vault.agent.spool import Spool
+from vault.agent.status import agent_status, prometheus_text
+from vault.agent.uplink import Uplink, UploadFailed
+from vault.agent.watch import Settler, open_for_writing
+from vault.client import encode_metadata
+from vault.errors import ConfigError
+from vault.http.app import create_app
+
+SHA = "ab" * 32
+
+
+# --- the spool ----------------------------------------------------------------------------
+
+
+def _add(spool: Spool, key: str, tmp: Path):
+    return spool.add(
+        key=key,
+        name=f"{key}.wav",
+        clip=tmp / f"{key}.wav",
+        meta=tmp / f"{key}.json",
+        media_type="audio/wav",
+        clip_sha256=SHA,
+        client=CLIENT,
+    )
+
+
+def test_spool_claims_each_job_once_and_a_dead_claim_is_released(tmp_path):
+    spool = Spool(tmp_path / "spool.db", owner="pid:1")
+    a, b = _add(spool, "k1", tmp_path), _add(spool, "k2", tmp_path)
+    assert _add(spool, "k1", tmp_path) is None  # the same key again: no second job
+    first = spool.claim()
+    assert (first.id, first.state, first.owner) == (a.id, "uploading", "pid:1")
+    assert spool.claim().id == b.id and spool.claim() is None
+    spool.retry_later(spool.get(b.id), "queued", 3600, "HTTP 503 storage-error: down")
+    # the process dies holding job a; a new process on the same file releases it
+    restarted = Spool(tmp_path / "spool.db", owner="pid:2")
+    assert restarted.recover() == 1
+    again = restarted.claim()
+    assert (again.id, again.key, again.attempts) == (a.id, "k1", 0)
+    assert restarted.claim() is None  # b waits for its next try
+    assert restarted.get(b.id).attempts == 1
+    assert restarted.last_error()[0].startswith("HTTP 503")
+    restarted.uploaded(again, "rec-1", "{}")
+    assert restarted.get(a.id).owner == "pid:2"  # held through the proof check
+    restarted.proof_pending(restarted.get(a.id), 0)
+    proving = restarted.claim()
+    assert (proving.id, proving.state) == (a.id, "waiting_proof")
+    restarted.finish(proving, "done")
+    assert restarted.counts()["done"] == 1 and restarted.oldest_open() is not None
+
+
+def test_status_and_metrics_read_the_spool(tmp_path):
+    cfg = load_config(tmp_path, env={})
+    spool = Spool(cfg.spool_path)
+    _add(spool, "k1", tmp_path)
+    job = _add(spool, "k2", tmp_path)
+    spool.finish(job, "alert", "the entry does not commit to the local clip")
+    cfg.quarantine.mkdir()
+    (cfg.quarantine / "x.wav.reason.txt").write_text("refused")
+    status = agent_status(cfg)
+    assert (status["queued"], status["alert"], status["quarantined"]) == (1, 1, 1)
+    assert status["last_error"] == "the entry does not commit to the local clip"
+    text = prometheus_text(cfg)
+    assert 'evidence_agent_jobs{state="queued"} 1' in text
+    assert "evidence_agent_alert 1" in text
+
+
+# --- keys, retries ------------------------------------------------------------------------
+
+
+def test_idempotency_key_follows_the_call_segment_and_the_clip():
+    key = idempotency_key(CLIENT, "c", "call-1", 1, SHA)
+    assert key == idempotency_key(CLIENT, "c", "call-1", 1, SHA)  # a retry: the same key
+    assert key.startswith("eva1-") and "call-1" not in key
+    others = {
+        idempotency_key(CLIENT, "c", "call-2", 1, SHA),  # same audio, another call
+        idempotency_key(CLIENT, "c", "call-1", 2, SHA),
+        idempotency_key(CLIENT, "d", "call-1", 1, SHA),
+        idempotency_key(CLIENT, "c", "call-1", 1, "cd" * 32),
+    }
+    assert key not in others and len(others) == 4
+
+
+def test_backoff_is_full_jitter_capped_and_honours_retry_after():
+    rng = random.Random(5)
+    b = Backoff(base=1.0, cap=8.0)
+    delays = [b.delay(n, rng=rng) for n in range(20)]
+    assert all(0 <= d <= 8.0 for d in delays) and max(delays) > 4.0
+    assert b.delay(0, retry_after=7, rng=rng) >= 7
+    assert parse_retry_after("120") == 120 and parse_retry_after("soon") is None
+    assert [is_transient(s) for s in (500, 503, 429, 408, 401)] == [True] * 5
+    assert [is_transient(s) for s in (400, 403, 404, 409, 413, 415, 422)] == [False] * 7
+
+
+def test_uplink_sorts_failures_and_reads_retry_after():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/receipt"):
+            return httpx.Response(429, headers={"Retry-After": "9"}, json={"type": "x/busy"})
+        raise httpx.ConnectError("refused")
+
+    link = Uplink("http://vault", "t", transport=httpx.MockTransport(answer))
+    with pytest.raises(UploadFailed) as busy:
+        link.receipt("r1")
+    assert busy.value.transient and busy.value.retry_after == 9
+    with pytest.raises(UploadFailed) as down:
+        link.upload(__file__, b"{}", media_type="audio/wav", key="k")
+    assert down.value.transient and "ConnectError" in down.value.message
+
+
+# --- the watch folder ---------------------------------------------------------------------
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_pair_is_ready_only_when_both_halves_stood_still(tmp_path):
+    clock = _Clock()
+    settler = Settler(tmp_path, 2.0, clock=clock, writers=lambda paths: set())
+    (tmp_path / "a.wav").write_bytes(b"x" * 10)
+    assert settler.scan() == []  # no sidecar yet
+    (tmp_path / "a.json").write_text("{}")
+    clock.now = 1.0
+    assert settler.scan() == []  # first sight of the sidecar
+    clock.now = 2.5
+    assert settler.scan() == []  # the sidecar has stood still 1.5 s only
+    with open(tmp_path / "a.wav", "ab") as fh:
+        fh.write(b"more")
+    clock.now = 3.5
+    assert settler.scan() == []  # the clip grew: its clock starts again
+    clock.now = 5.6
+    assert settler.scan() == [(tmp_path / "a.wav", tmp_path / "a.json")]
+    assert settler.scan() == []  # each pair once
+
+
+def test_a_file_open_for_writing_is_seen_as_busy(tmp_path):
+    path = tmp_path / "b.wav"
+    with open(path, "wb") as fh:
+        fh.write(b"x")
+        assert open_for_writing([path]) == {path}
+    assert open_for_writing([path]) == set()
+    with open(path, "rb"):
+        assert open_for_writing([path]) == set()  # a reader is no writer
+
+
+# --- intake: local validation, quarantine, repeats ----------------------------------------
+
+
+def _config(tmp_path: Path):
+    cfg = load_config(tmp_path / "agent", env={})
+    for d in (cfg.watch, cfg.jobs_dir):
+        d.mkdir(parents=True)
+    return cfg
+
+
+def test_intake_quarantines_bad_pairs_with_a_reason_and_queues_good_ones(tmp_path):
+    cfg = _config(tmp_path)
+    spool = Spool(cfg.spool_path)
+    good = clip(tmp_path, seed=1).rename(cfg.watch / "good.wav")
+    (cfg.watch / "good.json").write_text(json.dumps(order_meta(1)))
+    bad = cfg.watch / "late.wav"
+    bad.write_bytes(clip(tmp_path, seed=2, seconds=1.0).read_bytes())  # spans end at 1800 ms
+    (cfg.watch / "late.json").write_text(json.dumps(order_meta(2)))
+
+    assert intake(cfg, spool, bad, cfg.watch / "late.json") is None
+    reason = (cfg.quarantine / "late.wav.reason.txt").read_text()
+    assert "intent.span_ms[1]" in reason and "what to do" in reason
+    assert (cfg.quarantine / "late.json").exists() and not bad.exists()
+
+    data = good.read_bytes()
+    job = intake(cfg, spool, good, cfg.watch / "good.json")
+    assert job.state == "queued" and job.clip.read_bytes() == data
+    assert job.clip.parent == cfg.jobs_dir / job.key and not good.exists()
+    # dropped again while the first is queued: no second job; the copy is set aside
+    (cfg.watch / "good.wav").write_bytes(data)
+    (cfg.watch / "good.json").write_text(json.dumps(order_meta(1)))
+    assert intake(cfg, spool, cfg.watch / "good.wav", cfg.watch / "good.json") is None
+    assert len(spool.jobs()) == 1 and (cfg.done / "good.wav").exists()
+
+
+# --- receipts against a real vault's answer -----------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path):
+    v = make_vault(tmp_path / "v")
+    _, token = person_token(v.context, "dialer", CLIENT)
+    with TestClient(create_app(v.context)) as tc:
+        yield v, tc, {"Authorization": f"Bearer {token}"}
+    v.close()
+
+
+def _post(tc, auth, path: Path, meta: dict, opening: bool = True):
+    headers = {**auth, "Content-Type": "audio/wav", "Evidence-Metadata": encode_metadata(meta)}
+    url = "/v1/records?opening=true" if opening else "/v1/records"
+    return tc.post(url, content=path.read_bytes(), headers=headers)
+
+
+def test_the_opening_proves_the_entry_commits_to_the_local_clip_and_metadata(served, tmp_path):
+    v, tc, auth = served
+    path = clip(tmp_path, seed=3)
+    meta_path = tmp_path / "m.json"
+    meta_path.write_text(json.dumps(order_meta(3)))
+    checked = check_pair(path, meta_path)
+    first = _post(tc, auth, path, order_meta(3))
+    assert first.status_code == 201, first.text
+    receipt = first.json()
+    check_opening(receipt, path, checked.document, checked.evidence)
+    # a repeat is answered from the sealed record, its salt read back from the metadata
+    repeat = _post(tc, auth, path, order_meta(3)).json()
+    assert repeat["duplicate"] and repeat["opening"] == receipt["opening"]
+    assert "opening" not in _post(tc, auth, path, order_meta(3), opening=False).json()
+    later = tc.get(f"/v1/records/{receipt['record_id']}/receipt", headers=auth).json()
+    assert later.get("opening") is None  # the salt only ever goes to the uploader
+
+    other = clip(tmp_path, seed=4)
+    with pytest.raises(ReceiptMismatch, match="local clip"):
+        check_opening(receipt, other, checked.document, checked.evidence)
+    changed = check_pair(path, _write(tmp_path / "n.json", order_meta(3, order_ref="ORD-X")))
+    with pytest.raises(ReceiptMismatch, match="local metadata"):
+        check_opening(receipt, path, changed.document, changed.evidence)
+    forged = json.loads(json.dumps(receipt))
+    forged["opening"]["salt"] = "11" * 32
+    with pytest.raises(ReceiptMismatch):
+        check_opening(forged, path, checked.document, checked.evidence)
+    forged = json.loads(json.dumps(receipt))
+    forged["entry_hash"] = "00" * 32
+    with pytest.raises(ReceiptMismatch, match="entry_hash"):
+        check_opening(forged, path, checked.document, checked.evidence)
+
+    v.checkpoint(CLIENT)
+    proof = tc.get(f"/v1/records/{receipt['record_id']}/receipt", headers=auth).json()[
+        "inclusion_proof"
+    ]
+    entry = receipt["opening"]["entry"]
+    assert check_inclusion(proof, entry, CLIENT, [v.log_key()])["tree_size"] == proof["tree_size"]
+    from vault.ledger.checkpoint import verifier_key
+
+    stranger = verifier_key("someone-else", bytes(32))
+    with pytest.raises(ReceiptMismatch, match="pinned"):
+        check_inclusion(proof, entry, CLIENT, [stranger])
+    with pytest.raises(ReceiptMismatch, match="another client"):
+        check_inclusion(proof, entry, "other-client", [v.log_key()])
+    bent = {**proof, "hashes": ["00" * 32, *proof["hashes"]]}
+    with pytest.raises(ReceiptMismatch, match="inclusion proof"):
+        check_inclusion(bent, entry, CLIENT, [v.log_key()])
+
+
+def _write(path: Path, doc: dict) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_config_needs_url_token_and_a_pinned_key(tmp_path):
+    (tmp_path / "agent.toml").write_text('[agent]\nurl = "http://v"\nconcurrency = 2\n')
+    cfg = load_config(tmp_path, env={"EVIDENCE_VAULT_TOKEN": "t"})
+    assert cfg.concurrency == 2 and cfg.watch == tmp_path / "inbox"
+    with pytest.raises(ConfigError, match="pinned log key"):
+        cfg.require_service()
+    (tmp_path / "agent.toml").write_text("[agent]\nurll = 1\n")
+    with pytest.raises(ConfigError, match="unknown"):
+        load_config(tmp_path, env={})
+
+
+# --- the pipeline's decisions, one step at a time -----------------------------------------
+
+
+def _agent_with(tmp_path: Path, answer):
+    from vault.agent.pipeline import Agent
+
+    cfg = load_config(tmp_path / "agent", env={}, url="http://vault", token="t", log_keys=["k"])
+    link = Uplink("http://vault", "t", transport=httpx.MockTransport(answer))
+    agent = Agent(cfg, uplink=link)
+    pair = clip(tmp_path, seed=9).rename(cfg.watch / "call.wav")
+    (cfg.watch / "call.json").write_text(json.dumps(order_meta(9)))
+    job = intake(cfg, agent.spool, pair, cfg.watch / "call.json")
+    return agent, job
+
+
+def test_a_busy_vault_is_retried_after_retry_after_and_a_refusal_is_quarantined(tmp_path):
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "30"}, json={"type": "x/storage-error"}),
+            httpx.Response(
+                422,
+                json={
+                    "type": "https://evidence-vault/problems/invalid-evidence",
+                    "detail": "evidence metadata is invalid",
+                    "errors": [{"field": "campaign", "message": "does not exist"}],
+                    "hint": "check 'campaign'",
+                },
+            ),
+        ]
+    )
+    agent, job = _agent_with(tmp_path, lambda request: next(answers))
+    try:
+        agent.step(agent.spool.claim())
+        waiting = agent.spool.get(job.id)
+        assert (waiting.state, waiting.attempts) == ("queued", 1)
+        assert waiting.next_try >= time.time() + 25  # not before the vault's Retry-After
+        assert agent.spool.claim() is None
+        agent.spool.retry_later(waiting, "queued", -1, waiting.last_error)  # due now
+        agent.step(agent.spool.claim())
+        refused = agent.spool.get(job.id)
+        assert refused.state == "quarantined" and "HTTP 422" in refused.last_error
+        reason = (agent.cfg.quarantine / "call.wav.reason.txt").read_text()
+        assert "campaign: does not exist" in reason and "check 'campaign'" in reason
+        assert (agent.cfg.quarantine / "call.wav").exists() and not job.clip.exists()
+    finally:
+        agent.stop()
+
+
+def test_a_second_agent_on_the_same_directory_is_refused(tmp_path):
+    agent, _ = _agent_with(tmp_path, lambda request: httpx.Response(500))
+    try:
+        from vault.agent.pipeline import Agent
+
+        with pytest.raises(ConfigError, match="another agent"):
+            Agent(agent.cfg, uplink=agent.uplink)
+    finally:
+        agent.stop()

@@ -1,0 +1,255 @@
+"""From a complete clip + sidecar pair in the watch folder to a staged, queued job.
+
+The pair is checked with the vault's own rules first (:func:`vault.audio.probe`,
+:func:`vault.evidence.parse_evidence`): a bad clip goes to the quarantine folder with a
+readable ``<name>.reason.txt`` at once and never reaches the queue. A good pair is moved
+into the agent's ``jobs/<key>/`` directory (out of the dialer's reach) and then queued;
+a crash between the two is repaired by :func:`adopt_staged` at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vault import audio
+from vault.agent.config import AgentConfig
+from vault.agent.jobkey import idempotency_key
+from vault.agent.receipts import sealed_document
+from vault.agent.spool import Job, Spool
+from vault.audio import AudioInfo
+from vault.errors import InvalidAudio, InvalidEvidence, VaultError
+from vault.evidence import Evidence, parse_evidence
+
+log = logging.getLogger("vault.agent")
+
+CLIP_SUFFIXES = (".wav", ".mp3", ".ogg", ".opus", ".flac")
+SIDECAR_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A pair that passed the vault's rules locally."""
+
+    evidence: Evidence
+    info: AudioInfo
+    meta: bytes
+    clip_sha256: str
+
+    @property
+    def document(self) -> bytes:
+        return sealed_document(self.evidence, self.info)
+
+    @property
+    def key(self) -> str:
+        ev = self.evidence
+        return idempotency_key(ev.client, ev.campaign, ev.call_id, ev.segment, self.clip_sha256)
+
+
+def sidecar_of(clip: Path) -> Path:
+    return clip.with_suffix(SIDECAR_SUFFIX)
+
+
+def check_pair(clip: Path, meta_path: Path, *, clip_sha256: str | None = None) -> Checked:
+    """Validate like the vault does at ingest; raises InvalidAudio / InvalidEvidence.
+
+    ``clip_sha256``: the hash is known (the caller checks it another way); not recomputed.
+    """
+    declared = audio.media_type_for_path(clip)
+    info = audio.probe(clip, declared_type=declared)
+    meta = meta_path.read_bytes()
+    evidence = parse_evidence(meta, duration_ms=info.duration_ms, now=datetime.now(UTC))
+    return Checked(evidence, info, meta, clip_sha256 or _sha256(clip))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def reason_text(exc: VaultError) -> str:
+    """A reason file a person can read: what was refused, each rule, what to do."""
+    lines = [f"refused: {exc.message}"]
+    lines += [f"  - {fe.field}: {fe.message}" for fe in getattr(exc, "errors", [])]
+    if exc.hint:
+        lines.append(f"what to do: {exc.hint}")
+    lines.append(f"at: {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    return "\n".join(lines) + "\n"
+
+
+def quarantine(cfg: AgentConfig, clip: Path, meta: Path, reason: str) -> Path:
+    """Move the pair into the quarantine folder beside ``<name>.reason.txt``; its path."""
+    assert cfg.quarantine is not None
+    cfg.quarantine.mkdir(parents=True, exist_ok=True)
+    target = _free_name(cfg.quarantine, clip.name)
+    _write_durably(target.with_name(target.name + ".reason.txt"), reason.encode())
+    if meta.exists():
+        _move(meta, sidecar_of(target))
+    if clip.exists():
+        _move(clip, target)
+    return target
+
+
+def finish_files(cfg: AgentConfig, clip: Path, meta: Path) -> None:
+    """A verified job's files: moved to the done folder, or removed (``after_done``)."""
+    if cfg.after_done == "delete":
+        for p in (clip, meta):
+            p.unlink(missing_ok=True)
+    else:
+        assert cfg.done is not None
+        cfg.done.mkdir(parents=True, exist_ok=True)
+        if clip.exists():
+            target = _free_name(cfg.done, clip.name)
+            if meta.exists():
+                _move(meta, sidecar_of(target))
+            _move(clip, target)
+    _remove_empty(clip.parent, cfg.jobs_dir)
+
+
+def intake(cfg: AgentConfig, spool: Spool, clip: Path, meta: Path) -> Job | None:
+    """Check, stage and queue one complete pair; None when it was quarantined or a repeat."""
+    try:
+        checked = check_pair(clip, meta)
+    except (InvalidAudio, InvalidEvidence) as exc:
+        where = quarantine(cfg, clip, meta, reason_text(exc))
+        log.warning("quarantined %s: %s", where.name, exc.kind)
+        return None
+    except OSError:
+        return None  # gone or unreadable right now: the next scan sees it again
+    key = checked.key
+    existing = spool.by_key(key)
+    if existing is not None and existing.clip != clip:
+        _repeat(cfg, existing, clip, meta)
+        return None
+    stage = cfg.jobs_dir / key
+    stage.mkdir(parents=True, exist_ok=True)
+    staged_clip, staged_meta = stage / clip.name, stage / meta.name
+    if clip != staged_clip:
+        _move(meta, staged_meta, sync=False)  # one directory fsync covers both renames
+        _move(clip, staged_clip)
+    job = spool.add(
+        key=key,
+        name=clip.name,
+        clip=staged_clip,
+        meta=staged_meta,
+        media_type=checked.info.media_type,
+        clip_sha256=checked.clip_sha256,
+        client=checked.evidence.client,
+    )
+    if job is not None:
+        log.info("queued job %d (%s)", job.id, clip.name)
+    return job
+
+
+def _repeat(cfg: AgentConfig, existing: Job, clip: Path, meta: Path) -> None:
+    """The same call segment with the same clip dropped again: never a second upload."""
+    if existing.state in ("quarantined", "alert"):
+        quarantine(
+            cfg,
+            clip,
+            meta,
+            f"refused: the same clip and call segment as job {existing.id}, which is in "
+            f"state {existing.state}\nwhat to do: resolve job {existing.id} first\n",
+        )
+    else:
+        finish_files(cfg, clip, meta)
+    log.info("a repeat of job %d (%s) was not queued again", existing.id, clip.name)
+
+
+def adopt_staged(cfg: AgentConfig, spool: Spool) -> int:
+    """Queue staged pairs without a job (a crash between staging and queueing)."""
+    adopted = 0
+    if not cfg.jobs_dir.exists():
+        return 0
+    for stage in sorted(p for p in cfg.jobs_dir.iterdir() if p.is_dir()):
+        if spool.by_key(stage.name) is not None:
+            continue
+        _complete_pair(cfg, stage)
+        clips = [p for p in stage.iterdir() if p.suffix.lower() in CLIP_SUFFIXES]
+        for clip in clips:
+            meta = sidecar_of(clip)
+            if meta.exists() and intake(cfg, spool, clip, meta) is not None:
+                adopted += 1
+        _remove_empty(stage, cfg.jobs_dir)
+    return adopted
+
+
+def _complete_pair(cfg: AgentConfig, stage: Path) -> None:
+    """A crash between moving the sidecar and the clip leaves one half in the watch
+    folder: bring it over (the halves are paired by name)."""
+    assert cfg.watch is not None
+    for staged in list(stage.iterdir()):
+        if staged.suffix.lower() == SIDECAR_SUFFIX:
+            for suffix in CLIP_SUFFIXES:
+                for other in (cfg.watch / (staged.stem + suffix),):
+                    if other.exists() and not (stage / other.name).exists():
+                        _move(other, stage / other.name)
+        elif not sidecar_of(staged).exists():
+            other = cfg.watch / sidecar_of(staged).name
+            if other.exists():
+                _move(other, sidecar_of(staged))
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    n = 1
+    while target.exists() or sidecar_of(target).exists():
+        stem, suffix = os.path.splitext(name)
+        target = folder / f"{stem}.{n}{suffix}"
+        n += 1
+    return target
+
+
+def _move(src: Path, dst: Path, *, sync: bool = True) -> None:
+    """Rename, or copy durably and remove where the folders are on different filesystems.
+
+    ``sync=False`` leaves the directory's fsync to the next move into the same folder."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV
+            raise
+        tmp = dst.with_name(dst.name + ".part")
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+        src.unlink()
+    if sync:
+        _fsync_dir(dst.parent)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_empty(folder: Path, root: Path) -> None:
+    if folder != root and folder.is_relative_to(root):
+        with contextlib.suppress(OSError):
+            folder.rmdir()

@@ -1,0 +1,256 @@
+"""The running agent: one watcher thread, ``concurrency`` upload/proof threads.
+
+Every job moves through the spool (:mod:`vault.agent.spool`): a thread claims a due job,
+does one step (upload, or ask for the proof), and records the outcome before it looks at
+the next. Nothing is held only in memory: ``kill -9`` at any point loses at most the
+step in flight, which the next start repeats under the same Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from vault.agent.config import AgentConfig
+from vault.agent.intake import adopt_staged, check_pair, finish_files, intake, quarantine
+from vault.agent.receipts import ReceiptBook, ReceiptMismatch, check_inclusion, check_opening
+from vault.agent.retry import Backoff
+from vault.agent.spool import Job, Spool
+from vault.agent.uplink import Uplink, UploadFailed
+from vault.agent.watch import FolderEvents, Settler
+from vault.errors import ConfigError, InvalidAudio, InvalidEvidence
+
+if TYPE_CHECKING:
+    from vault.agent.status import MetricsServer
+
+log = logging.getLogger("vault.agent")
+
+
+def _lock(cfg: AgentConfig) -> int:
+    """One agent per directory: a second one would release the first one's claims."""
+    fd = os.open(cfg.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"another agent is running in {cfg.home}",
+            hint="stop it first, or give this one its own directory",
+        ) from None
+    return fd
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, *, uplink: Uplink | None = None) -> None:
+        cfg.require_service()
+        for folder in (cfg.home, cfg.watch, cfg.quarantine, cfg.jobs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        if cfg.after_done == "move":
+            cfg.done.mkdir(parents=True, exist_ok=True)
+        self.cfg = cfg
+        self._lock_fd = _lock(cfg)
+        self.spool = Spool(cfg.spool_path)
+        self.book = ReceiptBook(cfg.receipts_path)
+        self.backoff = Backoff(cfg.backoff_base, cfg.backoff_cap)
+        self.uplink = uplink or Uplink(cfg.url, cfg.token or "", timeout=cfg.timeout)
+        self.stopping = threading.Event()
+        self._work = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.metrics: MetricsServer | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> Agent:
+        released = self.spool.recover()
+        adopted = adopt_staged(self.cfg, self.spool)
+        if released or adopted:
+            log.info("resumed: %d interrupted upload(s), %d staged pair(s)", released, adopted)
+        self._spawn("watch", self._watch_loop)
+        for n in range(max(1, self.cfg.concurrency)):
+            self._spawn(f"upload-{n}", self._work_loop)
+        if self.cfg.metrics_port:
+            from vault.agent.status import MetricsServer
+
+            self.metrics = MetricsServer(self.cfg, self.cfg.metrics_port).start()
+        log.info("agent started: watching %s", self.cfg.watch)
+        return self
+
+    def _spawn(self, name: str, target) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        self._work.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self.metrics is not None:
+            self.metrics.stop()
+        self.uplink.close()
+        self.spool.close()
+        os.close(self._lock_fd)
+
+    # -- the watch folder ---------------------------------------------------------------
+    def _watch_loop(self) -> None:
+        cfg = self.cfg
+        settler = Settler(cfg.watch, cfg.settle_seconds)
+        events = FolderEvents(cfg.watch, poll=cfg.poll, poll_interval=cfg.poll_interval).start()
+        try:
+            while not self.stopping.is_set():
+                for clip, meta in settler.scan():
+                    try:
+                        if intake(cfg, self.spool, clip, meta) is not None:
+                            self._work.set()
+                    except Exception as exc:  # one bad pair never stops the watcher
+                        log.error("intake of %s failed: %s", clip.name, type(exc).__name__)
+                busy = settler.pending()
+                step = min(cfg.poll_interval, max(cfg.settle_seconds / 4, 0.05))
+                # inotify wakes us on changes; while files settle, look again soon
+                events.wait(step if busy or cfg.poll else 5.0)
+        finally:
+            events.stop()
+
+    # -- uploads and proofs -------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while not self.stopping.is_set():
+            job = self.spool.claim()
+            if job is None:
+                due = self.spool.next_due()
+                wait = 1.0 if due is None else min(1.0, max(0.01, due - time.time()))
+                self._work.wait(wait)
+                self._work.clear()
+                continue
+            try:
+                self.step(job)
+            except Exception as exc:  # an unexpected fault: the job waits, the thread lives
+                log.error("job %d: %s", job.id, type(exc).__name__)
+                state = "queued" if job.state == "uploading" else "waiting_proof"
+                delay = self.backoff.delay(job.attempts)
+                self.spool.retry_later(job, state, delay, f"agent fault: {type(exc).__name__}")
+
+    def step(self, job: Job) -> None:
+        """One step of a claimed job."""
+        if job.state == "uploading":
+            self._upload(job)
+        else:
+            self._prove(job)
+
+    def _upload(self, job: Job) -> None:
+        try:
+            # the clip's hash is taken from the bytes sent (one read less per clip)
+            checked = check_pair(job.clip, job.meta, clip_sha256=job.clip_sha256)
+        except (InvalidAudio, InvalidEvidence) as exc:
+            self._quarantine(job, f"{exc.kind}: {exc.message}")
+            return
+        if checked.key != job.key:
+            self._alert(job, "the staged metadata changed after it was queued")
+            return
+        sent = hashlib.sha256()
+        try:
+            receipt = self.uplink.upload(
+                job.clip, checked.meta, media_type=job.media_type, key=job.key, tap=sent.update
+            )
+        except UploadFailed as exc:
+            if exc.transient:
+                delay = self.backoff.delay(job.attempts, exc.retry_after)
+                self.spool.retry_later(job, "queued", delay, exc.message)
+            else:
+                self._quarantine(job, exc.message, exc)
+            return
+        if sent.hexdigest() != job.clip_sha256:
+            self._alert(job, "the staged clip changed after it was queued", receipt)
+            return
+        try:
+            check_opening(receipt, job.clip, checked.document, checked.evidence)
+        except ReceiptMismatch as exc:
+            self._alert(job, exc.message, receipt)
+            return
+        text = json.dumps(receipt, separators=(",", ":"))
+        self.spool.uploaded(job, str(receipt["record_id"]), text)
+        log.info(
+            "job %d sealed as record %s (seq %s)", job.id, receipt["record_id"], receipt["seq"]
+        )
+        proof = receipt.get("inclusion_proof")
+        if proof:
+            self._verify(self.spool.get(job.id), receipt, proof)
+        else:
+            self.spool.proof_pending(self.spool.get(job.id), self.cfg.proof_interval)
+        self._work.set()
+
+    def _prove(self, job: Job) -> None:
+        stored = json.loads(job.receipt or "{}")
+        try:
+            fresh = self.uplink.receipt(str(job.record_id))
+        except UploadFailed as exc:
+            if exc.transient:
+                delay = self.backoff.delay(job.attempts, exc.retry_after)
+                self.spool.retry_later(job, "waiting_proof", delay, exc.message)
+            else:
+                self._alert(job, f"the vault no longer gives this record's receipt: {exc.message}")
+            return
+        if (fresh.get("entry_hash"), fresh.get("seq")) != (stored["entry_hash"], stored["seq"]):
+            self._alert(job, "the vault now names another entry for this record")
+            return
+        proof = fresh.get("inclusion_proof")
+        if not proof:
+            self.spool.proof_pending(job, self.cfg.proof_interval)
+            return
+        self._verify(job, stored, proof)
+
+    def _verify(self, job: Job, stored: dict, proof: dict) -> None:
+        try:
+            tree = check_inclusion(proof, stored["opening"]["entry"], job.client, self.cfg.log_keys)
+        except ReceiptMismatch as exc:
+            self._alert(job, exc.message)
+            return
+        self.book.add(
+            {
+                "name": job.name,
+                "clip_sha256": job.clip_sha256,
+                "idempotency_key": job.key,
+                **{k: stored.get(k) for k in ("record_id", "client", "campaign", "seq")},
+                **{k: stored.get(k) for k in ("entry_hash", "sealed_at", "duplicate")},
+                "entry": stored["opening"]["entry"],
+                "salt": stored["opening"]["salt"],
+                "inclusion_proof": {
+                    "tree_size": tree["tree_size"],
+                    "root_hash": tree["root_hash"],
+                    "hashes": proof.get("hashes"),
+                    "checkpoint": proof.get("checkpoint"),
+                },
+                "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+        finish_files(self.cfg, job.clip, job.meta)
+        self.spool.finish(job, "done")
+        log.info(
+            "job %d done: record %s proven in tree %d", job.id, job.record_id, tree["tree_size"]
+        )
+
+    def _quarantine(self, job: Job, reason: str, exc: UploadFailed | None = None) -> None:
+        lines = [f"refused: {reason}"]
+        cause = exc.cause if exc is not None else None
+        lines += [f"  - {fe.field}: {fe.message}" for fe in getattr(cause, "errors", [])]
+        if cause is not None and cause.hint:
+            lines.append(f"what to do: {cause.hint}")
+        quarantine(self.cfg, job.clip, job.meta, "\n".join(lines) + "\n")
+        self.spool.finish(job, "quarantined", reason)
+        log.warning("job %d quarantined: %s", job.id, reason[:120])
+
+    def _alert(self, job: Job, reason: str, receipt: dict | None = None) -> None:
+        fields = {}
+        if receipt is not None:
+            fields = {
+                "record_id": str(receipt.get("record_id")),
+                "receipt": json.dumps(receipt, separators=(",", ":")),
+            }
+        self.spool.finish(job, "alert", reason, **fields)
+        log.error("job %d ALERT (clip kept in %s): %s", job.id, job.clip.parent, reason)
