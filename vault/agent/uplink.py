@@ -30,7 +30,7 @@ class UploadFailed(VaultError):
         self,
         message: str,
         *,
-        transient: bool,
+        transient: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
         cause: VaultError | None = None,
