@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench vendor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(VENV)/.installed          ## set up and run lint + the whole test suite
 
 bench: $(VENV)/.installed         ## run the benchmarks (slow; prints ratios)
 	$(BIN)/python bench/run_all.py
+
+vendor:                           ## re-fetch the pinned front-end packages into vault/web/static/vendor
+	scripts/vendor.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
