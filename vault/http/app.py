@@ -33,6 +33,7 @@ from vault.http import guard, problems
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext
 from vault.services.tokens import Principal, authenticate
+from vault.web import docs
 
 log = logging.getLogger("vault.http")
 
@@ -85,6 +86,8 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         "Errors are RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
         dependencies=[Depends(guard.refuse_bad_text)],
+        docs_url=None,  # vault.web.docs serves /docs from vendored files, not a CDN
+        redoc_url=None,
     )
     if ctx is not None:
         app.state.ctx = ctx
@@ -101,6 +104,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
+    docs.install(app)
     return app
 
 
