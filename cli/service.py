@@ -116,6 +116,46 @@ def person_disable(ctx, handle, by) -> None:
     _emit(ctx, info.to_dict(), f"disabled person {handle}")
 
 
+@person.command("set-password")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_set_password(ctx, handle, by) -> None:
+    """Set the desk password of HANDLE (asked twice, hidden). Ends their sessions. Logged."""
+    from vault.services import credentials
+
+    vault = _open(ctx)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    credentials.set_password(vault.context, handle, password, by=vault._by(by))
+    _emit(ctx, {"person": handle, "password": "set"}, f"password of {handle} set")
+
+
+@person.command("enrol-totp")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_enrol_totp(ctx, handle, by) -> None:
+    """Give HANDLE a new TOTP secret; prints the otpauth:// URI once. Logged."""
+    from vault.services import credentials
+
+    vault = _open(ctx)
+    uri = credentials.enrol_totp(vault.context, handle, by=vault._by(by))
+    _emit(ctx, {"person": handle, "otpauth_uri": uri}, uri)
+
+
+@person.command("reset-factor")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_reset_factor(ctx, handle, by) -> None:
+    """Remove HANDLE's TOTP (they enrol again) and end their desk sessions. Logged."""
+    from vault.services import credentials
+
+    vault = _open(ctx)
+    credentials.reset_factor(vault.context, handle, by=vault._by(by))
+    _emit(ctx, {"person": handle, "totp": "reset"}, f"second factor of {handle} reset")
+
+
 @person.command("list")
 @click.option("--client", "client_id", help="Only this client's persons.")
 @click.pass_context

@@ -167,6 +167,14 @@ class Settings:
     checkpoint_every: int = 100
     #: ... or on the first append this many seconds after the last checkpoint
     checkpoint_seconds: int = 60
+    #: escalation desk (``[web]``): a session ends after this many idle minutes ...
+    web_idle_minutes: int = 30
+    #: ... and this many hours after sign-in, whatever happens
+    web_absolute_hours: int = 12
+    #: session cookie ``Secure``: "auto" (when the request came over https) or "always"
+    web_secure_cookie: str = "auto"
+    #: times on the desk are shown in this zone unless the browser says otherwise
+    web_timezone: str = "Europe/Berlin"
 
     @property
     def resolved_database_url(self) -> str:
@@ -339,6 +347,10 @@ def _from_file(home: Path, data: dict) -> Settings:
         master_key_file=_path(home, keys.get("master_key_file")),
         checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
         checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 60)),
+        web_idle_minutes=int(data.get("web", {}).get("idle_minutes", 30)),
+        web_absolute_hours=int(data.get("web", {}).get("absolute_hours", 12)),
+        web_secure_cookie=str(data.get("web", {}).get("secure_cookie", "auto")),
+        web_timezone=str(data.get("web", {}).get("timezone", "Europe/Berlin")),
     )
 
 

@@ -71,7 +71,24 @@ def verify(
     for c in clients:
         report.clients.append(c)
         _verify_client(ctx, c, report, progress or (lambda n: None), deep)
+    if client is None:
+        report.findings += _credential_findings(ctx)
     return report
+
+
+def _credential_findings(ctx: VaultContext) -> list[Finding]:
+    """Desk credential rows whose tag fails: changed outside the vault (sign-in refused)."""
+    from vault.services.credentials import tampered_credentials
+
+    return [
+        Finding(
+            "modified",
+            "_vault",
+            f"the sign-in credential of person {handle} fails its tag: it was changed "
+            "outside the vault; reset it with `evidence-vault person set-password`",
+        )
+        for handle in tampered_credentials(ctx)
+    ]
 
 
 def count_entries(ctx: VaultContext, client: str | None = None) -> int:
