@@ -104,6 +104,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
+    app.include_router(__import__("vault.web.desk", fromlist=["router"]).router)  # the desk
     docs.install(app)
     return app
 

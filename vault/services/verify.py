@@ -172,9 +172,7 @@ def _verify_client(
                     record=rec_id,
                 )
             )
-    report.findings += storage_findings(
-        ctx, client, sealed, checkpoints.pinned, records, facts
-    )
+    report.findings += storage_findings(ctx, client, sealed, checkpoints.pinned, records, facts)
 
 
 def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
