@@ -36,6 +36,7 @@ ENTRY_TYPES = frozenset(
         "person.created",
         "person.approved",
         "person.disabled",
+        "person.oidc_linked",
         "token.created",
         "token.revoked",
     }
