@@ -156,6 +156,21 @@ def person_reset_factor(ctx, handle, by) -> None:
     _emit(ctx, {"person": handle, "totp": "reset"}, f"second factor of {handle} reset")
 
 
+@person.command("link-oidc")
+@click.argument("handle")
+@click.option("--issuer", required=True, help="The OpenID provider's issuer URL, exactly.")
+@click.option("--subject", required=True, help="The person's `sub` claim at that provider.")
+@_BY
+@click.pass_context
+def person_link_oidc(ctx, handle, issuer, subject, by) -> None:
+    """Let HANDLE sign in at the escalation desk with an OpenID Connect identity. Logged.
+
+    Replaces any earlier link of HANDLE; an identity linked to another person is refused.
+    """
+    info = _open(ctx).link_oidc(handle, issuer=issuer, subject=subject, by=by)
+    _emit(ctx, info.to_dict(), f"linked person {handle} to an identity at {issuer}")
+
+
 @person.command("list")
 @click.option("--client", "client_id", help="Only this client's persons.")
 @click.pass_context

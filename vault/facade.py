@@ -163,6 +163,12 @@ class Vault:
     def disable_person(self, handle: str, *, by: str | Principal | None = None) -> PersonInfo:
         return people.disable_person(self._ctx, handle, by=self._by(by))
 
+    def link_oidc(
+        self, handle: str, *, issuer: str, subject: str, by: str | Principal | None = None
+    ) -> PersonInfo:
+        """Let ``handle`` sign in at the desk as ``subject`` of OpenID provider ``issuer``."""
+        return people.link_oidc(self._ctx, handle, issuer, subject, by=self._by(by))
+
     def persons(self, client: str | None = None) -> list[PersonInfo]:
         return people.list_persons(self._ctx, client)
 

@@ -171,8 +171,9 @@ class Person(SQLModel, table=True):
     ``handle`` is the stable name the logs use (``person:<handle>``); ``display_name``
     stays in the database. ``client_id`` None is a global person (admins only). An admin
     acts only once approved (``approved_at``) by a second admin or the vault's operator.
-    Credentials other than API tokens (password, TOTP, OIDC subject) will hang off this
-    row in their own tables.
+    Credentials other than API tokens (password, TOTP) will hang off this row in their own
+    tables. ``oidc_subject`` (``issuer#sub``) is the OpenID Connect identity the person
+    signs in with at the escalation desk, if any.
     """
 
     __tablename__ = "person"
@@ -188,6 +189,7 @@ class Person(SQLModel, table=True):
     approved_at: datetime | None = Field(default=None)
     disabled_by: str | None = Field(default=None, max_length=200)
     disabled_at: datetime | None = Field(default=None)
+    oidc_subject: str | None = Field(default=None, max_length=600, unique=True, index=True)
 
 
 class ApiToken(SQLModel, table=True):

@@ -37,6 +37,7 @@ ENTRY_TYPES = frozenset(
         "person.approved",
         "person.disabled",
         "person.credential",
+        "person.oidc_linked",
         "token.created",
         "token.revoked",
     }

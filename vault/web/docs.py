@@ -34,7 +34,7 @@ _PAGE = """<!doctype html>
 <link rel="icon" type="image/png" href="{icon}">
 </head>
 <body>
-<main id="swagger-ui" data-openapi-url="{openapi}"></main>
+<div id="swagger-ui" data-openapi-url="{openapi}"></div>
 <script src="{bundle}"></script>
 <script src="{init}"></script>
 </body>

@@ -1,7 +1,7 @@
 """sign-in credentials, web sessions, sign-in throttling, desk access grants
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 14:40:00
 
 The escalation desk's tables. Credential rows carry an HMAC tag under a keyring key
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
