@@ -34,7 +34,7 @@ class DeskVault:
         return self.vault.context
 
 
-def desk_vault(home: Path, *, records: int = 3, clock=None) -> DeskVault:
+def desk_vault(home: Path, *, records: int = 3, clock=None, seconds: float = 2.0) -> DeskVault:
     v = make_vault(home, clock=clock)
     v.add_client(OTHER_CLIENT, "Energy AT")
     v.add_campaign(OTHER_CLIENT, OTHER_CAMPAIGN, retention_days=730)
@@ -44,7 +44,7 @@ def desk_vault(home: Path, *, records: int = 3, clock=None) -> DeskVault:
     for n in range(records):
         meta = order_meta(n, withdrawal_notice_span_ms=[1850, 1950])
         meta["callee"] = {"phone": f"+49151123456{70 + n}"}
-        dv.records.append(v.ingest(clip(tmp, seed=n), meta).record_id)
+        dv.records.append(v.ingest(clip(tmp, seconds=seconds, seed=n), meta).record_id)
     other = order_meta(99, client=OTHER_CLIENT, campaign=OTHER_CAMPAIGN)
     dv.other_record = v.ingest(clip(tmp, seed=99), other).record_id
     for handle, (role, client) in PERSONS.items():

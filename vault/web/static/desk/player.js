@@ -22,10 +22,18 @@ for (const li of box.querySelectorAll("li[data-region]")) {
   spans[li.dataset.region] = { start: Number(li.dataset.start), end: Number(li.dataset.end) };
 }
 
+// our own media element, already pointing at the endpoint: playback streams from it with
+// HTTP Range (wavesurfer would otherwise play a blob: copy, which the CSP does not allow)
+const audioUrl = new URL(box.dataset.audio, location.href).href;
+const media = document.createElement("audio");
+media.preload = "auto";
+media.src = audioUrl;
+
 const regions = RegionsPlugin.create();
 const ws = WaveSurfer.create({
   container: slider,
-  url: box.dataset.audio,
+  media,
+  url: audioUrl,
   height: 96,
   waveColor: "#4a5568",
   progressColor: "#1a365d",
