@@ -508,3 +508,18 @@ def test_unsigned_requests_go_to_sign_in(app, desk):
     for path in ("/desk", "/desk/search", "/desk/holds", f"/desk/records/{desk.records[0]}/audio"):
         r = anon.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/desk/sign-in", path
+
+
+def test_language_switch_and_accept_language(app):
+    c = _client(app)
+    assert "Anmelden" in c.get("/desk/sign-in", headers={"Accept-Language": "de-AT"}).text
+    r = c.post(
+        "/desk/language", data={"lang": "de", "back": "/desk/sign-in"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/desk/sign-in"
+    page = c.get("/desk/sign-in", headers={"Accept-Language": "en"})
+    assert '<html lang="de">' in page.text and "Kennung" in page.text
+    for back in ("https://evil.example/", "//evil.example/desk", "/desk\\..", "/other"):
+        r = c.post("/desk/language", data={"lang": "en", "back": back}, follow_redirects=False)
+        assert r.headers["location"] == "/desk", back
+    assert 'lang="en"' in c.get("/desk/sign-in").text

@@ -21,7 +21,7 @@ from sqlmodel import delete, select
 
 from vault.db import read_session, write_session
 from vault.db.models import Credential, Person, SignInThrottle, WebSession
-from vault.errors import FieldError, InvalidEvidence, Unauthenticated, VaultError
+from vault.errors import FieldError, InvalidEvidence, Unauthenticated
 from vault.ledger import EntryDraft, append_entries
 from vault.sealing.credentials import (
     CredentialSeal,
@@ -187,12 +187,6 @@ def check_totp_step(ctx: VaultContext, person_id: str, code: str, address: str) 
     clear_failures(ctx, keys[:1])
 
 
-def principal_of_session(person: Person) -> Principal:
-    from vault.services.people import principal_of
-
-    return principal_of(person)
-
-
 def credential_intact(ctx: VaultContext, person: Person) -> bool | None:
     """Whether the person's credential row verifies (None: they have none)."""
     with read_session(ctx.engine) as s:
@@ -289,7 +283,6 @@ __all__ = [
     "PasswordOk",
     "SignInLocked",
     "SignInRefused",
-    "VaultError",
     "check_password_step",
     "check_totp_step",
     "enrol_totp",

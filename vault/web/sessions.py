@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Request, Response
 from sqlmodel import delete
 
-from vault.db import read_session, write_session
+from vault.db import write_session
 from vault.db.models import DeskGrant, Person, WebSession
 from vault.sealing.credentials import new_session_secret, session_digest
 from vault.services.context import VaultContext
@@ -136,13 +136,6 @@ def pending_person(request: Request) -> Person | None:
     """The person of a session waiting for the second factor."""
     session = current_session(request, stage=PENDING_TOTP)
     return session.person if session else None
-
-
-def session_count(ctx: VaultContext, person_id: str) -> int:
-    with read_session(ctx.engine) as s:
-        return len(
-            s.exec(WebSession.__table__.select().where(WebSession.person_id == person_id)).all()
-        )
 
 
 def _drop(s, id_hash: str) -> None:
