@@ -523,3 +523,70 @@ def test_language_switch_and_accept_language(app):
         r = c.post("/desk/language", data={"lang": "en", "back": back}, follow_redirects=False)
         assert r.headers["location"] == "/desk", back
     assert 'lang="en"' in c.get("/desk/sign-in").text
+
+
+def test_a_database_writer_cannot_make_or_repoint_a_session(app, desk):
+    """Sessions are tagged under the keyring: an inserted row, or one moved to another
+    person, signs nobody in."""
+    from vault.db.models import Person
+
+    with read_session(desk.ctx.engine) as s:
+        ids = {p.handle: p.id for p in s.exec(select(Person))}
+    # an inserted row for a secret the attacker chose
+    secret = "ab" * 32
+    now = desk.clock.now
+    with write_session(desk.ctx.engine) as s:
+        s.add(
+            WebSession(
+                id_hash=session_digest(secret),
+                person_id=ids["carla"],
+                stage="full",
+                csrf="0" * 64,
+                created_at=now,
+                last_seen_at=now,
+                tag=b"\0" * 32,
+            )
+        )
+    forged = _client(app)
+    forged.cookies.set(COOKIE, secret)
+    assert forged.get("/desk/search", follow_redirects=False).status_code == 303
+    # a real session re-pointed at another tenant's person
+    c = _signed_in(app, "chris")
+    own = session_digest(c.cookies[COOKIE])
+    with write_session(desk.ctx.engine) as s:
+        s.exec(
+            text("UPDATE web_session SET person_id = :p WHERE id_hash = :h"),
+            params={"p": ids["olga"], "h": own},
+        )
+    assert c.get("/desk/search", follow_redirects=False).status_code == 303
+
+
+def test_a_database_writer_cannot_grant_evidence_without_a_logged_reason(app, desk):
+    from vault.db.models import DeskGrant
+
+    rid = desk.records[0]
+    c = _signed_in(app, "chris")
+    own = session_digest(c.cookies[COOKIE])
+    n = len(_accesses(desk, rid))
+    with write_session(desk.ctx.engine) as s:
+        s.add(
+            DeskGrant(
+                session_hash=own,
+                record_id=rid,
+                reason="dispute",
+                case_ref="",
+                granted_at=desk.clock.now,
+                tag=b"\1" * 32,
+            )
+        )
+    assert c.get(f"/desk/records/{rid}/audio").status_code == 403
+    assert "Max Mustermann" not in c.get(f"/desk/records/{rid}").text
+    assert len(_accesses(desk, rid)) == n
+    # a real grant made for one record does not open another
+    _open(c, rid)
+    with write_session(desk.ctx.engine) as s:
+        s.exec(
+            text("UPDATE desk_grant SET record_id = :r WHERE session_hash = :h"),
+            params={"r": desk.records[2], "h": own},
+        )
+    assert c.get(f"/desk/records/{desk.records[2]}/audio").status_code == 403

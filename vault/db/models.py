@@ -261,6 +261,9 @@ class WebSession(SQLModel, table=True):
     csrf: str = Field(max_length=64)
     created_at: datetime
     last_seen_at: datetime
+    #: HMAC under the credential key over (id hash, person, stage, created_at): a row a
+    #: database writer inserts or re-points to another person signs nobody in
+    tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class SignInThrottle(SQLModel, table=True):
@@ -276,7 +279,8 @@ class SignInThrottle(SQLModel, table=True):
 
 
 class DeskGrant(SQLModel, table=True):
-    """A logged reason to open one record's evidence, for one web session."""
+    """A logged reason to open one record's evidence, for one web session (tagged like
+    sessions, so a database writer cannot open evidence without the logged reason)."""
 
     __tablename__ = "desk_grant"
 
@@ -285,3 +289,4 @@ class DeskGrant(SQLModel, table=True):
     reason: str = Field(max_length=40)
     case_ref: str = Field(default="", max_length=64)
     granted_at: datetime
+    tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

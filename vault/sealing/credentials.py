@@ -34,6 +34,8 @@ from vault.sealing._encoding import encode_items, require_key, require_text
 CREDENTIAL_KEY_SIZE = 32
 TAG_DOMAIN = "evidence-vault/v1 credential"
 TOTP_DOMAIN = "evidence-vault/v1 totp secret"
+SESSION_DOMAIN = "evidence-vault/v1 desk session"
+GRANT_DOMAIN = "evidence-vault/v1 desk grant"
 TOTP_STEP = 30
 _NONCE = 12
 
@@ -129,6 +131,15 @@ class CredentialSeal:
             return False
         want = self.tag(person_id, handle, password_hash, totp_sealed)
         return hmac.compare_digest(want, bytes(tag))
+
+    def row_tag(self, domain: str, *items: str) -> bytes:
+        """A tag over a desk row's fields (sessions, grants): only the vault can make one."""
+        if domain not in (SESSION_DOMAIN, GRANT_DOMAIN):
+            raise ValueError("unknown row domain")
+        return hmac.digest(self._mac_key, encode_items(domain, *items), hashlib.sha256)
+
+    def check_row(self, tag: bytes | None, domain: str, *items: str) -> bool:
+        return bool(tag) and hmac.compare_digest(self.row_tag(domain, *items), bytes(tag))
 
     def seal_totp(self, person_id: str, secret: bytes) -> bytes:
         nonce = os.urandom(_NONCE)

@@ -26,10 +26,12 @@ from vault.db import Campaign, LogEntry, Record, read_session, write_session
 from vault.db.models import DeskGrant
 from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied
 from vault.evidence import normalise_phone
-from vault.ledger.entry import parse_entry
+from vault.ledger.entry import format_time, parse_entry
+from vault.sealing.credentials import GRANT_DOMAIN
 from vault.services import holds as _holds
 from vault.services import retrieve
 from vault.services.bundle import export_bundle
+from vault.services.credentials import seal
 from vault.services.integrity import check_integrity
 from vault.services.retention import refuse_if_shredded
 from vault.spool import Spool
@@ -175,8 +177,23 @@ def _record(request: Request, session: DeskSession, record_id: str) -> Record:
 
 
 def _grant(request: Request, session: DeskSession, record_id: str) -> DeskGrant | None:
-    with read_session(ctx_of(request).engine) as s:
-        return s.get(DeskGrant, (session.id_hash, record_id))
+    """The session's logged opening of the record, if it has one the vault made."""
+    ctx = ctx_of(request)
+    with read_session(ctx.engine) as s:
+        grant = s.get(DeskGrant, (session.id_hash, record_id))
+    if grant is None or not seal(ctx).check_row(grant.tag, GRANT_DOMAIN, *_granted_fields(grant)):
+        return None
+    return grant
+
+
+def _granted_fields(grant: DeskGrant) -> tuple[str, ...]:
+    return (
+        grant.session_hash,
+        grant.record_id,
+        grant.reason,
+        grant.case_ref,
+        format_time(grant.granted_at),
+    )
 
 
 @router.get(PREFIX + "/records/{record_id}")
@@ -286,17 +303,17 @@ def _open(request: Request, session: DeskSession, record_id: str, form: dict) ->
     retrieve.record_access(
         ctx, rec, session.principal, "evidence", reason=reason, case=case or None
     )
+    grant = DeskGrant(
+        session_hash=session.id_hash,
+        record_id=rec.id,
+        reason=reason,
+        case_ref=case,
+        granted_at=ctx.clock(),
+        tag=b"",
+    )
+    grant.tag = seal(ctx).row_tag(GRANT_DOMAIN, *_granted_fields(grant))
     with write_session(ctx.engine) as s:
-        grant = s.get(DeskGrant, (session.id_hash, rec.id))
-        if grant is None:
-            grant = DeskGrant(
-                session_hash=session.id_hash,
-                record_id=rec.id,
-                granted_at=ctx.clock(),
-                reason=reason,
-            )
-        grant.reason, grant.case_ref, grant.granted_at = reason, case, ctx.clock()
-        s.add(grant)
+        s.merge(grant)
     return redirect(f"{PREFIX}/records/{rec.id}#evidence")
 
 

@@ -21,9 +21,10 @@ from sqlmodel import delete
 
 from vault.db import write_session
 from vault.db.models import DeskGrant, Person, WebSession
-from vault.sealing.credentials import new_session_secret, session_digest
+from vault.ledger.entry import format_time
+from vault.sealing.credentials import SESSION_DOMAIN, new_session_secret, session_digest
 from vault.services.context import VaultContext
-from vault.services.credentials import SignInRefused
+from vault.services.credentials import SignInRefused, seal
 from vault.services.people import Principal, principal_of
 
 COOKIE = "desk_session"
@@ -63,7 +64,9 @@ def sign_in_person(
         csrf=new_session_secret(),
         created_at=now,
         last_seen_at=now,
+        tag=b"",
     )
+    row.tag = seal(ctx).row_tag(SESSION_DOMAIN, *_tagged(row))
     old = _cookie_hash(request)
     with write_session(ctx.engine) as s:
         if old:
@@ -98,7 +101,8 @@ def current_session(request: Request, *, stage: str = FULL) -> DeskSession | Non
             PENDING if row.stage == PENDING_TOTP else timedelta(hours=settings.web_absolute_hours)
         )
         ended = (
-            now - _aware(row.last_seen_at) > idle
+            not seal(ctx).check_row(row.tag, SESSION_DOMAIN, *_tagged(row))
+            or now - _aware(row.last_seen_at) > idle
             or now - _aware(row.created_at) > life
             or person is None
             or person.disabled_at is not None
@@ -136,6 +140,12 @@ def pending_person(request: Request) -> Person | None:
     """The person of a session waiting for the second factor."""
     session = current_session(request, stage=PENDING_TOTP)
     return session.person if session else None
+
+
+def _tagged(row: WebSession) -> tuple[str, ...]:
+    # everything that decides who the session is and how long it lives; not last_seen_at,
+    # which moves on every request (a writer moving it can only shorten or stretch idling)
+    return (row.id_hash, row.person_id, row.stage, row.csrf, format_time(row.created_at))
 
 
 def _drop(s, id_hash: str) -> None:

@@ -5,7 +5,8 @@ Revises: 0007
 Create Date: 2026-12-02 14:40:00
 
 The escalation desk's tables. Credential rows carry an HMAC tag under a keyring key
-(``vault.sealing.credentials``); sessions are stored as the SHA-256 of their id only.
+(``vault.sealing.credentials``), and so do sessions (stored as the SHA-256 of their id
+only) and desk access grants.
 """
 
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ def upgrade() -> None:
         sa.Column("csrf", _S(length=64), nullable=False),
         sa.Column("created_at", _T(), nullable=False),
         sa.Column("last_seen_at", _T(), nullable=False),
+        sa.Column("tag", sa.LargeBinary(), nullable=False),
     )
     op.create_index("ix_web_session_person_id", "web_session", ["person_id"])
     op.create_table(
@@ -55,6 +57,7 @@ def upgrade() -> None:
         sa.Column("reason", _S(length=40), nullable=False),
         sa.Column("case_ref", _S(length=64), nullable=False),
         sa.Column("granted_at", _T(), nullable=False),
+        sa.Column("tag", sa.LargeBinary(), nullable=False),
     )
 
 
