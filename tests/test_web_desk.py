@@ -590,3 +590,15 @@ def test_a_database_writer_cannot_grant_evidence_without_a_logged_reason(app, de
             params={"r": desk.records[2], "h": own},
         )
     assert c.get(f"/desk/records/{desk.records[2]}/audio").status_code == 403
+
+
+def test_secure_cookie_when_configured_behind_a_proxy(app, desk):
+    from dataclasses import replace
+
+    before = desk.ctx.settings
+    desk.ctx.settings = replace(before, web_secure_cookie="always")
+    try:
+        r = sign_in(_client(app), "carla")  # plain http, as behind a TLS proxy
+        assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+    finally:
+        desk.ctx.settings = before

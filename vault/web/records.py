@@ -349,11 +349,24 @@ def audio(
             "Content-Range": f"bytes {start}-{end}/{total}",
             "Content-Length": str(end - start + 1),
         }
-        chunks = _decrypt_span(ctx, rec, start, end - start + 1)
+        chunks = _started(_decrypt_span(ctx, rec, start, end - start + 1))
         return StreamingResponse(chunks, 206, media_type=rec.media_type, headers=headers)
     headers["Content-Length"] = str(total)
-    chunks = retrieve._open_object(ctx, rec, "clip")
+    chunks = _started(retrieve._open_object(ctx, rec, "clip"))
     return StreamingResponse(chunks, media_type=rec.media_type, headers=headers)
+
+
+def _started(chunks):
+    """The first piece is decrypted before the answer starts: a key or storage failure is
+    an error page, not a broken body."""
+    first = next(chunks, b"")
+
+    def rest():
+        if first:
+            yield first
+        yield from chunks
+
+    return rest()
 
 
 @router.post(PREFIX + "/records/{record_id}/bundle")
