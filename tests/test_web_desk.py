@@ -598,7 +598,16 @@ def test_secure_cookie_when_configured_behind_a_proxy(app, desk):
     before = desk.ctx.settings
     desk.ctx.settings = replace(before, web_secure_cookie="always")
     try:
-        r = sign_in(_client(app), "carla")  # plain http, as behind a TLS proxy
+        c = _client(app)  # plain http, as behind a TLS proxy
+        page = c.get("/desk/sign-in")
+        assert "Secure" in page.headers["set-cookie"]
+        token = re.search(r'name="token" value="([^"]+)"', page.text)[1]
+        c.cookies.set("desk_signin", token)  # the browser, on https, sends it back
+        r = c.post(
+            "/desk/sign-in",
+            data={"token": token, "handle": "carla", "password": PASSWORD},
+            follow_redirects=False,
+        )
         assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
     finally:
         desk.ctx.settings = before
