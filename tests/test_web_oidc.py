@@ -312,7 +312,13 @@ def test_a_link_written_straight_into_the_database_signs_nobody_in(desk, vault, 
     r = _callback(desk, sign_in_at_provider(_start(desk), "mallory", BACK))
     assert r.status_code == 403 and "<code>link-not-logged</code>" in r.text
     assert desk.signed_in == []
+    found = [f.detail for f in vault.verify().findings if "single sign-on link" in f.detail]
+    assert found == [
+        "person ops-1's single sign-on link is not the one its log names: it was changed "
+        "outside the vault; link it again with `evidence-vault person link-oidc`"
+    ]
     # an honest link (a tagged entry) signs in again
     people.link_oidc(vault.context, "ops-1", idp.issuer, "mallory", by=OPERATOR)
     r = _callback(desk, sign_in_at_provider(_start(desk), "mallory", BACK))
     assert r.status_code == 303 and desk.signed_in == ["ops-1"]
+    assert not [f for f in vault.verify().findings if "single sign-on link" in f.detail]
