@@ -8,6 +8,7 @@ plays the browser at the provider (its login form), then brings the code back.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +20,7 @@ from joserfc.jwk import RSAKey
 from sqlmodel import select
 
 from cli.main import cli
+from tests.attacks.attacker import Attacker
 from tests.support.oidc import sign_in_at_provider, start_provider
 from tests.support.vaults import CLIENT, make_vault, person_token
 from vault.db import LogEntry, read_session
@@ -283,3 +285,40 @@ def test_cli_link_oidc(vault, tmp_path):
     assert result.exit_code == 0, result.output
     assert "linked person ana" in result.output
     assert oidc.resolve_oidc_person(vault.context, "https://idp.example", "248289761001")
+
+
+def test_a_link_written_straight_into_the_database_signs_nobody_in(desk, vault, idp):
+    """A database writer moves an admin's link to their own identity: the admin's log has
+    no entry tagged under the log key for that link, so the sign-in is refused."""
+    _person(vault, "ops-1", idp, "ops-1-at-idp", role="admin")
+    attacker = Attacker(vault.settings.resolved_database_url, vault.settings.home)
+    try:
+        link = f"{idp.issuer}#mallory"
+        attacker.run("UPDATE person SET oidc_subject = ? WHERE handle = 'ops-1'", link)
+        r = _callback(desk, sign_in_at_provider(_start(desk), "mallory", BACK))
+        assert r.status_code == 403 and "<code>link-not-logged</code>" in r.text
+        # an entry for the new link, without the log key: untagged, then with a replayed tag
+        body = {
+            "person": "ops-1",
+            "by": "local:test-operator",
+            "issuer": idp.issuer,
+            "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
+        }
+        honest = attacker.seqs(CLIENT, "person.oidc_linked")[-1]
+        attacker.append(CLIENT, "person.oidc_linked", None, body)
+        attacker.append(CLIENT, "person.oidc_linked", None, body, tag=attacker.tag(CLIENT, honest))
+    finally:
+        attacker.close()
+    r = _callback(desk, sign_in_at_provider(_start(desk), "mallory", BACK))
+    assert r.status_code == 403 and "<code>link-not-logged</code>" in r.text
+    assert desk.signed_in == []
+    found = [f.detail for f in vault.verify().findings if "single sign-on link" in f.detail]
+    assert found == [
+        "person ops-1's single sign-on link is not the one its log names: it was changed "
+        "outside the vault; link it again with `evidence-vault person link-oidc`"
+    ]
+    # an honest link (a tagged entry) signs in again
+    people.link_oidc(vault.context, "ops-1", idp.issuer, "mallory", by=OPERATOR)
+    r = _callback(desk, sign_in_at_provider(_start(desk), "mallory", BACK))
+    assert r.status_code == 303 and desk.signed_in == ["ops-1"]
+    assert not [f for f in vault.verify().findings if "single sign-on link" in f.detail]

@@ -18,6 +18,7 @@ the person's client's log, or, for a global person, in the vault-wide log
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from vault.db import Client, read_session, write_session
+from vault.db import Client, LogEntry, read_session, write_session
 from vault.db.models import Person
 from vault.errors import (
     Conflict,
@@ -36,7 +37,7 @@ from vault.errors import (
     PermissionDenied,
 )
 from vault.evidence import is_slug
-from vault.ledger import EntryDraft, append_entries
+from vault.ledger import EntryDraft, append_entries, parse_entry
 from vault.ledger.chain import new_log
 from vault.ledger.entry import format_time
 from vault.services.checkpoints import checkpoint_after_commit
@@ -282,6 +283,30 @@ def link_oidc(
         raise _identity_taken() from exc
     checkpoint_after_commit(ctx, log)
     return _info(row)
+
+
+def oidc_link_logged(ctx: VaultContext, row: Person) -> bool:
+    """Whether the newest authentic ``person.oidc_linked`` entry of ``row`` names its
+    current link: a database writer who sets ``oidc_subject`` to their own identity (or
+    renames the person) has no entry tagged under the log key to show for it."""
+    if row.oidc_subject is None:
+        return False
+    log = row.client_id or GLOBAL_LOG
+    keys = ctx.log_keys(log)
+    digest = hashlib.sha256(row.oidc_subject.encode()).hexdigest()
+    with read_session(ctx.engine) as s:
+        rows = s.exec(
+            select(LogEntry.seq, LogEntry.entry, LogEntry.tag)
+            .where(LogEntry.client_id == log, LogEntry.type == "person.oidc_linked")
+            .order_by(LogEntry.seq.desc())
+        )
+        for seq, raw, tag in rows:
+            if not keys.check_entry(seq, bytes(raw), tag):
+                continue  # not the vault's entry (verify reports it)
+            body = parse_entry(bytes(raw))["body"]
+            if body.get("person") == row.handle:
+                return hmac.compare_digest(str(body.get("link_sha256")), digest)
+    return False
 
 
 def oidc_link(issuer: str, subject: str) -> str:

@@ -8,8 +8,10 @@ secret, so every worker on every host reads it and nobody else can make one.
 client secret), validates the ID token (signature from the provider's JWKS, issuer,
 audience, ``azp``, nonce, expiry) and signs in the person linked to the identity
 (``person.oidc_subject``, set with ``evidence-vault person link-oidc``). An identity linked
-to nobody, or to a disabled or unapproved person, is refused; so is anything else that does
-not add up. Refusals are logged by reason, never with the subject.
+to nobody, or to a disabled or unapproved person, is refused, and so is a link that the
+person's log (an entry tagged under the log key) does not vouch for: a database writer
+cannot hand an admin's account to their own identity. So is anything else that does not
+add up. Refusals are logged by reason, never with the subject.
 
 Configuration: ``[oidc]`` in ``vault.toml`` (``issuer``, ``client_id``,
 ``client_secret_file``, ``scopes``, ``claim``, ``redirect_url``), each overridden by
@@ -49,7 +51,7 @@ from vault.db import read_session
 from vault.db.models import Person
 from vault.errors import ConfigError, InvalidEvidence
 from vault.services.context import VaultContext
-from vault.services.people import oidc_link
+from vault.services.people import oidc_link, oidc_link_logged
 
 log = logging.getLogger("vault.web.oidc")
 
@@ -370,6 +372,9 @@ def sso_callback(request: Request, provider: Provider, sign_in: SignIn) -> Respo
             raise SsoRefused("unknown-identity")
         if not _active(person):
             raise SsoRefused("person-inactive")
+        if not oidc_link_logged(request.app.state.ctx, person):
+            log.error("sso link of person:%s is not in its log", person.handle)
+            raise SsoRefused("link-not-logged")
         if sign_in is None:
             raise SsoRefused("sessions-unavailable")
     except SsoRefused as refused:
