@@ -611,3 +611,12 @@ def test_secure_cookie_when_configured_behind_a_proxy(app, desk):
         assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
     finally:
         desk.ctx.settings = before
+
+
+def test_single_sign_on_is_offered_only_when_configured(app, monkeypatch):
+    assert "/sso/start" not in _client(app).get("/desk/sign-in").text
+    assert _client(app).get("/sso/start", follow_redirects=False).status_code == 404
+    monkeypatch.setenv("EVIDENCE_VAULT_OIDC_ISSUER", "https://login.example.com")
+    monkeypatch.setenv("EVIDENCE_VAULT_OIDC_CLIENT_ID", "desk")
+    with TestClient(create_app(app.app.state.ctx)) as configured:
+        assert 'href="/sso/start?next=/desk"' in configured.get("/desk/sign-in").text

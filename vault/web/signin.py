@@ -34,9 +34,33 @@ def _form_token(request: Request) -> str:
     return token if len(token) == 43 else secrets.token_urlsafe(32)
 
 
+def _sso_offered(request: Request) -> bool:
+    """Whether ``[oidc]`` is configured (read once per app)."""
+    state = request.app.state
+    if not hasattr(state, "desk_sso"):
+        import os
+
+        from vault.web.oidc import load_oidc_settings
+
+        try:
+            state.desk_sso = (
+                load_oidc_settings(ctx_of(request).settings.home, os.environ) is not None
+            )
+        except Exception:  # a broken [oidc] table: /sso answers for itself
+            state.desk_sso = True
+    return state.desk_sso
+
+
 def _page(request: Request, template: str, *, failed: str = "", status: int = 200) -> Response:
     token = _form_token(request)
-    response = render(request, template, status=status, signin_token=token, failed=failed)
+    response = render(
+        request,
+        template,
+        status=status,
+        signin_token=token,
+        failed=failed,
+        sso=_sso_offered(request),
+    )
     response.set_cookie(
         PRE_CSRF, token, httponly=True, samesite="strict", secure=secure_cookie(request), path="/"
     )
