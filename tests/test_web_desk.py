@@ -620,3 +620,12 @@ def test_single_sign_on_is_offered_only_when_configured(app, monkeypatch):
     monkeypatch.setenv("EVIDENCE_VAULT_OIDC_CLIENT_ID", "desk")
     with TestClient(create_app(app.app.state.ctx)) as configured:
         assert 'href="/sso/start?next=/desk"' in configured.get("/desk/sign-in").text
+
+
+def test_sessions_nobody_came_back_to_are_swept_at_the_next_sign_in(app, desk):
+    c = _signed_in(app)
+    left = session_digest(c.cookies[COOKIE])
+    desk.clock.now += timedelta(hours=12, minutes=1)
+    _signed_in(app, "chris")
+    with read_session(desk.ctx.engine) as s:
+        assert s.get(WebSession, left) is None

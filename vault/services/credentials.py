@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlmodel import delete, select
 
 from vault.db import read_session, write_session
-from vault.db.models import Credential, Person, SignInThrottle, WebSession
+from vault.db.models import Credential, DeskGrant, Person, SignInThrottle, WebSession
 from vault.errors import FieldError, InvalidEvidence, Unauthenticated
 from vault.ledger import EntryDraft, append_entries
 from vault.sealing.credentials import (
@@ -128,7 +128,9 @@ def _change(ctx: VaultContext, person: Person, by: Principal, change: str, edit)
         row.updated_at = now
         row.tag = sealer.tag(person.id, person.handle, row.password_hash, _sealed(row))
         s.add(row)
-        # a changed factor ends every session of the person
+        # a changed factor ends every session of the person (and what they had opened)
+        theirs = select(WebSession.id_hash).where(WebSession.person_id == person.id)
+        s.exec(delete(DeskGrant).where(DeskGrant.session_hash.in_(theirs)))
         s.exec(delete(WebSession).where(WebSession.person_id == person.id))
         body = {"person": person.handle, "change": change, "by": by.name}
         append_entries(
@@ -231,9 +233,14 @@ def refuse_if_locked(ctx: VaultContext, keys: tuple[str, ...]) -> None:
             raise SignInLocked()
 
 
+#: counts older than this start again from zero (and their rows go)
+FORGET_AFTER = timedelta(days=1)
+
+
 def record_failure(ctx: VaultContext, keys: tuple[str, ...]) -> None:
     now = ctx.clock()
     with write_session(ctx.engine) as s:
+        s.exec(delete(SignInThrottle).where(SignInThrottle.last_failure_at < now - FORGET_AFTER))
         for key in keys:
             row = s.get(SignInThrottle, key) or SignInThrottle(key=key, last_failure_at=now)
             row.failures = (row.failures or 0) + 1

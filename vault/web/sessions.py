@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Request, Response
-from sqlmodel import delete
+from sqlmodel import delete, select
 
 from vault.db import write_session
 from vault.db.models import DeskGrant, Person, WebSession
@@ -68,9 +68,14 @@ def sign_in_person(
     )
     row.tag = seal(ctx).row_tag(SESSION_DOMAIN, *_tagged(row))
     old = _cookie_hash(request)
+    life = timedelta(hours=ctx.settings.web_absolute_hours)
     with write_session(ctx.engine) as s:
         if old:
             _drop(s, old)
+        # sessions nobody came back to: gone once past their absolute lifetime
+        stale = select(WebSession.id_hash).where(WebSession.created_at < now - life)
+        for id_hash in list(s.exec(stale)):
+            _drop(s, id_hash)
         s.add(row)
     response.set_cookie(
         COOKIE,
