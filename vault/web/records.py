@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -444,7 +443,3 @@ def _dispute(request: Request, session: DeskSession, record_id: str, form: dict)
         client=session.person.client_id,
     )
     return redirect(f"{PREFIX}/records/{rec.id}#holds")
-
-
-def regions_json(regions: list[dict]) -> str:
-    return json.dumps(regions)
