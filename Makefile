@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench vendor catalogues clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ test: $(VENV)/.installed          ## set up and run lint, the type gate and the 
 
 bench: $(VENV)/.installed         ## run the benchmarks (slow; prints ratios)
 	$(BIN)/python bench/run_all.py
+
+vendor:                           ## re-fetch the pinned front-end packages into vault/web/static/vendor
+	scripts/vendor.sh
+
+catalogues: $(VENV)/.installed    ## re-extract the desk's texts, merge them into the .po files, compile the .mo files
+	$(BIN)/pybabel extract -F vault/web/babel.cfg --no-location --omit-header -o vault/web/locale/messages.pot .
+	$(BIN)/pybabel update -i vault/web/locale/messages.pot -d vault/web/locale --no-location --no-fuzzy-matching
+	$(BIN)/pybabel compile -d vault/web/locale --statistics
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

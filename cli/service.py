@@ -118,6 +118,53 @@ def person_disable(ctx, handle, by) -> None:
     emit(ctx, info.to_dict(), f"disabled person {handle}")
 
 
+@person.command("set-password")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_set_password(ctx, handle, by) -> None:
+    """Set the desk password of HANDLE (asked twice, hidden). Ends their sessions. Logged."""
+    vault = open_vault(ctx)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    vault.set_password(handle, password, by=by)
+    emit(ctx, {"person": handle, "password": "set"}, f"password of {handle} set")
+
+
+@person.command("enrol-totp")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_enrol_totp(ctx, handle, by) -> None:
+    """Give HANDLE a new TOTP secret; prints the otpauth:// URI once. Logged."""
+    uri = open_vault(ctx).enrol_totp(handle, by=by)
+    emit(ctx, {"person": handle, "otpauth_uri": uri}, uri)
+
+
+@person.command("reset-factor")
+@click.argument("handle")
+@_BY
+@click.pass_context
+def person_reset_factor(ctx, handle, by) -> None:
+    """Remove HANDLE's TOTP (they enrol again) and end their desk sessions. Logged."""
+    open_vault(ctx).reset_factor(handle, by=by)
+    emit(ctx, {"person": handle, "totp": "reset"}, f"second factor of {handle} reset")
+
+
+@person.command("link-oidc")
+@click.argument("handle")
+@click.option("--issuer", required=True, help="The OpenID provider's issuer URL, exactly.")
+@click.option("--subject", required=True, help="The person's `sub` claim at that provider.")
+@_BY
+@click.pass_context
+def person_link_oidc(ctx, handle, issuer, subject, by) -> None:
+    """Let HANDLE sign in at the escalation desk with an OpenID Connect identity. Logged.
+
+    Replaces any earlier link of HANDLE; an identity linked to another person is refused.
+    """
+    info = open_vault(ctx).link_oidc(handle, issuer=issuer, subject=subject, by=by)
+    emit(ctx, info.to_dict(), f"linked person {handle} to an identity at {issuer}")
+
+
 @person.command("list")
 @click.option("--client", "client_id", help="Only this client's persons.")
 @click.pass_context

@@ -13,11 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.browser import browser, live_server, page
+from tests.support.oidc import oidc_modules
 from tests.support.seaweedfs import SeaweedFS, find_weed
 from tests.support.vaults import PgDatabase, make_vault, pg_url, postgres_available
 from vault.config import S3Settings
 
-__all__ = ["pg_url"]  # re-exported fixture
+__all__ = ["browser", "live_server", "oidc_modules", "page", "pg_url"]  # re-exported fixtures
 
 VAULT_BACKENDS = [
     "local-sqlite",

@@ -174,6 +174,14 @@ class Settings:
     #: clients spread over the workers again after one restarts
     connection_max_requests: int = 1000
     connection_max_seconds: float = 300.0
+    #: escalation desk (``[web]``): a session ends after this many idle minutes ...
+    web_idle_minutes: int = 30
+    #: ... and this many hours after sign-in, whatever happens
+    web_absolute_hours: int = 12
+    #: session cookie ``Secure``: "auto" (when the request came over https) or "always"
+    web_secure_cookie: str = "auto"
+    #: times on the desk are shown in this zone unless the browser says otherwise
+    web_timezone: str = "Europe/Berlin"
 
     @property
     def resolved_database_url(self) -> str:
@@ -353,6 +361,10 @@ def _from_file(home: Path, data: dict) -> Settings:
         checkpoint_every=int(data.get("ledger", {}).get("checkpoint_every", 100)),
         checkpoint_seconds=int(data.get("ledger", {}).get("checkpoint_seconds", 60)),
         **_http_settings(data.get("http", {})),
+        web_idle_minutes=int(data.get("web", {}).get("idle_minutes", 30)),
+        web_absolute_hours=int(data.get("web", {}).get("absolute_hours", 12)),
+        web_secure_cookie=str(data.get("web", {}).get("secure_cookie", "auto")),
+        web_timezone=str(data.get("web", {}).get("timezone", "Europe/Berlin")),
     )
 
 

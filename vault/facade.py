@@ -211,6 +211,32 @@ class Vault:
     def disable_person(self, handle: str, *, by: str | Principal | None = None) -> PersonInfo:
         return people.disable_person(self._ctx, handle, by=self._by(by))
 
+    def link_oidc(
+        self, handle: str, *, issuer: str, subject: str, by: str | Principal | None = None
+    ) -> PersonInfo:
+        """Let ``handle`` sign in at the desk as ``subject`` of OpenID provider ``issuer``."""
+        return people.link_oidc(self._ctx, handle, issuer, subject, by=self._by(by))
+
+    def set_password(
+        self, handle: str, password: str, *, by: str | Principal | None = None
+    ) -> None:
+        """Set the desk password of ``handle`` (argon2id); ends their desk sessions."""
+        from vault.services import credentials
+
+        credentials.set_password(self._ctx, handle, password, by=self._by(by))
+
+    def enrol_totp(self, handle: str, *, by: str | Principal | None = None) -> str:
+        """Give ``handle`` a new TOTP secret; the ``otpauth://`` URI, shown once."""
+        from vault.services import credentials
+
+        return str(credentials.enrol_totp(self._ctx, handle, by=self._by(by)))
+
+    def reset_factor(self, handle: str, *, by: str | Principal | None = None) -> None:
+        """Remove ``handle``'s TOTP (they enrol again) and end their desk sessions."""
+        from vault.services import credentials
+
+        credentials.reset_factor(self._ctx, handle, by=self._by(by))
+
     def persons(self, client: str | None = None) -> list[PersonInfo]:
         return people.list_persons(self._ctx, client)
 

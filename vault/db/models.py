@@ -171,8 +171,9 @@ class Person(SQLModel, table=True):
     ``handle`` is the stable name the logs use (``person:<handle>``); ``display_name``
     stays in the database. ``client_id`` None is a global person (admins only). An admin
     acts only once approved (``approved_at``) by a second admin or the vault's operator.
-    Credentials other than API tokens (password, TOTP, OIDC subject) will hang off this
-    row in their own tables.
+    Credentials other than API tokens (password, TOTP) will hang off this row in their own
+    tables. ``oidc_subject`` (``issuer#sub``) is the OpenID Connect identity the person
+    signs in with at the escalation desk, if any.
     """
 
     __tablename__ = "person"
@@ -188,6 +189,7 @@ class Person(SQLModel, table=True):
     approved_at: datetime | None = Field(default=None)
     disabled_by: str | None = Field(default=None, max_length=200)
     disabled_at: datetime | None = Field(default=None)
+    oidc_subject: str | None = Field(default=None, max_length=600, unique=True, index=True)
 
 
 class ApiToken(SQLModel, table=True):
@@ -222,3 +224,69 @@ class IdempotencyKey(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     record_id: str = Field(foreign_key="record.id", max_length=40)
     created_at: datetime
+
+
+class Credential(SQLModel, table=True):
+    """A person's sign-in factors for the escalation desk: password and optional TOTP.
+
+    ``password_hash`` is argon2id; ``totp_sealed`` is the TOTP secret sealed under the
+    keyring's credential key. ``tag`` (HMAC under the same key, see
+    :mod:`vault.sealing.credentials`) binds both to the person's id and handle: a row a
+    database writer changed, copied or swapped signs nobody in. ``totp_last_step`` (not
+    tagged: it moves on every sign-in) refuses a replayed code.
+    """
+
+    __tablename__ = "credential"
+
+    person_id: str = Field(primary_key=True, foreign_key="person.id", max_length=40)
+    password_hash: str | None = Field(default=None, max_length=200)
+    totp_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    totp_last_step: int | None = Field(default=None, sa_type=BigInteger)
+    updated_at: datetime
+    tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: only the SHA-256 of the session id (the cookie) is stored.
+
+    ``stage`` is ``"totp"`` between a right password and the second factor, ``"full"``
+    once signed in. ``csrf`` is the session's form token (useless without the cookie).
+    """
+
+    __tablename__ = "web_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    person_id: str = Field(foreign_key="person.id", index=True, max_length=40)
+    stage: str = Field(max_length=10)
+    csrf: str = Field(max_length=64)
+    created_at: datetime
+    last_seen_at: datetime
+    #: HMAC under the credential key over (id hash, person, stage, created_at): a row a
+    #: database writer inserts or re-points to another person signs nobody in
+    tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins per handle and per client address, counted in the database so every
+    worker sees them. ``key`` is a SHA-256 (``handle:...`` or ``ip:...``), never the value."""
+
+    __tablename__ = "signin_throttle"
+
+    key: str = Field(primary_key=True, max_length=64)
+    failures: int = Field(default=0)
+    last_failure_at: datetime
+    locked_until: datetime | None = Field(default=None)
+
+
+class DeskGrant(SQLModel, table=True):
+    """A logged reason to open one record's evidence, for one web session (tagged like
+    sessions, so a database writer cannot open evidence without the logged reason)."""
+
+    __tablename__ = "desk_grant"
+
+    session_hash: str = Field(primary_key=True, max_length=64)
+    record_id: str = Field(primary_key=True, max_length=40)
+    reason: str = Field(max_length=40)
+    case_ref: str = Field(default="", max_length=64)
+    granted_at: datetime
+    tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

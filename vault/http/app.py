@@ -32,6 +32,7 @@ from vault.http.deps import Ctx
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
+from vault.web import docs
 
 log = logging.getLogger("vault.http")
 
@@ -64,6 +65,8 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         "Errors are RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
         dependencies=[Depends(guard.refuse_bad_text)],
+        docs_url=None,  # vault.web.docs serves /docs from vendored files, not a CDN
+        redoc_url=None,
     )
     if ctx is not None:
         app.state.ctx = ctx
@@ -79,6 +82,8 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
+    app.include_router(__import__("vault.web.desk", fromlist=["router"]).router)  # the desk
+    docs.install(app)
     return app
 
 

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from vault.evidence import Evidence, normalise_phone, parse_evidence
 from vault.http import problems
 from vault.http.deps import CASE_REF, Caller, Ctx
 from vault.http.problems import InvalidRequest
+from vault.http.ranges import parse_range, position
 from vault.services import holds as _holds
 from vault.services import idempotency, outages, receipts, retrieve
 from vault.services.context import VaultContext
@@ -386,7 +386,7 @@ def _declared_length(header: str) -> int:
     text = header.strip()
     if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit
         return 0
-    return _position(text)
+    return position(text)
 
 
 def _accepted_media_type(declared: str) -> str | None:
@@ -639,7 +639,7 @@ def get_audio(
     refuse_if_shredded(rec)
     total = rec.clip_size
     headers = {"Accept-Ranges": "bytes", **_NO_STORE}
-    wanted = _parse_range(range_, total) if range_ else None
+    wanted = parse_range(range_, total) if range_ else None
     if wanted == "unsatisfiable":
         return problems.problem(
             416,
@@ -662,45 +662,6 @@ def get_audio(
     first = next(chunks, b"")
     headers["Content-Length"] = str(total)
     return StreamingResponse(_chain(first, chunks), media_type=rec.media_type, headers=headers)
-
-
-def _parse_range(value: str, total: int) -> tuple[int, int] | str | None:
-    """(first, last) of one satisfiable range, "unsatisfiable", or None to send it all.
-
-    RFC 9110 §14: a header that does not parse, another unit, or several ranges are
-    answered with the whole clip (200), which the RFC allows.
-    """
-    unit, _, spec = value.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    m = re.fullmatch(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*", spec)
-    if not m or (not m[1] and not m[2]):
-        return None
-    if not m[1]:  # suffix: the last n bytes
-        n = _position(m[2])
-        if n == 0 or total == 0:
-            return "unsatisfiable"
-        return max(0, total - n), total - 1
-    first = _position(m[1])
-    if m[2] and _position(m[2]) < first:
-        return None  # invalid: ignored
-    if first >= total:
-        return "unsatisfiable"
-    return first, min(_position(m[2]) if m[2] else total - 1, total - 1)
-
-
-#: more digits than any clip's size has: the value only matters as "beyond the end"
-_POSITION_DIGITS = 18
-
-
-def _position(digits: str) -> int:
-    """A byte position of a Range header; any absurdly long number counts as 10**18.
-
-    Python refuses to convert numbers of more than 4,300 digits (a 500 before); a
-    position beyond every clip answers the same whatever its exact value.
-    """
-    digits = digits.lstrip("0") or "0"
-    return 10**_POSITION_DIGITS if len(digits) > _POSITION_DIGITS else int(digits)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -37,6 +37,8 @@ ENTRY_TYPES = frozenset(
         "person.created",
         "person.approved",
         "person.disabled",
+        "person.credential",
+        "person.oidc_linked",
         "token.created",
         "token.revoked",
     }

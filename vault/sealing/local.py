@@ -260,6 +260,10 @@ class LocalKeyring:
 
         return self._get_or_create(entry, make), bool(created)
 
+    def credential_key(self) -> bytes:
+        """The key that tags sign-in credentials and seals TOTP secrets (created once)."""
+        return self._get_or_create("credentials", lambda: os.urandom(32))
+
     # -- beyond the protocol --------------------------------------------------------------
 
     def signing_key(self, name: str = "log") -> LogSigner:

@@ -153,6 +153,10 @@ class KeyRouter:
         """The tenant's log authentication key (always local) and whether it was just made."""
         return self._local.log_key(tenant)
 
+    def credential_key(self) -> bytes:
+        """The key of persons' sign-in credentials (always local, like the log keys)."""
+        return self._local.credential_key()
+
     # -- KEK lifecycle (local KEKs; KMS keys have none in the vault) ----------------------
 
     def kek_ids(self, tenant: str | None = None) -> list[str]:

@@ -71,6 +71,8 @@ def export_bundle(
     *,
     principal: str | Principal,
     client: str | None = None,
+    reason: str | None = None,
+    case: str | None = None,
 ) -> Path:
     """Write the evidence bundle of ``record_id`` to ``out`` (a file, or a directory to put
     ``<record_id>.zip`` in) and return its path.
@@ -80,7 +82,7 @@ def export_bundle(
     rec = get_record(ctx, record_id, client=client)
     refuse_if_shredded(rec)
     target = _target(Path(out), rec.id)
-    record_access(ctx, rec, principal, "bundle")
+    record_access(ctx, rec, principal, "bundle", reason=reason, case=case)
     contents = _gather(ctx, rec)
     evidence = rfc8785.dumps(contents.document)
     _expect(commitment(contents.salt, "meta", evidence) == contents.body["commitments"]["meta"])

@@ -17,6 +17,8 @@ the person's client's log, or, for a global person, in the vault-wide log
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from vault.db import Client, read_session, write_session
+from vault.db import Client, LogEntry, read_session, write_session
 from vault.db.log import EntryDraft, append_entries, new_log
 from vault.db.models import Person
 from vault.errors import (
@@ -35,6 +37,7 @@ from vault.errors import (
     PermissionDenied,
 )
 from vault.identifiers import HANDLE, SLUG
+from vault.ledger import parse_entry
 from vault.results import PersonInfo
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
@@ -44,6 +47,8 @@ ROLES = ("dialer", "client", "auditor", "admin")
 #: (``[a-z0-9]`` first), so no client can ever be called this.
 GLOBAL_LOG = "_vault"
 _TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
+_ISSUER = re.compile(r"https?://(?:(?![?#])[!-~]){1,250}")  # printable, no query, no fragment
+_SUBJECT = re.compile(r"[\x20-\x7e]{1,255}")  # OpenID Connect Core 1.0, 2: ASCII, <= 255
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,87 @@ def disable_person(ctx: VaultContext, handle: str, *, by: Principal) -> PersonIn
     return _info(row)
 
 
+def link_oidc(
+    ctx: VaultContext, handle: str, issuer: str, subject: str, *, by: Principal
+) -> PersonInfo:
+    """Let ``handle`` sign in as ``subject`` of the OpenID provider ``issuer``. Logged.
+
+    The link replaces any earlier one of the person; an identity already linked to another
+    person is refused. The entry names the issuer and the SHA-256 of the link, not the
+    subject (an identifier at someone else's service).
+    """
+    by.require("admin")
+    link = oidc_link(issuer, subject)
+    now = ctx.clock()
+    try:
+        with write_session(ctx.engine) as s:
+            row = _get(s, handle, by)
+            if row.client_id is None and by.client is not None:
+                raise PermissionDenied(
+                    "a tenant admin cannot link a person of every client",
+                    hint="ask a global admin, or the operator on the vault host",
+                )
+            if row.disabled_at is not None:
+                raise Conflict(f"person {handle} is disabled", hint="create a new person instead")
+            taken = s.exec(select(Person).where(Person.oidc_subject == link)).first()
+            if taken is not None and taken.id != row.id:
+                raise _identity_taken()
+            row.oidc_subject = link
+            s.add(row)
+            s.flush()
+            log = row.client_id or GLOBAL_LOG
+            body = {
+                "person": handle,
+                "by": by.name,
+                "issuer": issuer,
+                "link_sha256": hashlib.sha256(link.encode()).hexdigest(),
+            }
+            append_entries(
+                s, log, [EntryDraft("person.oidc_linked", None, body)], now, ctx.log_keys(log)
+            )
+    except IntegrityError as exc:  # linked to another person concurrently
+        raise _identity_taken() from exc
+    checkpoint_after_commit(ctx, log)
+    return _info(row)
+
+
+def oidc_link_logged(ctx: VaultContext, row: Person) -> bool:
+    """Whether the newest authentic ``person.oidc_linked`` entry of ``row`` names its
+    current link: a database writer who sets ``oidc_subject`` to their own identity (or
+    renames the person) has no entry tagged under the log key to show for it."""
+    if row.oidc_subject is None:
+        return False
+    log = row.client_id or GLOBAL_LOG
+    keys = ctx.log_keys(log)
+    digest = hashlib.sha256(row.oidc_subject.encode()).hexdigest()
+    with read_session(ctx.engine) as s:
+        rows = s.exec(
+            select(LogEntry.seq, LogEntry.entry, LogEntry.tag)
+            .where(LogEntry.client_id == log, LogEntry.type == "person.oidc_linked")
+            .order_by(LogEntry.seq.desc())
+        )
+        for seq, raw, tag in rows:
+            if not keys.check_entry(seq, bytes(raw), tag):
+                continue  # not the vault's entry (verify reports it)
+            body = parse_entry(bytes(raw))["body"]
+            if body.get("person") == row.handle:
+                return hmac.compare_digest(str(body.get("link_sha256")), digest)
+    return False
+
+
+def oidc_link(issuer: str, subject: str) -> str:
+    """``issuer#subject``: an issuer is an https URL without fragment (OpenID Connect
+    Discovery 1.0, section 3), so the first ``#`` splits the two."""
+    errors = []
+    if not _ISSUER.fullmatch(issuer or ""):
+        errors.append(FieldError("issuer", "must be an http(s) URL without query or fragment"))
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        errors.append(FieldError("subject", "must be 1-255 printable ASCII characters"))
+    if errors:
+        raise InvalidEvidence(errors, hint="the issuer and `sub` claim of the OpenID provider")
+    return f"{issuer}#{subject}"
+
+
 def list_persons(ctx: VaultContext, client: str | None = None) -> list[PersonInfo]:
     with read_session(ctx.engine) as s:
         stmt = select(Person).order_by(Person.handle)
@@ -272,6 +358,13 @@ def _get(s, handle: str, by: Principal) -> Person:
     if row is None or (row.client_id is not None and not by.sees(row.client_id)):
         raise NotFound(f"no person {handle!r}", hint="list them with `evidence-vault person list`")
     return row
+
+
+def _identity_taken() -> Conflict:
+    return Conflict(
+        "this OpenID Connect identity is linked to another person",
+        hint="one identity signs in as one person; unlink it there first",
+    )
 
 
 def _taken(handle: str) -> Conflict:

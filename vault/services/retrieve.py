@@ -41,6 +41,17 @@ from vault.services.retention import refuse_if_shredded
 from vault.storage import ChunkReader
 from vault.storage.files import atomic_output
 
+#: why evidence is opened (``evidence.accessed`` ``reason``): codes, never free text, so
+#: the log carries no personal data; a case reference may go with them
+ACCESS_REASONS = (
+    "dispute",
+    "cancellation",
+    "complaint",
+    "data-subject-request",
+    "authority-request",
+    "quality-audit",
+)
+
 
 @dataclass(frozen=True)
 class Query:
@@ -125,6 +136,13 @@ def show(
     return json.loads(plain)["document"]
 
 
+def read_document(ctx: VaultContext, rec: Record) -> dict:
+    """The evidence document of a checked record whose opening was logged already
+    (the desk logs one ``evidence.accessed`` entry, with its reason, per opening)."""
+    refuse_if_shredded(rec)
+    return json.loads(b"".join(open_object(ctx, rec, "meta")))["document"]
+
+
 def write_audio(
     ctx: VaultContext,
     record_id: str,
@@ -143,12 +161,30 @@ def write_audio(
     return Path(out)
 
 
-def record_access(ctx: VaultContext, rec: Record, principal: str | Principal, what: str) -> None:
-    """Log the access: the person (``person:<handle>``) and the token they used, if any."""
+def record_access(
+    ctx: VaultContext,
+    rec: Record,
+    principal: str | Principal,
+    what: str,
+    *,
+    reason: str | None = None,
+    case: str | None = None,
+) -> None:
+    """Log the access: the person (``person:<handle>``) and the token they used, if any.
+
+    ``reason`` (a code of :data:`ACCESS_REASONS`) and ``case`` (a case reference, an
+    identifier without personal data) say why; the escalation desk requires a reason.
+    """
     body = {"principal": principal if isinstance(principal, str) else principal.name}
     if isinstance(principal, Principal) and principal.token_id:
         body["token"] = principal.token_id
     body["what"] = what
+    if reason is not None:
+        if reason not in ACCESS_REASONS:
+            raise ValueError(f"unknown access reason {reason!r}")
+        body["reason"] = reason
+    if case:
+        body["case"] = case
     with write_session(ctx.engine) as s:
         append_entries(
             s,

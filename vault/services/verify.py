@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlmodel import select
 
 from vault.db import Campaign, Client, Hold, LogEntry, LogHead, Record, read_session
-from vault.db.models import MerkleNode
+from vault.db.models import MerkleNode, Person
 from vault.errors import ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.entry import parse_entry
@@ -27,6 +27,7 @@ from vault.services.context import VaultContext
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
 from vault.services.orphans import acknowledged_orphans
+from vault.services.people import GLOBAL_LOG, oidc_link_logged
 
 PAGE = 1000
 
@@ -72,7 +73,43 @@ def verify(
     for c in clients:
         report.clients.append(c)
         _verify_client(ctx, c, report, progress or (lambda n: None), deep)
+        report.findings += _oidc_link_findings(ctx, c)
+    if client is None:
+        report.findings += _credential_findings(ctx)
     return report
+
+
+def _credential_findings(ctx: VaultContext) -> list[Finding]:
+    """Desk credential rows whose tag fails: changed outside the vault (sign-in refused)."""
+    from vault.services.credentials import tampered_credentials
+
+    return [
+        Finding(
+            "modified",
+            "_vault",
+            f"the sign-in credential of person {handle} fails its tag: it was changed "
+            "outside the vault; reset it with `evidence-vault person set-password`",
+        )
+        for handle in tampered_credentials(ctx)
+    ]
+
+
+def _oidc_link_findings(ctx: VaultContext, log: str) -> list[Finding]:
+    """Persons of this log whose single sign-on link no tagged entry names (sign-in refused)."""
+    owner = None if log == GLOBAL_LOG else log
+    with read_session(ctx.engine) as s:
+        scope = Person.client_id.is_(None) if owner is None else Person.client_id == owner
+        linked = s.exec(select(Person).where(scope, Person.oidc_subject.is_not(None))).all()
+    return [
+        Finding(
+            "modified",
+            log,
+            f"person {p.handle}'s single sign-on link is not the one its log names: it was "
+            "changed outside the vault; link it again with `evidence-vault person link-oidc`",
+        )
+        for p in linked
+        if not oidc_link_logged(ctx, p)
+    ]
 
 
 def count_entries(ctx: VaultContext, client: str | None = None) -> int:

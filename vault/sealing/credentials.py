@@ -1,0 +1,174 @@
+"""Sign-in credentials of persons: password hashes, TOTP secrets, and the tag binding them.
+
+The database stores each person's credential row, but a database writer must not be able to
+sign in as someone by swapping a password hash or TOTP secret (docs/security.md). So:
+
+* the password is hashed with **argon2id** (``argon2-cffi``, RFC 9106 parameters);
+* the TOTP secret is **sealed** (AES-256-GCM) under a key derived from the keyring's
+  credential key, with the person's id as associated data, so it is unreadable in the
+  database and cannot be moved to another person;
+* the whole row is **tagged**: HMAC-SHA256 under a second derived key over
+  ``encode_items(domain, person id, handle, password hash, sealed TOTP secret)``. A row
+  whose tag does not verify signs nobody in.
+
+Both derived keys come from one 32-byte keyring secret (``credentials``) by HKDF-SHA256
+with distinct labels. TOTP itself is RFC 6238 (``pyotp``: SHA-1, 6 digits, 30 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from datetime import datetime
+
+import argon2
+import pyotp
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from vault.sealing._encoding import encode_items, require_key, require_text
+
+CREDENTIAL_KEY_SIZE = 32
+TAG_DOMAIN = "evidence-vault/v1 credential"
+TOTP_DOMAIN = "evidence-vault/v1 totp secret"
+SESSION_DOMAIN = "evidence-vault/v1 desk session"
+GRANT_DOMAIN = "evidence-vault/v1 desk grant"
+TOTP_STEP = 30
+_NONCE = 12
+
+# argon2id with RFC 9106's second recommended profile (64 MiB, 3 passes, 4 lanes)
+_hasher = argon2.PasswordHasher(
+    time_cost=3, memory_cost=64 * 1024, parallelism=4, type=argon2.Type.ID
+)
+
+
+def hash_password(password: str) -> str:
+    """The argon2id PHC string of ``password`` (salted; never the same twice)."""
+    return _hasher.hash(require_text("password", password))
+
+
+def check_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
+
+
+def dummy_password_check(password: str) -> None:
+    """Spend what a real check spends, so an unknown handle answers as slowly as a known one."""
+    check_password(_DUMMY, password)
+
+
+_DUMMY = _hasher.hash("evidence-vault: no such person")
+
+
+def new_totp_secret() -> bytes:
+    return os.urandom(20)  # 160 bits, RFC 4226's recommended size
+
+
+def totp_uri(secret: bytes, *, account: str, issuer: str) -> str:
+    """The ``otpauth://`` URI an authenticator app enrols from (shown once)."""
+    return pyotp.TOTP(_b32(secret)).provisioning_uri(name=account, issuer_name=issuer)
+
+
+def totp_code(secret: bytes, at: datetime) -> str:
+    return pyotp.TOTP(_b32(secret)).at(at)
+
+
+def totp_step_of(secret: bytes, code: str, at: datetime, *, window: int = 1) -> int | None:
+    """The time step whose code ``code`` is (``at`` ± ``window`` steps), or None.
+
+    The caller refuses a step at or below the last one used (no replay).
+    """
+    if not (isinstance(code, str) and len(code) == 6 and code.isascii() and code.isdigit()):
+        return None
+    totp = pyotp.TOTP(_b32(secret))
+    now = int(at.timestamp()) // TOTP_STEP
+    for step in range(now - window, now + window + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def _b32(secret: bytes) -> str:
+    import base64
+
+    return base64.b32encode(secret).decode("ascii").rstrip("=")
+
+
+class CredentialSeal:
+    """Tags credential rows and seals TOTP secrets under the keyring's credential key."""
+
+    def __init__(self, key: bytes) -> None:
+        root = require_key("credential key", key, CREDENTIAL_KEY_SIZE)
+        self._mac_key = _derive(root, b"evidence-vault/v1 credential tag")
+        self._aead = AESGCM(_derive(root, b"evidence-vault/v1 totp seal"))
+
+    def tag(
+        self, person_id: str, handle: str, password_hash: str | None, totp_sealed: bytes | None
+    ) -> bytes:
+        msg = encode_items(
+            TAG_DOMAIN,
+            require_text("person id", person_id),
+            require_text("handle", handle),
+            "-" if password_hash is None else "p" + password_hash,
+            b"-" if totp_sealed is None else b"t" + totp_sealed,
+        )
+        return hmac.digest(self._mac_key, msg, hashlib.sha256)
+
+    def check(
+        self,
+        person_id: str,
+        handle: str,
+        password_hash: str | None,
+        totp_sealed: bytes | None,
+        tag: bytes | None,
+    ) -> bool:
+        if not tag:
+            return False
+        want = self.tag(person_id, handle, password_hash, totp_sealed)
+        return hmac.compare_digest(want, bytes(tag))
+
+    def row_tag(self, domain: str, *items: str) -> bytes:
+        """A tag over a desk row's fields (sessions, grants): only the vault can make one."""
+        if domain not in (SESSION_DOMAIN, GRANT_DOMAIN):
+            raise ValueError("unknown row domain")
+        return hmac.digest(self._mac_key, encode_items(domain, *items), hashlib.sha256)
+
+    def check_row(self, tag: bytes | None, domain: str, *items: str) -> bool:
+        if not tag:
+            return False
+        return hmac.compare_digest(self.row_tag(domain, *items), bytes(tag))
+
+    def seal_totp(self, person_id: str, secret: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._aead.encrypt(nonce, secret, encode_items(TOTP_DOMAIN, person_id))
+
+    def open_totp(self, person_id: str, sealed: bytes) -> bytes | None:
+        """The TOTP secret, or None if it was not sealed for this person by this vault."""
+        sealed = bytes(sealed)
+        try:
+            return self._aead.decrypt(
+                sealed[:_NONCE], sealed[_NONCE:], encode_items(TOTP_DOMAIN, person_id)
+            )
+        except (InvalidTag, ValueError):
+            return None
+
+    def __repr__(self) -> str:  # never the key
+        return "CredentialSeal()"
+
+
+def _derive(root: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
+
+
+def session_digest(session_id: str) -> str:
+    """What the database keeps of a web session id: its SHA-256 (like API tokens)."""
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def new_session_secret() -> str:
+    return os.urandom(32).hex()
