@@ -4,6 +4,7 @@ API's problem, the command's exit code and the client's exception all follow it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 
 import click
@@ -72,6 +73,8 @@ def _instance(cls: type[VaultError]) -> VaultError:
         return cls([FieldError("field", "is wrong")])
     if "_PARTS" in vars(cls):  # IdempotencyMismatch: named by the part that differs
         return cls("clip")
+    if len(inspect.signature(cls).parameters) == 0:  # one fixed message (sign-in refusals)
+        return cls()
     return cls("refused")
 
 

@@ -1,8 +1,8 @@
 """The HTTP layer stays thin: vault/http imports only services, errors and the domain.
 
 Allowed from the vault: ``vault.services.*``, ``vault.errors``, ``vault.inputs``,
-``vault.identifiers`` and the domain model ``vault.evidence``, ``vault.http.*`` itself, and
-the package's
+``vault.identifiers`` and the domain model ``vault.evidence``, ``vault.http.*`` itself, the
+desk ``vault.web.*`` that ``app.py`` mounts, and the package's
 ``__version__``. Never the database, sealing, storage or ledger layers (``vault.db``,
 ``vault.sealing``, ``vault.storage``, ``vault.ledger``) nor anything else: what a route
 needs of them is a service's job. Every import statement counts, also those inside
@@ -18,7 +18,8 @@ import pytest
 
 HTTP_DIR = Path(__file__).resolve().parent.parent / "vault" / "http"
 ALLOWED_MODULES = ("vault.errors", "vault.inputs", "vault.identifiers", "vault.evidence")
-ALLOWED_PACKAGES = ("vault.services", "vault.http")
+#: ``vault.web`` is the other front end (the desk and /docs): app.py mounts it beside the API
+ALLOWED_PACKAGES = ("vault.services", "vault.http", "vault.web")
 #: names a module of vault/http may import from the ``vault`` package itself
 ALLOWED_ROOT_NAMES = ("__version__",)
 

@@ -32,7 +32,7 @@ from vault.http.deps import Ctx
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
-from vault.web import docs
+from vault.web import desk, docs
 
 log = logging.getLogger("vault.http")
 
@@ -82,7 +82,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
-    app.include_router(__import__("vault.web.desk", fromlist=["router"]).router)  # the desk
+    app.include_router(desk.router)  # the escalation desk (HTML), beside the JSON API
     docs.install(app)
     return app
 
