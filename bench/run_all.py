@@ -29,6 +29,7 @@ BENCHES = (
     "entry_auth",
     "verify_checks",
     "shred_walk",
+    "soak",
 )
 HERE = Path(__file__).resolve().parent
 
