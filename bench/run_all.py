@@ -61,6 +61,8 @@ def describe_target(doc: dict) -> str:
         return f"ratio >= {target}"
     if kind == "peak_rss_mib<":
         return f"peak < {target:g} MiB (peak {doc.get('peak_rss_mib')} MiB)"
+    if kind == "integrity":
+        return "0 lost, duplicates, orphans, 500s"
     return "reported"
 
 
