@@ -29,6 +29,7 @@ BENCHES = (
     "entry_auth",
     "verify_checks",
     "shred_walk",
+    "desk",
 )
 HERE = Path(__file__).resolve().parent
 
@@ -77,6 +78,7 @@ def _brief(doc: dict | None) -> dict | None:
         "proof_gen_ms_p99",
         "proof_verify_ms_p99",
         "deep_ratio",
+        "signed_in_ratio",
     )
     return {k: doc[k] for k in keys if k in doc}
 
