@@ -97,7 +97,7 @@ def fake_sealed(campaign: Any, label: str, n: int) -> Any:
         seq=-1,
     )
     commitments = {"clip": secrets.token_hex(32), "meta": secrets.token_hex(32)}
-    return _Sealed(record, commitments, (1 << 20) + 272, 2100)
+    return _Sealed(record, commitments, (1 << 20) + 272, 2100, secrets.token_bytes(16))
 
 
 def worker(settings: Any, tasks: Any, results: Any, barrier: Any) -> None:

@@ -30,6 +30,8 @@ BENCHES = (
     "verify_checks",
     "shred_walk",
     "soak",
+    "desk",
+    "agent",
 )
 HERE = Path(__file__).resolve().parent
 
@@ -80,6 +82,7 @@ def _brief(doc: dict | None) -> dict | None:
         "proof_gen_ms_p99",
         "proof_verify_ms_p99",
         "deep_ratio",
+        "signed_in_ratio",
     )
     return {k: doc[k] for k in keys if k in doc}
 

@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "verify_checks",
         "shred_walk",
         "agent",
+        "desk",
     ],
 )
 def test_bench_script_runs(name):

@@ -231,9 +231,9 @@ async def language(request: Request) -> Response:
     return response
 
 
-from vault.web import holds, oidc, records, signin  # noqa: E402  (they add routes to ``router``)
+from vault.web import admin, holds, oidc, records, signin  # noqa: E402  (they add routes to ``router``)
 
 # single sign-on comes with the desk (its routes answer 404 until [oidc] is configured)
 router.include_router(oidc.router)
 
-__all__ = ["holds", "oidc", "records", "router", "signin"]
+__all__ = ["admin", "holds", "oidc", "records", "router", "signin"]
