@@ -29,7 +29,7 @@ vendor:                           ## re-fetch the pinned front-end packages into
 
 catalogues: $(VENV)/.installed    ## re-extract the desk's texts, merge them into the .po files, compile the .mo files
 	$(BIN)/pybabel extract -F vault/web/babel.cfg --no-location --omit-header -o vault/web/locale/messages.pot .
-	$(BIN)/pybabel update -i vault/web/locale/messages.pot -d vault/web/locale --no-location --no-fuzzy-matching
+	$(BIN)/pybabel update -i vault/web/locale/messages.pot -d vault/web/locale --no-fuzzy-matching
 	$(BIN)/pybabel compile -d vault/web/locale --statistics
 
 clean:
