@@ -13,6 +13,7 @@ No database, storage or HTTP import here: the client and auditors load this modu
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,11 +59,12 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class JsonFields:
+class JsonFields(ABC):
     """``result["field"]``: a field as the API's JSON names and spells it."""
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The result as the HTTP API's JSON has it."""
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

@@ -217,11 +217,7 @@ def list_tokens(
         str | None, Query(pattern=SLUG, max_length=64, description="Only this client's tokens")
     ] = None,
 ) -> list[TokenOut]:
-    caller.require("admin")
-    if caller.client is not None:
-        if client is not None and client != caller.client:
-            raise _missing(client)
-        client = caller.client
+    client = _admin_scope(caller, client)
     return [_token_out(t) for t in _tokens.list_tokens(ctx, client)]
 
 
@@ -281,11 +277,7 @@ def list_persons(
         str | None, Query(pattern=SLUG, max_length=64, description="Only this client's persons")
     ] = None,
 ) -> list[PersonOut]:
-    caller.require("admin")
-    if caller.client is not None:
-        if client is not None and client != caller.client:
-            raise _missing(client)
-        client = caller.client
+    client = _admin_scope(caller, client)
     return [PersonOut(**p.to_dict()) for p in _people.list_persons(ctx, client)]
 
 
@@ -331,6 +323,17 @@ def disable_person(handle: Handle, ctx: Ctx, caller: Caller) -> PersonOut:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _admin_scope(caller: Principal, client: str | None) -> str | None:
+    """The client an admin's listing covers: a tenant admin only ever its own (another
+    client's name looks unknown), a global admin the one asked for, or all (None)."""
+    caller.require("admin")
+    if caller.client is None:
+        return client
+    if client is not None and client != caller.client:
+        raise _missing(client)
+    return caller.client
 
 
 class InvalidRequest(InvalidEvidence):
