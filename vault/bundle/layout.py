@@ -32,6 +32,16 @@ TEXT_MEMBERS = (EVIDENCE, ENTRY, OPENINGS, PROOF, CHECKPOINT, VERIFIER_KEY, REPO
 #: the fields of manifest.json, none other
 MANIFEST_FIELDS = frozenset({"format", "version", "record_id", "client", "created_at", "files"})
 
+# Format version 4 (court-ready evidence) adds optional members, each checked when present.
+# Their names are fixed here first so the parts built in parallel agree:
+#: RFC 3161 time-stamp tokens of the bundle's checkpoint, one per TSA: ``timestamps/<tsa>.tsr``
+TIMESTAMPS_DIR = "timestamps/"
+#: the Textform documents sealed with the record: ``documents/<seq>-<kind><ext>``
+DOCUMENTS_DIR = "documents/"
+#: the dispute report as PDF/A-3b, the bundle's other members attached
+REPORT_PDF = "report.pdf"
+# Witness cosignatures (C2SP tlog-cosignature) are extra signature lines of checkpoint.txt.
+
 #: file extension of the audio member, by the canonical media type of the clip
 AUDIO_EXTENSIONS = {
     "audio/wav": ".wav",
