@@ -436,24 +436,41 @@ def log_export(ctx, client_id, output: Path) -> None:
 
 
 @log.command("verify")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("export")
 @click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
 @click.option(
     "--trusted-checkpoint",
     "trusted",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A checkpoint note you saved earlier; the export must be consistent with it.",
+    help="A checkpoint note you saved earlier; the log must be consistent with it.",
 )
 @click.pass_context
-def log_verify(ctx, export: Path, key: str, trusted) -> None:
-    """Audit an exported log offline: needs only the file and the key. Exit 0 only if clean."""
+def log_verify(ctx, export: str, key: str, trusted) -> None:
+    """Audit a log offline: EXPORT is a `log export` file, a tiled log's URL
+    (http(s)://…/_tlog/CLIENT) or a mirror directory. Needs only that and the key.
+    Exit 0 only if clean."""
     from vault.ledger.checkpoint import parse_verifier_key
     from vault.ledger.offline import audit_export
+    from vault.ledger.tiles import audit_tiles
+    from vault.tlog import is_tiled_log, open_source
 
     verifier = parse_verifier_key(key)
-    with export.open(encoding="utf-8") as fh:
-        report = audit_export(fh, verifier, [p.read_bytes() for p in trusted])
+    notes = [p.read_bytes() for p in trusted]
+    if is_tiled_log(export):
+        source = open_source(export)
+        try:
+            report = audit_tiles(source, verifier, notes)
+        finally:
+            source.close()
+    else:
+        path = Path(export)
+        if not path.is_file():
+            raise click.BadParameter(
+                f"{export} is neither a file, a directory nor an http(s) URL", param_hint="EXPORT"
+            )
+        with path.open(encoding="utf-8") as fh:
+            report = audit_export(fh, verifier, notes)
     human = (
         f"{report.origin}: {report.entries} entries, {report.checkpoints} checkpoints, "
         f"{report.trusted} trusted checkpoint(s)\n"
@@ -466,6 +483,49 @@ def log_verify(ctx, export: Path, key: str, trusted) -> None:
     emit(ctx, report.to_dict(), human)
     if not report.clean:
         ctx.exit(EXIT_FINDINGS)
+
+
+@log.command("mirror")
+@click.argument("url")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
+@click.pass_context
+def log_mirror(ctx, url: str, directory: Path, key: str) -> None:
+    """Mirror a tiled log (URL, or another mirror) into DIRECTORY with plain GETs.
+
+    Full tiles already mirrored are kept; a checkpoint smaller than (or forked from) the
+    one the mirror holds is refused. Check the mirror with `log verify DIRECTORY`.
+    """
+    from vault.ledger.checkpoint import parse_verifier_key
+    from vault.tlog import mirror, open_source
+
+    source = open_source(url)
+    try:
+        cp = mirror(source, directory, [parse_verifier_key(key)])
+    finally:
+        source.close()
+    emit(
+        ctx,
+        {"origin": cp.origin, "size": cp.size, "directory": str(directory)},
+        f"mirrored {cp.origin} at size {cp.size} into {directory}",
+    )
+
+
+@log.command("publish")
+@click.option("--client", "client_id", help="Only this client's log (default: every log).")
+@click.pass_context
+def log_publish(ctx, client_id) -> None:
+    """Publish the tiled logs (C2SP tlog-tiles, under _tlog/ in the bucket) up to their
+    latest checkpoints; `serve` does this after each checkpoint on its own."""
+    done = open_vault(ctx).publish_tiles(client_id)
+    emit(
+        ctx,
+        {"published": [p.to_dict() for p in done]},
+        "\n".join(
+            f"{p.client}: size {p.old_size} -> {p.size}, {p.written} tiles written" for p in done
+        )
+        or "no logs",
+    )
 
 
 @cli.command()

@@ -34,6 +34,7 @@ from vault.services import (
     people,
     retention,
     retrieve,
+    tiles,
     tokens,
 )
 from vault.services import ingest as _ingest
@@ -44,6 +45,7 @@ from vault.services.keys import RotationReport
 from vault.services.people import Principal
 from vault.services.retention import PlanItem, RunReport
 from vault.services.retrieve import Query
+from vault.services.tiles import Published
 from vault.services.verify import Report
 
 __all__ = [
@@ -432,8 +434,19 @@ class Vault:
 
     # -- the verifiable ledger -------------------------------------------------
     def checkpoint(self, client: str) -> SignedCheckpoint:
-        """Sign the client's current tree head now (idempotent for an unchanged log)."""
-        return checkpoints.make_checkpoint(self._ctx, client)
+        """Sign the client's current tree head now (idempotent for an unchanged log), and
+        publish it with the log's tiles (a failure there is logged, the timer catches up)."""
+        signed = checkpoints.make_checkpoint(self._ctx, client)
+        tiles.publish_after_checkpoint(self._ctx, client)
+        return signed
+
+    def publish_tiles(self, client: str | None = None) -> list[Published]:
+        """Bring the tiled logs (C2SP tlog-tiles, under ``_tlog/``) up to their latest
+        checkpoints: one client's, or every client's."""
+        return [
+            tiles.publish(self._ctx, c)
+            for c in ([client] if client else tiles.log_names(self._ctx))
+        ]
 
     def latest_checkpoint(self, client: str) -> SignedCheckpoint:
         return checkpoints.latest_checkpoint(self._ctx, client)

@@ -150,13 +150,19 @@ def checkpoint_after_commit(ctx: VaultContext, client: str) -> None:
     A missed checkpoint is made by the next append or by `evidence-vault checkpoint`.
     """
     try:
-        maybe_checkpoint(ctx, client)
+        signed = maybe_checkpoint(ctx, client)
     except VaultError as exc:
         log.warning("checkpoint of log %s postponed: %s", client, exc.kind)
+        return
+    if signed is not None:
+        from vault.services.tiles import publish_after_checkpoint  # it imports this module
+
+        publish_after_checkpoint(ctx, client)
 
 
 def checkpoint_all_due(ctx: VaultContext) -> int:
-    """Apply the cadence to every client's log now; how many checkpoints were signed."""
+    """Apply the cadence to every client's log now, and publish their tiled logs; how many
+    checkpoints were signed."""
     with read_session(ctx.engine) as s:
         clients = list(s.exec(select(LogHead.client_id)))
     signed = 0
@@ -165,6 +171,9 @@ def checkpoint_all_due(ctx: VaultContext) -> int:
             signed += maybe_checkpoint(ctx, client) is not None
         except VaultError as exc:
             log.warning("checkpoint of log %s postponed: %s", client, exc.kind)
+    from vault.services.tiles import publish_all  # it imports this module
+
+    publish_all(ctx)  # the new checkpoints, and catching up after a failed publish
     return signed
 
 

@@ -115,6 +115,18 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def replace(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        """Write a small *mutable* object, replacing what is under ``key`` atomically.
+
+        The one exception to never-overwrite, for published objects that must change in
+        place (a tiled log's ``checkpoint``): readers see the old or the new bytes, never
+        none. On a versioned bucket the old bytes stay as an older version. Never use it
+        for evidence.
+        """
+        ...
+
     def get(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
         """The object's bytes as chunks; ``ObjectMissing`` is raised by the call itself."""
         ...

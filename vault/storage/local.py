@@ -112,6 +112,36 @@ class LocalStore:
         _fsync_dir(path.parent)
         return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
 
+    def replace(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        path = self._path(key)
+        self._make_dirs(path.parent, key)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        except OSError as exc:
+            raise _write_error(key, exc, self.root) from exc
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                size, sha256 = _write_all(fh, [data], key, self.root)
+                try:
+                    os.fchmod(fh.fileno(), FILE_MODE)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except OSError as exc:
+                    raise _write_error(key, exc, self.root) from exc
+            try:
+                # rename() over the old name is atomic: readers see old or new bytes
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _write_error(key, exc, self.root) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(path.parent)
+        return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
+
     def delete(
         self, key: str, *, version_id: str | None = None, all_versions: bool = False
     ) -> None:

@@ -272,6 +272,23 @@ class S3Store:
                     raise
         return StoredObject(key, len(body), sha256, resp.get("VersionId"), retain_until)
 
+    def replace(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        validate_key(key)
+        sha256 = hashlib.sha256(data).hexdigest()
+        with self._calling("write", key):
+            # unconditional: a PutObject replaces the key's latest version atomically
+            resp = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._k(key),
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64(bytes.fromhex(sha256)),
+                ContentType=content_type,
+            )
+        return StoredObject(key, len(data), sha256, resp.get("VersionId"), None)
+
     def _put_multipart(
         self,
         key: str,

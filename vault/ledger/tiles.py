@@ -1,0 +1,385 @@
+"""A client's log as C2SP ``tlog-tiles``: paths, entry bundles, and the auditor's check. Pure.
+
+Layout under a log's prefix (see docs/formats.md, "Tiled log (tlog-tiles)"):
+
+* ``checkpoint`` — the latest signed checkpoint note (C2SP tlog-checkpoint);
+* ``tile/<L>/<N>[.p/<W>]`` — hash tiles of height 8: tile ``(L, N)`` holds the stored
+  nodes ``(8·L, N·256 + i)`` of :mod:`vault.ledger.merkle`, i < W, 32 bytes each;
+* ``tile/entries/<N>[.p/<W>]`` — entry bundles: entries ``N·256 .. N·256+W-1``, each as a
+  big-endian uint16 length and the entry's bytes (our canonical JSON entry).
+
+``N`` is written in 3-digit groups, all but the last prefixed ``x`` (1234067 →
+``x001/x234/067``); ``.p/<W>`` marks a partial tile of width ``W`` (1..255).
+
+:func:`audit_tiles` checks a whole tiled log read through a :class:`TileSource` (HTTP, a
+mirror directory; the I/O lives in :mod:`vault.tlog`): the checkpoint's signature, every
+entry's chain link, every hash tile against the entries and the tiles below, and the
+checkpoint's root against the tree the entries make — plus checkpoints the auditor kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from vault.ledger.audit import CheckedEntry, Finding, audit_chain
+from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_checkpoint
+from vault.ledger.merkle import HASH_SIZE, CompactRange, leaf_hash, parent
+from vault.ledger.offline import OfflineReport
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+#: entry bundles length-prefix each entry with a big-endian uint16
+MAX_ENTRY_SIZE = 0xFFFF
+CHECKPOINT = "checkpoint"
+ENTRIES = "entries"
+
+
+class TileError(ValueError):
+    """A tile path or an entry bundle is malformed."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: ``level`` 0..63, or ``ENTRIES`` for an entry bundle; ``width`` 1..256."""
+
+    level: int | str
+    index: int
+    width: int
+
+    @property
+    def full(self) -> bool:
+        return self.width == TILE_WIDTH
+
+    @property
+    def path(self) -> str:
+        return tile_path(self.level, self.index, self.width)
+
+    def coords(self) -> list[tuple[int, int]]:
+        """The stored Merkle nodes ``(level, index)`` a hash tile holds, in order."""
+        if self.level == ENTRIES:
+            raise TileError("an entry bundle holds entries, not nodes")
+        assert isinstance(self.level, int)
+        first = self.index * TILE_WIDTH
+        return [(TILE_HEIGHT * self.level, first + i) for i in range(self.width)]
+
+
+def _encode_index(index: int) -> str:
+    groups = [f"{index % 1000:03d}"]
+    index //= 1000
+    while index:
+        groups.append(f"x{index % 1000:03d}")
+        index //= 1000
+    return "/".join(reversed(groups))
+
+
+def tile_path(level: int | str, index: int, width: int = TILE_WIDTH) -> str:
+    """``tile/<L>/<N>[.p/<W>]``, or ``tile/entries/<N>[.p/<W>]`` for ``level=ENTRIES``."""
+    if level != ENTRIES and not (isinstance(level, int) and 0 <= level <= 63):
+        raise TileError(f"tile level {level!r} is not 0..63 or {ENTRIES!r}")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise TileError(f"tile index {index!r} is not a non-negative integer")
+    if not 1 <= width <= TILE_WIDTH:
+        raise TileError(f"tile width {width} is not 1..{TILE_WIDTH}")
+    partial = "" if width == TILE_WIDTH else f".p/{width}"
+    return f"tile/{level}/{_encode_index(index)}{partial}"
+
+
+def parse_tile_path(path: str) -> Tile:
+    """The tile a path names; :class:`TileError` unless it is the one canonical spelling."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "tile":
+        raise TileError(f"not a tile path: {path!r}")
+    level: int | str = parts[1]
+    if level != ENTRIES:
+        level = int(parts[1]) if parts[1].isdigit() and parts[1].isascii() else -1
+    width = TILE_WIDTH
+    rest = parts[2:]
+    if len(rest) >= 2 and rest[-2].endswith(".p"):
+        width = int(rest[-1]) if rest[-1].isdigit() and rest[-1].isascii() else 0
+        rest = [*rest[:-2], rest[-2][:-2]]
+    index = 0
+    for group in rest:
+        digits = group.removeprefix("x")
+        if len(digits) != 3 or not digits.isdigit() or not digits.isascii():
+            raise TileError(f"not a tile path: {path!r}")
+        index = index * 1000 + int(digits)
+    try:
+        canonical = tile_path(level, index, width)
+    except TileError:
+        raise TileError(f"not a tile path: {path!r}") from None
+    if canonical != path:
+        raise TileError(f"not a canonical tile path: {path!r}")
+    return Tile(level, index, width)
+
+
+# --- which tiles a tree has ----------------------------------------------------------
+
+
+def _level_tiles(level: int | str, count: int, old_count: int = 0) -> Iterator[Tile]:
+    """Tiles over ``count`` items of one level, skipping those complete at ``old_count``."""
+    for index in range(old_count // TILE_WIDTH, -(-count // TILE_WIDTH)):
+        width = min(TILE_WIDTH, count - index * TILE_WIDTH)
+        if index * TILE_WIDTH + width > old_count:
+            yield Tile(level, index, width)
+
+
+def hash_tiles(size: int, old_size: int = 0) -> list[Tile]:
+    """The hash tiles of a tree of ``size`` leaves that a tree of ``old_size`` lacks.
+
+    Level ``L`` has ``size >> 8L`` hashes: full tiles of 256, then a partial one (C2SP:
+    ``floor(s / 256**l) mod 256`` wide); levels with no hash have no tile.
+    """
+    out: list[Tile] = []
+    level = 0
+    while size >> (TILE_HEIGHT * level):
+        count = size >> (TILE_HEIGHT * level)
+        out += _level_tiles(level, count, old_size >> (TILE_HEIGHT * level))
+        level += 1
+    return out
+
+
+def entry_bundles(size: int, old_size: int = 0) -> list[Tile]:
+    """The entry bundles of a log of ``size`` entries that one of ``old_size`` lacks."""
+    return list(_level_tiles(ENTRIES, size, old_size))
+
+
+def published_tiles(size: int, old_size: int = 0) -> list[Tile]:
+    """Every tile and bundle to publish going from ``old_size`` to ``size``."""
+    return [*entry_bundles(size, old_size), *hash_tiles(size, old_size)]
+
+
+# --- entry bundles -------------------------------------------------------------------
+
+
+def encode_bundle(entries: Iterable[bytes]) -> bytes:
+    """Each entry as a big-endian uint16 length and its bytes (C2SP tlog-tiles)."""
+    out = bytearray()
+    for entry in entries:
+        if len(entry) > MAX_ENTRY_SIZE:
+            raise TileError(f"an entry of {len(entry)} bytes does not fit an entry bundle")
+        out += len(entry).to_bytes(2, "big") + entry
+    return bytes(out)
+
+
+def decode_bundle(data: bytes) -> list[bytes]:
+    """The entries of a bundle; :class:`TileError` if the lengths do not add up."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise TileError(f"entry bundle ends inside a length prefix at byte {pos}")
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        pos += 2
+        if pos + length > len(data):
+            raise TileError(f"entry {len(out)} runs past the end of the bundle")
+        out.append(bytes(data[pos : pos + length]))
+        pos += length
+    return out
+
+
+def encode_hashes(hashes: Sequence[bytes]) -> bytes:
+    return b"".join(hashes)
+
+
+def tile_root(hashes: Sequence[bytes]) -> bytes:
+    """The root of a full tile: its 256 hashes are the leaves of a perfect subtree."""
+    level = list(hashes)
+    while len(level) > 1:
+        level = [parent(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+# --- the auditor's check -------------------------------------------------------------
+
+
+class TileSource(Protocol):
+    """Where a tiled log is read from: a URL prefix or a mirror directory."""
+
+    def get(self, path: str) -> bytes | None:
+        """The object at ``path`` under the log's prefix; None if it does not exist."""
+        ...
+
+
+@dataclass
+class _Walk:
+    source: TileSource
+    report: OfflineReport
+    log: str
+    size: int
+
+    def fetch(self, tile: Tile) -> bytes | None:
+        data = self.source.get(tile.path)
+        if data is None:
+            self.finding("missing", f"{tile.path} is missing")
+        return data
+
+    def finding(self, kind: str, detail: str, seq: int | None = None) -> None:
+        self.report.findings.append(Finding(kind, self.log, detail, seq=seq))
+
+
+def audit_tiles(
+    source: TileSource, verifier: Verifier, trusted: Iterable[bytes] = ()
+) -> OfflineReport:
+    """Check a tiled log from its checkpoint down to every entry; findings as ``log verify``.
+
+    ``trusted``: checkpoint notes the auditor kept from earlier; each must be a prefix of
+    the published history (else: ``truncated`` — rolled back, or ``forked``).
+    """
+    report = OfflineReport()
+    note = source.get(CHECKPOINT)
+    if note is None:
+        report.findings.append(Finding("missing", "", f"no {CHECKPOINT} is published"))
+        return report
+    try:
+        cp, _ = open_checkpoint(note, [verifier])
+    except NoteError as exc:
+        report.findings.append(Finding("bad-signature", "", f"{CHECKPOINT}: {exc.message}"))
+        return report
+    report.origin, report.checkpoints, report.keys = cp.origin, 1, [verifier.key_string()]
+    walk = _Walk(source, report, cp.origin.rsplit("/", 1)[-1], cp.size)
+    wanted = _trusted(walk, trusted, verifier, cp)
+    tree, level0 = _walk_entries(walk, wanted)
+    if tree.size == cp.size and tree.root() != cp.root:
+        walk.finding(
+            "forked",
+            f"the {CHECKPOINT} of size {cp.size} signed a different history than the "
+            "published entries make",
+            seq=cp.size - 1 if cp.size else None,
+        )
+    _check_upper_levels(walk, level0)
+    return report
+
+
+def _trusted(
+    walk: _Walk, notes: Iterable[bytes], verifier: Verifier, published: Checkpoint
+) -> dict[int, list[Checkpoint]]:
+    wanted: dict[int, list[Checkpoint]] = {}
+    for note in notes:
+        try:
+            cp, _ = open_checkpoint(note, [verifier], origin=published.origin)
+        except NoteError as exc:
+            walk.finding("bad-signature", f"trusted checkpoint: {exc.message}")
+            continue
+        walk.report.trusted += 1
+        if cp.size > published.size:
+            walk.finding(
+                "truncated",
+                f"trusted checkpoint covers {cp.size} entries but the published "
+                f"{CHECKPOINT} only {published.size}: the log was rolled back",
+                seq=published.size,
+            )
+        elif cp.size == 0 and cp.root != published.root and published.size == 0:
+            walk.finding("forked", "trusted checkpoint of size 0 has another root")
+        elif cp.size:
+            wanted.setdefault(cp.size, []).append(cp)
+    return wanted
+
+
+def _walk_entries(
+    walk: _Walk, wanted: dict[int, list[Checkpoint]]
+) -> tuple[CompactRange, dict[int, bytes]]:
+    """Stream the bundles through the chain audit and the tree; check the level-0 tiles.
+
+    Returns the tree and, by index, the roots of the full level-0 tiles as the entries
+    make them: the hashes level 1 must hold.
+    """
+    tree = CompactRange()
+    roots: dict[int, bytes] = {}
+    rows = _bundle_rows(walk, roots)
+    for item in audit_chain(walk.log, rows, walk.size, None):
+        if isinstance(item, Finding):
+            walk.report.findings.append(item)
+            continue
+        _grow(walk, tree, item, wanted)
+    return tree, roots
+
+
+def _grow(
+    walk: _Walk, tree: CompactRange, item: CheckedEntry, wanted: dict[int, list[Checkpoint]]
+) -> None:
+    walk.report.entries += 1
+    tree.append(bytes.fromhex(item.hash))
+    for cp in wanted.pop(tree.size, []):
+        if cp.root != tree.root():
+            walk.finding(
+                "forked",
+                f"trusted checkpoint of size {cp.size} signed a different history than "
+                "the published entries make",
+                seq=cp.size - 1,
+            )
+
+
+def _bundle_rows(walk: _Walk, roots: dict[int, bytes]) -> Iterator[tuple[int, bytes]]:
+    """``(seq, entry)`` from each bundle that matches its level-0 tile; findings otherwise."""
+    for bundle in entry_bundles(walk.size):
+        first = bundle.index * TILE_WIDTH
+        data = walk.fetch(bundle)
+        hashes = _hash_tile(walk, Tile(0, bundle.index, bundle.width))
+        if data is None:
+            continue
+        try:
+            entries = decode_bundle(data)
+        except TileError as exc:
+            walk.finding("modified", f"{bundle.path}: {exc}", seq=first)
+            continue
+        if len(entries) != bundle.width:
+            walk.finding(
+                "modified",
+                f"{bundle.path} holds {len(entries)} entries, not {bundle.width}",
+                seq=first,
+            )
+            continue
+        if hashes is not None:
+            _match_leaves(walk, bundle, entries, hashes)
+        if bundle.full:
+            roots[bundle.index] = tile_root([leaf_hash(e) for e in entries])
+        for i, entry in enumerate(entries):
+            yield first + i, entry
+
+
+def _match_leaves(walk: _Walk, bundle: Tile, entries: list[bytes], hashes: list[bytes]) -> None:
+    tile = Tile(0, bundle.index, bundle.width).path
+    for i, (entry, h) in enumerate(zip(entries, hashes, strict=True)):
+        if leaf_hash(entry) != h:
+            walk.finding(
+                "modified",
+                f"entry {i} of {bundle.path} does not hash to hash {i} of {tile}",
+                seq=bundle.index * TILE_WIDTH + i,
+            )
+
+
+def _hash_tile(walk: _Walk, tile: Tile) -> list[bytes] | None:
+    data = walk.fetch(tile)
+    if data is None:
+        return None
+    if len(data) != tile.width * HASH_SIZE:
+        walk.finding("modified", f"{tile.path} is {len(data)} bytes, not {tile.width * HASH_SIZE}")
+        return None
+    return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+
+
+def _check_upper_levels(walk: _Walk, below: dict[int, bytes]) -> None:
+    """Each hash at level L ≥ 1 must be the root of the full tile it stands for below.
+
+    ``below`` holds those roots as computed from the entries (or, where a tile below was
+    missing, as published), so one damaged tile is reported once, at its own level.
+    """
+    level = 1
+    while walk.size >> (TILE_HEIGHT * level):
+        roots: dict[int, bytes] = {}
+        for tile in _level_tiles(level, walk.size >> (TILE_HEIGHT * level)):
+            hashes = _hash_tile(walk, tile)
+            if hashes is None:
+                continue
+            first = tile.index * TILE_WIDTH
+            for i, h in enumerate(hashes):
+                if below.get(first + i, h) != h:
+                    lower = Tile(level - 1, first + i, TILE_WIDTH).path
+                    walk.finding("modified", f"hash {i} of {tile.path} is not the root of {lower}")
+            if tile.full:
+                roots[tile.index] = tile_root(
+                    [below.get(first + i, h) for i, h in enumerate(hashes)]
+                )
+        below, level = roots, level + 1

@@ -1,0 +1,205 @@
+"""Publishing each client's log as a C2SP tiled log in the bucket, for auditors without an account.
+
+Under ``_tlog/{client}/`` (the leading ``_`` keeps it apart from every client's own prefix,
+since a client id starts with a letter or digit): ``checkpoint``, ``tile/<L>/<N>[.p/<W>]``
+and ``tile/entries/<N>[.p/<W>]`` (:mod:`vault.ledger.tiles`). One bucket-policy statement
+granting anonymous ``GetObject`` on ``_tlog/*`` makes every log readable with plain HTTP.
+
+When: after each checkpoint (:func:`publish_after_checkpoint`, called where checkpoints are
+made) and on the checkpoint timer, which also catches up after a failure
+(:func:`publish_all`); on demand with ``evidence-vault log publish``. A failure is logged and
+never blocks ingest. Where the log stands is read back from the published ``checkpoint``
+itself, so there is no state to lose: a publish starts from that size.
+
+Order: tiles and bundles first, the ``checkpoint`` last (it never names a tile that is not
+there yet), then partial tiles made obsolete by a full one are deleted (C2SP allows it once
+the full tile is available). Full tiles and bundles never change and are written once,
+under Object Lock where the bucket has it; partial tiles are new objects too (the width is
+in the path); only ``checkpoint`` is replaced in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from vault.db import LogEntry, LogHead, read_session
+from vault.db.tree import StoredTree
+from vault.errors import NotFound, ObjectExists, ObjectMissing, StorageError, VaultError
+from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
+from vault.ledger.tiles import (
+    CHECKPOINT,
+    ENTRIES,
+    TILE_WIDTH,
+    Tile,
+    encode_bundle,
+    published_tiles,
+)
+from vault.services.checkpoints import (
+    CHECKPOINT_RETENTION,
+    latest_checkpoint,
+    log_verifiers,
+)
+from vault.services.context import VaultContext
+
+TLOG_PREFIX = "_tlog"
+CHECKPOINT_CONTENT_TYPE = "text/plain; charset=utf-8"
+log = logging.getLogger(__name__)
+
+# one publisher per client at a time in this process: a slow publish must not put an
+# older checkpoint back over a newer one
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+# what each vault context last published, per client: the timer's cheap "anything new?"
+_published: weakref.WeakKeyDictionary[VaultContext, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Published:
+    client: str
+    #: the size the published checkpoint had before, and has now
+    old_size: int
+    size: int
+    #: tiles and bundles written (already present ones are not counted)
+    written: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "client": self.client,
+            "old_size": self.old_size,
+            "size": self.size,
+            "written": self.written,
+            "prefix": tiles_prefix(self.client),
+        }
+
+
+def tiles_prefix(client: str) -> str:
+    return f"{TLOG_PREFIX}/{client}"
+
+
+def published_size(ctx: VaultContext, client: str) -> int:
+    """The size of the published checkpoint; 0 when none (or an unreadable one) is there."""
+    try:
+        note = b"".join(ctx.store.get(f"{tiles_prefix(client)}/{CHECKPOINT}"))
+        body, _ = open_note(note, log_verifiers(ctx))
+        return Checkpoint.parse_body(body).size
+    except (ObjectMissing, NoteError):
+        return 0
+
+
+def publish(ctx: VaultContext, client: str) -> Published:
+    """Bring the client's tiled log up to its latest checkpoint."""
+    with _lock(client):
+        try:
+            cp = latest_checkpoint(ctx, client)
+        except NotFound:
+            return Published(client, 0, 0, 0)
+        old = published_size(ctx, client)
+        if old >= cp.size:
+            _published.setdefault(ctx, {})[client] = old
+            return Published(client, old, old, 0)
+        tiles = published_tiles(cp.size, old)
+        written = sum(_put_tile(ctx, client, t, _tile_data(ctx, client, t)) for t in tiles)
+        ctx.store.replace(
+            f"{tiles_prefix(client)}/{CHECKPOINT}",
+            cp.note.encode(),
+            content_type=CHECKPOINT_CONTENT_TYPE,
+        )
+        _published.setdefault(ctx, {})[client] = cp.size
+        for t in tiles:
+            if t.full:
+                _drop_partials(ctx, client, t)
+        return Published(client, old, cp.size, written)
+
+
+def publish_after_checkpoint(ctx: VaultContext, client: str) -> None:
+    """Publish, logging instead of raising: the log stands, the next try catches up."""
+    try:
+        publish(ctx, client)
+    except Exception as exc:  # the store or the database may be down: the timer retries
+        log.warning("publishing the tiles of log %s postponed: %s", client, _kind(exc))
+
+
+def log_names(ctx: VaultContext) -> list[str]:
+    """Every log: each client's and the vault-wide ``_vault``."""
+    with read_session(ctx.engine) as s:
+        return sorted(s.exec(select(LogHead.client_id)))
+
+
+def publish_all(ctx: VaultContext) -> int:
+    """Catch every client's tiled log up (the timer); how many were behind."""
+    behind = 0
+    for client in log_names(ctx):
+        try:
+            latest = latest_checkpoint(ctx, client).size
+        except NotFound:
+            continue
+        if _published.get(ctx, {}).get(client) == latest:
+            continue
+        behind += 1
+        publish_after_checkpoint(ctx, client)
+    return behind
+
+
+def _lock(client: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(client, threading.Lock())
+
+
+def _kind(exc: BaseException) -> str:
+    return exc.kind if isinstance(exc, VaultError) else type(exc).__name__
+
+
+def _tile_data(ctx: VaultContext, client: str, tile: Tile) -> bytes:
+    with read_session(ctx.engine) as s:
+        if tile.level == ENTRIES:
+            first = tile.index * TILE_WIDTH
+            rows = s.exec(
+                select(LogEntry.entry)
+                .where(LogEntry.client_id == client)
+                .where(LogEntry.seq >= first, LogEntry.seq < first + tile.width)
+                .order_by(LogEntry.seq)
+            ).all()
+            if len(rows) != tile.width:
+                raise StorageError(
+                    f"log {client} lacks entries for {tile.path}",
+                    hint="run `evidence-vault verify`: entries are missing",
+                )
+            return encode_bundle(bytes(r) for r in rows)
+        coords = tile.coords()
+        nodes = StoredTree(s, client).nodes(coords)
+        return b"".join(nodes[c] for c in coords)
+
+
+def _put_tile(ctx: VaultContext, client: str, tile: Tile, data: bytes) -> bool:
+    """Write a tile once; True if written, False if the same bytes were already there."""
+    key = f"{tiles_prefix(client)}/{tile.path}"
+    until = ctx.clock() + CHECKPOINT_RETENTION if tile.full else None
+    try:
+        ctx.store.put(key, [data], retain_until=until)
+        return True
+    except ObjectExists:
+        # a publish that stopped half-way, or another worker: the same tree gives the
+        # same tile, so anything else there was put by someone else
+        if b"".join(ctx.store.get(key)) != data:
+            raise VaultError(
+                f"a different tile is already published at {key}",
+                hint="the published tiled log was altered: run `evidence-vault verify`, then "
+                "delete the tiles under the log's _tlog prefix and run `evidence-vault log "
+                "publish`",
+            ) from None
+        return False
+
+
+def _drop_partials(ctx: VaultContext, client: str, full: Tile) -> None:
+    """Delete the partial versions of a tile that is now full (C2SP allows it)."""
+    prefix = f"{tiles_prefix(client)}/{full.path}.p/"
+    for key in list(ctx.store.list(prefix)):
+        try:
+            ctx.store.delete(key)
+        except (ObjectMissing, StorageError) as exc:
+            log.info("partial tile %s not deleted: %s", key, _kind(exc))

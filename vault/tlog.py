@@ -1,0 +1,139 @@
+"""Reading a published tiled log (C2SP tlog-tiles) as an auditor: over HTTP or from a mirror.
+
+No account, no database: plain GETs of ``<prefix>/checkpoint`` and the tiles. The checks
+themselves are :func:`vault.ledger.tiles.audit_tiles` (pure); this module only fetches.
+
+A *mirror* is a directory with the same relative paths as the prefix (``checkpoint``,
+``tile/...``): :func:`mirror` copies what the published checkpoint needs, skipping full
+tiles already there (they never change), and writes ``checkpoint`` last. ``log verify``
+reads a mirror exactly as it reads the URL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from vault.errors import NotFound, StorageError
+from vault.ledger.checkpoint import Checkpoint, NoteError, open_checkpoint
+from vault.ledger.tiles import CHECKPOINT, TileSource, published_tiles
+
+TIMEOUT = 30.0
+
+
+class HttpSource:
+    """A tiled log at an ``http(s)://`` prefix; one kept-alive connection."""
+
+    def __init__(self, url: str, *, client: httpx.Client | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=True)
+
+    def get(self, path: str) -> bytes | None:
+        try:
+            resp = self._client.get(f"{self.url}/{path}")
+        except httpx.HTTPError as exc:
+            raise StorageError(
+                f"cannot read {path} of the tiled log at {self.url}: {type(exc).__name__}",
+                hint="check the URL and that the log's prefix is readable without an account",
+            ) from exc
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise StorageError(
+                f"reading {path} of the tiled log at {self.url} gave HTTP {resp.status_code}",
+                hint="the prefix must allow anonymous GET (see docs/operations.md)",
+            )
+        return resp.content
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class DirectorySource:
+    """A tiled log mirrored into a local directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not (self.root / CHECKPOINT).is_file():
+            raise NotFound(
+                f"{self.root} holds no tiled log (no {CHECKPOINT} file)",
+                hint="give the directory `evidence-vault log mirror` wrote, or the log's URL",
+            )
+
+    def get(self, path: str) -> bytes | None:
+        try:
+            return (self.root / path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(where: str) -> HttpSource | DirectorySource:
+    """A URL (``http://``, ``https://``) or a mirror directory."""
+    if where.startswith(("http://", "https://")):
+        return HttpSource(where)
+    return DirectorySource(where)
+
+
+def is_tiled_log(where: str) -> bool:
+    """Whether ``log verify`` should read ``where`` as a tiled log rather than an export."""
+    return where.startswith(("http://", "https://")) or Path(where).is_dir()
+
+
+def mirror(source: TileSource, out: str | os.PathLike[str], verifiers: list) -> Checkpoint:
+    """Copy the tiled log into ``out``; return the checkpoint mirrored.
+
+    The checkpoint's signature is checked first (a mirror never takes an unsigned size);
+    the contents are checked by ``log verify`` on the mirror. Full tiles already in the
+    mirror are not fetched again.
+    """
+    note = source.get(CHECKPOINT)
+    if note is None:
+        raise NotFound("the tiled log has no checkpoint", hint="check the URL")
+    try:
+        cp, _ = open_checkpoint(note, verifiers)
+    except NoteError as exc:
+        raise NoteError(
+            f"the published checkpoint does not verify: {exc.message}",
+            hint="check --key; do not trust this log until it verifies",
+        ) from None
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    _refuse_rollback(root, cp, verifiers)
+    for tile in published_tiles(cp.size):
+        target = root / tile.path
+        if tile.full and target.is_file():
+            continue
+        data = source.get(tile.path)
+        if data is None:
+            continue  # `log verify` reports it as missing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write(target, data)
+    _write(root / CHECKPOINT, note)
+    return cp
+
+
+def _refuse_rollback(root: Path, new: Checkpoint, verifiers: list) -> None:
+    """A mirror that already holds a checkpoint never goes back to a smaller or other one."""
+    try:
+        old, _ = open_checkpoint((root / CHECKPOINT).read_bytes(), verifiers)
+    except (FileNotFoundError, NoteError):
+        return
+    if old.size > new.size or (old.size == new.size and old.root != new.root):
+        what = "rolled back" if old.size > new.size else "forked"
+        raise NoteError(
+            f"the published checkpoint (size {new.size}) is {what} against the mirror's "
+            f"(size {old.size}); the mirror is left as it was",
+            hint="keep the mirror as evidence and ask the vault's operator",
+        )
+
+
+def _write(target: Path, data: bytes) -> None:
+    # tmp + rename: a reader never sees half a tile; no fsync, a mirror can be fetched again
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
