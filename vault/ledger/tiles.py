@@ -211,9 +211,24 @@ class _Walk:
 
     def fetch(self, tile: Tile) -> bytes | None:
         data = self.source.get(tile.path)
+        if data is None and not tile.full:
+            data = self._from_full(tile)
         if data is None:
             self.finding("missing", f"{tile.path} is missing")
         return data
+
+    def _from_full(self, tile: Tile) -> bytes | None:
+        """A partial tile may be deleted once its full tile exists (C2SP): its first
+        ``width`` items are the same."""
+        full = self.source.get(Tile(tile.level, tile.index, TILE_WIDTH).path)
+        if full is None:
+            return None
+        if tile.level != ENTRIES:
+            return full[: tile.width * HASH_SIZE]
+        try:
+            return encode_bundle(decode_bundle(full)[: tile.width])
+        except TileError:
+            return full  # reported as malformed by the caller
 
     def finding(self, kind: str, detail: str, seq: int | None = None) -> None:
         self.report.findings.append(Finding(kind, self.log, detail, seq=seq))
@@ -240,15 +255,18 @@ def audit_tiles(
     report.origin, report.checkpoints, report.keys = cp.origin, 1, [verifier.key_string()]
     walk = _Walk(source, report, cp.origin.rsplit("/", 1)[-1], cp.size)
     wanted = _trusted(walk, trusted, verifier, cp)
-    tree, level0 = _walk_entries(walk, wanted)
-    if tree.size == cp.size and tree.root() != cp.root:
+    tree, from_entries, from_tiles = _walk_entries(walk, wanted)
+    entries_hold = tree.size == cp.size and tree.root() == cp.root
+    if tree.size == cp.size and not entries_hold:
         walk.finding(
             "forked",
             f"the {CHECKPOINT} of size {cp.size} signed a different history than the "
             "published entries make",
             seq=cp.size - 1 if cp.size else None,
         )
-    _check_upper_levels(walk, level0)
+    # level 1 is checked against what the entries make when they match the checkpoint,
+    # else against the level-0 tiles (the entries are then the suspects, already named)
+    _check_upper_levels(walk, from_entries if entries_hold else {**from_entries, **from_tiles})
     return report
 
 
@@ -279,21 +297,22 @@ def _trusted(
 
 def _walk_entries(
     walk: _Walk, wanted: dict[int, list[Checkpoint]]
-) -> tuple[CompactRange, dict[int, bytes]]:
+) -> tuple[CompactRange, dict[int, bytes], dict[int, bytes]]:
     """Stream the bundles through the chain audit and the tree; check the level-0 tiles.
 
     Returns the tree and, by index, the roots of the full level-0 tiles as the entries
-    make them: the hashes level 1 must hold.
+    make them and as the published tiles make them: the hashes level 1 must hold.
     """
     tree = CompactRange()
     roots: dict[int, bytes] = {}
-    rows = _bundle_rows(walk, roots)
+    tile_roots: dict[int, bytes] = {}
+    rows = _bundle_rows(walk, roots, tile_roots)
     for item in audit_chain(walk.log, rows, walk.size, None):
         if isinstance(item, Finding):
             walk.report.findings.append(item)
             continue
         _grow(walk, tree, item, wanted)
-    return tree, roots
+    return tree, roots, tile_roots
 
 
 def _grow(
@@ -311,12 +330,16 @@ def _grow(
             )
 
 
-def _bundle_rows(walk: _Walk, roots: dict[int, bytes]) -> Iterator[tuple[int, bytes]]:
-    """``(seq, entry)`` from each bundle that matches its level-0 tile; findings otherwise."""
+def _bundle_rows(
+    walk: _Walk, roots: dict[int, bytes], tile_roots: dict[int, bytes]
+) -> Iterator[tuple[int, bytes]]:
+    """``(seq, entry)`` of each bundle; findings where a bundle or its level-0 tile is off."""
     for bundle in entry_bundles(walk.size):
         first = bundle.index * TILE_WIDTH
         data = walk.fetch(bundle)
         hashes = _hash_tile(walk, Tile(0, bundle.index, bundle.width))
+        if hashes is not None and bundle.full:
+            tile_roots[bundle.index] = tile_root(hashes)
         if data is None:
             continue
         try:

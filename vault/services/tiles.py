@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -54,8 +53,6 @@ log = logging.getLogger(__name__)
 # older checkpoint back over a newer one
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
-# what each vault context last published, per client: the timer's cheap "anything new?"
-_published: weakref.WeakKeyDictionary[VaultContext, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ def publish(ctx: VaultContext, client: str) -> Published:
             return Published(client, 0, 0, 0)
         old = published_size(ctx, client)
         if old >= cp.size:
-            _published.setdefault(ctx, {})[client] = old
+            _seen(ctx)[client] = old
             return Published(client, old, old, 0)
         tiles = published_tiles(cp.size, old)
         written = sum(_put_tile(ctx, client, t, _tile_data(ctx, client, t)) for t in tiles)
@@ -109,7 +106,7 @@ def publish(ctx: VaultContext, client: str) -> Published:
             cp.note.encode(),
             content_type=CHECKPOINT_CONTENT_TYPE,
         )
-        _published.setdefault(ctx, {})[client] = cp.size
+        _seen(ctx)[client] = cp.size
         for t in tiles:
             if t.full:
                 _drop_partials(ctx, client, t)
@@ -138,11 +135,20 @@ def publish_all(ctx: VaultContext) -> int:
             latest = latest_checkpoint(ctx, client).size
         except NotFound:
             continue
-        if _published.get(ctx, {}).get(client) == latest:
+        if _seen(ctx).get(client) == latest:
             continue
         behind += 1
         publish_after_checkpoint(ctx, client)
     return behind
+
+
+def _seen(ctx: VaultContext) -> dict[str, int]:
+    """What this vault context last published, per log: the timer's cheap "anything new?"."""
+    seen = getattr(ctx, "_tiles_published", None)
+    if seen is None:
+        seen = {}
+        ctx._tiles_published = seen  # type: ignore[attr-defined]
+    return seen
 
 
 def _lock(client: str) -> threading.Lock:
