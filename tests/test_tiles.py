@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from tests.support.tiles import flip, grow, published_dir, static_http
 from tests.support.vaults import CLIENT, make_vault
-from vault.db import LogHead, write_session
-from vault.db.log import EntryDraft, append_entries
 from vault.ledger.audit import Finding
 from vault.ledger.checkpoint import Checkpoint, parse_verifier_key, sign_note
 from vault.ledger.merkle import MemoryNodes, leaf_hash, root
@@ -32,7 +28,7 @@ from vault.ledger.tiles import (
     tile_path,
     tile_root,
 )
-from vault.services.tiles import published_size, tiles_prefix
+from vault.services.tiles import published_size
 from vault.tlog import DirectorySource, HttpSource, mirror
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
@@ -100,31 +96,11 @@ def test_a_full_tile_root_is_the_stored_node_eight_levels_up() -> None:
 # --- a published log -------------------------------------------------------------------
 
 
-def grow(vault, n: int) -> None:
-    """Append ``n`` entries through the real append path, then checkpoint (and publish)."""
-    ctx = vault.context
-    with write_session(ctx.engine) as s:
-        start = s.get(LogHead, CLIENT).size
-        drafts = [
-            EntryDraft(
-                "evidence.accessed", f"01m8{i:022d}", {"principal": f"p-{i}", "what": "audio"}
-            )
-            for i in range(start, start + n)
-        ]
-        append_entries(s, CLIENT, drafts, T0, ctx.log_keys(CLIENT))
-    vault.checkpoint(CLIENT)
-
-
 @pytest.fixture
 def local_vault(tmp_path: Path):
     v = make_vault(tmp_path / "vault")
     yield v
     v.close()
-
-
-def published_dir(vault) -> Path:
-    """The local store keeps the log's prefix as a directory: a mirror as published."""
-    return vault.context.store.root / tiles_prefix(CLIENT)
 
 
 def audit(where, vault, trusted=()) -> list[Finding]:
@@ -172,21 +148,10 @@ def _failing(*args, **kwargs):
 
 @pytest.fixture
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A plain static HTTP server over a directory: what a bucket's public prefix is."""
-    root_dir = tmp_path / "www"
-    root_dir.mkdir()
-    handler = partial(_Quiet, directory=str(root_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root_dir
-    server.shutdown()
-    server.server_close()
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args) -> None:
-        pass
+    www = tmp_path / "www"
+    www.mkdir()
+    with static_http(www) as url:
+        yield url, www
 
 
 def test_mirror_over_http_then_verify_with_the_cli(local_vault, http_root, tmp_path) -> None:
@@ -230,12 +195,6 @@ def tampered(local_vault, tmp_path) -> tuple[object, Path, bytes]:
     for p in copy.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
     return local_vault, copy, older
-
-
-def flip(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 def size_of(vault) -> int:

@@ -1,0 +1,134 @@
+"""Interop: the Go team's golang.org/x/mod/sumdb/{note,tlog} verify our tiled log.
+
+tests/support/tlogcheck is built offline from Debian's packages (golang-go and
+golang-golang-x-mod-dev: ``GO111MODULE=off GOPATH=/usr/share/gocode``), then checks the
+signed checkpoint, every hash tile (``tlog.TileHashReader`` / ``ReadTileData``), every
+entry's leaf, inclusion proofs and a consistency proof — from a directory and over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.tiles import flip, grow, published_dir, static_http
+from tests.support.vaults import CLIENT, make_vault
+from vault.ledger.checkpoint import Checkpoint, sign_note
+
+CHECKER = Path(__file__).parent / "support" / "tlogcheck"
+GOPATH = Path("/usr/share/gocode")
+XMOD = GOPATH / "src" / "golang.org" / "x" / "mod" / "sumdb" / "tlog"
+
+
+@pytest.fixture(scope="module")
+def tlogcheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("go is not installed (apt-get install golang-go golang-golang-x-mod-dev)")
+    if not XMOD.is_dir():
+        pytest.skip(
+            f"golang.org/x/mod is not in {GOPATH} (apt-get install golang-golang-x-mod-dev)"
+        )
+    out = tmp_path_factory.mktemp("go")
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",  # GOPATH mode: Debian's x/mod, no network, no go.mod
+        "GOPATH": str(GOPATH),
+        "GOCACHE": str(out / "cache"),
+        "GOFLAGS": "",
+        "CGO_ENABLED": "0",
+    }
+    built = subprocess.run(
+        [go, "build", "-o", str(out / "tlogcheck"), "."],
+        cwd=CHECKER,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    return out / "tlogcheck"
+
+
+@pytest.fixture
+def published(tmp_path: Path):
+    v = make_vault(tmp_path / "vault")
+    grow(v, 300)
+    older = tmp_path / "older"
+    older.write_bytes((published_dir(v) / "checkpoint").read_bytes())
+    grow(v, 400)
+    copy = tmp_path / "log"
+    shutil.copytree(published_dir(v), copy)
+    for p in copy.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    yield v, copy, older
+    v.close()
+
+
+def run(checker: Path, key: str, where: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(checker), "-vkey", key, *extra, where], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_go_verifies_the_published_log(tlogcheck, published) -> None:
+    v, d, older = published
+    got = run(tlogcheck, v.log_key(), str(d), "-old", str(older))
+    assert got.returncode == 0, got.stdout + got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[0] == f"ok checkpoint {v.context.settings.name}/{CLIENT} size 700 signed by " + (
+        v.context.settings.name
+    )
+    assert lines[1:] == [
+        "ok tree hash from the tiles",
+        "ok 4 hash tiles",  # tile/0/000 and 001, tile/0/002.p/188, tile/1/000.p/2
+        "ok 700 entries, 700 inclusion proofs",
+        "ok consistency 300 -> 700",
+    ]
+
+
+def test_go_reads_over_http(tlogcheck, published) -> None:
+    v, d, _ = published
+    with static_http(d) as url:
+        got = run(tlogcheck, v.log_key(), url, "-every", "50")
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "ok 700 entries, 15 inclusion proofs" in got.stdout
+
+
+def test_go_refuses_a_flipped_hash_tile(tlogcheck, published) -> None:
+    v, d, _ = published
+    flip(d / "tile/0/001", 7)
+    got = run(tlogcheck, v.log_key(), str(d))
+    assert got.returncode == 1 and got.stdout.splitlines()[-1].startswith("FAIL: ")
+
+
+def test_go_refuses_a_flipped_entry(tlogcheck, published) -> None:
+    v, d, _ = published
+    data = (d / "tile/entries/000").read_bytes()
+    flip(d / "tile/entries/000", data.index(b"p-7") + 2)
+    got = run(tlogcheck, v.log_key(), str(d))
+    assert got.returncode == 1
+    assert got.stdout.splitlines()[-1] == "FAIL: entry 7 does not hash to its leaf"
+
+
+def test_go_refuses_a_forked_checkpoint(tlogcheck, published) -> None:
+    v, d, _ = published
+    ctx = v.context
+    forged = Checkpoint(f"{ctx.settings.name}/{CLIENT}", 700, bytes(32)).body()
+    (d / "checkpoint").write_bytes(sign_note(forged, ctx.settings.name, ctx.keys.signing_key()))
+    got = run(tlogcheck, v.log_key(), str(d))
+    assert got.returncode == 1 and "FAIL: " in got.stdout
+
+
+def test_go_refuses_another_key(tlogcheck, published, tmp_path) -> None:
+    _, d, _ = published
+    other = make_vault(tmp_path / "other")
+    try:
+        got = run(tlogcheck, other.log_key(), str(d))
+    finally:
+        other.close()
+    assert got.returncode == 1 and got.stdout.startswith("FAIL: checkpoint: ")
