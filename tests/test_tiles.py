@@ -28,7 +28,7 @@ from vault.ledger.tiles import (
     tile_path,
     tile_root,
 )
-from vault.services.tiles import published_size
+from vault.services.tiles import published_size, tiles_prefix
 from vault.tlog import DirectorySource, HttpSource, mirror
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
@@ -300,3 +300,67 @@ def test_an_unsigned_checkpoint(tampered) -> None:
     flip(d / "checkpoint", 3)
     (finding,) = audit(DirectorySource(d), vault)
     assert finding.kind == "bad-signature" and finding.detail.startswith("checkpoint: ")
+
+
+# --- SeaweedFS: a real bucket, read anonymously over plain HTTP -------------------------
+
+
+@pytest.mark.seaweedfs
+def test_seaweedfs_publish_anonymous_mirror_and_verify(
+    seaweedfs, seaweedfs_bucket, tmp_path
+) -> None:
+    import json
+    import secrets
+
+    import httpx
+
+    from vault.config import S3Settings
+
+    prefix = "t-" + secrets.token_hex(6)
+    s3 = S3Settings(
+        prefix=prefix,
+        bucket=seaweedfs_bucket,
+        endpoint_url=seaweedfs.endpoint_url,
+        region="us-east-1",
+        access_key_id=seaweedfs.access_key,
+        secret_access_key=seaweedfs.secret_key,
+        object_lock=True,
+    )
+    v = make_vault(tmp_path / "vault", storage="s3", s3=s3)
+    try:
+        grow(v, 300)
+        older = tmp_path / "older"
+        older.write_bytes(b"".join(v.context.store.get(f"{tiles_prefix(CLIENT)}/checkpoint")))
+        grow(v, 300)
+        # the operator's one statement: anonymous GetObject on the _tlog/ prefix only
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{seaweedfs_bucket}/{prefix}/_tlog/*"],
+                }
+            ],
+        }
+        seaweedfs.client().put_bucket_policy(Bucket=seaweedfs_bucket, Policy=json.dumps(policy))
+        url = f"{seaweedfs.endpoint_url}/{seaweedfs_bucket}/{prefix}/{tiles_prefix(CLIENT)}"
+        assert httpx.get(f"{url}/checkpoint").headers["content-type"].startswith("text/plain")
+        # nothing else of the vault is readable without an account
+        sealed = next(k for k in v.context.store.list(f"{CLIENT}/"))
+        denied = httpx.get(f"{seaweedfs.endpoint_url}/{seaweedfs_bucket}/{prefix}/{sealed}")
+        assert denied.status_code == 403
+        key = parse_verifier_key(v.log_key())
+        report = audit_tiles(HttpSource(url), key, [older.read_bytes()])
+        assert report.findings == [] and report.entries == 600 and report.trusted == 1
+        cp = mirror(HttpSource(url), tmp_path / "m", [key])
+        assert audit_tiles(DirectorySource(tmp_path / "m"), key).clean
+        # full tiles are locked like checkpoints; partial ones, replaced as the log grows, not
+        store = v.context.store
+        assert store.lock_state(f"{tiles_prefix(CLIENT)}/tile/0/000").mode == "COMPLIANCE"
+        partial = f"{tiles_prefix(CLIENT)}/tile/0/002.p/{cp.size % 256}"
+        assert store.lock_state(partial).mode is None
+        assert not store.exists(f"{tiles_prefix(CLIENT)}/tile/0/001.p/44")
+    finally:
+        v.close()
