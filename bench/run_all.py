@@ -32,6 +32,7 @@ BENCHES = (
     "soak",
     "desk",
     "agent",
+    "tiles",
 )
 HERE = Path(__file__).resolve().parent
 

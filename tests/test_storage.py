@@ -509,3 +509,14 @@ def test_retried_multipart_put_recognises_its_own_write(locked: S3Store) -> None
     stored = locked.put("r/big", chunked(data))
     assert stored.size == BIG and read_all(locked, "r/big") == data
     assert pending_uploads(locked) == []
+
+
+def test_replace_swaps_a_small_mutable_object(store: ObjectStore) -> None:
+    # the one overwrite the vault does: a tiled log's published checkpoint
+    store.replace("pub/checkpoint", b"size 1\n", content_type="text/plain; charset=utf-8")
+    store.replace("pub/checkpoint", b"size 2\n")
+    assert b"".join(store.get("pub/checkpoint")) == b"size 2\n"
+    assert list(store.list("pub/")) == ["pub/checkpoint"]
+    # put still never overwrites what replace wrote
+    with pytest.raises(ObjectExists):
+        store.put("pub/checkpoint", [b"x"])
