@@ -364,3 +364,34 @@ def test_seaweedfs_publish_anonymous_mirror_and_verify(
         assert not store.exists(f"{tiles_prefix(CLIENT)}/tile/0/001.p/44")
     finally:
         v.close()
+
+
+# --- the committed vector ------------------------------------------------------------
+
+VECTOR = Path(__file__).parent / "vectors" / "tlog-tiles"
+
+
+def test_the_vector_is_what_the_pure_code_writes() -> None:
+    from tests.support.tiles import vector_files
+
+    files = vector_files()
+    on_disk = {str(p.relative_to(VECTOR)): p.read_bytes() for p in VECTOR.rglob("*") if p.is_file()}
+    assert sorted(on_disk) == sorted(files) == [
+        "checkpoint", "tile/0/000", "tile/0/001.p/1", "tile/1/000.p/1",
+        "tile/entries/000", "tile/entries/001.p/1",
+    ]  # fmt: skip
+    assert on_disk == files
+
+
+def test_the_vector_verifies_with_the_published_key() -> None:
+    import json
+
+    keys = json.loads((VECTOR.parent / "c2sp_note.json").read_text())["vault"]
+    report = audit_tiles(DirectorySource(VECTOR), parse_verifier_key(keys["verifier_key"]))
+    assert report.clean and report.entries == 257 and report.origin == keys["origin"]
+    # the level-1 partial tile is the root of the full level-0 tile
+    level0 = (VECTOR / "tile/0/000").read_bytes()
+    hashes = [level0[i : i + 32] for i in range(0, 8192, 32)]
+    assert (VECTOR / "tile/1/000.p/1").read_bytes() == tile_root(hashes)
+    first = decode_bundle((VECTOR / "tile/entries/000").read_bytes())[0]
+    assert leaf_hash(first) == hashes[0] and first.startswith(b'{"body":')

@@ -132,3 +132,13 @@ def test_go_refuses_another_key(tlogcheck, published, tmp_path) -> None:
     finally:
         other.close()
     assert got.returncode == 1 and got.stdout.startswith("FAIL: checkpoint: ")
+
+
+def test_go_verifies_the_committed_vector(tlogcheck) -> None:
+    import json
+
+    vector = Path(__file__).parent / "vectors"
+    key = json.loads((vector / "c2sp_note.json").read_text())["vault"]["verifier_key"]
+    got = run(tlogcheck, key, str(vector / "tlog-tiles"))
+    assert got.returncode == 0, got.stdout
+    assert "ok 257 entries, 257 inclusion proofs" in got.stdout

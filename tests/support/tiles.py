@@ -62,3 +62,58 @@ def static_http(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the committed test vector (tests/vectors/tlog-tiles/) ---------------------------------
+
+VECTOR_SIZE = 257  # one full tile and bundle, a partial of width 1 at levels 0 and 1
+
+
+def vector_files() -> dict[str, bytes]:
+    """The tiled log of a 257-entry log, built from pure code only: path -> bytes.
+
+    Entries as the vault writes them (canonical JSON, chained by ``prev``), the tree with
+    :class:`MemoryNodes`, the checkpoint signed with the vault test key of
+    tests/vectors/c2sp_note.json ("vault": seed, name, origin).
+    """
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vault.ledger.checkpoint import Checkpoint, sign_note
+    from vault.ledger.entry import GENESIS_PREV, encode_entry, entry_hash, make_entry
+    from vault.ledger.merkle import MemoryNodes, leaf_hash, root
+    from vault.ledger.tiles import (
+        CHECKPOINT,
+        ENTRIES,
+        TILE_WIDTH,
+        encode_bundle,
+        hash_tile_bytes,
+        published_tiles,
+    )
+    from vault.sealing import LogSigner
+
+    keys = json.loads((Path(__file__).parents[1] / "vectors" / "c2sp_note.json").read_text())
+    k = keys["vault"]
+    entries, prev = [], GENESIS_PREV
+    for seq in range(VECTOR_SIZE):
+        body = {"principal": f"client:telco-de:auditor-{seq % 7}", "what": "audio"}
+        entry = make_entry(
+            log=CLIENT, seq=seq, type="evidence.accessed", time=T0, prev=prev,
+            record=f"01m8{seq:022d}", body=body,
+        )  # fmt: skip
+        raw = encode_entry(entry)
+        entries.append(raw)
+        prev = entry_hash(raw)
+    nodes = MemoryNodes(leaf_hash(e) for e in entries)
+    files: dict[str, bytes] = {}
+    for tile in published_tiles(VECTOR_SIZE):
+        if tile.level == ENTRIES:
+            first = tile.index * TILE_WIDTH
+            files[tile.path] = encode_bundle(entries[first : first + tile.width])
+        else:
+            files[tile.path] = hash_tile_bytes(tile, nodes)
+    body = Checkpoint(k["origin"], VECTOR_SIZE, root(nodes, VECTOR_SIZE)).body()
+    signer = LogSigner(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(k["seed"])))
+    files[CHECKPOINT] = sign_note(body, k["name"], signer)
+    return files

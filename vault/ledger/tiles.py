@@ -25,7 +25,14 @@ from typing import Protocol
 
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_checkpoint
-from vault.ledger.merkle import HASH_SIZE, CompactRange, leaf_hash, parent
+from vault.ledger.merkle import (
+    HASH_SIZE,
+    CompactRange,
+    MissingNodesError,
+    NodeSource,
+    leaf_hash,
+    parent,
+)
 from vault.ledger.offline import OfflineReport
 
 TILE_HEIGHT = 8
@@ -179,8 +186,14 @@ def decode_bundle(data: bytes) -> list[bytes]:
     return out
 
 
-def encode_hashes(hashes: Sequence[bytes]) -> bytes:
-    return b"".join(hashes)
+def hash_tile_bytes(tile: Tile, source: NodeSource) -> bytes:
+    """A hash tile's bytes: its stored nodes, 32 bytes each, read in one ``nodes()`` call."""
+    coords = tile.coords()
+    got = source.nodes(coords)
+    missing = [c for c in coords if c not in got]
+    if missing:
+        raise MissingNodesError(f"the tree store lacks nodes {missing[:4]} of {tile.path}")
+    return b"".join(got[c] for c in coords)
 
 
 def tile_root(hashes: Sequence[bytes]) -> bytes:

@@ -36,6 +36,7 @@ from vault.ledger.tiles import (
     TILE_WIDTH,
     Tile,
     encode_bundle,
+    hash_tile_bytes,
     published_tiles,
 )
 from vault.services.checkpoints import (
@@ -176,9 +177,7 @@ def _tile_data(ctx: VaultContext, client: str, tile: Tile) -> bytes:
                     hint="run `evidence-vault verify`: entries are missing",
                 )
             return encode_bundle(bytes(r) for r in rows)
-        coords = tile.coords()
-        nodes = StoredTree(s, client).nodes(coords)
-        return b"".join(nodes[c] for c in coords)
+        return hash_tile_bytes(tile, StoredTree(s, client))
 
 
 def _put_tile(ctx: VaultContext, client: str, tile: Tile, data: bytes) -> bool:
