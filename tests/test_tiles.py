@@ -395,3 +395,54 @@ def test_the_vector_verifies_with_the_published_key() -> None:
     assert (VECTOR / "tile/1/000.p/1").read_bytes() == tile_root(hashes)
     first = decode_bundle((VECTOR / "tile/entries/000").read_bytes())[0]
     assert leaf_hash(first) == hashes[0] and first.startswith(b'{"body":')
+
+
+# --- every backend ---------------------------------------------------------------------
+
+
+class StoreSource:
+    """The published log read straight from the vault's store (the same bytes HTTP serves)."""
+
+    def __init__(self, vault) -> None:
+        self.store, self.prefix = vault.context.store, tiles_prefix(CLIENT)
+
+    def get(self, path: str) -> bytes | None:
+        from vault.errors import ObjectMissing
+
+        try:
+            return b"".join(self.store.get(f"{self.prefix}/{path}"))
+        except ObjectMissing:
+            return None
+
+
+def test_publish_on_every_backend(vault) -> None:
+    grow(vault, 260)
+    grow(vault, 10)
+    report = audit_tiles(StoreSource(vault), parse_verifier_key(vault.log_key()))
+    assert report.findings == [] and report.entries == 270
+    # publishing again is a no-op; a second publisher waits for the first and finds it done
+    (again,) = vault.publish_tiles(CLIENT)
+    assert (again.old_size, again.size, again.written) == (270, 270, 0)
+
+
+def test_log_publish_catches_up_from_the_cli(local_vault, monkeypatch) -> None:
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vault.services import tiles
+
+    monkeypatch.setattr(tiles, "publish_after_checkpoint", lambda ctx, client: None)
+    grow(local_vault, 300)  # signed, never published (as a vault that never ran serve)
+    assert published_size(local_vault.context, CLIENT) == 0
+    # two publishers at once: one writes, the other finds it done; never an older checkpoint
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: tiles.publish(local_vault.context, CLIENT), range(2)))
+    assert sorted(p.written for p in done) == [0, 5] and {p.size for p in done} == {300}
+    grow(local_vault, 5)
+    home = str(local_vault.settings.home)
+    out = CliRunner().invoke(cli, ["--vault", home, "--json", "log", "publish"])
+    assert out.exit_code == 0, out.output
+    by_log = {p["client"]: p for p in json.loads(out.output)["published"]}
+    assert by_log[CLIENT] == {
+        "client": CLIENT, "old_size": 300, "size": 305, "written": 2, "prefix": "_tlog/telco-de"
+    }  # fmt: skip

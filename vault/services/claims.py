@@ -40,6 +40,20 @@ def claim(engine: Engine, campaign_id: int, call_id: str, segment: int) -> Itera
             yield
 
 
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """One holder of the lock ``name`` at a time, across threads, workers and machines:
+    the same machinery as :func:`claim`, for work other than uploads (publishing a log)."""
+    digest = hashlib.blake2b(f"evidence-vault/v1 lock\0{name}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    with _process_lock(key):
+        if engine.dialect.name == "postgresql":
+            with _advisory_lock(engine, key):
+                yield
+        else:
+            yield
+
+
 def _key(campaign_id: int, call_id: str, segment: int) -> int:
     digest = hashlib.blake2b(
         f"evidence-vault/v1 claim\0{campaign_id}\0{call_id}\0{segment}".encode(), digest_size=8

@@ -21,7 +21,6 @@ in the path); only ``checkpoint`` is replaced in place.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -44,16 +43,12 @@ from vault.services.checkpoints import (
     latest_checkpoint,
     log_verifiers,
 )
+from vault.services.claims import exclusive
 from vault.services.context import VaultContext
 
 TLOG_PREFIX = "_tlog"
 CHECKPOINT_CONTENT_TYPE = "text/plain; charset=utf-8"
 log = logging.getLogger(__name__)
-
-# one publisher per client at a time in this process: a slow publish must not put an
-# older checkpoint back over a newer one
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,9 @@ def published_size(ctx: VaultContext, client: str) -> int:
 
 def publish(ctx: VaultContext, client: str) -> Published:
     """Bring the client's tiled log up to its latest checkpoint."""
-    with _lock(client):
+    # one publisher per log across workers: a slow publish must never put an older
+    # checkpoint back over a newer one
+    with exclusive(ctx.engine, f"tiles {client}"):
         try:
             cp = latest_checkpoint(ctx, client)
         except NotFound:
@@ -150,11 +147,6 @@ def _seen(ctx: VaultContext) -> dict[str, int]:
         seen = {}
         ctx._tiles_published = seen  # type: ignore[attr-defined]
     return seen
-
-
-def _lock(client: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(client, threading.Lock())
 
 
 def _kind(exc: BaseException) -> str:
