@@ -446,3 +446,24 @@ def test_log_publish_catches_up_from_the_cli(local_vault, monkeypatch) -> None:
     assert by_log[CLIENT] == {
         "client": CLIENT, "old_size": 300, "size": 305, "written": 2, "prefix": "_tlog/telco-de"
     }  # fmt: skip
+
+
+def test_the_vaults_verify_checks_the_published_checkpoint(local_vault) -> None:
+    grow(local_vault, 20)
+    assert local_vault.verify().clean
+    ctx = local_vault.context
+    size = local_vault.latest_checkpoint(CLIENT).size
+    forged = Checkpoint(f"{ctx.settings.name}/{CLIENT}", size, bytes(32)).body()
+    ctx.store.replace(
+        f"{tiles_prefix(CLIENT)}/checkpoint",
+        sign_note(forged, ctx.settings.name, ctx.keys.signing_key()),
+    )
+    findings = [f for f in local_vault.verify().findings if f.client == CLIENT]
+    assert findings == [
+        Finding(
+            "forked", CLIENT,
+            f"published checkpoint _tlog/{CLIENT}/checkpoint signed a different tree of {size} "
+            "entries than the log holds",
+            seq=size - 1,
+        )
+    ]  # fmt: skip

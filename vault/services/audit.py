@@ -60,6 +60,23 @@ class CheckpointAudit:
                 continue
             self._add(int(size) if size.isdigit() else -1, f"stored checkpoint {key}", note)
         self.count = sum(len(v) for v in self._notes.values())
+        self._add_published(ctx, client)  # checked, not counted: a copy of a counted note
+
+    def _add_published(self, ctx: VaultContext, client: str) -> None:
+        """The tiled log's public ``checkpoint`` is checked like every other note: a forged
+        or rolled-forward one shows here before an auditor finds it."""
+        from vault.services.tiles import CHECKPOINT, tiles_prefix
+
+        key = f"{tiles_prefix(client)}/{CHECKPOINT}"
+        try:
+            note = b"".join(ctx.store.get(key))
+        except ObjectMissing:
+            return
+        try:
+            size = Checkpoint.parse_body(note[: note.rfind(b"\n\n") + 1]).size
+        except NoteError:
+            size = -1
+        self._add(size, f"published checkpoint {key}", note)
 
     def _add(self, size: int, where: str, note: bytes) -> None:
         self._notes.setdefault(size, []).append((where, note))
