@@ -467,3 +467,23 @@ def test_the_vaults_verify_checks_the_published_checkpoint(local_vault) -> None:
             seq=size - 1,
         )
     ]  # fmt: skip
+
+
+def test_a_source_refuses_an_object_larger_than_any_tile(tmp_path, monkeypatch) -> None:
+    import vault.tlog
+    from vault.errors import StorageError
+
+    (tmp_path / "checkpoint").write_bytes(b"x" * 2000)
+    monkeypatch.setattr(vault.tlog, "MAX_OBJECT_SIZE", 1000)
+    with pytest.raises(StorageError, match="checkpoint of the tiled log is larger than 1000"):
+        DirectorySource(tmp_path).get("checkpoint")
+    assert DirectorySource(tmp_path).get("tile/0/000") is None
+
+
+def test_log_verify_says_what_it_cannot_read(tmp_path) -> None:
+    key = "evidence-vault.example+0e775907+AddamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea"
+    (tmp_path / "empty").mkdir()
+    got = CliRunner().invoke(cli, ["log", "verify", str(tmp_path / "empty"), "--key", key])
+    assert got.exit_code == 4 and "holds no tiled log (no checkpoint file)" in got.output
+    got = CliRunner().invoke(cli, ["log", "verify", str(tmp_path / "nothing"), "--key", key])
+    assert got.exit_code == 2 and "is neither a file, a directory nor an http(s) URL" in got.output

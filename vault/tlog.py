@@ -12,15 +12,24 @@ reads a mirror exactly as it reads the URL.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from vault.errors import NotFound, StorageError
 from vault.ledger.checkpoint import Checkpoint, NoteError, open_checkpoint
-from vault.ledger.tiles import CHECKPOINT, TileSource, published_tiles
+from vault.ledger.tiles import (
+    CHECKPOINT,
+    MAX_ENTRY_SIZE,
+    TILE_WIDTH,
+    TileSource,
+    published_tiles,
+)
 
 TIMEOUT = 30.0
+#: the largest object a tiled log has: a full bundle of 256 entries of at most 65,535 bytes
+MAX_OBJECT_SIZE = TILE_WIDTH * (2 + MAX_ENTRY_SIZE)
 
 
 class HttpSource:
@@ -32,20 +41,21 @@ class HttpSource:
 
     def get(self, path: str) -> bytes | None:
         try:
-            resp = self._client.get(f"{self.url}/{path}")
+            with self._client.stream("GET", f"{self.url}/{path}") as resp:
+                if resp.status_code == 404:
+                    return None
+                if resp.status_code != 200:
+                    raise StorageError(
+                        f"reading {path} of the tiled log at {self.url} gave HTTP "
+                        f"{resp.status_code}",
+                        hint="the prefix must allow anonymous GET (see docs/operations.md)",
+                    )
+                return _capped(resp.iter_bytes(), path)
         except httpx.HTTPError as exc:
             raise StorageError(
                 f"cannot read {path} of the tiled log at {self.url}: {type(exc).__name__}",
                 hint="check the URL and that the log's prefix is readable without an account",
             ) from exc
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 200:
-            raise StorageError(
-                f"reading {path} of the tiled log at {self.url} gave HTTP {resp.status_code}",
-                hint="the prefix must allow anonymous GET (see docs/operations.md)",
-            )
-        return resp.content
 
     def close(self) -> None:
         self._client.close()
@@ -64,12 +74,26 @@ class DirectorySource:
 
     def get(self, path: str) -> bytes | None:
         try:
-            return (self.root / path).read_bytes()
+            with (self.root / path).open("rb") as fh:
+                return _capped(iter(lambda: fh.read(1 << 20), b""), path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
     def close(self) -> None:
         pass
+
+
+def _capped(chunks: Iterator[bytes], path: str) -> bytes:
+    """The object's bytes, refusing more than any tile, bundle or note can hold."""
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > MAX_OBJECT_SIZE:
+            raise StorageError(
+                f"{path} of the tiled log is larger than {MAX_OBJECT_SIZE} bytes",
+                hint="this is no tile, bundle or checkpoint: check the URL or the mirror",
+            )
+    return bytes(out)
 
 
 def open_source(where: str) -> HttpSource | DirectorySource:
