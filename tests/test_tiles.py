@@ -487,3 +487,42 @@ def test_log_verify_says_what_it_cannot_read(tmp_path) -> None:
     assert got.exit_code == 4 and "holds no tiled log (no checkpoint file)" in got.output
     got = CliRunner().invoke(cli, ["log", "verify", str(tmp_path / "nothing"), "--key", key])
     assert got.exit_code == 2 and "is neither a file, a directory nor an http(s) URL" in got.output
+
+
+class CountingSource:
+    def __init__(self, inner) -> None:
+        self.inner, self.paths = inner, []
+
+    def get(self, path: str) -> bytes | None:
+        self.paths.append(path)
+        return self.inner.get(path)
+
+
+def test_a_mirror_fetches_only_what_is_new(local_vault, tmp_path) -> None:
+    key = parse_verifier_key(local_vault.log_key())
+    grow(local_vault, 600)
+    first = CountingSource(DirectorySource(published_dir(local_vault)))
+    mirror(first, tmp_path / "m", [key])
+    assert len(first.paths) == 1 + 3 + 3 + 1  # checkpoint, bundles, level-0 tiles, level 1
+    grow(local_vault, 10)
+    again = CountingSource(DirectorySource(published_dir(local_vault)))
+    mirror(again, tmp_path / "m", [key])
+    # full tiles never change: only the checkpoint and the partial tiles are fetched again
+    assert again.paths == [
+        "checkpoint", "tile/entries/002.p/98", "tile/0/002.p/98", "tile/1/000.p/2"
+    ]  # fmt: skip
+    assert audit_tiles(DirectorySource(tmp_path / "m"), key).clean
+
+
+def test_ingest_stands_when_publishing_fails(local_vault, tmp_path, monkeypatch, caplog) -> None:
+    from tests.support.vaults import clip, order_meta
+    from vault.services import tiles
+
+    def broken(ctx, client):
+        raise RuntimeError("the bucket is gone")
+
+    monkeypatch.setattr(tiles, "publish", broken)
+    receipt = local_vault.ingest(clip(tmp_path), order_meta(1))
+    assert receipt.record_id and local_vault.latest_checkpoint(CLIENT).size >= 1
+    assert "publishing the tiles of log telco-de postponed: RuntimeError" in caplog.text
+    assert "bucket is gone" not in caplog.text  # kinds only in the log, never messages

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -39,12 +40,14 @@ const width = 1 << height
 
 var errMissing = errors.New("not found")
 
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
 // source reads a path under the log's prefix from a directory or over HTTP.
 type source struct{ where string }
 
 func (s source) get(path string) ([]byte, error) {
 	if strings.HasPrefix(s.where, "http://") || strings.HasPrefix(s.where, "https://") {
-		resp, err := http.Get(strings.TrimRight(s.where, "/") + "/" + path)
+		resp, err := httpClient.Get(strings.TrimRight(s.where, "/") + "/" + path)
 		if err != nil {
 			return nil, err
 		}
