@@ -526,3 +526,29 @@ def test_ingest_stands_when_publishing_fails(local_vault, tmp_path, monkeypatch,
     assert receipt.record_id and local_vault.latest_checkpoint(CLIENT).size >= 1
     assert "publishing the tiles of log telco-de postponed: RuntimeError" in caplog.text
     assert "bucket is gone" not in caplog.text  # kinds only in the log, never messages
+
+
+def test_a_key_rotation_is_followed_from_the_pinned_key(local_vault, tmp_path) -> None:
+    old_key = local_vault.log_key()
+    grow(local_vault, 300)
+    local_vault.rotate_log_key()  # entry 300, hand-over checkpoint of size 301
+    new_key = local_vault.log_key()
+    grow(local_vault, 10)
+    d = published_dir(local_vault)
+    assert (d / "key-handover/301").is_file()
+    report = audit_tiles(DirectorySource(d), parse_verifier_key(old_key))
+    assert report.findings == [] and report.keys == [old_key, new_key]
+    assert audit_tiles(DirectorySource(d), parse_verifier_key(new_key)).clean
+    # without the co-signed hand-over the old key cannot follow: nothing else vouches
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)
+    (copy / "key-handover/301").chmod(0o644)
+    (copy / "key-handover/301").unlink()
+    assert audit(DirectorySource(copy), local_vault, ()) == []  # pinned to the new key
+    report = audit_tiles(DirectorySource(copy), parse_verifier_key(old_key))
+    assert report.findings == [
+        Finding(
+            "missing", CLIENT, "key-handover/301 is missing: the key hand-over cannot be followed"
+        ),
+        Finding("bad-signature", CLIENT, "checkpoint: no signature by a known key"),
+    ]

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
-from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_checkpoint
+from vault.ledger.checkpoint import (
+    Checkpoint,
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    open_note,
+    parse_verifier_key,
+)
 from vault.ledger.merkle import (
     HASH_SIZE,
     CompactRange,
@@ -41,6 +48,9 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_ENTRY_SIZE = 0xFFFF
 CHECKPOINT = "checkpoint"
 ENTRIES = "entries"
+#: hand-over checkpoints of key rotations, ``key-handover/<size>`` (an extension of ours)
+HANDOVER = "key-handover"
+ROTATION = "log.key_rotated"
 
 
 class TileError(ValueError):
@@ -221,6 +231,13 @@ class _Walk:
     report: OfflineReport
     log: str
     size: int
+    origin: str
+    #: the keys trusted so far: the pinned one, then each one a hand-over passed the log to
+    keys: list[Verifier]
+    #: the tree's root at the sizes some note names (the checkpoint, trusted notes)
+    roots_at: dict[int, bytes]
+    #: a bundle was missing: the entries after it were not read
+    stopped: bool = False
 
     def fetch(self, tile: Tile) -> bytes | None:
         data = self.source.get(tile.path)
@@ -252,6 +269,11 @@ def audit_tiles(
 ) -> OfflineReport:
     """Check a tiled log from its checkpoint down to every entry; findings as ``log verify``.
 
+    ``verifier`` is the pinned key; a ``log.key_rotated`` entry hands the log over to a new
+    key when the hand-over checkpoint published at ``key-handover/<size>`` is signed by
+    both keys and matches the tree (as ``log verify`` of an export follows a key chain).
+    The published checkpoint must verify with a key of that chain.
+
     ``trusted``: checkpoint notes the auditor kept from earlier; each must be a prefix of
     the published history (else: ``truncated`` — rolled back, or ``forked``).
     """
@@ -261,35 +283,76 @@ def audit_tiles(
         report.findings.append(Finding("missing", "", f"no {CHECKPOINT} is published"))
         return report
     try:
-        cp, _ = open_checkpoint(note, [verifier])
+        # the size and origin to walk; the signature is checked once the key chain is known
+        unverified = _body(note)
     except NoteError as exc:
         report.findings.append(Finding("bad-signature", "", f"{CHECKPOINT}: {exc.message}"))
         return report
-    report.origin, report.checkpoints, report.keys = cp.origin, 1, [verifier.key_string()]
-    walk = _Walk(source, report, cp.origin.rsplit("/", 1)[-1], cp.size)
-    wanted = _trusted(walk, trusted, verifier, cp)
-    tree, from_entries, from_tiles = _walk_entries(walk, wanted)
-    entries_hold = tree.size == cp.size and tree.root() == cp.root
-    if tree.size == cp.size and not entries_hold:
+    report.origin, report.checkpoints = unverified.origin, 1
+    kept = _kept(report, trusted)
+    walk = _Walk(
+        source,
+        report,
+        unverified.origin.rsplit("/", 1)[-1],
+        unverified.size,
+        unverified.origin,
+        [verifier],
+        {size: b"" for size in [unverified.size, *(cp.size for _, cp in kept)]},
+    )
+    tree, from_entries, from_tiles = _walk_entries(walk)
+    report.keys = [k.key_string() for k in walk.keys]
+    cp = _signed(walk, note)
+    entries_hold = cp is not None and tree.size == cp.size and tree.root() == cp.root
+    if cp is not None and tree.size == cp.size and not entries_hold:
         walk.finding(
             "forked",
             f"the {CHECKPOINT} of size {cp.size} signed a different history than the "
             "published entries make",
             seq=cp.size - 1 if cp.size else None,
         )
-    # level 1 is checked against what the entries make when they match the checkpoint,
-    # else against the level-0 tiles (the entries are then the suspects, already named)
-    _check_upper_levels(walk, from_entries if entries_hold else {**from_entries, **from_tiles})
+    _check_kept(walk, kept, unverified)
+    if not walk.stopped:
+        # level 1 is checked against what the entries make when they match the checkpoint,
+        # else against the level-0 tiles (the entries are then the suspects, already named)
+        below = from_entries if entries_hold else {**from_entries, **from_tiles}
+        _check_upper_levels(walk, below)
     return report
 
 
-def _trusted(
-    walk: _Walk, notes: Iterable[bytes], verifier: Verifier, published: Checkpoint
-) -> dict[int, list[Checkpoint]]:
-    wanted: dict[int, list[Checkpoint]] = {}
+def _body(note: bytes) -> Checkpoint:
+    """The checkpoint a note states, its signatures not yet checked."""
+    split = note.rfind(b"\n\n")
+    if split < 0:
+        raise NoteError("malformed note: no blank line before the signatures")
+    return Checkpoint.parse_body(note[: split + 1])
+
+
+def _signed(walk: _Walk, note: bytes) -> Checkpoint | None:
+    try:
+        cp, _ = open_checkpoint(note, walk.keys, origin=walk.origin)
+    except NoteError as exc:
+        walk.finding("bad-signature", f"{CHECKPOINT}: {exc.message}")
+        return None
+    return cp
+
+
+def _kept(report: OfflineReport, notes: Iterable[bytes]) -> list[tuple[bytes, Checkpoint]]:
+    out = []
     for note in notes:
         try:
-            cp, _ = open_checkpoint(note, [verifier], origin=published.origin)
+            out.append((note, _body(note)))
+        except NoteError as exc:
+            report.findings.append(
+                Finding("bad-signature", "", f"trusted checkpoint: {exc.message}")
+            )
+    return out
+
+
+def _check_kept(walk: _Walk, kept: list[tuple[bytes, Checkpoint]], published: Checkpoint) -> None:
+    """Each checkpoint the auditor kept: signed by the chain, and a prefix of this history."""
+    for note, _ in kept:
+        try:
+            cp, _ = open_checkpoint(note, walk.keys, origin=walk.origin)
         except NoteError as exc:
             walk.finding("bad-signature", f"trusted checkpoint: {exc.message}")
             continue
@@ -301,16 +364,16 @@ def _trusted(
                 f"{CHECKPOINT} only {published.size}: the log was rolled back",
                 seq=published.size,
             )
-        elif cp.size == 0 and cp.root != published.root and published.size == 0:
-            walk.finding("forked", "trusted checkpoint of size 0 has another root")
-        elif cp.size:
-            wanted.setdefault(cp.size, []).append(cp)
-    return wanted
+        elif walk.roots_at.get(cp.size, cp.root) not in (cp.root, b""):
+            walk.finding(
+                "forked",
+                f"trusted checkpoint of size {cp.size} signed a different history than "
+                "the published entries make",
+                seq=cp.size - 1 if cp.size else None,
+            )
 
 
-def _walk_entries(
-    walk: _Walk, wanted: dict[int, list[Checkpoint]]
-) -> tuple[CompactRange, dict[int, bytes], dict[int, bytes]]:
+def _walk_entries(walk: _Walk) -> tuple[CompactRange, dict[int, bytes], dict[int, bytes]]:
     """Stream the bundles through the chain audit and the tree; check the level-0 tiles.
 
     Returns the tree and, by index, the roots of the full level-0 tiles as the entries
@@ -324,23 +387,50 @@ def _walk_entries(
         if isinstance(item, Finding):
             walk.report.findings.append(item)
             continue
-        _grow(walk, tree, item, wanted)
+        _grow(walk, tree, item)
     return tree, roots, tile_roots
 
 
-def _grow(
-    walk: _Walk, tree: CompactRange, item: CheckedEntry, wanted: dict[int, list[Checkpoint]]
-) -> None:
+def _grow(walk: _Walk, tree: CompactRange, item: CheckedEntry) -> None:
     walk.report.entries += 1
     tree.append(bytes.fromhex(item.hash))
-    for cp in wanted.pop(tree.size, []):
-        if cp.root != tree.root():
-            walk.finding(
-                "forked",
-                f"trusted checkpoint of size {cp.size} signed a different history than "
-                "the published entries make",
-                seq=cp.size - 1,
-            )
+    if tree.size in walk.roots_at:
+        walk.roots_at[tree.size] = tree.root()
+    if item.entry.get("type") == ROTATION:
+        _follow_handover(walk, tree, item)
+
+
+def _follow_handover(walk: _Walk, tree: CompactRange, item: CheckedEntry) -> None:
+    """Trust the rotation's new key if its hand-over checkpoint (the tree just after the
+    entry) is published, signed by the trusted old key *and* the new one, and matches."""
+    try:
+        old = parse_verifier_key(item.entry["body"]["old"])
+        new = parse_verifier_key(item.entry["body"]["new"])
+    except (NoteError, KeyError, TypeError):
+        return  # not a hand-over we can follow: a later note by `new` will not verify
+    if not any(k.public_key == old.public_key for k in walk.keys):
+        return
+    path = f"{HANDOVER}/{tree.size}"
+    note = walk.source.get(path)
+    if note is None:
+        walk.finding("missing", f"{path} is missing: the key hand-over cannot be followed")
+        return
+    try:
+        body, signed = open_note(note, [old, new])
+        cp = Checkpoint.parse_body(body)
+    except NoteError as exc:
+        walk.finding("bad-signature", f"{path}: {exc.message}")
+        return
+    if len(signed) != 2 or cp.size != tree.size or cp.origin != walk.origin:
+        walk.finding("bad-signature", f"{path} is not signed by both keys for this tree")
+    elif cp.root != tree.root():
+        walk.finding(
+            "forked",
+            f"{path} signed a different history than the published entries make",
+            seq=tree.size - 1,
+        )
+    else:
+        walk.keys.append(new)
 
 
 def _bundle_rows(
@@ -350,11 +440,13 @@ def _bundle_rows(
     for bundle in entry_bundles(walk.size):
         first = bundle.index * TILE_WIDTH
         data = walk.fetch(bundle)
+        if data is None:
+            # the entries after a gap cannot be chained: stop (the size may be forged, too)
+            walk.stopped = True
+            return
         hashes = _hash_tile(walk, Tile(0, bundle.index, bundle.width))
         if hashes is not None and bundle.full:
             tile_roots[bundle.index] = tile_root(hashes)
-        if data is None:
-            continue
         try:
             entries = decode_bundle(data)
         except TileError as exc:

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from vault.db import LogEntry, LogHead, read_session
+from vault.db.models import Checkpoint as CheckpointRow
 from vault.db.tree import StoredTree
 from vault.errors import NotFound, ObjectExists, ObjectMissing, StorageError, VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
 from vault.ledger.tiles import (
     CHECKPOINT,
     ENTRIES,
+    HANDOVER,
+    ROTATION,
     TILE_WIDTH,
     Tile,
     encode_bundle,
@@ -57,7 +60,7 @@ class Published:
     #: the size the published checkpoint had before, and has now
     old_size: int
     size: int
-    #: tiles and bundles written (already present ones are not counted)
+    #: tiles, bundles and hand-over notes written (ones already there are not counted)
     written: int
 
     def to_dict(self) -> dict[str, object]:
@@ -99,6 +102,8 @@ def publish(ctx: VaultContext, client: str) -> Published:
             return Published(client, old, old, 0)
         tiles = published_tiles(cp.size, old)
         written = sum(_put_tile(ctx, client, t, _tile_data(ctx, client, t)) for t in tiles)
+        for size, note in _handovers(ctx, client, old, cp.size):
+            written += _put_once(ctx, f"{tiles_prefix(client)}/{HANDOVER}/{size}", note, True)
         ctx.store.replace(
             f"{tiles_prefix(client)}/{CHECKPOINT}",
             cp.note.encode(),
@@ -172,10 +177,32 @@ def _tile_data(ctx: VaultContext, client: str, tile: Tile) -> bytes:
         return hash_tile_bytes(tile, StoredTree(s, client))
 
 
+def _handovers(ctx: VaultContext, client: str, old: int, new: int) -> list[tuple[int, bytes]]:
+    """The co-signed hand-over checkpoints of key rotations logged in ``[old, new)``.
+
+    A rotation entry at seq ``s`` is covered by the hand-over checkpoint of size ``s + 1``,
+    signed in the same transaction (:func:`vault.services.keys.rotate_log_key`).
+    """
+    with read_session(ctx.engine) as s:
+        seqs = s.exec(
+            select(LogEntry.seq).where(
+                LogEntry.client_id == client,
+                LogEntry.type == ROTATION,
+                LogEntry.seq >= old,
+                LogEntry.seq < new,
+            )
+        ).all()
+        rows = [s.get(CheckpointRow, (client, seq + 1)) for seq in seqs]
+    return [(row.size, bytes(row.note)) for row in rows if row is not None]
+
+
 def _put_tile(ctx: VaultContext, client: str, tile: Tile, data: bytes) -> bool:
-    """Write a tile once; True if written, False if the same bytes were already there."""
-    key = f"{tiles_prefix(client)}/{tile.path}"
-    until = ctx.clock() + CHECKPOINT_RETENTION if tile.full else None
+    return _put_once(ctx, f"{tiles_prefix(client)}/{tile.path}", data, tile.full)
+
+
+def _put_once(ctx: VaultContext, key: str, data: bytes, locked: bool) -> bool:
+    """Write an object once; True if written, False if the same bytes were already there."""
+    until = ctx.clock() + CHECKPOINT_RETENTION if locked else None
     try:
         ctx.store.put(key, [data], retain_until=until)
         return True
@@ -184,7 +211,7 @@ def _put_tile(ctx: VaultContext, client: str, tile: Tile, data: bytes) -> bool:
         # same tile, so anything else there was put by someone else
         if b"".join(ctx.store.get(key)) != data:
             raise VaultError(
-                f"a different tile is already published at {key}",
+                f"a different object is already published at {key}",
                 hint="the published tiled log was altered: run `evidence-vault verify`, then "
                 "delete the tiles under the log's _tlog prefix and run `evidence-vault log "
                 "publish`",
