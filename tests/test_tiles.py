@@ -539,6 +539,10 @@ def test_a_key_rotation_is_followed_from_the_pinned_key(local_vault, tmp_path) -
     report = audit_tiles(DirectorySource(d), parse_verifier_key(old_key))
     assert report.findings == [] and report.keys == [old_key, new_key]
     assert audit_tiles(DirectorySource(d), parse_verifier_key(new_key)).clean
+    # a mirror made with the old key follows the hand-over too, and copies its note
+    cp = mirror(DirectorySource(d), tmp_path / "m", [parse_verifier_key(old_key)])
+    assert cp.size == 311 and (tmp_path / "m" / "key-handover/301").is_file()
+    assert audit_tiles(DirectorySource(tmp_path / "m"), parse_verifier_key(old_key)).clean
     # without the co-signed hand-over the old key cannot follow: nothing else vouches
     copy = tmp_path / "copy"
     shutil.copytree(d, copy)
@@ -552,3 +556,18 @@ def test_a_key_rotation_is_followed_from_the_pinned_key(local_vault, tmp_path) -
         ),
         Finding("bad-signature", CLIENT, "checkpoint: no signature by a known key"),
     ]
+
+
+def test_a_mirror_keeps_its_checkpoint_when_a_bundle_is_missing(tampered, tmp_path) -> None:
+    from vault.errors import NotFound
+
+    vault, d, older = tampered
+    key = parse_verifier_key(vault.log_key())
+    published = (d / "checkpoint").read_bytes()
+    (d / "checkpoint").write_bytes(older)
+    mirror(DirectorySource(d), tmp_path / "m", [key])
+    (d / "checkpoint").write_bytes(published)
+    (d / "tile/entries/001").unlink()
+    with pytest.raises(NotFound, match="tile/entries/001 is missing at the source"):
+        mirror(DirectorySource(d), tmp_path / "m", [key])
+    assert (tmp_path / "m" / "checkpoint").read_bytes() == older

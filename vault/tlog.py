@@ -18,13 +18,23 @@ from pathlib import Path
 import httpx
 
 from vault.errors import NotFound, StorageError
-from vault.ledger.checkpoint import Checkpoint, NoteError, open_checkpoint
+from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_checkpoint
+from vault.ledger.entry import parse_entry
 from vault.ledger.tiles import (
     CHECKPOINT,
+    ENTRIES,
+    HANDOVER,
     MAX_ENTRY_SIZE,
+    ROTATION,
     TILE_WIDTH,
+    Tile,
+    TileError,
     TileSource,
+    decode_bundle,
+    note_checkpoint,
+    open_handover,
     published_tiles,
+    rotation,
 )
 
 TIMEOUT = 30.0
@@ -108,40 +118,89 @@ def is_tiled_log(where: str) -> bool:
     return where.startswith(("http://", "https://")) or Path(where).is_dir()
 
 
-def mirror(source: TileSource, out: str | os.PathLike[str], verifiers: list) -> Checkpoint:
+def mirror(
+    source: TileSource, out: str | os.PathLike[str], verifiers: list[Verifier]
+) -> Checkpoint:
     """Copy the tiled log into ``out``; return the checkpoint mirrored.
 
-    The checkpoint's signature is checked first (a mirror never takes an unsigned size);
-    the contents are checked by ``log verify`` on the mirror. Full tiles already in the
-    mirror are not fetched again.
+    Full tiles already in the mirror are not fetched again. The checkpoint is written last
+    and only if it verifies with the pinned keys, or with a key they handed the log over to
+    (a ``key-handover`` note signed by both); the contents are checked by ``log verify``
+    on the mirror. A missing bundle stops the mirror: it keeps its old checkpoint.
     """
     note = source.get(CHECKPOINT)
     if note is None:
         raise NotFound("the tiled log has no checkpoint", hint="check the URL")
     try:
-        cp, _ = open_checkpoint(note, verifiers)
+        stated = note_checkpoint(note)
+    except NoteError as exc:
+        raise NoteError(f"the published checkpoint is malformed: {exc.message}") from None
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    keys = list(verifiers)
+    for tile in published_tiles(stated.size):
+        data = _copy(source, root, tile)
+        if tile.level == ENTRIES:
+            if data is None:
+                raise NotFound(
+                    f"{tile.path} is missing at the source; the mirror keeps its checkpoint",
+                    hint="try again later, or verify the source to see what else is wrong",
+                )
+            _follow_rotations(source, root, tile, data, keys, stated)
+    try:
+        cp, _ = open_checkpoint(note, keys, origin=stated.origin)
     except NoteError as exc:
         raise NoteError(
             f"the published checkpoint does not verify: {exc.message}",
             hint="check --key; do not trust this log until it verifies",
         ) from None
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    _refuse_rollback(root, cp, verifiers)
-    for tile in published_tiles(cp.size):
-        target = root / tile.path
-        if tile.full and target.is_file():
-            continue
-        data = source.get(tile.path)
-        if data is None:
-            continue  # `log verify` reports it as missing
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write(target, data)
+    _refuse_rollback(root, cp, keys)
     _write(root / CHECKPOINT, note)
     return cp
 
 
-def _refuse_rollback(root: Path, new: Checkpoint, verifiers: list) -> None:
+def _copy(source: TileSource, root: Path, tile: Tile) -> bytes | None:
+    """The tile's bytes, fetched unless the mirror already has the (immutable) full tile."""
+    target = root / tile.path
+    if tile.full and target.is_file():
+        return target.read_bytes() if tile.level == ENTRIES else b""
+    data = source.get(tile.path)
+    if data is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write(target, data)
+    return data
+
+
+def _follow_rotations(
+    source: TileSource, root: Path, bundle: Tile, data: bytes, keys: list, stated: Checkpoint
+) -> None:
+    """Copy the hand-over notes of rotations in this bundle; extend ``keys`` by them."""
+    if ROTATION.encode() not in data:
+        return
+    try:
+        entries = decode_bundle(data)
+    except TileError:
+        return  # `log verify` reports it
+    for i, raw in enumerate(entries):
+        try:
+            pair = rotation(parse_entry(raw), keys)
+        except ValueError:
+            continue
+        size = bundle.index * TILE_WIDTH + i + 1
+        path = f"{HANDOVER}/{size}"
+        note = source.get(path) if pair else None
+        if pair is None or note is None:
+            continue
+        (root / HANDOVER).mkdir(exist_ok=True)
+        _write(root / path, note)
+        try:
+            open_handover(note, *pair, stated.origin, size)
+        except NoteError:
+            continue
+        keys.append(pair[1])
+
+
+def _refuse_rollback(root: Path, new: Checkpoint, verifiers: list[Verifier]) -> None:
     """A mirror that already holds a checkpoint never goes back to a smaller or other one."""
     try:
         old, _ = open_checkpoint((root / CHECKPOINT).read_bytes(), verifiers)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.checkpoint import (
@@ -284,7 +284,7 @@ def audit_tiles(
         return report
     try:
         # the size and origin to walk; the signature is checked once the key chain is known
-        unverified = _body(note)
+        unverified = note_checkpoint(note)
     except NoteError as exc:
         report.findings.append(Finding("bad-signature", "", f"{CHECKPOINT}: {exc.message}"))
         return report
@@ -319,7 +319,7 @@ def audit_tiles(
     return report
 
 
-def _body(note: bytes) -> Checkpoint:
+def note_checkpoint(note: bytes) -> Checkpoint:
     """The checkpoint a note states, its signatures not yet checked."""
     split = note.rfind(b"\n\n")
     if split < 0:
@@ -340,7 +340,7 @@ def _kept(report: OfflineReport, notes: Iterable[bytes]) -> list[tuple[bytes, Ch
     out = []
     for note in notes:
         try:
-            out.append((note, _body(note)))
+            out.append((note, note_checkpoint(note)))
         except NoteError as exc:
             report.findings.append(
                 Finding("bad-signature", "", f"trusted checkpoint: {exc.message}")
@@ -396,19 +396,36 @@ def _grow(walk: _Walk, tree: CompactRange, item: CheckedEntry) -> None:
     tree.append(bytes.fromhex(item.hash))
     if tree.size in walk.roots_at:
         walk.roots_at[tree.size] = tree.root()
-    if item.entry.get("type") == ROTATION:
-        _follow_handover(walk, tree, item)
+    _follow_handover(walk, tree, item)
+
+
+def rotation(entry: dict[str, Any], keys: Sequence[Verifier]) -> tuple[Verifier, Verifier] | None:
+    """``(old, new)`` of a ``log.key_rotated`` entry whose old key is trusted, else None."""
+    if entry.get("type") != ROTATION:
+        return None
+    try:
+        old = parse_verifier_key(entry["body"]["old"])
+        new = parse_verifier_key(entry["body"]["new"])
+    except (NoteError, KeyError, TypeError):
+        return None  # not a hand-over we can follow: a later note by `new` will not verify
+    return (old, new) if any(k.public_key == old.public_key for k in keys) else None
+
+
+def open_handover(note: bytes, old: Verifier, new: Verifier, origin: str, size: int) -> Checkpoint:
+    """The hand-over checkpoint of a rotation; :class:`NoteError` unless both keys signed it
+    and it is of this log at ``size`` (the tree just after the rotation entry)."""
+    body, signed = open_note(note, [old, new])
+    cp = Checkpoint.parse_body(body)
+    if len(signed) != 2 or cp.size != size or cp.origin != origin:
+        raise NoteError(f"{HANDOVER}/{size} is not signed by both keys for this tree")
+    return cp
 
 
 def _follow_handover(walk: _Walk, tree: CompactRange, item: CheckedEntry) -> None:
     """Trust the rotation's new key if its hand-over checkpoint (the tree just after the
     entry) is published, signed by the trusted old key *and* the new one, and matches."""
-    try:
-        old = parse_verifier_key(item.entry["body"]["old"])
-        new = parse_verifier_key(item.entry["body"]["new"])
-    except (NoteError, KeyError, TypeError):
-        return  # not a hand-over we can follow: a later note by `new` will not verify
-    if not any(k.public_key == old.public_key for k in walk.keys):
+    pair = rotation(item.entry, walk.keys)
+    if pair is None:
         return
     path = f"{HANDOVER}/{tree.size}"
     note = walk.source.get(path)
@@ -416,21 +433,18 @@ def _follow_handover(walk: _Walk, tree: CompactRange, item: CheckedEntry) -> Non
         walk.finding("missing", f"{path} is missing: the key hand-over cannot be followed")
         return
     try:
-        body, signed = open_note(note, [old, new])
-        cp = Checkpoint.parse_body(body)
+        cp = open_handover(note, *pair, walk.origin, tree.size)
     except NoteError as exc:
         walk.finding("bad-signature", f"{path}: {exc.message}")
         return
-    if len(signed) != 2 or cp.size != tree.size or cp.origin != walk.origin:
-        walk.finding("bad-signature", f"{path} is not signed by both keys for this tree")
-    elif cp.root != tree.root():
+    if cp.root != tree.root():
         walk.finding(
             "forked",
             f"{path} signed a different history than the published entries make",
             seq=tree.size - 1,
         )
     else:
-        walk.keys.append(new)
+        walk.keys.append(pair[1])
 
 
 def _bundle_rows(
