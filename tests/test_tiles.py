@@ -567,7 +567,10 @@ def test_a_mirror_keeps_its_checkpoint_when_a_bundle_is_missing(tampered, tmp_pa
     (d / "checkpoint").write_bytes(older)
     mirror(DirectorySource(d), tmp_path / "m", [key])
     (d / "checkpoint").write_bytes(published)
-    (d / "tile/entries/001").unlink()
-    with pytest.raises(NotFound, match="tile/entries/001 is missing at the source"):
+    # the full bundle 001 came with the older checkpoint (its partial was gone); 002 is new
+    assert (tmp_path / "m" / "tile/entries/001").is_file()
+    last = f"tile/entries/002.p/{size_of(vault) % 256}"
+    (d / last).unlink()
+    with pytest.raises(NotFound, match=f"{last} is missing at the source"):
         mirror(DirectorySource(d), tmp_path / "m", [key])
     assert (tmp_path / "m" / "checkpoint").read_bytes() == older

@@ -20,6 +20,7 @@ import httpx
 from vault.errors import NotFound, StorageError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_checkpoint
 from vault.ledger.entry import parse_entry
+from vault.ledger.merkle import HASH_SIZE
 from vault.ledger.tiles import (
     CHECKPOINT,
     ENTRIES,
@@ -31,6 +32,7 @@ from vault.ledger.tiles import (
     TileError,
     TileSource,
     decode_bundle,
+    encode_bundle,
     note_checkpoint,
     open_handover,
     published_tiles,
@@ -165,10 +167,29 @@ def _copy(source: TileSource, root: Path, tile: Tile) -> bytes | None:
     if tile.full and target.is_file():
         return target.read_bytes() if tile.level == ENTRIES else b""
     data = source.get(tile.path)
+    if data is None and not tile.full:
+        return _copy_full_instead(source, root, tile)
     if data is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         _write(target, data)
     return data
+
+
+def _copy_full_instead(source: TileSource, root: Path, tile: Tile) -> bytes | None:
+    """A partial tile may be gone once its full tile exists (C2SP): mirror the full tile
+    (``log verify`` reads a partial from it) and return the partial's part of it."""
+    full = Tile(tile.level, tile.index, TILE_WIDTH)
+    data = source.get(full.path)
+    if data is None:
+        return None
+    (root / full.path).parent.mkdir(parents=True, exist_ok=True)
+    _write(root / full.path, data)
+    if tile.level != ENTRIES:
+        return data[: tile.width * HASH_SIZE]
+    try:
+        return encode_bundle(decode_bundle(data)[: tile.width])
+    except TileError:
+        return data  # `log verify` reports it
 
 
 def _follow_rotations(
