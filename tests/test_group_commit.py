@@ -391,7 +391,7 @@ def test_a_failure_in_a_batch_fails_that_batch_only(vault, tmp_path, monkeypatch
     assert after.seq == 2
     assert_linear(vault, 3)
     # the failed uploads' objects were discarded: nothing stored but the 3 records' objects
-    objects = [k for k in vault.context.store.list("") if "/_checkpoints/" not in k]
+    objects = [k for k in vault.context.store.list("") if "/_" not in k and not k.startswith("_")]
     assert len(objects) == 3 * 2
 
 
@@ -443,6 +443,6 @@ def test_racing_duplicates_upload_nothing_twice(vault, tmp_path):
     assert not [r for r in out if isinstance(r, Exception)], out
     assert len({r.record_id for r in out}) == 1
     assert sorted(r.duplicate for r in out) == [False, True, True, True, True, True]
-    objects = [k for k in vault.context.store.list("") if "/_checkpoints/" not in k]
+    objects = [k for k in vault.context.store.list("") if "/_" not in k and not k.startswith("_")]
     assert len(objects) == 2
     assert vault.verify().clean
