@@ -59,14 +59,18 @@ def test_cut_tail_under_a_checkpoint_is_truncated_by_it(vault, attacker, log):
     attacker.truncate(CLIENT, log - CUT)
     _anchor(vault).unlink()
     note = f"{CLIENT}/_checkpoints/{log}"
+    # the checkpoint was also published with the tiled log (_tlog/): a third witness
+    published = f"published checkpoint _tlog/{CLIENT}/checkpoint"
     held = f"covers {log} entries but the log holds only {log - CUT}"
     assert findings(vault.verify()) == [
         ("truncated", None, log - CUT, f"database checkpoint {log} {held}"),
+        ("truncated", None, log - CUT, f"{published} {held}"),
         ("truncated", None, log - CUT, f"stored checkpoint {note} {held}"),
     ]
     # the database row of the checkpoint is the attacker's too; the signed note in
     # object storage is not
     attacker.run("DELETE FROM checkpoint WHERE client_id = ? AND size = ?", CLIENT, log)
     assert findings(vault.verify()) == [
-        ("truncated", None, log - CUT, f"stored checkpoint {note} {held}")
+        ("truncated", None, log - CUT, f"{published} {held}"),
+        ("truncated", None, log - CUT, f"stored checkpoint {note} {held}"),
     ]
