@@ -445,11 +445,17 @@ def log_export(ctx, client_id, output: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A checkpoint note you saved earlier; the log must be consistent with it.",
 )
+@click.option(
+    "--origin",
+    help="The log it must be, e.g. evidence-vault.example/telco-de (one key signs every "
+    "client's log, so a URL could serve another client's).",
+)
 @click.pass_context
-def log_verify(ctx, export: str, key: str, trusted) -> None:
+def log_verify(ctx, export: str, key: str, trusted, origin: str | None) -> None:
     """Audit a log offline: EXPORT is a `log export` file, a tiled log's URL
     (http(s)://…/_tlog/CLIENT) or a mirror directory. Needs only that and the key.
     Exit 0 only if clean."""
+    from vault.ledger.audit import Finding
     from vault.ledger.checkpoint import parse_verifier_key
     from vault.ledger.offline import audit_export
     from vault.ledger.tiles import audit_tiles
@@ -471,6 +477,10 @@ def log_verify(ctx, export: str, key: str, trusted) -> None:
             )
         with path.open(encoding="utf-8") as fh:
             report = audit_export(fh, verifier, notes)
+    if origin is not None and report.origin != origin:
+        report.findings.insert(
+            0, Finding("bad-signature", "", f"the log is {report.origin!r}, not {origin!r}")
+        )
     human = (
         f"{report.origin}: {report.entries} entries, {report.checkpoints} checkpoints, "
         f"{report.trusted} trusted checkpoint(s)\n"

@@ -574,3 +574,14 @@ def test_a_mirror_keeps_its_checkpoint_when_a_bundle_is_missing(tampered, tmp_pa
     with pytest.raises(NotFound, match=f"{last} is missing at the source"):
         mirror(DirectorySource(d), tmp_path / "m", [key])
     assert (tmp_path / "m" / "checkpoint").read_bytes() == older
+
+
+def test_log_verify_pins_the_origin(local_vault) -> None:
+    grow(local_vault, 3)
+    key, d = local_vault.log_key(), str(published_dir(local_vault))
+    name = local_vault.context.settings.name
+    ok = CliRunner().invoke(cli, ["log", "verify", d, "--key", key, "--origin", f"{name}/{CLIENT}"])
+    assert ok.exit_code == 0, ok.output
+    other = CliRunner().invoke(cli, ["log", "verify", d, "--key", key, "--origin", f"{name}/x"])
+    assert other.exit_code == 1
+    assert f"[bad-signature] : the log is '{name}/{CLIENT}', not '{name}/x'" in other.output
