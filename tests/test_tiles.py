@@ -340,7 +340,9 @@ def test_seaweedfs_publish_anonymous_mirror_and_verify(
                     "Effect": "Allow",
                     "Principal": "*",
                     "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{seaweedfs_bucket}/{prefix}/_tlog/*"],
+                    # every test vault's prefix in this shared bucket: tests never race
+                    # each other's policy (an operator writes BUCKET/_tlog/*)
+                    "Resource": [f"arn:aws:s3:::{seaweedfs_bucket}/*/_tlog/*"],
                 }
             ],
         }

@@ -142,3 +142,40 @@ def test_go_verifies_the_committed_vector(tlogcheck) -> None:
     got = run(tlogcheck, key, str(vector / "tlog-tiles"))
     assert got.returncode == 0, got.stdout
     assert "ok 257 entries, 257 inclusion proofs" in got.stdout
+
+
+@pytest.mark.seaweedfs
+def test_go_reads_a_public_seaweedfs_prefix(tlogcheck, seaweedfs, seaweedfs_bucket, tmp_path):
+    import json
+    import secrets
+
+    from vault.config import S3Settings
+    from vault.services.tiles import tiles_prefix
+
+    prefix = "t-" + secrets.token_hex(6)
+    s3 = S3Settings(
+        prefix=prefix,
+        bucket=seaweedfs_bucket,
+        endpoint_url=seaweedfs.endpoint_url,
+        region="us-east-1",
+        access_key_id=seaweedfs.access_key,
+        secret_access_key=seaweedfs.secret_key,
+        object_lock=True,
+    )
+    v = make_vault(tmp_path / "vault", storage="s3", s3=s3)
+    try:
+        grow(v, 260)
+        statement = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{seaweedfs_bucket}/*/_tlog/*"],
+        }
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        seaweedfs.client().put_bucket_policy(Bucket=seaweedfs_bucket, Policy=policy)
+        url = f"{seaweedfs.endpoint_url}/{seaweedfs_bucket}/{prefix}/{tiles_prefix(CLIENT)}"
+        got = run(tlogcheck, v.log_key(), url, "-every", "13")
+    finally:
+        v.close()
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "ok 260 entries, 21 inclusion proofs" in got.stdout
