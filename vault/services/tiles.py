@@ -2,7 +2,9 @@
 
 Under ``_tlog/{client}/`` (the leading ``_`` keeps it apart from every client's own prefix,
 since a client id starts with a letter or digit): ``checkpoint``, ``tile/<L>/<N>[.p/<W>]``
-and ``tile/entries/<N>[.p/<W>]`` (:mod:`vault.ledger.tiles`). One bucket-policy statement
+and ``tile/entries/<N>[.p/<W>]`` (:mod:`vault.ledger.tiles`), plus ``key-handover/<size>``,
+the co-signed checkpoint of each log-key rotation, so auditors follow a rotation from the
+key they pinned. One bucket-policy statement
 granting anonymous ``GetObject`` on ``_tlog/*`` makes every log readable with plain HTTP.
 
 When: after each checkpoint (:func:`publish_after_checkpoint`, called where checkpoints are
@@ -212,9 +214,9 @@ def _put_once(ctx: VaultContext, key: str, data: bytes, locked: bool) -> bool:
         if b"".join(ctx.store.get(key)) != data:
             raise VaultError(
                 f"a different object is already published at {key}",
-                hint="the published tiled log was altered: run `evidence-vault verify`, then "
-                "delete the tiles under the log's _tlog prefix and run `evidence-vault log "
-                "publish`",
+                hint="the published tiled log was altered: remove what someone else put "
+                "there (on a versioned bucket, that version), then run `evidence-vault log "
+                "publish` (docs/operations.md, 'The public tiled log')",
             ) from None
         return False
 
