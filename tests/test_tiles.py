@@ -332,6 +332,14 @@ def test_seaweedfs_publish_anonymous_mirror_and_verify(
         older = tmp_path / "older"
         older.write_bytes(b"".join(v.context.store.get(f"{tiles_prefix(CLIENT)}/checkpoint")))
         grow(v, 300)
+        url = f"{seaweedfs.endpoint_url}/{seaweedfs_bucket}/{prefix}/{tiles_prefix(CLIENT)}"
+        if not _bucket_has_policy(seaweedfs, seaweedfs_bucket):
+            # before the operator opens the prefix, an auditor is told what is wrong
+            from vault.errors import StorageError
+
+            with pytest.raises(StorageError, match="gave HTTP 403") as denied:
+                HttpSource(url).get("checkpoint")
+            assert "anonymous GET" in (denied.value.hint or "")
         # the operator's one statement: anonymous GetObject on the _tlog/ prefix only
         policy = {
             "Version": "2012-10-17",
@@ -347,7 +355,6 @@ def test_seaweedfs_publish_anonymous_mirror_and_verify(
             ],
         }
         seaweedfs.client().put_bucket_policy(Bucket=seaweedfs_bucket, Policy=json.dumps(policy))
-        url = f"{seaweedfs.endpoint_url}/{seaweedfs_bucket}/{prefix}/{tiles_prefix(CLIENT)}"
         assert httpx.get(f"{url}/checkpoint").headers["content-type"].startswith("text/plain")
         # nothing else of the vault is readable without an account
         sealed = next(k for k in v.context.store.list(f"{CLIENT}/"))
@@ -587,3 +594,11 @@ def test_log_verify_pins_the_origin(local_vault) -> None:
     other = CliRunner().invoke(cli, ["log", "verify", d, "--key", key, "--origin", f"{name}/x"])
     assert other.exit_code == 1
     assert f"[bad-signature] : the log is '{name}/{CLIENT}', not '{name}/x'" in other.output
+
+
+def _bucket_has_policy(server, bucket: str) -> bool:
+    try:
+        server.client().get_bucket_policy(Bucket=bucket)
+        return True
+    except Exception:  # NoSuchBucketPolicy: the session's first tiled-log test
+        return False
