@@ -51,10 +51,15 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # the default listen backlog (5) drops the SYNs of a parallel mirror: 1 s retries
+    request_queue_size = 128
+
+
 @contextlib.contextmanager
 def static_http(directory: Path) -> Iterator[str]:
     """A plain static HTTP server over ``directory`` on loopback (what a public prefix is)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(directory)))
+    server = _Server(("127.0.0.1", 0), partial(_Quiet, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
