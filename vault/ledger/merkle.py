@@ -33,6 +33,7 @@ LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 #: MTH({}) — the root of the empty tree (RFC 9162 §2.1.1)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 Coord = tuple[int, int]
 """``(level, index)`` of a stored node: it covers leaves ``[index·2^level, (index+1)·2^level)``."""
@@ -368,8 +369,17 @@ class CompactRange:
         return self._size
 
     def append(self, leaf: bytes) -> None:
-        """Add the next leaf hash."""
-        self._push(leaf)
+        """Add the next leaf hash (``_push`` without the list of completed nodes: an audit
+        streams millions of leaves through here)."""
+        if type(leaf) is not bytes or len(leaf) != HASH_SIZE:
+            self._push(leaf)  # validates (bytearray too), and raises for a bad leaf
+            return
+        hashes, node, index = self._hashes, leaf, self._size
+        while index & 1:
+            node = _sha256(NODE_PREFIX + hashes.pop() + node).digest()
+            index >>= 1
+        hashes.append(node)
+        self._size += 1
 
     def _push(self, leaf: bytes) -> list[tuple[Coord, bytes]]:
         """Add a leaf; return the level ≥ 1 nodes it completed, lowest first."""

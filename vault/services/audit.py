@@ -64,6 +64,10 @@ class CheckpointAudit:
     def _add(self, size: int, where: str, note: bytes) -> None:
         self._notes.setdefault(size, []).append((where, note))
 
+    def due(self, size: int) -> bool:
+        """Whether any checkpoint of this size is still to be checked (a walk asks per entry)."""
+        return size in self._notes
+
     def at(self, tree: CompactRange) -> list[Finding]:
         """Findings for the checkpoints of the tree's current size, against its root."""
         size, out = tree.size, list[Finding]()

@@ -13,14 +13,15 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from sqlalchemy import and_, bindparam
 from sqlmodel import select
 
 from vault.db import Campaign, Client, Hold, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode, Person
 from vault.errors import ObjectMissing
-from vault.ledger.audit import CheckedEntry, Finding, audit_chain
+from vault.ledger.audit import ChainWalk, CheckedEntry, Finding
 from vault.ledger.entry import parse_entry
-from vault.ledger.merkle import CompactRange
+from vault.ledger.merkle import LEAF_PREFIX, CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
@@ -30,6 +31,8 @@ from vault.services.orphans import acknowledged_orphans
 from vault.services.people import GLOBAL_LOG, oidc_link_logged
 
 PAGE = 1000
+#: entries per round trip of the chain walk (~300 bytes each)
+WALK_PAGE = 10_000
 
 
 @dataclass
@@ -135,47 +138,31 @@ def _verify_client(
     committed: set[str] = set(checkpoints.keys)
     sealed: list[SealedObject] = []
     sealed_ids: set[str] = set()
-    tree = CompactRange()
-    leaves = _LeafCheck(ctx, client)
     facts = _load_facts(ctx, client)
     campaigns = _campaigns(ctx, client)
-    tags = _TagCheck(keys, tagged_rows(ctx, client))
-    for item in audit_chain(client, tags, head.size, head.head_hash):
-        report.findings += tags.drain()
-        if isinstance(item, Finding):
-            report.findings.append(item)
-            continue
-        bad_columns = tags.columns_finding(item)
-        if bad_columns:
-            report.findings.append(bad_columns)
-        if anchor is not None and item.seq == anchor.size - 1 and item.hash != anchor.head_hash:
-            report.findings.append(
-                Finding(
-                    "forked",
-                    client,
-                    "the entry at the anchored head differs from the one the vault appended",
-                    seq=item.seq,
-                )
-            )
-        report.entries += 1
-        progress(1)
-        tree.append(bytes.fromhex(item.hash))
-        report.findings += leaves.check(item)
-        report.findings += checkpoints.at(tree)
-        if item.entry.get("type") == "evidence.sealed":
-            sealed_ids.add(item.entry.get("record", ""))
-            report.findings += _check_sealed(
+
+    def check_sealed(item: CheckedEntry) -> None:
+        sealed_ids.add(item.entry.get("record", ""))
+        report.findings.extend(
+            _check_sealed(
                 ctx, client, item, records, committed, report, deep, facts, campaigns, sealed
             )
-    report.findings += tags.drain()
-    if anchor is not None and anchor.size > tags.end:
+        )
+
+    walk = _Walk(client, keys, anchor, checkpoints, report, check_sealed)
+    for page in walk_rows(ctx, client):
+        walk.page(page)
+        progress(len(page))
+    tree = walk.tree
+    report.findings.extend(walk.chain.finish(head.size, head.head_hash))
+    if anchor is not None and anchor.size > walk.end:
         report.findings.append(
             Finding(
                 "truncated",
                 client,
                 f"the vault anchored a log of {anchor.size} entries outside the database, "
-                f"but the stored log ends at {tags.end}: entries were cut off the end",
-                seq=tags.end,
+                f"but the stored log ends at {walk.end}: entries were cut off the end",
+                seq=walk.end,
             )
         )
     report.checkpoints += checkpoints.count
@@ -209,73 +196,175 @@ def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
     return _paged(ctx, LogEntry.seq, LogEntry.entry, LogEntry.client_id == client)
 
 
-def tagged_rows(ctx: VaultContext, client: str) -> Iterator[tuple]:
-    """``(seq, entry, tag, type, record_id)`` in seq order, a page at a time."""
+def walk_rows(ctx: VaultContext, client: str) -> Iterator[list[tuple]]:
+    """Pages of ``(seq, entry, tag, type, record_id, stored leaf)`` in seq order.
+
+    The stored level-0 Merkle node comes with its entry (a primary-key join; None when
+    the leaf is missing), and pages are large: one round trip per WALK_PAGE entries.
+    """
+    leaf = and_(
+        MerkleNode.client_id == LogEntry.client_id,
+        MerkleNode.level == 0,
+        MerkleNode.idx == LogEntry.seq,
+    )
+    stmt = (
+        select(
+            LogEntry.seq,
+            LogEntry.entry,
+            LogEntry.tag,
+            LogEntry.type,
+            LogEntry.record_id,
+            MerkleNode.hash,
+        )
+        .outerjoin(MerkleNode, leaf)
+        .where(LogEntry.client_id == client, LogEntry.seq > bindparam("after"))
+        .order_by(LogEntry.seq)
+        .limit(WALK_PAGE)
+    )
     after = -1
     while True:
         with read_session(ctx.engine) as s:
-            page = s.exec(
-                select(
-                    LogEntry.seq, LogEntry.entry, LogEntry.tag, LogEntry.type, LogEntry.record_id
-                )
-                .where(LogEntry.client_id == client, LogEntry.seq > after)
-                .order_by(LogEntry.seq)
-                .limit(PAGE)
-            ).all()
+            page = [tuple(r) for r in s.execute(stmt, {"after": after})]
         if not page:
             return
-        yield from page
+        yield page
         after = page[-1][0]
 
 
-class _TagCheck:
-    """Feeds ``(seq, entry)`` to the chain audit while checking each row's tag and columns.
+class _Walk:
+    """The chain walk of verify: every check of every entry, one row at a time.
 
-    A row whose tag does not verify was not appended by the vault (``unauthenticated``);
-    ``type`` and ``record_id`` are lookup columns and must say what the entry says.
+    Each row is first tried on the fast path (:meth:`_fast`): the tag, the stored leaf,
+    the canonical form and the chain all checked with as little work as proves them.
+    Any row it cannot prove clean goes through :meth:`_slow`, the full audit, which
+    names what is wrong; so the findings are exactly those of the full audit.
     """
 
-    def __init__(self, keys: LogKeys, rows: Iterator[tuple]) -> None:
-        self._keys, self._rows = keys, rows
-        self._found: list[Finding] = []
+    def __init__(
+        self,
+        client: str,
+        keys: LogKeys,
+        anchor: Anchor | None,
+        checkpoints: CheckpointAudit,
+        report: Report,
+        check_sealed: Callable[[CheckedEntry], None],
+    ) -> None:
+        self.client, self.checkpoints, self.report = client, checkpoints, report
+        self.chain = ChainWalk(client)
+        self.tree = CompactRange()
         self.end = 0  # one past the last stored entry
-        self.columns: tuple[str | None, str | None] = (None, None)
+        self._check_tag = keys.entry_checker()
+        self._anchor = anchor
+        self._anchor_seq = anchor.size - 1 if anchor is not None else -1
+        self._check_sealed = check_sealed
 
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        client = self._keys.client
-        for seq, raw, tag, kind, record in self._rows:
+    def page(self, rows: list[tuple]) -> None:
+        sha256, chain, tree, check_tag = hashlib.sha256, self.chain, self.tree, self._check_tag
+        clean, advance, append = chain.clean, chain.advance, tree.append
+        due, anchor_seq, entries = self.checkpoints.due, self._anchor_seq, 0
+        for row in rows:
+            seq, raw, tag, kind, record, leaf = row
             raw = bytes(raw)
-            self.end = seq + 1
-            if not self._keys.check_entry(seq, raw, bytes(tag) if tag is not None else None):
-                self._found.append(
-                    Finding(
-                        "unauthenticated",
-                        client,
-                        "entry was not appended by the vault: its tag is "
-                        + ("missing" if tag is None else "wrong"),
-                        seq=seq,
-                        record=record,
-                    )
+            digest = sha256(LEAF_PREFIX + raw).digest()
+            hex_hash = digest.hex()
+            entry = (
+                clean(seq, raw, hex_hash)
+                if seq != anchor_seq
+                and leaf is not None
+                and bytes(leaf) == digest
+                and check_tag(seq, digest, None if tag is None else bytes(tag))
+                else None
+            )
+            if entry is None or entry.get("type") != kind or entry.get("record") != record:
+                self._slow(row, raw, digest, hex_hash)
+                continue
+            advance(seq, hex_hash, entry)
+            entries += 1
+            append(digest)
+            if due(tree.size):
+                self.report.findings += self.checkpoints.at(tree)
+            if kind == "evidence.sealed":
+                self._check_sealed(CheckedEntry(seq=seq, hash=hex_hash, entry=entry))
+        self.report.entries += entries
+        if rows:
+            self.end = rows[-1][0] + 1
+
+    def _slow(self, row: tuple, raw: bytes, digest: bytes, hex_hash: str) -> None:
+        """The full audit of one row, its findings in the order the checks come."""
+        seq, _, tag, kind, record, leaf = row
+        findings = self.report.findings
+        if not self._check_tag(seq, digest, None if tag is None else bytes(tag)):
+            findings.append(
+                Finding(
+                    "unauthenticated",
+                    self.client,
+                    "entry was not appended by the vault: its tag is "
+                    + ("missing" if tag is None else "wrong"),
+                    seq=seq,
+                    record=record,
                 )
-            self.columns = (kind, record)
-            yield seq, raw
+            )
+        for item in self.chain.step(seq, raw, hex_hash):
+            if isinstance(item, Finding):
+                findings.append(item)
+                continue
+            findings.extend(self._entry_findings(item, kind, record, leaf))
+            self.report.entries += 1
+            self.tree.append(digest)
+            findings.extend(self._leaf_findings(item, leaf))
+            findings.extend(self.checkpoints.at(self.tree))
+            if item.entry.get("type") == "evidence.sealed":
+                self._check_sealed(item)
 
-    def columns_finding(self, item: CheckedEntry) -> Finding | None:
-        """The entry the audit just yielded against its row's ``type``/``record_id``."""
-        kind, record = self.columns
-        if item.entry.get("type") == kind and item.entry.get("record") == record:
-            return None
-        return Finding(
-            "modified",
-            self._keys.client,
-            "the log_entry row's type or record_id column disagrees with the entry",
-            seq=item.seq,
-            record=item.entry.get("record"),
-        )
-
-    def drain(self) -> list[Finding]:
-        out, self._found = self._found, []
+    def _entry_findings(
+        self, item: CheckedEntry, kind: str | None, record: str | None, leaf: object
+    ) -> list[Finding]:
+        out = []
+        if item.entry.get("type") != kind or item.entry.get("record") != record:
+            out.append(
+                Finding(
+                    "modified",
+                    self.client,
+                    "the log_entry row's type or record_id column disagrees with the entry",
+                    seq=item.seq,
+                    record=item.entry.get("record"),
+                )
+            )
+        anchor = self._anchor
+        if anchor is not None and item.seq == anchor.size - 1 and item.hash != anchor.head_hash:
+            out.append(
+                Finding(
+                    "forked",
+                    self.client,
+                    "the entry at the anchored head differs from the one the vault appended",
+                    seq=item.seq,
+                )
+            )
         return out
+
+    def _leaf_findings(self, item: CheckedEntry, leaf: bytes | None) -> list[Finding]:
+        if leaf is None:
+            return [
+                Finding(
+                    "missing",
+                    self.client,
+                    "the entry's Merkle leaf is not stored",
+                    seq=item.seq,
+                    record=item.entry.get("record"),
+                )
+            ]
+        if bytes(leaf).hex() != item.hash:
+            return [
+                Finding(
+                    "modified",
+                    self.client,
+                    "the stored Merkle leaf differs from the entry's hash; proofs "
+                    "served for it would fail",
+                    seq=item.seq,
+                    record=item.entry.get("record"),
+                )
+            ]
+        return []
 
 
 def _read_anchor(keys: LogKeys, report: Report) -> Anchor | None:
@@ -284,12 +373,6 @@ def _read_anchor(keys: LogKeys, report: Report) -> Anchor | None:
     except TamperDetected as exc:
         report.findings.append(Finding("modified", keys.client, exc.message))
         return None
-
-
-def _stored_leaves(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
-    return _paged(
-        ctx, MerkleNode.idx, MerkleNode.hash, MerkleNode.client_id == client, MerkleNode.level == 0
-    )
 
 
 def _paged(ctx: VaultContext, key, value, *where) -> Iterator[tuple[int, bytes]]:
@@ -303,41 +386,6 @@ def _paged(ctx: VaultContext, key, value, *where) -> Iterator[tuple[int, bytes]]
             return
         yield from page
         after = page[-1][0]
-
-
-class _LeafCheck:
-    """Walks the stored level-0 Merkle nodes in step with the entries."""
-
-    def __init__(self, ctx: VaultContext, client: str) -> None:
-        self._client = client
-        self._leaves = _stored_leaves(ctx, client)
-        self._next = next(self._leaves, None)
-
-    def check(self, item: CheckedEntry) -> list[Finding]:
-        while self._next is not None and self._next[0] < item.seq:
-            self._next = next(self._leaves, None)
-        if self._next is None or self._next[0] != item.seq:
-            return [
-                Finding(
-                    "missing",
-                    self._client,
-                    "the entry's Merkle leaf is not stored",
-                    seq=item.seq,
-                    record=item.entry.get("record"),
-                )
-            ]
-        if bytes(self._next[1]).hex() != item.hash:
-            return [
-                Finding(
-                    "modified",
-                    self._client,
-                    "the stored Merkle leaf differs from the entry's hash; proofs "
-                    "served for it would fail",
-                    seq=item.seq,
-                    record=item.entry.get("record"),
-                )
-            ]
-        return []
 
 
 def _records(ctx: VaultContext, client: str) -> dict[str, Record]:
