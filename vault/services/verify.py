@@ -221,14 +221,25 @@ def walk_rows(ctx: VaultContext, client: str) -> Iterator[list[tuple]]:
         .order_by(LogEntry.seq)
         .limit(WALK_PAGE)
     )
+    # compiled once and run on the driver's own cursor: its rows are plain tuples, with no
+    # per-row wrapping (the rows are a third of the walk's time otherwise)
+    compiled = stmt.compile(dialect=ctx.engine.dialect)
+    sql, names = str(compiled), compiled.positiontup
     after = -1
-    while True:
-        with read_session(ctx.engine) as s:
-            page = [tuple(r) for r in s.execute(stmt, {"after": after})]
-        if not page:
-            return
-        yield page
-        after = page[-1][0]
+    with ctx.engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            while True:
+                values = {**compiled.params, "after": after}
+                cursor.execute(sql, [values[n] for n in names] if names else values)
+                page = cursor.fetchall()
+                if not page:
+                    return
+                yield page
+                after = page[-1][0]
+                conn.rollback()  # each page a fresh snapshot, as a session per page was
+        finally:
+            cursor.close()
 
 
 class _Walk:
