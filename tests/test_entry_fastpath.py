@@ -18,6 +18,7 @@ from vault.ledger.entry import (
     _DECODER,
     ENTRY_VERSIONS,
     _quick_canonical,
+    canonical_json,
     parse_canonical,
     parse_entry,
 )
@@ -147,3 +148,59 @@ def test_compact_range_append_matches_the_tree():
     with pytest.raises(ValueError):
         cr.append(b"short")
     cr.append(bytearray(leaves[0]))  # still accepted, as before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"order": "A-1", "n": 3, "tags": ["x", "y"], "none": None, "ok": True},
+        {"b": {"z": 1, "a": [{"y": 1, "x": 2}]}, "a": 0},
+        {"phone": "+4915112345678901234", "id": 2**53 - 1},
+        {"big": 2**53},
+        {"neg": -(2**53)},
+        {"f": 1.5},
+        {"f": 1.0},
+        {"name": "Jürgen", "é": 1},
+        {"\u00e9": 1, "z": 2, "\U0001f600": 3},
+        {"t": (1, 2)},
+        {"ctl": "".join(chr(c) for c in range(32)) + '"\\/\x7f'},
+        {1: "int key"},
+        [1, "a", None],
+        "text",
+        7,
+    ],
+)
+def test_canonical_json_equals_rfc8785(value):
+    try:
+        expected: bytes | type = rfc8785.dumps(value)
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        got: bytes | type = canonical_json(value)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def test_canonical_json_leaves_other_types_to_rfc8785():
+    from datetime import UTC, datetime
+
+    with pytest.raises(Exception) as fast:
+        canonical_json({"when": datetime(2026, 1, 1, tzinfo=UTC)})
+    with pytest.raises(Exception) as slow:
+        rfc8785.dumps({"when": datetime(2026, 1, 1, tzinfo=UTC)})
+    assert fast.type is slow.type
+
+
+def test_canonical_json_every_code_point_as_rfc8785():
+    # the BMP takes the fast path (keys and values); beyond it the fallback, checked too
+    for start in range(0, 0x110000, 4096):
+        chars = [chr(c) for c in range(start, start + 4096) if not 0xD800 <= c <= 0xDFFF]
+        value = {c: c for c in chars} if start < 0x10000 else {"v": chars}
+        assert canonical_json(value) == rfc8785.dumps(value), hex(start)
+
+
+def test_canonical_json_sorts_keys_by_utf16_units():
+    # U+FFFF sorts after U+1F600 by code point but before it by UTF-16 unit
+    value = {"\uffff": 1, "\U0001f600": 2, "é": 3, "Z": 4}
+    assert canonical_json(value) == rfc8785.dumps(value)
