@@ -145,6 +145,7 @@ def deep_bench(tmp: Path, records: int) -> tuple[float, float, int, float]:
                 for o in range(0, len(body), seg)
             ]
         )
+
     def primitives() -> None:
         for path, segments in zip(objects, sealed, strict=True):
             hashlib.sha256(path.read_bytes()).digest()  # the stored object, as verify reads it

@@ -107,10 +107,7 @@ def canonical_json(value: Any) -> bytes:
     """
     try:
         quick = _SORTED_ENCODER.encode(value)
-        if (
-            _ASTRAL_OR_LONG_DIGITS.search(quick) is None
-            and _FAST_DECODER.decode(quick) == value
-        ):
+        if _ASTRAL_OR_LONG_DIGITS.search(quick) is None and _FAST_DECODER.decode(quick) == value:
             return quick
     except (msgspec.EncodeError, msgspec.DecodeError, OverflowError, TypeError, ValueError):
         pass

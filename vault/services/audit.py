@@ -64,6 +64,10 @@ class CheckpointAudit:
     def _add(self, size: int, where: str, note: bytes) -> None:
         self._notes.setdefault(size, []).append((where, note))
 
+    def sizes(self) -> list[int]:
+        """The sizes with checkpoints still to be checked."""
+        return list(self._notes)
+
     def due(self, size: int) -> bool:
         """Whether any checkpoint of this size is still to be checked (a walk asks per entry)."""
         return size in self._notes

@@ -35,6 +35,11 @@ from vault.services.people import GLOBAL_LOG, oidc_link_logged
 PAGE = 1000
 #: entries per round trip of the chain walk (~300 bytes each)
 WALK_PAGE = 10_000
+_NO_END = 2**62
+#: logs this long are walked by ranges in worker processes (see _parallel_walk)
+PARALLEL_MIN = 200_000
+#: entries per range: a power of two, so each range's compact range joins exactly
+RANGE = 1 << 16
 
 
 @dataclass
@@ -152,9 +157,13 @@ def _verify_client(
         )
 
     walk = _Walk(client, keys, anchor, checkpoints, report, check_sealed)
-    for page in walk_rows(ctx, client):
-        walk.page(page)
-        progress(len(page))
+    workers = _workers(head.size)
+    if workers > 1:
+        _parallel_walk(ctx, keys, walk, head.size, workers, progress)
+    else:
+        for page in walk_rows(ctx, client):
+            walk.page(page)
+            progress(len(page))
     tree = walk.tree
     report.findings.extend(walk.chain.finish(head.size, head.head_hash))
     if anchor is not None and anchor.size > walk.end:
@@ -198,8 +207,11 @@ def rows(ctx: VaultContext, client: str) -> Iterator[tuple[int, bytes]]:
     return _paged(ctx, LogEntry.seq, LogEntry.entry, LogEntry.client_id == client)
 
 
-def walk_rows(ctx: VaultContext, client: str) -> Iterator[list[tuple]]:
-    """Pages of ``(seq, entry, tag, type, record_id, stored leaf)`` in seq order.
+def walk_rows(
+    ctx: VaultContext, client: str, start: int = 0, end: int | None = None
+) -> Iterator[list[tuple]]:
+    """Pages of ``(seq, entry, tag, type, record_id, stored leaf)`` in seq order, for the
+    rows with ``start <= seq < end`` (all rows by default).
 
     The stored level-0 Merkle node comes with its entry (a primary-key join; None when
     the leaf is missing), and pages are large: one round trip per WALK_PAGE entries. The
@@ -207,13 +219,13 @@ def walk_rows(ctx: VaultContext, client: str) -> Iterator[list[tuple]]:
     tuples, with no per-row wrapping (that was a third of the walk's time).
     """
     sql, names, params = _walk_sql(ctx.engine.dialect)
-    after = -1
+    after, bound = start - 1, _NO_END if end is None else end
     with ctx.engine.connect() as conn:
         driver = conn.connection.driver_connection
         cursor = driver.cursor()  # type: ignore[union-attr]
         try:
             while True:
-                values = {**params, "client": client, "after": after}
+                values = {**params, "client": client, "after": after, "end": bound}
                 cursor.execute(sql, [values[n] for n in names] if names else values)
                 page = cursor.fetchall()
                 driver.rollback()  # type: ignore[union-attr]  # no transaction held between pages
@@ -242,7 +254,11 @@ def _walk_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict]:
             MerkleNode.hash,
         )
         .outerjoin(MerkleNode, leaf)
-        .where(LogEntry.client_id == bindparam("client"), LogEntry.seq > bindparam("after"))
+        .where(
+            LogEntry.client_id == bindparam("client"),
+            LogEntry.seq > bindparam("after"),
+            LogEntry.seq < bindparam("end"),
+        )
         .order_by(LogEntry.seq)
         .limit(WALK_PAGE)
     )
@@ -275,13 +291,40 @@ class _Walk:
         self.end = 0  # one past the last stored entry
         self._check_tag = keys.entry_checker()
         self._anchor = anchor
-        self._anchor_seq = anchor.size - 1 if anchor is not None else -1
+        self.anchor_seq = anchor.size - 1 if anchor is not None else -1
         self._check_sealed = check_sealed
+
+    def can_join(self, start: int, done: _CleanRange) -> bool:
+        """Whether a range checked elsewhere continues exactly where this walk stands."""
+        chain = self.chain
+        # the tree too: an entry that did not parse moved the chain on but added no leaf
+        return (
+            chain.expected_seq == start
+            and self.tree.size == start
+            and chain.prev_hash == done.prev_hash
+        )
+
+    def join(self, done: _CleanRange) -> None:
+        """Go on past a range a worker found clean, as if it had been walked here."""
+        start, report = self.chain.expected_seq, self.report
+        for event in done.events:
+            if event[0] == "cp":
+                _, size, hashes = event
+                report.findings += self.checkpoints.at(self.tree.joined(size, hashes))
+            else:
+                _, seq, hex_hash, entry = event
+                self._check_sealed(CheckedEntry(seq=seq, hash=hex_hash, entry=entry))
+        self.tree = self.tree.joined(done.size, done.hashes)
+        seq, hex_hash, record = done.last
+        self.chain.advance(seq, hex_hash, {"record": record})
+        report.entries += done.size
+        self.end = seq + 1
+        assert self.tree.size == start + done.size
 
     def page(self, rows: list[tuple]) -> None:
         sha256, chain, tree, check_tag = hashlib.sha256, self.chain, self.tree, self._check_tag
         clean, advance, append = chain.clean, chain.advance, tree.append
-        due, anchor_seq, entries = self.checkpoints.due, self._anchor_seq, 0
+        due, anchor_seq, entries = self.checkpoints.due, self.anchor_seq, 0
         for row in rows:
             seq, raw, tag, kind, record, leaf = row
             raw = bytes(raw)
@@ -542,3 +585,125 @@ def _campaigns(ctx: VaultContext, client: str) -> dict[int, tuple[str, str]]:
     with read_session(ctx.engine) as s:
         rows = s.exec(select(Campaign).where(Campaign.client_id == client))
         return {c.id: (c.client_id, c.name) for c in rows}
+
+
+# --- the walk by ranges, in worker processes -----------------------------------------------
+#
+# A range [start, end) is checked in a worker from the hash of the entry before it; when
+# every entry in it passes the fast path, the worker returns what the walk needs to go on
+# as if it had walked the range itself: the range's compact Merkle range (joined to the
+# walk's exactly, because ranges are aligned powers of two), the compact range at each
+# checkpoint size inside it, and the sealed entries for their object and row checks (made
+# here, in order). A range with anything the fast path cannot prove is walked here, row
+# by row, with the full audit: the findings are the sequential walk's, in its order.
+
+_FORKED: tuple[VaultContext, LogKeys] | None = None
+
+
+@dataclass(frozen=True)
+class _CleanRange:
+    prev_hash: str  # the hash of entry start-1 the range was checked against
+    size: int
+    last: tuple[int, str, str | None]  # seq, hash and record of its last entry
+    events: list[tuple]  # ("cp", size, hashes) and ("sealed", seq, hash, entry), in order
+    hashes: tuple[bytes, ...]
+
+
+def _workers(size: int) -> int:
+    """Worker processes for a log of ``size`` entries: 1 (walk here) unless it pays and is
+    safe. Workers are forked (no import, the keys stay in memory, never on a pipe), which
+    is only safe from a process with no other thread."""
+    import multiprocessing
+    import os
+    import threading
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if size < PARALLEL_MIN or (cpus or 1) < 2 or threading.active_count() != 1:
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(cpus or 1, 4)
+
+
+def _parallel_walk(
+    ctx: VaultContext, keys: LogKeys, walk: _Walk, size: int, workers: int, progress: Progress
+) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED
+    client, anchor_seq = walk.client, walk.anchor_seq
+    due = frozenset(walk.checkpoints.sizes())
+    starts = list(range(0, size, RANGE))
+    _FORKED = (ctx, keys)
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_forked_init
+        ) as pool:
+            futures = [
+                pool.submit(
+                    _check_range,
+                    client,
+                    start,
+                    None if start == starts[-1] else start + RANGE,  # the last: to the end
+                    anchor_seq,
+                    due,
+                )
+                for start in starts
+            ]
+            for start, future in zip(starts, futures, strict=True):
+                done = future.result()
+                end = None if start == starts[-1] else start + RANGE
+                if done is not None and walk.can_join(start, done):
+                    walk.join(done)
+                    progress(done.size)
+                    continue
+                for page in walk_rows(ctx, client, start, end):
+                    walk.page(page)
+                    progress(len(page))
+    finally:
+        _FORKED = None
+
+
+def _forked_init() -> None:
+    assert _FORKED is not None
+    # the parent's pooled connections are its own: this process opens new ones
+    _FORKED[0].engine.dispose(close=False)
+
+
+def _check_range(
+    client: str, start: int, end: int | None, anchor_seq: int, due: frozenset[int]
+) -> _CleanRange | None:
+    """In a worker: the range's result if every entry passes the fast path, else None."""
+    assert _FORKED is not None
+    ctx, keys = _FORKED
+    chain, tree, check_tag = ChainWalk(client), CompactRange(), keys.entry_checker()
+    if start:
+        before = next(walk_rows(ctx, client, start - 1, start), [])
+        if not before:
+            return None  # a gap before the range: the walk here names it
+        chain.expected_seq = start
+        chain.prev_hash = hashlib.sha256(LEAF_PREFIX + bytes(before[0][1])).hexdigest()
+    prev_hash, events, last = chain.prev_hash, [], None
+    for page in walk_rows(ctx, client, start, end):
+        for seq, raw, tag, kind, record, leaf in page:
+            raw = bytes(raw)
+            digest = hashlib.sha256(LEAF_PREFIX + raw).digest()
+            hex_hash = digest.hex()
+            if seq == anchor_seq or leaf is None or bytes(leaf) != digest:
+                return None
+            if not check_tag(seq, digest, None if tag is None else bytes(tag)):
+                return None
+            entry = chain.clean(seq, raw, hex_hash)
+            if entry is None or entry.get("type") != kind or entry.get("record") != record:
+                return None
+            chain.advance(seq, hex_hash, entry)
+            tree.append(digest)
+            if seq + 1 in due:
+                events.append(("cp", tree.size, tree.hashes()))
+            if kind == "evidence.sealed":
+                events.append(("sealed", seq, hex_hash, entry))
+            last = (seq, hex_hash, record)
+    if last is None or (end is not None and tree.size != end - start):
+        return None
+    return _CleanRange(prev_hash, tree.size, last, events, tree.hashes())
