@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -72,11 +73,20 @@ def hashlib_rate(entries: list[bytes], reps: int = 3) -> tuple[float, float]:
     return best, best_cpu
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (verify's workers)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def verify_rate(vault) -> tuple[float, float, int, bool]:
-    """Entries/s of a full verify, by the wall clock and by CPU time (this process's)."""
-    t0, c0 = time.perf_counter(), time.process_time()
+    """Entries/s of a full verify, by the wall clock and by CPU time (with its workers')."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
     report = vault.verify()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     return report.entries / wall, report.entries / max(cpu, 1e-9), report.entries, report.clean
 
 
