@@ -652,7 +652,10 @@ def _parallel_walk(
                 for start in starts
             ]
             for start, future in zip(starts, futures, strict=True):
-                done = future.result()
+                try:
+                    done = future.result()
+                except Exception:  # a worker died (memory, a signal): walk its range here
+                    done = None
                 end = None if start == starts[-1] else start + RANGE
                 if done is not None and walk.can_join(start, done):
                     walk.join(done)
