@@ -6,10 +6,10 @@
    baseline is hashlib SHA-256 of the same entry bytes, already in memory, in a loop.
    Target ratio >= 0.3.
 2. Inclusion proofs of random entries against the latest checkpoint, generated from the
-   stored tree (one query each) and verified: median and p99 ms. Target < 5 ms each.
+   stored tree (one query each) and verified: median and p99 ms. Target < 1 ms for generation.
 3. ``verify --deep`` over records of 1 MiB clips vs the primitives alone on the same
    stored bytes (read the file, AES-256-GCM decrypt every segment, SHA-256 of ciphertext
-   and of salt-prefixed plaintext). Target ratio >= 0.7.
+   and of salt-prefixed plaintext), the two series alternating. Target ratio >= 0.8.
 
     python bench/ledger.py [--quick]
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -60,20 +61,33 @@ def entry_bytes(vault) -> list[bytes]:
     return [raw for _, raw in rows(vault.context, CLIENT)]
 
 
-def hashlib_rate(entries: list[bytes], reps: int = 3) -> float:
-    best = 0.0
+def hashlib_rate(entries: list[bytes], reps: int = 3) -> tuple[float, float]:
+    """Best entries/s over ``reps`` loops: by the wall clock, and by this process's CPU time."""
+    best = best_cpu = 0.0
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for raw in entries:
             hashlib.sha256(b"\x00" + raw).digest()
         best = max(best, len(entries) / (time.perf_counter() - t0))
-    return best
+        best_cpu = max(best_cpu, len(entries) / max(time.process_time() - c0, 1e-9))
+    return best, best_cpu
 
 
-def verify_rate(vault) -> tuple[float, int, bool]:
-    t0 = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (verify's workers)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def verify_rate(vault) -> tuple[float, float, int, bool]:
+    """Entries/s of a full verify, by the wall clock and by CPU time (with its workers')."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
     report = vault.verify()
-    return report.entries / (time.perf_counter() - t0), report.entries, report.clean
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return report.entries / wall, report.entries / max(cpu, 1e-9), report.entries, report.clean
 
 
 def proof_times(vault, samples: int) -> tuple[list[float], list[float]]:
@@ -103,8 +117,9 @@ def p99(xs: list[float]) -> float:
     return sorted(xs)[max(0, int(len(xs) * 0.99) - 1)]
 
 
-def deep_bench(tmp: Path, records: int) -> tuple[float, float, int]:
-    """MiB/s of verify(deep=True) and of the primitives alone over the same objects."""
+def deep_bench(tmp: Path, records: int) -> tuple[float, float, int, float]:
+    """MiB/s of verify(deep=True) and of the primitives alone over the same objects, and
+    the ratio of the two by CPU time (the series alternate, best of each)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from tests.support.vaults import make_vault, order_meta
@@ -120,13 +135,8 @@ def deep_bench(tmp: Path, records: int) -> tuple[float, float, int]:
         path.write_bytes(bytes(data))
         vault.ingest(path, order_meta(i))
         total += len(data)
-    report = None
-    best_vault = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        report = vault.verify(deep=True)
-        best_vault = max(best_vault, total / c.MIB / (time.perf_counter() - t0))
-    assert report is not None and report.clean, report and report.findings
+    report = vault.verify(deep=True)
+    assert report.clean, report.findings
     objects = sorted(
         p
         for p in (vault.settings.resolved_objects_dir).rglob("*")
@@ -145,18 +155,27 @@ def deep_bench(tmp: Path, records: int) -> tuple[float, float, int]:
                 for o in range(0, len(body), seg)
             ]
         )
-    best_prim = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
+
+    def primitives() -> None:
         for path, segments in zip(objects, sealed, strict=True):
             hashlib.sha256(path.read_bytes()).digest()  # the stored object, as verify reads it
             plain = hashlib.sha256(salt)
             for ct in segments:
                 plain.update(aead.decrypt(nonce, ct, None))
             plain.digest()
-        best_prim = max(best_prim, total / c.MIB / (time.perf_counter() - t0))
+
+    # alternate the two series (5 rounds) so a burst of load on a shared machine hits both
+    wall = {"vault": 0.0, "prim": 0.0}
+    cpu = {"vault": 1e9, "prim": 1e9}
+    for _ in range(5):
+        for name, run in (("vault", lambda: vault.verify(deep=True)), ("prim", primitives)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            run()
+            wall[name] = max(wall[name], total / c.MIB / (time.perf_counter() - t0))
+            cpu[name] = min(cpu[name], time.process_time() - c0)
+    best_vault, best_prim = wall["vault"], wall["prim"]
     vault.close()
-    return best_vault, best_prim, records
+    return best_vault, best_prim, records, cpu["prim"] / cpu["vault"]
 
 
 def main() -> int:
@@ -172,12 +191,12 @@ def main() -> int:
         append = build_log(vault, n)
         entries = entry_bytes(vault)
         avg = statistics.mean(len(e) for e in entries)
-        base = hashlib_rate(entries)
-        rate, checked, clean = verify_rate(vault)
+        base, base_cpu = hashlib_rate(entries)
+        rate, rate_cpu, checked, clean = verify_rate(vault)
         assert clean and checked == vault.latest_checkpoint("telco-de").size
         gen, ver = proof_times(vault, samples)
         vault.close()
-        deep, prim, nrec = deep_bench(tmp, records)
+        deep, prim, nrec, deep_cpu_ratio = deep_bench(tmp, records)
 
     ratio = rate / base
     print(
@@ -188,11 +207,13 @@ def main() -> int:
         ["figure", "value", "baseline", "ratio"],
         [
             ["full verify, entries/s", rate, base, ratio],
+            ["  (info) the same by CPU time", rate_cpu, base_cpu, rate_cpu / base_cpu],
             ["inclusion proof generation, median ms", statistics.median(gen), None, None],
             ["inclusion proof generation, p99 ms", p99(gen), None, None],
             ["inclusion proof verification, median ms", statistics.median(ver), None, None],
             ["inclusion proof verification, p99 ms", p99(ver), None, None],
             [f"verify --deep, MiB/s ({nrec} x 1 MiB)", deep, prim, deep / prim],
+            ["  (info) the same by CPU time", None, None, deep_cpu_ratio],
         ],
     )
     c.emit(
@@ -204,6 +225,7 @@ def main() -> int:
         entries=n,
         verify_entries_per_s=round(rate),
         hashlib_entries_per_s=round(base),
+        cpu_ratio=round(rate_cpu / base_cpu, 4),
         append_entries_per_s=round(append),
         proof_gen_ms_median=round(statistics.median(gen), 3),
         proof_gen_ms_p99=round(p99(gen), 3),
@@ -212,7 +234,9 @@ def main() -> int:
         deep_mib_s=round(deep, 1),
         deep_primitives_mib_s=round(prim, 1),
         deep_ratio=round(deep / prim, 3),
-        deep_target=0.7,
+        deep_cpu_ratio=round(deep_cpu_ratio, 3),
+        deep_target=0.8,
+        proof_gen_target_ms=1.0,
     )
     return 0
 

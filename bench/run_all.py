@@ -80,9 +80,12 @@ def _brief(doc: dict | None) -> dict | None:
         "peak_rss_mib",
         "postgres_ratio",
         "decrypt_ratio",
+        "cpu_ratio",
+        "proof_gen_ms_median",
         "proof_gen_ms_p99",
         "proof_verify_ms_p99",
         "deep_ratio",
+        "deep_cpu_ratio",
         "signed_in_ratio",
     )
     return {k: doc[k] for k in keys if k in doc}

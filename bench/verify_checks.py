@@ -87,15 +87,17 @@ def patched(series: str) -> Iterator[None]:
     import vault.services.verify as verify_mod
     from vault.services.logauth import LogKeys
 
-    saved = (verify_mod.row_mismatch, LogKeys.check_entry)
+    saved = (verify_mod.row_mismatch, LogKeys.check_entry, LogKeys.entry_checker)
     try:
         if series in ("no tag check", "neither"):
             LogKeys.check_entry = lambda self, seq, raw, tag: True  # type: ignore[method-assign]
+            # verify's walk takes its checker from here (the entry hashed once)
+            LogKeys.entry_checker = lambda self: lambda seq, h, tag: True  # type: ignore[method-assign]
         if series in ("pre-issue-9 rows", "neither"):
             verify_mod.row_mismatch = pre_issue9_row_mismatch  # type: ignore[assignment]
         yield
     finally:
-        verify_mod.row_mismatch, LogKeys.check_entry = saved  # type: ignore[method-assign]
+        verify_mod.row_mismatch, LogKeys.check_entry, LogKeys.entry_checker = saved  # type: ignore[method-assign]
 
 
 def build_log(vault: Any, records: int) -> tuple[int, float]:

@@ -13,7 +13,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vault.ledger.entry import ENTRY_TYPES, GENESIS_PREV, entry_hash, parse_entry
+from vault.ledger.entry import (
+    ENTRY_TYPES,
+    GENESIS_PREV,
+    entry_hash,
+    parse_canonical,
+    parse_entry,
+)
 
 #: the kinds of problem a finding can name
 KINDS = (
@@ -72,26 +78,78 @@ def audit_chain(
 
     Streams: memory stays constant however long the log is.
     """
-    expected_seq, prev_hash, prev_record = 0, GENESIS_PREV, None
+    walk = ChainWalk(client)
     for row_seq, raw in rows:
+        yield from walk.step(row_seq, raw, entry_hash(raw))
+    yield from walk.finish(head_size, head_hash)
+
+
+class ChainWalk:
+    """The state of :func:`audit_chain` between rows, for callers that feed it row by row.
+
+    :meth:`step` is the whole audit of one row. :meth:`clean` and :meth:`advance` are its
+    fast path for a verifier: ``clean`` returns the entry only when ``step`` would yield
+    nothing but its :class:`CheckedEntry`, and changes nothing; ``advance`` then moves the
+    walk past it exactly as ``step`` would have.
+    """
+
+    __slots__ = ("client", "expected_seq", "prev_hash", "prev_record")
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self.expected_seq, self.prev_hash = 0, GENESIS_PREV
+        self.prev_record: str | None = None
+
+    def step(self, row_seq: int, raw: bytes, this_hash: str) -> list[Finding | CheckedEntry]:
+        """Findings for the row (``this_hash`` is its leaf hash, hex), then its entry."""
+        client, expected_seq = self.client, self.expected_seq
+        out: list[Finding | CheckedEntry] = []
         if row_seq != expected_seq:
-            yield Finding(
-                "missing",
-                client,
-                f"entries {expected_seq}..{row_seq - 1} are missing",
-                seq=expected_seq,
+            out.append(
+                Finding(
+                    "missing",
+                    client,
+                    f"entries {expected_seq}..{row_seq - 1} are missing",
+                    seq=expected_seq,
+                )
             )
-        this_hash = entry_hash(raw)
         try:
             entry = parse_entry(raw)
         except ValueError as exc:
-            yield Finding("modified", client, f"entry is not a valid entry: {exc}", seq=row_seq)
-            expected_seq, prev_hash, prev_record = row_seq + 1, this_hash, None
-            continue
-        yield from _entry_findings(client, row_seq, entry, prev_hash, expected_seq, prev_record)
-        yield CheckedEntry(seq=row_seq, hash=this_hash, entry=entry)
-        expected_seq, prev_hash, prev_record = row_seq + 1, this_hash, entry.get("record")
-    yield from _head_findings(client, expected_seq, prev_hash, head_size, head_hash)
+            out.append(
+                Finding("modified", client, f"entry is not a valid entry: {exc}", seq=row_seq)
+            )
+            self.expected_seq, self.prev_hash, self.prev_record = row_seq + 1, this_hash, None
+            return out
+        out += _entry_findings(
+            client, row_seq, entry, self.prev_hash, expected_seq, self.prev_record
+        )
+        out.append(CheckedEntry(seq=row_seq, hash=this_hash, entry=entry))
+        self.advance(row_seq, this_hash, entry)
+        return out
+
+    def clean(self, row_seq: int, raw: bytes, this_hash: str) -> dict[str, Any] | None:
+        """The entry if the row passes every check of :meth:`step`; None: ask ``step``."""
+        if row_seq != self.expected_seq:
+            return None
+        entry = parse_canonical(raw)
+        if (
+            entry is None
+            or entry.get("log") != self.client
+            or entry.get("type") not in ENTRY_TYPES
+            or entry.get("seq") != row_seq
+            or entry.get("prev") != self.prev_hash
+        ):
+            return None
+        return entry
+
+    def advance(self, row_seq: int, this_hash: str, entry: dict[str, Any]) -> None:
+        self.expected_seq, self.prev_hash = row_seq + 1, this_hash
+        self.prev_record = entry.get("record")
+
+    def finish(self, head_size: int, head_hash: str | None) -> Iterator[Finding]:
+        """Findings about the end of the log against its head."""
+        return _head_findings(self.client, self.expected_seq, self.prev_hash, head_size, head_hash)
 
 
 def _entry_findings(

@@ -33,6 +33,7 @@ LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 #: MTH({}) — the root of the empty tree (RFC 9162 §2.1.1)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 Coord = tuple[int, int]
 """``(level, index)`` of a stored node: it covers leaves ``[index·2^level, (index+1)·2^level)``."""
@@ -368,8 +369,17 @@ class CompactRange:
         return self._size
 
     def append(self, leaf: bytes) -> None:
-        """Add the next leaf hash."""
-        self._push(leaf)
+        """Add the next leaf hash (``_push`` without the list of completed nodes: an audit
+        streams millions of leaves through here)."""
+        if type(leaf) is not bytes or len(leaf) != HASH_SIZE:
+            self._push(leaf)  # validates (bytearray too), and raises for a bad leaf
+            return
+        hashes, node, index = self._hashes, leaf, self._size
+        while index & 1:
+            node = _sha256(NODE_PREFIX + hashes.pop() + node).digest()
+            index >>= 1
+        hashes.append(node)
+        self._size += 1
 
     def _push(self, leaf: bytes) -> list[tuple[Coord, bytes]]:
         """Add a leaf; return the level ≥ 1 nodes it completed, lowest first."""
@@ -390,6 +400,36 @@ class CompactRange:
     def root(self) -> bytes:
         """MTH of the leaves appended so far."""
         return _fold(self._hashes) if self._hashes else EMPTY_ROOT
+
+    def hashes(self) -> tuple[bytes, ...]:
+        """The range's nodes, left to right: one per set bit of ``size``, highest first."""
+        return tuple(self._hashes)
+
+    def joined(self, size: int, hashes: Sequence[bytes]) -> CompactRange:
+        """This range followed by the compact range of the next ``size`` leaves.
+
+        ``hashes`` are that range's :meth:`hashes`, computed elsewhere (a process that
+        verified leaves ``[self.size, self.size + size)``). The join is exact when this
+        range's size is a multiple of the smallest power of two >= ``size``, so every
+        node of the right range is an aligned node of the whole tree.
+        """
+        _check_size("size", size)
+        levels = [b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+        if len(levels) != len(hashes) or not all(_is_hash(h) for h in hashes):
+            raise ValueError("a compact range has one 32-byte hash per set bit of its size")
+        if size and self._size % (1 << (size - 1).bit_length()):
+            raise ValueError(f"a range of {size} leaves cannot be joined at {self._size}")
+        out = CompactRange()
+        out._hashes, out._size = list(self._hashes), self._size
+        for level, node in zip(levels, hashes, strict=True):
+            index = out._size >> level
+            node = bytes(node)
+            while index & 1:  # binary addition of a node of this level, as in _push
+                node = parent(out._hashes.pop(), node)
+                index >>= 1
+            out._hashes.append(node)
+            out._size += 1 << level
+        return out
 
 
 def append_nodes(source: NodeSource, size: int, leaves: Sequence[bytes]) -> dict[Coord, bytes]:

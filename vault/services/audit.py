@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import rfc8785
 from sqlmodel import select
 
 from vault.db import read_session
@@ -23,6 +22,7 @@ from vault.db.tree import StoredTree
 from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding
 from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
+from vault.ledger.entry import canonical_json
 from vault.ledger.merkle import CompactRange, root
 from vault.sealing import CommitmentHasher, decrypt_stream, object_aad
 from vault.services.checkpoints import log_verifiers, origin
@@ -80,6 +80,14 @@ class CheckpointAudit:
 
     def _add(self, size: int, where: str, note: bytes) -> None:
         self._notes.setdefault(size, []).append((where, note))
+
+    def sizes(self) -> list[int]:
+        """The sizes with checkpoints still to be checked."""
+        return list(self._notes)
+
+    def due(self, size: int) -> bool:
+        """Whether any checkpoint of this size is still to be checked (a walk asks per entry)."""
+        return size in self._notes
 
     def at(self, tree: CompactRange) -> list[Finding]:
         """Findings for the checkpoints of the tree's current size, against its root."""
@@ -209,7 +217,7 @@ def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Findi
             meta = json.loads(meta_plain)
             opened["salt"] = bytes.fromhex(meta["salt"])
             meta_commit = CommitmentHasher(opened["salt"], "meta")
-            meta_commit.update(rfc8785.dumps(meta["document"]))
+            meta_commit.update(canonical_json(meta["document"]))
             if meta_commit.hexdigest() != commitments.get("meta"):
                 out.append(
                     finding(

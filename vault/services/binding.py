@@ -26,14 +26,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
 from sqlmodel import Session, select
 
 from vault.db import Campaign, LogEntry, Record, read_session
 from vault.db.log import log_head
 from vault.errors import NotFound
 from vault.ledger.audit import CheckedEntry
-from vault.ledger.entry import GENESIS_PREV, entry_hash, format_time, parse_entry
+from vault.ledger.entry import GENESIS_PREV, canonical_json, entry_hash, format_time, parse_entry
 from vault.services.context import VaultContext
 from vault.services.logauth import LogKeys, TamperDetected
 
@@ -65,7 +64,7 @@ ROW_COLUMNS = (
 def row_digest(rec: Record | dict) -> str:
     """Hex SHA-256 of the RFC 8785 JSON of the row's :data:`ROW_COLUMNS`."""
     get = rec.get if isinstance(rec, dict) else lambda name: getattr(rec, name)
-    return hashlib.sha256(rfc8785.dumps({c: get(c) for c in ROW_COLUMNS})).hexdigest()
+    return hashlib.sha256(canonical_json({c: get(c) for c in ROW_COLUMNS})).hexdigest()
 
 
 @dataclass

@@ -319,9 +319,16 @@ def _write_error(key: str, exc: OSError, root: Path) -> StorageError:
     )
 
 
+#: reads of a stored object: a quarter of CHUNK_SIZE. Reading 1 MiB at a time made every
+#: chunk a fresh mapping of its own (glibc serves and returns allocations this size with
+#: mmap), and the page faults cost more than the hashing: verify --deep read and hashed
+#: objects in 35 ms where 256 KiB reads took 22 ms (65 objects, 32 MiB, CPU time).
+READ_SIZE = CHUNK_SIZE // 4
+
+
 def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
     with fh:
-        while chunk := fh.read(CHUNK_SIZE):
+        while chunk := fh.read(READ_SIZE):
             yield chunk
 
 
