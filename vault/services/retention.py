@@ -270,8 +270,18 @@ def plan(
             client,
         )
         items = []
+        # holds are few: which records have one, in one query, not one query per record
+        on_hold = set(
+            s.exec(
+                _where_client(
+                    select(Hold.record_id).where(Hold.released_at.is_(None)),  # type: ignore[union-attr]
+                    client,
+                    Hold.client_id,
+                )
+            )
+        )
         for rec in s.exec(expired.order_by(Record.retain_until, Record.id)):
-            holds = active_holds(s, rec.id)
+            holds = active_holds(s, rec.id) if rec.id in on_hold else []
             if holds:
                 why = "; ".join(f"hold {h.id} ({h.kind}, case {h.case_ref})" for h in holds)
                 items.append(_item(rec, "keep", f"expired but on hold: {why}"))
@@ -374,13 +384,11 @@ def _shred_and_purge(
         report.shredded += shredded
         if shredded:
             touched.add(batch[0].client)
-        purged = _purge_batch(ctx, batch[0].client, [i.record_id for i in batch])
-        report.purged += [i.record_id for i in batch if i.record_id in purged]
-        with read_session(ctx.engine) as s:
-            for item in batch:
-                rec = s.get(Record, item.record_id)
-                if item.record_id not in purged and rec is not None and rec.shredded_at:
-                    report.pending.append(_purge_item(rec))
+        purged, pending = _purge_batch(
+            ctx, batch[0].client, [i.record_id for i in batch], set(shredded)
+        )
+        report.purged += purged
+        report.pending += [_purge_item(rec) for rec in pending]
     if progress:
         for item in batch:
             progress(item)
@@ -400,9 +408,10 @@ def _shred_batch(ctx: VaultContext, batch: list[PlanItem], tail: LogTail) -> lis
         if recs:  # every entry after the earliest seal, as for each record alone
             tail.require(s, keys, client, min(r.seq for r in recs))
         todo: list[Record] = []
+        with_holds = _with_active_holds(s, [r.id for r in recs])
         for rec in recs:
             state = check_record(s, keys, rec)
-            held = bool(active_holds(s, rec.id))
+            held = rec.id in with_holds
             if held != state.held:
                 raise TamperDetected(
                     f"record {rec.id}: its hold rows disagree with the hold entries of the "
@@ -423,33 +432,62 @@ def _shred_batch(ctx: VaultContext, batch: list[PlanItem], tail: LogTail) -> lis
     return [rec.id for rec in todo]
 
 
-def _purge_batch(ctx: VaultContext, client: str, record_ids: list[str]) -> set[str]:
-    """:func:`purge_objects` for a batch: the same checks, the deletes, one commit."""
+def _purge_batch(
+    ctx: VaultContext, client: str, record_ids: list[str], shredded_now: set[str]
+) -> tuple[list[str], list[Record]]:
+    """:func:`purge_objects` for a batch: the deletes, one commit for their ``purged_at``.
+    Returns the purged ids and the records left shredded but unpurged (pending), in order.
+
+    Objects go only when the log says shredded and unheld. For ``shredded_now`` the batch
+    itself appended the shred entry, under the head lock, after checking the record against
+    its log; a hold cannot be placed on a shredded record since (:mod:`vault.services.holds`
+    refuses under the same lock), so only the hold rows are read again. Any other record is
+    checked against its log here, as :func:`purge_objects` does.
+    """
     keys = ctx.log_keys(client)
     with read_session(ctx.engine) as s:
-        recs = []
-        for rid in record_ids:
-            rec = s.get(Record, rid)
-            if rec is None:
+        found = {r.id: r for r in s.exec(select(Record).where(Record.id.in_(record_ids)))}  # type: ignore[attr-defined]
+        recs = [found[rid] for rid in record_ids if rid in found]
+        with_holds = _with_active_holds(s, record_ids)
+        purgeable = []
+        for rec in recs:
+            if rec.id in with_holds:
+                continue
+            if rec.id in shredded_now:
+                purgeable.append(rec)
                 continue
             state = check_record(s, keys, rec)
-            held = bool(active_holds(s, rid)) or state.held
-            if state.shredded and not held:
-                recs.append(rec)
+            if state.shredded and not state.held:
+                purgeable.append(rec)
     gone = set()
-    for rec in recs:
+    for rec in purgeable:
         if rec.purged_at is not None or all(
             _delete(ctx, k, rec) for k in (rec.clip_key, rec.meta_key)
         ):
             gone.add(rec.id)
-    fresh = [r.id for r in recs if r.id in gone and r.purged_at is None]
+    fresh = [r.id for r in purgeable if r.id in gone and r.purged_at is None]
     if fresh:
         with write_session(ctx.engine) as s:
             now = ctx.clock()
             for row in s.exec(select(Record).where(Record.id.in_(fresh))):  # type: ignore[attr-defined]
                 row.purged_at = now
                 s.add(row)
-    return gone
+    pending = [r for r in recs if r.id not in gone and r.shredded_at is not None]
+    return [r.id for r in recs if r.id in gone], pending
+
+
+def _with_active_holds(session: Session, record_ids: list[str]) -> set[str]:
+    """Which of these records have an unreleased hold row (one query)."""
+    if not record_ids:
+        return set()
+    return set(
+        session.exec(
+            select(Hold.record_id).where(
+                Hold.record_id.in_(record_ids),  # type: ignore[attr-defined]
+                Hold.released_at.is_(None),  # type: ignore[union-attr]
+            )
+        )
+    )
 
 
 def _purge_into(ctx: VaultContext, item: PlanItem, report: RunReport) -> None:
@@ -611,5 +649,5 @@ def _item(rec: Record, action: str, why: str) -> PlanItem:
     return PlanItem(rec.id, rec.client_id, rec.retain_until, rule, action, why)
 
 
-def _where_client(stmt, client: str | None):
-    return stmt.where(Record.client_id == client) if client else stmt
+def _where_client(stmt, client: str | None, column=Record.client_id):
+    return stmt.where(column == client) if client else stmt
