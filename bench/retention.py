@@ -4,9 +4,11 @@ For SQLite + local objects (the embedded default) and PostgreSQL + local objects
 127.0.0.1:5432 answers): N records (2 s WAV clips) are ingested with the vault's clock
 at 2026-11-21, the client's KEKs are rotated (every data key re-wrapped: unwrap + wrap +
 one row update per record, a ``key.rewrapped`` entry per batch), then the clock moves to
-2029-01-15 and one ``retention run`` shreds every record (one transaction and one
-``evidence.shredded`` entry each), deletes both objects of each, and sweeps the expired
-month's KEKs. ``verify`` must be clean afterwards and every record shredded.
+2029-01-15 and one ``retention run`` shreds every record (in batches of one client
+growing 1, 1, 2, 4, ... 128: one transaction and one log append per batch, one
+``evidence.shredded`` entry per record), deletes both objects of each (one commit of
+the purge marks per batch), and sweeps the expired month's KEKs. ``verify`` must be
+clean afterwards and every record shredded.
 
 Ratio: records shredded per second over records ingested per second, same records, same
 run. No target: it shows that expiring evidence costs less than taking it in.

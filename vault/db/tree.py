@@ -65,10 +65,13 @@ def add_leaves(session: Session, client_id: str, first: int, leaves: Sequence[by
     """
     nodes = {(0, first + i): leaf for i, leaf in enumerate(leaves)}
     nodes.update(append_nodes(StoredTree(session, client_id), first, leaves))
-    session.execute(
-        insert(MerkleNode),
+    session.connection().execute(
+        _INSERT_NODE,
         [
             {"client_id": client_id, "level": lvl, "idx": idx, "hash": h}
             for (lvl, idx), h in nodes.items()
         ],
     )
+
+
+_INSERT_NODE = insert(MerkleNode.__table__)  # type: ignore[attr-defined]

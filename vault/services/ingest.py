@@ -35,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from vault import audio
-from vault.db import Campaign, Client, LogEntry, LogHead, Record, read_session, write_session
-from vault.db.log import Appended, EntryDraft, LogWriter, append_entries, log_head
+from vault.db import Campaign, Client, LogEntry, Record, read_session, write_session
+from vault.db.log import Appended, EntryDraft, LockedHead, LogWriter, append_entries, lock_head
 from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
 from vault.identifiers import new_record_id
@@ -413,16 +413,13 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
 
 
 @contextlib.contextmanager
-def _begin_batch(client: str, first: _ToCommit) -> Iterator[tuple[Session, int]]:
-    """The batch's transaction, holding the client's log head lock; and the log's size."""
+def _begin_batch(client: str, first: _ToCommit) -> Iterator[tuple[Session, LockedHead]]:
+    """The batch's transaction, holding the client's log head lock; and the head."""
     with write_session(first.engine) as s:
-        size = s.execute(_LOCK_HEAD, {"client": client}).scalar_one_or_none()
-        if size is None:
-            log_head(s, client)  # raises NotFound, with its message
-        yield s, size
+        yield s, lock_head(s, client)
 
 
-def _commit_batch(locked: tuple[Session, int], items: list[_ToCommit]) -> list[_Committed]:
+def _commit_batch(locked: tuple[Session, LockedHead], items: list[_ToCommit]) -> list[_Committed]:
     """Commit sealed records of one client in the transaction :func:`_begin_batch` opened
     (under the log head's lock).
 
@@ -434,7 +431,8 @@ def _commit_batch(locked: tuple[Session, int], items: list[_ToCommit]) -> list[_
     the batch's callees can be extended (the common case), else one by one, each before
     the next member's consent lookup.
     """
-    s, base = locked
+    s, head = locked
+    base = head.size
     client = items[0].fields["client_id"]
     sealed_at = max(it.fields["sealed_at"] for it in items)
     rows = [{**it.fields, "sealed_at": sealed_at} for it in items]
@@ -453,10 +451,10 @@ def _commit_batch(locked: tuple[Session, int], items: list[_ToCommit]) -> list[_
         drafts += [EntryDraft("evidence.sealed", row["id"], it.body), *ext_drafts]
         extended.append(ext)
         if not fast:
-            s.execute(insert(Record), row)  # seen by the next member's consent lookup
+            s.connection().execute(_INSERT_RECORD, row)  # seen by the next member's lookup
     if fast:
         # one row: a plain execute (an executemany costs psycopg a pipeline round trip)
-        s.execute(insert(Record), rows if len(rows) > 1 else rows[0])
+        s.connection().execute(_INSERT_RECORD, rows if len(rows) > 1 else rows[0])
     appended = append_entries(s, client, drafts, sealed_at, items[0].writer)
     out = []
     for row, ext in zip(rows, extended, strict=True):
@@ -475,7 +473,7 @@ def _consent_records(s: Session, client: str, phone_hashes: set[str]) -> bool:
 
 
 # built once: a commit builds no statement objects (their cost shows at small batches)
-_LOCK_HEAD = select(LogHead.size).where(LogHead.client_id == bindparam("client")).with_for_update()
+_INSERT_RECORD = insert(Record.__table__)  # type: ignore[attr-defined]
 _CONSENT_RECORDS = (
     select(Record.id)
     .join(Campaign, Campaign.id == Record.campaign_id)

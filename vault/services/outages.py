@@ -15,6 +15,7 @@ requests in between log one line each where they are answered.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,19 +37,24 @@ _DATABASE_DOWN: tuple[type[BaseException], ...] = (
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,
 )
-try:  # the driver's own, where it raises outside SQLAlchemy
-    import psycopg
 
-    _DATABASE_DOWN += (psycopg.OperationalError, psycopg.InterfaceError)
-except ImportError:  # pragma: no cover - psycopg is a dependency
-    pass
+
+def _database_down() -> tuple[type[BaseException], ...]:
+    """:data:`_DATABASE_DOWN` and the driver's own, where it raises outside SQLAlchemy.
+
+    psycopg's types only once psycopg is loaded (by a PostgreSQL engine): an exception of
+    theirs cannot exist before, and importing the driver costs a SQLite vault ~9 MiB."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return _DATABASE_DOWN
+    return (*_DATABASE_DOWN, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def unavailable(exc: BaseException) -> BackendUnavailable | None:
     """The :class:`BackendUnavailable` that ``exc`` stands for, or None for other failures."""
     if isinstance(exc, BackendUnavailable):
         return exc
-    if isinstance(exc, _DATABASE_DOWN) or (
+    if isinstance(exc, _database_down()) or (
         isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
     ):
         # the type only: the driver's message may quote the statement or a value

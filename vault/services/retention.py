@@ -270,8 +270,18 @@ def plan(
             client,
         )
         items = []
+        # holds are few: which records have one, in one query, not one query per record
+        on_hold = set(
+            s.exec(
+                _where_client(
+                    select(Hold.record_id).where(Hold.released_at.is_(None)),  # type: ignore[union-attr]
+                    client,
+                    Hold.client_id,
+                )
+            )
+        )
         for rec in s.exec(expired.order_by(Record.retain_until, Record.id)):
-            holds = active_holds(s, rec.id)
+            holds = active_holds(s, rec.id) if rec.id in on_hold else []
             if holds:
                 why = "; ".join(f"hold {h.id} ({h.kind}, case {h.case_ref})" for h in holds)
                 items.append(_item(rec, "keep", f"expired but on hold: {why}"))
@@ -292,26 +302,39 @@ def run(
 ) -> RunReport:
     """Shred every expired record not on hold, purge their objects, then sweep the keys.
 
-    Idempotent and resumable: each record is shredded in its own transaction, and
-    whatever a crash left undone is still in the plan of the next run.
+    Idempotent and resumable: records are shredded in batches of one client, each batch
+    one transaction (all or nothing) and its objects' purge one more; whatever a crash left
+    undone is still in the plan of the next run. See :func:`_batch_size`.
     """
     from vault.services.keys import sweep_keys
 
     report = RunReport()
     touched: set[str] = set()
     tail = LogTail()
+    batch: list[PlanItem] = []
+    done = 0  # records shredded or tried so far: the batches grow with it
+
+    def flush() -> None:
+        nonlocal done
+        if batch:
+            _shred_and_purge(ctx, batch, report, touched, tail, progress)
+            done += len(batch)
+            batch.clear()
+
     for item in plan(ctx, client):
+        if item.action == "shred":
+            if batch and (batch[0].client != item.client or len(batch) >= _batch_size(done)):
+                flush()
+            batch.append(item)
+            continue
+        flush()
         if item.action == "keep":
             report.kept.append(item)
-        elif item.action == "shred":
-            if shred_record(ctx, item.record_id, reason="retention", rule=item.rule, tail=tail):
-                report.shredded.append(item.record_id)
-                touched.add(item.client)
-            _purge_into(ctx, item, report)
         else:
             _purge_into(ctx, item, report)
         if progress:
             progress(item)
+    flush()
     with read_session(ctx.engine) as s:
         # every tenant (the vault-wide log has no keys to sweep)
         clients = [client] if client else [c for c in s.exec(select(Client.id)) if SLUG.matches(c)]
@@ -324,6 +347,147 @@ def run(
     for c in sorted(touched):
         checkpoint_after_commit(ctx, c)
     return report
+
+
+#: the largest shred batch: one transaction, one log append and one purge commit for all
+SHRED_BATCH = 128
+
+
+def _batch_size(done: int) -> int:
+    """How many records the next shred batch may take, after ``done`` in this run.
+
+    The batches grow 1, 1, 2, 4, ... up to :data:`SHRED_BATCH`: the first records of a
+    run go one by one (a run of a few records gains nothing from batching, and the first
+    failure — a store that refuses deletes, a tampered row — is met after one record's
+    work), and a crash never loses more than the run had already done.
+    """
+    return min(SHRED_BATCH, max(1, done))
+
+
+def _shred_and_purge(
+    ctx: VaultContext,
+    batch: list[PlanItem],
+    report: RunReport,
+    touched: set[str],
+    tail: LogTail,
+    progress: Callable[[PlanItem], None] | None,
+) -> None:
+    """Shred a batch of one client's expired records, then purge their objects."""
+    if len(batch) == 1:  # one record: exactly the single-record path
+        item = batch[0]
+        if shred_record(ctx, item.record_id, reason="retention", rule=item.rule, tail=tail):
+            report.shredded.append(item.record_id)
+            touched.add(item.client)
+        _purge_into(ctx, item, report)
+    else:
+        shredded = _shred_batch(ctx, batch, tail)
+        report.shredded += shredded
+        if shredded:
+            touched.add(batch[0].client)
+        purged, pending = _purge_batch(
+            ctx, batch[0].client, [i.record_id for i in batch], set(shredded)
+        )
+        report.purged += purged
+        report.pending += [_purge_item(rec) for rec in pending]
+    if progress:
+        for item in batch:
+            progress(item)
+
+
+def _shred_batch(ctx: VaultContext, batch: list[PlanItem], tail: LogTail) -> list[str]:
+    """:func:`shred_record` for several records of one client in ONE transaction: the same
+    checks per record under the log head's lock, one ``append_entries`` for all their
+    ``evidence.shredded`` entries. All or nothing: a tampered record refuses the batch."""
+    now, client = ctx.clock(), batch[0].client
+    rule_of = {i.record_id: i.rule for i in batch}
+    with write_session(ctx.engine) as s:
+        log_head(s, client, lock=True)  # holds and extensions serialise on this lock
+        found = {r.id: r for r in s.exec(select(Record).where(Record.id.in_(list(rule_of))))}  # type: ignore[attr-defined]
+        recs = [found[i.record_id] for i in batch if i.record_id in found]
+        keys = ctx.log_keys(client)
+        if recs:  # every entry after the earliest seal, as for each record alone
+            tail.require(s, keys, client, min(r.seq for r in recs))
+        todo: list[Record] = []
+        with_holds = _with_active_holds(s, [r.id for r in recs])
+        for rec in recs:
+            state = check_record(s, keys, rec)
+            held = rec.id in with_holds
+            if held != state.held:
+                raise TamperDetected(
+                    f"record {rec.id}: its hold rows disagree with the hold entries of the "
+                    "log; refusing to shred it",
+                    hint="run `evidence-vault verify`; nothing was changed",
+                )
+            if not (state.shredded or held or rec.retain_until > now):
+                todo.append(rec)
+        drafts = [
+            EntryDraft("evidence.shredded", rec.id, _shred_body(rec, "retention", rule_of[rec.id]))
+            for rec in todo
+        ]
+        if drafts:
+            append_entries(s, client, drafts, now, keys)
+        for rec in todo:
+            _mark_shredded(rec, now, "retention", rule_of[rec.id])
+            s.add(rec)
+    return [rec.id for rec in todo]
+
+
+def _purge_batch(
+    ctx: VaultContext, client: str, record_ids: list[str], shredded_now: set[str]
+) -> tuple[list[str], list[Record]]:
+    """:func:`purge_objects` for a batch: the deletes, one commit for their ``purged_at``.
+    Returns the purged ids and the records left shredded but unpurged (pending), in order.
+
+    Objects go only when the log says shredded and unheld. For ``shredded_now`` the batch
+    itself appended the shred entry, under the head lock, after checking the record against
+    its log; a hold cannot be placed on a shredded record since (:mod:`vault.services.holds`
+    refuses under the same lock), so only the hold rows are read again. Any other record is
+    checked against its log here, as :func:`purge_objects` does.
+    """
+    keys = ctx.log_keys(client)
+    with read_session(ctx.engine) as s:
+        found = {r.id: r for r in s.exec(select(Record).where(Record.id.in_(record_ids)))}  # type: ignore[attr-defined]
+        recs = [found[rid] for rid in record_ids if rid in found]
+        with_holds = _with_active_holds(s, record_ids)
+        purgeable = []
+        for rec in recs:
+            if rec.id in with_holds:
+                continue
+            if rec.id in shredded_now:
+                purgeable.append(rec)
+                continue
+            state = check_record(s, keys, rec)
+            if state.shredded and not state.held:
+                purgeable.append(rec)
+    gone = set()
+    for rec in purgeable:
+        if rec.purged_at is not None or all(
+            _delete(ctx, k, rec) for k in (rec.clip_key, rec.meta_key)
+        ):
+            gone.add(rec.id)
+    fresh = [r.id for r in purgeable if r.id in gone and r.purged_at is None]
+    if fresh:
+        with write_session(ctx.engine) as s:
+            now = ctx.clock()
+            for row in s.exec(select(Record).where(Record.id.in_(fresh))):  # type: ignore[attr-defined]
+                row.purged_at = now
+                s.add(row)
+    pending = [r for r in recs if r.id not in gone and r.shredded_at is not None]
+    return [r.id for r in recs if r.id in gone], pending
+
+
+def _with_active_holds(session: Session, record_ids: list[str]) -> set[str]:
+    """Which of these records have an unreleased hold row (one query)."""
+    if not record_ids:
+        return set()
+    return set(
+        session.exec(
+            select(Hold.record_id).where(
+                Hold.record_id.in_(record_ids),  # type: ignore[attr-defined]
+                Hold.released_at.is_(None),  # type: ignore[union-attr]
+            )
+        )
+    )
 
 
 def _purge_into(ctx: VaultContext, item: PlanItem, report: RunReport) -> None:
@@ -370,25 +534,32 @@ def shred_record(
             return False
         if reason == "retention" and rec.retain_until > now:
             return False
-        body = {
-            "reason": reason,
-            "rule": rule,
-            "retain_until": format_time(rec.retain_until),
-            "kek": rec.kek_id,
-        }
         append_entries(
             s,
             rec.client_id,
-            [EntryDraft("evidence.shredded", rec.id, body)],
+            [EntryDraft("evidence.shredded", rec.id, _shred_body(rec, reason, rule))],
             now,
             ctx.log_keys(rec.client_id),
         )
-        rec.shredded_at, rec.shred_reason, rec.shred_rule = now, reason, rule
-        # the key goes, and with it every lookup value derived from personal data
-        rec.wrapped_dek = b""
-        rec.phone_hash = rec.clip_fingerprint = rec.meta_fingerprint = ""
+        _mark_shredded(rec, now, reason, rule)
         s.add(rec)
     return True
+
+
+def _shred_body(rec: Record, reason: str, rule: str) -> dict:
+    return {
+        "reason": reason,
+        "rule": rule,
+        "retain_until": format_time(rec.retain_until),
+        "kek": rec.kek_id,
+    }
+
+
+def _mark_shredded(rec: Record, now: datetime, reason: str, rule: str) -> None:
+    rec.shredded_at, rec.shred_reason, rec.shred_rule = now, reason, rule
+    # the key goes, and with it every lookup value derived from personal data
+    rec.wrapped_dek = b""
+    rec.phone_hash = rec.clip_fingerprint = rec.meta_fingerprint = ""
 
 
 def purge_objects(ctx: VaultContext, record_id: str) -> bool:
@@ -478,5 +649,5 @@ def _item(rec: Record, action: str, why: str) -> PlanItem:
     return PlanItem(rec.id, rec.client_id, rec.retain_until, rule, action, why)
 
 
-def _where_client(stmt, client: str | None):
-    return stmt.where(Record.client_id == client) if client else stmt
+def _where_client(stmt, client: str | None, column=Record.client_id):
+    return stmt.where(column == client) if client else stmt
