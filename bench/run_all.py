@@ -32,6 +32,7 @@ BENCHES = (
     "soak",
     "desk",
     "agent",
+    "timestamping",
 )
 HERE = Path(__file__).resolve().parent
 
