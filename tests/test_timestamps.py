@@ -45,12 +45,16 @@ def tsa(tmp_path) -> LoopbackTsa:
     server.stop()
 
 
-def tsa_vault(home: Path, tsa: LoopbackTsa, *, roots: Path | None = None, db: str = "") -> Vault:
+def tsa_vault(
+    home: Path, tsa: LoopbackTsa, *, roots: Path | None = None, db: str = "", s3=None
+) -> Vault:
     """A vault time-stamping with ``tsa``, trusting ``roots`` (default: the TSA's own CA)."""
     settings = load_settings(home, env={})
     settings = replace(
         settings,
         database_url=db,
+        storage="s3" if s3 else "local",
+        s3=s3,
         tsas=(TsaSettings(TSA, tsa.url, roots or tsa.pki.ca),),
         timestamp_timeout=5.0,
         checkpoint_every=2,
@@ -247,6 +251,78 @@ def test_verify_finds_a_tampered_stored_token(tmp_path, tsa):
     report = v.verify()
     assert [(f.kind, f.key) for f in report.findings] == [("bad-timestamp", key)]
     assert "stored copy: time-stamp by test-tsa: INVALID (signature)" in report.findings[0].detail
+
+
+def test_a_token_stored_before_a_crash_is_recorded_once_checked(tmp_path, tsa):
+    v = tsa_vault(tmp_path / "v", tsa)
+    ingest(v, tmp_path, 1)
+    note = v.latest_checkpoint(CLIENT).note.encode()
+    key = timestamp_key(CLIENT, 1, TSA)
+    # a crash between the put and the row: the stored token is kept, not the new one
+    earlier = tsa.stamp(note_text(note))
+    v.context.store.put(key, [earlier])
+    (stamp,) = v.timestamp_pending().stamped
+    assert stamp.token == earlier == bytes(rows(v)[0].token)
+    assert v.verify().clean
+
+
+def test_a_planted_token_is_not_recorded(tmp_path, tsa):
+    v = tsa_vault(tmp_path / "v", tsa)
+    ingest(v, tmp_path, 1)
+    key = timestamp_key(CLIENT, 1, TSA)
+    v.context.store.put(key, [tsa.stamp(b"something else\n")])  # by someone with bucket access
+    (failure,) = v.timestamp_pending().failed
+    assert failure[3] == f"an invalid token is already stored at {key} (imprint)"
+    assert rows(v) == []
+
+
+def test_serve_s_timer_stamps_new_checkpoints(tmp_path, tsa):
+    import time
+
+    from vault.services.timestamps import TimestampTimer, unstamped
+
+    v = tsa_vault(tmp_path / "v", tsa)
+    timer = TimestampTimer(v.context, 0.05).start()
+    try:
+        ingest(v, tmp_path, 1)
+        deadline = time.monotonic() + 60  # a generous bound on a loaded machine, not a figure
+        while unstamped(v.context) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        timer.stop()
+    assert unstamped(v.context) == [] and [r.size for r in rows(v)] == [1]
+
+
+@pytest.mark.seaweedfs
+def test_tokens_are_locked_like_checkpoints_on_s3(tmp_path, tsa, seaweedfs, seaweedfs_bucket):
+    import secrets
+    from datetime import timedelta
+
+    from vault.config import S3Settings
+
+    s3 = S3Settings(
+        prefix="t-" + secrets.token_hex(6),
+        bucket=seaweedfs_bucket,
+        endpoint_url=seaweedfs.endpoint_url,
+        region="us-east-1",
+        access_key_id=seaweedfs.access_key,
+        secret_access_key=seaweedfs.secret_key,
+        object_lock=True,
+    )
+    v = tsa_vault(tmp_path / "v", tsa, s3=s3)
+    try:
+        ingest(v, tmp_path, 1)
+        (stamp,) = v.timestamp_pending().stamped
+        (row,) = rows(v)
+        until = v.context.store.get_retention(row.object_key, version_id=row.object_version)
+        assert until is not None and until - stamp.gen_time > timedelta(days=3640)
+        assert v.verify().clean
+        # an overwrite behind the vault's back stacks a version; the pinned one still checks
+        tamper.edit_object(v, row.object_key, flip_gen_time)
+        findings = v.verify().findings
+        assert [(f.kind, f.key) for f in findings] == [("shadowed", row.object_key)]
+    finally:
+        v.close()
 
 
 @pytest.mark.postgres

@@ -165,26 +165,36 @@ def stamp_checkpoint(
             continue
         try:
             token = request_token(tsa, note, ctx.settings.timestamp_timeout)
-            report.stamped.append(_keep(ctx, client, size, tsa.name, token))
+            report.stamped.append(_keep(ctx, client, size, tsa, note, token))
         except (TsaUnavailable, ConfigError) as exc:
             log.warning("time-stamp of checkpoint %s/%d postponed: %s", client, size, exc.message)
             report.failed.append((tsa.name, client, size, exc.message))
     return report
 
 
-def _keep(ctx: VaultContext, client: str, size: int, tsa: str, token: bytes) -> StoredTimestamp:
+def _keep(
+    ctx: VaultContext, client: str, size: int, tsa: TsaSettings, note: bytes, token: bytes
+) -> StoredTimestamp:
     """Store the token under Object Lock, then record it (storage first)."""
-    key = timestamp_key(client, size, tsa)
+    key = timestamp_key(client, size, tsa.name)
     until = ctx.clock() + CHECKPOINT_RETENTION
     try:
         version = ctx.store.put(key, [token], retain_until=until).version_id
     except ObjectExists:
-        # a crash after an earlier put: that token was checked too; keep the stored one
+        # a crash after an earlier put, or another worker: keep the stored token, once it
+        # is checked like the one just received (anyone with bucket access could put one)
         token = b"".join(ctx.store.get(key))
         stored = ctx.store.head(key)
         version = stored.version_id if stored else None
+        verdict = check_checkpoint_timestamp(tsa.name, token, note, trust_roots(tsa))
+        if verdict.status != VALID:
+            raise TsaUnavailable(
+                f"an invalid token is already stored at {key} ({verdict.reason})",
+                hint="run `evidence-vault verify`; remove the object if it was put there "
+                "outside the vault",
+            ) from None
     facts = read_timestamp(token)
-    stamp = StoredTimestamp(client, size, tsa, token, facts.gen_time, facts.serial_hex)
+    stamp = StoredTimestamp(client, size, tsa.name, token, facts.gen_time, facts.serial_hex)
     # another worker may record its token of the same checkpoint first: one suffices
     with contextlib.suppress(IntegrityError):
         _record(ctx, stamp, key, version)
@@ -281,6 +291,20 @@ def all_timestamps(ctx: VaultContext, client: str, upto: int) -> list[StoredTime
         StoredTimestamp(r.client_id, r.size, r.tsa, bytes(r.token), _aware(r.gen_time), r.serial)
         for r in rows
     ]
+
+
+def timestamp_pins(ctx: VaultContext, client: str) -> dict[str, str | None]:
+    """Object key -> the version the vault wrote, of every token recorded (for the
+    storage checks: a version stacked on a token's key is ``shadowed``)."""
+    with read_session(ctx.engine) as s:
+        return {
+            key: version
+            for key, version in s.exec(
+                select(CheckpointTimestamp.object_key, CheckpointTimestamp.object_version).where(
+                    CheckpointTimestamp.client_id == client
+                )
+            )
+        }
 
 
 def timestamp_findings(ctx: VaultContext, client: str) -> list[Finding]:
