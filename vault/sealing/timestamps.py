@@ -58,7 +58,7 @@ class TimestampError(VaultError):
 
     kind = "bad-timestamp"
 
-    def __init__(self, reason: str, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str = "malformed", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
 
@@ -171,12 +171,15 @@ def check_timestamp(
     imprint = response.tst_info.message_imprint
     if imprint.hash_algorithm != SHA256_OID:
         raise TimestampError(
-            "imprint", f"the token's imprint is not SHA-256 (algorithm {imprint.hash_algorithm})"
+            f"the token's imprint is not SHA-256 (algorithm {imprint.hash_algorithm})",
+            reason="imprint",
         )
     if not hmac.compare_digest(imprint.message, imprint_of(message)):
-        raise TimestampError("imprint", "the token time-stamps another digest than the message's")
+        raise TimestampError(
+            "the token time-stamps another digest than the message's", reason="imprint"
+        )
     if nonce is not None and response.tst_info.nonce != nonce:
-        raise TimestampError("nonce", "the token answers another request (nonce mismatch)")
+        raise TimestampError("the token answers another request (nonce mismatch)", reason="nonce")
     if roots is None:
         return facts
     _check_signer_usage(response)
@@ -186,25 +189,27 @@ def check_timestamp(
     try:
         builder.build().verify(response, imprint_of(message))
     except VerificationError as exc:
-        raise TimestampError("signature", _signature_problem(str(exc))) from None
+        raise TimestampError(_signature_problem(str(exc)), reason="signature") from None
     return facts
 
 
 def _parse(token: bytes) -> TimeStampResponse:
     if not isinstance(token, bytes) or not token:
-        raise TimestampError("malformed", "the time-stamp token is empty")
+        raise TimestampError("the time-stamp token is empty", reason="malformed")
     try:
         response = decode_timestamp_response(token)
     except Exception:  # the parser raises ValueError and friends for any bad DER
-        raise TimestampError("malformed", "not a DER RFC 3161 time-stamp response") from None
+        raise TimestampError("not a DER RFC 3161 time-stamp response", reason="malformed") from None
     if response.status != PKIStatus.GRANTED:
         raise TimestampError(
-            "status", f"the TSA did not grant the time-stamp (PKIStatus {response.status})"
+            f"the TSA did not grant the time-stamp (PKIStatus {response.status})", reason="status"
         )
     try:
         response.tst_info  # noqa: B018 -- a granted response must carry a token
     except Exception:
-        raise TimestampError("malformed", "the time-stamp response carries no token") from None
+        raise TimestampError(
+            "the time-stamp response carries no token", reason="malformed"
+        ) from None
     return response
 
 
@@ -243,19 +248,19 @@ def _check_signer_usage(response: TimeStampResponse) -> None:
     cert = _signer_certificate(response)
     if cert is None:
         raise TimestampError(
-            "signature", "the token does not include the certificate that signed it"
+            "the token does not include the certificate that signed it", reason="signature"
         )
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
         raise TimestampError(
-            "eku", "the signing certificate has no extended key usage id-kp-timeStamping"
+            "the signing certificate has no extended key usage id-kp-timeStamping", reason="eku"
         ) from None
     if not eku.critical or list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
         raise TimestampError(
-            "eku",
             "the signing certificate's extended key usage is not critical and only "
             "id-kp-timeStamping: it is not a time-stamping certificate",
+            reason="eku",
         )
 
 
