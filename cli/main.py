@@ -405,12 +405,14 @@ def timestamp(ctx, client_id) -> None:
 
     Exit 0 when nothing is left unstamped, 1 when a TSA failed (tried again next time).
     """
-    report = open_vault(ctx).timestamp_pending(client_id)
-    human = (
-        _stamp_lines(report, report.stamped)
-        if report.stamped or report.failed
-        else ("nothing to stamp: every checkpoint has a token from every configured TSA")
-    )
+    vault = open_vault(ctx)
+    report = vault.timestamp_pending(client_id)
+    if not vault.settings.tsas:
+        human = "no TSA is configured ([[timestamping.tsa]] in vault.toml): nothing to stamp"
+    elif report.stamped or report.failed:
+        human = _stamp_lines(report, report.stamped)
+    else:
+        human = "nothing to stamp: every checkpoint has a token from every configured TSA"
     emit(ctx, report.to_dict(), human)
     if report.failed:
         ctx.exit(EXIT_FINDINGS)

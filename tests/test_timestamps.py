@@ -492,11 +492,24 @@ def test_cli_checkpoint_timestamp_and_verify_bundle(tmp_path, tsa, monkeypatch):
     key = run("log", "key").strip()
     out = run("verify-bundle", str(bundle), "--key", key, "--tsa-roots", str(tsa.pki.ca))
     assert "[ok] timestamp: time-stamp by test-tsa: genTime" in out
+    args = ("--json", "verify-bundle", str(bundle), "--key", key, "--tsa-roots", str(tsa.pki.ca))
+    (stamp,) = json.loads(run(*args))["timestamps"]
+    assert (stamp["tsa"], stamp["status"], stamp["signer"]) == (TSA, "valid", "CN=Test TSA")
     tsa.stop()
     # the export appended its access entry: checkpoint 2 is signed, its stamp postponed
     out = run("checkpoint", "--client", CLIENT, "--timestamp", code=1)
     assert out.startswith(f"evidence-vault/{CLIENT}\n2\n")
     assert f"NOT time-stamped: checkpoint 2 of {CLIENT} by {TSA}: TSA {TSA} is unreachable" in out
+
+
+def test_cli_timestamp_without_a_tsa(tmp_path, monkeypatch):
+    monkeypatch.delenv("EVIDENCE_VAULT_MASTER_KEY", raising=False)
+    home = str(tmp_path / "v")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--vault", home, "init"]).exit_code == 0
+    result = runner.invoke(cli, ["--vault", home, "timestamp"])
+    assert result.exit_code == 0
+    assert result.output.startswith("no TSA is configured ([[timestamping.tsa]] in vault.toml)")
 
 
 def test_committed_token_vector_checks_out():

@@ -12,16 +12,12 @@ Pure: used by the offline bundle verifier, the offline log audit and the vault's
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from vault.ledger.checkpoint import Checkpoint, NoteError
 from vault.sealing.timestamps import TimestampError, TrustRoots, check_timestamp
-
-#: a TSA's name, as configured and in ``timestamps/<tsa>.tsr`` (a safe file name)
-TSA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
 
 VALID, UNCHECKED, INVALID = "valid", "unchecked", "invalid"
 
