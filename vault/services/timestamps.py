@@ -106,12 +106,6 @@ def trust_roots(tsa: TsaSettings) -> TrustRoots:
     return TrustRoots.from_files([tsa.roots])
 
 
-def check_settings(ctx: VaultContext) -> None:
-    """Every configured TSA's trust roots readable: a typo shows when the vault opens."""
-    for tsa in ctx.settings.tsas:
-        trust_roots(tsa)
-
-
 def request_token(tsa: TsaSettings, note: bytes, timeout: float) -> bytes:
     """Ask ``tsa`` to stamp the checkpoint ``note``'s text; the token, checked against
     the TSA's roots and the request's nonce."""
