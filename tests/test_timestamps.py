@@ -30,7 +30,7 @@ from vault.ledger.checkpoint import parse_verifier_key
 from vault.ledger.offline import audit_export
 from vault.ledger.timestamps import check_checkpoint_timestamp, note_text
 from vault.sealing.timestamps import TimestampError, TrustRoots, check_timestamp, read_timestamp
-from vault.services.checkpoints import list_checkpoints
+from vault.services.checkpoints import checkpoint_of_size, list_checkpoints
 from vault.services.context import create_vault
 from vault.services.timestamps import timestamp_key
 
@@ -500,6 +500,30 @@ def test_cli_checkpoint_timestamp_and_verify_bundle(tmp_path, tsa, monkeypatch):
     out = run("checkpoint", "--client", CLIENT, "--timestamp", code=1)
     assert out.startswith(f"evidence-vault/{CLIENT}\n2\n")
     assert f"NOT time-stamped: checkpoint 2 of {CLIENT} by {TSA}: TSA {TSA} is unreachable" in out
+
+
+def test_an_auditor_fetches_a_checkpoint_s_tokens_over_http(tmp_path, tsa):
+    from fastapi.testclient import TestClient
+
+    from tests.support.vaults import person_token
+    from vault.http.app import create_app
+
+    v = tsa_vault(tmp_path / "v", tsa)
+    ingest(v, tmp_path, 1)
+    v.timestamp_pending()
+    auditor = {"Authorization": f"Bearer {person_token(v.context, 'auditor', CLIENT)[1]}"}
+    with TestClient(create_app(v.context)) as http:
+        got = http.get(f"/v1/logs/{CLIENT}/checkpoints/1/timestamps", headers=auditor)
+        assert got.status_code == 200, got.text
+        (stamp,) = got.json()
+        assert (stamp["tsa"], stamp["size"], stamp["serial"]) == (TSA, 1, rows(v)[0].serial)
+        note = checkpoint_of_size(v.context, CLIENT, 1).note.encode()
+        token = base64.b64decode(stamp["token"])
+        roots = TrustRoots.from_files([tsa.pki.ca])
+        assert check_checkpoint_timestamp(TSA, token, note, roots).status == "valid"
+        missing = http.get(f"/v1/logs/{CLIENT}/checkpoints/7/timestamps", headers=auditor)
+        assert missing.status_code == 404
+        assert missing.json()["detail"] == f"client {CLIENT!r} has no checkpoint of size 7"
 
 
 def test_cli_timestamp_without_a_tsa(tmp_path, monkeypatch):
