@@ -28,6 +28,7 @@ LOG_PATHS = [
     "/v1/logs/{c}/proofs/inclusion?seq=0",
     "/v1/logs/{c}/proofs/consistency?from=1",
     "/v1/logs/{c}/export",
+    "/v1/logs/{c}/checkpoints/1/timestamps",
 ]
 
 
