@@ -414,6 +414,40 @@ def test_a_flipped_byte_in_a_bundled_token_is_found(stamped_bundle, tmp_path):
     assert "another digest than the message's (imprint)" in detail(verdict, "timestamp")
 
 
+def test_two_tsas_one_down_then_both_in_the_bundle(tmp_path, tsa):
+    second = LoopbackTsa(tmp_path / "second", label="Second").start()
+    try:
+        v = tsa_vault(tmp_path / "v", tsa)
+        both = (*v.settings.tsas, TsaSettings("second", second.url, second.pki.ca))
+        v.context.settings = replace(v.settings, tsas=both)
+        second.stop()
+        ids = ingest(v, tmp_path, 1)
+        report = v.timestamp_pending()
+        assert [(t.tsa, t.size) for t in report.stamped] == [(TSA, 1)]
+        assert [(tsa_, size) for tsa_, _c, size, _why in report.failed] == [("second", 1)]
+        second.start()
+        assert [(t.tsa, t.size) for t in v.timestamp_pending().stamped] == [("second", 1)]
+        path = v.export_bundle(ids[0], tmp_path / "b.zip", principal="local:lawyer")
+        assert sorted(n for n in members(path) if n.startswith("timestamps/")) == [
+            "timestamps/second.tsr",
+            f"timestamps/{TSA}.tsr",
+        ]
+        roots = TrustRoots.from_files([tsa.pki.ca, second.pki.ca])
+        verdict = verify_bundle(path, v.log_key(), tsa_roots=roots)
+        assert verdict.ok and [(t.tsa, t.status) for t in verdict.timestamps] == [
+            ("second", "valid"),
+            (TSA, "valid"),
+        ]
+        # trusting one TSA only: the other's token does not chain to a trusted root
+        verdict = verify_bundle(path, v.log_key(), tsa_roots=TrustRoots.from_files([tsa.pki.ca]))
+        assert failed(verdict) == {"timestamp"}
+        assert detail(verdict, "timestamp").startswith(
+            "timestamps/second.tsr: the token's signature or certificate chain does not hold"
+        )
+    finally:
+        second.stop()
+
+
 def test_a_v3_bundle_does_not_take_time_stamps(stamped_bundle, tmp_path):
     # a file under timestamps/ in an older bundle is just an unexpected file
     path, key, _tsa = stamped_bundle
