@@ -242,6 +242,18 @@ def test_a_tsa_outside_the_configured_roots_is_refused(tmp_path, tsa):
     assert rows(v) == []
 
 
+def test_a_missing_roots_file_postpones_stamping_with_a_hint(tmp_path, tsa):
+    missing = tmp_path / "nowhere.pem"
+    v = tsa_vault(tmp_path / "v", tsa, roots=missing)
+    assert len(ingest(v, tmp_path, 1)) == 1  # ingest does not read the roots
+    (failure,) = v.timestamp_pending().failed
+    assert failure[3] == f"cannot read the TSA trust roots {missing}: No such file or directory"
+    result = CliRunner().invoke(
+        cli, ["verify-bundle", str(tsa.pki.ca), "--tsa-roots", str(tsa.pki.key)]
+    )
+    assert result.exit_code == 6 and "holds no readable PEM certificate" in result.output
+
+
 def test_verify_finds_a_tampered_stored_token(tmp_path, tsa):
     v = tsa_vault(tmp_path / "v", tsa)
     ingest(v, tmp_path, 1)
