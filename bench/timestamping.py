@@ -98,7 +98,9 @@ def main() -> None:
     from vault.services.timestamps import unstamped
 
     if OPENSSL is None:
-        raise SystemExit("openssl is needed for the loopback TSA")
+        print("note: openssl is not installed: the loopback TSA cannot run, nothing measured")
+        c.emit("timestamping", args.quick, None, TARGET, "ratio>=", skipped="no openssl")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-tsa-") as tmp:
         root = Path(tmp)
         tsa = LoopbackTsa(root / "tsa", label="Bench").start()
