@@ -33,6 +33,7 @@ BENCHES = (
     "desk",
     "agent",
     "tiles",
+    "timestamping",
 )
 HERE = Path(__file__).resolve().parent
 

@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "agent",
         "desk",
         "tiles",
+        "timestamping",
     ],
 )
 def test_bench_script_runs(name):

@@ -13,6 +13,7 @@ Made by ``vault.services.export.export_bundle``; checked offline by
     checkpoint.txt           the signed checkpoint (C2SP signed note) the proof leads to
     verifier-key.txt         the vault's verifier key, as the vault says it is
     report.html              the same facts for people, rendered again and compared
+    timestamps/<tsa>.tsr     (version 4) RFC 3161 tokens over the checkpoint's text
 
 Pure code only, like :mod:`vault.ledger`: no database, no storage, no vault.
 """

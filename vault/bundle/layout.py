@@ -7,16 +7,18 @@ verifier (:mod:`vault.bundle.verify`) both build on them, so they cannot drift a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vault.report import V1_CHECKS
 
 FORMAT = "evidence-vault bundle"
 #: 2: report.html is checked (re-rendered from the checked members, byte for byte);
-#: 3: proof.json names the entry's position ``seq``, as the CLI and the API do
-VERSION = 3
+#: 3: proof.json names the entry's position ``seq``, as the CLI and the API do;
+#: 4: court-ready evidence (time-stamps, ...: see the version 4 blocks below)
+VERSION = 4
 #: versions the verifier reads; a version 1 report is re-rendered the version 1 way
-SUPPORTED_VERSIONS = (1, 2, 3)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence.json"
@@ -70,8 +72,27 @@ CHECKS = {
     "report": "report.html is exactly the report rendered from the checked members",
 }
 
+# --- format version 4: checkpoint time-stamps (RFC 3161) ---------------------------------
+#: ``timestamps/<tsa>.tsr``: one TSA's DER TimeStampResp over SHA-256 of the text of
+#: checkpoint.txt (the note without its signature lines); the TSA's name as configured
+TIMESTAMP_MEMBER = re.compile(r"timestamps/([A-Za-z0-9][A-Za-z0-9_-]{0,63})\.tsr", re.ASCII)
+TIMESTAMP_CHECK = {
+    "timestamp": "each time-stamp in timestamps/ is an RFC 3161 token over the SHA-256 of "
+    "checkpoint.txt's text, signed by a Time-Stamping Authority whose certificate (critical "
+    "extended key usage id-kp-timeStamping) chains to a TSA root you trust: the checkpoint, "
+    "and every entry under it, existed at the token's time"
+}
+CHECKS_V4 = {**CHECKS, **TIMESTAMP_CHECK}
+
+
+def timestamp_member(tsa: str) -> str:
+    return f"{TIMESTAMPS_DIR}{tsa}.tsr"
+
+
+# --- end of the time-stamp block ---------------------------------------------------------
+
 #: the check list a report of each format version shows ("How to verify")
-REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS}
+REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS, 4: CHECKS_V4}
 
 #: proof.json's statement of its algorithm
 PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"

@@ -38,6 +38,7 @@ from vault.services.people import Principal
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
 from vault.services.retention import refuse_if_shredded
 from vault.services.retrieve import get_record, open_object, record_access
+from vault.services.timestamps import StoredTimestamp, stamp_checkpoint, timestamps_of
 from vault.storage.files import atomic_output
 
 
@@ -62,6 +63,8 @@ class _Contents:
     proof: InclusionProof
     verifier_key: str
     created_at: datetime
+    #: the RFC 3161 tokens of the proof's checkpoint, one per TSA (format version 4)
+    timestamps: list[StoredTimestamp]
 
 
 def export_bundle(
@@ -97,6 +100,7 @@ def export_bundle(
             layout.VERIFIER_KEY: (contents.verifier_key + "\n").encode(),
         }
         texts[layout.REPORT] = _report(contents, audio, texts)
+        texts |= {layout.timestamp_member(t.tsa): t.token for t in contents.timestamps}
         written = [audio] + [_write_text(zf, n, d, contents.created_at) for n, d in texts.items()]
         _write_text(zf, layout.MANIFEST, _json(_manifest(contents, written)), contents.created_at)
     return target
@@ -118,6 +122,9 @@ def _gather(ctx: VaultContext, rec: Record) -> _Contents:
     # makes a checkpoint first when none covers the entry yet (e.g. a fresh record)
     proof = inclusion_for_record(ctx, rec.id, rec.client_id)
     opened = json.loads(b"".join(open_object(ctx, rec, "meta")))
+    # a checkpoint the timer has not stamped yet (a fresh one, or a TSA outage) gets its
+    # chance now; a TSA that fails leaves the bundle without its token, never without a bundle
+    stamp_checkpoint(ctx, rec.client_id, proof.tree_size)
     return _Contents(
         rec=rec,
         entry=entry,
@@ -127,6 +134,7 @@ def _gather(ctx: VaultContext, rec: Record) -> _Contents:
         proof=proof,
         verifier_key=log_verifier_key(ctx),
         created_at=ctx.clock(),
+        timestamps=timestamps_of(ctx, rec.client_id, proof.tree_size),
     )
 
 
