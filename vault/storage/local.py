@@ -33,7 +33,7 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -84,6 +84,36 @@ class LocalStore:
         # fail fast before streaming a large body; link() below is the real guard
         if os.path.lexists(path):
             raise self._exists_error(key, path)
+        size, sha256 = self._write_durably(
+            path, key, chunks, lambda tmp, final: self._link_new(tmp, final, key)
+        )
+        return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
+
+    def replace(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        path = self._path(key)
+        self._make_dirs(path.parent, key)
+        # rename() over the old name is atomic: readers see old or new bytes
+        size, sha256 = self._write_durably(path, key, [data], os.replace)
+        return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
+
+    def _link_new(self, tmp: Path, path: Path, key: str) -> None:
+        try:
+            os.link(tmp, path)  # never over an existing object: the real guard of put()
+        except FileExistsError:
+            raise self._exists_error(key, path) from None
+
+    def _write_durably(
+        self,
+        path: Path,
+        key: str,
+        chunks: Iterable[bytes],
+        publish: Callable[[Path, Path], None],
+    ) -> tuple[int, str]:
+        """Write ``chunks`` to a read-only temp file beside ``path``, fsync it, ``publish``
+        it under ``path`` (link: never over an object; replace: atomically over one), fsync
+        the directory. The temp file never outlives the call."""
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
         except OSError as exc:
@@ -101,46 +131,14 @@ class LocalStore:
                 except OSError as exc:
                     raise _write_error(key, exc, self.root) from exc
             try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise self._exists_error(key, path) from None
+                publish(tmp, path)
             except OSError as exc:
                 raise _write_error(key, exc, self.root) from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         _fsync_dir(path.parent)
-        return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
-
-    def replace(
-        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
-    ) -> StoredObject:
-        path = self._path(key)
-        self._make_dirs(path.parent, key)
-        try:
-            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-        except OSError as exc:
-            raise _write_error(key, exc, self.root) from exc
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                size, sha256 = _write_all(fh, [data], key, self.root)
-                try:
-                    os.fchmod(fh.fileno(), FILE_MODE)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                except OSError as exc:
-                    raise _write_error(key, exc, self.root) from exc
-            try:
-                # rename() over the old name is atomic: readers see old or new bytes
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise _write_error(key, exc, self.root) from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        _fsync_dir(path.parent)
-        return StoredObject(key=key, size=size, sha256=sha256, version_id=None, retain_until=None)
+        return size, sha256
 
     def delete(
         self, key: str, *, version_id: str | None = None, all_versions: bool = False
