@@ -147,6 +147,12 @@ def test_the_escalation_end_to_end(desk_server, page):
     _check_page(page)
 
 
+_PLAYING = (
+    "() => String(deskPlayer.ws.isPlaying()) === '%s'"
+    " && document.querySelector('#play').getAttribute('aria-pressed') === '%s'"
+)
+
+
 def test_the_player_by_keyboard_alone(desk_server, page):
     url = desk_server.url
     _sign_in(page, url, "chris")
@@ -175,10 +181,11 @@ def test_the_player_by_keyboard_alone(desk_server, page):
     page.keyboard.press("ArrowLeft")
     assert now() == ("5", "00:05")
     page.keyboard.press(" ")
-    page.wait_for_function("() => deskPlayer.ws.isPlaying()")
-    assert page.get_attribute("#play", "aria-pressed") == "true"
+    # wavesurfer reports isPlaying() a moment before its "play" event sets aria-pressed:
+    # wait for both together, not for one and then read the other.
+    page.wait_for_function(_PLAYING % ("true", "true"))
     page.keyboard.press(" ")
-    page.wait_for_function("() => !deskPlayer.ws.isPlaying()")
+    page.wait_for_function(_PLAYING % ("false", "false"))
     assert page.evaluate("() => document.activeElement.id") == "waveform"
     _check_page(page)
 
