@@ -8,6 +8,7 @@ them past the grace period; objects in flight (younger) and every owned object s
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy.exc import OperationalError
 
 from cli.main import cli
-from tests.support.vaults import clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, clip, make_vault, order_meta
 from vault.errors import OutcomeUnknown
 from vault.services import ingest as ingest_module
 from vault.services import orphans
@@ -123,5 +124,39 @@ def test_gc_on_every_store_records_locked_orphans_so_verify_knows_them(
         assert {d["key"] for d in first.deleted} == left
         assert _data_keys(vault) == owned
     assert _data_keys(vault) >= owned  # owned objects are never touched
+    report = vault.verify(deep=True)
+    assert report.clean, [f.to_dict() for f in report.findings]
+
+
+@pytest.mark.parametrize(
+    "vault",
+    ["moto-sqlite", pytest.param("seaweedfs-sqlite", marks=pytest.mark.seaweedfs)],
+    indirect=True,
+)
+def test_a_recorded_orphan_is_deleted_once_its_lock_runs_out(vault, tmp_path):
+    """Under Object Lock gc records the orphan first; a later gc, after the lock's
+    retain-until date, deletes it for real, records nothing more, and verify stays clean."""
+    vault.ingest(clip(tmp_path), order_meta(0))
+    owned, store = _data_keys(vault), vault.context.store
+    # an object left by a crash, locked for a few seconds only (the store rounds up to 1 s)
+    stored = store.put(
+        f"{CLIENT}/left-by-a-crash.bin",
+        [b"\x00" * 4096],
+        retain_until=utc_now() + timedelta(seconds=2),
+    )
+    assert stored.retain_until is not None
+    first = orphans.collect(vault.context, grace=timedelta(0))
+    assert [a["key"] for a in first.acknowledged] == [stored.key] and first.deleted == []
+    entries = vault.count_entries()
+    assert vault.verify(deep=True).clean
+    while utc_now() <= stored.retain_until + timedelta(seconds=1):
+        time.sleep(0.2)
+    second = orphans.collect(vault.context, grace=timedelta(0))
+    assert second.deleted == [
+        {"key": stored.key, "version": stored.version_id, "size": stored.size}
+    ]
+    assert second.acknowledged == [] and second.locked == []
+    assert _data_keys(vault) == owned  # the owned clip and metadata untouched
+    assert vault.count_entries() == entries  # deleting it is not a second record
     report = vault.verify(deep=True)
     assert report.clean, [f.to_dict() for f in report.findings]
