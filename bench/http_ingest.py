@@ -252,7 +252,7 @@ def measure(server: Any, pg_url: str, workdir: Path, sizes: dict, quick: bool) -
         cpu: dict[str, dict[str, float]] = {
             n: {"server": 0.0, "weed": 0.0, "client": 0.0} for n in results
         }
-        weed_pid = server._proc.pid
+        weed_pid = server.pid
         for name in ("vault", "raw", "raw", "vault"):
             batch = jobs(per)
             before = (tree_cpu(srv.proc.pid), tree_cpu(weed_pid), time.process_time())

@@ -205,22 +205,9 @@ class Dialer:
 
 def restart_weed(sw: Any, outage: float) -> None:
     """SIGKILL weed, wait, start it again on the same ports and data directory."""
-    proc = sw._proc
-    proc.kill()
-    proc.wait()
+    sw.kill()
     time.sleep(outage)
-    sw._out.close()
-    sw._out = (sw.workdir / "weed.out").open("ab")
-    sw._proc = subprocess.Popen(
-        sw._command(),
-        cwd=sw.workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=sw._out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    if not sw._wait_ready():
-        raise RuntimeError("SeaweedFS did not come back:\n" + sw.log_tail())
+    sw.restart()
 
 
 def restart_db(cluster: Any, outage: float) -> None:

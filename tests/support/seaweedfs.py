@@ -204,8 +204,32 @@ class SeaweedFS:
             args += [f"-{service}.port={port}", f"-{service}.port.grpc={port + GRPC_OFFSET}"]
         return args
 
+    @property
+    def pid(self) -> int | None:
+        """The weed process's id while it runs (for RSS readings and the like)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL weed, as a crash would; its ports and data directory stay for
+        :meth:`restart`."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def restart(self) -> None:
+        """Start weed again after :meth:`kill`, on the same ports and data directory, and
+        wait until S3 answers."""
+        if self._out is not None:
+            self._out.close()
+        self._popen()
+        if not self._wait_ready():
+            raise SeaweedFSError("SeaweedFS did not come back:\n" + self.log_tail())
+
     def _launch(self) -> None:
         self.ports = dict(zip(SERVICES, _free_port_pairs(len(SERVICES)), strict=True))
+        self._popen()
+
+    def _popen(self) -> None:
         self._out = (self.workdir / "weed.out").open("ab")
         self._proc = subprocess.Popen(
             self._command(),
