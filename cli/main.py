@@ -477,12 +477,36 @@ def log_verify(ctx, export: Path, key: str, trusted) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the bundle (ZIP).",
 )
+@click.option(
+    "--language",
+    type=click.Choice(["de", "en"]),
+    default="de",
+    show_default=True,
+    help="Language of the report (report.html, report.pdf).",
+)
+@click.option(
+    "--time-zone",
+    default=None,
+    help="The client's time zone for the report's times (default: [web] timezone).",
+)
+@click.option("--no-pdf", is_flag=True, help="Leave report.pdf out of the bundle (faster).")
 @_READER
 @click.pass_context
-def export(ctx, record_id, output: Path, reader) -> None:
-    """Export one record as an evidence bundle that verifies offline (the export is logged)."""
+def export(ctx, record_id, output: Path, language, time_zone, no_pdf, reader) -> None:
+    """Export one record as an evidence bundle that verifies offline (the export is logged).
+
+    The bundle carries a dispute report in German (``--language en``: English), as
+    report.html and as PDF/A-3b (report.pdf) with the bundle's files attached.
+    """
     vault = open_vault(ctx)
-    out = vault.export_bundle(record_id, output, principal=_reader(vault, reader))
+    out = vault.export_bundle(
+        record_id,
+        output,
+        principal=_reader(vault, reader),
+        language=language,
+        time_zone=time_zone,
+        pdf=not no_pdf,
+    )
     emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
 
 

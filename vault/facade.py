@@ -458,13 +458,23 @@ class Vault:
         out: str | os.PathLike[str],
         *,
         principal: str | Principal | None = None,
+        language: str = "de",
+        time_zone: str | None = None,
+        pdf: bool = True,
+        version: int | None = None,
     ) -> Path:
-        from vault.services.export import export_bundle
+        """``time_zone`` defaults to the vault's ``[web] timezone`` (the client's);
+        ``version`` 3 writes a bundle as before format 4 (tests of older bundles)."""
+        from vault.bundle.layout import VERSION
+        from vault.services.export import ReportOptions, export_bundle
 
+        options = ReportOptions(language, time_zone or self._ctx.settings.web_timezone, pdf)
         return export_bundle(
             self._ctx,
             record_id,
             out,
             principal=principal or local_principal(),
             client=_scope(principal),
+            options=options,
+            version=version or VERSION,
         )

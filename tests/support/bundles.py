@@ -43,8 +43,10 @@ def made(tmp_path_factory) -> Made:
         receipts = [v.ingest(clip(tmp, seed=i), order_meta(10 + i)) for i in range(3)]
         v.checkpoint(CLIENT)  # size 3: the proof of entry 1 has two hashes
         rid = receipts[1].record_id
+        # format 3: the tamper tests of the members every format has start from it (the
+        # format 4 additions, custody.json and report.pdf, have their own in test_dispute_report)
         return Made(
-            path=v.export_bundle(rid, tmp / "bundle.zip", principal=PRINCIPAL),
+            path=v.export_bundle(rid, tmp / "bundle.zip", principal=PRINCIPAL, version=3),
             key=v.log_key(),
             name=v.settings.name,
             record_id=rid,

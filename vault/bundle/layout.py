@@ -13,10 +13,11 @@ from vault.report import V1_CHECKS
 
 FORMAT = "evidence-vault bundle"
 #: 2: report.html is checked (re-rendered from the checked members, byte for byte);
-#: 3: proof.json names the entry's position ``seq``, as the CLI and the API do
-VERSION = 3
-#: versions the verifier reads; a version 1 report is re-rendered the version 1 way
-SUPPORTED_VERSIONS = (1, 2, 3)
+#: 3: proof.json names the entry's position ``seq``, as the CLI and the API do;
+#: 4: the dispute report (German by default, custody.json, report.pdf), see below
+VERSION = 4
+#: versions the verifier reads; each version's report is re-rendered that version's way
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence.json"
@@ -31,6 +32,11 @@ AUDIO_DIR = "audio/"
 TEXT_MEMBERS = (EVIDENCE, ENTRY, OPENINGS, PROOF, CHECKPOINT, VERIFIER_KEY, REPORT)
 #: the fields of manifest.json, none other
 MANIFEST_FIELDS = frozenset({"format", "version", "record_id", "client", "created_at", "files"})
+#: version 4 adds how the report is presented: its language and the client's time zone
+#: (choices of whoever exported, not facts: the facts shown are the sealed ones)
+MANIFEST_FIELDS_V4 = MANIFEST_FIELDS | {"language", "time_zone"}
+#: the languages of a version 4 report
+REPORT_LANGUAGES = ("de", "en")
 
 # Format version 4 (court-ready evidence) adds optional members, each checked when present.
 # Their names are fixed here first so the parts built in parallel agree:
@@ -38,8 +44,14 @@ MANIFEST_FIELDS = frozenset({"format", "version", "record_id", "client", "create
 TIMESTAMPS_DIR = "timestamps/"
 #: the Textform documents sealed with the record: ``documents/<seq>-<kind><ext>``
 DOCUMENTS_DIR = "documents/"
-#: the dispute report as PDF/A-3b, the bundle's other members attached
+#: the dispute report as PDF/A-3b, the bundle's other members attached (optional: an
+#: export may leave it out, ``--no-pdf``)
 REPORT_PDF = "report.pdf"
+#: the record's chain of custody: its evidence.accessed and hold.* log entries, exact
+#: bytes, each with an inclusion proof to the bundle's checkpoint (required in version 4)
+CUSTODY = "custody.json"
+#: the log entry types custody.json holds
+CUSTODY_TYPES = ("evidence.accessed", "hold.placed", "hold.release_requested", "hold.released")
 # Witness cosignatures (C2SP tlog-cosignature) are extra signature lines of checkpoint.txt.
 
 #: file extension of the audio member, by the canonical media type of the clip
@@ -70,8 +82,35 @@ CHECKS = {
     "report": "report.html is exactly the report rendered from the checked members",
 }
 
+#: version 4 adds two checks; the dispute report states every check in German or English
+#: (``vault.dispute_report``), the English text being this one
+CHECKS_V4 = {
+    **CHECKS,
+    "custody": "every entry of custody.json is a canonical log entry about this record "
+    "(an access or a hold) and is in the client's log: its inclusion proof leads to the "
+    "checkpoint's root",
+    "report-pdf": "report.pdf, when present, carries exactly the bundle's other files as "
+    "attachments and shows exactly the text of the report rendered from the checked members",
+}
+
 #: the check list a report of each format version shows ("How to verify")
-REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS}
+REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS, 4: CHECKS_V4}
+
+
+def text_members(version: int) -> tuple[str, ...]:
+    """The members every bundle of ``version`` holds, besides the manifest and the audio."""
+    return (*TEXT_MEMBERS, CUSTODY) if version >= 4 else TEXT_MEMBERS
+
+
+def manifest_fields(version: Any) -> frozenset[str]:
+    return MANIFEST_FIELDS_V4 if version == 4 else MANIFEST_FIELDS
+
+
+def pdf_attachments(names: Any) -> list[str]:
+    """The members report.pdf carries, by the bundle's member names: all but the manifest
+    (it lists the PDF's own hash) and the PDF itself, sorted."""
+    return sorted(str(n) for n in names if n not in (MANIFEST, REPORT_PDF))
+
 
 #: proof.json's statement of its algorithm
 PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"

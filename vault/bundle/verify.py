@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import rfc8785
 
@@ -45,21 +46,33 @@ from vault.bundle.layout import (
     AUDIO_DIR,
     AUDIO_EXTENSIONS,
     CHECKPOINT,
+    CUSTODY,
+    CUSTODY_TYPES,
     ENTRY,
     EVIDENCE,
     FORMAT,
     MANIFEST,
-    MANIFEST_FIELDS,
     OPENINGS,
     PROOF,
     REPORT,
     REPORT_CHECKS,
+    REPORT_LANGUAGES,
+    REPORT_PDF,
     SUPPORTED_VERSIONS,
-    TEXT_MEMBERS,
     VERIFIER_KEY,
     audio_member,
+    manifest_fields,
     openings_scheme,
+    pdf_attachments,
     proof_statement,
+    text_members,
+)
+from vault.bundle.pdf import PdfRefused, read_pdf
+from vault.dispute_report import (
+    CustodyEvent,
+    DisputeFacts,
+    expected_pdf_text,
+    render_dispute_html,
 )
 from vault.errors import VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, parse_verifier_key
@@ -228,6 +241,11 @@ def verify_bundle(
             _run("statements", bundle.check_statements),
             _run("report", bundle.check_report),
         ]
+        if bundle.version() == 4:
+            checks += [
+                _run("custody", bundle.check_custody),
+                _run("report-pdf", bundle.check_report_pdf),
+            ]
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -400,6 +418,8 @@ class _Bundle:
             return _Limit(MAX_MANIFEST_SIZE, False, "manifest")
         audio = name.startswith(AUDIO_DIR)
         cap, kind = (self._max_audio, "audio file") if audio else (MAX_TEXT_SIZE, "text file")
+        if name == REPORT_PDF:  # it carries the audio and every text member
+            cap, kind = self._max_audio + 8 * MAX_TEXT_SIZE, "PDF report"
         try:
             listed = _get(self.manifest()["files"], name, "size")
         except _Fail:
@@ -488,6 +508,12 @@ class _Bundle:
         if not isinstance(manifest.get("files"), dict):
             raise _Fail(f"{MANIFEST} lists no files")
         return manifest
+
+    def version(self) -> int | None:
+        try:
+            return int(self.manifest()["version"])
+        except (_Fail, TypeError, ValueError):
+            return None
 
     def audio_name(self) -> str:
         """The audio member: as the manifest names it, else the one file under ``audio/``."""
@@ -608,13 +634,16 @@ class _Bundle:
             raise _Fail("; ".join([*problems, str(exc)])) from None
         problems += self._manifest_fields(manifest)
         listed: dict = manifest["files"]
+        version = manifest["version"]
         unsafe = {n for n in [*names, *listed] if not _SAFE_NAME.fullmatch(str(n))}
         problems += [
             f"{_shown(n)} is not a safe file name (absolute, with '..', or with characters "
             "a bundle never uses): refused"
             for n in sorted(unsafe, key=str)
         ]
-        expected = set(TEXT_MEMBERS)
+        expected = set(text_members(version))
+        if version >= 4 and (REPORT_PDF in names or REPORT_PDF in listed):
+            expected.add(REPORT_PDF)  # optional: an export may leave it out
         try:
             name = self.audio_name()
             expected.add(name)
@@ -651,11 +680,16 @@ class _Bundle:
         """No field a person could read beyond the known ones, each of its type."""
         problems = [
             f"{MANIFEST} has the unknown field {_shown(k)}"
-            for k in sorted(set(manifest) - MANIFEST_FIELDS, key=str)
+            for k in sorted(set(manifest) - manifest_fields(manifest["version"]), key=str)
         ]
         created = manifest.get("created_at")
         if not (isinstance(created, str) and _TIME.fullmatch(created)):
             problems.append(f"created_at in {MANIFEST} is not a UTC time")
+        if manifest["version"] >= 4:
+            if manifest.get("language") not in REPORT_LANGUAGES:
+                problems.append(f"language in {MANIFEST} is not one of {REPORT_LANGUAGES}")
+            if not _is_zone(manifest.get("time_zone")):
+                problems.append(f"time_zone in {MANIFEST} is not a known time zone")
         return problems
 
     def _compare(self, name: str, want: Any) -> list[str]:
@@ -871,8 +905,9 @@ class _Bundle:
     def check_report(self) -> str:
         with _needs():
             facts = self._report_facts()
+            dispute = self._dispute_facts(facts) if facts.version >= 4 else None
         got = self.data(REPORT)
-        want = render_report(facts).encode()
+        want = (render_dispute_html(dispute) if dispute else render_report(facts)).encode()
         if hmac.compare_digest(got, want):
             return f"{REPORT} is exactly the report rendered from the checked members"
         raise _Fail(
@@ -929,6 +964,142 @@ class _Bundle:
             "as exported; nothing seals it)",
         )
         return words[0]
+
+    # -- format 4: custody and the PDF ------------------------------------------------
+
+    def custody(self) -> list[tuple[int, bytes, dict, list]]:
+        """custody.json's entries: (seq, exact bytes, parsed entry, proof hashes)."""
+        doc = _strict_json(self.data(CUSTODY), CUSTODY)
+        items = _get(doc, "entries")
+        if not isinstance(doc, dict) or not isinstance(items, list):
+            raise _Fail(f"{CUSTODY} lists no entries")
+        if set(doc) != {"record_id", "tree_size", "entries"}:
+            raise _Fail(f"{CUSTODY} has other fields than record_id, tree_size and entries")
+        out = []
+        for n, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) != {"seq", "entry", "hashes"}:
+                raise _Fail(f"entry {n} of {CUSTODY} is not a seq, an entry and its hashes")
+            text = item["entry"]
+            raw = text.encode("utf-8") if isinstance(text, str) else b""
+            try:
+                entry = parse_entry(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise _Fail(f"entry {n} of {CUSTODY} is not a canonical log entry") from None
+            out.append((item["seq"], raw, entry, item["hashes"]))
+        return out
+
+    def check_custody(self) -> str:
+        with _needs():
+            record, log, cp = self.entry().get("record"), self.entry().get("log"), self.checkpoint()
+        doc = _strict_json(self.data(CUSTODY), CUSTODY)
+        entries = self.custody()
+        problems = []
+        if _get(doc, "record_id") != record or _get(doc, "tree_size") != cp.size:
+            problems.append(f"{CUSTODY} is for another record or tree than {CHECKPOINT}")
+        last = -1
+        for n, (seq, raw, entry, hashes) in enumerate(entries):
+            where = f"entry {n} of {CUSTODY}"
+            if entry.get("seq") != seq or not _is_count(seq) or seq <= last:
+                problems.append(f"{where} is out of order or names another position")
+                continue
+            last = seq
+            if entry.get("type") not in CUSTODY_TYPES:
+                problems.append(f"{where} is not an access or a hold")
+            if entry.get("record") != record or entry.get("log") != log:
+                problems.append(f"{where} is about another record or log")
+            if not isinstance(entry.get("body"), dict):
+                problems.append(f"{where} has no body")
+            if not isinstance(hashes, list):
+                problems.append(f"{where} has no inclusion proof")
+                continue
+            path = [_hex32(h, f"a hash of {where}") for h in hashes]
+            if not verify_inclusion(leaf_hash(raw), seq, cp.size, path, cp.root):
+                problems.append(f"{where} is not in the log: its proof does not lead to the root")
+        if problems:
+            raise _Fail("; ".join(problems))
+        self._not_checked(
+            CUSTODY,
+            "that it lists every access: a bundle proves the listed entries are in the log, "
+            "not that none was left out (`evidence-vault log verify` over the whole log does)",
+        )
+        accesses = sum(1 for e in entries if e[2].get("type") == "evidence.accessed")
+        return f"{len(entries)} entries ({accesses} accesses), each in the log of {cp.size} entries"
+
+    def _dispute_facts(self, base: ReportFacts) -> DisputeFacts:
+        manifest = self.manifest()
+        events = tuple(
+            CustodyEvent(seq, entry["time"], entry["type"], entry["body"])
+            for seq, _, entry, _ in self.custody()
+        )
+        names = list(manifest["files"]) if REPORT_PDF in manifest["files"] else []
+        return DisputeFacts(
+            base=base,
+            language=manifest["language"],
+            time_zone=manifest["time_zone"],
+            custody=events,
+            attachments=tuple(pdf_attachments(names)),
+        )
+
+    def check_report_pdf(self) -> str:
+        manifest = self.manifest()
+        if REPORT_PDF not in manifest["files"]:
+            return f"no {REPORT_PDF} in this bundle (it is optional)"
+        with _needs():
+            facts = self._dispute_facts(self._report_facts())
+        expected = list(facts.attachments)
+        limits = {
+            n: (self.audio().size if n.startswith(AUDIO_DIR) else len(self.data(n)))
+            for n in expected
+        }
+        try:
+            pdf = read_pdf(self.data(REPORT_PDF), limits)
+        except PdfRefused as exc:
+            raise _Fail(f"{REPORT_PDF} is refused: {exc}") from None
+        problems = [
+            f"{REPORT_PDF} does not carry {n}" for n in expected if n not in pdf.attachments
+        ]
+        for name in expected:
+            if name in pdf.attachments and not self._same_member(name, pdf.attachments[name]):
+                problems.append(f"{REPORT_PDF} carries another {name} than the bundle")
+            elif name in pdf.attachments and pdf.relationships[name] == "":
+                problems.append(f"{REPORT_PDF} carries {name} without an AFRelationship")
+        problems += self._pdf_text_problems(pdf.text, facts)
+        if problems:
+            raise _Fail("; ".join(problems))
+        return (
+            f"{REPORT_PDF} shows exactly the text of the report rendered from the checked "
+            f"members and carries exactly the bundle's {len(expected)} other files"
+        )
+
+    def _same_member(self, name: str, data: bytes) -> bool:
+        if name.startswith(AUDIO_DIR):
+            audio = self.audio()
+            return len(data) == audio.size and hmac.compare_digest(
+                hashlib.sha256(data).hexdigest(), audio.sha256
+            )
+        return hmac.compare_digest(data, self.data(name))
+
+    @staticmethod
+    def _pdf_text_problems(shown: str, facts: DisputeFacts) -> list[str]:
+        """The PDF's characters (white space aside) against the report's, by section."""
+        got = "".join(shown.split())
+        pieces = expected_pdf_text(facts)
+        want = "".join(text for _, text in pieces)
+        if got == want:
+            return []
+        at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        at = min(len(got), len(want)) if at is None else at
+        section, passed = "", 0
+        for title, piece in pieces:
+            if passed + len(piece) > at:
+                section = title
+                break
+            passed += len(piece)
+        where = f'in the section "{section}"' if section else "before its first section"
+        return [
+            f"{REPORT_PDF} does not show what the bundle's checked members prove: its text "
+            f"differs from the report rendered from them {where}; do not rely on it"
+        ]
 
 
 _V1_COMMAND = re.compile(r"<pre>evidence-vault verify-bundle (.*?) --key &quot;\$VAULT_KEY&quot;")
@@ -988,6 +1159,16 @@ def _parse_key(text: str, what: str) -> Verifier:
         return parse_verifier_key(text)
     except NoteError as exc:
         raise _Fail(f"{what} is not a valid verifier key: {exc.message}") from None
+
+
+def _is_zone(name: Any) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _is_canonical(raw: bytes) -> bool:
