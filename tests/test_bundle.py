@@ -54,10 +54,16 @@ def accesses(vault: Vault, record_id: str) -> list[dict]:
 
 
 def test_export_then_verify(vault, tmp_path):
+    # format 3, as exported before the dispute report (format 4: tests/test_dispute_report.py)
     upload = clip(tmp_path, seconds=3.0)  # more than one sealed segment
     receipt = vault.ingest(upload, order_meta(1))
     out = export_bundle(
-        vault.context, receipt.record_id, tmp_path / "b.zip", principal=PRINCIPAL, client=CLIENT
+        vault.context,
+        receipt.record_id,
+        tmp_path / "b.zip",
+        principal=PRINCIPAL,
+        client=CLIENT,
+        version=3,
     )
     assert out == tmp_path / "b.zip"
     assert out.stat().st_mode & 0o777 == 0o600  # it holds PII

@@ -574,6 +574,7 @@ th, td { text-align: left; vertical-align: top; padding: .2em .6em .2em 0; }
 th { font-weight: bold; }
 table.facts th { width: 16em; }
 table.list th { border-bottom: 1px solid #ccc; }
+table.list td:first-child { white-space: nowrap; }
 .hash, pre { font-family: 'DejaVu Sans Mono', monospace; font-size: .85em;
              overflow-wrap: anywhere; }
 pre { background: #f4f4f4; padding: .6em; white-space: pre-wrap; }
