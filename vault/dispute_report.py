@@ -184,9 +184,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "c_reason": ("Grund / Aktenzeichen", "Reason / case"),
     "what.bundle": ("Beweispaket erstellt", "evidence bundle made"),
     "what.audio": ("Aufnahme abgerufen", "recording retrieved"),
-    "what.document": ("Angaben abgerufen", "facts retrieved"),
-    "what.show": ("Angaben angesehen", "facts viewed"),
-    "what.stream": ("Aufnahme angehört", "recording played"),
+    "what.metadata": ("Angaben angesehen", "facts viewed"),
+    "what.evidence": ("Freigabe am Schalter", "opened at the desk"),
+    "reason.dispute": ("Streitfall", "dispute"),
+    "reason.cancellation": ("Kündigung", "cancellation"),
+    "reason.complaint": ("Beschwerde", "complaint"),
+    "reason.data-subject-request": ("Auskunftsersuchen", "data subject request"),
+    "reason.authority-request": ("Behördenanfrage", "authority request"),
+    "reason.quality-audit": ("Qualitätsprüfung", "quality audit"),
     # time-stamps and witnesses
     "s_timestamps": ("Zeitstempel (RFC 3161)", "Time-stamps (RFC 3161)"),
     "tsa": ("Zeitstempeldienst", "Time-Stamping Authority"),
@@ -504,7 +509,9 @@ def _accesses(f: DisputeFacts) -> list[list[str]] | str:
         what = b.get("what")
         key = f"what.{what}"
         shown_what = text(t, key) if key in TEXTS else _v(what)
-        reason = " / ".join(str(b[k]) for k in ("reason", "case") if b.get(k)) or "—"
+        code = b.get("reason")
+        reason = text(t, f"reason.{code}") if f"reason.{code}" in TEXTS else code
+        reason = " / ".join(str(v) for v in (reason, b.get("case")) if v) or "—"
         rows.append(
             [local_time(event.time, f.time_zone, t), _v(b.get("principal")), shown_what, reason]
         )
