@@ -520,3 +520,21 @@ def test_values_are_escaped():
         _facts(base=replace(_facts().base, document={"evidence": {"agent_id": "<b>x</b>"}}))
     )
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+
+
+# --- the test vector -----------------------------------------------------------------------
+
+#: a format 4 bundle as exported when the format was introduced (2 s clip, German, with
+#: report.pdf): its reports must keep re-rendering byte for byte and keep verifying
+VECTOR = Path(__file__).parent / "vectors" / "bundle-v4.zip"
+VECTOR_KEY = "evidence-vault+ce470dca+AbvhYyMg88umTByYAmMmR26YDpigjelC57GUZLz9MyZx"
+
+
+def test_format_4_vector_still_verifies():
+    verdict = verify_bundle(VECTOR, key=VECTOR_KEY)
+    assert verdict.ok, verdict.summary()
+    assert [c.name for c in verdict.checks] == list(CHECKS_V4)
+    assert detail(verdict, "report") == (
+        "report.html is exactly the report rendered from the checked members"
+    )
+    assert detail(verdict, "report-pdf").startswith("report.pdf shows exactly the text")
