@@ -182,6 +182,13 @@ class Settings:
     web_secure_cookie: str = "auto"
     #: times on the desk are shown in this zone unless the browser says otherwise
     web_timezone: str = "Europe/Berlin"
+    #: ``[report]``: sign report.pdf (PAdES B-T) with this PEM key and certificate (and
+    #: chain), the signature time-stamped by the RFC 3161 TSA at ``report_tsa_url``;
+    #: unset: the PDF is not signed
+    report_sign_key: Path | None = None
+    report_sign_cert: Path | None = None
+    report_sign_chain: tuple[Path, ...] = ()
+    report_tsa_url: str | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -365,7 +372,30 @@ def _from_file(home: Path, data: dict) -> Settings:
         web_absolute_hours=int(data.get("web", {}).get("absolute_hours", 12)),
         web_secure_cookie=str(data.get("web", {}).get("secure_cookie", "auto")),
         web_timezone=str(data.get("web", {}).get("timezone", "Europe/Berlin")),
+        **_report_settings(home, data.get("report", {})),
     )
+
+
+def _report_settings(home: Path, table: object) -> dict:
+    """``[report]``: the PDF signature's key, certificate, chain and TSA, all or nothing."""
+    if not isinstance(table, dict):
+        raise ConfigError("[report] must be a table", hint="see docs/operations.md")
+    key, cert = _path(home, table.get("sign_key")), _path(home, table.get("sign_cert"))
+    tsa = table.get("tsa_url") or None
+    if (key is None) != (cert is None) or (tsa is not None and key is None):
+        raise ConfigError(
+            "[report] needs sign_key and sign_cert together (and tsa_url only with them)",
+            hint="see docs/operations.md, Dispute reports",
+        )
+    chain = table.get("sign_chain", [])
+    if not isinstance(chain, list):
+        raise ConfigError("[report] sign_chain must be a list of PEM files")
+    return {
+        "report_sign_key": key,
+        "report_sign_cert": cert,
+        "report_sign_chain": tuple(p for p in (_path(home, c) for c in chain) if p),
+        "report_tsa_url": str(tsa) if tsa else None,
+    }
 
 
 #: ``[http]`` setting -> (environment variable, type)

@@ -6,7 +6,9 @@ inflated here with a hard output bound, and whatever could show a reader somethi
 text layer does not hold is refused rather than interpreted:
 
 * annotations (a free-text box drawn over the page), optional content (layers), forms,
-  actions and scripts: anything in the catalogue beyond what WeasyPrint writes;
+  actions and scripts: anything in the catalogue beyond what WeasyPrint writes — except
+  the exporter's own PAdES signature: signature fields only, each an invisible widget
+  (zero area), the signature checked for integrity (:mod:`vault.sealing.pdf_signature`);
 * text drawn invisible or as outlines only (text rendering mode other than 0);
 * inline images, filters other than Flate, fonts without a ``/ToUnicode`` map.
 
@@ -48,6 +50,8 @@ CATALOG_KEYS = frozenset(
         "/PageLayout",
     }
 )
+#: what a PAdES signature (pyHanko) adds to the catalogue
+SIGNED_CATALOG_KEYS = frozenset({"/AcroForm", "/Extensions", "/Version"})
 
 
 class PdfRefused(Exception):
@@ -61,6 +65,7 @@ class PdfContents:
     relationships: dict[str, str] = field(default_factory=dict)
     text: str = ""  # every character the pages show, in drawing order
     xmp: str = ""  # the catalogue's XMP metadata, as text
+    signatures: list[Any] = field(default_factory=list)  # SignatureFinding, one per signature
 
 
 def read_pdf(data: bytes, attachment_limits: dict[str, int]) -> PdfContents:
@@ -71,7 +76,12 @@ def read_pdf(data: bytes, attachment_limits: dict[str, int]) -> PdfContents:
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         root = reader.root
-        return _Reader(root, attachment_limits).contents()
+        contents = _Reader(root, attachment_limits).contents()
+        if "/AcroForm" in root:
+            from vault.sealing.pdf_signature import signature_findings
+
+            contents.signatures = signature_findings(reader)
+        return contents
     except PdfRefused:
         raise
     except Exception as exc:  # a damaged PDF may raise anything from the parser
@@ -112,6 +122,12 @@ def _deref(obj: Any) -> Any:
     return get() if get is not None else obj
 
 
+def _ref(obj: Any) -> tuple[int, int] | None:
+    """An indirect object's reference (number, generation); None for a direct object."""
+    idnum = getattr(obj, "idnum", None)
+    return None if idnum is None else (int(idnum), int(getattr(obj, "generation", 0)))
+
+
 def _dict(obj: Any) -> dict:
     obj = _deref(obj)
     return obj if isinstance(obj, dict) else {}
@@ -123,13 +139,18 @@ def _dict(obj: Any) -> dict:
 class _Reader:
     def __init__(self, root: Any, limits: dict[str, int]) -> None:
         self._root = _dict(root)
+        self._signature_widgets: set[tuple[int, int]] = set()  # object references
         self._limits = limits
         self._fonts: dict[int, _Font] = {}
         self._text: list[str] = []
         self._size = 0
 
     def contents(self) -> PdfContents:
-        unknown = sorted(set(self._root) - CATALOG_KEYS)
+        allowed = CATALOG_KEYS
+        if "/AcroForm" in self._root:
+            self._signature_form(_dict(self._root["/AcroForm"]))
+            allowed = CATALOG_KEYS | SIGNED_CATALOG_KEYS
+        unknown = sorted(set(self._root) - allowed)
         if unknown:
             raise PdfRefused(
                 f"it carries {', '.join(unknown)} in its catalogue (forms, actions, layers or "
@@ -144,6 +165,20 @@ class _Reader:
         if metadata is not None:
             out.xmp = _stream(metadata, MAX_STREAM, "the XMP metadata").decode("utf-8", "replace")
         return out
+
+    def _signature_form(self, form: dict) -> None:
+        """A form of signature fields only, each its own invisible widget."""
+        if set(form) - {"/Fields", "/SigFlags"}:
+            raise PdfRefused("its form holds more than signature fields")
+        for ref in form.get("/Fields") or []:
+            sig = _dict(ref)
+            rect = [float(n) for n in sig.get("/Rect") or [0, 0, 0, 0]]
+            invisible = len(rect) == 4 and rect[0] == rect[2] and rect[1] == rect[3]
+            if sig.get("/FT") != "/Sig" or sig.get("/Kids") or not invisible:
+                raise PdfRefused("its form holds a field that is not an invisible signature")
+            if _ref(ref) is None:
+                raise PdfRefused("its signature field is not an indirect object")
+            self._signature_widgets.add(_ref(ref))  # type: ignore[arg-type]
 
     # -- attachments ----------------------------------------------------------------------
 
@@ -190,7 +225,8 @@ class _Reader:
             yield from self._pages(kid, depth + 1)
 
     def _page(self, page: dict) -> None:
-        if page.get("/Annots"):
+        annotations = _deref(page.get("/Annots")) or []
+        if any(_ref(a) not in self._signature_widgets for a in annotations):
             raise PdfRefused(
                 "a page carries annotations (drawn over the page), which a report never has"
             )

@@ -1064,11 +1064,21 @@ class _Bundle:
             elif name in pdf.attachments and pdf.relationships[name] == "":
                 problems.append(f"{REPORT_PDF} carries {name} without an AFRelationship")
         problems += self._pdf_text_problems(pdf.text, facts)
+        problems += [f"{REPORT_PDF}'s signature: {f.detail}" for f in pdf.signatures if not f.ok]
         if problems:
             raise _Fail("; ".join(problems))
+        signed = ""
+        for finding in pdf.signatures:
+            signed += f"; {finding.detail}"
+            self._not_checked(
+                REPORT_PDF,
+                f"whether its signer ({finding.signer}) and time-stamping authority are "
+                "trusted: the signature is intact and covers the whole file, but trust is "
+                "yours to decide (check it with a PAdES validator and your trust list)",
+            )
         return (
             f"{REPORT_PDF} shows exactly the text of the report rendered from the checked "
-            f"members and carries exactly the bundle's {len(expected)} other files"
+            f"members and carries exactly the bundle's {len(expected)} other files{signed}"
         )
 
     def _same_member(self, name: str, data: bytes) -> bool:

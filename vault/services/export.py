@@ -137,7 +137,8 @@ def export_bundle(
                 facts = _dispute_facts(contents, audio, texts, options)
                 texts[layout.REPORT] = render_dispute_html(facts).encode()
                 if options.pdf:
-                    texts[layout.REPORT_PDF] = _report_pdf(facts, audio, clip, texts)
+                    pdf = _report_pdf(facts, audio, clip, texts)
+                    texts[layout.REPORT_PDF] = _signed(ctx, pdf)
             else:
                 texts[layout.REPORT] = _report(contents, audio, texts, version)
             when = contents.created_at
@@ -411,6 +412,28 @@ def _dispute_facts(
         custody=tuple(events),
         attachments=tuple(layout.pdf_attachments(names)),
     )
+
+
+def _signed(ctx: VaultContext, pdf: bytes) -> bytes:
+    """report.pdf signed (PAdES) when ``[report]`` names a key, else as it is."""
+    settings = ctx.settings
+    if settings.report_sign_key is None or settings.report_sign_cert is None:
+        return pdf
+    from vault.sealing.pdf_signature import PdfSigning, sign_pdf
+
+    signing = PdfSigning(
+        settings.report_sign_key,
+        settings.report_sign_cert,
+        settings.report_sign_chain,
+        settings.report_tsa_url,
+    )
+    try:
+        return sign_pdf(pdf, signing)
+    except Exception as exc:  # a TSA outage, an unreadable key: no unsigned surprise
+        raise VaultError(
+            f"report.pdf could not be signed ({type(exc).__name__}); no bundle was written",
+            hint="check [report] sign_key, sign_cert and tsa_url, or export with --no-pdf",
+        ) from None
 
 
 def _report_pdf(
