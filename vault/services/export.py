@@ -36,7 +36,7 @@ from vault.bundle import layout
 from vault.bundle.verify import verify_bundle
 from vault.db import LogEntry, Record, read_session
 from vault.dispute_report import CustodyEvent, DisputeFacts, render_dispute_html
-from vault.errors import VaultError
+from vault.errors import FieldError, InvalidRequest, VaultError
 from vault.ledger.entry import format_time
 from vault.report import ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment
@@ -151,18 +151,23 @@ def export_bundle(
 
 
 def _check_options(options: ReportOptions) -> None:
+    errors = []
     if options.language not in layout.REPORT_LANGUAGES:
-        raise VaultError(
-            f"unknown report language {options.language!r}",
-            hint=f"use one of {', '.join(layout.REPORT_LANGUAGES)}",
+        errors.append(
+            FieldError("language", f"must be one of {', '.join(layout.REPORT_LANGUAGES)}")
         )
     try:
         ZoneInfo(options.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise VaultError(
-            f"unknown time zone {options.time_zone!r}",
-            hint="give an IANA time zone name such as Europe/Berlin",
-        ) from None
+        errors.append(
+            FieldError(
+                "time_zone",
+                f"unknown time zone {options.time_zone!r}: give an IANA name such as "
+                "Europe/Berlin",
+            )
+        )
+    if errors:
+        raise InvalidRequest(errors, subject="the report option", hint="no bundle was written")
 
 
 def _check_as_exported(ctx: VaultContext, fh: Any) -> None:
