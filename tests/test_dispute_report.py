@@ -399,6 +399,64 @@ def test_pdf_with_an_annotation_is_refused(dispute, tmp_path):
     )
 
 
+def test_pdf_with_invisible_text_is_refused(dispute, tmp_path):
+    # the true text drawn invisible (rendering mode 3) under a forged picture of it
+    def hide(files):
+        data, _ = _page_stream_and_fonts(files["report.pdf"])
+        files["report.pdf"] = _replace_first_page_content(files["report.pdf"], b"3 Tr\n" + data)
+
+    verdict = verify_bundle(forge(dispute.path, tmp_path, hide), key=dispute.key)
+    assert failed(verdict) == {"report-pdf"}
+    assert detail(verdict, "report-pdf") == (
+        "report.pdf is refused: it draws text invisible or as outlines only"
+    )
+
+
+def test_pdf_with_an_action_is_refused(dispute, tmp_path):
+    def act(files):
+        writer = IncrementalPdfFileWriter(io.BytesIO(files["report.pdf"]))
+        action = generic.DictionaryObject(
+            {
+                generic.NameObject("/S"): generic.NameObject("/URI"),
+                generic.NameObject("/URI"): generic.TextStringObject("https://example.org/"),
+            }
+        )
+        writer.root["/OpenAction"] = writer.add_object(action)
+        writer.update_root()
+        out = io.BytesIO()
+        writer.write(out)
+        files["report.pdf"] = out.getvalue()
+
+    verdict = verify_bundle(forge(dispute.path, tmp_path, act), key=dispute.key)
+    assert failed(verdict) == {"report-pdf"}
+    assert detail(verdict, "report-pdf") == (
+        "report.pdf is refused: it carries /OpenAction in its catalogue (forms, actions, "
+        "layers or scripts), which a report never has"
+    )
+
+
+def test_pdf_with_another_filter_is_refused(dispute, tmp_path):
+    def ascii_hex(files):
+        data, _ = _page_stream_and_fonts(files["report.pdf"])
+        writer = IncrementalPdfFileWriter(io.BytesIO(files["report.pdf"]))
+        page = writer.root["/Pages"]["/Kids"][0].get_object()
+        page["/Contents"] = writer.add_object(
+            generic.StreamObject(
+                {generic.NameObject("/Filter"): generic.NameObject("/ASCIIHexDecode")},
+                encoded_data=data.hex().encode() + b">",
+            )
+        )
+        writer.update_container(page)
+        out = io.BytesIO()
+        writer.write(out)
+        files["report.pdf"] = out.getvalue()
+
+    verdict = verify_bundle(forge(dispute.path, tmp_path, ascii_hex), key=dispute.key)
+    assert detail(verdict, "report-pdf") == (
+        "report.pdf is refused: a page's content uses a stream filter the exporter never writes"
+    )
+
+
 def test_pdf_that_is_no_pdf(dispute, tmp_path):
     def junk(files):
         files["report.pdf"] = b"%PDF-1.7\nnot really\n"

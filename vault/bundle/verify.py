@@ -1047,10 +1047,11 @@ class _Bundle:
         with _needs():
             facts = self._dispute_facts(self._report_facts())
         expected = list(facts.attachments)
-        limits = {
-            n: (self.audio().size if n.startswith(AUDIO_DIR) else len(self.data(n)))
-            for n in expected
-        }
+        with _needs():
+            limits = {
+                n: (self.audio().size if n.startswith(AUDIO_DIR) else len(self.data(n)))
+                for n in expected
+            }
         try:
             pdf = read_pdf(self.data(REPORT_PDF), limits)
         except PdfRefused as exc:
