@@ -95,16 +95,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "title": ("Beweisbericht zum Datensatz", "Evidence report for record"),
     "intro": (
         "Dieser Bericht gibt lesbar wieder, was die übrigen Dateien dieses Beweispakets "
-        "nachweisen: die Aufnahme eines Telefonats und die dazu versiegelten Angaben. Er "
-        "ist selbst nicht unterschrieben. Beweiskraft haben die übrigen Dateien; ihre "
-        "Prüfung (Abschnitt „Ergebnisse der Prüfung“) erzeugt diesen Bericht erneut aus "
-        "ihnen und schlägt fehl, wenn er in einem einzigen Zeichen abweicht. Das Paket "
-        "enthält personenbezogene Daten; bitte entsprechend behandeln.",
+        "nachweisen: die Aufnahme eines Telefonats und die dazu versiegelten Angaben. "
+        "Beweiskraft haben diese Dateien, nicht der Bericht; ihre Prüfung (Abschnitt "
+        "„Ergebnisse der Prüfung“) erzeugt diesen Bericht erneut aus ihnen und schlägt "
+        "fehl, wenn er in einem einzigen Zeichen abweicht. Das Paket enthält "
+        "personenbezogene Daten; bitte entsprechend behandeln.",
         "This report is a readable copy of what the other files of this evidence bundle "
-        "prove: the recording of a telephone call and the facts sealed with it. It is not "
-        "itself signed. What proves the evidence are the other files; their check (section "
-        "“Results of the checks”) renders this report again from them and fails if a single "
-        "character differs. The bundle contains personal data; handle it accordingly.",
+        "prove: the recording of a telephone call and the facts sealed with it. What proves "
+        "the evidence are those files, not the report; their check (section “Results of the "
+        "checks”) renders this report again from them and fails if a single character "
+        "differs. The bundle contains personal data; handle it accordingly.",
     ),
     "times_note": (
         "Zeiten in der Zeitzone des Auftraggebers ({zone}); Zeitpunkte in der Aufnahme als "
@@ -132,6 +132,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "method": ("Verfahren", "Method"),
     "confirmed_fields": ("Bestätigte Angaben", "Confirmed fields"),
     "where": ("Stelle in der Aufnahme", "Place in the recording"),
+    "field.name": ("Name", "name"),
+    "field.date_of_birth": ("Geburtsdatum", "date of birth"),
+    "field.postcode": ("Postleitzahl", "postcode"),
+    "field.address": ("Anschrift", "address"),
+    "field.customer_number": ("Kundennummer", "customer number"),
+    "field.iban": ("IBAN", "IBAN"),
+    "field.email": ("E-Mail-Adresse", "e-mail address"),
     # offer and statement
     "s_offer": ("Angebot und Erklärung des Kunden", "Offer and the customer's statement"),
     "product": ("Produkt", "Product"),
@@ -421,12 +428,20 @@ def _called(f: DisputeFacts, ev: dict) -> Rows:
 
 def _identity(f: DisputeFacts, ev: dict) -> Rows:
     t, identity = f.language, _dict(ev.get("identity"))
-    fields = ", ".join(sorted(_dict(identity.get("confirmed")))) or text(t, "none")
+    fields = ", ".join(_field(t, k) for k in sorted(_dict(identity.get("confirmed"))))
+    method = identity.get("method")
+    shown = "+".join(_field(t, k) for k in method.split("+")) if isinstance(method, str) else None
     return [
-        (text(t, "method"), _v(identity.get("method"))),
-        (text(t, "confirmed_fields"), fields),
+        (text(t, "method"), f"{_v(shown)} ({method})" if shown != method else _v(method)),
+        (text(t, "confirmed_fields"), fields or text(t, "none")),
         (text(t, "where"), _span(t, identity.get("span_ms"))),
     ]
+
+
+def _field(lang: str, name: str) -> str:
+    """A confirmed field's name in words where the report knows it, else as sealed."""
+    key = f"field.{name}"
+    return text(lang, key) if key in TEXTS else name
 
 
 def _offer(f: DisputeFacts, ev: dict) -> Rows:
