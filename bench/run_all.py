@@ -32,6 +32,7 @@ BENCHES = (
     "soak",
     "desk",
     "agent",
+    "report_pdf",
 )
 HERE = Path(__file__).resolve().parent
 
