@@ -33,6 +33,7 @@ BENCHES = (
     "desk",
     "agent",
     "report_pdf",
+    "timestamping",
 )
 HERE = Path(__file__).resolve().parent
 

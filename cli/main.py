@@ -375,11 +375,60 @@ def _render_report(report) -> str:
 
 @cli.command()
 @click.option("--client", "client_id", required=True, help="The client whose log to sign.")
+@click.option(
+    "--timestamp",
+    "stamp",
+    is_flag=True,
+    help="Also have it time-stamped now by every configured TSA (RFC 3161).",
+)
 @click.pass_context
-def checkpoint(ctx, client_id) -> None:
+def checkpoint(ctx, client_id, stamp: bool) -> None:
     """Sign a checkpoint of a client's log now (C2SP signed note) and print it."""
-    cp = open_vault(ctx).checkpoint(client_id)
-    emit(ctx, cp.to_dict(), cp.note.rstrip("\n"))
+    vault = open_vault(ctx)
+    cp = vault.checkpoint(client_id)
+    if not stamp:
+        emit(ctx, cp.to_dict(), cp.note.rstrip("\n"))
+        return
+    report = vault.timestamp_checkpoint(client_id, cp.size)
+    held = vault.checkpoint_timestamps(client_id, cp.size)
+    data = {**cp.to_dict(), "timestamps": [t.to_dict() for t in held], **report.to_dict()}
+    emit(ctx, data, cp.note.rstrip("\n") + "\n" + _stamp_lines(report, held))
+    if report.failed:
+        ctx.exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.option("--client", "client_id", help="Only this client's checkpoints.")
+@click.pass_context
+def timestamp(ctx, client_id) -> None:
+    """Time-stamp every checkpoint still lacking a token from a configured TSA (catch-up).
+
+    Exit 0 when nothing is left unstamped, 1 when a TSA failed (tried again next time).
+    """
+    vault = open_vault(ctx)
+    report = vault.timestamp_pending(client_id)
+    if not vault.settings.tsas:
+        human = "no TSA is configured ([[timestamping.tsa]] in vault.toml): nothing to stamp"
+    elif report.stamped or report.failed:
+        human = _stamp_lines(report, report.stamped)
+    else:
+        human = "nothing to stamp: every checkpoint has a token from every configured TSA"
+    emit(ctx, report.to_dict(), human)
+    if report.failed:
+        ctx.exit(EXIT_FINDINGS)
+
+
+def _stamp_lines(report, held) -> str:
+    lines = [
+        f"time-stamped checkpoint {t.size} of {t.client} by {t.tsa}: genTime "
+        f"{t.gen_time.isoformat().replace('+00:00', 'Z')}, serial {t.serial}"
+        for t in held
+    ]
+    lines += [
+        f"NOT time-stamped: checkpoint {size} of {client} by {tsa}: {why}"
+        for tsa, client, size, why in report.failed
+    ]
+    return "\n".join(lines) or "no TSA is configured ([[timestamping.tsa]] in vault.toml)"
 
 
 @cli.command()
@@ -435,6 +484,22 @@ def log_export(ctx, client_id, output: Path) -> None:
     emit(ctx, {"output": str(out)}, f"wrote {out}")
 
 
+_TSA_ROOTS = click.option(
+    "--tsa-roots",
+    "tsa_roots",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM file of the root certificates of the Time-Stamping Authorities you trust "
+    "(repeatable); without it time-stamp signatures are not checked.",
+)
+
+
+def _trust_roots(paths):
+    from vault.sealing.timestamps import TrustRoots
+
+    return TrustRoots.from_files(paths) if paths else None
+
+
 @log.command("verify")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
@@ -445,19 +510,23 @@ def log_export(ctx, client_id, output: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A checkpoint note you saved earlier; the export must be consistent with it.",
 )
+@_TSA_ROOTS
 @click.pass_context
-def log_verify(ctx, export: Path, key: str, trusted) -> None:
+def log_verify(ctx, export: Path, key: str, trusted, tsa_roots) -> None:
     """Audit an exported log offline: needs only the file and the key. Exit 0 only if clean."""
     from vault.ledger.checkpoint import parse_verifier_key
     from vault.ledger.offline import audit_export
 
     verifier = parse_verifier_key(key)
     with export.open(encoding="utf-8") as fh:
-        report = audit_export(fh, verifier, [p.read_bytes() for p in trusted])
+        report = audit_export(
+            fh, verifier, [p.read_bytes() for p in trusted], _trust_roots(tsa_roots)
+        )
     human = (
         f"{report.origin}: {report.entries} entries, {report.checkpoints} checkpoints, "
-        f"{report.trusted} trusted checkpoint(s)\n"
+        f"{report.trusted} trusted checkpoint(s), {len(report.timestamps)} time-stamp(s)\n"
     )
+    human += "".join(f"  {t}\n" for t in report.timestamps if t.ok)
     human += (
         "OK: the chain, the tree and every checkpoint agree"
         if report.clean
@@ -519,8 +588,9 @@ def export(ctx, record_id, output: Path, language, time_zone, no_pdf, reader) ->
     default=None,
     help="Refuse an audio file larger than this many bytes (default 512 MiB).",
 )
+@_TSA_ROOTS
 @click.pass_context
-def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None) -> None:
+def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots) -> None:
     """Verify an evidence bundle offline, needing nothing but the file.
 
     Exit 0: valid and signed by the --key you gave ("ok": true). Exit 8: internally
@@ -530,7 +600,12 @@ def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None) -> None:
     from vault.bundle import MAX_AUDIO_SIZE
     from vault.bundle import verify_bundle as check
 
-    verdict = check(bundle, key, max_audio_size=max_audio_size or MAX_AUDIO_SIZE)
+    verdict = check(
+        bundle,
+        key,
+        max_audio_size=max_audio_size or MAX_AUDIO_SIZE,
+        tsa_roots=_trust_roots(tsa_roots),
+    )
     emit(ctx, verdict.to_dict(), verdict.summary())
     if not verdict.consistent:
         ctx.exit(EXIT_FINDINGS)

@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "agent",
         "desk",
         "report_pdf",
+        "timestamping",
     ],
 )
 def test_bench_script_runs(name):

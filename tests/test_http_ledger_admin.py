@@ -28,6 +28,7 @@ LOG_PATHS = [
     "/v1/logs/{c}/proofs/inclusion?seq=0",
     "/v1/logs/{c}/proofs/consistency?from=1",
     "/v1/logs/{c}/export",
+    "/v1/logs/{c}/checkpoints/1/timestamps",
 ]
 
 
@@ -491,7 +492,7 @@ def test_openapi_documents_problems_and_ndjson(env: Env) -> None:
     doc = env.http.get("/openapi.json").json()
     mine = {p: ops for p, ops in doc["paths"].items() if p.startswith(("/v1/logs", "/v1/log-"))}
     mine |= {p: ops for p, ops in doc["paths"].items() if p.startswith(("/v1/clients", "/v1/tok"))}
-    assert len(mine) == 11
+    assert len(mine) == 12  # 11 + the checkpoint time-stamps
     for ops in mine.values():
         for op in ops.values():
             for status, resp in op["responses"].items():

@@ -26,6 +26,10 @@ password_file`` names (``init --database-url`` with a password writes it to
 Key providers are chosen per client in the file only (``[keys.clients.NAME]``, see
 ``docs/operations.md``, "Keys in AWS KMS"): clients without an entry use the local
 keyring. KMS credentials come from boto3's usual chain (environment, profile, role).
+
+RFC 3161 Time-Stamping Authorities are configured in the file only (``[timestamping]`` and
+one ``[[timestamping.tsa]]`` table each: name, url, roots; ``docs/operations.md``,
+"Time-stamping checkpoints").
 """
 
 from __future__ import annotations
@@ -143,6 +147,35 @@ def kms_arn_region(key_id: str | None) -> str | None:
     return None
 
 
+#: ``[[timestamping.tsa]]`` fields
+_TSA_FIELDS = ("name", "url", "roots")
+#: a TSA's name: it names its tokens (``timestamps/<name>.tsr`` in bundles)
+_TSA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+@dataclass(frozen=True)
+class TsaSettings:
+    """One RFC 3161 Time-Stamping Authority (``[[timestamping.tsa]]``); checked when made."""
+
+    name: str
+    url: str
+    #: PEM file of the root certificate(s) its tokens must chain to
+    roots: Path
+
+    def __post_init__(self) -> None:
+        where = f"[[timestamping.tsa]] {self.name!r}"
+        if not isinstance(self.name, str) or not _TSA_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"{where}: a TSA name is 1-64 letters, digits, '_' or '-'",
+                hint='e.g. name = "dfn" (it names the tokens: timestamps/dfn.tsr)',
+            )
+        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where}: url must be the TSA's http:// or https:// address",
+                hint='e.g. url = "https://zeitstempel.dfn.de"',
+            )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -189,6 +222,12 @@ class Settings:
     report_sign_cert: Path | None = None
     report_sign_chain: tuple[Path, ...] = ()
     report_tsa_url: str | None = None
+    #: ``[timestamping]``: the TSAs every checkpoint is time-stamped by (none: off) ...
+    tsas: tuple[TsaSettings, ...] = ()
+    #: ... ``serve`` stamps the checkpoints still lacking a token every this many seconds
+    timestamp_interval: float = 30.0
+    #: ... and gives a TSA this many seconds to answer
+    timestamp_timeout: float = 10.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -255,6 +294,7 @@ class Settings:
             f'provider = "{self.key_provider}"',
             "",
         ]
+        lines += self._timestamping_toml()
         for name, ck in sorted(self.key_clients.items()):
             lines += [f"[keys.clients.{_toml_key(name)}]", f"provider = {_toml_str(ck.provider)}"]
             for item in ("key_id", "region", "endpoint_url"):
@@ -263,6 +303,26 @@ class Settings:
                     lines.append(f"{item} = {_toml_str(value)}")
             lines.append("")
         return "\n".join(lines)
+
+    def _timestamping_toml(self) -> list[str]:
+        if not self.tsas:
+            return []
+        lines = [
+            "[timestamping]",
+            f"interval = {self.timestamp_interval:g}  # seconds between catch-up runs (serve)",
+            f"timeout = {self.timestamp_timeout:g}  # seconds a TSA has to answer",
+            "",
+        ]
+        for tsa in self.tsas:
+            roots = tsa.roots.name if tsa.roots.parent == self.home else str(tsa.roots)
+            lines += [
+                "[[timestamping.tsa]]",
+                f"name = {_toml_str(tsa.name)}",
+                f"url = {_toml_str(tsa.url)}",
+                f"roots = {_toml_str(roots)}",
+                "",
+            ]
+        return lines
 
 
 def resolve_home(explicit: str | os.PathLike | None = None) -> Path:
@@ -373,6 +433,7 @@ def _from_file(home: Path, data: dict) -> Settings:
         web_secure_cookie=str(data.get("web", {}).get("secure_cookie", "auto")),
         web_timezone=str(data.get("web", {}).get("timezone", "Europe/Berlin")),
         **_report_settings(home, data.get("report", {})),
+        **_timestamping(home, data.get("timestamping", {})),
     )
 
 
@@ -396,6 +457,45 @@ def _report_settings(home: Path, table: object) -> dict:
         "report_sign_chain": tuple(p for p in (_path(home, c) for c in chain) if p),
         "report_tsa_url": str(tsa) if tsa else None,
     }
+
+
+def _timestamping(home: Path, table: object) -> dict:
+    """``[timestamping]`` and its ``[[timestamping.tsa]]`` entries, checked."""
+    if not isinstance(table, dict):
+        raise ConfigError("[timestamping] must be a table", hint="see docs/operations.md")
+    entries = table.get("tsa", [])
+    if not isinstance(entries, list):
+        raise ConfigError(
+            "timestamping.tsa must be an array of tables",
+            hint="write each TSA as its own [[timestamping.tsa]] table",
+        )
+    tsas = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ConfigError("each [[timestamping.tsa]] must be a table")
+        unknown = sorted(set(entry) - set(_TSA_FIELDS))
+        missing = [f for f in _TSA_FIELDS if not isinstance(entry.get(f), str) or not entry[f]]
+        if unknown or missing:
+            raise ConfigError(
+                f"[[timestamping.tsa]] {entry.get('name')!r}: "
+                + "; ".join(
+                    [f"unknown setting {u!r}" for u in unknown]
+                    + [f"needs {m} (a string)" for m in missing]
+                ),
+                hint="each TSA has name, url and roots (a PEM file of its root certificates)",
+            )
+        tsas.append(TsaSettings(entry["name"], entry["url"], _path(home, entry["roots"]) or home))
+    names = [t.name for t in tsas]
+    if len(set(names)) != len(names):
+        raise ConfigError("two [[timestamping.tsa]] have the same name", hint="rename one")
+    out: dict = {"tsas": tuple(tsas)}
+    for name, key in (("interval", "timestamp_interval"), ("timeout", "timestamp_timeout")):
+        if name in table:
+            value = table[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"[timestamping] {name} must be a positive number of seconds")
+            out[key] = float(value)
+    return out
 
 
 #: ``[http]`` setting -> (environment variable, type)

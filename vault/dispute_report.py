@@ -339,6 +339,12 @@ CHECK_TEXTS: dict[str, tuple[str, str]] = {
         "Das PDF zeigt denselben Text und trägt genau die Dateien des Pakets als Anhänge.",
         "The PDF shows the same text and carries exactly the bundle's files as attachments.",
     ),
+    "timestamp": (
+        "Jeder Zeitstempel (RFC 3161) einer Zeitstempelstelle bestätigt, dass der "
+        "Protokollstand – und damit dieser Eintrag – zur genannten Zeit bereits bestand.",
+        "Each time-stamp (RFC 3161) of a Time-Stamping Authority confirms that the log's "
+        "state – and with it this entry – already existed at the time given.",
+    ),
 }
 
 

@@ -34,6 +34,7 @@ from vault.services import (
     people,
     retention,
     retrieve,
+    timestamps,
     tokens,
 )
 from vault.services import ingest as _ingest
@@ -437,6 +438,18 @@ class Vault:
 
     def latest_checkpoint(self, client: str) -> SignedCheckpoint:
         return checkpoints.latest_checkpoint(self._ctx, client)
+
+    def timestamp_checkpoint(self, client: str, size: int) -> timestamps.StampReport:
+        """Time-stamp one checkpoint now with every configured TSA lacking a token for it."""
+        return timestamps.stamp_checkpoint(self._ctx, client, size)
+
+    def timestamp_pending(self, client: str | None = None) -> timestamps.StampReport:
+        """Catch up: time-stamp every checkpoint still lacking a token from some TSA."""
+        return timestamps.stamp_pending(self._ctx, client)
+
+    def checkpoint_timestamps(self, client: str, size: int) -> list[timestamps.StoredTimestamp]:
+        """The RFC 3161 tokens held for a checkpoint."""
+        return timestamps.timestamps_of(self._ctx, client, size)
 
     def log_key(self) -> str:
         """The C2SP verifier key of the vault's log signing key, for auditors to pin."""

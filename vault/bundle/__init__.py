@@ -15,6 +15,7 @@ Made by ``vault.services.export.export_bundle``; checked offline by
     custody.json             (format 4) the record's access and hold entries, with proofs
     report.html              the same facts for people, rendered again and compared
     report.pdf               (format 4, optional) the same as PDF/A-3b, the files attached
+    timestamps/<tsa>.tsr     (version 4) RFC 3161 tokens over the checkpoint's text
 
 Pure code only, like :mod:`vault.ledger`: no database, no storage, no vault.
 """

@@ -7,6 +7,7 @@ verifier (:mod:`vault.bundle.verify`) both build on them, so they cannot drift a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vault.report import V1_CHECKS
@@ -93,8 +94,6 @@ CHECKS_V4 = {
     "attachments and shows exactly the text of the report rendered from the checked members",
 }
 
-#: the check list a report of each format version shows ("How to verify")
-REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS, 4: CHECKS_V4}
 
 
 def text_members(version: int) -> tuple[str, ...]:
@@ -111,6 +110,28 @@ def pdf_attachments(names: Any) -> list[str]:
     (it lists the PDF's own hash) and the PDF itself, sorted."""
     return sorted(str(n) for n in names if n not in (MANIFEST, REPORT_PDF))
 
+# --- format version 4: checkpoint time-stamps (RFC 3161) ---------------------------------
+#: ``timestamps/<tsa>.tsr``: one TSA's DER TimeStampResp over SHA-256 of the text of
+#: checkpoint.txt (the note without its signature lines); the TSA's name as configured
+TIMESTAMP_MEMBER = re.compile(r"timestamps/([A-Za-z0-9][A-Za-z0-9_-]{0,63})\.tsr", re.ASCII)
+TIMESTAMP_CHECK = {
+    "timestamp": "each time-stamp in timestamps/ is an RFC 3161 token over the SHA-256 of "
+    "checkpoint.txt's text, signed by a Time-Stamping Authority whose certificate (critical "
+    "extended key usage id-kp-timeStamping) chains to a TSA root you trust: the checkpoint, "
+    "and every entry under it, existed at the token's time"
+}
+CHECKS_V4 |= TIMESTAMP_CHECK
+
+
+def timestamp_member(tsa: str) -> str:
+    return f"{TIMESTAMPS_DIR}{tsa}.tsr"
+
+
+# --- end of the time-stamp block ---------------------------------------------------------
+
+
+#: the check list a report of each format version shows ("How to verify")
+REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS, 4: CHECKS_V4}
 
 #: proof.json's statement of its algorithm
 PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"

@@ -59,6 +59,8 @@ from vault.bundle.layout import (
     REPORT_LANGUAGES,
     REPORT_PDF,
     SUPPORTED_VERSIONS,
+    TIMESTAMP_MEMBER,
+    TIMESTAMPS_DIR,
     VERIFIER_KEY,
     audio_member,
     manifest_fields,
@@ -78,8 +80,10 @@ from vault.errors import VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, parse_verifier_key
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
+from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
 from vault.report import BUNDLE_PLACEHOLDER, ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment, plaintext_size
+from vault.sealing.timestamps import TrustRoots
 
 #: hard caps on what a member may inflate to, whatever the manifest says: a bundle is
 #: hostile input until checked. The manifest lists a handful of files; the text members
@@ -147,6 +151,8 @@ class BundleVerdict:
     key_pinned: bool = False
     key: str | None = None
     unchecked: list[Unchecked] = field(default_factory=list)
+    #: format version 4: the verdict on each time-stamp token (TSA, genTime, serial, status)
+    timestamps: list[TimestampResult] | None = None
 
     @property
     def consistent(self) -> bool:
@@ -178,7 +184,11 @@ class BundleVerdict:
             "key": self.key,
             "checks": [c.to_dict() for c in self.checks],
             "unchecked": [u.to_dict() for u in self.unchecked],
-        }
+        } | (
+            {}
+            if self.timestamps is None
+            else {"timestamps": [t.to_dict() for t in self.timestamps]}
+        )
 
     def summary(self) -> str:
         """A verdict for people: one headline, one line per check, one per unchecked item."""
@@ -211,7 +221,11 @@ class BundleVerdict:
 
 
 def verify_bundle(
-    path: str | os.PathLike, key: str | None = None, *, max_audio_size: int = MAX_AUDIO_SIZE
+    path: str | os.PathLike,
+    key: str | None = None,
+    *,
+    max_audio_size: int = MAX_AUDIO_SIZE,
+    tsa_roots: TrustRoots | None = None,
 ) -> BundleVerdict:
     """Check an evidence bundle offline; :data:`~vault.bundle.layout.CHECKS` says what is checked.
 
@@ -219,7 +233,10 @@ def verify_bundle(
     band: with it the checkpoint must be signed by *that* key and the bundled
     ``verifier-key.txt`` is ignored. Without it the bundled key is used, the verdict says
     the key was not pinned and ``ok`` is False. ``max_audio_size`` is the hard cap on the
-    audio member (bytes), whatever the manifest claims.
+    audio member (bytes), whatever the manifest claims. ``tsa_roots`` are the root
+    certificates of the Time-Stamping Authorities the caller trusts (format version 4):
+    without them a time-stamp's imprint is checked, its signature is not (and the verdict
+    lists it as unchecked).
     """
     try:
         zf = zipfile.ZipFile(path)
@@ -246,6 +263,8 @@ def verify_bundle(
                 _run("custody", bundle.check_custody),
                 _run("report-pdf", bundle.check_report_pdf),
             ]
+        if (bundle.version() or 0) >= 4:
+            checks.append(_run("timestamp", lambda: bundle.check_timestamps(tsa_roots)))
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -253,6 +272,7 @@ def verify_bundle(
             key is not None,
             bundle.used_key,
             bundle.unchecked(),
+            bundle.timestamps,
         )
 
 
@@ -388,6 +408,7 @@ class _Bundle:
         self._audio: _Audio | _Fail | None = None
         self._unchecked: dict[tuple[str, str], None] = {}  # ordered set
         self.used_key: str | None = None
+        self.timestamps: list[TimestampResult] | None = None
 
     def unchecked(self) -> list[Unchecked]:
         found = list(self._unchecked)
@@ -644,6 +665,7 @@ class _Bundle:
         expected = set(text_members(version))
         if version >= 4 and (REPORT_PDF in names or REPORT_PDF in listed):
             expected.add(REPORT_PDF)  # optional: an export may leave it out
+        expected |= set(self.timestamp_names())
         try:
             name = self.audio_name()
             expected.add(name)
@@ -664,6 +686,54 @@ class _Bundle:
         if problems:
             raise _Fail("; ".join(problems))
         return f"{len(names)} files, each matching the SHA-256 and size in {MANIFEST}"
+
+    # -- format version 4: time-stamps -----------------------------------------------
+
+    def timestamp_names(self) -> list[str]:
+        """The time-stamp members of a version 4 bundle: well-named, in the ZIP or listed."""
+        if (self.version() or 0) < 4:
+            return []
+        names = {*self._zf.namelist(), *map(str, self.manifest()["files"])}
+        return sorted(n for n in names if TIMESTAMP_MEMBER.fullmatch(n))
+
+    def check_timestamps(self, roots: TrustRoots | None) -> str:
+        names = self.timestamp_names()
+        self.timestamps = []
+        if not names:
+            return (
+                f"the bundle carries no time-stamp ({TIMESTAMPS_DIR} is empty): when the "
+                "checkpoint was signed rests on the vault's word"
+            )
+        with _needs():
+            note = self.note()
+            self.checkpoint()
+        results = []
+        for name in names:
+            tsa = name.removeprefix(TIMESTAMPS_DIR).removesuffix(".tsr")
+            try:
+                token = self.data(name)
+            except _Fail as exc:
+                results.append(
+                    TimestampResult(tsa, None, INVALID, reason="malformed", detail=str(exc))
+                )
+                continue
+            results.append(check_checkpoint_timestamp(tsa, token, note, roots))
+        self.timestamps = results
+        bad = [
+            f"{TIMESTAMPS_DIR}{r.tsa}.tsr: {r.detail} ({r.reason})"
+            for r in self.timestamps
+            if not r.ok
+        ]
+        if bad:
+            raise _Fail("; ".join(bad))
+        if roots is None:
+            for name in names:
+                self._not_checked(
+                    name,
+                    "the time-stamp's signature and certificate chain were not checked: no TSA "
+                    "trust roots were given (verify again with --tsa-roots FILE)",
+                )
+        return "; ".join(str(r) for r in results)
 
     def _zip_problems(self) -> list[str]:
         """What is wrong with the ZIP itself: a name twice, text no check covers."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -162,6 +162,34 @@ class Checkpoint(SQLModel, table=True):
     note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime
     object_key: str | None = Field(default=None, max_length=300)
+    object_version: str | None = Field(default=None, max_length=1024)
+
+
+class CheckpointTimestamp(SQLModel, table=True):
+    """An RFC 3161 time-stamp token of a checkpoint's note text, by one configured TSA.
+
+    The token (a DER TimeStampResp, checked when it arrived) is also stored in object
+    storage under Object Lock (``object_key``); ``gen_time`` and ``serial`` are what it
+    states, kept for listing without parsing it.
+    """
+
+    __tablename__ = "checkpoint_timestamp"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["client_id", "size"],
+            ["checkpoint.client_id", "checkpoint.size"],
+            name="fk_checkpoint_timestamp_checkpoint",
+        ),
+    )
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    size: int = Field(primary_key=True, sa_type=BigInteger)
+    tsa: str = Field(primary_key=True, max_length=64)
+    token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    gen_time: datetime
+    serial: str = Field(max_length=64)
+    created_at: datetime
+    object_key: str = Field(max_length=300)
     object_version: str | None = Field(default=None, max_length=1024)
 
 

@@ -32,6 +32,7 @@ from vault.http.deps import Ctx
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
+from vault.services.timestamps import TimestampTimer
 from vault.web import desk, docs
 
 log = logging.getLogger("vault.http")
@@ -50,9 +51,12 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         vault_ctx = app.state.ctx
         # the unsigned tail of every log is signed within checkpoint_seconds, appends or not
         timer = CheckpointTimer(vault_ctx, vault_ctx.settings.checkpoint_seconds).start()
+        # ... and time-stamped by the configured TSAs, never on an upload's path
+        stamper = TimestampTimer(vault_ctx, vault_ctx.settings.timestamp_interval).start()
         try:
             yield
         finally:
+            stamper.stop()
             timer.stop()
             app.state.outages.stop()
             if own:

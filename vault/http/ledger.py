@@ -7,17 +7,18 @@ own client's log; another client's log answers exactly like a missing one (404).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from vault.errors import NotFound
 from vault.http.deps import Caller, ClientId, Ctx
 from vault.http.problems import openapi_responses
-from vault.services import checkpoints, logexport
+from vault.services import checkpoints, logexport, timestamps
 from vault.services.checkpoints import SignedCheckpoint
 from vault.services.context import VaultContext
 from vault.services.keys import log_keys as _log_keys
@@ -79,6 +80,17 @@ class LogConsistencyProof(BaseModel):
     old_root: str
     new_root: str
     hashes: list[str]
+
+
+class LogTimestamp(BaseModel):
+    tsa: str = Field(description="The Time-Stamping Authority's configured name")
+    size: int = Field(description="The tree size of the checkpoint it stamps")
+    gen_time: str = Field(description="The time the token states (its genTime), UTC")
+    serial: str = Field(description="The token's serial number, hex")
+    token: str = Field(
+        description="The DER RFC 3161 TimeStampResp, base64: its imprint is SHA-256 of the "
+        "checkpoint note's text (docs/formats.md, Checkpoint time-stamps)"
+    )
 
 
 class LogKey(BaseModel):
@@ -151,6 +163,29 @@ def log_entries(
 def log_checkpoint(client: ClientId, ctx: Ctx, caller: Caller) -> LogCheckpoint:
     _size(ctx, caller, client)
     return _checkpoint_model(checkpoints.latest_checkpoint(ctx, client))
+
+
+@router.get(
+    "/v1/logs/{client}/checkpoints/{size}/timestamps",
+    response_model=list[LogTimestamp],
+    responses=openapi_responses(401, 403, 404),
+    summary="The RFC 3161 time-stamps of a signed checkpoint",
+)
+def checkpoint_timestamps(
+    client: ClientId, size: Annotated[int, Path(ge=0, le=MAX_SIZE)], ctx: Ctx, caller: Caller
+) -> list[LogTimestamp]:
+    _size(ctx, caller, client)
+    checkpoints.checkpoint_of_size(ctx, client, size)  # NotFound when none was signed
+    return [
+        LogTimestamp(
+            tsa=t.tsa,
+            size=t.size,
+            gen_time=t.to_dict()["gen_time"],
+            serial=t.serial,
+            token=base64.b64encode(t.token).decode(),
+        )
+        for t in timestamps.timestamps_of(ctx, client, size)
+    ]
 
 
 @router.get(

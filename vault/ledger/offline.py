@@ -5,7 +5,10 @@ Export format (JSON Lines, one object per line; no PII, no keys):
 * ``{"kind": "log", "origin": ..., "size": N, "verifier_key": ...}`` — first line;
 * ``{"kind": "entry", "seq": i, "entry": "<canonical entry JSON text>"}`` — in seq order;
 * ``{"kind": "checkpoint", "note": "<signed note text>"}`` — every checkpoint the vault
-  signed for the log.
+  signed for the log;
+* ``{"kind": "timestamp", "size": N, "tsa": "<name>", "token": "<base64 DER>"}`` — each
+  RFC 3161 time-stamp token the vault holds for the checkpoint of size N (none in exports
+  made before time-stamping, which audit as before).
 
 The audit recomputes the hash chain and the Merkle tree from the entries, checks every
 checkpoint's signature and root, and — the point of an auditor keeping checkpoints —
@@ -15,6 +18,8 @@ rewritten or rolled back since then cannot match it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +35,8 @@ from vault.ledger.checkpoint import (
 )
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
+from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
+from vault.sealing.timestamps import TrustRoots
 
 
 @dataclass
@@ -41,6 +48,8 @@ class OfflineReport:
     #: the verifier keys accepted: the pinned one, then each one it handed over to
     keys: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: the verdict on each time-stamp token in the export
+    timestamps: list[TimestampResult] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -55,6 +64,7 @@ class OfflineReport:
             "trusted_checkpoints": self.trusted,
             "keys": self.keys,
             "findings": [f.to_dict() for f in self.findings],
+            "timestamps": [t.to_dict() for t in self.timestamps],
         }
 
 
@@ -64,26 +74,37 @@ def export_lines(
     verifier_key: str,
     entries: Iterable[tuple[int, bytes]],
     notes: Iterable[bytes],
+    timestamps: Iterable[tuple[int, str, bytes]] = (),
 ) -> Iterator[str]:
     yield json.dumps({"kind": "log", "origin": origin, "size": size, "verifier_key": verifier_key})
     for seq, raw in entries:
         yield json.dumps({"kind": "entry", "seq": seq, "entry": raw.decode()}, ensure_ascii=False)
     for note in notes:
         yield json.dumps({"kind": "checkpoint", "note": note.decode()}, ensure_ascii=False)
+    for cp_size, tsa, token in timestamps:
+        token64 = base64.b64encode(token).decode()
+        yield json.dumps({"kind": "timestamp", "size": cp_size, "tsa": tsa, "token": token64})
 
 
 def audit_export(
-    lines: Iterable[str], verifier: Verifier, trusted: Iterable[bytes] = ()
+    lines: Iterable[str],
+    verifier: Verifier,
+    trusted: Iterable[bytes] = (),
+    tsa_roots: TrustRoots | None = None,
 ) -> OfflineReport:
-    """Audit an export read line by line; ``trusted`` are checkpoint notes the auditor kept."""
+    """Audit an export read line by line; ``trusted`` are checkpoint notes the auditor kept,
+    ``tsa_roots`` the TSA roots the auditor trusts (without them a time-stamp's signature
+    is not checked: its verdict says ``unchecked``)."""
     report = OfflineReport()
-    header, rows, notes = _read(lines, report)
+    stamps: list[tuple[Any, Any, Any]] = []
+    header, rows, notes = _read(lines, report, stamps)
     if header is None:
         return report
     report.origin = header.get("origin", "")
     log_name = report.origin.rsplit("/", 1)[-1]
     verifiers = key_chain(rows, notes, verifier)
     report.keys = [v.key_string() for v in verifiers]
+    _check_timestamps(report, stamps, notes, verifiers, tsa_roots)
     wanted: dict[int, list[tuple[str, Checkpoint]]] = {}
     for where, note in [
         *(("exported checkpoint", n) for n in notes),
@@ -121,7 +142,7 @@ def audit_export(
 
 
 def _read(
-    lines: Iterable[str], report: OfflineReport
+    lines: Iterable[str], report: OfflineReport, stamps: list[tuple[Any, Any, Any]]
 ) -> tuple[dict[str, Any] | None, list[tuple[int, bytes]], list[bytes]]:
     header: dict[str, Any] | None = None
     rows: list[tuple[int, bytes]] = []
@@ -138,6 +159,8 @@ def _read(
                 rows.append((int(obj["seq"]), obj["entry"].encode()))
             elif kind == "checkpoint":
                 notes.append(obj["note"].encode())
+            elif kind == "timestamp":
+                stamps.append((obj["size"], obj["tsa"], obj["token"]))
             else:
                 raise KeyError(kind)
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -145,6 +168,42 @@ def _read(
     if header is None:
         report.findings.append(Finding("missing", "", "the export has no 'log' header line"))
     return header, rows, notes
+
+
+def _check_timestamps(
+    report: OfflineReport,
+    stamps: list[tuple[Any, Any, Any]],
+    notes: list[bytes],
+    verifiers: list[Verifier],
+    roots: TrustRoots | None,
+) -> None:
+    """Each token must stamp the text of an exported, validly signed checkpoint of its size."""
+    by_size: dict[int, bytes] = {}
+    for note in notes:
+        try:
+            body, _ = open_note(note, verifiers)
+            by_size.setdefault(Checkpoint.parse_body(body).size, note)
+        except NoteError:
+            continue  # reported by the checkpoint checks
+    for size, tsa, token64 in stamps:
+        name = str(tsa)
+        try:
+            token = base64.b64decode(str(token64), validate=True)
+        except (binascii.Error, ValueError):
+            token = b""
+        stamped = by_size.get(size) if isinstance(size, int) else None
+        if stamped is None:
+            result = TimestampResult(
+                name, None, INVALID, reason="imprint",
+                detail=f"no validly signed checkpoint of size {size!r} in the export",
+            )  # fmt: skip
+        else:
+            result = check_checkpoint_timestamp(name, token, stamped, roots)
+        report.timestamps.append(result)
+        if not result.ok:
+            report.findings.append(
+                Finding("bad-timestamp", report.origin, str(result), seq=result.size)
+            )
 
 
 def key_chain(

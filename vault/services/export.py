@@ -53,6 +53,7 @@ from vault.services.people import Principal
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
 from vault.services.retention import refuse_if_shredded
 from vault.services.retrieve import get_record, open_object, record_access
+from vault.services.timestamps import StoredTimestamp, stamp_checkpoint, timestamps_of
 from vault.storage.files import atomic_output
 
 
@@ -79,6 +80,8 @@ class _Contents:
     created_at: datetime
     custody: list[InclusionProof]  # format 4: accesses and holds, proofs to the same checkpoint
     custody_entries: dict[int, bytes]  # their exact bytes, by position
+    #: the RFC 3161 tokens of the proof's checkpoint, one per TSA (format version 4)
+    timestamps: list[StoredTimestamp]
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ def export_bundle(
                 layout.CHECKPOINT: contents.proof.checkpoint.encode(),
                 layout.VERIFIER_KEY: (contents.verifier_key + "\n").encode(),
             }
+            if version >= 4:
+                texts |= {layout.timestamp_member(t.tsa): t.token for t in contents.timestamps}
             if version >= 4:
                 texts[layout.CUSTODY] = _json(_custody(contents))
                 facts = _dispute_facts(contents, audio, texts, options)
@@ -214,6 +219,9 @@ def _gather(ctx: VaultContext, rec: Record, version: int) -> _Contents:
         # makes a checkpoint first when none covers the entry yet (e.g. a fresh record)
         proof = inclusion_for_record(ctx, rec.id, rec.client_id)
     opened = json.loads(b"".join(open_object(ctx, rec, "meta")))
+    # a checkpoint the timer has not stamped yet (a fresh one, or a TSA outage) gets its
+    # chance now; a TSA that fails leaves the bundle without its token, never without a bundle
+    stamp_checkpoint(ctx, rec.client_id, proof.tree_size)
     return _Contents(
         rec=rec,
         entry=entry,
@@ -225,6 +233,7 @@ def _gather(ctx: VaultContext, rec: Record, version: int) -> _Contents:
         created_at=ctx.clock(),
         custody=custody,
         custody_entries=custody_entries,
+        timestamps=timestamps_of(ctx, rec.client_id, proof.tree_size),
     )
 
 

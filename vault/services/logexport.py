@@ -18,6 +18,7 @@ from vault.ledger.entry import entry_hash
 from vault.ledger.offline import export_lines
 from vault.services.checkpoints import list_checkpoints, log_verifier_key, origin
 from vault.services.context import VaultContext
+from vault.services.timestamps import all_timestamps
 from vault.services.verify import rows as entry_rows
 from vault.storage.files import atomic_output
 
@@ -72,12 +73,14 @@ def export_stream(ctx: VaultContext, client: str, size: int) -> Iterator[str]:
     The checkpoints are read now; the entries as the lines are consumed.
     """
     notes = [cp.note.encode() for cp in list_checkpoints(ctx, client) if cp.size <= size]
+    stamps = [(t.size, t.tsa, t.token) for t in all_timestamps(ctx, client, size)]
     return export_lines(
         origin(ctx, client),
         size,
         log_verifier_key(ctx),
         _upto(entry_rows(ctx, client), size),
         notes,
+        stamps,
     )
 
 

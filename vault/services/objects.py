@@ -64,6 +64,8 @@ def storage_findings(
         if obj is None:
             if key.startswith(f"{client}/_checkpoints/"):
                 continue  # a note without its row (a crash between): checked as a note
+            if key.startswith(f"{client}/_timestamps/"):
+                continue  # a time-stamp token: checked against its row by `verify`
             if all(v.is_delete_marker or (key, v.version_id) in acknowledged for v in versions):
                 continue  # nothing stored under it, or only orphans the log records
             out.append(
