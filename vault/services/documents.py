@@ -254,12 +254,30 @@ def attach(
 ) -> DocumentInfo:
     """Seal the document at ``path`` with ``record_id``; the same document again (same
     kind, same bytes) returns the stored receipt with ``duplicate``."""
-    check_kind(kind)
     mt = media_type_for(path, media_type)
     with Path(path).open("rb") as fh:
         data = fh.read(MAX_DOCUMENT_BYTES + 1)
+    return attach_bytes(ctx, record_id, data, kind=kind, media_type=mt, client=client)
+
+
+def attach_bytes(
+    ctx: VaultContext,
+    record_id: str,
+    data: bytes,
+    *,
+    kind: str,
+    media_type: str,
+    client: str | None = None,
+    campaign: str | None = None,
+) -> DocumentInfo:
+    """:func:`attach` for a document in memory (the API's upload). ``campaign`` narrows the
+    records a dialer token may attach to: another campaign's record looks missing."""
+    check_kind(kind)
+    mt = media_type_for("", media_type)
     validate(data, mt)
     rec = checked_record(ctx, record_id, client).record
+    if campaign is not None and _campaign_name(ctx, rec) != campaign:
+        raise NotFound(f"no record {record_id!r}", hint="search with `evidence-vault find`")
     _refuse_shredded(rec)
     index_key = ctx.keys.index_key(rec.client_id)
     doc = _Doc(
@@ -276,6 +294,22 @@ def attach(
             raise
         log.warning("checkpoint after attach skipped: %s", unavailable(exc))
     return info
+
+
+def _campaign_name(ctx: VaultContext, rec: Record) -> str | None:
+    with read_session(ctx.engine) as s:
+        c = s.get(Campaign, rec.campaign_id)
+    return c.name if c else None
+
+
+def document_info(
+    ctx: VaultContext, record_id: str, document_id: str, *, client: str | None = None
+) -> DocumentInfo:
+    """One document's receipt (an idempotent retry's answer), its row checked."""
+    state = checked_record(ctx, record_id, client)
+    with read_session(ctx.engine) as s:
+        row, _entry, raw = _checked_document(ctx, s, state.record, document_id, state.shredded)
+    return _info(row, entry_hash(raw), duplicate=True)
 
 
 def _refuse_shredded(rec: Record) -> None:
@@ -459,6 +493,37 @@ def _refuse(row: Document, why: str) -> None:
 
 
 # -- listing and opening ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A record's documents (receipts, no content) and its Textform requirement."""
+
+    record_id: str
+    documents: list[DocumentInfo]
+    required: tuple[str, ...]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        have = {d.kind for d in self.documents}
+        return tuple(k for k in self.required if k not in have)
+
+    def to_dict(self) -> dict:
+        return {
+            "record_id": self.record_id,
+            "documents": [d.to_dict() for d in self.documents],
+            "required": list(self.required),
+            "missing": list(self.missing),
+            "textform": "pending" if self.missing else "complete",
+        }
+
+
+def listing(ctx: VaultContext, record_id: str, *, client: str | None = None) -> Listing:
+    docs = list_documents(ctx, record_id, client=client)
+    with read_session(ctx.engine) as s:
+        rec = s.get(Record, record_id)
+        campaign = s.get(Campaign, rec.campaign_id) if rec else None
+    return Listing(record_id, docs, required_of(campaign))
 
 
 def list_documents(
