@@ -28,7 +28,7 @@ from tests.support.bundles import made as made_bundle
 from tests.support.tamper import edit_object, flip_byte
 from tests.support.vaults import CLIENT, clip, order_meta
 from vault import Vault
-from vault.bundle import CHECKS, Check, verify_bundle
+from vault.bundle import REPORT_CHECKS, VERSION, Check, verify_bundle
 from vault.db import LogEntry, read_session
 from vault.errors import DecryptionFailed, NotFound, VaultError
 from vault.ledger.checkpoint import Checkpoint, sign_note, verifier_key
@@ -65,7 +65,7 @@ def test_export_then_verify(vault, tmp_path):
 
     verdict = verify_bundle(out, key=log_verifier_key(vault.context))
     assert verdict.ok, verdict.summary()
-    assert [c.name for c in verdict.checks] == list(CHECKS)
+    assert [c.name for c in verdict.checks] == list(REPORT_CHECKS[VERSION])
     assert all(c.ok for c in verdict.checks)
     assert verdict.key_pinned and verdict.key == vault.log_key()
     assert (verdict.record_id, verdict.client) == (receipt.record_id, CLIENT)
@@ -85,7 +85,7 @@ def test_export_then_verify(vault, tmp_path):
     assert audio == upload.read_bytes()
     assert entry_hash(entry) == receipt.entry_hash
     assert manifest["record_id"] == receipt.record_id and manifest["client"] == CLIENT
-    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 3
+    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == VERSION == 4
     assert "+4915112345678" in report and "Max Mustermann" in report  # for the lawyer
     assert "evidence-vault verify-bundle BUNDLE.zip --key" in report
 
@@ -225,11 +225,20 @@ def _set_version(files: dict[str, bytes], version: int) -> None:
     files["manifest.json"] = json.dumps(m).encode()
 
 
+def _as_format(files: dict[str, bytes], version: int) -> None:
+    """The bundle as format ``version`` (2 or 3) exported it: no documents/, and the
+    report with that format's check list."""
+    _set_version(files, version)
+    for name in [n for n in files if n.startswith("documents/")]:
+        del files[name]
+    rerender(lambda f: None, files)
+
+
 def test_format_2_bundle_with_leaf_index_still_verifies(made, tmp_path):
     # what version 2 exported: the same bundle, proof.json naming the position leaf_index
     def as_version_2(files):
         _rename_position(files, "seq", "leaf_index")
-        _set_version(files, 2)
+        _as_format(files, 2)
 
     path = rewrite(made, tmp_path, as_version_2)
     proof = json.loads(members(path)["proof.json"])
@@ -249,7 +258,7 @@ def test_position_named_for_another_version(made, tmp_path, version, rename):
     def change(files):
         if rename:
             _rename_position(files, *rename)
-        _set_version(files, version)
+        _as_format(files, version)
 
     verdict = verify_bundle(rewrite(made, tmp_path, change), key=made.key)
     # the arithmetic holds whatever the name; the statement is of the wrong format
@@ -458,5 +467,6 @@ def test_malformed_key_and_members_are_failed_checks(made, tmp_path):
             files[name] = b"\xff\x00[1,2"
 
     verdict = verify_bundle(rewrite(made, tmp_path, garbage), key=made.key)
-    assert failed(verdict) == set(CHECKS) - {"archive"}
+    # documents: no document of the bundle, but the checkpoint cannot be read
+    assert failed(verdict) == set(REPORT_CHECKS[VERSION]) - {"archive"}
     assert verdict.record_id == made.record_id  # from the manifest

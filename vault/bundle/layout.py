@@ -13,10 +13,11 @@ from vault.report import V1_CHECKS
 
 FORMAT = "evidence-vault bundle"
 #: 2: report.html is checked (re-rendered from the checked members, byte for byte);
-#: 3: proof.json names the entry's position ``seq``, as the CLI and the API do
-VERSION = 3
+#: 3: proof.json names the entry's position ``seq``, as the CLI and the API do;
+#: 4: court-ready evidence (Textform documents, time-stamps, witnesses, the PDF report)
+VERSION = 4
 #: versions the verifier reads; a version 1 report is re-rendered the version 1 way
-SUPPORTED_VERSIONS = (1, 2, 3)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence.json"
@@ -124,3 +125,38 @@ def proof_statement(
         "hashes": hashes,
         "algorithm": PROOF_ALGORITHM,
     }
+
+
+# -- Textform documents (format 4) ------------------------------------------------------------
+# One block, kept apart: the time-stamp, witness and report parts edit this file too.
+
+#: what the bundle says about its documents: for each, its member, log entry, commitment
+#: salt and inclusion proof (to the bundle's checkpoint); and the kinds the campaign
+#: requires and which of them are missing ("pending Textform")
+DOCUMENTS_INDEX = DOCUMENTS_DIR + "index.json"
+#: the fields of documents/index.json, and of each of its documents, none other
+DOCUMENTS_INDEX_FIELDS = frozenset({"record_id", "required", "missing", "documents"})
+DOCUMENT_FIELDS = frozenset({"member", "seq", "entry", "salt", "hashes"})
+#: file extension of a document member, by its media type
+DOCUMENT_EXTENSIONS = {"message/rfc822": ".eml", "application/pdf": ".pdf", "text/plain": ".txt"}
+#: the check format 4 adds, and what it establishes
+DOCUMENTS_CHECK = {
+    "documents": "each file under documents/ is a Textform document the vault sealed with "
+    "this record: its salted commitment equals the commitments.document of its "
+    "document.sealed entry, that entry is of this record and client, and its Merkle "
+    "inclusion proof leads to the checkpoint's root; documents/index.json says which "
+    "required kinds are missing (pending Textform)",
+}
+#: the checks of a format 4 verdict, in order (the report part may extend it)
+V4_CHECKS = {**CHECKS, **DOCUMENTS_CHECK}
+REPORT_CHECKS[4] = V4_CHECKS
+
+
+def has_documents(version: int) -> bool:
+    """Whether bundles of this format carry documents/ (and the ``documents`` check)."""
+    return version >= 4
+
+
+def document_member(seq: int, kind: str, media_type: str) -> str:
+    """``documents/<seq>-<kind><ext>``; ``.bin`` for a media type without an extension."""
+    return f"{DOCUMENTS_DIR}{seq}-{kind}{DOCUMENT_EXTENSIONS.get(media_type, '.bin')}"

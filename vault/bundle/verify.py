@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,10 @@ from vault.bundle.layout import (
     AUDIO_DIR,
     AUDIO_EXTENSIONS,
     CHECKPOINT,
+    DOCUMENT_FIELDS,
+    DOCUMENTS_DIR,
+    DOCUMENTS_INDEX,
+    DOCUMENTS_INDEX_FIELDS,
     ENTRY,
     EVIDENCE,
     FORMAT,
@@ -58,6 +63,8 @@ from vault.bundle.layout import (
     TEXT_MEMBERS,
     VERIFIER_KEY,
     audio_member,
+    document_member,
+    has_documents,
     openings_scheme,
     proof_statement,
 )
@@ -66,6 +73,7 @@ from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, 
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
 from vault.report import BUNDLE_PLACEHOLDER, ReportFacts, render_report
+from vault.results import DocumentFact, TextformFacts
 from vault.sealing import CommitmentHasher, commitment, plaintext_size
 
 #: hard caps on what a member may inflate to, whatever the manifest says: a bundle is
@@ -75,6 +83,8 @@ from vault.sealing import CommitmentHasher, commitment, plaintext_size
 MAX_MANIFEST_SIZE = 64 * 1024
 MAX_TEXT_SIZE = 4 * 1024 * 1024
 MAX_AUDIO_SIZE = 512 * 1024 * 1024
+#: a Textform document (format 4): the vault seals none larger
+MAX_DOCUMENT_SIZE = 25 * 1024 * 1024
 #: the ZIP methods the exporter uses; others (bzip2, LZMA) inflate without an output
 #: bound in Python's zipfile and are refused unread
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -134,6 +144,9 @@ class BundleVerdict:
     key_pinned: bool = False
     key: str | None = None
     unchecked: list[Unchecked] = field(default_factory=list)
+    #: format 4: the bundle's Textform documents, each with its verdict ("ok" or why
+    #: not), and the required kinds missing (pending Textform); None before format 4
+    textform: TextformFacts | None = None
 
     @property
     def consistent(self) -> bool:
@@ -165,6 +178,7 @@ class BundleVerdict:
             "key": self.key,
             "checks": [c.to_dict() for c in self.checks],
             "unchecked": [u.to_dict() for u in self.unchecked],
+            **({"textform": self.textform.to_dict()} if self.textform is not None else {}),
         }
 
     def summary(self) -> str:
@@ -228,6 +242,8 @@ def verify_bundle(
             _run("statements", bundle.check_statements),
             _run("report", bundle.check_report),
         ]
+        if has_documents(bundle.version()):
+            checks.append(_run("documents", bundle.check_documents))
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -235,6 +251,7 @@ def verify_bundle(
             key is not None,
             bundle.used_key,
             bundle.unchecked(),
+            bundle.textform,
         )
 
 
@@ -370,6 +387,7 @@ class _Bundle:
         self._audio: _Audio | _Fail | None = None
         self._unchecked: dict[tuple[str, str], None] = {}  # ordered set
         self.used_key: str | None = None
+        self.textform: TextformFacts | None = None
 
     def unchecked(self) -> list[Unchecked]:
         found = list(self._unchecked)
@@ -400,6 +418,8 @@ class _Bundle:
             return _Limit(MAX_MANIFEST_SIZE, False, "manifest")
         audio = name.startswith(AUDIO_DIR)
         cap, kind = (self._max_audio, "audio file") if audio else (MAX_TEXT_SIZE, "text file")
+        if name.startswith(DOCUMENTS_DIR) and name != DOCUMENTS_INDEX:
+            cap, kind = MAX_DOCUMENT_SIZE, "document file"
         try:
             listed = _get(self.manifest()["files"], name, "size")
         except _Fail:
@@ -615,6 +635,8 @@ class _Bundle:
             for n in sorted(unsafe, key=str)
         ]
         expected = set(TEXT_MEMBERS)
+        if has_documents(manifest["version"]):
+            expected |= {DOCUMENTS_INDEX, *self._document_members()}
         try:
             name = self.audio_name()
             expected.add(name)
@@ -913,6 +935,145 @@ class _Bundle:
             bundle_name=BUNDLE_PLACEHOLDER if version > 1 else self._v1_bundle_name(),
         )
 
+    # -- Textform documents (format 4) ---------------------------------------------------
+
+    def version(self) -> int:
+        """The manifest's format version; 0 when the manifest cannot be read."""
+        try:
+            return int(self.manifest()["version"])
+        except _Fail:
+            return 0
+
+    def _documents_index(self) -> dict:
+        index = _strict_json(self.data(DOCUMENTS_INDEX), DOCUMENTS_INDEX)
+        if not isinstance(index, dict) or not isinstance(index.get("documents"), list):
+            raise _Fail(f"{DOCUMENTS_INDEX} lists no documents")
+        return index
+
+    def _document_members(self) -> list[str]:
+        """The members documents/index.json names (the archive check expects them)."""
+        try:
+            listed = self._documents_index()["documents"]
+        except _Fail:
+            return []
+        return [
+            d["member"]
+            for d in listed
+            if isinstance(d, dict)
+            and isinstance(d.get("member"), str)
+            and _SAFE_NAME.fullmatch(d["member"])
+        ]
+
+    def check_documents(self) -> str:
+        with _needs():
+            manifest, cp = self.manifest(), self.checkpoint()
+        index = self._documents_index()
+        problems = [
+            f"{DOCUMENTS_INDEX} has the unknown field {_shown(k)}"
+            for k in sorted(set(index) - DOCUMENTS_INDEX_FIELDS, key=str)
+        ]
+        if index.get("record_id") != manifest.get("record_id"):
+            problems.append(f"{DOCUMENTS_INDEX} is about another record than {MANIFEST} names")
+        facts: list[DocumentFact] = []
+        for n, statement in enumerate(index["documents"]):
+            fact, wrong = self._check_document(n, statement, manifest, cp)
+            problems += wrong
+            if fact is not None:
+                facts.append(fact)
+        required, missing = index.get("required"), index.get("missing")
+        if not (isinstance(required, list) and all(isinstance(k, str) for k in required)):
+            problems.append(f"required in {DOCUMENTS_INDEX} is not a list of kinds")
+            required = []
+        have = {f.kind for f in facts if f.verdict == "ok"}
+        if missing != [k for k in required if k not in have]:
+            problems.append(
+                f"missing in {DOCUMENTS_INDEX} is not the required kinds the bundle lacks"
+            )
+        self.textform = TextformFacts(str(manifest.get("record_id")), tuple(required), tuple(facts))
+        if problems:
+            raise _Fail("; ".join(problems))
+        if required:
+            self._not_checked(
+                DOCUMENTS_INDEX,
+                "required, the kinds the campaign asks for, is the vault's statement at "
+                "export: nothing seals it",
+            )
+        state = (
+            f"pending Textform: missing {', '.join(self.textform.missing)}"
+            if self.textform.pending
+            else "Textform complete"
+            if required
+            else "no documents required"
+        )
+        kinds = ", ".join(f.kind for f in facts) or "none"
+        return f"{len(facts)} document(s) sealed with the record ({kinds}); {state}"
+
+    def _check_document(
+        self, n: int, statement: Any, manifest: dict, cp: Checkpoint
+    ) -> tuple[DocumentFact | None, list[str]]:
+        where = f"document {n + 1} of {DOCUMENTS_INDEX}"
+        if not isinstance(statement, dict) or set(statement) != DOCUMENT_FIELDS:
+            return None, [f"{where} does not have exactly the fields {sorted(DOCUMENT_FIELDS)}"]
+        try:
+            raw = str(statement["entry"]).encode("utf-8")
+            entry = parse_entry(raw)
+        except (ValueError, UnicodeEncodeError):
+            return None, [f"{where}: its entry is not a canonical log entry"]
+        found = entry.get("body")
+        body: dict = found if isinstance(found, dict) else {}
+        problems = []
+        if entry.get("type") != "document.sealed":
+            problems.append(f"{where}: its entry is not a document.sealed entry")
+        if entry.get("record") != manifest.get("record_id") or entry.get("log") != manifest.get(
+            "client"
+        ):
+            problems.append(f"{where}: its entry is of another record or client")
+        seq, kind, media = entry.get("seq"), body.get("kind"), body.get("media_type")
+        member = statement["member"]
+        if statement["seq"] != seq or not _is_count(seq):
+            problems.append(f"{where}: its seq is not its entry's")
+            seq = -1
+        if member != document_member(seq, str(kind), str(media)):
+            problems.append(f"{where}: its file {_shown(member)} is not named for its entry")
+        if problems:
+            return None, problems
+        member_name = str(member)
+        verdict = "ok"
+        try:
+            data = self.data(member_name)
+            salt = _hex32(statement["salt"], f"the salt of {member_name}")
+            hashes = statement["hashes"]
+            if not isinstance(hashes, list):
+                raise _Fail(f"the proof of {member_name} holds no hashes")
+            path = [_hex32(h, f"a hash of the proof of {member_name}") for h in hashes]
+            if len(data) != body.get("size"):
+                raise _Fail(f"{member_name} is not the size its entry seals")
+            if commitment(salt, "document", data) != _get(body, "commitments", "document"):
+                raise _Fail(
+                    f"{member_name} is not the document the vault sealed: its commitment "
+                    "differs from its entry's"
+                )
+            if seq >= cp.size or not verify_inclusion(leaf_hash(raw), seq, cp.size, path, cp.root):
+                raise _Fail(
+                    f"the inclusion proof of {member_name} does not lead from its entry to "
+                    f"the root of {CHECKPOINT}"
+                )
+        except _Fail as exc:
+            verdict = str(exc)
+            problems.append(verdict)
+        return (
+            DocumentFact(
+                str(body.get("document")),
+                seq,
+                str(kind),
+                str(media),
+                int(body.get("size") or 0),
+                _parse_time_text(entry.get("time")),
+                verdict,
+            ),
+            problems,
+        )
+
     def _v1_bundle_name(self) -> str:
         """Version 1 reports name the file as exported, in their verify command."""
         page = self.data(REPORT).decode("utf-8", "replace")
@@ -932,6 +1093,13 @@ class _Bundle:
 
 
 _V1_COMMAND = re.compile(r"<pre>evidence-vault verify-bundle (.*?) --key &quot;\$VAULT_KEY&quot;")
+
+
+def _parse_time_text(value: Any) -> datetime:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise _Fail("a document's entry has no valid time") from None
 
 
 def _proof_position(proof: Any) -> Any:

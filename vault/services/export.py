@@ -26,13 +26,19 @@ import rfc8785
 from sqlmodel import select
 
 from vault.bundle import layout
-from vault.db import LogEntry, Record, read_session
+from vault.db import Campaign, LogEntry, Record, read_session
 from vault.errors import VaultError
 from vault.ledger.entry import format_time
 from vault.report import ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment
-from vault.services.checkpoints import InclusionProof, inclusion_for_record, log_verifier_key
+from vault.services.checkpoints import (
+    InclusionProof,
+    inclusion_at,
+    latest_checkpoint_covering,
+    log_verifier_key,
+)
 from vault.services.context import VaultContext
+from vault.services.documents import OpenedDocument, opened_documents, required_of
 from vault.services.people import Principal
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
@@ -62,6 +68,9 @@ class _Contents:
     proof: InclusionProof
     verifier_key: str
     created_at: datetime
+    #: the record's Textform documents (format 4), each with its proof to ``proof``'s checkpoint
+    documents: list[tuple[OpenedDocument, InclusionProof]]
+    required: tuple[str, ...]
 
 
 def export_bundle(
@@ -98,6 +107,7 @@ def export_bundle(
         }
         texts[layout.REPORT] = _report(contents, audio, texts)
         written = [audio] + [_write_text(zf, n, d, contents.created_at) for n, d in texts.items()]
+        written += _write_documents(zf, contents)
         _write_text(zf, layout.MANIFEST, _json(_manifest(contents, written)), contents.created_at)
     return target
 
@@ -115,9 +125,15 @@ def _target(out: Path, record_id: str) -> Path:
 
 def _gather(ctx: VaultContext, rec: Record) -> _Contents:
     entry = _sealed_entry(ctx, rec)
-    # makes a checkpoint first when none covers the entry yet (e.g. a fresh record)
-    proof = inclusion_for_record(ctx, rec.id, rec.client_id)
+    documents = opened_documents(ctx, rec)
+    # one checkpoint covers the record's entry and every document's: made first when none
+    # does yet (e.g. a fresh record)
+    last = max([rec.seq, *(d.row.seq for d in documents)])
+    cp = latest_checkpoint_covering(ctx, rec.client_id, last)
+    proof = inclusion_at(ctx, rec.client_id, rec.seq, cp, record_id=rec.id)
     opened = json.loads(b"".join(open_object(ctx, rec, "meta")))
+    with read_session(ctx.engine) as s:
+        campaign = s.get(Campaign, rec.campaign_id)
     return _Contents(
         rec=rec,
         entry=entry,
@@ -127,6 +143,11 @@ def _gather(ctx: VaultContext, rec: Record) -> _Contents:
         proof=proof,
         verifier_key=log_verifier_key(ctx),
         created_at=ctx.clock(),
+        documents=[
+            (d, inclusion_at(ctx, rec.client_id, d.row.seq, cp, record_id=rec.id))
+            for d in documents
+        ],
+        required=required_of(campaign),
     )
 
 
@@ -181,6 +202,33 @@ def _write_audio(zf: zipfile.ZipFile, ctx: VaultContext, c: _Contents) -> _Writt
 def _write_text(zf: zipfile.ZipFile, name: str, data: bytes, when: datetime) -> _Written:
     zf.writestr(_zip_info(name, when, zipfile.ZIP_DEFLATED), data)
     return _Written(name, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _write_documents(zf: zipfile.ZipFile, c: _Contents) -> list[_Written]:
+    """documents/<seq>-<kind><ext> for each document, and documents/index.json."""
+    written, statements = [], []
+    for doc, proof in c.documents:
+        row = doc.row
+        name = layout.document_member(row.seq, row.kind, row.media_type)
+        written.append(_write_text(zf, name, doc.data, c.created_at))
+        statements.append(
+            {
+                "member": name,
+                "seq": row.seq,
+                "entry": doc.entry.decode("utf-8"),
+                "salt": doc.salt.hex(),
+                "hashes": proof.hashes,
+            }
+        )
+    have = {doc.row.kind for doc, _ in c.documents}
+    index = {
+        "record_id": c.rec.id,
+        "required": list(c.required),
+        "missing": [k for k in c.required if k not in have],
+        "documents": statements,
+    }
+    written.append(_write_text(zf, layout.DOCUMENTS_INDEX, _json(index), c.created_at))
+    return written
 
 
 def _json(obj: Any) -> bytes:
