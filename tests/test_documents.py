@@ -397,3 +397,76 @@ def test_required_kinds_are_checked(local):
     assert json.loads(json.dumps(info.to_dict()))["required_documents"] == list(
         info.required_documents
     )
+
+
+def test_deep_verify_opens_documents_and_finds_a_swapped_key(vault, tmp_path):
+    rec = sealed_record(vault, tmp_path)
+    a = vault.attach(rec, write(tmp_path, "a.pdf", pdf()), kind="confirmation")
+    b = vault.attach(rec, write(tmp_path, "b.eml", EMAIL), kind="contract-summary")
+    assert vault.verify(deep=True).findings == []
+    # a database writer gives document a the wrapped key of document b: the row still
+    # agrees with its entry (a key is there), but it no longer opens
+    sql(
+        vault,
+        "UPDATE document SET wrapped_key = (SELECT wrapped_key FROM document WHERE id = :b) "
+        "WHERE id = :a",
+        a=a.document_id,
+        b=b.document_id,
+    )
+    assert vault.verify().findings == []  # ciphertext only: nothing to see
+    [f] = vault.verify(deep=True).findings
+    assert (f.kind, f.record, f.seq) == ("modified", rec, a.seq)
+    assert f.detail == (
+        f"document object does not open: the data key of document {a.document_id} does not "
+        "unwrap under its record's key"
+    )
+    from vault.errors import DecryptionFailed
+
+    with pytest.raises(DecryptionFailed):
+        vault.read_document(rec, a.document_id)
+
+
+def test_documents_survive_kek_rotation(local, tmp_path):
+    rec = sealed_record(local, tmp_path)
+    info = local.attach(rec, write(tmp_path, "a.eml", EMAIL), kind="contract-summary")
+    assert local.rotate_kek(CLIENT).to_dict()
+    assert local.read_document(rec, info.document_id)[1] == EMAIL
+    assert local.verify(deep=True).findings == []
+
+
+def _crash_in_attach(settings, rec, path):
+    import os
+
+    from vault import Vault
+    from vault.services.context import open_vault
+
+    def die(*a, **kw):
+        os._exit(17)  # a crash: no cleanup, no exception handlers
+
+    documents_service.append_entries = die
+    Vault(open_vault(settings)).attach(rec, path, kind="approval")
+
+
+def test_a_real_crash_between_upload_and_commit(vault, tmp_path):
+    import multiprocessing as mp
+
+    from tests.support.vaults import reopen
+
+    if vault.settings.s3 and vault.settings.s3.endpoint_url is None:
+        pytest.skip("moto's S3 lives in this process: a crashed child's uploads vanish")
+    rec = sealed_record(vault, tmp_path)
+    size = log_size(vault)
+    path = write(tmp_path, "a.pdf", pdf())
+    proc = mp.get_context("fork").Process(target=_crash_in_attach, args=(vault.settings, rec, path))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 17
+    fresh = reopen(vault)
+    try:
+        assert log_size(fresh) == size and fresh.documents(rec) == []
+        [f] = fresh.verify().findings  # the old state, and the one object it left
+        assert f.kind == "orphan" and "/documents/d" in f.key
+        info = fresh.attach(rec, path, kind="approval")  # the retry seals it
+        assert info.seq == size and not info.duplicate
+    finally:
+        fresh.close()

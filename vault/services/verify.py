@@ -17,14 +17,14 @@ from sqlmodel import select
 
 from vault.db import Campaign, Client, Document, Hold, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode, Person
-from vault.errors import ObjectMissing
+from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
-from vault.services.documents import document_mismatch
+from vault.services.documents import decrypt_document, document_mismatch
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
 from vault.services.orphans import acknowledged_orphans
@@ -139,7 +139,7 @@ def _verify_client(
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
     facts = _load_facts(ctx, client)
-    documents = _DocumentCheck(ctx, client, report, facts)
+    documents = _DocumentCheck(ctx, client, report, facts, records if deep else None)
     campaigns = _campaigns(ctx, client)
     tags = _TagCheck(keys, tagged_rows(ctx, client))
     for item in audit_chain(client, tags, head.size, head.head_hash):
@@ -417,7 +417,16 @@ class _DocumentCheck:
     """Checks each ``document.sealed`` entry as the walk reaches it: its object (present,
     the committed SHA-256) and its row; afterwards, rows that no entry seals."""
 
-    def __init__(self, ctx: VaultContext, client: str, report: Report, facts: LogFacts) -> None:
+    def __init__(
+        self,
+        ctx: VaultContext,
+        client: str,
+        report: Report,
+        facts: LogFacts,
+        deep: dict[str, Record] | None = None,
+    ) -> None:
+        #: ``deep``: the records, when each live document is also decrypted (``--deep``)
+        self._deep = deep
         self._ctx, self._client, self._report = ctx, client, report
         with read_session(ctx.engine) as s:
             self._rows = {
@@ -474,7 +483,27 @@ class _DocumentCheck:
                     record=rec_id,
                 )
             )
+        rec = (self._deep or {}).get(rec_id or "")
+        if rec is not None and not (out or shredded):
+            out += self._opened(rec, row, item)
         return out
+
+    def _opened(self, rec: Record, row: Document, item: CheckedEntry) -> list[Finding]:
+        """``--deep``: every AEAD tag of the document and its plaintext commitment."""
+        try:
+            decrypt_document(self._ctx, rec, row, item.entry)
+        except (DecryptionFailed, KeyUnavailable) as exc:
+            return [
+                Finding(
+                    "modified",
+                    self._client,
+                    f"document object does not open: {exc.message}",
+                    seq=item.seq,
+                    record=rec.id,
+                    key=row.object_key,
+                )
+            ]
+        return []
 
     def unsealed_rows(self) -> list[Finding]:
         return [
