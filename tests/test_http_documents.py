@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.textform import APPROVAL_SMS, EMAIL, pdf
+from tests.support.textform import APPROVAL_SMS, EMAIL, pdf, write
 from tests.support.vaults import CAMPAIGN, CLIENT, clip, order_meta
 from tests.test_http_records import OTHER, accesses, assert_problem, auth, person, upload
 from vault.http.app import create_app
@@ -154,3 +154,21 @@ def test_refusals_and_scope(vault, api, rid):
         "invalid-request",
     )
     assert accesses(vault, rid) == []
+
+
+def test_python_client_attaches_lists_and_reads(vault, api, rid, tmp_path):
+    from vault.client import VaultClient
+    from vault.errors import InvalidDocument
+
+    secret = auth(vault, "client")["Authorization"].removeprefix("Bearer ")
+    client = VaultClient("", secret, http=api)
+    path = write(tmp_path, "summary.pdf", pdf())
+    info = client.attach(rid, path, kind="contract-summary")
+    assert info.kind == "contract-summary" and not info.duplicate
+    assert client.attach(rid, path, kind="contract-summary").duplicate
+    assert client.documents(rid) == [info]
+    listing = client.document_listing(rid)
+    assert listing["textform"] == "complete" and listing["missing"] == []
+    assert client.document(rid, info.document_id, reason="complaint") == pdf()
+    with pytest.raises(InvalidDocument):
+        client.attach(rid, write(tmp_path, "x.docx", b"PK"), kind="other")
