@@ -6,7 +6,7 @@ Exit codes scripts can rely on:
 0   success (for ``verify``: everything checked out)
 1   ``verify`` found problems (details in the output)
 2   usage error (bad option or argument)
-3   invalid input: the evidence metadata or the audio was refused
+3   invalid input: the evidence metadata, the audio or a Textform document was refused
 4   not found (record, client, campaign), or the record was crypto-shredded
 5   conflict (e.g. a different clip under an existing call/segment)
 6   configuration problem (no vault, bad vault.toml, missing master key)
