@@ -6,7 +6,7 @@ Exit codes scripts can rely on:
 0   success (for ``verify``: everything checked out)
 1   ``verify`` found problems (details in the output)
 2   usage error (bad option or argument)
-3   invalid input: the evidence metadata or the audio was refused
+3   invalid input: the evidence metadata, the audio or a Textform document was refused
 4   not found (record, client, campaign), or the record was crypto-shredded
 5   conflict (e.g. a different clip under an existing call/segment)
 6   configuration problem (no vault, bad vault.toml, missing master key)
@@ -34,7 +34,7 @@ from pathlib import Path
 import click
 
 from cli import agent as agent_commands
-from cli import lifecycle, service
+from cli import documents, lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
     EXIT_UNPINNED,
@@ -181,10 +181,18 @@ def campaign() -> None:
     help="Count the days from the recording, or from the last use of the advertising "
     "consent the evidence documents (UWG §7a).",
 )
+@click.option(
+    "--require",
+    "required",
+    help="Textform documents each record needs: kinds, comma-separated, or a preset "
+    "(tkg-54, enwg-41b, bgb-312h).",
+)
 @click.pass_context
-def campaign_add(ctx, name, client_id, retention_days, basis) -> None:
+def campaign_add(ctx, name, client_id, retention_days, basis, required) -> None:
     """Add campaign NAME for a client."""
-    info = open_vault(ctx).add_campaign(client_id, name, retention_days, retention_basis=basis)
+    info = open_vault(ctx).add_campaign(
+        client_id, name, retention_days, retention_basis=basis, required_documents=required
+    )
     emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({retention_rule(info)})")
 
 
@@ -632,9 +640,12 @@ def demo(ctx, directory: Path | None) -> None:
 # persons, tokens) are declared in their own modules and attached here
 client.add_command(lifecycle.client_retention)
 campaign.add_command(lifecycle.campaign_retention)
+campaign.add_command(documents.campaign_documents)
 log.add_command(lifecycle.log_keys)
 log.add_command(lifecycle.log_rotate_key)
 for _command in (
+    documents.attach,
+    documents.documents,
     lifecycle.consent,
     lifecycle.dispute,
     lifecycle.hold,

@@ -28,7 +28,7 @@ from tests.support.bundles import made as made_bundle
 from tests.support.tamper import edit_object, flip_byte
 from tests.support.vaults import CLIENT, clip, order_meta
 from vault import Vault
-from vault.bundle import CHECKS, REPORT_CHECKS, VERSION, Check, verify_bundle
+from vault.bundle import REPORT_CHECKS, VERSION, Check, verify_bundle
 from vault.db import LogEntry, read_session
 from vault.errors import DecryptionFailed, NotFound, VaultError
 from vault.ledger.checkpoint import Checkpoint, sign_note, verifier_key
@@ -231,11 +231,20 @@ def _set_version(files: dict[str, bytes], version: int) -> None:
     files["manifest.json"] = json.dumps(m).encode()
 
 
+def _as_format(files: dict[str, bytes], version: int) -> None:
+    """The bundle as format ``version`` (2 or 3) exported it: no documents/, and the
+    report with that format's check list."""
+    _set_version(files, version)
+    for name in [n for n in files if n.startswith("documents/")]:
+        del files[name]
+    rerender(lambda f: None, files)
+
+
 def test_format_2_bundle_with_leaf_index_still_verifies(made, tmp_path):
     # what version 2 exported: the same bundle, proof.json naming the position leaf_index
     def as_version_2(files):
         _rename_position(files, "seq", "leaf_index")
-        _set_version(files, 2)
+        _as_format(files, 2)
 
     # the report as version 2 rendered it (its check list: version 4 lists more checks)
     path = rewrite(made, tmp_path, lambda files: rerender(as_version_2, files))
@@ -256,7 +265,7 @@ def test_position_named_for_another_version(made, tmp_path, version, rename):
     def change(files):
         if rename:
             _rename_position(files, *rename)
-        _set_version(files, version)
+        _as_format(files, version)
 
     verdict = verify_bundle(
         rewrite(made, tmp_path, lambda files: rerender(change, files)), key=made.key
@@ -467,5 +476,6 @@ def test_malformed_key_and_members_are_failed_checks(made, tmp_path):
             files[name] = b"\xff\x00[1,2"
 
     verdict = verify_bundle(rewrite(made, tmp_path, garbage), key=made.key)
-    assert failed(verdict) == set(CHECKS) - {"archive"}
+    # documents: no document of the bundle, but the checkpoint cannot be read
+    assert failed(verdict) == set(REPORT_CHECKS[VERSION]) - {"archive"}
     assert verdict.record_id == made.record_id  # from the manifest

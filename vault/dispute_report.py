@@ -339,6 +339,12 @@ CHECK_TEXTS: dict[str, tuple[str, str]] = {
         "Das PDF zeigt denselben Text und trägt genau die Dateien des Pakets als Anhänge.",
         "The PDF shows the same text and carries exactly the bundle's files as attachments.",
     ),
+    "documents": (
+        "Jedes beigefügte Dokument in Textform ist bitgenau das mit diesem Datensatz "
+        "versiegelte und steht im Protokoll des Auftraggebers.",
+        "Each Textform document enclosed is, bit for bit, the one sealed with this record, "
+        "and is in the client's log.",
+    ),
     "timestamp": (
         "Jeder Zeitstempel (RFC 3161) einer Zeitstempelstelle bestätigt, dass der "
         "Protokollstand – und damit dieser Eintrag – zur genannten Zeit bereits bestand.",

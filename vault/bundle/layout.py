@@ -15,7 +15,8 @@ from vault.report import V1_CHECKS
 FORMAT = "evidence-vault bundle"
 #: 2: report.html is checked (re-rendered from the checked members, byte for byte);
 #: 3: proof.json names the entry's position ``seq``, as the CLI and the API do;
-#: 4: the dispute report (German by default, custody.json, report.pdf), see below
+#: 4: the dispute report (German by default, custody.json, report.pdf), Textform
+#:    documents, time-stamps, witness cosignatures; see the version 4 blocks below
 VERSION = 4
 #: versions the verifier reads; each version's report is re-rendered that version's way
 SUPPORTED_VERSIONS = (1, 2, 3, 4)
@@ -184,3 +185,37 @@ def proof_statement(
         "hashes": hashes,
         "algorithm": PROOF_ALGORITHM,
     }
+
+
+# -- Textform documents (format 4) ------------------------------------------------------------
+# One block, kept apart: the time-stamp, witness and report parts edit this file too.
+
+#: what the bundle says about its documents: for each, its member, log entry, commitment
+#: salt and inclusion proof (to the bundle's checkpoint); and the kinds the campaign
+#: requires and which of them are missing ("pending Textform")
+DOCUMENTS_INDEX = DOCUMENTS_DIR + "index.json"
+#: the fields of documents/index.json, and of each of its documents, none other
+DOCUMENTS_INDEX_FIELDS = frozenset({"record_id", "required", "missing", "documents"})
+DOCUMENT_FIELDS = frozenset({"member", "seq", "entry", "salt", "hashes"})
+#: file extension of a document member, by its media type
+DOCUMENT_EXTENSIONS = {"message/rfc822": ".eml", "application/pdf": ".pdf", "text/plain": ".txt"}
+#: the check format 4 adds, and what it establishes
+DOCUMENTS_CHECK = {
+    "documents": "each file under documents/ is a Textform document the vault sealed with "
+    "this record: its salted commitment equals the commitments.document of its "
+    "document.sealed entry, that entry is of this record and client, and its Merkle "
+    "inclusion proof leads to the checkpoint's root; documents/index.json says which "
+    "required kinds are missing (pending Textform)",
+}
+#: the checks of a format 4 verdict, in order (the report part may extend it)
+CHECKS_V4 |= DOCUMENTS_CHECK
+
+
+def has_documents(version: int) -> bool:
+    """Whether bundles of this format carry documents/ (and the ``documents`` check)."""
+    return version >= 4
+
+
+def document_member(seq: int, kind: str, media_type: str) -> str:
+    """``documents/<seq>-<kind><ext>``; ``.bin`` for a media type without an extension."""
+    return f"{DOCUMENTS_DIR}{seq}-{kind}{DOCUMENT_EXTENSIONS.get(media_type, '.bin')}"

@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,6 +49,10 @@ from vault.bundle.layout import (
     CHECKPOINT,
     CUSTODY,
     CUSTODY_TYPES,
+    DOCUMENT_FIELDS,
+    DOCUMENTS_DIR,
+    DOCUMENTS_INDEX,
+    DOCUMENTS_INDEX_FIELDS,
     ENTRY,
     EVIDENCE,
     FORMAT,
@@ -63,6 +68,8 @@ from vault.bundle.layout import (
     TIMESTAMPS_DIR,
     VERIFIER_KEY,
     audio_member,
+    document_member,
+    has_documents,
     manifest_fields,
     openings_scheme,
     pdf_attachments,
@@ -82,6 +89,7 @@ from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
 from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
 from vault.report import BUNDLE_PLACEHOLDER, ReportFacts, render_report
+from vault.results import DocumentFact, TextformFacts
 from vault.sealing import CommitmentHasher, commitment, plaintext_size
 from vault.sealing.timestamps import TrustRoots
 
@@ -92,6 +100,8 @@ from vault.sealing.timestamps import TrustRoots
 MAX_MANIFEST_SIZE = 64 * 1024
 MAX_TEXT_SIZE = 4 * 1024 * 1024
 MAX_AUDIO_SIZE = 512 * 1024 * 1024
+#: a Textform document (format 4): the vault seals none larger
+MAX_DOCUMENT_SIZE = 25 * 1024 * 1024
 #: the ZIP methods the exporter uses; others (bzip2, LZMA) inflate without an output
 #: bound in Python's zipfile and are refused unread
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -153,6 +163,9 @@ class BundleVerdict:
     unchecked: list[Unchecked] = field(default_factory=list)
     #: format version 4: the verdict on each time-stamp token (TSA, genTime, serial, status)
     timestamps: list[TimestampResult] | None = None
+    #: format 4: the bundle's Textform documents, each with its verdict ("ok" or why
+    #: not), and the required kinds missing (pending Textform); None before format 4
+    textform: TextformFacts | None = None
 
     @property
     def consistent(self) -> bool:
@@ -188,7 +201,7 @@ class BundleVerdict:
             {}
             if self.timestamps is None
             else {"timestamps": [t.to_dict() for t in self.timestamps]}
-        )
+        ) | ({"textform": self.textform.to_dict()} if self.textform is not None else {})
 
     def summary(self) -> str:
         """A verdict for people: one headline, one line per check, one per unchecked item."""
@@ -265,6 +278,8 @@ def verify_bundle(
             ]
         if (bundle.version() or 0) >= 4:
             checks.append(_run("timestamp", lambda: bundle.check_timestamps(tsa_roots)))
+        if has_documents(bundle.version() or 0):
+            checks.append(_run("documents", bundle.check_documents))
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -273,6 +288,7 @@ def verify_bundle(
             bundle.used_key,
             bundle.unchecked(),
             bundle.timestamps,
+            bundle.textform,
         )
 
 
@@ -409,6 +425,7 @@ class _Bundle:
         self._unchecked: dict[tuple[str, str], None] = {}  # ordered set
         self.used_key: str | None = None
         self.timestamps: list[TimestampResult] | None = None
+        self.textform: TextformFacts | None = None
 
     def unchecked(self) -> list[Unchecked]:
         found = list(self._unchecked)
@@ -441,6 +458,8 @@ class _Bundle:
         cap, kind = (self._max_audio, "audio file") if audio else (MAX_TEXT_SIZE, "text file")
         if name == REPORT_PDF:  # it carries the audio and every text member
             cap, kind = self._max_audio + 8 * MAX_TEXT_SIZE, "PDF report"
+        elif name.startswith(DOCUMENTS_DIR) and name != DOCUMENTS_INDEX:
+            cap, kind = MAX_DOCUMENT_SIZE, "document file"
         try:
             listed = _get(self.manifest()["files"], name, "size")
         except _Fail:
@@ -666,6 +685,8 @@ class _Bundle:
         if version >= 4 and (REPORT_PDF in names or REPORT_PDF in listed):
             expected.add(REPORT_PDF)  # optional: an export may leave it out
         expected |= set(self.timestamp_names())
+        if has_documents(version):
+            expected |= {DOCUMENTS_INDEX, *self._document_members()}
         try:
             name = self.audio_name()
             expected.add(name)
@@ -1018,6 +1039,138 @@ class _Bundle:
             bundle_name=BUNDLE_PLACEHOLDER if version > 1 else self._v1_bundle_name(),
         )
 
+    # -- Textform documents (format 4) ---------------------------------------------------
+
+    def _documents_index(self) -> dict:
+        index = _strict_json(self.data(DOCUMENTS_INDEX), DOCUMENTS_INDEX)
+        if not isinstance(index, dict) or not isinstance(index.get("documents"), list):
+            raise _Fail(f"{DOCUMENTS_INDEX} lists no documents")
+        return index
+
+    def _document_members(self) -> list[str]:
+        """The members documents/index.json names (the archive check expects them)."""
+        try:
+            listed = self._documents_index()["documents"]
+        except _Fail:
+            return []
+        return [
+            d["member"]
+            for d in listed
+            if isinstance(d, dict)
+            and isinstance(d.get("member"), str)
+            and _SAFE_NAME.fullmatch(d["member"])
+        ]
+
+    def check_documents(self) -> str:
+        with _needs():
+            manifest, cp = self.manifest(), self.checkpoint()
+        index = self._documents_index()
+        problems = [
+            f"{DOCUMENTS_INDEX} has the unknown field {_shown(k)}"
+            for k in sorted(set(index) - DOCUMENTS_INDEX_FIELDS, key=str)
+        ]
+        if index.get("record_id") != manifest.get("record_id"):
+            problems.append(f"{DOCUMENTS_INDEX} is about another record than {MANIFEST} names")
+        facts: list[DocumentFact] = []
+        for n, statement in enumerate(index["documents"]):
+            fact, wrong = self._check_document(n, statement, manifest, cp)
+            problems += wrong
+            if fact is not None:
+                facts.append(fact)
+        required, missing = index.get("required"), index.get("missing")
+        if not (isinstance(required, list) and all(isinstance(k, str) for k in required)):
+            problems.append(f"required in {DOCUMENTS_INDEX} is not a list of kinds")
+            required = []
+        have = {f.kind for f in facts if f.verdict == "ok"}
+        if missing != [k for k in required if k not in have]:
+            problems.append(
+                f"missing in {DOCUMENTS_INDEX} is not the required kinds the bundle lacks"
+            )
+        self.textform = TextformFacts(str(manifest.get("record_id")), tuple(required), tuple(facts))
+        if problems:
+            raise _Fail("; ".join(problems))
+        if required:
+            self._not_checked(
+                DOCUMENTS_INDEX,
+                "required, the kinds the campaign asks for, is the vault's statement at "
+                "export: nothing seals it",
+            )
+        state = (
+            f"pending Textform: missing {', '.join(self.textform.missing)}"
+            if self.textform.pending
+            else "Textform complete"
+            if required
+            else "no documents required"
+        )
+        kinds = ", ".join(f.kind for f in facts) or "none"
+        return f"{len(facts)} document(s) sealed with the record ({kinds}); {state}"
+
+    def _check_document(
+        self, n: int, statement: Any, manifest: dict, cp: Checkpoint
+    ) -> tuple[DocumentFact | None, list[str]]:
+        where = f"document {n + 1} of {DOCUMENTS_INDEX}"
+        if not isinstance(statement, dict) or set(statement) != DOCUMENT_FIELDS:
+            return None, [f"{where} does not have exactly the fields {sorted(DOCUMENT_FIELDS)}"]
+        try:
+            raw = str(statement["entry"]).encode("utf-8")
+            entry = parse_entry(raw)
+        except (ValueError, UnicodeEncodeError):
+            return None, [f"{where}: its entry is not a canonical log entry"]
+        found = entry.get("body")
+        body: dict = found if isinstance(found, dict) else {}
+        problems = []
+        if entry.get("type") != "document.sealed":
+            problems.append(f"{where}: its entry is not a document.sealed entry")
+        if entry.get("record") != manifest.get("record_id") or entry.get("log") != manifest.get(
+            "client"
+        ):
+            problems.append(f"{where}: its entry is of another record or client")
+        seq, kind, media = entry.get("seq"), body.get("kind"), body.get("media_type")
+        member = statement["member"]
+        if statement["seq"] != seq or not _is_count(seq):
+            problems.append(f"{where}: its seq is not its entry's")
+            seq = -1
+        if member != document_member(seq, str(kind), str(media)):
+            problems.append(f"{where}: its file {_shown(member)} is not named for its entry")
+        if problems:
+            return None, problems
+        member_name = str(member)
+        verdict = "ok"
+        try:
+            data = self.data(member_name)
+            salt = _hex32(statement["salt"], f"the salt of {member_name}")
+            hashes = statement["hashes"]
+            if not isinstance(hashes, list):
+                raise _Fail(f"the proof of {member_name} holds no hashes")
+            path = [_hex32(h, f"a hash of the proof of {member_name}") for h in hashes]
+            if len(data) != body.get("size"):
+                raise _Fail(f"{member_name} is not the size its entry seals")
+            if commitment(salt, "document", data) != _get(body, "commitments", "document"):
+                raise _Fail(
+                    f"{member_name} is not the document the vault sealed: its commitment "
+                    "differs from its entry's"
+                )
+            if seq >= cp.size or not verify_inclusion(leaf_hash(raw), seq, cp.size, path, cp.root):
+                raise _Fail(
+                    f"the inclusion proof of {member_name} does not lead from its entry to "
+                    f"the root of {CHECKPOINT}"
+                )
+        except _Fail as exc:
+            verdict = str(exc)
+            problems.append(verdict)
+        return (
+            DocumentFact(
+                str(body.get("document")),
+                seq,
+                str(kind),
+                str(media),
+                int(body.get("size") or 0),
+                _parse_time_text(entry.get("time")),
+                verdict,
+            ),
+            problems,
+        )
+
     def _v1_bundle_name(self) -> str:
         """Version 1 reports name the file as exported, in their verify command."""
         page = self.data(REPORT).decode("utf-8", "replace")
@@ -1184,6 +1337,13 @@ class _Bundle:
 
 
 _V1_COMMAND = re.compile(r"<pre>evidence-vault verify-bundle (.*?) --key &quot;\$VAULT_KEY&quot;")
+
+
+def _parse_time_text(value: Any) -> datetime:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise _Fail("a document's entry has no valid time") from None
 
 
 def _proof_position(proof: Any) -> Any:

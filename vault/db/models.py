@@ -37,6 +37,10 @@ class Campaign(SQLModel, table=True):
     #: the advertising consent the record documents, UWG §7a)
     retention_basis: str = Field(default="recorded", max_length=20)
     created_at: datetime
+    #: the Textform document kinds each record of the campaign needs (comma-separated,
+    #: e.g. "contract-summary,approval" for TKG §54(3)); a record missing one is "pending
+    #: Textform" (vault.services.documents)
+    required_documents: str = Field(default="", max_length=200)
 
 
 class Record(SQLModel, table=True):
@@ -84,6 +88,31 @@ class Record(SQLModel, table=True):
     shred_reason: str | None = Field(default=None, max_length=20)
     shred_rule: str | None = Field(default=None, max_length=200)
     purged_at: datetime | None = Field(default=None)
+
+
+class Document(SQLModel, table=True):
+    """A Textform document (e-mail, PDF, SMS text) sealed with a record.
+
+    Its own data key is wrapped under the record's data key (``wrapped_key``), so the
+    document is shredded with its record. ``fingerprint`` (keyed hash of kind and plaintext)
+    recognises a repeated attach; it is emptied when the record is shredded.
+    """
+
+    __tablename__ = "document"
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    record_id: str = Field(foreign_key="record.id", index=True, max_length=40)
+    kind: str = Field(max_length=40)
+    media_type: str = Field(max_length=60)
+    size: int = Field(sa_type=BigInteger)
+    fingerprint: str = Field(index=True, max_length=64)
+    object_key: str = Field(max_length=300)
+    object_sha256: str = Field(max_length=64)
+    object_version: str | None = Field(default=None, max_length=1024)
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sealed_at: datetime
+    seq: int = Field(sa_type=BigInteger)
 
 
 class Hold(SQLModel, table=True):
@@ -252,6 +281,8 @@ class IdempotencyKey(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     record_id: str = Field(foreign_key="record.id", max_length=40)
     created_at: datetime
+    #: set when the key was used to attach a Textform document to ``record_id``
+    document_id: str | None = Field(default=None, max_length=40)
 
 
 class Credential(SQLModel, table=True):

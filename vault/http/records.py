@@ -115,6 +115,11 @@ class RecordSummaryOut(BaseModel):
     seq: int
     retain_until: str | None
     state: str = Field(description='"sealed", or "shredded" once crypto-shredded')
+    textform: str = Field(
+        description='"pending" while a Textform document its campaign requires is missing '
+        '(pending Textform), else "complete"'
+    )
+    pending_documents: list[str] = Field(description="the required document kinds missing")
 
 
 class HoldOut(BaseModel):

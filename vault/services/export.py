@@ -34,7 +34,7 @@ from sqlmodel import select
 
 from vault.bundle import layout
 from vault.bundle.verify import verify_bundle
-from vault.db import LogEntry, Record, read_session
+from vault.db import Campaign, LogEntry, Record, read_session
 from vault.dispute_report import CustodyEvent, DisputeFacts, render_dispute_html
 from vault.errors import FieldError, InvalidRequest, VaultError
 from vault.ledger.entry import format_time
@@ -48,6 +48,7 @@ from vault.services.checkpoints import (
     make_checkpoint,
 )
 from vault.services.context import VaultContext
+from vault.services.documents import OpenedDocument, opened_documents, required_of
 from vault.services.people import Principal
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
@@ -82,6 +83,9 @@ class _Contents:
     custody_entries: dict[int, bytes]  # their exact bytes, by position
     #: the RFC 3161 tokens of the proof's checkpoint, one per TSA (format version 4)
     timestamps: list[StoredTimestamp]
+    #: the record's Textform documents (format 4), each with its proof to ``proof``'s checkpoint
+    documents: list[tuple[OpenedDocument, InclusionProof]]
+    required: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ def export_bundle(
             }
             if version >= 4:
                 texts |= {layout.timestamp_member(t.tsa): t.token for t in contents.timestamps}
-            if version >= 4:
+                texts |= _document_texts(contents)
                 texts[layout.CUSTODY] = _json(_custody(contents))
                 facts = _dispute_facts(contents, audio, texts, options)
                 texts[layout.REPORT] = render_dispute_html(facts).encode()
@@ -215,13 +219,20 @@ def _gather(ctx: VaultContext, rec: Record, version: int) -> _Contents:
             for seq in _custody_seqs(ctx, rec, cp.size)
         ]
         custody_entries = _entry_bytes(ctx, rec.client_id, [p.seq for p in custody])
+        documents = [
+            (d, inclusion_at(ctx, rec.client_id, d.row.seq, cp, record_id=rec.id))
+            for d in opened_documents(ctx, rec)
+        ]
     else:
+        documents = []  # format 4 brought the documents
         # makes a checkpoint first when none covers the entry yet (e.g. a fresh record)
         proof = inclusion_for_record(ctx, rec.id, rec.client_id)
     opened = json.loads(b"".join(open_object(ctx, rec, "meta")))
     # a checkpoint the timer has not stamped yet (a fresh one, or a TSA outage) gets its
     # chance now; a TSA that fails leaves the bundle without its token, never without a bundle
     stamp_checkpoint(ctx, rec.client_id, proof.tree_size)
+    with read_session(ctx.engine) as s:
+        campaign = s.get(Campaign, rec.campaign_id)
     return _Contents(
         rec=rec,
         entry=entry,
@@ -234,6 +245,8 @@ def _gather(ctx: VaultContext, rec: Record, version: int) -> _Contents:
         custody=custody,
         custody_entries=custody_entries,
         timestamps=timestamps_of(ctx, rec.client_id, proof.tree_size),
+        documents=documents,
+        required=required_of(campaign),
     )
 
 
@@ -321,6 +334,34 @@ def _write_audio(
 def _write_text(zf: zipfile.ZipFile, name: str, data: bytes, when: datetime) -> _Written:
     zf.writestr(_zip_info(name, when, zipfile.ZIP_DEFLATED), data)
     return _Written(name, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _document_texts(c: _Contents) -> dict[str, bytes]:
+    """documents/<seq>-<kind><ext> for each document, and documents/index.json."""
+    texts: dict[str, bytes] = {}
+    statements = []
+    for doc, proof in c.documents:
+        row = doc.row
+        name = layout.document_member(row.seq, row.kind, row.media_type)
+        texts[name] = doc.data
+        statements.append(
+            {
+                "member": name,
+                "seq": row.seq,
+                "entry": doc.entry.decode("utf-8"),
+                "salt": doc.salt.hex(),
+                "hashes": proof.hashes,
+            }
+        )
+    have = {doc.row.kind for doc, _ in c.documents}
+    index = {
+        "record_id": c.rec.id,
+        "required": list(c.required),
+        "missing": [k for k in c.required if k not in have],
+        "documents": statements,
+    }
+    texts[layout.DOCUMENTS_INDEX] = _json(index)
+    return texts
 
 
 def _json(obj: Any) -> bytes:

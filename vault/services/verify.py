@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from vault.db import Campaign, Client, Hold, LogEntry, LogHead, Record, read_session
+from vault.db import Campaign, Client, Document, Hold, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode, Person
-from vault.errors import ObjectMissing
+from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding, audit_chain
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
+from vault.services.documents import decrypt_document, document_mismatch
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
 from vault.services.orphans import acknowledged_orphans
@@ -139,6 +140,7 @@ def _verify_client(
     tree = CompactRange()
     leaves = _LeafCheck(ctx, client)
     facts = _load_facts(ctx, client)
+    documents = _DocumentCheck(ctx, client, report, facts, records if deep else None)
     campaigns = _campaigns(ctx, client)
     tags = _TagCheck(keys, tagged_rows(ctx, client))
     for item in audit_chain(client, tags, head.size, head.head_hash):
@@ -168,6 +170,8 @@ def _verify_client(
             report.findings += _check_sealed(
                 ctx, client, item, records, committed, report, deep, facts, campaigns, sealed
             )
+        elif item.entry.get("type") == "document.sealed":
+            report.findings += documents.check(item, sealed)
     report.findings += tags.drain()
     if anchor is not None and anchor.size > tags.end:
         report.findings.append(
@@ -184,6 +188,7 @@ def _verify_client(
     report.findings += stored_tree_findings(ctx, client, tree)
     report.findings += _hold_findings(ctx, client, facts)
     report.findings += timestamp_findings(ctx, client)
+    report.findings += documents.unsealed_rows()
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
             report.findings.append(
@@ -408,6 +413,112 @@ def _check_sealed(
             )
         )
     return out
+
+
+class _DocumentCheck:
+    """Checks each ``document.sealed`` entry as the walk reaches it: its object (present,
+    the committed SHA-256) and its row; afterwards, rows that no entry seals."""
+
+    def __init__(
+        self,
+        ctx: VaultContext,
+        client: str,
+        report: Report,
+        facts: LogFacts,
+        deep: dict[str, Record] | None = None,
+    ) -> None:
+        #: ``deep``: the records, when each live document is also decrypted (``--deep``)
+        self._deep = deep
+        self._ctx, self._client, self._report = ctx, client, report
+        with read_session(ctx.engine) as s:
+            self._rows = {
+                d.id: d for d in s.exec(select(Document).where(Document.client_id == client))
+            }
+        self._shredded = facts.shredded
+        self._seen: set[str] = set()
+
+    def check(self, item: CheckedEntry, sealed_objects: list[SealedObject]) -> list[Finding]:
+        entry, body = item.entry, item.entry.get("body", {})
+        rec_id, doc_id = entry.get("record"), body.get("document")
+        obj = body.get("object", {})
+        key = obj.get("key", "")
+        sealed_objects.append(SealedObject(key, obj.get("version"), rec_id, item.seq, "document"))
+        self._report.objects += 1
+        shredded = rec_id in self._shredded
+        out: list[Finding] = []
+        problem = _check_object(
+            self._ctx, key, obj.get("sha256"), obj.get("size"), obj.get("version")
+        )
+        if problem and not (shredded and problem[0] == "missing"):  # purged after shredding
+            kind, detail = problem
+            out.append(
+                Finding(
+                    kind,
+                    self._client,
+                    f"document object {detail}",
+                    seq=item.seq,
+                    record=rec_id,
+                    key=key,
+                )
+            )
+        self._seen.add(doc_id)
+        row = self._rows.get(doc_id)
+        if row is None:
+            out.append(
+                Finding(
+                    "missing",
+                    self._client,
+                    "the sealed document's row is missing",
+                    seq=item.seq,
+                    record=rec_id,
+                )
+            )
+            return out
+        mismatch = document_mismatch(row, entry, shredded)
+        if mismatch:
+            out.append(
+                Finding(
+                    "modified",
+                    self._client,
+                    f"document row disagrees with its log entry: {mismatch}",
+                    seq=item.seq,
+                    record=rec_id,
+                )
+            )
+        rec = (self._deep or {}).get(rec_id or "")
+        if rec is not None and not (out or shredded):
+            out += self._opened(rec, row, item)
+        return out
+
+    def _opened(self, rec: Record, row: Document, item: CheckedEntry) -> list[Finding]:
+        """``--deep``: every AEAD tag of the document and its plaintext commitment."""
+        try:
+            decrypt_document(self._ctx, rec, row, item.entry)
+        except (DecryptionFailed, KeyUnavailable) as exc:
+            return [
+                Finding(
+                    "modified",
+                    self._client,
+                    f"document object does not open: {exc.message}",
+                    seq=item.seq,
+                    record=rec.id,
+                    key=row.object_key,
+                )
+            ]
+        return []
+
+    def unsealed_rows(self) -> list[Finding]:
+        return [
+            Finding(
+                "missing",
+                self._client,
+                f"document row {d.id} has no document.sealed entry in the log",
+                seq=d.seq,
+                record=d.record_id,
+            )
+            for d_id, d in sorted(self._rows.items())
+            if d_id not in self._seen
+        ]
 
 
 def _check_object(

@@ -29,8 +29,8 @@ from vault.evidence import normalise_phone
 from vault.http.ranges import parse_range
 from vault.ledger.entry import format_time, parse_entry
 from vault.sealing.credentials import GRANT_DOMAIN
+from vault.services import documents, retrieve
 from vault.services import holds as _holds
-from vault.services import retrieve
 from vault.services.credentials import seal
 from vault.services.export import ReportOptions, export_bundle
 from vault.services.integrity import check_integrity
@@ -215,6 +215,7 @@ def record_page(request: Request, record_id: str) -> Response:
         holds=_holds.list_holds(ctx, client=rec.client_id, record_id=rec.id),
         accesses=access_history(ctx, rec),
         integrity=check_integrity(ctx, rec),
+        textform=documents.textform_facts(ctx, rec.id, client=rec.client_id),
         grant=grant,
         doc=document,
         reasons=retrieve.ACCESS_REASONS,
