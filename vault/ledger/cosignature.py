@@ -232,7 +232,7 @@ class CosignatureFact:
     verdict: str  # VALID, INVALID or MISSING
     timestamp: int | None = None  # POSIX seconds of a valid cosignature
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "witness": self.witness,
             "key_id": self.key_id,
@@ -261,7 +261,7 @@ class WitnessVerdict:
         """The quorum is met and no policy witness's line fails to verify."""
         return self.valid >= self.quorum and not self.invalid
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "quorum": self.quorum,
             "valid": self.valid,

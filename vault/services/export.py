@@ -31,13 +31,14 @@ from vault.errors import VaultError
 from vault.ledger.entry import format_time
 from vault.report import ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment
-from vault.services.checkpoints import InclusionProof, inclusion_for_record, log_verifier_key
+from vault.services.checkpoints import InclusionProof, inclusion_at, log_verifier_key
 from vault.services.context import VaultContext
 from vault.services.people import Principal
 
 # the decryption helper of retrieve: it checks AEAD tags and the committed ciphertext hash
 from vault.services.retention import refuse_if_shredded
 from vault.services.retrieve import get_record, open_object, record_access
+from vault.services.witnessing import witnessed_checkpoint_covering
 from vault.storage.files import atomic_output
 
 
@@ -115,8 +116,10 @@ def _target(out: Path, record_id: str) -> Path:
 
 def _gather(ctx: VaultContext, rec: Record) -> _Contents:
     entry = _sealed_entry(ctx, rec)
-    # makes a checkpoint first when none covers the entry yet (e.g. a fresh record)
-    proof = inclusion_for_record(ctx, rec.id, rec.client_id)
+    # the latest checkpoint covering the entry that the witnesses cosigned (with their
+    # cosignature lines); made first when none covers the entry yet (e.g. a fresh record)
+    cp = witnessed_checkpoint_covering(ctx, rec.client_id, rec.seq)
+    proof = inclusion_at(ctx, rec.client_id, rec.seq, cp, record_id=rec.id)
     opened = json.loads(b"".join(open_object(ctx, rec, "meta")))
     return _Contents(
         rec=rec,
