@@ -435,6 +435,38 @@ def log_export(ctx, client_id, output: Path) -> None:
     emit(ctx, {"output": str(out)}, f"wrote {out}")
 
 
+def _witness_options(fn):
+    """``--witness KEY`` (repeated) and ``--witness-quorum N``: the N-of-M witness policy."""
+    fn = click.option(
+        "--witness-quorum",
+        "quorum",
+        type=click.IntRange(min=1),
+        default=None,
+        help="How many of the --witness keys must have cosigned (default: all).",
+    )(fn)
+    return click.option(
+        "--witness",
+        "witnesses",
+        multiple=True,
+        metavar="KEY",
+        help="A witness's verifier key (C2SP, type 0x04); repeat for each witness. The "
+        "checkpoint must be cosigned by --witness-quorum of them.",
+    )(fn)
+
+
+_WITNESS_OPTIONS = _witness_options
+
+
+def _witness_policy(witnesses: tuple[str, ...], quorum: int | None):
+    from vault.ledger.cosignature import WitnessPolicy
+
+    if not witnesses:
+        if quorum is not None:
+            raise click.UsageError("--witness-quorum needs at least one --witness KEY")
+        return None
+    return WitnessPolicy.of(witnesses, quorum)
+
+
 @log.command("verify")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
@@ -445,19 +477,25 @@ def log_export(ctx, client_id, output: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A checkpoint note you saved earlier; the export must be consistent with it.",
 )
+@_WITNESS_OPTIONS
 @click.pass_context
-def log_verify(ctx, export: Path, key: str, trusted) -> None:
+def log_verify(ctx, export: Path, key: str, trusted, witnesses, quorum) -> None:
     """Audit an exported log offline: needs only the file and the key. Exit 0 only if clean."""
     from vault.ledger.checkpoint import parse_verifier_key
     from vault.ledger.offline import audit_export
 
     verifier = parse_verifier_key(key)
+    policy = _witness_policy(witnesses, quorum)
     with export.open(encoding="utf-8") as fh:
-        report = audit_export(fh, verifier, [p.read_bytes() for p in trusted])
+        report = audit_export(fh, verifier, [p.read_bytes() for p in trusted], policy)
     human = (
         f"{report.origin}: {report.entries} entries, {report.checkpoints} checkpoints, "
         f"{report.trusted} trusted checkpoint(s)\n"
     )
+    if policy is not None and report.witnessed_size:
+        human += (
+            f"witnessed by {policy.describe()}: entries up to size {report.witnessed_size}\n"
+        )
     human += (
         "OK: the chain, the tree and every checkpoint agree"
         if report.clean
@@ -495,8 +533,9 @@ def export(ctx, record_id, output: Path, reader) -> None:
     default=None,
     help="Refuse an audio file larger than this many bytes (default 512 MiB).",
 )
+@_WITNESS_OPTIONS
 @click.pass_context
-def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None) -> None:
+def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None, witnesses, quorum) -> None:
     """Verify an evidence bundle offline, needing nothing but the file.
 
     Exit 0: valid and signed by the --key you gave ("ok": true). Exit 8: internally
@@ -506,7 +545,12 @@ def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None) -> None:
     from vault.bundle import MAX_AUDIO_SIZE
     from vault.bundle import verify_bundle as check
 
-    verdict = check(bundle, key, max_audio_size=max_audio_size or MAX_AUDIO_SIZE)
+    verdict = check(
+        bundle,
+        key,
+        max_audio_size=max_audio_size or MAX_AUDIO_SIZE,
+        witnesses=_witness_policy(witnesses, quorum),
+    )
     emit(ctx, verdict.to_dict(), verdict.summary())
     if not verdict.consistent:
         ctx.exit(EXIT_FINDINGS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
+from html import escape
 
 import pytest
 import rfc8785
@@ -28,7 +29,7 @@ from tests.support.bundles import made as made_bundle
 from tests.support.tamper import edit_object, flip_byte
 from tests.support.vaults import CLIENT, clip, order_meta
 from vault import Vault
-from vault.bundle import CHECKS, Check, verify_bundle
+from vault.bundle import REPORT_CHECKS, VERSION, Check, verify_bundle
 from vault.db import LogEntry, read_session
 from vault.errors import DecryptionFailed, NotFound, VaultError
 from vault.ledger.checkpoint import Checkpoint, sign_note, verifier_key
@@ -65,7 +66,7 @@ def test_export_then_verify(vault, tmp_path):
 
     verdict = verify_bundle(out, key=log_verifier_key(vault.context))
     assert verdict.ok, verdict.summary()
-    assert [c.name for c in verdict.checks] == list(CHECKS)
+    assert [c.name for c in verdict.checks] == list(REPORT_CHECKS[VERSION])
     assert all(c.ok for c in verdict.checks)
     assert verdict.key_pinned and verdict.key == vault.log_key()
     assert (verdict.record_id, verdict.client) == (receipt.record_id, CLIENT)
@@ -85,7 +86,7 @@ def test_export_then_verify(vault, tmp_path):
     assert audio == upload.read_bytes()
     assert entry_hash(entry) == receipt.entry_hash
     assert manifest["record_id"] == receipt.record_id and manifest["client"] == CLIENT
-    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 3
+    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == VERSION
     assert "+4915112345678" in report and "Max Mustermann" in report  # for the lawyer
     assert "evidence-vault verify-bundle BUNDLE.zip --key" in report
 
@@ -223,6 +224,18 @@ def _set_version(files: dict[str, bytes], version: int) -> None:
     m = json.loads(files["manifest.json"])
     m["version"] = version
     files["manifest.json"] = json.dumps(m).encode()
+    # the report lists the checks of its version: what that version's exporter wrote
+    files["report.html"] = _report_checks_of(files["report.html"], version)
+
+
+def _report_checks_of(page: bytes, version: int) -> bytes:
+    html = page.decode()
+    for name, meaning in REPORT_CHECKS[VERSION].items():
+        if name not in REPORT_CHECKS[version]:
+            item = f"<li><code>{escape(name)}</code>: {escape(meaning)}</li>"
+            assert item in html
+            html = html.replace(item, "")
+    return html.encode()
 
 
 def test_format_2_bundle_with_leaf_index_still_verifies(made, tmp_path):
@@ -458,5 +471,5 @@ def test_malformed_key_and_members_are_failed_checks(made, tmp_path):
             files[name] = b"\xff\x00[1,2"
 
     verdict = verify_bundle(rewrite(made, tmp_path, garbage), key=made.key)
-    assert failed(verdict) == set(CHECKS) - {"archive"}
+    assert failed(verdict) == set(REPORT_CHECKS[VERSION]) - {"archive"}
     assert verdict.record_id == made.record_id  # from the manifest

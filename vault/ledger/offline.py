@@ -28,6 +28,7 @@ from vault.ledger.checkpoint import (
     open_note,
     parse_verifier_key,
 )
+from vault.ledger.cosignature import WitnessPolicy, check_witnesses
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
 
@@ -41,6 +42,8 @@ class OfflineReport:
     #: the verifier keys accepted: the pinned one, then each one it handed over to
     keys: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: with a witness policy: the largest checkpoint size that meets it (0: none does)
+    witnessed_size: int | None = None
 
     @property
     def clean(self) -> bool:
@@ -55,6 +58,7 @@ class OfflineReport:
             "trusted_checkpoints": self.trusted,
             "keys": self.keys,
             "findings": [f.to_dict() for f in self.findings],
+            **({"witnessed_size": self.witnessed_size} if self.witnessed_size is not None else {}),
         }
 
 
@@ -73,9 +77,19 @@ def export_lines(
 
 
 def audit_export(
-    lines: Iterable[str], verifier: Verifier, trusted: Iterable[bytes] = ()
+    lines: Iterable[str],
+    verifier: Verifier,
+    trusted: Iterable[bytes] = (),
+    witnesses: WitnessPolicy | None = None,
 ) -> OfflineReport:
-    """Audit an export read line by line; ``trusted`` are checkpoint notes the auditor kept."""
+    """Audit an export read line by line; ``trusted`` are checkpoint notes the auditor kept.
+
+    With ``witnesses``, a checkpoint counts as witnessed only if it meets that N-of-M
+    policy; an invalid cosignature by a policy witness is a finding, and so is an export
+    none of whose checkpoints is witnessed. Witnesses cosign the latest checkpoint when
+    they are asked, so older checkpoints may lack cosignatures: the largest witnessed one
+    vouches for every entry up to its size (``witnessed_size``), the tree being checked.
+    """
     report = OfflineReport()
     header, rows, notes = _read(lines, report)
     if header is None:
@@ -94,6 +108,17 @@ def audit_export(
             wanted.setdefault(cp.size, []).append((where, cp))
             report.trusted += where.startswith("trusted")
             report.checkpoints += where.startswith("exported")
+            if witnesses is not None:
+                _witness(where, note, cp, witnesses, report)
+    if witnesses is not None and not report.witnessed_size:
+        report.findings.append(
+            Finding(
+                "unwitnessed",
+                report.origin,
+                f"no checkpoint is cosigned by {witnesses.describe()} of the witness policy: "
+                "nothing shows that independent witnesses saw this history",
+            )
+        )
     tree = CompactRange()
     head_size = int(header.get("size", len(rows)))
     for item in audit_chain(log_name, rows, head_size, None):
@@ -200,6 +225,26 @@ def _open(
         )
         return None
     return cp
+
+
+def _witness(
+    where: str, note: bytes, cp: Checkpoint, policy: WitnessPolicy, report: OfflineReport
+) -> None:
+    verdict = check_witnesses(note, policy)
+    for fact in verdict.invalid:
+        report.findings.append(
+            Finding(
+                "bad-signature",
+                report.origin,
+                f"{where} of size {cp.size}: the cosignature by witness "
+                f"{fact.witness}+{fact.key_id} does not verify",
+                seq=cp.size - 1 if cp.size else None,
+            )
+        )
+    if verdict.ok:
+        report.witnessed_size = max(report.witnessed_size or 0, cp.size)
+    elif report.witnessed_size is None:
+        report.witnessed_size = 0
 
 
 def _match(cps: list[tuple[str, Checkpoint]], tree: CompactRange, log: str) -> list[Finding]:

@@ -19,6 +19,7 @@ from vault.ledger.offline import export_lines
 from vault.services.checkpoints import list_checkpoints, log_verifier_key, origin
 from vault.services.context import VaultContext
 from vault.services.verify import rows as entry_rows
+from vault.services.witnessing import cosigned_note
 from vault.storage.files import atomic_output
 
 
@@ -71,7 +72,11 @@ def export_stream(ctx: VaultContext, client: str, size: int) -> Iterator[str]:
 
     The checkpoints are read now; the entries as the lines are consumed.
     """
-    notes = [cp.note.encode() for cp in list_checkpoints(ctx, client) if cp.size <= size]
+    notes = [
+        cosigned_note(ctx, client, cp.size, cp.note).encode()  # with witness cosignatures
+        for cp in list_checkpoints(ctx, client)
+        if cp.size <= size
+    ]
     return export_lines(
         origin(ctx, client),
         size,
