@@ -29,6 +29,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "shred_walk",
         "agent",
         "desk",
+        "witnessing",
     ],
 )
 def test_bench_script_runs(name):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -135,14 +136,27 @@ def catch_up(ctx: VaultContext, client: str | None = None) -> list[WitnessOutcom
     with read_session(ctx.engine) as s:
         clients = [client] if client else list(s.exec(select(LogHead.client_id)))
     out: list[WitnessOutcome] = []
-    with httpx.Client(timeout=ctx.settings.witnessing.timeout) as http:
-        for c in clients:
-            try:
-                cp = latest_checkpoint(ctx, c)
-            except NotFound:
-                continue
-            out += cosign_checkpoint(ctx, c, cp, http)
+    for c in clients:
+        try:
+            cp = latest_checkpoint(ctx, c)
+        except NotFound:
+            continue
+        out += cosign_checkpoint(ctx, c, cp, _http(ctx.settings.witnessing.timeout))
     return out
+
+
+_clients: dict[float, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _http(timeout: float) -> httpx.Client:
+    """One keep-alive HTTP client per process (and timeout), as tlog-witness recommends:
+    making one per round would cost a TLS context and a connection each time."""
+    with _clients_lock:
+        client = _clients.get(timeout)
+        if client is None:
+            client = _clients[timeout] = httpx.Client(timeout=timeout)
+        return client
 
 
 def cosign_checkpoint(
