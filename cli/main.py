@@ -46,6 +46,7 @@ from cli._common import (
     retention_rule,
     wants_json,
 )
+from cli.witness import witness as witness_commands
 from vault import Vault
 from vault.config import (
     PASSWORD_FILE,
@@ -592,6 +593,7 @@ for _command in (
     service.token,
     agent_commands.agent,
     agent_commands.upload,
+    witness_commands,
 ):
     cli.add_command(_command)
 

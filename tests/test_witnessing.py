@@ -469,3 +469,50 @@ def _tamper_export_line(line: str, witness: str) -> str:
     if obj.get("kind") != "checkpoint" or f"— {witness} " not in obj["note"]:
         return line
     return json.dumps({**obj, "note": moved_time(obj["note"], witness)})
+
+
+def test_cli_witness_cosign_status_and_verify_bundle_policy(tmp_path, witnesses, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.delenv("EVIDENCE_VAULT_MASTER_KEY", raising=False)
+    v = make_vault(tmp_path / "vault")
+    (w,) = witnesses(v, 1)
+    home = str(v.settings.home)
+    receipt = v.ingest(clip(tmp_path, seed=1), order_meta(1))
+    key = v.log_key()
+    v.close()
+    with (tmp_path / "vault" / "vault.toml").open("a") as fh:
+        fh.write(f'\n[witnessing]\n[[witnessing.witnesses]]\nurl = "{w.url}"\nkey = "{w.vkey}"\n')
+
+    def invoke(*args, code=0):
+        result = CliRunner().invoke(cli, ["--vault", home, *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    out = json.loads(invoke("witness", "cosign", "--json").output)
+    assert [o["result"] for o in out["outcomes"]] == [COSIGNED]
+    status = invoke("witness", "status", "--client", CLIENT).output
+    assert status.startswith(f"{parse_witness_key(w.vkey)} ({w.url}): cosigned size 1 at ")
+    bundle = tmp_path / "b.zip"
+    invoke("export", receipt.record_id, "-o", str(bundle))
+    ok = invoke("verify-bundle", str(bundle), "--key", key, "--witness", w.vkey)
+    assert "[ok] witnesses: cosigned by 1 of 1 witnesses (1 required): " in ok.output
+    absent, _ = other_witness("witness.test/absent")
+    unmet = invoke(
+        "verify-bundle",
+        str(bundle),
+        "--key",
+        key,
+        "--witness",
+        w.vkey,
+        "--witness",
+        absent.key_string(),
+        "--witness-quorum",
+        "2",
+        code=1,
+    )
+    assert "[FAIL] witnesses: checkpoint.txt is cosigned by 1 of the witnesses" in unmet.output
+    bad = invoke("verify-bundle", str(bundle), "--witness-quorum", "1", code=2)
+    assert "--witness-quorum needs at least one --witness KEY" in bad.output
