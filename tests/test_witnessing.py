@@ -259,10 +259,11 @@ def test_honest_cosigning_end_to_end(local_vault, witnesses, tmp_path):
         ("witness.test/w2", first.size, COSIGNED),
     }
     assert {o.result for o in catch_up(v.context)} == {ALREADY}
+    assert catch_up(v.context, pending_only=True) == []  # the timer's tick: nothing to do
     _ingest(v, tmp_path, range(3, 6))
     second = v.checkpoint(CLIENT)
     # from the witnesses' last size, with a consistency proof the Go witness checks
-    assert [o.result for o in catch_up(v.context)] == [COSIGNED, COSIGNED]
+    assert [o.result for o in catch_up(v.context, pending_only=True)] == [COSIGNED, COSIGNED]
     with read_session(v.context.engine) as s:
         rows = list(s.exec(WitnessCosignature.__table__.select()))
     assert sorted((r.size, r.witness.split("+")[0]) for r in rows) == [
@@ -374,6 +375,7 @@ def test_witness_refuses_a_forked_and_a_rolled_back_log(tmp_path, witnesses):
         (refused,) = catch_up(fork.context)
         assert (refused.result, refused.size) == (REFUSED, size)
         assert "forked or rewritten" in refused.detail
+        assert catch_up(fork.context, pending_only=True) == []  # not asked again each tick
         with read_session(fork.context.engine) as s:
             (row,) = s.exec(WitnessRefusal.__table__.select()).all()
         assert (row.status, row.size, row.witness) == (422, size, str(parse_witness_key(w.vkey)))

@@ -205,7 +205,7 @@ class CheckpointTimer:
         from vault.services.witnessing import catch_up
 
         try:
-            catch_up(self._ctx)
+            catch_up(self._ctx, pending_only=True)
         except Exception as exc:  # the database may be down: try again next tick
             log.warning("witness cosigning: %s", type(exc).__name__)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from sqlalchemy import func
 from sqlmodel import select
 
 from vault.config import WitnessSettings
@@ -128,13 +129,24 @@ def vault_policy(ctx: VaultContext) -> WitnessPolicy | None:
 # --- submitting --------------------------------------------------------------------------
 
 
-def catch_up(ctx: VaultContext, client: str | None = None) -> list[WitnessOutcome]:
+def catch_up(
+    ctx: VaultContext, client: str | None = None, *, pending_only: bool = False
+) -> list[WitnessOutcome]:
     """Submit every client's (or one client's) latest checkpoint to each witness that has
-    not cosigned it; what happened, per client and witness. Never raises for a witness."""
+    not cosigned it; what happened, per client and witness. Never raises for a witness.
+
+    ``pending_only`` (the ``serve`` timer, every tick) first finds in two queries the logs
+    whose latest checkpoint some witness has neither cosigned nor refused, and touches
+    only those: a quiet vault costs nothing, and a witness that refused a checkpoint is
+    not asked again until the next one.
+    """
     if not ctx.settings.witnessing.witnesses:
         return []
-    with read_session(ctx.engine) as s:
-        clients = [client] if client else list(s.exec(select(LogHead.client_id)))
+    if pending_only:
+        clients = _pending(ctx)
+    else:
+        with read_session(ctx.engine) as s:
+            clients = [client] if client else list(s.exec(select(LogHead.client_id)))
     out: list[WitnessOutcome] = []
     for c in clients:
         try:
@@ -143,6 +155,31 @@ def catch_up(ctx: VaultContext, client: str | None = None) -> list[WitnessOutcom
             continue
         out += cosign_checkpoint(ctx, c, cp, _http(ctx.settings.witnessing.timeout))
     return out
+
+
+def _pending(ctx: VaultContext) -> list[str]:
+    witnesses = [str(k) for _w, k in configured(ctx)]
+    size, done = func.max(CheckpointRow.size), func.max(WitnessCosignature.size)
+    refused = func.max(WitnessRefusal.size)
+    with read_session(ctx.engine) as s:
+        latest = dict(
+            s.exec(select(CheckpointRow.client_id, size).group_by(CheckpointRow.client_id)).all()
+        )
+        seen = {
+            (c, w): n
+            for c, w, n in s.exec(
+                select(WitnessCosignature.client_id, WitnessCosignature.witness, done).group_by(
+                    WitnessCosignature.client_id, WitnessCosignature.witness
+                )
+            )
+        }
+        for c, w, n in s.exec(
+            select(WitnessRefusal.client_id, WitnessRefusal.witness, refused).group_by(
+                WitnessRefusal.client_id, WitnessRefusal.witness
+            )
+        ):
+            seen[(c, w)] = max(n, seen.get((c, w), -1))
+    return sorted(c for c, n in latest.items() if any(seen.get((c, w), -1) < n for w in witnesses))
 
 
 _clients: dict[float, httpx.Client] = {}
