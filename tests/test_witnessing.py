@@ -24,7 +24,7 @@ from tests.support.vaults import CLIENT, clip, make_vault, order_meta
 from tests.support.witness import Witness, go_missing
 from vault.bundle import verify_bundle
 from vault.config import WitnessingSettings, WitnessSettings, load_settings
-from vault.db import read_session
+from vault.db import read_session, write_session
 from vault.db.models import WitnessCosignature, WitnessRefusal
 from vault.errors import ConfigError
 from vault.ledger.checkpoint import NoteError, parse_verifier_key
@@ -277,6 +277,20 @@ def test_honest_cosigning_end_to_end(local_vault, witnesses, tmp_path):
         assert r.object_key.startswith(f"{CLIENT}/_checkpoints/{r.size}.cosignature.")
     report = v.verify()  # the cosignature objects are not taken for checkpoints
     assert report.clean, report.findings
+    # a stored cosignature edited in the database: verify names it
+    w1 = parse_witness_key(ws[0].vkey)
+    row = next(r for r in rows if r.witness == str(w1) and r.size == first.size)
+    forged = moved_time(bytes(row.line).decode(), w1.name).encode()
+    with write_session(v.context.engine) as s:
+        s.get(WitnessCosignature, (CLIENT, first.size, str(w1))).line = forged
+    assert [(f.kind, f.detail) for f in v.verify().findings] == [
+        (
+            "bad-signature",
+            f"the cosignature by witness {w1} of checkpoint {first.size} does not verify",
+        )
+    ]
+    with write_session(v.context.engine) as s:
+        s.get(WitnessCosignature, (CLIENT, first.size, str(w1))).line = bytes(row.line)
     states = witness_status(v.context, CLIENT)
     assert [(s.cosigned_size, s.refusals) for s in states] == [(second.size, 0)] * 2
 
@@ -391,6 +405,16 @@ def test_witness_refuses_a_forked_and_a_rolled_back_log(tmp_path, witnesses):
             f"checkpoint's {size}: the log was rolled back"
         )
         assert witness_status(fork.context, CLIENT)[0].refusals == 2
+        wk = parse_witness_key(w.vkey)
+        assert [(f.kind, f.detail) for f in fork.verify().findings] == [
+            (
+                "forked",
+                f"witness {wk} refused checkpoint {size}: the checkpoint is inconsistent with "
+                "what the witness cosigned before: the log was forked or rewritten",
+            ),
+            ("truncated", f"witness {wk} refused checkpoint {size}: {back.detail}"),
+        ]
+        assert honest.verify().clean
         # the fork's bundles carry no cosignature: a witness policy rejects them
         rid = fork.find(client=CLIENT)[0].record_id
         bundle = fork.export_bundle(rid, tmp_path / "fork.zip", principal="local:t")

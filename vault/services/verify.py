@@ -28,6 +28,7 @@ from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
 from vault.services.orphans import acknowledged_orphans
 from vault.services.people import GLOBAL_LOG, oidc_link_logged
+from vault.services.witnessing import witness_findings
 
 PAGE = 1000
 
@@ -182,6 +183,7 @@ def _verify_client(
     report.findings += checkpoints.remaining(tree.size)
     report.findings += stored_tree_findings(ctx, client, tree)
     report.findings += _hold_findings(ctx, client, facts)
+    report.findings += witness_findings(ctx, client)
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
             report.findings.append(

@@ -37,6 +37,7 @@ from vault.db.models import Checkpoint as CheckpointRow
 from vault.db.models import LogHead, WitnessCosignature, WitnessRefusal
 from vault.db.tree import StoredTree
 from vault.errors import NotFound, ObjectExists, VaultError
+from vault.ledger.audit import Finding
 from vault.ledger.checkpoint import Checkpoint, NoteError
 from vault.ledger.cosignature import (
     WitnessKey,
@@ -493,3 +494,42 @@ def refusals(ctx: VaultContext, client: str) -> list[WitnessRefusal]:
                 .order_by(WitnessRefusal.id)  # type: ignore[arg-type]
             )
         )
+
+
+# --- what `verify` reports ---------------------------------------------------------------
+
+
+def witness_findings(ctx: VaultContext, client: str) -> list[Finding]:
+    """Refusals (a witness saw another history) and stored cosignatures that do not verify.
+
+    Cosignatures by witnesses no longer configured are not checked (their keys are gone
+    from the configuration, not from the bundles that carry them).
+    """
+    out: list[Finding] = []
+    for r in refusals(ctx, client):
+        kind = {422: "forked", 409: "truncated", 400: "truncated"}.get(r.status, "witness")
+        out.append(
+            Finding(kind, client, f"witness {r.witness} refused checkpoint {r.size}: {r.reason}")
+        )
+    keys = {str(k): k for _w, k in configured(ctx)}
+    with read_session(ctx.engine) as s:
+        rows = list(
+            s.exec(select(WitnessCosignature).where(WitnessCosignature.client_id == client))
+        )
+        notes = {
+            row.size: bytes(row.note)
+            for row in s.exec(select(CheckpointRow).where(CheckpointRow.client_id == client))
+        }
+    for row in rows:
+        key, note = keys.get(row.witness), notes.get(row.size)
+        if key is None:
+            continue
+        where = f"the cosignature by witness {row.witness} of checkpoint {row.size}"
+        if note is None:
+            out.append(Finding("missing", client, f"{where} has no checkpoint"))
+            continue
+        try:
+            open_cosignature(note.split(b"\n\n")[0] + b"\n", bytes(row.line), key)
+        except NoteError:
+            out.append(Finding("bad-signature", client, f"{where} does not verify"))
+    return out
