@@ -260,7 +260,7 @@ def test_honest_cosigning_end_to_end(local_vault, witnesses, tmp_path):
     }
     assert {o.result for o in catch_up(v.context)} == {ALREADY}
     assert catch_up(v.context, pending_only=True) == []  # the timer's tick: nothing to do
-    _ingest(v, tmp_path, range(3, 6))
+    receipts += _ingest(v, tmp_path, range(3, 6))
     second = v.checkpoint(CLIENT)
     # from the witnesses' last size, with a consistency proof the Go witness checks
     assert [o.result for o in catch_up(v.context, pending_only=True)] == [COSIGNED, COSIGNED]
@@ -310,6 +310,27 @@ def test_honest_cosigning_end_to_end(local_vault, witnesses, tmp_path):
     lines = list(export_stream(v.context, CLIENT, second.size))
     report = audit_export(lines, parse_verifier_key(key), witnesses=policy)
     assert report.clean and report.witnessed_size == second.size
+
+    # the HTTP API serves the checkpoint and proofs with the cosignatures received so far
+    from fastapi.testclient import TestClient
+
+    from tests.support.vaults import person_token
+    from vault.http.app import create_app
+
+    auditor = {"Authorization": f"Bearer {person_token(v.context, 'auditor', CLIENT)[1]}"}
+    http = TestClient(create_app(v.context))
+    note = http.get(f"/v1/logs/{CLIENT}/checkpoint", headers=auditor).json()["note"]
+    assert check_witnesses(note.encode(), policy).ok
+    proof = http.get(f"/v1/logs/{CLIENT}/proofs/inclusion?seq=1", headers=auditor).json()
+    assert proof["checkpoint"] == note
+
+    # a newer checkpoint not cosigned yet: bundles keep using the latest cosigned one
+    receipts += _ingest(v, tmp_path, range(6, 8))
+    third = v.checkpoint(CLIENT)
+    assert third.size > second.size
+    later = v.export_bundle(receipts[1].record_id, tmp_path / "c.zip", principal="local:t")
+    assert json.loads(members(later)["proof.json"])["tree_size"] == second.size
+    assert verify_bundle(later, key, witnesses=policy).ok
 
 
 def test_quorum_unmet_and_a_tampered_cosignature_in_a_bundle(local_vault, witnesses, tmp_path):

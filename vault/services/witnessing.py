@@ -404,25 +404,34 @@ def cosigned_note(ctx: VaultContext, client: str, size: int, note: str) -> str:
 
 def witnessed_checkpoint_covering(ctx: VaultContext, client: str, seq: int) -> SignedCheckpoint:
     """The checkpoint a bundle of entry ``seq`` should carry: the latest one covering the
-    entry that meets the vault's witness quorum, else (no witnesses configured, or none
-    cosigned yet) the latest covering it, made now if needed. Its note carries the stored
-    cosignatures."""
-    required = ctx.settings.witnessing.required
+    entry that meets the vault's witness quorum (cosignatures by configured witnesses),
+    else (no witnesses configured, or none cosigned yet) the latest covering it, made now
+    if needed. Its note carries the stored cosignatures."""
+    witnesses = [str(k) for _w, k in configured(ctx)]
     with read_session(ctx.engine) as s:
-        rows = list(
-            s.exec(
-                select(CheckpointRow)
-                .where(CheckpointRow.client_id == client)
-                .where(CheckpointRow.size > seq)
+        size = None
+        if witnesses:
+            size = s.exec(
+                select(WitnessCosignature.size)
+                .where(WitnessCosignature.client_id == client)
+                .where(WitnessCosignature.size > seq)
+                .where(WitnessCosignature.witness.in_(witnesses))  # type: ignore[attr-defined]
+                .group_by(WitnessCosignature.size)
+                .having(func.count() >= ctx.settings.witnessing.required)
+                .order_by(WitnessCosignature.size.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            ).first()
+        query = select(CheckpointRow).where(CheckpointRow.client_id == client)
+        if size is not None:
+            row = s.get(CheckpointRow, (client, size))
+        else:
+            row = s.exec(
+                query.where(CheckpointRow.size > seq)
                 .order_by(CheckpointRow.size.desc())  # type: ignore[attr-defined]
-            )
-        )
-    for row in rows if ctx.settings.witnessing.witnesses else []:
-        if len(_cosignature_rows(ctx, client, row.size)) >= required:
-            return _with_lines(ctx, _as_signed(row))
-    if rows:
-        return _with_lines(ctx, _as_signed(rows[0]))
-    return _with_lines(ctx, make_checkpoint(ctx, client))
+                .limit(1)
+            ).first()
+    cp = _as_signed(row) if row is not None else make_checkpoint(ctx, client)
+    return with_cosignature_lines(ctx, cp)
 
 
 def _as_signed(row: CheckpointRow) -> SignedCheckpoint:
@@ -432,7 +441,8 @@ def _as_signed(row: CheckpointRow) -> SignedCheckpoint:
     )
 
 
-def _with_lines(ctx: VaultContext, cp: SignedCheckpoint) -> SignedCheckpoint:
+def with_cosignature_lines(ctx: VaultContext, cp: SignedCheckpoint) -> SignedCheckpoint:
+    """``cp`` with the stored witness cosignatures appended to its note."""
     note = cosigned_note(ctx, cp.client, cp.size, cp.note)
     return SignedCheckpoint(cp.client, cp.size, cp.root_hash, note, cp.created_at)
 
