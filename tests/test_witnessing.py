@@ -472,6 +472,16 @@ def test_witness_down_ingest_continues_and_cosigning_catches_up(local_vault, wit
     finally:
         timer.stop()
     assert witness_status(v.context, CLIENT)[0].cosigned_size == cp.size
+    # the witness restarts from its state file: it still knows the size it cosigned
+    w.stop()
+    w.start()
+    configure(v, [w])
+    state = json.loads(w.state_file.read_text())
+    assert state[f"{v.settings.name}/{CLIENT}"]["size"] == cp.size
+    _ingest(v, tmp_path, range(3, 5))
+    later = v.checkpoint(CLIENT)
+    (again,) = catch_up(v.context)
+    assert (again.result, again.size) == (COSIGNED, later.size)
 
 
 def test_log_verify_with_a_policy_finds_unwitnessed_and_bad_cosignatures(
@@ -563,3 +573,84 @@ def test_cli_witness_cosign_status_and_verify_bundle_policy(tmp_path, witnesses,
     assert "[FAIL] witnesses: checkpoint.txt is cosigned by 1 of the witnesses" in unmet.output
     bad = invoke("verify-bundle", str(bundle), "--witness-quorum", "1", code=2)
     assert "--witness-quorum needs at least one --witness KEY" in bad.output
+
+
+class _Hostile:
+    """A "witness" on loopback that answers every add-checkpoint with a fixed reply."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        import http.server
+        import threading
+
+        reply = (status, body)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(reply[0])
+                self.send_header("Content-Length", str(len(reply[1])))
+                self.end_headers()
+                self.wfile.write(reply[1])
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "detail"),
+    [
+        (200, b"not a signature\n", "the witness's answer is not signature lines"),
+        (200, b"", "the witness's answer does not end with a newline"),
+        (500, b"oops\n", "HTTP status 500"),
+        (409, b"many\n", "the witness's size answer is not a decimal number and a newline"),
+        (200, b"\xe2\x80\x94 x " + b"A" * 200_000 + b"\n", "_Oversized"),
+    ],
+)
+def test_a_misbehaving_witness_stores_nothing(local_vault, tmp_path, status, body, detail):
+    v = local_vault
+    key, _ = other_witness("witness.test/hostile")
+    hostile = _Hostile(status, body)
+    try:
+        v.context.settings = replace(
+            v.context.settings,
+            witnessing=WitnessingSettings(
+                (WitnessSettings(hostile.url, key.key_string()),), None, 5.0
+            ),
+        )
+        _ingest(v, tmp_path, range(1))
+        cp = v.checkpoint(CLIENT)
+        (got,) = catch_up(v.context)
+        assert (got.result, got.size, got.detail) == (UNREACHABLE, cp.size, detail)
+    finally:
+        hostile.close()
+    with read_session(v.context.engine) as session:
+        assert not session.exec(WitnessCosignature.__table__.select()).all()
+
+
+def test_a_cosignature_by_another_key_is_not_stored(local_vault, tmp_path):
+    v = local_vault
+    key, _ = other_witness("witness.test/w1")
+    _other, impostor = other_witness("witness.test/w1")  # same name, another key
+    _ingest(v, tmp_path, range(1))
+    cp = v.checkpoint(CLIENT)
+    body = cp.note.split("\n\n")[0].encode() + b"\n"
+    hostile = _Hostile(200, cosign(body, "witness.test/w1", impostor, 1767225600))
+    try:
+        v.context.settings = replace(
+            v.context.settings,
+            witnessing=WitnessingSettings(
+                (WitnessSettings(hostile.url, key.key_string()),), None, 5.0
+            ),
+        )
+        (got,) = catch_up(v.context)
+    finally:
+        hostile.close()
+    assert (got.result, got.detail) == (UNREACHABLE, "the answer holds no valid cosignature")

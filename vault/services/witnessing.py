@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from vault.config import WitnessSettings
@@ -234,23 +235,40 @@ def _submit(
             return _refused(ctx, client, cp, key, 409, ROLLED_BACK, old)
         body = add_checkpoint_request(old, _proof(ctx, client, old, cp.size), cp.note.encode())
         try:
-            answer = http.post(f"{settings.url}/add-checkpoint", content=body)
-        except httpx.HTTPError as exc:
+            status, answer = _post(http, f"{settings.url}/add-checkpoint", body)
+        except (httpx.HTTPError, _Oversized) as exc:
             return WitnessOutcome(client, cp.size, str(key), UNREACHABLE, type(exc).__name__)
-        if answer.status_code == 409:
+        if status == 409:
             try:
-                old = parse_size_answer(answer.content)
+                old = parse_size_answer(answer)
             except NoteError as exc:
                 return WitnessOutcome(client, cp.size, str(key), UNREACHABLE, exc.message)
             continue
-        if answer.status_code == 200:
-            return _accept(ctx, client, cp, key, answer.content)
-        if answer.status_code in _REFUSALS:
-            return _refused(ctx, client, cp, key, answer.status_code, REFUSED, None)
-        return WitnessOutcome(
-            client, cp.size, str(key), UNREACHABLE, f"HTTP status {answer.status_code}"
-        )
+        if status == 200:
+            return _accept(ctx, client, cp, key, answer)
+        if status in _REFUSALS:
+            return _refused(ctx, client, cp, key, status, REFUSED, None)
+        return WitnessOutcome(client, cp.size, str(key), UNREACHABLE, f"HTTP status {status}")
     return WitnessOutcome(client, cp.size, str(key), UNREACHABLE, "the witness kept moving")
+
+
+#: the most a witness's answer may hold: a few signature lines, or a size
+MAX_ANSWER = 64 * 1024
+
+
+class _Oversized(Exception):
+    """A witness's answer is larger than :data:`MAX_ANSWER`: not read further."""
+
+
+def _post(http: httpx.Client, url: str, body: bytes) -> tuple[int, bytes]:
+    """POST ``body``; the status and at most :data:`MAX_ANSWER` bytes of the answer."""
+    with http.stream("POST", url, content=body) as answer:
+        got = bytearray()
+        for chunk in answer.iter_bytes():
+            got += chunk
+            if len(got) > MAX_ANSWER:
+                raise _Oversized
+        return answer.status_code, bytes(got)
 
 
 def _proof(ctx: VaultContext, client: str, old: int, new: int) -> list[bytes]:
@@ -302,19 +320,22 @@ def _store(
                 hint="run `evidence-vault verify`: the stored cosignature does not verify",
             ) from None
         line = stored
-    with write_session(ctx.engine) as s:
-        if s.get(WitnessCosignature, (client, size, str(key))) is None:
-            s.add(
-                WitnessCosignature(
-                    client_id=client,
-                    size=size,
-                    witness=str(key),
-                    timestamp=timestamp,
-                    line=line,
-                    received_at=ctx.clock(),
-                    object_key=object_key,
+    try:
+        with write_session(ctx.engine) as s:
+            if s.get(WitnessCosignature, (client, size, str(key))) is None:
+                s.add(
+                    WitnessCosignature(
+                        client_id=client,
+                        size=size,
+                        witness=str(key),
+                        timestamp=timestamp,
+                        line=line,
+                        received_at=ctx.clock(),
+                        object_key=object_key,
+                    )
                 )
-            )
+    except IntegrityError:
+        pass  # another serve worker stored this witness's cosignature first: one is enough
 
 
 def _body_of(ctx: VaultContext, client: str, size: int) -> bytes:
