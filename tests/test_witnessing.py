@@ -140,6 +140,15 @@ def test_policy_quorum_met_unmet_and_invalid_lines():
         WitnessPolicy((w1, w1), 1)
 
 
+def test_listed_cosignatures_for_reports():
+    from vault.ledger.cosignature import UNCHECKED, CosignatureFact, listed_cosignatures
+
+    assert listed_cosignatures(NOTE) == []
+    assert listed_cosignatures(NOTE + LINE) == [
+        CosignatureFact("witness.example/w1", "04d2d833", UNCHECKED, 1767225600)
+    ]
+
+
 def test_protocol_text():
     proof = [bytes(32), bytes([1]) * 32]
     assert add_checkpoint_request(3, proof, NOTE).startswith(

@@ -219,8 +219,8 @@ class WitnessPolicy:
         return f"{self.quorum} of {len(self.witnesses)} witness(es)"
 
 
-#: verdicts of one policy witness on one checkpoint
-VALID, INVALID, MISSING = "valid", "invalid", "missing"
+#: verdicts of one policy witness on one checkpoint; UNCHECKED: listed, no key to check
+VALID, INVALID, MISSING, UNCHECKED = "valid", "invalid", "missing", "unchecked"
 
 
 @dataclass(frozen=True)
@@ -299,6 +299,20 @@ def check_witnesses(note: bytes, policy: WitnessPolicy) -> WitnessVerdict:
                 fact = CosignatureFact(witness.name, witness.key_id.hex(), VALID, got.timestamp)
         facts.append(fact)
     return WitnessVerdict(policy.quorum, tuple(facts))
+
+
+def listed_cosignatures(note: bytes) -> list[CosignatureFact]:
+    """The lines of a signed note shaped like v1 cosignatures (key id, 8-byte time, 64-byte
+    signature), as UNCHECKED facts: what a report can show from a checkpoint without the
+    witness keys. The first line (the log's own signature) is never one."""
+    _text, lines = _parse_note(note)
+    out = []
+    for sig in lines[1:]:
+        if len(sig.signature) != TIMESTAMP_SIZE + ED25519_SIGNATURE_SIZE:
+            continue
+        timestamp = int.from_bytes(sig.signature[:TIMESTAMP_SIZE], "big")
+        out.append(CosignatureFact(sig.name, sig.key_id.hex(), UNCHECKED, timestamp))
+    return out
 
 
 # --- the tlog-witness protocol's text ----------------------------------------------------
