@@ -7,11 +7,13 @@ The witness is the independent Go tlog-witness of ``tests/support/witness`` on l
   (``make_checkpoint``; baseline), or signed and cosigned by the witness (``make_checkpoint``
   then ``catch_up``: one add-checkpoint request with a consistency proof). Reported:
   checkpoints/s each way and their ratio (information; the witness round trip is the cost).
-* **Ingest** — clips ingested with the ``serve`` checkpoint timer running (every 0.2 s,
-  ``checkpoint_every`` 10), with witnessing configured (the timer also cosigns each new
-  checkpoint) or not. Witnessing is off the ingest path, so the target is a ratio of
-  ingest rates, on over off, of at least 0.95. Short series alternate (off, on, on, off),
-  four times over in full mode.
+* **Ingest** — clips ingested with the ``serve`` checkpoint timer running
+  (``checkpoint_every`` 10), with witnessing configured (each tick also cosigns the
+  latest checkpoint when it is new) or not. Witnessing is off the ingest path, so the
+  target is a ratio of ingest rates, on over off, of at least 0.95, with the timer ticking
+  every second (``serve`` ticks every ``checkpoint_seconds``, 60 s by default). The same
+  with a tick every 0.2 s is reported as a stress figure (``stress_ratio``). Short series
+  alternate (off, on, on, off), four times over in full mode.
 
     python bench/witnessing.py [--quick]
 """
@@ -98,16 +100,16 @@ def checkpoint_rates(workdir: Path, rounds: int) -> dict[str, float]:
     }
 
 
-def ingest_rates(workdir: Path, n: int, reps: int) -> dict[str, float]:
+def ingest_rates(workdir: Path, n: int, reps: int, tick: float) -> dict[str, float]:
     from tests.support.vaults import CLIENT, clip, order_meta
     from vault.services.checkpoints import CheckpointTimer
     from vault.services.witnessing import witness_status
 
-    v = _vault(workdir / "in-vault")
-    witness = _witness(workdir / "in-witness", v)
+    v = _vault(workdir / f"in-vault-{tick}")
+    witness = _witness(workdir / f"in-witness-{tick}", v)
     clips = [clip(workdir, seconds=2.0, seed=i) for i in range(4 * n * reps)]
     v.context.settings = replace(v.context.settings, checkpoint_every=10, checkpoint_seconds=1)
-    timer = CheckpointTimer(v.context, 0.2).start()
+    timer = CheckpointTimer(v.context, tick).start()
     times: dict[str, list[float]] = {"off": [], "on": []}
     seed = 0
     try:
@@ -144,7 +146,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-witness-") as tmp:
         cps = checkpoint_rates(Path(tmp), rounds)
-        ingest = ingest_rates(Path(tmp), n, reps)
+        ingest = ingest_rates(Path(tmp), n, reps, 1.0)
+        stress = ingest_rates(Path(tmp), n, reps, 0.2)
     cp_ratio = cps["witnessed_cps"] / cps["plain_cps"]
     print(
         f"checkpoints of {STEP} new entries each, {rounds} per side; "
@@ -155,8 +158,10 @@ def main() -> int:
         [
             ("checkpoints, signed only", cps["plain_cps"], None),
             ("checkpoints, signed + cosigned", cps["witnessed_cps"], cp_ratio),
-            ("ingest, witnessing off", ingest["off_clips_s"], None),
-            ("ingest, witnessing on (timer)", ingest["on_clips_s"], ingest["ratio"]),
+            ("ingest, witnessing off (timer 1 s)", ingest["off_clips_s"], None),
+            ("ingest, witnessing on (timer 1 s)", ingest["on_clips_s"], ingest["ratio"]),
+            ("ingest, witnessing off (timer 0.2 s)", stress["off_clips_s"], None),
+            ("ingest, witnessing on (timer 0.2 s)", stress["on_clips_s"], stress["ratio"]),
         ],
     )
     c.emit(
@@ -168,6 +173,8 @@ def main() -> int:
         checkpoints={k: round(v, 2) for k, v in cps.items()},
         checkpoint_ratio=round(cp_ratio, 4),
         ingest={k: round(v, 2) if isinstance(v, float) else v for k, v in ingest.items()},
+        stress={k: round(v, 2) if isinstance(v, float) else v for k, v in stress.items()},
+        stress_ratio=round(stress["ratio"], 4),
     )
     return 0
 

@@ -160,28 +160,37 @@ def catch_up(
 
 
 def _pending(ctx: VaultContext) -> list[str]:
-    witnesses = [str(k) for _w, k in configured(ctx)]
-    size, done = func.max(CheckpointRow.size), func.max(WitnessCosignature.size)
-    refused = func.max(WitnessRefusal.size)
+    """Clients whose latest checkpoint some configured witness has neither cosigned nor
+    refused: primary-key lookups per client, however many checkpoints the logs have."""
+    witnesses = {str(k) for _w, k in configured(ctx)}
+    out = []
     with read_session(ctx.engine) as s:
-        latest = dict(
-            s.exec(select(CheckpointRow.client_id, size).group_by(CheckpointRow.client_id)).all()
-        )
-        seen = {
-            (c, w): n
-            for c, w, n in s.exec(
-                select(WitnessCosignature.client_id, WitnessCosignature.witness, done).group_by(
-                    WitnessCosignature.client_id, WitnessCosignature.witness
-                )
+        for client in s.exec(select(LogHead.client_id)).all():
+            size = s.exec(
+                select(CheckpointRow.size)
+                .where(CheckpointRow.client_id == client)
+                .order_by(CheckpointRow.size.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            ).first()
+            if size is None:
+                continue
+            answered = set(
+                s.exec(
+                    select(WitnessCosignature.witness).where(
+                        WitnessCosignature.client_id == client, WitnessCosignature.size == size
+                    )
+                ).all()
             )
-        }
-        for c, w, n in s.exec(
-            select(WitnessRefusal.client_id, WitnessRefusal.witness, refused).group_by(
-                WitnessRefusal.client_id, WitnessRefusal.witness
+            answered.update(
+                s.exec(
+                    select(WitnessRefusal.witness).where(
+                        WitnessRefusal.client_id == client, WitnessRefusal.size == size
+                    )
+                ).all()
             )
-        ):
-            seen[(c, w)] = max(n, seen.get((c, w), -1))
-    return sorted(c for c, n in latest.items() if any(seen.get((c, w), -1) < n for w in witnesses))
+            if witnesses - answered:
+                out.append(client)
+    return out
 
 
 _clients: dict[float, httpx.Client] = {}
