@@ -22,12 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.bundles import detail, failed, members, rerender, rewrite
 from tests.support.vaults import CLIENT, clip, make_vault, order_meta
 from tests.support.witness import Witness, go_missing
+from vault import Vault
 from vault.bundle import verify_bundle
 from vault.config import WitnessingSettings, WitnessSettings, load_settings
 from vault.db import read_session, write_session
 from vault.db.models import WitnessCosignature, WitnessRefusal
 from vault.errors import ConfigError
-from vault.ledger.checkpoint import NoteError, parse_verifier_key
+from vault.ledger.checkpoint import NoteError, parse_verifier_key, sign_note
 from vault.ledger.cosignature import (
     INVALID,
     MISSING,
@@ -61,12 +62,19 @@ VECTOR = json.loads((Path(__file__).parent / "vectors" / "witness_cosignature.js
 NOTE = VECTOR["checkpoint_note"].encode()
 BODY = NOTE[: NOTE.rfind(b"\n\n") + 1]
 LINE = VECTOR["cosignature_line"].encode()
+NOTE_REQUEST = VECTOR["add_checkpoint_request"].encode()
 needs_go = pytest.mark.skipif(go_missing() is not None, reason=go_missing() or "")
 
 
 def signer(seed_hex: str) -> LogSigner:
-    # tests only: the vault never holds a witness's private key
+    # tests only: the vault never holds a witness's private key, nor hands out its own
     return LogSigner(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex)))
+
+
+#: the log key of the vectors (RFC 8032 TEST 1), to sign checkpoints the witness must refuse
+LOG_SIGNER = signer(
+    json.loads((Path(__file__).parent / "vectors" / "c2sp_note.json").read_text())["vault"]["seed"]
+)
 
 
 def other_witness(name: str = "witness.example/w2") -> tuple[WitnessKey, LogSigner]:
@@ -184,37 +192,32 @@ def test_witnessing_config(tmp_path):
 @needs_go
 def test_go_witness_status_codes(tmp_path):
     origin = "evidence-vault.example/telco-de"
+    with Witness(tmp_path / "other", {"other/log": VECTOR["log_verifier_key"]}) as other:
+        unknown = httpx.post(f"{other.url}/add-checkpoint", content=NOTE_REQUEST)
+    assert unknown.status_code == 404  # an origin the witness does not follow
+
     with Witness(tmp_path, {origin: VECTOR["log_verifier_key"]}) as w:
-        post = lambda body: httpx.post(f"{w.url}/add-checkpoint", content=body)  # noqa: E731
-        other = Witness(tmp_path / "x", {"other/log": VECTOR["log_verifier_key"]}).start()
-        try:
-            assert (
-                httpx.post(
-                    f"{other.url}/add-checkpoint", content=VECTOR["add_checkpoint_request"]
-                ).status_code
-                == 404
-            )  # unknown origin
-        finally:
-            other.stop()
-        forged = NOTE.replace(b"DndZBwSy", b"DndZBwSz")
-        assert post(add_checkpoint_request(0, [], forged)).status_code == 403
+
+        def post(body: bytes) -> httpx.Response:
+            return httpx.post(f"{w.url}/add-checkpoint", content=body)
+
+        other_key = NOTE.replace(b"DndZBwSy", b"DndZBwSz")  # another key id: unknown key
+        bad_signature = NOTE.replace(b"DndZBwSytqGF", b"DndZBwSytqGG")  # the log's key id
+        assert post(add_checkpoint_request(0, [], other_key)).status_code == 403
+        assert post(add_checkpoint_request(0, [], bad_signature)).status_code == 403
         assert post(b"old 3\n\n" + NOTE).status_code == 400  # old size beyond the checkpoint
         assert post(add_checkpoint_request(0, [], NOTE)).status_code == 200
-        conflict = post(add_checkpoint_request(0, [], NOTE))
+        conflict = post(add_checkpoint_request(0, [], NOTE))  # it has seen size 2 now
         assert conflict.status_code == 409 and conflict.content == b"2\n"
         assert conflict.headers["content-type"] == "text/x.tlog.size"
-        # same size, another root: a fork (signed by the log key: RFC 8032 TEST 1 seed)
-        log = signer(
-            json.loads((Path(__file__).parent / "vectors" / "c2sp_note.json").read_text())["vault"][
-                "seed"
-            ]
-        )
-        from vault.ledger.checkpoint import sign_note
-
-        fork = sign_note(BODY.replace(b"D0p5", b"E0p5"), "evidence-vault.example", log)
-        assert post(add_checkpoint_request(2, [], fork)).status_code == 422
-        grown = sign_note(BODY.replace(b"\n2\n", b"\n3\n"), "evidence-vault.example", log)
+        # signed by the log key (RFC 8032 TEST 1), but inconsistent with size 2: refused
+        fork = sign_note(BODY.replace(b"D0p5", b"E0p5"), "evidence-vault.example", LOG_SIGNER)
+        assert post(add_checkpoint_request(2, [], fork)).status_code == 422  # same size
+        grown = sign_note(BODY.replace(b"\n2\n", b"\n3\n"), "evidence-vault.example", LOG_SIGNER)
         assert post(add_checkpoint_request(2, [bytes(32)], grown)).status_code == 422  # bad proof
+        empty = sign_note(BODY.replace(b"\n2\n", b"\n0\n"), "evidence-vault.example", LOG_SIGNER)
+        assert post(b"old 0\n\n" + empty).status_code == 409  # it is at 2, not 0
+    assert "refused (422): forked: same size, different root" in w.log_text()
 
 
 # --- the vault with witnesses ---------------------------------------------------------------
@@ -391,22 +394,20 @@ def moved_time(note: str, witness: str) -> str:
     return "\n".join(lines)
 
 
-def _fork(vault, tmp_path) -> object:
+def _fork(vault, tmp_path) -> Vault:
     """A second vault with the same log key, name and client, its log diverging from here
     on: what an operator who rewrites history would present."""
     home = Path(vault.settings.home)
     vault.log_key()  # the log key is made on first use: the same one in both
     vault.close()
     shutil.copytree(home, tmp_path / "fork")
-    from vault import Vault
-
     return Vault(open_vault(load_settings(tmp_path / "fork", env={})))
 
 
 def test_witness_refuses_a_forked_and_a_rolled_back_log(tmp_path, witnesses):
     honest = make_vault(tmp_path / "vault")
     fork = _fork(honest, tmp_path)
-    honest = __import__("vault").Vault(open_vault(load_settings(tmp_path / "vault", env={})))
+    honest = Vault(open_vault(load_settings(tmp_path / "vault", env={})))
     try:
         (w,) = witnesses(honest, 1)
         configure(honest, [w])

@@ -12,6 +12,7 @@ skip with that reason. Used by the tests and by ``bench/witnessing.py``::
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ def build() -> Path:
         if why:
             raise WitnessError(why)
         out = Path(tempfile.mkdtemp(prefix="tlog-witness-")) / "witness"
+        atexit.register(shutil.rmtree, out.parent, ignore_errors=True)
         env = {
             **os.environ,
             "GO111MODULE": "off",
