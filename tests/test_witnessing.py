@@ -664,3 +664,18 @@ def test_a_cosignature_by_another_key_is_not_stored(local_vault, tmp_path):
     finally:
         hostile.close()
     assert (got.result, got.detail) == (UNREACHABLE, "the answer holds no valid cosignature")
+
+
+def test_older_bundles_verify_as_before_and_get_the_witness_check_only_with_a_policy():
+    v1 = Path(__file__).parent / "vectors" / "bundle-v1.zip"
+    v1_key = "evidence-vault+9b74d488+AamEvUo/APZzykdLMS6/CWNGgb2aQqO1HQZ7BRcbe6AG"
+    plain = verify_bundle(v1, key=v1_key)
+    assert plain.ok and "witnesses" not in [c.name for c in plain.checks]
+    assert plain.witnesses is None and "witnesses" not in plain.to_dict()
+    policy = WitnessPolicy.of([VECTOR["witness_verifier_key"]])
+    strict = verify_bundle(v1, key=v1_key, witnesses=policy)
+    assert failed(strict) == {"witnesses"}
+    assert detail(strict, "witnesses") == (
+        "checkpoint.txt is cosigned by 0 of the witnesses the policy names, 1 required "
+        "(1 of 1 witness(es)); no cosignature by witness.example/w1+04d2d833"
+    )
