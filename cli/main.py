@@ -46,6 +46,7 @@ from cli._common import (
     retention_rule,
     wants_json,
 )
+from cli.witness import witness as witness_commands
 from vault import Vault
 from vault.config import (
     PASSWORD_FILE,
@@ -508,6 +509,38 @@ def _trust_roots(paths):
     return TrustRoots.from_files(paths) if paths else None
 
 
+def _witness_options(fn):
+    """``--witness KEY`` (repeated) and ``--witness-quorum N``: the N-of-M witness policy."""
+    fn = click.option(
+        "--witness-quorum",
+        "quorum",
+        type=click.IntRange(min=1),
+        default=None,
+        help="How many of the --witness keys must have cosigned (default: all).",
+    )(fn)
+    return click.option(
+        "--witness",
+        "witnesses",
+        multiple=True,
+        metavar="KEY",
+        help="A witness's verifier key (C2SP, type 0x04); repeat for each witness. The "
+        "checkpoint must be cosigned by --witness-quorum of them.",
+    )(fn)
+
+
+_WITNESS_OPTIONS = _witness_options
+
+
+def _witness_policy(witnesses: tuple[str, ...], quorum: int | None):
+    from vault.ledger.cosignature import WitnessPolicy
+
+    if not witnesses:
+        if quorum is not None:
+            raise click.UsageError("--witness-quorum needs at least one --witness KEY")
+        return None
+    return WitnessPolicy.of(witnesses, quorum)
+
+
 @log.command("verify")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
@@ -519,22 +552,32 @@ def _trust_roots(paths):
     help="A checkpoint note you saved earlier; the export must be consistent with it.",
 )
 @_TSA_ROOTS
+@_WITNESS_OPTIONS
 @click.pass_context
-def log_verify(ctx, export: Path, key: str, trusted, tsa_roots) -> None:
+def log_verify(ctx, export: Path, key: str, trusted, tsa_roots, witnesses, quorum) -> None:
     """Audit an exported log offline: needs only the file and the key. Exit 0 only if clean."""
     from vault.ledger.checkpoint import parse_verifier_key
     from vault.ledger.offline import audit_export
 
     verifier = parse_verifier_key(key)
+    policy = _witness_policy(witnesses, quorum)
     with export.open(encoding="utf-8") as fh:
         report = audit_export(
-            fh, verifier, [p.read_bytes() for p in trusted], _trust_roots(tsa_roots)
+            fh,
+            verifier,
+            [p.read_bytes() for p in trusted],
+            tsa_roots=_trust_roots(tsa_roots),
+            witnesses=policy,
         )
     human = (
         f"{report.origin}: {report.entries} entries, {report.checkpoints} checkpoints, "
         f"{report.trusted} trusted checkpoint(s), {len(report.timestamps)} time-stamp(s)\n"
     )
     human += "".join(f"  {t}\n" for t in report.timestamps if t.ok)
+    if policy is not None and report.witnessed_size:
+        human += (
+            f"witnessed by {policy.describe()}: entries up to size {report.witnessed_size}\n"
+        )
     human += (
         "OK: the chain, the tree and every checkpoint agree"
         if report.clean
@@ -597,8 +640,11 @@ def export(ctx, record_id, output: Path, language, time_zone, no_pdf, reader) ->
     help="Refuse an audio file larger than this many bytes (default 512 MiB).",
 )
 @_TSA_ROOTS
+@_WITNESS_OPTIONS
 @click.pass_context
-def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots) -> None:
+def verify_bundle(
+    ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots, witnesses, quorum
+) -> None:
     """Verify an evidence bundle offline, needing nothing but the file.
 
     Exit 0: valid and signed by the --key you gave ("ok": true). Exit 8: internally
@@ -613,6 +659,7 @@ def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots)
         key,
         max_audio_size=max_audio_size or MAX_AUDIO_SIZE,
         tsa_roots=_trust_roots(tsa_roots),
+        witnesses=_witness_policy(witnesses, quorum),
     )
     emit(ctx, verdict.to_dict(), verdict.summary())
     if not verdict.consistent:
@@ -658,6 +705,7 @@ for _command in (
     service.token,
     agent_commands.agent,
     agent_commands.upload,
+    witness_commands,
 ):
     cli.add_command(_command)
 

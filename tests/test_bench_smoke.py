@@ -31,6 +31,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "desk",
         "report_pdf",
         "timestamping",
+        "witnessing",
     ],
 )
 def test_bench_script_runs(name):

@@ -345,6 +345,12 @@ CHECK_TEXTS: dict[str, tuple[str, str]] = {
         "Each Textform document enclosed is, bit for bit, the one sealed with this record, "
         "and is in the client's log.",
     ),
+    "witnesses": (
+        "Unabhängige Zeugen haben denselben Protokollstand gegengezeichnet: der Tresor kann "
+        "sein Protokoll nicht nachträglich umschreiben, ohne dass es auffällt.",
+        "Independent witnesses cosigned the same log state: the vault cannot rewrite its log "
+        "afterwards without it showing.",
+    ),
     "timestamp": (
         "Jeder Zeitstempel (RFC 3161) einer Zeitstempelstelle bestätigt, dass der "
         "Protokollstand – und damit dieser Eintrag – zur genannten Zeit bereits bestand.",

@@ -134,6 +134,21 @@ def timestamp_member(tsa: str) -> str:
 #: the check list a report of each format version shows ("How to verify")
 REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS, 4: CHECKS_V4}
 
+# --- format 4: witness cosignatures (C2SP tlog-cosignature) ------------------------------
+#: checkpoint.txt of a version 4 bundle carries the witnesses' cosignature lines after the
+#: vault's signature; the verifier applies the N-of-M witness policy its user gives
+#: (``docs/formats.md``, "Witness cosignatures"). Versions 1-3 get this check only when a
+#: policy is given.
+WITNESS_CHECKS = {
+    "witnesses": "the checkpoint is cosigned by at least the number of witnesses the "
+    "verifier requires, of the witness keys it names (C2SP tlog-cosignature/v1), and no "
+    "cosignature by those witnesses fails to verify: independent witnesses saw this "
+    "history of the log and no other one; without a witness policy the cosignatures are "
+    "not checked",
+}
+CHECKS_V4 = {**CHECKS, **WITNESS_CHECKS}
+REPORT_CHECKS[4] = CHECKS_V4
+
 #: proof.json's statement of its algorithm
 PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"
 

@@ -85,6 +85,7 @@ from vault.dispute_report import (
 )
 from vault.errors import VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, parse_verifier_key
+from vault.ledger.cosignature import WitnessPolicy, WitnessVerdict, check_witnesses
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
 from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
@@ -166,6 +167,8 @@ class BundleVerdict:
     #: format 4: the bundle's Textform documents, each with its verdict ("ok" or why
     #: not), and the required kinds missing (pending Textform); None before format 4
     textform: TextformFacts | None = None
+    #: the witness policy applied to checkpoint.txt (None: no policy was given)
+    witnesses: WitnessVerdict | None = None
 
     @property
     def consistent(self) -> bool:
@@ -201,7 +204,9 @@ class BundleVerdict:
             {}
             if self.timestamps is None
             else {"timestamps": [t.to_dict() for t in self.timestamps]}
-        ) | ({"textform": self.textform.to_dict()} if self.textform is not None else {})
+        ) | ({"textform": self.textform.to_dict()} if self.textform is not None else {}) | (
+            {"witnesses": self.witnesses.to_dict()} if self.witnesses else {}
+        )
 
     def summary(self) -> str:
         """A verdict for people: one headline, one line per check, one per unchecked item."""
@@ -239,6 +244,7 @@ def verify_bundle(
     *,
     max_audio_size: int = MAX_AUDIO_SIZE,
     tsa_roots: TrustRoots | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> BundleVerdict:
     """Check an evidence bundle offline; :data:`~vault.bundle.layout.CHECKS` says what is checked.
 
@@ -250,6 +256,8 @@ def verify_bundle(
     certificates of the Time-Stamping Authorities the caller trusts (format version 4):
     without them a time-stamp's imprint is checked, its signature is not (and the verdict
     lists it as unchecked).
+    ``witnesses`` is the N-of-M witness
+    policy the checkpoint must meet (check ``witnesses``; always listed from version 4 on).
     """
     try:
         zf = zipfile.ZipFile(path)
@@ -258,7 +266,7 @@ def verify_bundle(
         detail = "bundle is not a readable ZIP archive"
         return BundleVerdict(None, None, [Check("archive", False, detail)], key is not None, key)
     with zf, tempfile.TemporaryDirectory(prefix="evidence-bundle-") as scratch:
-        bundle = _Bundle(zf, Path(scratch), max_audio_size)
+        bundle = _Bundle(zf, Path(scratch), max_audio_size, witnesses)
         checks = [
             _run("archive", bundle.check_archive),
             _run("entry", bundle.check_entry),
@@ -280,6 +288,8 @@ def verify_bundle(
             checks.append(_run("timestamp", lambda: bundle.check_timestamps(tsa_roots)))
         if has_documents(bundle.version() or 0):
             checks.append(_run("documents", bundle.check_documents))
+        if witnesses is not None or bundle.version_at_least(4):
+            checks.append(_run("witnesses", bundle.check_witnesses))
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -289,6 +299,7 @@ def verify_bundle(
             bundle.unchecked(),
             bundle.timestamps,
             bundle.textform,
+            bundle.witness_verdict,
         )
 
 
@@ -413,8 +424,16 @@ class _Limit:
 class _Bundle:
     """A bundle being checked: members are read once, on demand; parse errors are _Fail."""
 
-    def __init__(self, zf: zipfile.ZipFile, scratch: Path, max_audio_size: int) -> None:
+    def __init__(
+        self,
+        zf: zipfile.ZipFile,
+        scratch: Path,
+        max_audio_size: int,
+        witnesses: WitnessPolicy | None = None,
+    ) -> None:
         self._zf = zf
+        self._policy = witnesses
+        self.witness_verdict: WitnessVerdict | None = None
         self._scratch = scratch
         self._max_audio = max_audio_size
         names = zf.namelist()
@@ -932,7 +951,7 @@ class _Bundle:
                 "names another key than the pinned one (also shown in report.html); it was "
                 "ignored: trust only the key you pinned",
             )
-        others = _other_signatures(self.note(), verifier)
+        others = _other_signatures(self.note(), verifier) - self._policy_lines()
         if others:
             self._not_checked(
                 CHECKPOINT,
@@ -940,6 +959,70 @@ class _Bundle:
                 "they prove nothing unless you check them with their keys",
             )
         return detail
+
+    # -- witness cosignatures (format 4) ---------------------------------------------
+
+    def version_at_least(self, version: int) -> bool:
+        try:
+            got = self.manifest().get("version")
+        except _Fail:
+            return False
+        return isinstance(got, int) and not isinstance(got, bool) and got >= version
+
+    def _policy_lines(self) -> int:
+        """Signature lines by the policy's witnesses: the witnesses check covers them."""
+        if self._policy is None:
+            return 0
+        ours = {(w.name, w.key_id) for w in self._policy.witnesses}
+        try:
+            _text, lines = _note_lines(self.note())
+        except (_Fail, NoteError):
+            return 0
+        return sum((s.name, s.key_id) in ours for s in lines)
+
+    def check_witnesses(self) -> str:
+        with _needs():
+            note = self.note()
+            self.checkpoint()  # the note's text must be a checkpoint
+        if self._policy is None:
+            return self._witnesses_not_checked(note)
+        try:
+            verdict = check_witnesses(note, self._policy)
+        except NoteError as exc:
+            raise _Fail(f"cannot check: {CHECKPOINT} is malformed: {exc.message}") from None
+        self.witness_verdict = verdict
+        if verdict.invalid:
+            names = ", ".join(f"{f.witness}+{f.key_id}" for f in verdict.invalid)
+            raise _Fail(
+                f"{CHECKPOINT} holds a cosignature line by witness {names} that does not "
+                "verify: it was altered, or is not that witness's cosignature of this checkpoint"
+            )
+        cosigned = [f for f in verdict.facts if f.verdict == "valid"]
+        if len(cosigned) < verdict.quorum:
+            absent = [f for f in verdict.facts if f.verdict != "valid"]
+            missing = ", ".join(f"{f.witness}+{f.key_id}" for f in absent)
+            raise _Fail(
+                f"{CHECKPOINT} is cosigned by {len(cosigned)} of the witnesses the policy "
+                f"names, {verdict.quorum} required ({self._policy.describe()}); no "
+                f"cosignature by {missing}"
+            )
+        shown = ", ".join(f"{f.witness} at {_posix_time(f.timestamp)}" for f in cosigned)
+        return (
+            f"cosigned by {len(cosigned)} of {len(verdict.facts)} witnesses "
+            f"({verdict.quorum} required): {shown}"
+        )
+
+    def _witnesses_not_checked(self, note: bytes) -> str:
+        try:
+            _text, lines = _note_lines(note)
+        except NoteError:
+            lines = []
+        # the signature check lists these lines as unchecked (signatures by other keys)
+        others = max(0, len(lines) - 1)
+        return (
+            f"no witness policy given (--witness KEY, repeated, and --witness-quorum N): "
+            f"{others} other signature line(s) of {CHECKPOINT} were not checked as cosignatures"
+        )
 
     def _bundled_key(self) -> str | None:
         try:
@@ -1393,6 +1476,23 @@ def _other_signatures(note: bytes, verifier: Verifier) -> int:
         except NoteError:
             others += 1
     return others
+
+
+def _note_lines(note: bytes) -> tuple[bytes, list[Any]]:
+    from vault.ledger.checkpoint import _parse_note
+
+    return _parse_note(note)
+
+
+def _posix_time(seconds: int | None) -> str:
+    from datetime import UTC, datetime
+
+    if seconds is None:
+        return "(no time)"
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"POSIX time {seconds}"
 
 
 def _parse_key(text: str, what: str) -> Verifier:

@@ -349,3 +349,45 @@ class DeskGrant(SQLModel, table=True):
     case_ref: str = Field(default="", max_length=64)
     granted_at: datetime
     tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- witness cosignatures (C2SP tlog-witness) -------------------------------------------
+
+
+class WitnessCosignature(SQLModel, table=True):
+    """A witness's cosignature of a checkpoint: one signature line of its signed note.
+
+    ``witness`` is the witness key (``name+keyid``) it verified under when it arrived;
+    ``timestamp`` the POSIX time the witness put in it. The line is also stored beside the
+    checkpoint in object storage (``object_key``).
+    """
+
+    __tablename__ = "witness_cosignature"
+
+    client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
+    size: int = Field(primary_key=True, sa_type=BigInteger)
+    witness: str = Field(primary_key=True, max_length=300)
+    timestamp: int = Field(sa_type=BigInteger)
+    line: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime
+    object_key: str | None = Field(default=None, max_length=300)
+
+
+class WitnessRefusal(SQLModel, table=True):
+    """A witness refused a checkpoint: the evidence of a fork or a rollback it saw.
+
+    ``status`` is the HTTP status (422: inconsistent with what the witness cosigned,
+    i.e. a forked or rewritten log; 400/403/404: the request or the log key); ``reason``
+    the vault's words for it (never the witness's text).
+    """
+
+    __tablename__ = "witness_refusal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    size: int = Field(sa_type=BigInteger)
+    witness: str = Field(max_length=300)
+    status: int
+    reason: str = Field(max_length=300)
+    witness_size: int | None = Field(default=None, sa_type=BigInteger)
+    refused_at: datetime

@@ -55,6 +55,7 @@ from vault.services.people import Principal
 from vault.services.retention import refuse_if_shredded
 from vault.services.retrieve import get_record, open_object, record_access
 from vault.services.timestamps import StoredTimestamp, stamp_checkpoint, timestamps_of
+from vault.services.witnessing import cosign_now
 from vault.storage.files import atomic_output
 
 
@@ -212,7 +213,8 @@ def _gather(ctx: VaultContext, rec: Record, version: int) -> _Contents:
     if version >= 4:
         # one checkpoint covering this very export's access entry: the custody list ends
         # with it, and the record's entry is proven against the same tree
-        cp = make_checkpoint(ctx, rec.client_id)
+        # (the witnesses are asked now; one that does not answer leaves it uncosigned)
+        cp = cosign_now(ctx, rec.client_id, make_checkpoint(ctx, rec.client_id))
         proof = inclusion_at(ctx, rec.client_id, rec.seq, cp, record_id=rec.id)
         custody = [
             inclusion_at(ctx, rec.client_id, seq, cp, record_id=rec.id)

@@ -30,6 +30,7 @@ from vault.services.objects import SealedObject, storage_findings
 from vault.services.orphans import acknowledged_orphans
 from vault.services.people import GLOBAL_LOG, oidc_link_logged
 from vault.services.timestamps import timestamp_findings, timestamp_pins
+from vault.services.witnessing import witness_findings
 
 PAGE = 1000
 
@@ -189,6 +190,7 @@ def _verify_client(
     report.findings += _hold_findings(ctx, client, facts)
     report.findings += timestamp_findings(ctx, client)
     report.findings += documents.unsealed_rows()
+    report.findings += witness_findings(ctx, client)
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
             report.findings.append(
