@@ -72,7 +72,7 @@ def test_export_then_verify(vault, tmp_path):
 
     verdict = verify_bundle(out, key=log_verifier_key(vault.context))
     assert verdict.ok, verdict.summary()
-    assert [c.name for c in verdict.checks] == list(REPORT_CHECKS[VERSION])
+    assert [c.name for c in verdict.checks] == list(REPORT_CHECKS[3])
     assert all(c.ok for c in verdict.checks)
     assert verdict.key_pinned and verdict.key == vault.log_key()
     assert (verdict.record_id, verdict.client) == (receipt.record_id, CLIENT)

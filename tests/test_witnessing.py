@@ -318,10 +318,13 @@ def test_honest_cosigning_end_to_end(local_vault, witnesses, tmp_path):
     plain = verify_bundle(bundle, key)
     assert plain.ok and detail(plain, "witnesses").startswith("no witness policy given")
 
-    # the log export carries the cosignatures; log verify applies the policy
-    lines = list(export_stream(v.context, CLIENT, second.size))
+    # the log export carries the cosignatures; log verify applies the policy. The export
+    # signed a checkpoint covering its own access entry and had the witnesses cosign it
+    head = v.latest_checkpoint(CLIENT)
+    assert head.size > second.size
+    lines = list(export_stream(v.context, CLIENT, head.size))
     report = audit_export(lines, parse_verifier_key(key), witnesses=policy)
-    assert report.clean and report.witnessed_size == second.size
+    assert report.clean and report.witnessed_size == head.size
 
     # the HTTP API serves the checkpoint and proofs with the cosignatures received so far
     from fastapi.testclient import TestClient
@@ -336,12 +339,14 @@ def test_honest_cosigning_end_to_end(local_vault, witnesses, tmp_path):
     proof = http.get(f"/v1/logs/{CLIENT}/proofs/inclusion?seq=1", headers=auditor).json()
     assert proof["checkpoint"] == note
 
-    # a newer checkpoint not cosigned yet: bundles keep using the latest cosigned one
+    # a newer checkpoint not cosigned yet: a format 4 export signs a fresh checkpoint
+    # (covering its own access entry) and has the witnesses cosign it there and then
     receipts += _ingest(v, tmp_path, range(6, 8))
     third = v.checkpoint(CLIENT)
     assert third.size > second.size
     later = v.export_bundle(receipts[1].record_id, tmp_path / "c.zip", principal="local:t")
-    assert json.loads(members(later)["proof.json"])["tree_size"] == second.size
+    assert json.loads(members(later)["proof.json"])["tree_size"] == third.size + 1
+    assert verify_bundle(later, key, witnesses=policy).ok
     assert verify_bundle(later, key, witnesses=policy).ok
 
 

@@ -146,8 +146,6 @@ WITNESS_CHECKS = {
     "history of the log and no other one; without a witness policy the cosignatures are "
     "not checked",
 }
-CHECKS_V4 = {**CHECKS, **WITNESS_CHECKS}
-REPORT_CHECKS[4] = CHECKS_V4
 
 #: proof.json's statement of its algorithm
 PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"
@@ -224,6 +222,7 @@ DOCUMENTS_CHECK = {
 }
 #: the checks of a format 4 verdict, in order (the report part may extend it)
 CHECKS_V4 |= DOCUMENTS_CHECK
+CHECKS_V4 |= WITNESS_CHECKS  # last: the verifier runs it last
 
 
 def has_documents(version: int) -> bool:
