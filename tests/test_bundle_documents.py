@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bundles import Made, detail, failed, members, rewrite
+from tests.support.bundles import Made, detail, failed, members, rerender, rewrite
 from tests.support.textform import APPROVAL_SMS, EMAIL, pdf, write
 from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta
 from vault.bundle import CHECKS, REPORT_CHECKS, verify_bundle
@@ -74,7 +74,7 @@ def test_a_replaced_document_fails_its_commitment(made, tmp_path):
         files["documents/3-other.pdf"] = pdf("a different summary")
 
     verdict = verify_bundle(rewrite(made, tmp_path, replace), made.key)
-    assert failed(verdict) == {"documents"}
+    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents") == (
         "documents/3-other.pdf is not the size its entry seals"
         if len(pdf("a different summary")) != len(pdf())
@@ -92,7 +92,7 @@ def test_a_document_of_the_same_size_fails_its_commitment(made, tmp_path):
         files["documents/2-contract-summary.eml"] = bytes(data)
 
     verdict = verify_bundle(rewrite(made, tmp_path, swap), made.key)
-    assert failed(verdict) == {"documents"}
+    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents") == (
         "documents/2-contract-summary.eml is not the document the vault sealed: its "
         "commitment differs from its entry's; missing in documents/index.json is not the "
@@ -108,7 +108,7 @@ def test_a_dropped_document_must_show_as_missing(made, tmp_path):
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, drop), made.key)
-    assert failed(verdict) == {"documents"}
+    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents") == (
         "missing in documents/index.json is not the required kinds the bundle lacks"
     )
@@ -120,7 +120,9 @@ def test_a_dropped_document_must_show_as_missing(made, tmp_path):
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     # consistent, and it says so: the summary is pending
-    verdict = verify_bundle(rewrite(made, tmp_path, drop_honestly), made.key)
+    verdict = verify_bundle(
+        rewrite(made, tmp_path, lambda files: rerender(drop_honestly, files)), made.key
+    )
     assert verdict.ok
     assert verdict.textform.missing == ("contract-summary", "approval")
 
@@ -139,7 +141,7 @@ def test_a_forged_entry_or_proof_fails(made, tmp_path):
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, edit_entry), made.key)
-    assert failed(verdict) == {"documents"}
+    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents") == (
         "the inclusion proof of documents/3-approval.pdf does not lead from its entry to "
         "the root of checkpoint.txt; missing in documents/index.json is not the required "
@@ -153,7 +155,7 @@ def test_a_forged_entry_or_proof_fails(made, tmp_path):
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, edit_proof), made.key)
-    assert failed(verdict) == {"documents"}
+    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents").startswith(
         "the inclusion proof of documents/2-contract-summary.eml does not lead"
     )
@@ -164,7 +166,8 @@ def test_a_document_of_another_record_and_stray_files(made, tmp_path):
         files["documents/9-approval.txt"] = APPROVAL_SMS
 
     verdict = verify_bundle(rewrite(made, tmp_path, stray), made.key)
-    assert failed(verdict) == {"archive"}
+    # report.pdf does not carry the stray file either
+    assert failed(verdict) == {"archive", "report-pdf"}
     assert detail(verdict, "archive") == "unexpected file documents/9-approval.txt"
 
     def other_record(files):
