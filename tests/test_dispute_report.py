@@ -38,6 +38,7 @@ from vault.dispute_report import (
     render_dispute_html,
 )
 from vault.report import ReportFacts
+from vault.sealing.timestamps import TrustRoots
 from vault.services.holds import place_hold
 
 PRINCIPAL = "local:lawyer-desk"
@@ -582,10 +583,12 @@ def test_values_are_escaped():
 
 # --- the test vector -----------------------------------------------------------------------
 
-#: a format 4 bundle as exported when the format was introduced (2 s clip, German, with
-#: report.pdf): its reports must keep re-rendering byte for byte and keep verifying
+#: a format 4 bundle as exported when the format was introduced (2 s clip, a Textform
+#: contract summary, a time-stamp of a test TSA whose root lies beside it, German, with
+#: report.pdf; made by scripts/bundle_vector.py): its reports must keep re-rendering byte
+#: for byte and keep verifying
 VECTOR = Path(__file__).parent / "vectors" / "bundle-v4.zip"
-VECTOR_KEY = "evidence-vault+e3063268+AUD8+02AA5RSfWtTdwJGf9e4bUWXmAmri8pGdfqvN1ym"
+VECTOR_KEY = "evidence-vault+251845b0+Ab+LUBkgxi0S5deC7e+7H8jZda59vWXjD++XoTYgV0e/"
 
 
 def test_format_4_vector_still_verifies():
@@ -596,3 +599,21 @@ def test_format_4_vector_still_verifies():
         "report.html is exactly the report rendered from the checked members"
     )
     assert detail(verdict, "report-pdf").startswith("report.pdf shows exactly the text")
+    assert verdict.timestamps[0].status == "unchecked"  # no roots given
+    assert detail(verdict, "documents").startswith("1 document(s) sealed with the record")
+
+
+def test_format_4_vector_time_stamp_checks_against_its_tsa_root():
+    roots = TrustRoots.from_files([VECTOR.with_name("bundle-v4-tsa-root.pem")])
+    verdict = verify_bundle(VECTOR, key=VECTOR_KEY, tsa_roots=roots)
+    assert verdict.ok, verdict.summary()
+    assert [t.status for t in verdict.timestamps] == ["valid"]
+    assert [t.tsa for t in verdict.timestamps] == ["vector-tsa"]
+
+
+def test_format_4_vector_report_shows_its_document_and_time_stamp():
+    page = members(VECTOR)["report.html"].decode()
+    assert "<td>contract-summary</td><td>application/pdf</td>" in page
+    assert "<td>vector-tsa</td>" in page
+    assert "stempelt diesen Protokollstand" in page
+    assert "<td>witnesses</td>" in page and "nicht vorhanden" in page

@@ -164,6 +164,19 @@ TEXTS: dict[str, tuple[str, str]] = {
     "doc_sealed": ("Versiegelt am", "Sealed at"),
     "doc_verdict": ("Prüfergebnis", "Verdict"),
     "doc_pending": ("Textform ausstehend", "pending Textform"),
+    "doc_in_log": (
+        "versiegelt, im Protokoll (Prüfung „documents“)",
+        "sealed, in the log (check “documents”)",
+    ),
+    "ts_imprint": (
+        "stempelt diesen Protokollstand; Signatur: Prüfung „timestamp“",
+        "stamps this log state; signature: check “timestamp”",
+    ),
+    "ts_unreadable": ("nicht lesbar (Prüfung „timestamp“)", "unreadable (check “timestamp”)"),
+    "witness_listed": (
+        "gegengezeichnet; mit dem Schlüssel des Zeugen zu prüfen (Prüfung „witnesses“)",
+        "cosigned; to be checked with the witness's key (check “witnesses”)",
+    ),
     "doc_pending_row": ("{kind}: Textform ausstehend", "{kind}: pending Textform"),
     # dispute
     "s_case": ("Streitfall und Sperren", "Dispute and holds"),
@@ -232,10 +245,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "results_intro": (
         "Bei der Erstellung dieses Pakets hat der Tresor es mit demselben Prüfprogramm "
         "geprüft, das jeder Empfänger selbst ausführen kann; ein Paket, das eine Prüfung "
-        "nicht besteht, wird nicht ausgegeben. Jede Prüfung wurde bestanden:",
+        "nicht besteht, wird nicht ausgegeben. Jede Prüfung wurde bestanden; „nicht "
+        "vorhanden“ heißt, das Paket enthält nichts, was sie prüfen könnte:",
         "When this bundle was made, the vault checked it with the same program any "
         "recipient can run; a bundle that fails a check is not handed out. Every check "
-        "passed:",
+        "passed; “not present” means the bundle holds nothing for it to check:",
     ),
     "r_check": ("Prüfung", "Check"),
     "r_proves": ("Was sie nachweist", "What it proves"),
@@ -579,8 +593,18 @@ def _recording(f: DisputeFacts, facts: dict, entry: dict) -> Rows:
 def _results(f: DisputeFacts) -> list[list[str]]:
     t = f.language
     index = 1 if t == "en" else 0
+    # a check over members the bundle does not have passed, but proved nothing: say so
+    absent = {
+        "timestamp": not f.timestamps,
+        "witnesses": not f.witnesses,
+        "documents": not f.documents and not f.required_documents,
+    }
     return [
-        [name, CHECK_TEXTS[name][index] if name in CHECK_TEXTS else meaning, text(t, "passed")]
+        [
+            name,
+            CHECK_TEXTS[name][index] if name in CHECK_TEXTS else meaning,
+            text(t, "not_present" if absent.get(name) else "passed"),
+        ]
         for name, meaning in f.base.checks.items()
     ]
 

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import rfc8785
 
 from vault.audio import probe
+from vault.bundle.court import court_facts
 from vault.bundle.layout import (
     AUDIO_DIR,
     AUDIO_EXTENSIONS,
@@ -318,6 +319,11 @@ def _run(name: str, check: Callable[[], str]) -> Check:
     except Exception as exc:
         # malformed input must become a failed check, whatever shape it takes
         return Check(name, False, f"cannot check: malformed bundle data ({type(exc).__name__})")
+
+
+def _court_member(name: str) -> bool:
+    """The members :func:`court_facts` reads."""
+    return name in (CHECKPOINT, DOCUMENTS_INDEX) or TIMESTAMP_MEMBER.fullmatch(name) is not None
 
 
 @contextmanager
@@ -1338,11 +1344,19 @@ class _Bundle:
             for seq, _, entry, _ in self.custody()
         )
         names = list(manifest["files"]) if REPORT_PDF in manifest["files"] else []
+        court = court_facts(
+            {n: self.data(n) for n in manifest["files"] if _court_member(n)},
+            manifest["language"],
+        )
         return DisputeFacts(
             base=base,
             language=manifest["language"],
             time_zone=manifest["time_zone"],
             custody=events,
+            required_documents=court.required_documents,
+            documents=court.documents,
+            timestamps=court.timestamps,
+            witnesses=court.witnesses,
             attachments=tuple(pdf_attachments(names)),
         )
 

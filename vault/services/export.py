@@ -33,13 +33,16 @@ import rfc8785
 from sqlmodel import select
 
 from vault.bundle import layout
+from vault.bundle.court import court_facts
 from vault.bundle.verify import verify_bundle
 from vault.db import Campaign, LogEntry, Record, read_session
 from vault.dispute_report import CustodyEvent, DisputeFacts, render_dispute_html
 from vault.errors import FieldError, InvalidRequest, VaultError
+from vault.ledger.cosignature import WitnessPolicy, listed_cosignatures
 from vault.ledger.entry import format_time
 from vault.report import ReportFacts, render_report
 from vault.sealing import CommitmentHasher, commitment
+from vault.sealing.timestamps import TrustRoots
 from vault.services.checkpoints import (
     InclusionProof,
     inclusion_at,
@@ -55,7 +58,7 @@ from vault.services.people import Principal
 from vault.services.retention import refuse_if_shredded
 from vault.services.retrieve import get_record, open_object, record_access
 from vault.services.timestamps import StoredTimestamp, stamp_checkpoint, timestamps_of
-from vault.services.witnessing import cosign_now
+from vault.services.witnessing import configured, cosign_now
 from vault.storage.files import atomic_output
 
 
@@ -156,7 +159,7 @@ def export_bundle(
             manifest = _manifest(contents, written, version, options)
             _write_text(zf, layout.MANIFEST, _json(manifest), when)
         if version >= 4:
-            _check_as_exported(ctx, fh)
+            _check_as_exported(ctx, fh, contents.proof.checkpoint.encode())
     return target
 
 
@@ -180,12 +183,22 @@ def _check_options(options: ReportOptions) -> None:
         raise InvalidRequest(errors, subject="the report option", hint="no bundle was written")
 
 
-def _check_as_exported(ctx: VaultContext, fh: Any) -> None:
+def _check_as_exported(ctx: VaultContext, fh: Any, note: bytes) -> None:
     """Run the offline verifier on the finished ZIP, the vault's key pinned: the report's
-    "results of the checks" are this run's, and a failing bundle is never renamed into place."""
+    "results of the checks" are this run's, and a failing bundle is never renamed into place.
+
+    Time-stamps are checked against the configured TSAs' roots and every cosignature the
+    checkpoint carries against its configured witness key, so that "passed" in the report
+    means checked. (A witness that did not answer leaves none: that is "not present".)"""
     fh.flush()
     fh.seek(0)
-    verdict = verify_bundle(fh, key=log_verifier_key(ctx))
+    tsas = ctx.settings.tsas
+    verdict = verify_bundle(
+        fh,
+        key=log_verifier_key(ctx),
+        tsa_roots=TrustRoots.from_files([t.roots for t in tsas]) if tsas else None,
+        witnesses=_present_witnesses(ctx, note),
+    )
     if not verdict.ok:
         failed = ", ".join(c.name for c in verdict.failed)
         raise VaultError(
@@ -193,6 +206,13 @@ def _check_as_exported(ctx: VaultContext, fh: Any) -> None:
             hint="run `evidence-vault verify` and report this as a bug",
         )
     fh.seek(0, os.SEEK_END)
+
+
+def _present_witnesses(ctx: VaultContext, note: bytes) -> WitnessPolicy | None:
+    """A policy of the configured witnesses that cosigned ``note``, all of them required."""
+    listed = {(c.witness, c.key_id) for c in listed_cosignatures(note)}
+    keys = tuple(k for _w, k in configured(ctx) if (k.name, k.key_id.hex()) in listed)
+    return WitnessPolicy(keys, len(keys)) if keys else None
 
 
 def _target(out: Path, record_id: str) -> Path:
@@ -462,11 +482,16 @@ def _dispute_facts(
         entry = json.loads(item["entry"])
         events.append(CustodyEvent(entry["seq"], entry["time"], entry["type"], entry["body"]))
     names = [audio.name, *texts, layout.REPORT, layout.REPORT_PDF] if o.pdf else []
+    court = court_facts(texts, o.language)
     return DisputeFacts(
         base=_report_facts(c, audio, texts, layout.VERSION),
         language=o.language,
         time_zone=o.time_zone,
         custody=tuple(events),
+        required_documents=court.required_documents,
+        documents=court.documents,
+        timestamps=court.timestamps,
+        witnesses=court.witnesses,
         attachments=tuple(layout.pdf_attachments(names)),
     )
 
