@@ -108,7 +108,8 @@ def test_a_dropped_document_must_show_as_missing(made, tmp_path):
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, drop), made.key)
-    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
+    # the reports list the document, and the PDF attaches it
+    assert failed(verdict) == {"documents", "report", "report-pdf"}
     assert detail(verdict, "documents") == (
         "missing in documents/index.json is not the required kinds the bundle lacks"
     )
@@ -141,7 +142,8 @@ def test_a_forged_entry_or_proof_fails(made, tmp_path):
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, edit_entry), made.key)
-    assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
+    # the reports show the kind, and the PDF attaches the document
+    assert failed(verdict) == {"documents", "report", "report-pdf"}
     assert detail(verdict, "documents") == (
         "the inclusion proof of documents/3-approval.pdf does not lead from its entry to "
         "the root of checkpoint.txt; missing in documents/index.json is not the required "

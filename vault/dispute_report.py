@@ -172,7 +172,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "stempelt diesen Protokollstand; Signatur: Prüfung „timestamp“",
         "stamps this log state; signature: check “timestamp”",
     ),
-    "ts_unreadable": ("nicht lesbar (Prüfung „timestamp“)", "unreadable (check “timestamp”)"),
+    "ts_unreadable": (
+        "stempelt nicht diesen Protokollstand oder ist nicht lesbar (Prüfung „timestamp“)",
+        "does not stamp this log state or is unreadable (check “timestamp”)",
+    ),
     "witness_listed": (
         "gegengezeichnet; mit dem Schlüssel des Zeugen zu prüfen (Prüfung „witnesses“)",
         "cosigned; to be checked with the witness's key (check “witnesses”)",
