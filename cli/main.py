@@ -683,14 +683,25 @@ def log_publish(ctx, client_id) -> None:
     help="The client's time zone for the report's times (default: [web] timezone).",
 )
 @click.option("--no-pdf", is_flag=True, help="Leave report.pdf out of the bundle (faster).")
+@click.option(
+    "--report-pdf",
+    "report_pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the bundle's report.pdf to this file (the same bytes, e.g. to send).",
+)
 @_READER
 @click.pass_context
-def export(ctx, record_id, output: Path, language, time_zone, no_pdf, reader) -> None:
+def export(
+    ctx, record_id, output: Path, language, time_zone, no_pdf, report_pdf, reader
+) -> None:
     """Export one record as an evidence bundle that verifies offline (the export is logged).
 
     The bundle carries a dispute report in German (``--language en``: English), as
     report.html and as PDF/A-3b (report.pdf) with the bundle's files attached.
     """
+    if report_pdf is not None and no_pdf:
+        raise click.UsageError("--report-pdf needs the PDF: drop --no-pdf")
     vault = open_vault(ctx)
     out = vault.export_bundle(
         record_id,
@@ -700,7 +711,23 @@ def export(ctx, record_id, output: Path, language, time_zone, no_pdf, reader) ->
         time_zone=time_zone,
         pdf=not no_pdf,
     )
-    emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
+    result, human = {"record_id": record_id, "output": str(out)}, f"wrote {out}"
+    if report_pdf is not None:
+        _copy_report_pdf(out, report_pdf)
+        result["report_pdf"] = str(report_pdf)
+        human += f" and {report_pdf}"
+    emit(ctx, result, human)
+
+
+def _copy_report_pdf(bundle: Path, target: Path) -> None:
+    """The bundle's report.pdf as a file of its own, written whole or not at all."""
+    import zipfile
+
+    from vault.bundle.layout import REPORT_PDF
+    from vault.storage.files import atomic_output
+
+    with zipfile.ZipFile(bundle) as zf, atomic_output(target) as fh:
+        fh.write(zf.read(REPORT_PDF))
 
 
 @cli.command("verify-bundle")

@@ -236,3 +236,21 @@ def test_export_report_options(run, tmp_path):
     refused = run("export", rid, "-o", str(tmp_path / "x.zip"), "--time-zone", "Mars/Base", code=3)
     assert "time_zone: unknown time zone 'Mars/Base'" in refused.output
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_export_writes_the_report_pdf_beside_the_bundle(run, tmp_path):
+    src = clip(tmp_path, "wav-pcm16", seconds=2.0)
+    out = run("--json", "ingest", str(src), "--meta", str(_meta_file(tmp_path)))
+    rid = json.loads(out.output)["record_id"]
+    bundle, pdf = tmp_path / "de.zip", tmp_path / "bericht.pdf"
+    done = json.loads(
+        run("--json", "export", rid, "-o", str(bundle), "--report-pdf", str(pdf)).output
+    )
+    assert done["report_pdf"] == str(pdf)
+    with zipfile.ZipFile(bundle) as zf:
+        assert pdf.read_bytes() == zf.read("report.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    refused = run(
+        "export", rid, "-o", str(tmp_path / "y.zip"), "--no-pdf", "--report-pdf", str(pdf), code=2
+    )
+    assert "--report-pdf needs the PDF" in refused.output
