@@ -33,7 +33,9 @@ BENCHES = (
     "desk",
     "agent",
     "tiles",
+    "report_pdf",
     "timestamping",
+    "witnessing",
 )
 HERE = Path(__file__).resolve().parent
 

@@ -179,15 +179,38 @@ def retention() -> None:
     "UTC): what would have expired by then, with today's holds. Only a plan: "
     "`retention run` always runs now.",
 )
+@click.option(
+    "--pending-after",
+    "pending_after",
+    type=click.IntRange(min=0),
+    metavar="DAYS",
+    help="Also list live records still missing required Textform documents DAYS days "
+    "after their recording.",
+)
 @click.pass_context
-def retention_plan(ctx, client_id, at) -> None:
+def retention_plan(ctx, client_id, at, pending_after) -> None:
     """List what `retention run` would do now (or on the day --at), and why."""
-    items = open_vault(ctx).retention_plan(client_id, at=parse_when(at, "--at"))
+    vault = open_vault(ctx)
+    items = vault.retention_plan(client_id, at=parse_when(at, "--at"))
+    human = (
+        "\n".join(f"{i.action:<6} {i.record_id}  {i.why}  [{i.rule}]" for i in items)
+        or "nothing is due"
+    )
+    if pending_after is None:
+        emit(ctx, [i.to_dict() for i in items], human)
+        return
+    pending = vault.pending_textform(pending_after, client_id)
+    lines = [
+        f"pending Textform {p.record_id}  {p.client}/{p.campaign}  recorded "
+        f"{p.recorded_at:%Y-%m-%d}  missing {', '.join(p.missing)}"
+        for p in pending
+    ]
     emit(
         ctx,
-        [i.to_dict() for i in items],
-        "\n".join(f"{i.action:<6} {i.record_id}  {i.why}  [{i.rule}]" for i in items)
-        or "nothing is due",
+        {"plan": [i.to_dict() for i in items], "pending_textform": [p.to_dict() for p in pending]},
+        human
+        + "\n"
+        + ("\n".join(lines) or f"no record pending Textform after {pending_after} days"),
     )
 
 

@@ -6,7 +6,7 @@ Exit codes scripts can rely on:
 0   success (for ``verify``: everything checked out)
 1   ``verify`` found problems (details in the output)
 2   usage error (bad option or argument)
-3   invalid input: the evidence metadata or the audio was refused
+3   invalid input: the evidence metadata, the audio or a Textform document was refused
 4   not found (record, client, campaign), or the record was crypto-shredded
 5   conflict (e.g. a different clip under an existing call/segment)
 6   configuration problem (no vault, bad vault.toml, missing master key)
@@ -34,7 +34,7 @@ from pathlib import Path
 import click
 
 from cli import agent as agent_commands
-from cli import lifecycle, service
+from cli import documents, lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
     EXIT_UNPINNED,
@@ -46,6 +46,7 @@ from cli._common import (
     retention_rule,
     wants_json,
 )
+from cli.witness import witness as witness_commands
 from vault import Vault
 from vault.config import (
     PASSWORD_FILE,
@@ -181,10 +182,18 @@ def campaign() -> None:
     help="Count the days from the recording, or from the last use of the advertising "
     "consent the evidence documents (UWG §7a).",
 )
+@click.option(
+    "--require",
+    "required",
+    help="Textform documents each record needs: kinds, comma-separated, or a preset "
+    "(tkg-54, enwg-41b, bgb-312h).",
+)
 @click.pass_context
-def campaign_add(ctx, name, client_id, retention_days, basis) -> None:
+def campaign_add(ctx, name, client_id, retention_days, basis, required) -> None:
     """Add campaign NAME for a client."""
-    info = open_vault(ctx).add_campaign(client_id, name, retention_days, retention_basis=basis)
+    info = open_vault(ctx).add_campaign(
+        client_id, name, retention_days, retention_basis=basis, required_documents=required
+    )
     emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({retention_rule(info)})")
 
 
@@ -500,6 +509,38 @@ def _trust_roots(paths):
     return TrustRoots.from_files(paths) if paths else None
 
 
+def _witness_options(fn):
+    """``--witness KEY`` (repeated) and ``--witness-quorum N``: the N-of-M witness policy."""
+    fn = click.option(
+        "--witness-quorum",
+        "quorum",
+        type=click.IntRange(min=1),
+        default=None,
+        help="How many of the --witness keys must have cosigned (default: all).",
+    )(fn)
+    return click.option(
+        "--witness",
+        "witnesses",
+        multiple=True,
+        metavar="KEY",
+        help="A witness's verifier key (C2SP, type 0x04); repeat for each witness. The "
+        "checkpoint must be cosigned by --witness-quorum of them.",
+    )(fn)
+
+
+_WITNESS_OPTIONS = _witness_options
+
+
+def _witness_policy(witnesses: tuple[str, ...], quorum: int | None):
+    from vault.ledger.cosignature import WitnessPolicy
+
+    if not witnesses:
+        if quorum is not None:
+            raise click.UsageError("--witness-quorum needs at least one --witness KEY")
+        return None
+    return WitnessPolicy.of(witnesses, quorum)
+
+
 @log.command("verify")
 @click.argument("export")
 @click.option("--key", "key", required=True, help="The log's verifier key (from `log key`).")
@@ -516,9 +557,10 @@ def _trust_roots(paths):
     "client's log, so a URL could serve another client's).",
 )
 @_TSA_ROOTS
+@_WITNESS_OPTIONS
 @click.pass_context
 def log_verify(
-    ctx, export: str, key: str, trusted, origin: str | None, tsa_roots
+    ctx, export: str, key: str, trusted, origin: str | None, tsa_roots, witnesses, quorum
 ) -> None:
     """Audit a log offline: EXPORT is a `log export` file, a tiled log's URL
     (http(s)://…/_tlog/CLIENT) or a mirror directory. Needs only that and the key.
@@ -531,7 +573,13 @@ def log_verify(
 
     verifier = parse_verifier_key(key)
     notes = [p.read_bytes() for p in trusted]
+    policy = _witness_policy(witnesses, quorum)
     if is_tiled_log(export):
+        if policy is not None:
+            raise click.UsageError(
+                "--witness checks the cosignatures carried in a `log export` file; the "
+                "tiled log's checkpoint carries none yet: verify an export for that"
+            )
         source = open_source(export)
         try:
             report = audit_tiles(source, verifier, notes)
@@ -544,7 +592,9 @@ def log_verify(
                 f"{export} is neither a file, a directory nor an http(s) URL", param_hint="EXPORT"
             )
         with path.open(encoding="utf-8") as fh:
-            report = audit_export(fh, verifier, notes, _trust_roots(tsa_roots))
+            report = audit_export(
+                fh, verifier, notes, tsa_roots=_trust_roots(tsa_roots), witnesses=policy
+            )
     if origin is not None and report.origin != origin:
         report.findings.insert(
             0, Finding("bad-signature", "", f"the log is {report.origin!r}, not {origin!r}")
@@ -554,6 +604,10 @@ def log_verify(
         f"{report.trusted} trusted checkpoint(s), {len(report.timestamps)} time-stamp(s)\n"
     )
     human += "".join(f"  {t}\n" for t in report.timestamps if t.ok)
+    if policy is not None and report.witnessed_size:
+        human += (
+            f"witnessed by {policy.describe()}: entries up to size {report.witnessed_size}\n"
+        )
     human += (
         "OK: the chain, the tree and every checkpoint agree"
         if report.clean
@@ -616,13 +670,64 @@ def log_publish(ctx, client_id) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the bundle (ZIP).",
 )
+@click.option(
+    "--language",
+    type=click.Choice(["de", "en"]),
+    default="de",
+    show_default=True,
+    help="Language of the report (report.html, report.pdf).",
+)
+@click.option(
+    "--time-zone",
+    default=None,
+    help="The client's time zone for the report's times (default: [web] timezone).",
+)
+@click.option("--no-pdf", is_flag=True, help="Leave report.pdf out of the bundle (faster).")
+@click.option(
+    "--report-pdf",
+    "report_pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the bundle's report.pdf to this file (the same bytes, e.g. to send).",
+)
 @_READER
 @click.pass_context
-def export(ctx, record_id, output: Path, reader) -> None:
-    """Export one record as an evidence bundle that verifies offline (the export is logged)."""
+def export(
+    ctx, record_id, output: Path, language, time_zone, no_pdf, report_pdf, reader
+) -> None:
+    """Export one record as an evidence bundle that verifies offline (the export is logged).
+
+    The bundle carries a dispute report in German (``--language en``: English), as
+    report.html and as PDF/A-3b (report.pdf) with the bundle's files attached.
+    """
+    if report_pdf is not None and no_pdf:
+        raise click.UsageError("--report-pdf needs the PDF: drop --no-pdf")
     vault = open_vault(ctx)
-    out = vault.export_bundle(record_id, output, principal=_reader(vault, reader))
-    emit(ctx, {"record_id": record_id, "output": str(out)}, f"wrote {out}")
+    out = vault.export_bundle(
+        record_id,
+        output,
+        principal=_reader(vault, reader),
+        language=language,
+        time_zone=time_zone,
+        pdf=not no_pdf,
+    )
+    result, human = {"record_id": record_id, "output": str(out)}, f"wrote {out}"
+    if report_pdf is not None:
+        _copy_report_pdf(out, report_pdf)
+        result["report_pdf"] = str(report_pdf)
+        human += f" and {report_pdf}"
+    emit(ctx, result, human)
+
+
+def _copy_report_pdf(bundle: Path, target: Path) -> None:
+    """The bundle's report.pdf as a file of its own, written whole or not at all."""
+    import zipfile
+
+    from vault.bundle.layout import REPORT_PDF
+    from vault.storage.files import atomic_output
+
+    with zipfile.ZipFile(bundle) as zf, atomic_output(target) as fh:
+        fh.write(zf.read(REPORT_PDF))
 
 
 @cli.command("verify-bundle")
@@ -635,8 +740,11 @@ def export(ctx, record_id, output: Path, reader) -> None:
     help="Refuse an audio file larger than this many bytes (default 512 MiB).",
 )
 @_TSA_ROOTS
+@_WITNESS_OPTIONS
 @click.pass_context
-def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots) -> None:
+def verify_bundle(
+    ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots, witnesses, quorum
+) -> None:
     """Verify an evidence bundle offline, needing nothing but the file.
 
     Exit 0: valid and signed by the --key you gave ("ok": true). Exit 8: internally
@@ -651,6 +759,7 @@ def verify_bundle(ctx, bundle: Path, key, max_audio_size: int | None, tsa_roots)
         key,
         max_audio_size=max_audio_size or MAX_AUDIO_SIZE,
         tsa_roots=_trust_roots(tsa_roots),
+        witnesses=_witness_policy(witnesses, quorum),
     )
     emit(ctx, verdict.to_dict(), verdict.summary())
     if not verdict.consistent:
@@ -678,9 +787,12 @@ def demo(ctx, directory: Path | None) -> None:
 # persons, tokens) are declared in their own modules and attached here
 client.add_command(lifecycle.client_retention)
 campaign.add_command(lifecycle.campaign_retention)
+campaign.add_command(documents.campaign_documents)
 log.add_command(lifecycle.log_keys)
 log.add_command(lifecycle.log_rotate_key)
 for _command in (
+    documents.attach,
+    documents.documents,
     lifecycle.consent,
     lifecycle.dispute,
     lifecycle.hold,
@@ -693,6 +805,7 @@ for _command in (
     service.token,
     agent_commands.agent,
     agent_commands.upload,
+    witness_commands,
 ):
     cli.add_command(_command)
 

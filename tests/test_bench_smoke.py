@@ -30,7 +30,9 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "agent",
         "desk",
         "tiles",
+        "report_pdf",
         "timestamping",
+        "witnessing",
     ],
 )
 def test_bench_script_runs(name):

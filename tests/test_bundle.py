@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
+from html import escape
 
 import pytest
 import rfc8785
@@ -28,7 +29,7 @@ from tests.support.bundles import made as made_bundle
 from tests.support.tamper import edit_object, flip_byte
 from tests.support.vaults import CLIENT, clip, order_meta
 from vault import Vault
-from vault.bundle import CHECKS, REPORT_CHECKS, VERSION, Check, verify_bundle
+from vault.bundle import REPORT_CHECKS, Check, verify_bundle
 from vault.db import LogEntry, read_session
 from vault.errors import DecryptionFailed, NotFound, VaultError
 from vault.ledger.checkpoint import Checkpoint, sign_note, verifier_key
@@ -54,10 +55,16 @@ def accesses(vault: Vault, record_id: str) -> list[dict]:
 
 
 def test_export_then_verify(vault, tmp_path):
+    # format 3, as exported before the dispute report (format 4: tests/test_dispute_report.py)
     upload = clip(tmp_path, seconds=3.0)  # more than one sealed segment
     receipt = vault.ingest(upload, order_meta(1))
     out = export_bundle(
-        vault.context, receipt.record_id, tmp_path / "b.zip", principal=PRINCIPAL, client=CLIENT
+        vault.context,
+        receipt.record_id,
+        tmp_path / "b.zip",
+        principal=PRINCIPAL,
+        client=CLIENT,
+        version=3,
     )
     assert out == tmp_path / "b.zip"
     assert out.stat().st_mode & 0o777 == 0o600  # it holds PII
@@ -65,7 +72,7 @@ def test_export_then_verify(vault, tmp_path):
 
     verdict = verify_bundle(out, key=log_verifier_key(vault.context))
     assert verdict.ok, verdict.summary()
-    assert [c.name for c in verdict.checks] == list(REPORT_CHECKS[VERSION])
+    assert [c.name for c in verdict.checks] == list(REPORT_CHECKS[3])
     assert all(c.ok for c in verdict.checks)
     assert verdict.key_pinned and verdict.key == vault.log_key()
     assert (verdict.record_id, verdict.client) == (receipt.record_id, CLIENT)
@@ -85,7 +92,7 @@ def test_export_then_verify(vault, tmp_path):
     assert audio == upload.read_bytes()
     assert entry_hash(entry) == receipt.entry_hash
     assert manifest["record_id"] == receipt.record_id and manifest["client"] == CLIENT
-    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == VERSION
+    assert manifest["format"] == "evidence-vault bundle" and manifest["version"] == 3
     assert "+4915112345678" in report and "Max Mustermann" in report  # for the lawyer
     assert "evidence-vault verify-bundle BUNDLE.zip --key" in report
 
@@ -221,15 +228,36 @@ def _rename_position(files: dict[str, bytes], old: str, new: str) -> None:
 
 def _set_version(files: dict[str, bytes], version: int) -> None:
     m = json.loads(files["manifest.json"])
-    m["version"] = version
+    old, m["version"] = m["version"], version
     files["manifest.json"] = json.dumps(m).encode()
+    # the report lists the checks of its version: what that version's exporter wrote
+    files["report.html"] = _report_checks_of(files["report.html"], old, version)
+
+
+def _report_checks_of(page: bytes, old: int, version: int) -> bytes:
+    html = page.decode()
+    for name, meaning in REPORT_CHECKS[old].items():
+        if name not in REPORT_CHECKS[version]:
+            item = f"<li><code>{escape(name)}</code>: {escape(meaning)}</li>"
+            assert item in html
+            html = html.replace(item, "")
+    return html.encode()
+
+
+def _as_format(files: dict[str, bytes], version: int) -> None:
+    """The bundle as format ``version`` (2 or 3) exported it: no documents/, and the
+    report with that format's check list."""
+    _set_version(files, version)
+    for name in [n for n in files if n.startswith("documents/")]:
+        del files[name]
+    rerender(lambda f: None, files)
 
 
 def test_format_2_bundle_with_leaf_index_still_verifies(made, tmp_path):
     # what version 2 exported: the same bundle, proof.json naming the position leaf_index
     def as_version_2(files):
         _rename_position(files, "seq", "leaf_index")
-        _set_version(files, 2)
+        _as_format(files, 2)
 
     # the report as version 2 rendered it (its check list: version 4 lists more checks)
     path = rewrite(made, tmp_path, lambda files: rerender(as_version_2, files))
@@ -250,7 +278,7 @@ def test_position_named_for_another_version(made, tmp_path, version, rename):
     def change(files):
         if rename:
             _rename_position(files, *rename)
-        _set_version(files, version)
+        _as_format(files, version)
 
     verdict = verify_bundle(
         rewrite(made, tmp_path, lambda files: rerender(change, files)), key=made.key
@@ -461,5 +489,6 @@ def test_malformed_key_and_members_are_failed_checks(made, tmp_path):
             files[name] = b"\xff\x00[1,2"
 
     verdict = verify_bundle(rewrite(made, tmp_path, garbage), key=made.key)
-    assert failed(verdict) == set(CHECKS) - {"archive"}
+    # every check of the (format 3) bundle but the archive's
+    assert failed(verdict) == set(REPORT_CHECKS[3]) - {"archive"}
     assert verdict.record_id == made.record_id  # from the manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -210,3 +211,46 @@ def test_command_modules_do_not_import_the_root_command():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_export_report_options(run, tmp_path):
+    src = clip(tmp_path, "wav-pcm16", seconds=2.0)
+    out = run("--json", "ingest", str(src), "--meta", str(_meta_file(tmp_path)))
+    rid = json.loads(out.output)["record_id"]
+    key = run("log", "key").output.strip()
+    bundle = tmp_path / "en.zip"
+    run("export", rid, "-o", str(bundle), "--language", "en", "--time-zone", "America/New_York")
+    assert run("verify-bundle", str(bundle), "--key", key).output.startswith("VALID")
+    with zipfile.ZipFile(bundle) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        report = zf.read("report.html").decode()
+        assert "report.pdf" in zf.namelist()
+    assert (manifest["version"], manifest["language"]) == (4, "en")
+    assert manifest["time_zone"] == "America/New_York"
+    assert "Evidence report for record" in report and "(UTC-05:00)" in report
+    plain = tmp_path / "plain.zip"
+    run("export", rid, "-o", str(plain), "--no-pdf")
+    with zipfile.ZipFile(plain) as zf:
+        assert "report.pdf" not in zf.namelist()
+        assert "Beweisbericht zum Datensatz" in zf.read("report.html").decode()
+    refused = run("export", rid, "-o", str(tmp_path / "x.zip"), "--time-zone", "Mars/Base", code=3)
+    assert "time_zone: unknown time zone 'Mars/Base'" in refused.output
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_export_writes_the_report_pdf_beside_the_bundle(run, tmp_path):
+    src = clip(tmp_path, "wav-pcm16", seconds=2.0)
+    out = run("--json", "ingest", str(src), "--meta", str(_meta_file(tmp_path)))
+    rid = json.loads(out.output)["record_id"]
+    bundle, pdf = tmp_path / "de.zip", tmp_path / "bericht.pdf"
+    done = json.loads(
+        run("--json", "export", rid, "-o", str(bundle), "--report-pdf", str(pdf)).output
+    )
+    assert done["report_pdf"] == str(pdf)
+    with zipfile.ZipFile(bundle) as zf:
+        assert pdf.read_bytes() == zf.read("report.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    refused = run(
+        "export", rid, "-o", str(tmp_path / "y.zip"), "--no-pdf", "--report-pdf", str(pdf), code=2
+    )
+    assert "--report-pdf needs the PDF" in refused.output

@@ -137,3 +137,54 @@ def test_upgrade_from_0002_keeps_campaign_rules_sqlite(tmp_path: Path):
 @pytest.mark.postgres
 def test_upgrade_from_0002_keeps_campaign_rules_postgres(pg_url):
     assert _upgrade_from_0002(pg_url) == [("spring", 730, "recorded")]
+
+
+def _upgrade_0010_to_0011_and_back(url: str) -> tuple[list, list]:
+    """A campaign made at schema 0010 needs no documents after 0011; 0011 downgrades."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    from vault.db.engine import MIGRATIONS
+
+    engine = open_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0010")
+        conn.execute(
+            text(
+                "INSERT INTO client (id, display_name, retention_days, created_at) "
+                "VALUES ('telco-de', 'Telco', NULL, '2026-11-20 00:00:00+00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO campaign (client_id, name, retention_days, retention_basis, "
+                "created_at) VALUES ('telco-de', 'spring', 730, 'recorded', "
+                "'2026-11-20 00:00:00+00:00')"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        after = conn.execute(text("SELECT name, required_documents FROM campaign")).all()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+    tables = sorted(inspect(engine).get_table_names())
+    engine.dispose()
+    return after, tables
+
+
+def test_0011_adds_documents_and_downgrades_sqlite(tmp_path: Path):
+    after, tables = _upgrade_0010_to_0011_and_back(f"sqlite:///{tmp_path / 'old.db'}")
+    assert after == [("spring", "")]
+    assert "document" not in tables and "campaign" in tables
+
+
+@pytest.mark.postgres
+def test_0011_adds_documents_and_downgrades_postgres(pg_url):
+    after, tables = _upgrade_0010_to_0011_and_back(pg_url)
+    assert after == [("spring", "")]
+    assert "document" not in tables and "campaign" in tables

@@ -36,6 +36,7 @@ TABLE = {
     "invalid-request": (422, 3),
     "invalid-audio": (422, 3),
     "unsupported-media-type": (415, 3),
+    "invalid-document": (422, 3),
     "not-found": (404, 4),
     "shredded": (410, 4),
     "conflict": (409, 5),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -430,6 +431,19 @@ def test_bundle_download_verifies(local, api, sealed, tmp_path, monkeypatch):
         "what": "bundle",
     }
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary bundle is gone
+
+
+def test_bundle_download_in_english_without_pdf(local, api, sealed, tmp_path):
+    rid, _data, reader = sealed
+    resp = api.get(f"/v1/records/{rid}/bundle?language=en&pdf=false", headers=reader)
+    assert resp.status_code == 200
+    out = tmp_path / "bundle.zip"
+    out.write_bytes(resp.content)
+    assert verify_bundle(out, local.log_key()).ok
+    with zipfile.ZipFile(out) as zf:
+        assert "report.pdf" not in zf.namelist()
+        assert "Evidence report for record" in zf.read("report.html").decode()
+    assert api.get(f"/v1/records/{rid}/bundle?language=fr", headers=reader).status_code == 422
 
 
 def test_shredded_record_is_gone(local, api, sealed):

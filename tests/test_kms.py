@@ -38,6 +38,7 @@ T0 = datetime(2026, 11, 21, tzinfo=UTC)
 #: past the end of retention (RECORDED_AT + 730 days) and its month, plus the sweep's day
 SWEEP_AT = datetime(2028, 12, 2, tzinfo=UTC)
 
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now

@@ -29,11 +29,19 @@ from urllib.parse import quote
 
 import httpx
 
-from vault.errors import FieldError, InvalidAudio, StorageError, VaultError, error_classes
+from vault.errors import (
+    FieldError,
+    InvalidAudio,
+    InvalidDocument,
+    StorageError,
+    VaultError,
+    error_classes,
+)
 from vault.results import (
     CampaignInfo,
     ClientInfo,
     ConsistencyProof,
+    DocumentInfo,
     HoldInfo,
     InclusionProof,
     IssuedToken,
@@ -50,6 +58,13 @@ __all__ = ["VaultApiError", "VaultClient", "VaultConnectionError", "encode_metad
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _CHUNK = 1 << 16
+#: a Textform document's media type by file extension (as the CLI's ``attach`` tells it)
+_DOCUMENT_TYPES = {
+    ".eml": "message/rfc822",
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+    ".sms": "text/plain",
+}
 
 
 class VaultApiError(VaultError):
@@ -368,6 +383,59 @@ class VaultClient:
     def bundle(self, record_id: str, out_path: str | os.PathLike[str]) -> Path:
         """The evidence bundle (ZIP), streamed into ``out_path`` (atomic)."""
         return self._to_file(f"/v1/records/{_segment(record_id)}/bundle", out_path)
+
+    # -- Textform documents --------------------------------------------------------
+    def attach(
+        self,
+        record_id: str,
+        path: str | os.PathLike[str],
+        *,
+        kind: str,
+        media_type: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> DocumentInfo:
+        """Seal a Textform document (``.eml``, ``.pdf``, ``.txt``/``.sms``) with a record;
+        ``duplicate`` is true for the same document again."""
+        media_type = media_type or _DOCUMENT_TYPES.get(Path(path).suffix.lower())
+        if not media_type:
+            raise InvalidDocument(
+                "the document's media type cannot be told from its file name",
+                hint="pass media_type=, e.g. 'application/pdf'",
+            )
+        headers = {"Content-Type": media_type}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        data = Path(path).read_bytes()
+        found = self._object(
+            "POST",
+            f"/v1/records/{_segment(record_id)}/documents",
+            params={"kind": kind},
+            content=data,
+            headers=headers,
+        )
+        return DocumentInfo.from_dict(found)
+
+    def documents(self, record_id: str) -> list[DocumentInfo]:
+        """The record's documents (receipts, no content); not an access."""
+        listing = self.document_listing(record_id)
+        return [DocumentInfo.from_dict(d) for d in listing.get("documents", [])]
+
+    def document_listing(self, record_id: str) -> dict[str, Any]:
+        """The API's listing: ``documents`` and the Textform state — ``required``,
+        ``missing``, ``textform`` ("pending" or "complete")."""
+        return self._object("GET", f"/v1/records/{_segment(record_id)}/documents")
+
+    def document(
+        self,
+        record_id: str,
+        document_id: str,
+        *,
+        reason: str | None = None,
+        case: str | None = None,
+    ) -> bytes:
+        """A document's bytes, exactly as attached (a logged read)."""
+        path = f"/v1/records/{_segment(record_id)}/documents/{_segment(document_id)}"
+        return self._send("GET", path, params={"reason": reason, "case": case}).content
 
     # -- disputes and holds -------------------------------------------------------
     def open_dispute(self, record_id: str, case_ref: str, reason: str) -> HoldInfo:

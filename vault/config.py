@@ -176,6 +176,106 @@ class TsaSettings:
             )
 
 
+# --- witnesses (C2SP tlog-witness) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WitnessSettings:
+    """One witness (``[[witnessing.witnesses]]``): its submission URL and verifier key."""
+
+    url: str
+    #: the witness's verifier key, ``<name>+<key id>+<base64(0x04 ‖ Ed25519 key)>``
+    key: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                "[[witnessing.witnesses]] url must be an http:// or https:// URL",
+                hint="the witness's submission prefix; the vault POSTs to <url>/add-checkpoint",
+            )
+        from vault.errors import VaultError
+        from vault.ledger.cosignature import parse_witness_key
+
+        try:
+            parse_witness_key(self.key)
+        except VaultError as exc:
+            raise ConfigError(
+                f"[[witnessing.witnesses]] key: {exc.message}",
+                hint="copy the witness's verifier key from its operator (type 0x04)",
+            ) from None
+
+
+@dataclass(frozen=True)
+class WitnessingSettings:
+    """``[witnessing]``: witnesses, how many must cosign, and how long to wait for one."""
+
+    witnesses: tuple[WitnessSettings, ...] = ()
+    #: cosignatures a checkpoint needs to count as witnessed (default: every witness)
+    quorum: int | None = None
+    #: seconds to wait for one witness's answer; a slow witness is retried later
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        names = [w.key.split("+", 1)[0] for w in self.witnesses]
+        if len(set(names)) != len(names):
+            raise ConfigError("[[witnessing.witnesses]]: a witness name is listed twice")
+        if self.quorum is not None and not 1 <= self.quorum <= max(1, len(self.witnesses)):
+            raise ConfigError(
+                f"[witnessing] quorum {self.quorum} cannot be met by "
+                f"{len(self.witnesses)} witness(es)",
+                hint="set 1 <= quorum <= the number of [[witnessing.witnesses]]",
+            )
+        if not self.timeout > 0:
+            raise ConfigError("[witnessing] timeout must be a positive number of seconds")
+
+    @property
+    def required(self) -> int:
+        return len(self.witnesses) if self.quorum is None else self.quorum
+
+
+def _witnessing(table: object) -> WitnessingSettings:
+    if not isinstance(table, dict):
+        raise ConfigError("[witnessing] must be a table", hint="see docs/operations.md, Witnesses")
+    unknown = sorted(set(table) - {"witnesses", "quorum", "timeout"})
+    if unknown:
+        raise ConfigError(
+            f"[witnessing]: unknown setting(s) {', '.join(map(repr, unknown))}",
+            hint="the settings are quorum, timeout and [[witnessing.witnesses]] url/key",
+        )
+    entries = table.get("witnesses", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("[[witnessing.witnesses]] must be an array of tables with url and key")
+    witnesses = []
+    for entry in entries:
+        if set(entry) != {"url", "key"}:
+            raise ConfigError(
+                "[[witnessing.witnesses]] needs exactly url and key",
+                hint='e.g. url = "https://witness.example/w1" and key = "witness.example/w1+…"',
+            )
+        witnesses.append(WitnessSettings(str(entry["url"]).rstrip("/"), str(entry["key"])))
+    quorum = table.get("quorum")
+    timeout = table.get("timeout", 5.0)
+    if (quorum is not None and (isinstance(quorum, bool) or not isinstance(quorum, int))) or (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float)
+    ):
+        raise ConfigError("[witnessing] quorum is a whole number and timeout a number")
+    return WitnessingSettings(tuple(witnesses), quorum, float(timeout))
+
+
+def witnessing_toml(w: WitnessingSettings) -> list[str]:
+    """The ``[witnessing]`` part of vault.toml (nothing when no witness is configured)."""
+    if not w.witnesses:
+        return []
+    lines = ["[witnessing]"]
+    if w.quorum is not None:
+        lines.append(f"quorum = {w.quorum}  # cosignatures a checkpoint needs")
+    lines += [f"timeout = {w.timeout:g}  # seconds per witness answer", ""]
+    for ws in w.witnesses:
+        lines += ["[[witnessing.witnesses]]", f"url = {_toml_str(ws.url)}"]
+        lines += [f"key = {_toml_str(ws.key)}", ""]
+    return lines
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -215,12 +315,21 @@ class Settings:
     web_secure_cookie: str = "auto"
     #: times on the desk are shown in this zone unless the browser says otherwise
     web_timezone: str = "Europe/Berlin"
+    #: ``[report]``: sign report.pdf (PAdES B-T) with this PEM key and certificate (and
+    #: chain), the signature time-stamped by the RFC 3161 TSA at ``report_tsa_url``;
+    #: unset: the PDF is not signed
+    report_sign_key: Path | None = None
+    report_sign_cert: Path | None = None
+    report_sign_chain: tuple[Path, ...] = ()
+    report_tsa_url: str | None = None
     #: ``[timestamping]``: the TSAs every checkpoint is time-stamped by (none: off) ...
     tsas: tuple[TsaSettings, ...] = ()
     #: ... ``serve`` stamps the checkpoints still lacking a token every this many seconds
     timestamp_interval: float = 30.0
     #: ... and gives a TSA this many seconds to answer
     timestamp_timeout: float = 10.0
+    #: ``[witnessing]``: the C2SP tlog-witnesses that cosign each checkpoint
+    witnessing: WitnessingSettings = field(default_factory=lambda: WitnessingSettings())
 
     @property
     def resolved_database_url(self) -> str:
@@ -295,6 +404,7 @@ class Settings:
                 if value is not None:
                     lines.append(f"{item} = {_toml_str(value)}")
             lines.append("")
+        lines += witnessing_toml(self.witnessing)
         return "\n".join(lines)
 
     def _timestamping_toml(self) -> list[str]:
@@ -425,8 +535,32 @@ def _from_file(home: Path, data: dict) -> Settings:
         web_absolute_hours=int(data.get("web", {}).get("absolute_hours", 12)),
         web_secure_cookie=str(data.get("web", {}).get("secure_cookie", "auto")),
         web_timezone=str(data.get("web", {}).get("timezone", "Europe/Berlin")),
+        **_report_settings(home, data.get("report", {})),
         **_timestamping(home, data.get("timestamping", {})),
+        witnessing=_witnessing(data.get("witnessing", {})),
     )
+
+
+def _report_settings(home: Path, table: object) -> dict:
+    """``[report]``: the PDF signature's key, certificate, chain and TSA, all or nothing."""
+    if not isinstance(table, dict):
+        raise ConfigError("[report] must be a table", hint="see docs/operations.md")
+    key, cert = _path(home, table.get("sign_key")), _path(home, table.get("sign_cert"))
+    tsa = table.get("tsa_url") or None
+    if (key is None) != (cert is None) or (tsa is not None and key is None):
+        raise ConfigError(
+            "[report] needs sign_key and sign_cert together (and tsa_url only with them)",
+            hint="see docs/operations.md, Dispute reports",
+        )
+    chain = table.get("sign_chain", [])
+    if not isinstance(chain, list):
+        raise ConfigError("[report] sign_chain must be a list of PEM files")
+    return {
+        "report_sign_key": key,
+        "report_sign_cert": cert,
+        "report_sign_chain": tuple(p for p in (_path(home, c) for c in chain) if p),
+        "report_tsa_url": str(tsa) if tsa else None,
+    }
 
 
 def _timestamping(home: Path, table: object) -> dict:

@@ -112,6 +112,15 @@ class UnsupportedMediaType(InvalidAudio):
     http_status = 415
 
 
+class InvalidDocument(VaultError):
+    """A Textform document that is not what it claims: an e-mail that does not parse as
+    RFC 5322, a PDF without its header or end marker, an SMS text that is not UTF-8."""
+
+    kind = "invalid-document"
+    http_status = 422
+    exit_code = EXIT_INVALID
+
+
 class NotFound(VaultError):
     kind = "not-found"
     http_status = 404

@@ -14,6 +14,7 @@ from vault.results import (
     CampaignInfo,
     ClientInfo,
     ConsistencyProof,
+    DocumentInfo,
     HoldInfo,
     InclusionProof,
     IssuedToken,
@@ -22,11 +23,13 @@ from vault.results import (
     Receipt,
     RecordSummary,
     SignedCheckpoint,
+    TextformFacts,
     TokenInfo,
 )
 from vault.services import (
     admin,
     checkpoints,
+    documents,
     erasure,
     holds,
     keys,
@@ -41,6 +44,7 @@ from vault.services import (
 from vault.services import ingest as _ingest
 from vault.services import verify as _verify
 from vault.services.context import Clock, VaultContext, create_vault, open_vault, utc_now
+from vault.services.documents import PendingTextform
 from vault.services.erasure import ErasureReport
 from vault.services.keys import RotationReport
 from vault.services.people import Principal
@@ -157,9 +161,19 @@ class Vault:
         retention_days: int | None = None,
         *,
         retention_basis: str = "recorded",
+        required_documents: str | list[str] | tuple[str, ...] | None = None,
     ) -> CampaignInfo:
-        """Add a campaign; ``retention_basis`` is "recorded" or "consent-use" (UWG §7a)."""
-        return admin.add_campaign(self._ctx, client_id, name, retention_days, retention_basis)
+        """Add a campaign; ``retention_basis`` is "recorded" or "consent-use" (UWG §7a);
+        ``required_documents`` the Textform kinds (or a preset: ``tkg-54``, ``enwg-41b``)."""
+        return admin.add_campaign(
+            self._ctx, client_id, name, retention_days, retention_basis, required_documents
+        )
+
+    def set_campaign_documents(
+        self, client_id: str, name: str, required: str | list[str] | tuple[str, ...] | None
+    ) -> CampaignInfo:
+        """The Textform document kinds each record of the campaign needs."""
+        return admin.set_campaign_documents(self._ctx, client_id, name, required)
 
     def set_client_retention(self, client_id: str, days: int) -> None:
         admin.set_client_retention(self._ctx, client_id, days)
@@ -317,6 +331,57 @@ class Vault:
             principal=principal or local_principal(),
             client=_scope(principal),
         )
+
+    # -- Textform documents -----------------------------------------------------
+    def attach(
+        self,
+        record_id: str,
+        path: str | os.PathLike[str],
+        *,
+        kind: str,
+        media_type: str | None = None,
+        principal: str | Principal | None = None,
+    ) -> DocumentInfo:
+        """Seal a Textform document (e-mail, PDF, SMS text) with a record."""
+        return documents.attach(
+            self._ctx, record_id, path, kind=kind, media_type=media_type, client=_scope(principal)
+        )
+
+    def documents(
+        self, record_id: str, *, principal: str | Principal | None = None
+    ) -> list[DocumentInfo]:
+        """The record's sealed documents (no content; not an access)."""
+        return documents.list_documents(self._ctx, record_id, client=_scope(principal))
+
+    def read_document(
+        self,
+        record_id: str,
+        document_id: str,
+        *,
+        principal: str | Principal | None = None,
+        reason: str | None = None,
+        case: str | None = None,
+    ) -> tuple[DocumentInfo, bytes]:
+        """A document's bytes, exactly as attached (a logged read)."""
+        return documents.open_document(
+            self._ctx,
+            record_id,
+            document_id,
+            principal=principal or local_principal(),
+            client=_scope(principal),
+            reason=reason,
+            case=case,
+        )
+
+    def textform(
+        self, record_id: str, *, principal: str | Principal | None = None
+    ) -> TextformFacts:
+        """The record's Textform state: documents, their checks, required kinds missing."""
+        return documents.textform_facts(self._ctx, record_id, client=_scope(principal))
+
+    def pending_textform(self, days: int, client: str | None = None) -> list[PendingTextform]:
+        """Live records still missing required documents ``days`` days after recording."""
+        return documents.pending_after(self._ctx, days, client)
 
     def verify(
         self, client: str | None = None, progress: Progress | None = None, *, deep: bool = False
@@ -484,13 +549,23 @@ class Vault:
         out: str | os.PathLike[str],
         *,
         principal: str | Principal | None = None,
+        language: str = "de",
+        time_zone: str | None = None,
+        pdf: bool = True,
+        version: int | None = None,
     ) -> Path:
-        from vault.services.export import export_bundle
+        """``time_zone`` defaults to the vault's ``[web] timezone`` (the client's);
+        ``version`` 3 writes a bundle as before format 4 (tests of older bundles)."""
+        from vault.bundle.layout import VERSION
+        from vault.services.export import ReportOptions, export_bundle
 
+        options = ReportOptions(language, time_zone or self._ctx.settings.web_timezone, pdf)
         return export_bundle(
             self._ctx,
             record_id,
             out,
             principal=principal or local_principal(),
             client=_scope(principal),
+            options=options,
+            version=version or VERSION,
         )

@@ -57,6 +57,8 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 RECORD_ID = Identifier(r"[0-9a-hjkmnp-tv-z]{26}")
 #: hold ids: ``h`` and a record id's layout
 HOLD_ID = Identifier(rf"h{RECORD_ID.body}")
+#: Textform document ids: ``d`` and a record id's layout
+DOCUMENT_ID = Identifier(rf"d{RECORD_ID.body}")
 #: API token ids, as :func:`new_token_id` makes them (the secret is apart)
 TOKEN_ID = Identifier(r"tk[0-9a-f]{16}")
 
@@ -73,6 +75,10 @@ def new_record_id() -> str:
 
 def new_hold_id() -> str:
     return "h" + new_record_id()
+
+
+def new_document_id() -> str:
+    return "d" + new_record_id()
 
 
 def new_token_id() -> str:

@@ -28,6 +28,8 @@ __all__ = [
     "CampaignInfo",
     "ClientInfo",
     "ConsistencyProof",
+    "DocumentFact",
+    "DocumentInfo",
     "HoldInfo",
     "InclusionProof",
     "IssuedToken",
@@ -37,6 +39,7 @@ __all__ = [
     "Receipt",
     "RecordSummary",
     "SignedCheckpoint",
+    "TextformFacts",
     "TokenInfo",
 ]
 
@@ -171,6 +174,13 @@ class RecordSummary(JsonFields):
     retain_until: datetime | None = None
     #: "sealed", or "shredded" once crypto-shredded
     state: str = "sealed"
+    #: the Textform document kinds its campaign requires that are not sealed yet
+    pending_documents: tuple[str, ...] = ()
+
+    @property
+    def textform(self) -> str:
+        """ "pending" while a required Textform document is missing, else "complete"."""
+        return "pending" if self.pending_documents else "complete"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,6 +197,8 @@ class RecordSummary(JsonFields):
             "seq": self.seq,
             "retain_until": _time(self.retain_until),
             "state": self.state,
+            "textform": self.textform,
+            "pending_documents": list(self.pending_documents),
         }
 
     @classmethod
@@ -205,6 +217,7 @@ class RecordSummary(JsonFields):
             seq=int(d["seq"]),
             retain_until=_parse_opt_time(d.get("retain_until")),
             state=str(d.get("state", "sealed")),
+            pending_documents=tuple(str(k) for k in d.get("pending_documents", ())),
         )
 
 
@@ -301,6 +314,8 @@ class CampaignInfo(JsonFields):
     retention_days: int | None
     retention_basis: str = "recorded"
     client_default: bool = False
+    #: the Textform document kinds each record of the campaign needs
+    required_documents: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -309,6 +324,7 @@ class CampaignInfo(JsonFields):
             "retention_days": self.retention_days,
             "retention_basis": self.retention_basis,
             "client_default": self.client_default,
+            "required_documents": list(self.required_documents),
         }
 
     @classmethod
@@ -320,6 +336,7 @@ class CampaignInfo(JsonFields):
             retention_days=None if days is None else int(days),
             retention_basis=str(d.get("retention_basis", "recorded")),
             client_default=bool(d.get("client_default", False)),
+            required_documents=tuple(str(k) for k in d.get("required_documents", ())),
         )
 
 
@@ -495,3 +512,123 @@ class KeyGeneration(JsonFields):
     @classmethod
     def from_dict(cls, d: JsonObject) -> KeyGeneration:
         return cls(int(d["generation"]), str(d["verifier_key"]), bool(d["active"]))
+
+
+@dataclass(frozen=True)
+class DocumentInfo(JsonFields):
+    """A Textform document sealed with a record (no content, no PII)."""
+
+    document_id: str
+    record_id: str
+    client: str
+    kind: str
+    media_type: str
+    size: int
+    seq: int
+    entry_hash: str
+    sealed_at: datetime
+    duplicate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "document_id": self.document_id,
+            "record_id": self.record_id,
+            "client": self.client,
+            "kind": self.kind,
+            "media_type": self.media_type,
+            "size": self.size,
+            "seq": self.seq,
+            "entry_hash": self.entry_hash,
+            "sealed_at": format_time(self.sealed_at),
+            "duplicate": self.duplicate,
+        }
+
+    @classmethod
+    def from_dict(cls, d: JsonObject) -> DocumentInfo:
+        return cls(
+            document_id=str(d["document_id"]),
+            record_id=str(d["record_id"]),
+            client=str(d["client"]),
+            kind=str(d["kind"]),
+            media_type=str(d["media_type"]),
+            size=int(d["size"]),
+            seq=int(d["seq"]),
+            entry_hash=str(d["entry_hash"]),
+            sealed_at=_parse_time(d["sealed_at"]),
+            duplicate=bool(d.get("duplicate", False)),
+        )
+
+
+@dataclass(frozen=True)
+class DocumentFact(JsonFields):
+    """One sealed document as a report states it: what it is, when it was sealed, and
+    whether it checked ("ok", or what is wrong)."""
+
+    document_id: str
+    seq: int
+    kind: str
+    media_type: str
+    size: int
+    sealed_at: datetime
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "document_id": self.document_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "media_type": self.media_type,
+            "size": self.size,
+            "sealed_at": format_time(self.sealed_at),
+            "verdict": self.verdict,
+        }
+
+    @classmethod
+    def from_dict(cls, d: JsonObject) -> DocumentFact:
+        return cls(
+            document_id=str(d["document_id"]),
+            seq=int(d["seq"]),
+            kind=str(d["kind"]),
+            media_type=str(d["media_type"]),
+            size=int(d["size"]),
+            sealed_at=_parse_time(d["sealed_at"]),
+            verdict=str(d["verdict"]),
+        )
+
+
+@dataclass(frozen=True)
+class TextformFacts(JsonFields):
+    """A record's Textform state: its sealed documents and the required kinds missing.
+
+    ``pending`` is the "pending Textform" state the desk, the search and the report show.
+    """
+
+    record_id: str
+    required: tuple[str, ...]
+    documents: tuple[DocumentFact, ...]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        have = {d.kind for d in self.documents if d.verdict == "ok"}
+        return tuple(k for k in self.required if k not in have)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "required": list(self.required),
+            "documents": [d.to_dict() for d in self.documents],
+            "missing": list(self.missing),
+            "textform": "pending" if self.pending else "complete",
+        }
+
+    @classmethod
+    def from_dict(cls, d: JsonObject) -> TextformFacts:
+        return cls(
+            record_id=str(d["record_id"]),
+            required=tuple(str(k) for k in d.get("required", ())),
+            documents=tuple(DocumentFact.from_dict(x) for x in d.get("documents", ())),
+        )

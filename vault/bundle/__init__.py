@@ -12,7 +12,9 @@ Made by ``vault.services.export.export_bundle``; checked offline by
     proof.json               RFC 9162 inclusion proof of the entry
     checkpoint.txt           the signed checkpoint (C2SP signed note) the proof leads to
     verifier-key.txt         the vault's verifier key, as the vault says it is
+    custody.json             (format 4) the record's access and hold entries, with proofs
     report.html              the same facts for people, rendered again and compared
+    report.pdf               (format 4, optional) the same as PDF/A-3b, the files attached
     timestamps/<tsa>.tsr     (version 4) RFC 3161 tokens over the checkpoint's text
 
 Pure code only, like :mod:`vault.ledger`: no database, no storage, no vault.

@@ -15,9 +15,10 @@ from vault.report import V1_CHECKS
 FORMAT = "evidence-vault bundle"
 #: 2: report.html is checked (re-rendered from the checked members, byte for byte);
 #: 3: proof.json names the entry's position ``seq``, as the CLI and the API do;
-#: 4: court-ready evidence (time-stamps, ...: see the version 4 blocks below)
+#: 4: the dispute report (German by default, custody.json, report.pdf), Textform
+#:    documents, time-stamps, witness cosignatures; see the version 4 blocks below
 VERSION = 4
-#: versions the verifier reads; a version 1 report is re-rendered the version 1 way
+#: versions the verifier reads; each version's report is re-rendered that version's way
 SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 MANIFEST = "manifest.json"
@@ -33,6 +34,11 @@ AUDIO_DIR = "audio/"
 TEXT_MEMBERS = (EVIDENCE, ENTRY, OPENINGS, PROOF, CHECKPOINT, VERIFIER_KEY, REPORT)
 #: the fields of manifest.json, none other
 MANIFEST_FIELDS = frozenset({"format", "version", "record_id", "client", "created_at", "files"})
+#: version 4 adds how the report is presented: its language and the client's time zone
+#: (choices of whoever exported, not facts: the facts shown are the sealed ones)
+MANIFEST_FIELDS_V4 = MANIFEST_FIELDS | {"language", "time_zone"}
+#: the languages of a version 4 report
+REPORT_LANGUAGES = ("de", "en")
 
 # Format version 4 (court-ready evidence) adds optional members, each checked when present.
 # Their names are fixed here first so the parts built in parallel agree:
@@ -40,8 +46,14 @@ MANIFEST_FIELDS = frozenset({"format", "version", "record_id", "client", "create
 TIMESTAMPS_DIR = "timestamps/"
 #: the Textform documents sealed with the record: ``documents/<seq>-<kind><ext>``
 DOCUMENTS_DIR = "documents/"
-#: the dispute report as PDF/A-3b, the bundle's other members attached
+#: the dispute report as PDF/A-3b, the bundle's other members attached (optional: an
+#: export may leave it out, ``--no-pdf``)
 REPORT_PDF = "report.pdf"
+#: the record's chain of custody: its evidence.accessed and hold.* log entries, exact
+#: bytes, each with an inclusion proof to the bundle's checkpoint (required in version 4)
+CUSTODY = "custody.json"
+#: the log entry types custody.json holds
+CUSTODY_TYPES = ("evidence.accessed", "hold.placed", "hold.release_requested", "hold.released")
 # Witness cosignatures (C2SP tlog-cosignature) are extra signature lines of checkpoint.txt.
 
 #: file extension of the audio member, by the canonical media type of the clip
@@ -72,6 +84,33 @@ CHECKS = {
     "report": "report.html is exactly the report rendered from the checked members",
 }
 
+#: version 4 adds two checks; the dispute report states every check in German or English
+#: (``vault.dispute_report``), the English text being this one
+CHECKS_V4 = {
+    **CHECKS,
+    "custody": "every entry of custody.json is a canonical log entry about this record "
+    "(an access or a hold) and is in the client's log: its inclusion proof leads to the "
+    "checkpoint's root",
+    "report-pdf": "report.pdf, when present, carries exactly the bundle's other files as "
+    "attachments and shows exactly the text of the report rendered from the checked members",
+}
+
+
+
+def text_members(version: int) -> tuple[str, ...]:
+    """The members every bundle of ``version`` holds, besides the manifest and the audio."""
+    return (*TEXT_MEMBERS, CUSTODY) if version >= 4 else TEXT_MEMBERS
+
+
+def manifest_fields(version: Any) -> frozenset[str]:
+    return MANIFEST_FIELDS_V4 if version == 4 else MANIFEST_FIELDS
+
+
+def pdf_attachments(names: Any) -> list[str]:
+    """The members report.pdf carries, by the bundle's member names: all but the manifest
+    (it lists the PDF's own hash) and the PDF itself, sorted."""
+    return sorted(str(n) for n in names if n not in (MANIFEST, REPORT_PDF))
+
 # --- format version 4: checkpoint time-stamps (RFC 3161) ---------------------------------
 #: ``timestamps/<tsa>.tsr``: one TSA's DER TimeStampResp over SHA-256 of the text of
 #: checkpoint.txt (the note without its signature lines); the TSA's name as configured
@@ -82,7 +121,7 @@ TIMESTAMP_CHECK = {
     "extended key usage id-kp-timeStamping) chains to a TSA root you trust: the checkpoint, "
     "and every entry under it, existed at the token's time"
 }
-CHECKS_V4 = {**CHECKS, **TIMESTAMP_CHECK}
+CHECKS_V4 |= TIMESTAMP_CHECK
 
 
 def timestamp_member(tsa: str) -> str:
@@ -91,8 +130,22 @@ def timestamp_member(tsa: str) -> str:
 
 # --- end of the time-stamp block ---------------------------------------------------------
 
+
 #: the check list a report of each format version shows ("How to verify")
 REPORT_CHECKS = {1: V1_CHECKS, 2: CHECKS, 3: CHECKS, 4: CHECKS_V4}
+
+# --- format 4: witness cosignatures (C2SP tlog-cosignature) ------------------------------
+#: checkpoint.txt of a version 4 bundle carries the witnesses' cosignature lines after the
+#: vault's signature; the verifier applies the N-of-M witness policy its user gives
+#: (``docs/formats.md``, "Witness cosignatures"). Versions 1-3 get this check only when a
+#: policy is given.
+WITNESS_CHECKS = {
+    "witnesses": "the checkpoint is cosigned by at least the number of witnesses the "
+    "verifier requires, of the witness keys it names (C2SP tlog-cosignature/v1), and no "
+    "cosignature by those witnesses fails to verify: independent witnesses saw this "
+    "history of the log and no other one; without a witness policy the cosignatures are "
+    "not checked",
+}
 
 #: proof.json's statement of its algorithm
 PROOF_ALGORITHM = "RFC 9162 §2.1.3, SHA-256; leaf hash = SHA-256(0x00 ‖ entry.json)"
@@ -145,3 +198,38 @@ def proof_statement(
         "hashes": hashes,
         "algorithm": PROOF_ALGORITHM,
     }
+
+
+# -- Textform documents (format 4) ------------------------------------------------------------
+# One block, kept apart: the time-stamp, witness and report parts edit this file too.
+
+#: what the bundle says about its documents: for each, its member, log entry, commitment
+#: salt and inclusion proof (to the bundle's checkpoint); and the kinds the campaign
+#: requires and which of them are missing ("pending Textform")
+DOCUMENTS_INDEX = DOCUMENTS_DIR + "index.json"
+#: the fields of documents/index.json, and of each of its documents, none other
+DOCUMENTS_INDEX_FIELDS = frozenset({"record_id", "required", "missing", "documents"})
+DOCUMENT_FIELDS = frozenset({"member", "seq", "entry", "salt", "hashes"})
+#: file extension of a document member, by its media type
+DOCUMENT_EXTENSIONS = {"message/rfc822": ".eml", "application/pdf": ".pdf", "text/plain": ".txt"}
+#: the check format 4 adds, and what it establishes
+DOCUMENTS_CHECK = {
+    "documents": "each file under documents/ is a Textform document the vault sealed with "
+    "this record: its salted commitment equals the commitments.document of its "
+    "document.sealed entry, that entry is of this record and client, and its Merkle "
+    "inclusion proof leads to the checkpoint's root; documents/index.json says which "
+    "required kinds are missing (pending Textform)",
+}
+#: the checks of a format 4 verdict, in order (the report part may extend it)
+CHECKS_V4 |= DOCUMENTS_CHECK
+CHECKS_V4 |= WITNESS_CHECKS  # last: the verifier runs it last
+
+
+def has_documents(version: int) -> bool:
+    """Whether bundles of this format carry documents/ (and the ``documents`` check)."""
+    return version >= 4
+
+
+def document_member(seq: int, kind: str, media_type: str) -> str:
+    """``documents/<seq>-<kind><ext>``; ``.bin`` for a media type without an extension."""
+    return f"{DOCUMENTS_DIR}{seq}-{kind}{DOCUMENT_EXTENSIONS.get(media_type, '.bin')}"

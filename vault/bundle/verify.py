@@ -35,40 +35,63 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import rfc8785
 
 from vault.audio import probe
+from vault.bundle.court import court_facts
 from vault.bundle.layout import (
     AUDIO_DIR,
     AUDIO_EXTENSIONS,
     CHECKPOINT,
+    CUSTODY,
+    CUSTODY_TYPES,
+    DOCUMENT_FIELDS,
+    DOCUMENTS_DIR,
+    DOCUMENTS_INDEX,
+    DOCUMENTS_INDEX_FIELDS,
     ENTRY,
     EVIDENCE,
     FORMAT,
     MANIFEST,
-    MANIFEST_FIELDS,
     OPENINGS,
     PROOF,
     REPORT,
     REPORT_CHECKS,
+    REPORT_LANGUAGES,
+    REPORT_PDF,
     SUPPORTED_VERSIONS,
-    TEXT_MEMBERS,
     TIMESTAMP_MEMBER,
     TIMESTAMPS_DIR,
     VERIFIER_KEY,
     audio_member,
+    document_member,
+    has_documents,
+    manifest_fields,
     openings_scheme,
+    pdf_attachments,
     proof_statement,
+    text_members,
+)
+from vault.bundle.pdf import PdfRefused, read_pdf
+from vault.dispute_report import (
+    CustodyEvent,
+    DisputeFacts,
+    expected_pdf_text,
+    render_dispute_html,
 )
 from vault.errors import VaultError
 from vault.ledger.checkpoint import Checkpoint, NoteError, Verifier, open_note, parse_verifier_key
+from vault.ledger.cosignature import WitnessPolicy, WitnessVerdict, check_witnesses
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import leaf_hash, verify_inclusion
 from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
 from vault.report import BUNDLE_PLACEHOLDER, ReportFacts, render_report
+from vault.results import DocumentFact, TextformFacts
 from vault.sealing import CommitmentHasher, commitment, plaintext_size
 from vault.sealing.timestamps import TrustRoots
 
@@ -79,6 +102,8 @@ from vault.sealing.timestamps import TrustRoots
 MAX_MANIFEST_SIZE = 64 * 1024
 MAX_TEXT_SIZE = 4 * 1024 * 1024
 MAX_AUDIO_SIZE = 512 * 1024 * 1024
+#: a Textform document (format 4): the vault seals none larger
+MAX_DOCUMENT_SIZE = 25 * 1024 * 1024
 #: the ZIP methods the exporter uses; others (bzip2, LZMA) inflate without an output
 #: bound in Python's zipfile and are refused unread
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -140,6 +165,11 @@ class BundleVerdict:
     unchecked: list[Unchecked] = field(default_factory=list)
     #: format version 4: the verdict on each time-stamp token (TSA, genTime, serial, status)
     timestamps: list[TimestampResult] | None = None
+    #: format 4: the bundle's Textform documents, each with its verdict ("ok" or why
+    #: not), and the required kinds missing (pending Textform); None before format 4
+    textform: TextformFacts | None = None
+    #: the witness policy applied to checkpoint.txt (None: no policy was given)
+    witnesses: WitnessVerdict | None = None
 
     @property
     def consistent(self) -> bool:
@@ -175,6 +205,8 @@ class BundleVerdict:
             {}
             if self.timestamps is None
             else {"timestamps": [t.to_dict() for t in self.timestamps]}
+        ) | ({"textform": self.textform.to_dict()} if self.textform is not None else {}) | (
+            {"witnesses": self.witnesses.to_dict()} if self.witnesses else {}
         )
 
     def summary(self) -> str:
@@ -213,6 +245,7 @@ def verify_bundle(
     *,
     max_audio_size: int = MAX_AUDIO_SIZE,
     tsa_roots: TrustRoots | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> BundleVerdict:
     """Check an evidence bundle offline; :data:`~vault.bundle.layout.CHECKS` says what is checked.
 
@@ -224,6 +257,8 @@ def verify_bundle(
     certificates of the Time-Stamping Authorities the caller trusts (format version 4):
     without them a time-stamp's imprint is checked, its signature is not (and the verdict
     lists it as unchecked).
+    ``witnesses`` is the N-of-M witness
+    policy the checkpoint must meet (check ``witnesses``; always listed from version 4 on).
     """
     try:
         zf = zipfile.ZipFile(path)
@@ -232,7 +267,7 @@ def verify_bundle(
         detail = "bundle is not a readable ZIP archive"
         return BundleVerdict(None, None, [Check("archive", False, detail)], key is not None, key)
     with zf, tempfile.TemporaryDirectory(prefix="evidence-bundle-") as scratch:
-        bundle = _Bundle(zf, Path(scratch), max_audio_size)
+        bundle = _Bundle(zf, Path(scratch), max_audio_size, witnesses)
         checks = [
             _run("archive", bundle.check_archive),
             _run("entry", bundle.check_entry),
@@ -245,8 +280,17 @@ def verify_bundle(
             _run("statements", bundle.check_statements),
             _run("report", bundle.check_report),
         ]
-        if bundle.version() >= 4:
+        if bundle.version() == 4:
+            checks += [
+                _run("custody", bundle.check_custody),
+                _run("report-pdf", bundle.check_report_pdf),
+            ]
+        if (bundle.version() or 0) >= 4:
             checks.append(_run("timestamp", lambda: bundle.check_timestamps(tsa_roots)))
+        if has_documents(bundle.version() or 0):
+            checks.append(_run("documents", bundle.check_documents))
+        if witnesses is not None or bundle.version_at_least(4):
+            checks.append(_run("witnesses", bundle.check_witnesses))
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -255,6 +299,8 @@ def verify_bundle(
             bundle.used_key,
             bundle.unchecked(),
             bundle.timestamps,
+            bundle.textform,
+            bundle.witness_verdict,
         )
 
 
@@ -273,6 +319,11 @@ def _run(name: str, check: Callable[[], str]) -> Check:
     except Exception as exc:
         # malformed input must become a failed check, whatever shape it takes
         return Check(name, False, f"cannot check: malformed bundle data ({type(exc).__name__})")
+
+
+def _court_member(name: str) -> bool:
+    """The members :func:`court_facts` reads."""
+    return name in (CHECKPOINT, DOCUMENTS_INDEX) or TIMESTAMP_MEMBER.fullmatch(name) is not None
 
 
 @contextmanager
@@ -379,8 +430,16 @@ class _Limit:
 class _Bundle:
     """A bundle being checked: members are read once, on demand; parse errors are _Fail."""
 
-    def __init__(self, zf: zipfile.ZipFile, scratch: Path, max_audio_size: int) -> None:
+    def __init__(
+        self,
+        zf: zipfile.ZipFile,
+        scratch: Path,
+        max_audio_size: int,
+        witnesses: WitnessPolicy | None = None,
+    ) -> None:
         self._zf = zf
+        self._policy = witnesses
+        self.witness_verdict: WitnessVerdict | None = None
         self._scratch = scratch
         self._max_audio = max_audio_size
         names = zf.namelist()
@@ -391,6 +450,7 @@ class _Bundle:
         self._unchecked: dict[tuple[str, str], None] = {}  # ordered set
         self.used_key: str | None = None
         self.timestamps: list[TimestampResult] | None = None
+        self.textform: TextformFacts | None = None
 
     def unchecked(self) -> list[Unchecked]:
         found = list(self._unchecked)
@@ -421,6 +481,10 @@ class _Bundle:
             return _Limit(MAX_MANIFEST_SIZE, False, "manifest")
         audio = name.startswith(AUDIO_DIR)
         cap, kind = (self._max_audio, "audio file") if audio else (MAX_TEXT_SIZE, "text file")
+        if name == REPORT_PDF:  # it carries the audio and every text member
+            cap, kind = self._max_audio + 8 * MAX_TEXT_SIZE, "PDF report"
+        elif name.startswith(DOCUMENTS_DIR) and name != DOCUMENTS_INDEX:
+            cap, kind = MAX_DOCUMENT_SIZE, "document file"
         try:
             listed = _get(self.manifest()["files"], name, "size")
         except _Fail:
@@ -509,6 +573,12 @@ class _Bundle:
         if not isinstance(manifest.get("files"), dict):
             raise _Fail(f"{MANIFEST} lists no files")
         return manifest
+
+    def version(self) -> int | None:
+        try:
+            return int(self.manifest()["version"])
+        except (_Fail, TypeError, ValueError):
+            return None
 
     def audio_name(self) -> str:
         """The audio member: as the manifest names it, else the one file under ``audio/``."""
@@ -629,13 +699,19 @@ class _Bundle:
             raise _Fail("; ".join([*problems, str(exc)])) from None
         problems += self._manifest_fields(manifest)
         listed: dict = manifest["files"]
+        version = manifest["version"]
         unsafe = {n for n in [*names, *listed] if not _SAFE_NAME.fullmatch(str(n))}
         problems += [
             f"{_shown(n)} is not a safe file name (absolute, with '..', or with characters "
             "a bundle never uses): refused"
             for n in sorted(unsafe, key=str)
         ]
-        expected = set(TEXT_MEMBERS) | set(self.timestamp_names())
+        expected = set(text_members(version))
+        if version >= 4 and (REPORT_PDF in names or REPORT_PDF in listed):
+            expected.add(REPORT_PDF)  # optional: an export may leave it out
+        expected |= set(self.timestamp_names())
+        if has_documents(version):
+            expected |= {DOCUMENTS_INDEX, *self._document_members()}
         try:
             name = self.audio_name()
             expected.add(name)
@@ -659,16 +735,9 @@ class _Bundle:
 
     # -- format version 4: time-stamps -----------------------------------------------
 
-    def version(self) -> int:
-        """The manifest's format version; 0 when it cannot be read (the archive check says)."""
-        try:
-            return int(self.manifest()["version"])
-        except _Fail:
-            return 0
-
     def timestamp_names(self) -> list[str]:
         """The time-stamp members of a version 4 bundle: well-named, in the ZIP or listed."""
-        if self.version() < 4:
+        if (self.version() or 0) < 4:
             return []
         names = {*self._zf.namelist(), *map(str, self.manifest()["files"])}
         return sorted(n for n in names if TIMESTAMP_MEMBER.fullmatch(n))
@@ -727,11 +796,16 @@ class _Bundle:
         """No field a person could read beyond the known ones, each of its type."""
         problems = [
             f"{MANIFEST} has the unknown field {_shown(k)}"
-            for k in sorted(set(manifest) - MANIFEST_FIELDS, key=str)
+            for k in sorted(set(manifest) - manifest_fields(manifest["version"]), key=str)
         ]
         created = manifest.get("created_at")
         if not (isinstance(created, str) and _TIME.fullmatch(created)):
             problems.append(f"created_at in {MANIFEST} is not a UTC time")
+        if manifest["version"] >= 4:
+            if manifest.get("language") not in REPORT_LANGUAGES:
+                problems.append(f"language in {MANIFEST} is not one of {REPORT_LANGUAGES}")
+            if not _is_zone(manifest.get("time_zone")):
+                problems.append(f"time_zone in {MANIFEST} is not a known time zone")
         return problems
 
     def _compare(self, name: str, want: Any) -> list[str]:
@@ -883,7 +957,7 @@ class _Bundle:
                 "names another key than the pinned one (also shown in report.html); it was "
                 "ignored: trust only the key you pinned",
             )
-        others = _other_signatures(self.note(), verifier)
+        others = _other_signatures(self.note(), verifier) - self._policy_lines()
         if others:
             self._not_checked(
                 CHECKPOINT,
@@ -891,6 +965,70 @@ class _Bundle:
                 "they prove nothing unless you check them with their keys",
             )
         return detail
+
+    # -- witness cosignatures (format 4) ---------------------------------------------
+
+    def version_at_least(self, version: int) -> bool:
+        try:
+            got = self.manifest().get("version")
+        except _Fail:
+            return False
+        return isinstance(got, int) and not isinstance(got, bool) and got >= version
+
+    def _policy_lines(self) -> int:
+        """Signature lines by the policy's witnesses: the witnesses check covers them."""
+        if self._policy is None:
+            return 0
+        ours = {(w.name, w.key_id) for w in self._policy.witnesses}
+        try:
+            _text, lines = _note_lines(self.note())
+        except (_Fail, NoteError):
+            return 0
+        return sum((s.name, s.key_id) in ours for s in lines)
+
+    def check_witnesses(self) -> str:
+        with _needs():
+            note = self.note()
+            self.checkpoint()  # the note's text must be a checkpoint
+        if self._policy is None:
+            return self._witnesses_not_checked(note)
+        try:
+            verdict = check_witnesses(note, self._policy)
+        except NoteError as exc:
+            raise _Fail(f"cannot check: {CHECKPOINT} is malformed: {exc.message}") from None
+        self.witness_verdict = verdict
+        if verdict.invalid:
+            names = ", ".join(f"{f.witness}+{f.key_id}" for f in verdict.invalid)
+            raise _Fail(
+                f"{CHECKPOINT} holds a cosignature line by witness {names} that does not "
+                "verify: it was altered, or is not that witness's cosignature of this checkpoint"
+            )
+        cosigned = [f for f in verdict.facts if f.verdict == "valid"]
+        if len(cosigned) < verdict.quorum:
+            absent = [f for f in verdict.facts if f.verdict != "valid"]
+            missing = ", ".join(f"{f.witness}+{f.key_id}" for f in absent)
+            raise _Fail(
+                f"{CHECKPOINT} is cosigned by {len(cosigned)} of the witnesses the policy "
+                f"names, {verdict.quorum} required ({self._policy.describe()}); no "
+                f"cosignature by {missing}"
+            )
+        shown = ", ".join(f"{f.witness} at {_posix_time(f.timestamp)}" for f in cosigned)
+        return (
+            f"cosigned by {len(cosigned)} of {len(verdict.facts)} witnesses "
+            f"({verdict.quorum} required): {shown}"
+        )
+
+    def _witnesses_not_checked(self, note: bytes) -> str:
+        try:
+            _text, lines = _note_lines(note)
+        except NoteError:
+            lines = []
+        # the signature check lists these lines as unchecked (signatures by other keys)
+        others = max(0, len(lines) - 1)
+        return (
+            f"no witness policy given (--witness KEY, repeated, and --witness-quorum N): "
+            f"{others} other signature line(s) of {CHECKPOINT} were not checked as cosignatures"
+        )
 
     def _bundled_key(self) -> str | None:
         try:
@@ -947,8 +1085,9 @@ class _Bundle:
     def check_report(self) -> str:
         with _needs():
             facts = self._report_facts()
+            dispute = self._dispute_facts(facts) if facts.version >= 4 else None
         got = self.data(REPORT)
-        want = render_report(facts).encode()
+        want = (render_dispute_html(dispute) if dispute else render_report(facts)).encode()
         if hmac.compare_digest(got, want):
             return f"{REPORT} is exactly the report rendered from the checked members"
         raise _Fail(
@@ -989,6 +1128,138 @@ class _Bundle:
             bundle_name=BUNDLE_PLACEHOLDER if version > 1 else self._v1_bundle_name(),
         )
 
+    # -- Textform documents (format 4) ---------------------------------------------------
+
+    def _documents_index(self) -> dict:
+        index = _strict_json(self.data(DOCUMENTS_INDEX), DOCUMENTS_INDEX)
+        if not isinstance(index, dict) or not isinstance(index.get("documents"), list):
+            raise _Fail(f"{DOCUMENTS_INDEX} lists no documents")
+        return index
+
+    def _document_members(self) -> list[str]:
+        """The members documents/index.json names (the archive check expects them)."""
+        try:
+            listed = self._documents_index()["documents"]
+        except _Fail:
+            return []
+        return [
+            d["member"]
+            for d in listed
+            if isinstance(d, dict)
+            and isinstance(d.get("member"), str)
+            and _SAFE_NAME.fullmatch(d["member"])
+        ]
+
+    def check_documents(self) -> str:
+        with _needs():
+            manifest, cp = self.manifest(), self.checkpoint()
+        index = self._documents_index()
+        problems = [
+            f"{DOCUMENTS_INDEX} has the unknown field {_shown(k)}"
+            for k in sorted(set(index) - DOCUMENTS_INDEX_FIELDS, key=str)
+        ]
+        if index.get("record_id") != manifest.get("record_id"):
+            problems.append(f"{DOCUMENTS_INDEX} is about another record than {MANIFEST} names")
+        facts: list[DocumentFact] = []
+        for n, statement in enumerate(index["documents"]):
+            fact, wrong = self._check_document(n, statement, manifest, cp)
+            problems += wrong
+            if fact is not None:
+                facts.append(fact)
+        required, missing = index.get("required"), index.get("missing")
+        if not (isinstance(required, list) and all(isinstance(k, str) for k in required)):
+            problems.append(f"required in {DOCUMENTS_INDEX} is not a list of kinds")
+            required = []
+        have = {f.kind for f in facts if f.verdict == "ok"}
+        if missing != [k for k in required if k not in have]:
+            problems.append(
+                f"missing in {DOCUMENTS_INDEX} is not the required kinds the bundle lacks"
+            )
+        self.textform = TextformFacts(str(manifest.get("record_id")), tuple(required), tuple(facts))
+        if problems:
+            raise _Fail("; ".join(problems))
+        if required:
+            self._not_checked(
+                DOCUMENTS_INDEX,
+                "required, the kinds the campaign asks for, is the vault's statement at "
+                "export: nothing seals it",
+            )
+        state = (
+            f"pending Textform: missing {', '.join(self.textform.missing)}"
+            if self.textform.pending
+            else "Textform complete"
+            if required
+            else "no documents required"
+        )
+        kinds = ", ".join(f.kind for f in facts) or "none"
+        return f"{len(facts)} document(s) sealed with the record ({kinds}); {state}"
+
+    def _check_document(
+        self, n: int, statement: Any, manifest: dict, cp: Checkpoint
+    ) -> tuple[DocumentFact | None, list[str]]:
+        where = f"document {n + 1} of {DOCUMENTS_INDEX}"
+        if not isinstance(statement, dict) or set(statement) != DOCUMENT_FIELDS:
+            return None, [f"{where} does not have exactly the fields {sorted(DOCUMENT_FIELDS)}"]
+        try:
+            raw = str(statement["entry"]).encode("utf-8")
+            entry = parse_entry(raw)
+        except (ValueError, UnicodeEncodeError):
+            return None, [f"{where}: its entry is not a canonical log entry"]
+        found = entry.get("body")
+        body: dict = found if isinstance(found, dict) else {}
+        problems = []
+        if entry.get("type") != "document.sealed":
+            problems.append(f"{where}: its entry is not a document.sealed entry")
+        if entry.get("record") != manifest.get("record_id") or entry.get("log") != manifest.get(
+            "client"
+        ):
+            problems.append(f"{where}: its entry is of another record or client")
+        seq, kind, media = entry.get("seq"), body.get("kind"), body.get("media_type")
+        member = statement["member"]
+        if statement["seq"] != seq or not _is_count(seq):
+            problems.append(f"{where}: its seq is not its entry's")
+            seq = -1
+        if member != document_member(seq, str(kind), str(media)):
+            problems.append(f"{where}: its file {_shown(member)} is not named for its entry")
+        if problems:
+            return None, problems
+        member_name = str(member)
+        verdict = "ok"
+        try:
+            data = self.data(member_name)
+            salt = _hex32(statement["salt"], f"the salt of {member_name}")
+            hashes = statement["hashes"]
+            if not isinstance(hashes, list):
+                raise _Fail(f"the proof of {member_name} holds no hashes")
+            path = [_hex32(h, f"a hash of the proof of {member_name}") for h in hashes]
+            if len(data) != body.get("size"):
+                raise _Fail(f"{member_name} is not the size its entry seals")
+            if commitment(salt, "document", data) != _get(body, "commitments", "document"):
+                raise _Fail(
+                    f"{member_name} is not the document the vault sealed: its commitment "
+                    "differs from its entry's"
+                )
+            if seq >= cp.size or not verify_inclusion(leaf_hash(raw), seq, cp.size, path, cp.root):
+                raise _Fail(
+                    f"the inclusion proof of {member_name} does not lead from its entry to "
+                    f"the root of {CHECKPOINT}"
+                )
+        except _Fail as exc:
+            verdict = str(exc)
+            problems.append(verdict)
+        return (
+            DocumentFact(
+                str(body.get("document")),
+                seq,
+                str(kind),
+                str(media),
+                int(body.get("size") or 0),
+                _parse_time_text(entry.get("time")),
+                verdict,
+            ),
+            problems,
+        )
+
     def _v1_bundle_name(self) -> str:
         """Version 1 reports name the file as exported, in their verify command."""
         page = self.data(REPORT).decode("utf-8", "replace")
@@ -1006,8 +1277,170 @@ class _Bundle:
         )
         return words[0]
 
+    # -- format 4: custody and the PDF ------------------------------------------------
+
+    def custody(self) -> list[tuple[int, bytes, dict, list]]:
+        """custody.json's entries: (seq, exact bytes, parsed entry, proof hashes)."""
+        doc = _strict_json(self.data(CUSTODY), CUSTODY)
+        items = _get(doc, "entries")
+        if not isinstance(doc, dict) or not isinstance(items, list):
+            raise _Fail(f"{CUSTODY} lists no entries")
+        if set(doc) != {"record_id", "tree_size", "entries"}:
+            raise _Fail(f"{CUSTODY} has other fields than record_id, tree_size and entries")
+        out = []
+        for n, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) != {"seq", "entry", "hashes"}:
+                raise _Fail(f"entry {n} of {CUSTODY} is not a seq, an entry and its hashes")
+            text = item["entry"]
+            raw = text.encode("utf-8") if isinstance(text, str) else b""
+            try:
+                entry = parse_entry(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise _Fail(f"entry {n} of {CUSTODY} is not a canonical log entry") from None
+            out.append((item["seq"], raw, entry, item["hashes"]))
+        return out
+
+    def check_custody(self) -> str:
+        with _needs():
+            record, log, cp = self.entry().get("record"), self.entry().get("log"), self.checkpoint()
+        doc = _strict_json(self.data(CUSTODY), CUSTODY)
+        entries = self.custody()
+        problems = []
+        if _get(doc, "record_id") != record or _get(doc, "tree_size") != cp.size:
+            problems.append(f"{CUSTODY} is for another record or tree than {CHECKPOINT}")
+        last = -1
+        for n, (seq, raw, entry, hashes) in enumerate(entries):
+            where = f"entry {n} of {CUSTODY}"
+            if entry.get("seq") != seq or not _is_count(seq) or seq <= last:
+                problems.append(f"{where} is out of order or names another position")
+                continue
+            last = seq
+            if entry.get("type") not in CUSTODY_TYPES:
+                problems.append(f"{where} is not an access or a hold")
+            if entry.get("record") != record or entry.get("log") != log:
+                problems.append(f"{where} is about another record or log")
+            if not isinstance(entry.get("body"), dict):
+                problems.append(f"{where} has no body")
+            if not isinstance(hashes, list):
+                problems.append(f"{where} has no inclusion proof")
+                continue
+            path = [_hex32(h, f"a hash of {where}") for h in hashes]
+            if not verify_inclusion(leaf_hash(raw), seq, cp.size, path, cp.root):
+                problems.append(f"{where} is not in the log: its proof does not lead to the root")
+        if problems:
+            raise _Fail("; ".join(problems))
+        self._not_checked(
+            CUSTODY,
+            "that it lists every access: a bundle proves the listed entries are in the log, "
+            "not that none was left out (`evidence-vault log verify` over the whole log does)",
+        )
+        accesses = sum(1 for e in entries if e[2].get("type") == "evidence.accessed")
+        return f"{len(entries)} entries ({accesses} accesses), each in the log of {cp.size} entries"
+
+    def _dispute_facts(self, base: ReportFacts) -> DisputeFacts:
+        manifest = self.manifest()
+        events = tuple(
+            CustodyEvent(seq, entry["time"], entry["type"], entry["body"])
+            for seq, _, entry, _ in self.custody()
+        )
+        names = list(manifest["files"]) if REPORT_PDF in manifest["files"] else []
+        court = court_facts(
+            {n: self.data(n) for n in manifest["files"] if _court_member(n)},
+            manifest["language"],
+        )
+        return DisputeFacts(
+            base=base,
+            language=manifest["language"],
+            time_zone=manifest["time_zone"],
+            custody=events,
+            required_documents=court.required_documents,
+            documents=court.documents,
+            timestamps=court.timestamps,
+            witnesses=court.witnesses,
+            attachments=tuple(pdf_attachments(names)),
+        )
+
+    def check_report_pdf(self) -> str:
+        manifest = self.manifest()
+        if REPORT_PDF not in manifest["files"]:
+            return f"no {REPORT_PDF} in this bundle (it is optional)"
+        with _needs():
+            facts = self._dispute_facts(self._report_facts())
+        expected = list(facts.attachments)
+        with _needs():
+            limits = {
+                n: (self.audio().size if n.startswith(AUDIO_DIR) else len(self.data(n)))
+                for n in expected
+            }
+        try:
+            pdf = read_pdf(self.data(REPORT_PDF), limits)
+        except PdfRefused as exc:
+            raise _Fail(f"{REPORT_PDF} is refused: {exc}") from None
+        problems = [
+            f"{REPORT_PDF} does not carry {n}" for n in expected if n not in pdf.attachments
+        ]
+        for name in expected:
+            if name in pdf.attachments and not self._same_member(name, pdf.attachments[name]):
+                problems.append(f"{REPORT_PDF} carries another {name} than the bundle")
+            elif name in pdf.attachments and pdf.relationships[name] == "":
+                problems.append(f"{REPORT_PDF} carries {name} without an AFRelationship")
+        problems += self._pdf_text_problems(pdf.text, facts)
+        problems += [f"{REPORT_PDF}'s signature: {f.detail}" for f in pdf.signatures if not f.ok]
+        if problems:
+            raise _Fail("; ".join(problems))
+        signed = ""
+        for finding in pdf.signatures:
+            signed += f"; {finding.detail}"
+            self._not_checked(
+                REPORT_PDF,
+                f"whether its signer ({finding.signer}) and time-stamping authority are "
+                "trusted: the signature is intact and covers the whole file, but trust is "
+                "yours to decide (check it with a PAdES validator and your trust list)",
+            )
+        return (
+            f"{REPORT_PDF} shows exactly the text of the report rendered from the checked "
+            f"members and carries exactly the bundle's {len(expected)} other files{signed}"
+        )
+
+    def _same_member(self, name: str, data: bytes) -> bool:
+        if name.startswith(AUDIO_DIR):
+            audio = self.audio()
+            return len(data) == audio.size and hmac.compare_digest(
+                hashlib.sha256(data).hexdigest(), audio.sha256
+            )
+        return hmac.compare_digest(data, self.data(name))
+
+    @staticmethod
+    def _pdf_text_problems(shown: str, facts: DisputeFacts) -> list[str]:
+        """The PDF's characters (white space aside) against the report's, by section."""
+        got = "".join(shown.split())
+        pieces = expected_pdf_text(facts)
+        want = "".join(text for _, text in pieces)
+        if got == want:
+            return []
+        at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        at = min(len(got), len(want)) if at is None else at
+        section, passed = "", 0
+        for title, piece in pieces:
+            if passed + len(piece) > at:
+                section = title
+                break
+            passed += len(piece)
+        where = f'in the section "{section}"' if section else "before its first section"
+        return [
+            f"{REPORT_PDF} does not show what the bundle's checked members prove: its text "
+            f"differs from the report rendered from them {where}; do not rely on it"
+        ]
+
 
 _V1_COMMAND = re.compile(r"<pre>evidence-vault verify-bundle (.*?) --key &quot;\$VAULT_KEY&quot;")
+
+
+def _parse_time_text(value: Any) -> datetime:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise _Fail("a document's entry has no valid time") from None
 
 
 def _proof_position(proof: Any) -> Any:
@@ -1059,11 +1492,38 @@ def _other_signatures(note: bytes, verifier: Verifier) -> int:
     return others
 
 
+def _note_lines(note: bytes) -> tuple[bytes, list[Any]]:
+    from vault.ledger.checkpoint import _parse_note
+
+    return _parse_note(note)
+
+
+def _posix_time(seconds: int | None) -> str:
+    from datetime import UTC, datetime
+
+    if seconds is None:
+        return "(no time)"
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"POSIX time {seconds}"
+
+
 def _parse_key(text: str, what: str) -> Verifier:
     try:
         return parse_verifier_key(text)
     except NoteError as exc:
         raise _Fail(f"{what} is not a valid verifier key: {exc.message}") from None
+
+
+def _is_zone(name: Any) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _is_canonical(raw: bytes) -> bool:

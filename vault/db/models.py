@@ -37,6 +37,10 @@ class Campaign(SQLModel, table=True):
     #: the advertising consent the record documents, UWG §7a)
     retention_basis: str = Field(default="recorded", max_length=20)
     created_at: datetime
+    #: the Textform document kinds each record of the campaign needs (comma-separated,
+    #: e.g. "contract-summary,approval" for TKG §54(3)); a record missing one is "pending
+    #: Textform" (vault.services.documents)
+    required_documents: str = Field(default="", max_length=200)
 
 
 class Record(SQLModel, table=True):
@@ -84,6 +88,31 @@ class Record(SQLModel, table=True):
     shred_reason: str | None = Field(default=None, max_length=20)
     shred_rule: str | None = Field(default=None, max_length=200)
     purged_at: datetime | None = Field(default=None)
+
+
+class Document(SQLModel, table=True):
+    """A Textform document (e-mail, PDF, SMS text) sealed with a record.
+
+    Its own data key is wrapped under the record's data key (``wrapped_key``), so the
+    document is shredded with its record. ``fingerprint`` (keyed hash of kind and plaintext)
+    recognises a repeated attach; it is emptied when the record is shredded.
+    """
+
+    __tablename__ = "document"
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    record_id: str = Field(foreign_key="record.id", index=True, max_length=40)
+    kind: str = Field(max_length=40)
+    media_type: str = Field(max_length=60)
+    size: int = Field(sa_type=BigInteger)
+    fingerprint: str = Field(index=True, max_length=64)
+    object_key: str = Field(max_length=300)
+    object_sha256: str = Field(max_length=64)
+    object_version: str | None = Field(default=None, max_length=1024)
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sealed_at: datetime
+    seq: int = Field(sa_type=BigInteger)
 
 
 class Hold(SQLModel, table=True):
@@ -252,6 +281,8 @@ class IdempotencyKey(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     record_id: str = Field(foreign_key="record.id", max_length=40)
     created_at: datetime
+    #: set when the key was used to attach a Textform document to ``record_id``
+    document_id: str | None = Field(default=None, max_length=40)
 
 
 class Credential(SQLModel, table=True):
@@ -318,3 +349,45 @@ class DeskGrant(SQLModel, table=True):
     case_ref: str = Field(default="", max_length=64)
     granted_at: datetime
     tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- witness cosignatures (C2SP tlog-witness) -------------------------------------------
+
+
+class WitnessCosignature(SQLModel, table=True):
+    """A witness's cosignature of a checkpoint: one signature line of its signed note.
+
+    ``witness`` is the witness key (``name+keyid``) it verified under when it arrived;
+    ``timestamp`` the POSIX time the witness put in it. The line is also stored beside the
+    checkpoint in object storage (``object_key``).
+    """
+
+    __tablename__ = "witness_cosignature"
+
+    client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
+    size: int = Field(primary_key=True, sa_type=BigInteger)
+    witness: str = Field(primary_key=True, max_length=300)
+    timestamp: int = Field(sa_type=BigInteger)
+    line: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime
+    object_key: str | None = Field(default=None, max_length=300)
+
+
+class WitnessRefusal(SQLModel, table=True):
+    """A witness refused a checkpoint: the evidence of a fork or a rollback it saw.
+
+    ``status`` is the HTTP status (422: inconsistent with what the witness cosigned,
+    i.e. a forked or rewritten log; 400/403/404: the request or the log key); ``reason``
+    the vault's words for it (never the witness's text).
+    """
+
+    __tablename__ = "witness_refusal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(foreign_key="client.id", index=True, max_length=64)
+    size: int = Field(sa_type=BigInteger)
+    witness: str = Field(max_length=300)
+    status: int
+    reason: str = Field(max_length=300)
+    witness_size: int | None = Field(default=None, sa_type=BigInteger)
+    refused_at: datetime

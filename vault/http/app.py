@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
 from vault.errors import BackendUnavailable, VaultError
-from vault.http import admin, guard, ledger, problems, records
+from vault.http import admin, documents, guard, ledger, problems, records
 from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
 from vault.services import outages
@@ -84,6 +84,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.include_router(records.router)
+    app.include_router(documents.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
     app.include_router(desk.router)  # the escalation desk (HTML), beside the JSON API

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from vault.errors import NotFound
 from vault.http.deps import Caller, ClientId, Ctx
 from vault.http.problems import openapi_responses
-from vault.services import checkpoints, logexport, timestamps
+from vault.services import checkpoints, logexport, timestamps, witnessing
 from vault.services.checkpoints import SignedCheckpoint
 from vault.services.context import VaultContext
 from vault.services.keys import log_keys as _log_keys
@@ -59,7 +59,10 @@ class LogCheckpoint(BaseModel):
     client: str
     size: int
     root_hash: str = Field(description="RFC 9162 root of the first `size` entries, hex")
-    note: str = Field(description="The C2SP signed note (tlog-checkpoint body + signatures)")
+    note: str = Field(
+        description="The C2SP signed note (tlog-checkpoint body + signatures): the vault's, "
+        "then any witness cosignatures (C2SP tlog-cosignature) received so far"
+    )
     created_at: str
 
 
@@ -162,7 +165,8 @@ def log_entries(
 )
 def log_checkpoint(client: ClientId, ctx: Ctx, caller: Caller) -> LogCheckpoint:
     _size(ctx, caller, client)
-    return _checkpoint_model(checkpoints.latest_checkpoint(ctx, client))
+    cp = checkpoints.latest_checkpoint(ctx, client)
+    return _checkpoint_model(witnessing.with_cosignature_lines(ctx, cp))
 
 
 @router.get(
@@ -218,7 +222,7 @@ def inclusion_proof(
             f"entry {seq} is not in the checkpoint of size {cp.size}",
             hint="choose seq < tree_size, or a later checkpoint",
         )
-    p = checkpoints.inclusion_at(ctx, client, seq, cp)
+    p = checkpoints.inclusion_at(ctx, client, seq, witnessing.with_cosignature_lines(ctx, cp))
     return LogInclusionProof(
         client=p.client,
         seq=p.seq,

@@ -19,7 +19,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -36,7 +36,7 @@ from vault.http.ranges import parse_range, position
 from vault.services import holds as _holds
 from vault.services import idempotency, outages, receipts, retrieve
 from vault.services.context import VaultContext
-from vault.services.export import export_bundle
+from vault.services.export import ReportOptions, export_bundle
 from vault.services.ingest import Receipt, accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
@@ -115,6 +115,11 @@ class RecordSummaryOut(BaseModel):
     seq: int
     retain_until: str | None
     state: str = Field(description='"sealed", or "shredded" once crypto-shredded')
+    textform: str = Field(
+        description='"pending" while a Textform document its campaign requires is missing '
+        '(pending Textform), else "complete"'
+    )
+    pending_documents: list[str] = Field(description="the required document kinds missing")
 
 
 class HoldOut(BaseModel):
@@ -683,8 +688,17 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     },
     summary="The evidence bundle (logged)",
 )
-def get_bundle(record_id: str, ctx: Ctx, principal: Caller) -> Response:
-    """The ZIP of clip, evidence, log entry, proof and checkpoint; logs `evidence.accessed`."""
+def get_bundle(
+    record_id: str,
+    ctx: Ctx,
+    principal: Caller,
+    language: Annotated[
+        Literal["de", "en"], Query(description="language of the dispute report")
+    ] = "de",
+    pdf: Annotated[bool, Query(description="include report.pdf (PDF/A-3b)")] = True,
+) -> Response:
+    """The ZIP of clip, evidence, log entry, proof, checkpoint, chain of custody and the
+    dispute report (report.html, report.pdf); logs `evidence.accessed`."""
     principal.require("client")
     # the ZIP holds the clip and the evidence in clear: built in the vault's spool, not in
     # the system temp directory, and removed once sent (or swept after a crash)
@@ -696,6 +710,7 @@ def get_bundle(record_id: str, ctx: Ctx, principal: Caller) -> Response:
             workdir.path / "bundle.zip",
             principal=principal,
             client=principal.client,
+            options=ReportOptions(language, ctx.settings.web_timezone, pdf),
         )
     except BaseException:
         workdir.close()

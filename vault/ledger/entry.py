@@ -29,6 +29,7 @@ ENTRY_TYPES = frozenset(
         "evidence.sealed",
         "evidence.accessed",
         "evidence.shredded",
+        "document.sealed",
         "object.orphaned",
         "retention.extended",
         "hold.placed",

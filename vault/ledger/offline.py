@@ -33,6 +33,7 @@ from vault.ledger.checkpoint import (
     open_note,
     parse_verifier_key,
 )
+from vault.ledger.cosignature import WitnessPolicy, check_witnesses
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
 from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
@@ -50,6 +51,8 @@ class OfflineReport:
     findings: list[Finding] = field(default_factory=list)
     #: the verdict on each time-stamp token in the export
     timestamps: list[TimestampResult] = field(default_factory=list)
+    #: with a witness policy: the largest checkpoint size that meets it (0: none does)
+    witnessed_size: int | None = None
 
     @property
     def clean(self) -> bool:
@@ -65,6 +68,7 @@ class OfflineReport:
             "keys": self.keys,
             "findings": [f.to_dict() for f in self.findings],
             "timestamps": [t.to_dict() for t in self.timestamps],
+            **({"witnessed_size": self.witnessed_size} if self.witnessed_size is not None else {}),
         }
 
 
@@ -91,10 +95,18 @@ def audit_export(
     verifier: Verifier,
     trusted: Iterable[bytes] = (),
     tsa_roots: TrustRoots | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> OfflineReport:
     """Audit an export read line by line; ``trusted`` are checkpoint notes the auditor kept,
     ``tsa_roots`` the TSA roots the auditor trusts (without them a time-stamp's signature
-    is not checked: its verdict says ``unchecked``)."""
+    is not checked: its verdict says ``unchecked``).
+
+    With ``witnesses``, a checkpoint counts as witnessed only if it meets that N-of-M
+    policy; an invalid cosignature by a policy witness is a finding, and so is an export
+    none of whose checkpoints is witnessed. Witnesses cosign the latest checkpoint when
+    they are asked, so older checkpoints may lack cosignatures: the largest witnessed one
+    vouches for every entry up to its size (``witnessed_size``), the tree being checked.
+    """
     report = OfflineReport()
     stamps: list[tuple[Any, Any, Any]] = []
     header, rows, notes = _read(lines, report, stamps)
@@ -115,6 +127,17 @@ def audit_export(
             wanted.setdefault(cp.size, []).append((where, cp))
             report.trusted += where.startswith("trusted")
             report.checkpoints += where.startswith("exported")
+            if witnesses is not None:
+                _witness(where, note, cp, witnesses, report)
+    if witnesses is not None and not report.witnessed_size:
+        report.findings.append(
+            Finding(
+                "unwitnessed",
+                report.origin,
+                f"no checkpoint is cosigned by {witnesses.describe()} of the witness policy: "
+                "nothing shows that independent witnesses saw this history",
+            )
+        )
     tree = CompactRange()
     head_size = int(header.get("size", len(rows)))
     for item in audit_chain(log_name, rows, head_size, None):
@@ -259,6 +282,26 @@ def _open(
         )
         return None
     return cp
+
+
+def _witness(
+    where: str, note: bytes, cp: Checkpoint, policy: WitnessPolicy, report: OfflineReport
+) -> None:
+    verdict = check_witnesses(note, policy)
+    for fact in verdict.invalid:
+        report.findings.append(
+            Finding(
+                "bad-signature",
+                report.origin,
+                f"{where} of size {cp.size}: the cosignature by witness "
+                f"{fact.witness}+{fact.key_id} does not verify",
+                seq=cp.size - 1 if cp.size else None,
+            )
+        )
+    if verdict.ok:
+        report.witnessed_size = max(report.witnessed_size or 0, cp.size)
+    elif report.witnessed_size is None:
+        report.witnessed_size = 0
 
 
 def _match(cps: list[tuple[str, Checkpoint]], tree: CompactRange, log: str) -> list[Finding]:

@@ -20,10 +20,14 @@ from vault.sealing.envelope import (
     DATA_KEY_SIZE,
     ROLES,
     data_key_context,
+    document_aad,
     new_data_key,
     object_aad,
+    unwrap_document_key,
+    wrap_document_key,
 )
 from vault.sealing.hashing import (
+    SALT_SIZE,
     CommitmentHasher,
     KeyedHasher,
     Sha256Counter,
@@ -57,6 +61,7 @@ __all__ = [
     "DATA_KEY_SIZE",
     "HEADER_SIZE",
     "ROLES",
+    "SALT_SIZE",
     "SEGMENT_SIZE",
     "TAG_SIZE",
     "AwsKmsProvider",
@@ -75,6 +80,7 @@ __all__ = [
     "decode_master_key",
     "decrypt_range",
     "decrypt_stream",
+    "document_aad",
     "encode_master_key",
     "encrypt_stream",
     "generate_master_key",
@@ -83,5 +89,7 @@ __all__ = [
     "new_salt",
     "object_aad",
     "plaintext_size",
+    "unwrap_document_key",
     "verify_signature",
+    "wrap_document_key",
 ]

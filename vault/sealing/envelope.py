@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.errors import DecryptionFailed
 from vault.sealing._encoding import encode_items, require_text
 
 DATA_KEY_SIZE = 32
@@ -47,3 +51,51 @@ def object_aad(tenant: str, record_id: str, role: str) -> bytes:
     if role not in ROLES:
         raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
     return encode_items(OBJECT_AAD_DOMAIN, tenant, record_id, role)
+
+
+# -- Textform documents ---------------------------------------------------------------------
+
+DOCUMENT_AAD_DOMAIN = "evidence-vault/v1 document"
+DOCUMENT_KEY_DOMAIN = "evidence-vault/v1 document key"
+_WRAP_NONCE = 12
+
+
+def document_aad(tenant: str, record_id: str, document_id: str) -> bytes:
+    """The associated data of a sealed Textform document:
+    ``len32 ‖ "evidence-vault/v1 document" ‖ len32 ‖ tenant ‖ len32 ‖ record_id ‖ len32 ‖
+    document_id``. A document copied onto another record or document does not decrypt."""
+    for name, value in (("tenant", tenant), ("record_id", record_id), ("document_id", document_id)):
+        require_text(name, value)
+    return encode_items(DOCUMENT_AAD_DOMAIN, tenant, record_id, document_id)
+
+
+def wrap_document_key(
+    record_key: bytes, document_key: bytes, tenant: str, record_id: str, document_id: str
+) -> bytes:
+    """A document's own data key, wrapped under its record's data key (AES-256-GCM).
+
+    Why under the record's key and not a KEK: the document then lives and dies with its
+    record — shredding the record's key shreds the document's too, and re-wrapping the
+    record's key (rotation, re-bucketing) needs no second bookkeeping.
+    Output: ``nonce (12) ‖ ciphertext (32) ‖ tag (16)``.
+    """
+    nonce = os.urandom(_WRAP_NONCE)
+    aad = encode_items(DOCUMENT_KEY_DOMAIN, tenant, record_id, document_id)
+    return nonce + AESGCM(record_key).encrypt(nonce, document_key, aad)
+
+
+def unwrap_document_key(
+    record_key: bytes, wrapped: bytes, tenant: str, record_id: str, document_id: str
+) -> bytes:
+    """The inverse of :func:`wrap_document_key`; DecryptionFailed if it was changed or moved."""
+    aad = encode_items(DOCUMENT_KEY_DOMAIN, tenant, record_id, document_id)
+    try:
+        key = AESGCM(record_key).decrypt(wrapped[:_WRAP_NONCE], wrapped[_WRAP_NONCE:], aad)
+    except (InvalidTag, ValueError):
+        raise DecryptionFailed(
+            f"the data key of document {document_id} does not unwrap under its record's key",
+            hint="run `evidence-vault verify`; the document row was changed or moved",
+        ) from None
+    if len(key) != DATA_KEY_SIZE:
+        raise DecryptionFailed(f"the data key of document {document_id} has the wrong size")
+    return key

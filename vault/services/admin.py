@@ -11,6 +11,7 @@ from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.identifiers import SLUG
 from vault.results import CampaignInfo, ClientInfo
 from vault.services.context import VaultContext
+from vault.services.documents import parse_required, required_of
 from vault.services.retention import check_basis, check_days
 
 
@@ -55,11 +56,15 @@ def add_campaign(
     name: str,
     retention_days: int | None = None,
     retention_basis: str = "recorded",
+    required_documents: str | list[str] | tuple[str, ...] | None = None,
 ) -> CampaignInfo:
-    """A campaign keeps evidence ``retention_days`` (else its client's default) days."""
+    """A campaign keeps evidence ``retention_days`` (else its client's default) days;
+    ``required_documents`` are the Textform kinds (or a preset, ``tkg-54``) each record
+    needs."""
     _check_slug("campaign", name)
     check_days(retention_days)
     check_basis(retention_basis)
+    required = parse_required(required_documents)
     try:
         with write_session(ctx.engine) as s:
             client = s.get(Client, client_id)
@@ -73,6 +78,7 @@ def add_campaign(
                 retention_days=retention_days,
                 retention_basis=retention_basis,
                 created_at=ctx.clock(),
+                required_documents=",".join(required),
             )
             s.add(campaign)
             s.flush()
@@ -126,6 +132,32 @@ def set_campaign_retention(
         return _info(campaign, client)
 
 
+def set_campaign_documents(
+    ctx: VaultContext,
+    client_id: str,
+    name: str,
+    required: str | list[str] | tuple[str, ...] | None,
+) -> CampaignInfo:
+    """The Textform document kinds each record of the campaign needs (none: ``()``).
+
+    Applies to the campaign's records at once, sealed or not: "pending Textform" is a
+    state of the documents, not of the seal.
+    """
+    kinds = parse_required(required)
+    with write_session(ctx.engine) as s:
+        client = s.get(Client, client_id)
+        if client is None:
+            raise _unknown_client(client_id)
+        campaign = s.exec(
+            select(Campaign).where(Campaign.client_id == client_id, Campaign.name == name)
+        ).first()
+        if campaign is None:
+            raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
+        campaign.required_documents = ",".join(kinds)
+        s.add(campaign)
+        return _info(campaign, client)
+
+
 def list_campaigns(ctx: VaultContext, client_id: str | None = None) -> list[CampaignInfo]:
     with read_session(ctx.engine) as s:
         stmt = select(Campaign, Client).join(Client, Client.id == Campaign.client_id)
@@ -138,7 +170,7 @@ def list_campaigns(ctx: VaultContext, client_id: str | None = None) -> list[Camp
 def _info(c: Campaign, client: Client) -> CampaignInfo:
     own = c.retention_days is not None
     days = c.retention_days if own else client.retention_days
-    return CampaignInfo(c.client_id, c.name, days, c.retention_basis, not own)
+    return CampaignInfo(c.client_id, c.name, days, c.retention_basis, not own, required_of(c))
 
 
 def _no_rule(client_id: str) -> InvalidEvidence:

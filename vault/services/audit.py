@@ -28,6 +28,7 @@ from vault.sealing import CommitmentHasher, decrypt_stream, object_aad
 from vault.services.checkpoints import log_verifiers, origin
 from vault.services.context import VaultContext
 from vault.services.keys import record_key
+from vault.services.witnessing import is_cosignature_key
 from vault.storage import ChunkReader
 
 PREFIX = "_checkpoints/"
@@ -52,8 +53,10 @@ class CheckpointAudit:
                     self.pinned[row.object_key] = row.object_version
         # pinned keys too: a delete marker hides a key from the listing, not its version
         for key in sorted({*ctx.store.list(f"{client}/{PREFIX}"), *self.pinned}):
-            self.keys.append(key)
             size = key.rsplit("/", 1)[-1]
+            if is_cosignature_key(size):
+                continue  # a witness's cosignature beside its checkpoint, not a note
+            self.keys.append(key)
             try:
                 note = b"".join(ctx.store.get(key, version_id=self.pinned.get(key)))
             except ObjectMissing:

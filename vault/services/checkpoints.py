@@ -204,6 +204,19 @@ class CheckpointTimer:
                 checkpoint_all_due(self._ctx)
             except Exception as exc:  # the database may be down: try again next tick
                 log.warning("checkpoint timer: %s", type(exc).__name__)
+            self._witness()
+
+    def _witness(self) -> None:
+        """Witness cosigning catches up here, off the ingest path (a witness outage only
+        delays it): ``vault.services.witnessing``."""
+        if not self._ctx.settings.witnessing.witnesses:
+            return
+        from vault.services.witnessing import catch_up
+
+        try:
+            catch_up(self._ctx, pending_only=True)
+        except Exception as exc:  # the database may be down: try again next tick
+            log.warning("witness cosigning: %s", type(exc).__name__)
 
 
 def latest_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:

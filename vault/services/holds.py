@@ -35,11 +35,11 @@ from vault.errors import (
 from vault.identifiers import CASE_REF, new_hold_id
 from vault.inputs import text_problem
 from vault.results import HoldInfo
-from vault.services.binding import checked_record, sealed_object
+from vault.services.binding import checked_record
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.people import Principal
-from vault.services.retention import active_holds
+from vault.services.retention import active_holds, record_objects
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,8 @@ def list_holds(
 def _store_hold(ctx: VaultContext, rec: Record, on: bool) -> None:
     if not ctx.store.supports_object_lock:
         return  # the database hold is the protection; docs/operations.md says so
-    for key, version in (sealed_object(rec, "clip"), sealed_object(rec, "meta")):
+    # the record's Textform documents are held with it
+    for key, version in record_objects(ctx, rec):
         ctx.store.set_legal_hold(key, on, version_id=version)
 
 

@@ -28,6 +28,7 @@ class IdempotencyMismatch(Conflict):
     _PARTS: ClassVar[dict[str, tuple[str, str]]] = {
         "metadata": ("header.Evidence-Metadata", "the evidence metadata or media type"),
         "clip": ("body", "the clip"),
+        "document": ("body", "the document, its kind or its media type"),
     }
 
     def __init__(self, part: str) -> None:
@@ -46,6 +47,8 @@ class EarlierRequest:
 
     request_hash: str
     record_id: str
+    #: the Textform document the key attached (None: the key uploaded a record)
+    document_id: str | None = None
 
     def check_metadata(self, meta_sha: str) -> None:
         """Refuse a retry whose metadata differs: known before a byte of the clip."""
@@ -69,7 +72,56 @@ def request_hash(meta_sha: str, clip_sha: str) -> str:
 def earlier_request(ctx: VaultContext, principal: Principal, key: str) -> EarlierRequest | None:
     with read_session(ctx.engine) as s:
         row = s.get(IdempotencyKey, (principal.token_id, key))
-    return EarlierRequest(row.request_hash, row.record_id) if row is not None else None
+    if row is None:
+        return None
+    return EarlierRequest(row.request_hash, row.record_id, row.document_id)
+
+
+def check_document_retry(earlier: EarlierRequest, request: str, record_id: str) -> str:
+    """The document an earlier attach with this key sealed; Conflict unless this is the same
+    request (same record, kind, media type and bytes)."""
+    if earlier.document_id is None or earlier.record_id != record_id:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request",
+            hint="use a new key for a new upload",
+        )
+    if earlier.request_hash != request:
+        raise IdempotencyMismatch("document")
+    return earlier.document_id
+
+
+def remember_document(
+    ctx: VaultContext,
+    principal: Principal,
+    key: str,
+    request: str,
+    record_id: str,
+    document_id: str,
+) -> None:
+    """Store the key for an attached document; a concurrent request with it may win."""
+    try:
+        with write_session(ctx.engine) as s:
+            if s.get(IdempotencyKey, (principal.token_id, key)) is None:
+                s.add(
+                    IdempotencyKey(
+                        token_id=principal.token_id,
+                        key=key,
+                        request_hash=request,
+                        record_id=record_id,
+                        document_id=document_id,
+                        created_at=ctx.clock(),
+                    )
+                )
+                return
+    except IntegrityError:
+        pass
+    with read_session(ctx.engine) as s:
+        row = s.get(IdempotencyKey, (principal.token_id, key))
+    if row is None:  # pragma: no cover - a key is never deleted
+        return
+    check_document_retry(
+        EarlierRequest(row.request_hash, row.record_id, row.document_id), request, record_id
+    )
 
 
 def remember(

@@ -20,6 +20,7 @@ from vault.services.checkpoints import list_checkpoints, log_verifier_key, origi
 from vault.services.context import VaultContext
 from vault.services.timestamps import all_timestamps
 from vault.services.verify import rows as entry_rows
+from vault.services.witnessing import cosigned_note
 from vault.storage.files import atomic_output
 
 
@@ -72,7 +73,11 @@ def export_stream(ctx: VaultContext, client: str, size: int) -> Iterator[str]:
 
     The checkpoints are read now; the entries as the lines are consumed.
     """
-    notes = [cp.note.encode() for cp in list_checkpoints(ctx, client) if cp.size <= size]
+    notes = [
+        cosigned_note(ctx, client, cp.size, cp.note).encode()  # with witness cosignatures
+        for cp in list_checkpoints(ctx, client)
+        if cp.size <= size
+    ]
     stamps = [(t.size, t.tsa, t.token) for t in all_timestamps(ctx, client, size)]
     return export_lines(
         origin(ctx, client),

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from vault.db import Client, LogEntry, Record, read_session, write_session
+from vault.db import Client, Document, LogEntry, Record, read_session, write_session
 from vault.db.log import EntryDraft, append_entries
 from vault.errors import ObjectLocked, ObjectMissing, StorageError
 from vault.ledger.entry import parse_entry
@@ -61,12 +61,17 @@ def owned_keys(ctx: VaultContext, client: str) -> set[str]:
     with read_session(ctx.engine) as s:
         for entry in s.exec(
             select(LogEntry.entry).where(
-                LogEntry.client_id == client, LogEntry.type == "evidence.sealed"
+                LogEntry.client_id == client,
+                LogEntry.type.in_(("evidence.sealed", "document.sealed")),  # type: ignore[attr-defined]
             )
         ):
-            for obj in parse_entry(entry).get("body", {}).get("objects", {}).values():
+            body = parse_entry(entry).get("body", {})
+            # a record's clip and metadata; a Textform document's one object
+            objects = [*body.get("objects", {}).values(), body.get("object")]
+            for obj in objects:
                 if isinstance(obj, dict) and obj.get("key"):
                     owned.add(obj["key"])
+        owned.update(s.exec(select(Document.object_key).where(Document.client_id == client)).all())
         for clip_key, meta_key in s.exec(
             select(Record.clip_key, Record.meta_key).where(Record.client_id == client)
         ):

@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
-from vault.db import Campaign, Client, Hold, Record, read_session, write_session
+from vault.db import Campaign, Client, Document, Hold, Record, read_session, write_session
 from vault.db.log import EntryDraft, append_entries, log_head
 from vault.errors import (
     FieldError,
@@ -196,7 +197,7 @@ def extend_locks(ctx: VaultContext, records: Iterable[Record]) -> None:
     if not ctx.store.supports_object_lock:
         return
     for rec in records:
-        for key, version in (sealed_object(rec, "clip"), sealed_object(rec, "meta")):
+        for key, version in record_objects(ctx, rec):
             try:
                 ctx.store.extend_retention(key, rec.retain_until, version_id=version)
             except VaultError as exc:
@@ -543,6 +544,13 @@ def shred_record(
         )
         _mark_shredded(rec, now, reason, rule)
         s.add(rec)
+        # its Textform documents' keys were wrapped under the record's key, gone now; their
+        # rows drop the wrapped keys and fingerprints too
+        s.execute(
+            update(Document)
+            .where(Document.record_id == rec.id)  # type: ignore[arg-type]
+            .values(wrapped_key=b"", fingerprint="")
+        )
     return True
 
 
@@ -574,7 +582,7 @@ def purge_objects(ctx: VaultContext, record_id: str) -> bool:
     if not state.shredded or held:
         return False
     if rec.purged_at is None:
-        for key in (rec.clip_key, rec.meta_key):
+        for key, _version in record_objects(ctx, rec):
             if not _delete(ctx, key, rec):
                 return False
         with write_session(ctx.engine) as s:
@@ -584,8 +592,20 @@ def purge_objects(ctx: VaultContext, record_id: str) -> bool:
     return True
 
 
-def _version_of(rec: Record, key: str) -> str | None:
-    return rec.clip_version if key == rec.clip_key else rec.meta_version
+def record_objects(ctx: VaultContext, rec: Record) -> list[tuple[str, str | None]]:
+    """(key, version) of every object sealed for a record: clip, metadata, and each of its
+    Textform documents (which share its retention, holds and shredding)."""
+    with read_session(ctx.engine) as s:
+        docs = s.exec(
+            select(Document.object_key, Document.object_version)
+            .where(Document.record_id == rec.id)
+            .order_by(Document.seq)
+        ).all()
+    return [sealed_object(rec, "clip"), sealed_object(rec, "meta"), *((k, v) for k, v in docs)]
+
+
+def _version_of(ctx: VaultContext, rec: Record, key: str) -> str | None:
+    return dict(record_objects(ctx, rec)).get(key)
 
 
 def _delete(ctx: VaultContext, key: str, rec: Record) -> bool:
@@ -598,7 +618,7 @@ def _delete(ctx: VaultContext, key: str, rec: Record) -> bool:
         if rec.retain_until > ctx.clock():
             return False  # e.g. erased before its date: the store's lock still runs
         try:  # a legal hold whose release did not reach the store: no hold remains now
-            ctx.store.set_legal_hold(key, False, version_id=_version_of(rec, key))
+            ctx.store.set_legal_hold(key, False, version_id=_version_of(ctx, rec, key))
             ctx.store.delete(key, all_versions=True)
         except (ObjectLocked, StorageError) as exc:
             log.warning("objects of record %s stay until the store allows: %s", rec.id, exc.kind)

@@ -35,6 +35,7 @@ from vault.sealing import (
 from vault.services.binding import checked_record, sealed_object
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.documents import pending_kinds
 from vault.services.keys import record_key
 from vault.services.people import Principal
 from vault.services.retention import refuse_if_shredded
@@ -73,7 +74,7 @@ def find(ctx: VaultContext, q: Query) -> list[RecordSummary]:
         hits: list[RecordSummary] = []
         for client in clients:
             stmt = (
-                select(Record, Campaign.name)
+                select(Record, Campaign)
                 .join(Campaign, Campaign.id == Record.campaign_id)
                 .where(Record.client_id == client)
             )
@@ -83,7 +84,9 @@ def find(ctx: VaultContext, q: Query) -> list[RecordSummary]:
                     Record.phone_hash == keyed_hash(ctx.keys.index_key(client), "phone", phone)
                 )
             stmt = _filters(stmt, q).order_by(Record.recorded_at, Record.id).limit(q.limit)
-            hits += [_summary(rec, name) for rec, name in s.exec(stmt)]
+            rows = list(s.exec(stmt))
+            pending = pending_kinds(s, rows)  # "pending Textform": required kinds missing
+            hits += [_summary(rec, c.name, pending.get(rec.id, ())) for rec, c in rows]
     return sorted(hits, key=lambda h: (h.recorded_at, h.record_id))[: q.limit]
 
 
@@ -101,7 +104,7 @@ def _filters(stmt, q: Query):
     return stmt
 
 
-def _summary(rec: Record, campaign: str) -> RecordSummary:
+def _summary(rec: Record, campaign: str, pending: tuple[str, ...] = ()) -> RecordSummary:
     return RecordSummary(
         rec.id,
         rec.client_id,
@@ -116,6 +119,7 @@ def _summary(rec: Record, campaign: str) -> RecordSummary:
         rec.seq,
         rec.retain_until,
         "sealed" if rec.shredded_at is None else "shredded",
+        pending,
     )
 
 
@@ -169,6 +173,7 @@ def record_access(
     *,
     reason: str | None = None,
     case: str | None = None,
+    document: str | None = None,
 ) -> None:
     """Log the access: the person (``person:<handle>``) and the token they used, if any.
 
@@ -179,6 +184,8 @@ def record_access(
     if isinstance(principal, Principal) and principal.token_id:
         body["token"] = principal.token_id
     body["what"] = what
+    if document is not None:  # which Textform document was opened (``what = "document"``)
+        body["document"] = document
     if reason is not None:
         if reason not in ACCESS_REASONS:
             raise ValueError(f"unknown access reason {reason!r}")

@@ -18,22 +18,26 @@ from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Dialect
 from sqlmodel import select
 
-from vault.db import Campaign, Client, Hold, LogEntry, LogHead, Record, read_session
+from vault.db import Campaign, Client, Document, Hold, LogEntry, LogHead, Record, read_session
 from vault.db.models import MerkleNode, Person
-from vault.errors import ObjectMissing
+from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import ChainWalk, CheckedEntry, Finding
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import LEAF_PREFIX, CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
+from vault.services.documents import decrypt_document, document_mismatch
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
 from vault.services.orphans import acknowledged_orphans
 from vault.services.people import GLOBAL_LOG, oidc_link_logged
 from vault.services.timestamps import timestamp_findings, timestamp_pins
+from vault.services.witnessing import witness_findings
 
 PAGE = 1000
+#: the entries the walk hands to the per-record checks (the clip's, then its documents')
+_RECORD_KINDS = frozenset({"evidence.sealed", "document.sealed"})
 #: entries per round trip of the chain walk (~300 bytes each)
 WALK_PAGE = 10_000
 _NO_END = 2**62
@@ -147,6 +151,7 @@ def _verify_client(
     sealed: list[SealedObject] = []
     sealed_ids: set[str] = set()
     facts = _load_facts(ctx, client)
+    documents = _DocumentCheck(ctx, client, report, facts, records if deep else None)
     campaigns = _campaigns(ctx, client)
 
     def check_sealed(item: CheckedEntry) -> None:
@@ -157,7 +162,13 @@ def _verify_client(
             )
         )
 
-    walk = _Walk(client, keys, anchor, checkpoints, report, check_sealed)
+    def check_entry(item: CheckedEntry) -> None:
+        if item.entry.get("type") == "document.sealed":
+            report.findings.extend(documents.check(item, sealed))
+        else:
+            check_sealed(item)
+
+    walk = _Walk(client, keys, anchor, checkpoints, report, check_entry)
     workers = _workers(head.size)
     if workers > 1:
         _parallel_walk(ctx, keys, walk, head.size, workers, progress)
@@ -182,6 +193,8 @@ def _verify_client(
     report.findings += stored_tree_findings(ctx, client, tree)
     report.findings += _hold_findings(ctx, client, facts)
     report.findings += timestamp_findings(ctx, client)
+    report.findings += documents.unsealed_rows()
+    report.findings += witness_findings(ctx, client)
     for rec_id, rec in records.items():
         if rec_id not in sealed_ids:
             report.findings.append(
@@ -348,7 +361,7 @@ class _Walk:
             append(digest)
             if due(tree.size):
                 self.report.findings += self.checkpoints.at(tree)
-            if kind == "evidence.sealed":
+            if kind in _RECORD_KINDS:
                 self._check_sealed(CheckedEntry(seq=seq, hash=hex_hash, entry=entry))
         self.report.entries += entries
         if rows:
@@ -378,7 +391,7 @@ class _Walk:
             self.tree.append(digest)
             findings.extend(self._leaf_findings(item, leaf))
             findings.extend(self.checkpoints.at(self.tree))
-            if item.entry.get("type") == "evidence.sealed":
+            if item.entry.get("type") in _RECORD_KINDS:
                 self._check_sealed(item)
 
     def _entry_findings(
@@ -519,6 +532,112 @@ def _check_sealed(
             )
         )
     return out
+
+
+class _DocumentCheck:
+    """Checks each ``document.sealed`` entry as the walk reaches it: its object (present,
+    the committed SHA-256) and its row; afterwards, rows that no entry seals."""
+
+    def __init__(
+        self,
+        ctx: VaultContext,
+        client: str,
+        report: Report,
+        facts: LogFacts,
+        deep: dict[str, Record] | None = None,
+    ) -> None:
+        #: ``deep``: the records, when each live document is also decrypted (``--deep``)
+        self._deep = deep
+        self._ctx, self._client, self._report = ctx, client, report
+        with read_session(ctx.engine) as s:
+            self._rows = {
+                d.id: d for d in s.exec(select(Document).where(Document.client_id == client))
+            }
+        self._shredded = facts.shredded
+        self._seen: set[str] = set()
+
+    def check(self, item: CheckedEntry, sealed_objects: list[SealedObject]) -> list[Finding]:
+        entry, body = item.entry, item.entry.get("body", {})
+        rec_id, doc_id = entry.get("record"), body.get("document")
+        obj = body.get("object", {})
+        key = obj.get("key", "")
+        sealed_objects.append(SealedObject(key, obj.get("version"), rec_id, item.seq, "document"))
+        self._report.objects += 1
+        shredded = rec_id in self._shredded
+        out: list[Finding] = []
+        problem = _check_object(
+            self._ctx, key, obj.get("sha256"), obj.get("size"), obj.get("version")
+        )
+        if problem and not (shredded and problem[0] == "missing"):  # purged after shredding
+            kind, detail = problem
+            out.append(
+                Finding(
+                    kind,
+                    self._client,
+                    f"document object {detail}",
+                    seq=item.seq,
+                    record=rec_id,
+                    key=key,
+                )
+            )
+        self._seen.add(doc_id)
+        row = self._rows.get(doc_id)
+        if row is None:
+            out.append(
+                Finding(
+                    "missing",
+                    self._client,
+                    "the sealed document's row is missing",
+                    seq=item.seq,
+                    record=rec_id,
+                )
+            )
+            return out
+        mismatch = document_mismatch(row, entry, shredded)
+        if mismatch:
+            out.append(
+                Finding(
+                    "modified",
+                    self._client,
+                    f"document row disagrees with its log entry: {mismatch}",
+                    seq=item.seq,
+                    record=rec_id,
+                )
+            )
+        rec = (self._deep or {}).get(rec_id or "")
+        if rec is not None and not (out or shredded):
+            out += self._opened(rec, row, item)
+        return out
+
+    def _opened(self, rec: Record, row: Document, item: CheckedEntry) -> list[Finding]:
+        """``--deep``: every AEAD tag of the document and its plaintext commitment."""
+        try:
+            decrypt_document(self._ctx, rec, row, item.entry)
+        except (DecryptionFailed, KeyUnavailable) as exc:
+            return [
+                Finding(
+                    "modified",
+                    self._client,
+                    f"document object does not open: {exc.message}",
+                    seq=item.seq,
+                    record=rec.id,
+                    key=row.object_key,
+                )
+            ]
+        return []
+
+    def unsealed_rows(self) -> list[Finding]:
+        return [
+            Finding(
+                "missing",
+                self._client,
+                f"document row {d.id} has no document.sealed entry in the log",
+                seq=d.seq,
+                record=d.record_id,
+            )
+            for d_id, d in sorted(self._rows.items())
+            if d_id not in self._seen
+        ]
 
 
 def _check_object(
@@ -706,7 +825,7 @@ def _check_range(
             tree.append(digest)
             if seq + 1 in due:
                 events.append(("cp", tree.size, tree.hashes()))
-            if kind == "evidence.sealed":
+            if kind in _RECORD_KINDS:
                 events.append(("sealed", seq, hex_hash, entry))
             last = (seq, hex_hash, record)
     if last is None or (end is not None and tree.size != end - start):

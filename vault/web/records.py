@@ -21,6 +21,7 @@ from sqlmodel import select
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from vault.bundle.layout import REPORT_LANGUAGES
 from vault.db import Campaign, LogEntry, Record, read_session, write_session
 from vault.db.models import DeskGrant
 from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied
@@ -28,10 +29,10 @@ from vault.evidence import normalise_phone
 from vault.http.ranges import parse_range
 from vault.ledger.entry import format_time, parse_entry
 from vault.sealing.credentials import GRANT_DOMAIN
+from vault.services import documents, retrieve
 from vault.services import holds as _holds
-from vault.services import retrieve
 from vault.services.credentials import seal
-from vault.services.export import export_bundle
+from vault.services.export import ReportOptions, export_bundle
 from vault.services.integrity import check_integrity
 from vault.services.retention import refuse_if_shredded
 from vault.spool import Spool
@@ -214,6 +215,7 @@ def record_page(request: Request, record_id: str) -> Response:
         holds=_holds.list_holds(ctx, client=rec.client_id, record_id=rec.id),
         accesses=access_history(ctx, rec),
         integrity=check_integrity(ctx, rec),
+        textform=documents.textform_facts(ctx, rec.id, client=rec.client_id),
         grant=grant,
         doc=document,
         reasons=retrieve.ACCESS_REASONS,
@@ -374,6 +376,11 @@ async def bundle(request: Request, record_id: str) -> Response:
     return await run_in_threadpool(_bundle, request, session, record_id)
 
 
+def _report_language(request: Request) -> str:
+    lang = i18n.choose_locale(request)
+    return lang if lang in REPORT_LANGUAGES else "de"
+
+
 def _bundle(request: Request, session: DeskSession, record_id: str) -> Response:
     ctx = ctx_of(request)
     rec, grant = _granted(request, session, record_id)
@@ -387,6 +394,8 @@ def _bundle(request: Request, session: DeskSession, record_id: str) -> Response:
             client=session.person.client_id,
             reason=grant.reason,
             case=grant.case_ref or None,
+            # the report in the desk's language; times in the client's zone, not the browser's
+            options=ReportOptions(_report_language(request), ctx.settings.web_timezone),
         )
     except BaseException:
         workdir.close()
