@@ -54,7 +54,16 @@ if str(BENCH) not in sys.path:
 import _common as c  # noqa: E402
 
 FAULTS = ("s3", "db", "worker", "slow")
-QUICK = {"minutes": 1.0, "uploaders": 4, "clip_kb": 64, "warmup": 6.0, "outage": 2.0}
+#: quick: connections end after 5 s (the default is 60 s, longer than the quick run's
+#: time after the worker fault), so the spread after the restart shows in a minute's run
+QUICK = {
+    "minutes": 1.0,
+    "uploaders": 4,
+    "clip_kb": 64,
+    "warmup": 6.0,
+    "outage": 2.0,
+    "connection_seconds": 5,
+}
 FULL = {"minutes": 12.0, "uploaders": 16, "clip_kb": 200, "warmup": 20.0, "outage": 5.0}
 SLOW_CLIENTS = 3
 SLOW_PIECES, SLOW_PAUSE = 8, 0.5  # a slow upload takes ~4 s, under the receive timeout
@@ -231,6 +240,15 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def cpu_ticks(pid: int) -> int | None:
+    """User + system CPU of a process so far, in clock ticks (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+
 def rss_kib(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -274,6 +292,8 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
     _, secret = person_token(vault.context, "dialer", "telco-de")
     vault.close()
     env = {"AWS_ACCESS_KEY_ID": sw.access_key, "AWS_SECRET_ACCESS_KEY": sw.secret_key}
+    if "connection_seconds" in sizes:
+        env["EVIDENCE_VAULT_CONNECTION_MAX_SECONDS"] = str(sizes["connection_seconds"])
     server = Server(vault.settings.home, env, workdir / "server.log")
     tally, uploads = Tally(), Uploads(secret, clip_kb, workdir, seed)
     numbers = iter(range(10**9))
@@ -325,6 +345,7 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
             )
         stop.wait(max(0.0, t0 + duration - time.monotonic()))
         rss_end = {p: rss_kib(p) for p in worker_pids(server)}
+        cpu_end = {p: cpu_ticks(p) for p in worker_pids(server)}
         stop.set()
         for t in threads + slow_threads:
             t.join(TIMEOUT + 10)
@@ -335,6 +356,8 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
         stop.set()
         server.stop()
     for f in faults:
+        if f["fault"] == "worker":
+            f["replacement_cpu_share"] = replacement_share(f, cpu_end)
         # a slow client is no outage: nothing to recover from
         after = [s for s in tally.successes if s >= f["end"] and f["fault"] != "slow"]
         f["recovery_s"] = round(min(after) - f["end"], 3) if after else None
@@ -372,7 +395,13 @@ def inject(kind, server, sw, cluster, outage, uploads, tally, next_call, slow_th
     elif kind == "worker":
         pids = worker_pids(server)
         if pids:
-            os.kill(random.choice(pids), signal.SIGKILL)
+            started = _startups(server)
+            killed = random.choice(pids)
+            os.kill(killed, signal.SIGKILL)
+            end = time.monotonic()
+            return {"fault": kind, "seconds": round(end - start, 2), "end": end} | (
+                replacement(server, set(pids), len(pids), started)
+            )
     else:
         never = threading.Event()  # a slow upload goes on until acknowledged
         for _ in range(SLOW_CLIENTS):
@@ -385,6 +414,41 @@ def inject(kind, server, sw, cluster, outage, uploads, tally, next_call, slow_th
             slow_threads.append(t)
     end = time.monotonic()
     return {"fault": kind, "seconds": round(end - start, 2), "end": end}
+
+
+def _startups(server: Any) -> int:
+    return server.log.read_text(errors="replace").count("Application startup complete")
+
+
+def replacement(server: Any, before: set[int], workers: int, started: int) -> dict:
+    """Wait for the killed worker's replacement (a worker not among ``before``, which
+    still lists the killed one until it is reaped) to finish its start-up; note every
+    worker's CPU then (its imports are not load), so the end of the run can tell how the
+    load spread between the replacement and the others."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = worker_pids(server)
+        fresh = [p for p in pids if p not in before]
+        if len(pids) >= workers and fresh and _startups(server) > started:
+            survivors = [p for p in pids if p in before]
+            return {"replacement": fresh[0], "cpu_at": {p: cpu_ticks(p) for p in survivors + fresh}}
+        time.sleep(0.1)
+    return {}
+
+
+def replacement_share(fault: dict, cpu_end: dict[int, int | None]) -> float | None:
+    """The replacement worker's share of the workers' CPU from its start to the end of the
+    steady phase (1 / workers when the clients spread evenly again)."""
+    new, start = fault.pop("replacement", None), fault.pop("cpu_at", {})
+    used = {}
+    for p, ticks in start.items():
+        end = cpu_end.get(p)
+        if ticks is not None and end is not None:
+            used[p] = end - ticks
+    total = sum(used.values())
+    if new not in used or total <= 0:
+        return None
+    return round(used[new] / total, 2)
 
 
 def final_retry(port: int, uploads: Uploads, tally: Tally, pending: list[int]) -> None:
@@ -476,8 +540,11 @@ def show(f: dict[str, Any]) -> None:
     c.table(["answer", "count"], list(f["answers"].items()))
     print()
     c.table(
-        ["fault", "fault s", "recovery s"],
-        [(x["fault"], x["seconds"], x["recovery_s"]) for x in f["faults"]],
+        ["fault", "fault s", "recovery s", "replacement's CPU share after"],
+        [
+            (x["fault"], x["seconds"], x["recovery_s"], x.get("replacement_cpu_share", ""))
+            for x in f["faults"]
+        ],
     )
     print()
     print(f"gc: {f['gc']}")

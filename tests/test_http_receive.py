@@ -135,7 +135,7 @@ def test_the_http_settings_come_from_vault_toml_or_the_environment(tmp_path):
     loaded = load_settings(tmp_path, env={})
     assert (loaded.receive_timeout, loaded.max_uploads) == (5, 3)
     env = apply_env(loaded, {"EVIDENCE_VAULT_CONNECTION_MAX_REQUESTS": "7"})
-    assert env.connection_max_requests == 7 and env.connection_max_seconds == 300
+    assert env.connection_max_requests == 7 and env.connection_max_seconds == 60
     for var, value in [
         ("EVIDENCE_VAULT_MAX_UPLOADS", "0"),
         ("EVIDENCE_VAULT_RECEIVE_TIMEOUT", "soon"),

@@ -304,9 +304,10 @@ class Settings:
     #: ... at most this many uploads at once per ``serve`` worker; more are a 503 ``busy``
     max_uploads: int = 64
     #: ... a connection is closed after this many requests or seconds (0: never), so that
-    #: clients spread over the workers again after one restarts
+    #: clients spread over the workers again after one restarts (within a minute; one new
+    #: TCP connection per client and minute costs nothing measurable)
     connection_max_requests: int = 1000
-    connection_max_seconds: float = 300.0
+    connection_max_seconds: float = 60.0
     #: escalation desk (``[web]``): a session ends after this many idle minutes ...
     web_idle_minutes: int = 30
     #: ... and this many hours after sign-in, whatever happens
