@@ -320,6 +320,9 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
         duration = minutes * 60
         stop.wait(sizes["warmup"])
         rss_start = {p: rss_kib(p) for p in worker_pids(server)}
+        samples: dict[int, list[tuple[float, int]]] = {}
+        sampler = threading.Thread(target=sample_rss, args=(server, samples, stop), daemon=True)
+        sampler.start()
         # the faults in turn, evenly over the rest of the run, the last ~10 s before its end
         steady = duration - sizes["warmup"]
         # quick: each fault once; else about one fault a minute
@@ -370,10 +373,39 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
         rss_kib_start=sorted(v for v in rss_start.values() if v),
         rss_kib_end=sorted(v for v in rss_end.values() if v),
         rss_growth_pct=rss_growth(rss_start, rss_end),
+        rss_growth_per_worker_pct=settled_growth(samples),
         uploads_per_s=round(len(tally.acked) / load_seconds, 1),
         server_log_lines=len((workdir / "server.log").read_text(errors="replace").splitlines()),
     )
     return figures
+
+
+#: RSS of every worker every this many seconds, for growth after its own warm-up
+RSS_EVERY = 10.0
+#: a worker's growth counts from this long after it was first seen (caches fill first) ...
+RSS_SETTLE = 60.0
+#: ... if it was seen for at least this long after that
+RSS_SPAN = 180.0
+
+
+def sample_rss(server: Any, samples: dict[int, list[tuple[float, int]]], stop: Any) -> None:
+    while not stop.wait(RSS_EVERY):
+        now = time.monotonic()
+        for pid in worker_pids(server):
+            kib = rss_kib(pid)
+            if kib:
+                samples.setdefault(pid, []).append((now, kib))
+
+
+def settled_growth(samples: dict[int, list[tuple[float, int]]]) -> list[float]:
+    """Per worker seen long enough (a replacement too): RSS growth in per cent from
+    RSS_SETTLE after it was first seen to its last sample."""
+    out = []
+    for series in samples.values():
+        settled = [(t, kib) for t, kib in series if t >= series[0][0] + RSS_SETTLE]
+        if settled and settled[-1][0] - settled[0][0] >= RSS_SPAN:
+            out.append(round(100 * (settled[-1][1] - settled[0][1]) / settled[0][1], 1))
+    return out
 
 
 def rss_growth(start: dict[int, int | None], end: dict[int, int | None]) -> float | None:
@@ -550,7 +582,8 @@ def show(f: dict[str, Any]) -> None:
     print(f"gc: {f['gc']}")
     print(
         f"worker RSS KiB, steady phase: start {f['rss_kib_start']}, end {f['rss_kib_end']}; "
-        f"growth of the workers alive throughout {f['rss_growth_pct']} %"
+        f"growth of the workers alive throughout {f['rss_growth_pct']} %; per worker seen "
+        f"{RSS_SPAN:.0f} s after its first {RSS_SETTLE:.0f} s: {f['rss_growth_per_worker_pct']} %"
     )
 
 
