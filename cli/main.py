@@ -34,7 +34,7 @@ from pathlib import Path
 import click
 
 from cli import agent as agent_commands
-from cli import lifecycle, service
+from cli import dialers, lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
     EXIT_UNPINNED,
@@ -693,6 +693,7 @@ for _command in (
     service.token,
     agent_commands.agent,
     agent_commands.upload,
+    dialers.import_,
 ):
     cli.add_command(_command)
 
