@@ -93,9 +93,9 @@ def configure(home: Path, origin: str) -> None:
     for name, secret in (("telco.secret", SECRET), ("acme.secret", OTHER_SECRET)):
         (home / name).write_bytes(secret + b"\n")
         (home / name).chmod(0o600)
-    template = {
-        k: v for k, v in order_meta().items() if k in ("agent_id", "consent", "intent")
-    } | {"identity": {"method": "name+date_of_birth+postcode", "span_ms": [300, 900]}}
+    template = {k: v for k, v in order_meta().items() if k in ("agent_id", "consent", "intent")} | {
+        "identity": {"method": "name+date_of_birth+postcode", "span_ms": [300, 900]}
+    }
     (home / "fibre.json").write_text(json.dumps(template))
     with open(home / "vault.toml", "a") as fh:
         fh.write(
