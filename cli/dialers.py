@@ -4,9 +4,12 @@ CDR against the vault (docs/dialers.md). Attached to the main command in :mod:`c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from cli._common import EXIT_FINDINGS, command, emit, open_vault
+from cli._common import EXIT_FINDINGS, command, emit, open_vault, parse_when
+from vault.services import reconcile as reconciling
 from vault.services import s3import
 
 
@@ -47,3 +50,63 @@ def import_(ctx, source: str, endpoint_url, region, client_id) -> None:
     )
     if counts.get("refused"):
         ctx.exit(EXIT_FINDINGS)
+
+
+@command()
+@click.option(
+    "--calls",
+    "calls_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The dialer's CDR as CSV: call_id, segment, order_ref (header row).",
+)
+@click.option("--client", "client_id", required=True, help="The client (tenant).")
+@click.option("--campaign", help="Only this campaign's records.")
+@click.option("--since", help="Only records recorded at or after (ISO 8601, UTC default).")
+@click.option("--until", help="Only records recorded before (ISO 8601, UTC default).")
+@click.pass_context
+def reconcile(ctx, calls_path: Path, client_id, campaign, since, until) -> None:
+    """Calls of the CDR without sealed evidence, and evidence without a call.
+
+    Give the window the CDR export covers (--since/--until), or every record of the client
+    outside the CDR counts as evidence without a call. Exit 0 when everything matches, 1
+    when anything is listed.
+    """
+    calls = reconciling.read_calls(calls_path)
+    vault = open_vault(ctx)
+    report = reconciling.reconcile(
+        vault.context,
+        client_id,
+        calls,
+        campaign=campaign,
+        since=parse_when(since, "--since"),
+        until=parse_when(until, "--until"),
+    )
+    emit(ctx, report.to_dict(), _render(report))
+    if not report.clean:
+        ctx.exit(EXIT_FINDINGS)
+
+
+def _render(r: reconciling.Reconciliation) -> str:
+    lines = [f"{r.calls} calls in the CDR, {r.records} records of {r.client} in scope"]
+    sections = (
+        ("calls without sealed evidence", r.missing, "line {line}: {call_id} #{segment}"),
+        ("calls whose evidence was shredded", r.shredded, "{call_id} #{segment}: {record_id}"),
+        (
+            "order reference differs",
+            r.order_ref_mismatch,
+            "{call_id} #{segment}: CDR {cdr_order_ref}, evidence {order_ref} ({record_id})",
+        ),
+        (
+            "evidence without a call in the CDR",
+            r.unmatched,
+            "{record_id} {campaign} {call_id} #{segment} {order_ref} {recorded_at}",
+        ),
+    )
+    for title, items, fmt in sections:
+        if items:
+            lines.append(f"{title} ({len(items)}):")
+            lines += ["  " + fmt.format(**item) for item in items]
+    if r.clean:
+        lines.append("every call has its sealed evidence, and every record its call")
+    return "\n".join(lines)

@@ -694,6 +694,7 @@ for _command in (
     agent_commands.agent,
     agent_commands.upload,
     dialers.import_,
+    dialers.reconcile,
 ):
     cli.add_command(_command)
 
