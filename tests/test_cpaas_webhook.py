@@ -6,15 +6,9 @@ is "ready" (as a CPaaS does while it processes a call), then the clip.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,7 +16,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta
+from tests.support.cpaas import (
+    OTHER,
+    OTHER_SECRET,
+    PII,
+    SECRET,
+    MediaServer,
+    callback,
+    configure,
+    custom,
+    signature,
+)
+from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault
 from vault.config import load_settings
 from vault.db import read_session
 from vault.db.models import PullJob
@@ -31,44 +36,6 @@ from vault.http.app import create_app
 from vault.services import cpaas
 from vault.services.context import open_vault
 
-SECRET = b"twilio-auth-token-telco"
-OTHER_SECRET = b"twilio-auth-token-acme"
-OTHER = "acme-at"
-PII = ("+4915112345678", "Mustermann", "1980-01-31")
-
-
-class MediaServer:
-    """Serves one recording at /rec/<sid>: 404 for the first ``not_ready`` requests."""
-
-    def __init__(self, body: bytes, not_ready: int) -> None:
-        self.body, self.not_ready, self.hits = body, not_ready, 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits += 1
-                if server.hits <= server.not_ready:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "audio/x-wav")
-                self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 class Clock:
     def __init__(self, v: Vault) -> None:
@@ -76,34 +43,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-def signature(secret: bytes, url: str, form: dict[str, str]) -> str:
-    # Twilio's rule, written out here independently of the vault's code
-    data = url + "".join(k + form[k] for k in sorted(form))
-    return base64.b64encode(hmac.new(secret, data.encode(), hashlib.sha1).digest()).decode()
-
-
-def custom(meta: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(meta).encode()).rstrip(b"=").decode()
-
-
-def configure(home: Path, origin: str) -> None:
-    """[cpaas] for two tenants: secrets in 0600 files, a template for the campaign."""
-    for name, secret in (("telco.secret", SECRET), ("acme.secret", OTHER_SECRET)):
-        (home / name).write_bytes(secret + b"\n")
-        (home / name).chmod(0o600)
-    template = {k: v for k, v in order_meta().items() if k in ("agent_id", "consent", "intent")} | {
-        "identity": {"method": "name+date_of_birth+postcode", "span_ms": [300, 900]}
-    }
-    (home / "fibre.json").write_text(json.dumps(template))
-    with open(home / "vault.toml", "a") as fh:
-        fh.write(
-            f'\n[cpaas]\nallowed_origins = ["{origin}"]\n\n'
-            f'[cpaas.clients.{CLIENT}]\nsecret_file = "telco.secret"\n'
-            f'templates = {{ "{CAMPAIGN}" = "fibre.json" }}\n\n'
-            f'[cpaas.clients.{OTHER}]\nsecret_file = "acme.secret"\n'
-        )
 
 
 @pytest.fixture
@@ -121,24 +60,6 @@ def setup(tmp_path: Path) -> Iterator[tuple[Vault, MediaServer, Clock]]:
     yield v, media, clock
     media.close()
     v.close()
-
-
-def callback(
-    media: MediaServer, sid: str = "RE0123456789abcdef", n: int = 0, **over: str
-) -> dict[str, str]:
-    per_call = {
-        k: v for k, v in order_meta(n).items() if k in ("order_ref", "callee", "agent_id")
-    } | {"identity": {"confirmed": order_meta()["identity"]["confirmed"]}}
-    return {
-        "AccountSid": "AC0123456789abcdef",
-        "CallSid": f"CA{n:016d}",
-        "RecordingSid": sid,
-        "RecordingUrl": f"{media.origin}/rec/{sid}",
-        "RecordingStatus": "completed",
-        "RecordingStartTime": "Fri, 20 Nov 2026 09:30:00 +0000",
-        "RecordingDuration": "2",
-        "EvidenceMetadata": custom(per_call),
-    } | over
 
 
 def post(tc: TestClient, client: str, form: dict[str, str], secret: bytes = SECRET, **kw):

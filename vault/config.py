@@ -225,6 +225,9 @@ class CpaasSettings:
     public_url: str = ""
     #: a recording still not fetchable after this many hours is given up (state failed)
     give_up_hours: float = 24.0
+    #: a worker's claim on a job lasts this long: longer than the slowest fetch and ingest.
+    #: A worker killed mid-fetch leaves the job to another one after it
+    lease_seconds: float = 600.0
     clients: Mapping[str, CpaasClient] = field(default_factory=dict, hash=False)
 
 
@@ -488,11 +491,12 @@ def _cpaas(home: Path, table: object) -> CpaasSettings:
     """``[cpaas]`` and its ``[cpaas.clients.NAME]`` tables, checked."""
     if not isinstance(table, dict):
         raise ConfigError("[cpaas] must be a table", hint="see docs/dialers.md")
-    unknown = sorted(set(table) - {"allowed_origins", "public_url", "give_up_hours", "clients"})
+    known = {"allowed_origins", "public_url", "give_up_hours", "lease_seconds", "clients"}
+    unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(
             f"[cpaas]: unknown setting(s) {', '.join(map(repr, unknown))}",
-            hint="the settings are allowed_origins, public_url, give_up_hours and clients",
+            hint=f"the settings are {', '.join(sorted(known))}",
         )
     origins = table.get("allowed_origins", [])
     if not isinstance(origins, list) or not all(_ORIGIN.fullmatch(str(o)) for o in origins):
@@ -501,8 +505,14 @@ def _cpaas(home: Path, table: object) -> CpaasSettings:
             hint='e.g. allowed_origins = ["https://api.twilio.com"] (scheme://host[:port])',
         )
     hours = table.get("give_up_hours", 24)
-    if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
-        raise ConfigError("[cpaas] give_up_hours must be a positive number")
+    # the sealed documents of waiting jobs use a KEK bucket 40 days ahead (key sweep)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 720:
+        raise ConfigError(
+            "[cpaas] give_up_hours must be a number of hours above 0, at most 720 (30 days)"
+        )
+    lease = table.get("lease_seconds", 600)
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or lease <= 0:
+        raise ConfigError("[cpaas] lease_seconds must be a positive number of seconds")
     clients = table.get("clients", {})
     if not isinstance(clients, dict):
         raise ConfigError("[cpaas.clients] must be a table of clients")
@@ -510,6 +520,7 @@ def _cpaas(home: Path, table: object) -> CpaasSettings:
         allowed_origins=tuple(str(o).lower() for o in origins),
         public_url=str(table.get("public_url", "")).rstrip("/"),
         give_up_hours=float(hours),
+        lease_seconds=float(lease),
         clients={name: _cpaas_client(home, name, entry) for name, entry in clients.items()},
     )
 

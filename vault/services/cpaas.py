@@ -76,8 +76,6 @@ METADATA_PARAM = "EvidenceMetadata"
 #: form fields the webhook understands (others are signed and ignored)
 REQUIRED = ("RecordingSid", "RecordingUrl", "CallSid")
 _SID = r"[A-Za-z0-9]{2,64}"
-#: a claimed job is free again after this long (a worker killed mid-fetch)
-LEASE = timedelta(minutes=10)
 #: the largest recording fetched
 MAX_BYTES = 512 * 1024 * 1024
 _BACKOFF = Backoff(base=2.0, cap=300.0)
@@ -379,6 +377,8 @@ class _Retry(Exception):
 def claim(ctx: VaultContext) -> PullJob | None:
     """The next due job, leased to this process (None: nothing due)."""
     now = ctx.clock()
+    # a claim lasts the lease: a worker killed mid-fetch leaves the job to another after it
+    lease = timedelta(seconds=ctx.settings.cpaas.lease_seconds)
     with read_session(ctx.engine) as s:
         candidates = s.exec(
             select(PullJob.id)
@@ -395,7 +395,7 @@ def claim(ctx: VaultContext) -> PullJob | None:
                     PullJob.state == "queued",
                     (PullJob.lease_until.is_(None)) | (PullJob.lease_until < now),  # type: ignore[union-attr,operator]
                 )
-                .values(lease_until=now + LEASE, updated_at=now)
+                .values(lease_until=now + lease, updated_at=now)
             )
             if taken.rowcount == 1:
                 return s.get(PullJob, job_id)
@@ -491,7 +491,7 @@ def _retry_or_give_up(ctx: VaultContext, job: PullJob, retry: _Retry) -> None:
     with write_session(ctx.engine) as s:
         s.exec(  # type: ignore[call-overload]
             update(PullJob)
-            .where(PullJob.id == job.id)
+            .where(PullJob.id == job.id, PullJob.state == "queued")
             .values(
                 attempts=job.attempts + 1,
                 next_try=now + timedelta(seconds=delay),
@@ -505,11 +505,14 @@ def _retry_or_give_up(ctx: VaultContext, job: PullJob, retry: _Retry) -> None:
 def _finish(
     ctx: VaultContext, job: PullJob, state: str, *, error: str | None = None, record_id=None
 ) -> None:
-    """A final state; the sealed document goes with it (nothing left to fetch for)."""
+    """A final state; the sealed document goes with it (nothing left to fetch for).
+
+    Only a job still queued changes: a worker whose lease ran out (a very slow fetch) must
+    not turn a job another worker finished back."""
     with write_session(ctx.engine) as s:
         s.exec(  # type: ignore[call-overload]
             update(PullJob)
-            .where(PullJob.id == job.id)
+            .where(PullJob.id == job.id, PullJob.state == "queued")
             .values(
                 state=state,
                 record_id=record_id,
