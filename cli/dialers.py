@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from cli._common import EXIT_FINDINGS, command, emit, open_vault, parse_when
+from cli._common import EXIT_FINDINGS, command, emit, group, open_vault, parse_when
+from vault.services import cpaas as cpaas_service
 from vault.services import reconcile as reconciling
 from vault.services import s3import
 
@@ -110,3 +111,32 @@ def _render(r: reconciling.Reconciliation) -> str:
     if r.clean:
         lines.append("every call has its sealed evidence, and every record its call")
     return "\n".join(lines)
+
+
+@group()
+def cpaas() -> None:
+    """Recordings announced by CPaaS webhooks (docs/dialers.md)."""
+
+
+@cpaas.command("jobs")
+@click.option("--client", "client_id", help="Only this client's jobs.")
+@click.option(
+    "--state", type=click.Choice(["queued", "done", "failed"]), help="Only jobs in this state."
+)
+@click.pass_context
+def cpaas_jobs(ctx, client_id, state) -> None:
+    """The jobs of recording-ready callbacks, newest first (no metadata values).
+
+    `serve` runs them; a failed job names the problem's kind: after fixing its cause, the
+    CPaaS's callback can be sent again (a failed job is tried afresh).
+    """
+    rows = cpaas_service.jobs(open_vault(ctx).context, client_id)
+    rows = [r for r in rows if state is None or r["state"] == state]
+    lines = [
+        f"{r['id']}  {r['state']:7} {r['client']}/{r['campaign']}  {r['recording_sid']}  "
+        f"attempts {r['attempts']}"
+        + (f"  record {r['record_id']}" if r["record_id"] else "")
+        + (f"  ({r['last_error']})" if r["last_error"] else "")
+        for r in rows
+    ]
+    emit(ctx, rows, "\n".join(lines) or "(no jobs)")

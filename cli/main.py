@@ -695,6 +695,7 @@ for _command in (
     agent_commands.upload,
     dialers.import_,
     dialers.reconcile,
+    dialers.cpaas,
 ):
     cli.add_command(_command)
 

@@ -6,6 +6,7 @@ is "ready" (as a CPaaS does while it processes a call), then the clip.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -247,3 +248,73 @@ def test_a_restart_loses_no_callback(setup) -> None:
         assert [h.call_id for h in again.find(client=CLIENT)] == ["CA0000000000000007"]
     finally:
         again.close()
+
+
+def test_a_failed_job_is_listed_and_a_new_callback_tries_it_afresh(setup, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    v, media, _ = setup
+    audio, media.body, media.not_ready = media.body, b"RIFF but no audio", 0
+    tc = api(v)
+    form = callback(media, n=3)
+    job_id = post(tc, CLIENT, form).json()["job_id"]
+    assert cpaas.run_due(v.context) == 1
+    (job,) = jobs(v)
+    assert job.state == "failed" and job.last_error.startswith("invalid-audio")
+    assert job.meta_sealed is None  # nothing kept of a failed job's document
+    listed = CliRunner().invoke(cli, ["--vault", str(v.settings.home), "cpaas", "jobs", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert (row["id"], row["state"], row["recording_sid"]) == (job_id, "failed", job.source_key)
+    # the recording is fixed at the source and the callback sent again: a fresh attempt
+    media.body = audio
+    again = post(tc, CLIENT, form)
+    assert again.status_code == 202 and again.json() == {
+        "job_id": job_id,
+        "duplicate": False,
+        "state": "queued",
+    }
+    assert cpaas.run_due(v.context) == 1
+    (job,) = jobs(v)
+    assert job.state == "done" and len(v.find(client=CLIENT)) == 1
+
+
+def test_a_recording_never_ready_is_given_up(setup) -> None:
+    v, media, clock = setup
+    media.not_ready = 10**6
+    tc = api(v)
+    assert post(tc, CLIENT, callback(media)).status_code == 202
+    assert cpaas.run_due(v.context) == 1
+    clock.now += timedelta(hours=25)  # past give_up_hours (24)
+    assert cpaas.run_due(v.context) == 1
+    (job,) = jobs(v)
+    assert (job.state, job.last_error) == ("failed", "gave up: http-404")
+    assert v.find(client=CLIENT) == []
+
+
+def test_a_redirect_outside_the_allowed_origins_is_not_followed(setup) -> None:
+    v, media, _ = setup
+    elsewhere = MediaServer(media.body, not_ready=0)
+    try:
+        media.redirect = f"{elsewhere.origin}/rec/x"
+        tc = api(v)
+        assert post(tc, CLIENT, callback(media)).status_code == 202
+        assert cpaas.run_due(v.context) == 1
+        (job,) = jobs(v)
+        assert job.state == "failed" and "allowed origins" in job.last_error
+        assert elsewhere.hits == 0 and media.hits == 1
+    finally:
+        elsewhere.close()
+
+
+def test_a_redirect_within_the_allowed_origins_is_followed(setup) -> None:
+    v, media, _ = setup
+    media.not_ready = 0
+    media.redirect = f"{media.origin}/media/RE0123456789abcdef.wav"
+    tc = api(v)
+    assert post(tc, CLIENT, callback(media)).status_code == 202
+    assert cpaas.run_due(v.context) == 1
+    (job,) = jobs(v)
+    assert job.state == "done" and media.hits == 2

@@ -27,6 +27,8 @@ class MediaServer:
     def __init__(self, body: bytes, not_ready: int, *, stall: bool = False) -> None:
         self.body, self.not_ready, self.hits = body, not_ready, 0
         self.stall, self.release, self.stalled = stall, threading.Event(), threading.Event()
+        #: answer the next request with a redirect to this URL (once)
+        self.redirect: str | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +38,13 @@ class MediaServer:
                     server.stalled.set()
                     server.release.wait(120)
                     return  # the connection closes without an answer
+                if server.redirect:
+                    location, server.redirect = server.redirect, None
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.hits <= server.not_ready:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")

@@ -187,9 +187,12 @@ def accept(
             hint="send only the 'completed' recording status event to this URL",
         )
     existing = _job_by_sid(ctx, client, sid)
-    if existing is not None:
+    if existing is not None and existing.state != "failed":
         return Accepted(existing.id, True, existing.state)
     document = _document(ctx, cfg, client, campaign, dict(query) | fields)
+    if existing is not None:
+        # sent again after it failed (its cause fixed, e.g. the template): tried afresh
+        return _requeue(ctx, existing, recording, fields.get("AccountSid"), document)
     return _add_job(ctx, client, campaign, sid, recording, fields.get("AccountSid"), document)
 
 
@@ -343,6 +346,34 @@ def _add_job(
         return Accepted(existing.id, True, existing.state)
     log.info("cpaas job %s queued for client %s", job_id, client)
     return Accepted(job_id, False, "queued")
+
+
+def _requeue(
+    ctx: VaultContext, job: PullJob, url: str, account: str | None, document: dict
+) -> Accepted:
+    now = ctx.clock()
+    wrapped, sealed = _seal(ctx, job.client_id, job.id, document)
+    with write_session(ctx.engine) as s:
+        s.exec(  # type: ignore[call-overload]
+            update(PullJob)
+            .where(PullJob.id == job.id, PullJob.state == "failed")
+            .values(
+                state="queued",
+                url=url,
+                account=account,
+                attempts=0,
+                next_try=now,
+                lease_until=None,
+                last_error=None,
+                created_at=now,
+                updated_at=now,
+                kek_id=wrapped.kek_id,
+                wrapped_dek=wrapped.blob,
+                meta_sealed=sealed,
+            )
+        )
+    log.info("cpaas job %s queued again for client %s", job.id, job.client_id)
+    return Accepted(job.id, False, "queued")
 
 
 # --- the sealed document ----------------------------------------------------------------
