@@ -318,3 +318,24 @@ def test_a_redirect_within_the_allowed_origins_is_followed(setup) -> None:
     assert cpaas.run_due(v.context) == 1
     (job,) = jobs(v)
     assert job.state == "done" and media.hits == 2
+
+
+def test_the_vectors_of_formats_md() -> None:
+    from vault.services.s3import import pair_key
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    url = (
+        "https://vault.example.com/v1/webhooks/twilio/telco-de/fibre-upsell-2026q4"
+        "?EvidenceMetadata=eyJvcmRlcl9yZWYiOiJPUkQtMSJ9"
+    )
+    form = {
+        "CallSid": "CA0042",
+        "RecordingSid": "RE0042",
+        "AccountSid": "AC0123",
+        "RecordingStatus": "completed",
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC0123/Recordings/RE0042",
+    }
+    sig = cpaas.twilio_signature(b"12345", url, form.items())
+    assert sig == "goqiXcTT2tgF+eJ7E9bAjAH+DnQ=" and f"X-Twilio-Signature: {sig}" in text
+    key = pair_key("recordings", "calls/c1.wav", "e1", "calls/c1.json", "e2")
+    assert key == "165250f1c4bd825a74eb73ee341a28a84af1c04dd0416b911ff4e6bca2b24388" and key in text
