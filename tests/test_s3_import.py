@@ -136,3 +136,10 @@ def test_the_source_must_be_an_s3_url() -> None:
     with pytest.raises(s3import.InvalidRequest):
         s3import.S3Location.parse("https://bucket/prefix")
     assert s3import.S3Location.parse("s3://b") == s3import.S3Location("b", "")
+
+
+def test_a_missing_bucket_is_a_clear_error(vault, source) -> None:
+    args = ["--vault", str(vault.settings.home), "import", "s3://no-such-bucket-x1/p"]
+    result = CliRunner().invoke(cli, [*args, *source.options])
+    assert result.exit_code == 4, result.output
+    assert "the source bucket does not exist" in result.output

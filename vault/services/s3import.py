@@ -26,13 +26,22 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from vault import audio
 from vault.db import Client, read_session, write_session
 from vault.db.models import PullJob
-from vault.errors import FieldError, InvalidEvidence, InvalidRequest, PermissionDenied, VaultError
+from vault.errors import (
+    BackendUnavailable,
+    FieldError,
+    InvalidEvidence,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    VaultError,
+)
 from vault.identifiers import new_record_id
 from vault.services.context import VaultContext
 from vault.services.ingest import ingest
@@ -90,12 +99,34 @@ def import_prefix(
     ``client``: only sidecars naming this client are imported (others are refused).
     """
     outcomes = []
-    for key, etag in _clips(s3, where):
-        outcome = _import_one(ctx, s3, where.bucket, key, etag, client)
-        outcomes.append(outcome)
-        if progress is not None:
-            progress(outcome)
+    try:
+        for key, etag in _clips(s3, where):
+            outcome = _import_one(ctx, s3, where.bucket, key, etag, client)
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+    except (BotoCoreError, ClientError) as exc:
+        raise _source_error(exc) from None
     return outcomes
+
+
+def _source_error(exc: Exception) -> VaultError:
+    """The source bucket's refusal or absence, as a VaultError (no address, no key)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    if code in ("NoSuchBucket", "404"):
+        return NotFound(
+            "the source bucket does not exist", hint="check the s3:// URL and --endpoint-url"
+        )
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return PermissionDenied(
+            "the source bucket refused these credentials",
+            hint="give the import credentials that may list and read the prefix "
+            "(boto3's chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile or role)",
+        )
+    return BackendUnavailable(
+        f"the source bucket cannot be read now ({type(exc).__name__} {code})".rstrip(),
+        backend="source bucket",
+    )
 
 
 def _clips(s3: Any, where: S3Location) -> Iterator[tuple[str, str]]:
@@ -118,7 +149,7 @@ def _import_one(
     meta_key = str(PurePosixPath(key).with_suffix(".json"))
     try:
         head = s3.head_object(Bucket=bucket, Key=meta_key)
-    except s3.exceptions.ClientError as exc:
+    except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return Outcome(key, "waiting", reason="no sidecar yet")
         raise
