@@ -56,7 +56,7 @@ def test_a_server_killed_mid_fetch_loses_no_callback(tmp_path: Path) -> None:
     configure(vault.settings.home, media.origin, "lease_seconds = 3")
     server = Server(vault.settings.home, {}, tmp_path / "server1.log")
     try:
-        server.wait_ready()
+        server.wait_ready(timeout=240)  # a loaded machine: uvicorn restarts slow workers
         form = callback(media, sid="RE00000000000000000000000000000042", n=42)
         first = post(server, form)
         assert first.status_code == 202, first.text
@@ -73,7 +73,7 @@ def test_a_server_killed_mid_fetch_loses_no_callback(tmp_path: Path) -> None:
         server.proc.wait()
         assert ("queued", None) in job_states(vault)
         server = Server(vault.settings.home, {}, tmp_path / "server2.log")
-        server.wait_ready()
+        server.wait_ready(timeout=240)  # a loaded machine: uvicorn restarts slow workers
         deadline = time.monotonic() + 90
         while any(st == "queued" for st, _ in job_states(vault)) and time.monotonic() < deadline:
             time.sleep(0.3)
