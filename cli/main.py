@@ -34,7 +34,7 @@ from pathlib import Path
 import click
 
 from cli import agent as agent_commands
-from cli import documents, lifecycle, service
+from cli import dialers, documents, lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
     EXIT_UNPINNED,
@@ -806,6 +806,9 @@ for _command in (
     agent_commands.agent,
     agent_commands.upload,
     witness_commands,
+    dialers.import_,
+    dialers.reconcile,
+    dialers.cpaas,
 ):
     cli.add_command(_command)
 

@@ -27,6 +27,10 @@ Key providers are chosen per client in the file only (``[keys.clients.NAME]``, s
 ``docs/operations.md``, "Keys in AWS KMS"): clients without an entry use the local
 keyring. KMS credentials come from boto3's usual chain (environment, profile, role).
 
+CPaaS recording webhooks (``[cpaas]``, ``[cpaas.clients.NAME]``: the per-client webhook
+secret file, allowed recording hosts, metadata templates) are configured in the file only
+(``docs/dialers.md``).
+
 RFC 3161 Time-Stamping Authorities are configured in the file only (``[timestamping]`` and
 one ``[[timestamping.tsa]]`` table each: name, url, roots; ``docs/operations.md``,
 "Time-stamping checkpoints").
@@ -274,6 +278,55 @@ def witnessing_toml(w: WitnessingSettings) -> list[str]:
         lines += ["[[witnessing.witnesses]]", f"url = {_toml_str(ws.url)}"]
         lines += [f"key = {_toml_str(ws.key)}", ""]
     return lines
+#: ``[cpaas.clients.NAME]`` fields
+_CPAAS_CLIENT_FIELDS = ("secret_file", "fetch_basic_auth", "templates")
+
+
+@dataclass(frozen=True)
+class CpaasClient:
+    """One client's CPaaS webhook: its secret (read from a 0600 file when used) and the
+    evidence template of each campaign (``docs/dialers.md``)."""
+
+    client: str
+    secret_file: Path
+    #: fetch recordings with HTTP basic auth: the callback's AccountSid and the secret
+    fetch_basic_auth: bool = False
+    templates: Mapping[str, Path] = field(default_factory=dict, hash=False)
+
+    def secret(self) -> bytes:
+        """The webhook secret (the CPaaS account's auth token); ConfigError if unusable."""
+        path = self.secret_file
+        if not path.exists():
+            raise ConfigError(
+                f"the CPaaS webhook secret file of client {self.client!r} is missing",
+                hint=f"write the account's auth token to {path} (mode 0600)",
+            )
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"{path} may be read by others", hint=f"chmod 600 {path}: it holds a secret"
+            )
+        secret = path.read_bytes().strip()
+        if not secret:
+            raise ConfigError(f"{path} is empty", hint="write the account's auth token to it")
+        return secret
+
+
+@dataclass(frozen=True)
+class CpaasSettings:
+    """``[cpaas]``: recording-ready webhooks in the style of Twilio (docs/dialers.md)."""
+
+    #: the only origins (scheme://host[:port]) recordings are fetched from; a host may
+    #: start with ``*.`` for its subdomains. Empty: nothing is fetched (SSRF guard)
+    allowed_origins: tuple[str, ...] = ()
+    #: the base URL the CPaaS calls (signatures cover the URL as the CPaaS sees it);
+    #: empty: the URL of the request as it reached the vault
+    public_url: str = ""
+    #: a recording still not fetchable after this many hours is given up (state failed)
+    give_up_hours: float = 24.0
+    #: a worker's claim on a job lasts this long: longer than the slowest fetch and ingest.
+    #: A worker killed mid-fetch leaves the job to another one after it
+    lease_seconds: float = 600.0
+    clients: Mapping[str, CpaasClient] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -331,6 +384,8 @@ class Settings:
     timestamp_timeout: float = 10.0
     #: ``[witnessing]``: the C2SP tlog-witnesses that cosign each checkpoint
     witnessing: WitnessingSettings = field(default_factory=lambda: WitnessingSettings())
+    #: ``[cpaas]``: recording webhooks (none: the endpoint answers 404 for every client)
+    cpaas: CpaasSettings = field(default_factory=CpaasSettings, hash=False)
 
     @property
     def resolved_database_url(self) -> str:
@@ -539,6 +594,78 @@ def _from_file(home: Path, data: dict) -> Settings:
         **_report_settings(home, data.get("report", {})),
         **_timestamping(home, data.get("timestamping", {})),
         witnessing=_witnessing(data.get("witnessing", {})),
+        cpaas=_cpaas(home, data.get("cpaas", {})),
+    )
+
+
+def _cpaas(home: Path, table: object) -> CpaasSettings:
+    """``[cpaas]`` and its ``[cpaas.clients.NAME]`` tables, checked."""
+    if not isinstance(table, dict):
+        raise ConfigError("[cpaas] must be a table", hint="see docs/dialers.md")
+    known = {"allowed_origins", "public_url", "give_up_hours", "lease_seconds", "clients"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"[cpaas]: unknown setting(s) {', '.join(map(repr, unknown))}",
+            hint=f"the settings are {', '.join(sorted(known))}",
+        )
+    origins = table.get("allowed_origins", [])
+    if not isinstance(origins, list) or not all(_ORIGIN.fullmatch(str(o)) for o in origins):
+        raise ConfigError(
+            "[cpaas] allowed_origins must be a list of origins",
+            hint='e.g. allowed_origins = ["https://api.twilio.com"] (scheme://host[:port])',
+        )
+    hours = table.get("give_up_hours", 24)
+    # the sealed documents of waiting jobs use a KEK bucket 40 days ahead (key sweep)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 720:
+        raise ConfigError(
+            "[cpaas] give_up_hours must be a number of hours above 0, at most 720 (30 days)"
+        )
+    lease = table.get("lease_seconds", 600)
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or lease <= 0:
+        raise ConfigError("[cpaas] lease_seconds must be a positive number of seconds")
+    clients = table.get("clients", {})
+    if not isinstance(clients, dict):
+        raise ConfigError("[cpaas.clients] must be a table of clients")
+    return CpaasSettings(
+        allowed_origins=tuple(str(o).lower() for o in origins),
+        public_url=str(table.get("public_url", "")).rstrip("/"),
+        give_up_hours=float(hours),
+        lease_seconds=float(lease),
+        clients={name: _cpaas_client(home, name, entry) for name, entry in clients.items()},
+    )
+
+
+#: ``scheme://host[:port]``, the host possibly ``*.`` + a domain
+_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?")
+
+
+def _cpaas_client(home: Path, name: str, entry: object) -> CpaasClient:
+    where = f"[cpaas.clients.{_toml_key(name)}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table", hint='e.g. secret_file = "cpaas.secret"')
+    unknown = sorted(set(entry) - set(_CPAAS_CLIENT_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(map(repr, unknown))}",
+            hint=f"the settings are {', '.join(_CPAAS_CLIENT_FIELDS)}",
+        )
+    secret = _path(home, entry.get("secret_file"))
+    if secret is None:
+        raise ConfigError(
+            f"{where} needs secret_file", hint="a 0600 file with the account's auth token"
+        )
+    templates = entry.get("templates", {})
+    if not isinstance(templates, dict) or not all(isinstance(v, str) for v in templates.values()):
+        raise ConfigError(
+            f"{where} templates must map campaigns to JSON files",
+            hint='e.g. templates = { "fibre-upsell" = "templates/fibre.json" }',
+        )
+    return CpaasClient(
+        client=name,
+        secret_file=secret,
+        fetch_basic_auth=bool(entry.get("fetch_basic_auth", False)),
+        templates={c: _path(home, p) or home for c, p in templates.items()},
     )
 
 

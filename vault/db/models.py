@@ -391,3 +391,34 @@ class WitnessRefusal(SQLModel, table=True):
     reason: str = Field(max_length=300)
     witness_size: int | None = Field(default=None, sa_type=BigInteger)
     refused_at: datetime
+class PullJob(SQLModel, table=True):
+    """A recording the vault fetches itself (a CPaaS recording-ready callback): durable, so
+    a restart of ``serve`` loses no callback; any worker process may run it.
+
+    ``(client_id, source, source_key)`` is unique: a repeat of the callback (the same
+    recording SID) is the same job. The evidence document holds PII: it is kept only
+    sealed (``meta_sealed``, a stream under a data key wrapped under the client's KEK),
+    and dropped once the job is done or failed.
+    """
+
+    __tablename__ = "pull_job"
+    __table_args__ = (UniqueConstraint("client_id", "source", "source_key"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="client.id", max_length=64)
+    campaign: str = Field(max_length=64)
+    source: str = Field(max_length=16)  # "twilio"
+    source_key: str = Field(max_length=128)  # the recording SID
+    url: str = Field(max_length=2048)
+    account: str | None = Field(default=None, max_length=64)  # for fetch_basic_auth
+    state: str = Field(max_length=16, index=True)  # queued | done | failed
+    attempts: int = 0
+    next_try: datetime
+    lease_until: datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None, max_length=300)
+    record_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime
+    updated_at: datetime
+    kek_id: str | None = Field(default=None, max_length=300)
+    wrapped_dek: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    meta_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

@@ -26,12 +26,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
 from vault.errors import BackendUnavailable, VaultError
-from vault.http import admin, documents, guard, ledger, problems, records
+from vault.http import admin, documents, guard, ledger, problems, records, webhooks
 from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
+from vault.services.cpaas import PullWorker
 from vault.services.timestamps import TimestampTimer
 from vault.web import desk, docs
 
@@ -53,9 +54,13 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         timer = CheckpointTimer(vault_ctx, vault_ctx.settings.checkpoint_seconds).start()
         # ... and time-stamped by the configured TSAs, never on an upload's path
         stamper = TimestampTimer(vault_ctx, vault_ctx.settings.timestamp_interval).start()
+        # recordings announced by CPaaS webhooks are fetched here, never on the request
+        puller = PullWorker(vault_ctx).start() if vault_ctx.settings.cpaas.clients else None
         try:
             yield
         finally:
+            if puller is not None:
+                puller.stop()
             stamper.stop()
             timer.stop()
             app.state.outages.stop()
@@ -87,6 +92,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     app.include_router(desk.router)  # the escalation desk (HTML), beside the JSON API
     docs.install(app)
     return app
