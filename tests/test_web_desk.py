@@ -510,19 +510,63 @@ def test_unsigned_requests_go_to_sign_in(app, desk):
         assert r.status_code == 303 and r.headers["location"] == "/desk/sign-in", path
 
 
+def _lang_token(html: str) -> str:
+    m = re.search(r'class="lang"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html)
+    assert m, "no token in the language switch"
+    return m[1]
+
+
 def test_language_switch_and_accept_language(app):
     c = _client(app)
-    assert "Anmelden" in c.get("/desk/sign-in", headers={"Accept-Language": "de-AT"}).text
+    page = c.get("/desk/sign-in", headers={"Accept-Language": "de-AT"})
+    assert "Anmelden" in page.text
+    token = _lang_token(page.text)
     r = c.post(
-        "/desk/language", data={"lang": "de", "back": "/desk/sign-in"}, follow_redirects=False
+        "/desk/language",
+        data={"csrf": token, "lang": "de", "back": "/desk/sign-in"},
+        follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/desk/sign-in"
     page = c.get("/desk/sign-in", headers={"Accept-Language": "en"})
     assert '<html lang="de">' in page.text and "Kennung" in page.text
     for back in ("https://evil.example/", "//evil.example/desk", "/desk\\..", "/other"):
-        r = c.post("/desk/language", data={"lang": "en", "back": back}, follow_redirects=False)
+        r = c.post(
+            "/desk/language",
+            data={"csrf": token, "lang": "en", "back": back},
+            follow_redirects=False,
+        )
         assert r.headers["location"] == "/desk", back
     assert 'lang="en"' in c.get("/desk/sign-in").text
+
+
+def test_language_switch_refuses_a_cross_site_post(app):
+    """Before and after sign-in: without the page's token (as another site's form would
+    post it) the switch is refused and the language stays."""
+    anon = _client(app)
+    page = anon.get("/desk/sign-in")
+    for data in ({"lang": "de"}, {"lang": "de", "csrf": "x" * 43}):
+        r = anon.post("/desk/language", data={**data, "back": "/desk"}, follow_redirects=False)
+        assert r.status_code == 403 and "desk_lang" not in r.headers.get("set-cookie", "")
+    # a cross-site browser sends no SameSite=Strict cookie: the right token alone fails too
+    bare = _client(app)
+    r = bare.post(
+        "/desk/language",
+        data={"lang": "de", "csrf": _lang_token(page.text), "back": "/desk"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403
+    c = _signed_in(app)
+    search = c.get("/desk/search")
+    assert _lang_token(search.text) == csrf_of(search.text)  # the session's token
+    r = c.post("/desk/language", data={"lang": "de", "back": "/desk"}, follow_redirects=False)
+    assert r.status_code == 403
+    assert 'lang="en"' in c.get("/desk/search").text
+    r = c.post(
+        "/desk/language",
+        data={"lang": "de", "back": "/desk/search", "csrf": csrf_of(search.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and 'lang="de"' in c.get("/desk/search").text
 
 
 def test_a_database_writer_cannot_make_or_repoint_a_session(app, desk):
