@@ -444,7 +444,11 @@ def test_bundle_download_is_logged_with_the_reason(app, desk):
 def test_integrity_panel_names_each_check_and_fails_on_a_changed_object(app, desk):
     rid = desk.records[2]
     c = _signed_in(app)
-    page = c.get(f"/desk/records/{rid}").text
+    record_page = c.get(f"/desk/records/{rid}").text
+    # the record page shows the evidence at once; its panel loads the checks from here
+    assert f'data-checks="/desk/records/{rid}/integrity"' in record_page
+    assert 'data-check="' not in record_page
+    page = c.get(f"/desk/records/{rid}/integrity").text
     checks = dict(re.findall(r'class="check (pass|fail)" data-check="(\w+)"', page))
     assert set(re.findall(r'data-check="(\w+)"', page)) == {
         "row",
@@ -462,11 +466,16 @@ def test_integrity_panel_names_each_check_and_fails_on_a_changed_object(app, des
     try:
         stored.chmod(0o600)
         stored.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        page = c.get(f"/desk/records/{rid}").text
+        page = c.get(f"/desk/records/{rid}/integrity").text  # checked again: not cached
         assert re.search(r'class="check fail" data-check="objects"', page)
         assert re.search(r'class="check pass" data-check="signature"', page)
     finally:
         stored.write_bytes(original)
+    page = c.get(f"/desk/records/{rid}/integrity").text
+    assert not re.search(r'class="check fail"', page)
+    # another tenant's record: the same page as an unknown one
+    r = c.get(f"/desk/records/{desk.other_record}/integrity")
+    assert r.status_code == 404 and 'data-check="' not in r.text
 
 
 # -- disputes and holds -------------------------------------------------------------------
@@ -537,6 +546,31 @@ def test_language_switch_and_accept_language(app):
         )
         assert r.headers["location"] == "/desk", back
     assert 'lang="en"' in c.get("/desk/sign-in").text
+
+
+def test_the_record_page_is_localised_in_german_and_english(app, desk):
+    """Spans as the locale's mm:ss, dates, prices, terms and numbers per locale; the sealed
+    text stays machine-readable beside them (``<data value>``, ``<time datetime>``)."""
+    rid = desk.records[0]
+    c = _signed_in(app)
+    assert _open(c, rid).status_code == 303
+    pages = {}
+    for lang in ("en", "de"):
+        c.cookies.set("desk_lang", lang)
+        pages[lang] = c.get(f"/desk/records/{rid}").text
+    de, en = pages["de"], pages["en"]
+    assert '<time datetime="1980-01-31">31.01.1980</time>' in de
+    assert '<time datetime="1980-01-31">Jan 31, 1980</time>' in en
+    assert '<data value="39.99 EUR/month">39,99\xa0€ pro Monat</data>' in de
+    assert '<data value="39.99 EUR/month">€39.99 per month</data>' in en
+    assert '<data value="24 months">24 Monate</data>' in de
+    assert "Name, Geburtsdatum und Postleitzahl" in de or "Name, Geburtsdatum und PLZ" in de
+    assert "00:01\u2009–\u200900:01" in de  # the intent span (1,000-1,800 ms)
+    assert ">1,25×</option>" in de and ">1.25×</option>" in en
+    assert "dialer-7f3a-000000, Abschnitt 1" in de
+    for page in (de, en):
+        assert "39.99 EUR/month</dd>" not in page and "1980-01-31</dd>" not in page
+    c.cookies.delete("desk_lang")
 
 
 def test_language_switch_refuses_a_cross_site_post(app):

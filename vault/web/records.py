@@ -213,12 +213,31 @@ def record_page(request: Request, record_id: str) -> Response:
         campaign=_campaign(ctx, rec),
         holds=_holds.list_holds(ctx, client=rec.client_id, record_id=rec.id),
         accesses=access_history(ctx, rec),
-        integrity=check_integrity(ctx, rec),
         grant=grant,
         doc=document,
         reasons=retrieve.ACCESS_REASONS,
         masked_phone=mask_phone(document["evidence"]["callee"]["phone"]) if document else "",
         regions=_regions(document) if document else [],
+    )
+
+
+@router.get(PREFIX + "/records/{record_id}/integrity")
+def integrity_page(request: Request, record_id: str) -> Response:
+    """The record's integrity checks, run now (the record page loads this into its panel).
+
+    Every view checks again: the stored objects are read and hashed, the inclusion proof
+    and the checkpoint signature verified; nothing is cached.
+    """
+    session = signed_in(request, "client")
+    ctx = ctx_of(request)
+    rec = _record(request, session, record_id)
+    return render(
+        request,
+        "integrity.html",
+        session,
+        rec=rec,
+        integrity=check_integrity(ctx, rec),
+        checked_at=ctx.clock(),
     )
 
 
@@ -254,17 +273,17 @@ def _regions(doc: dict) -> list[dict]:
 def access_history(ctx, rec: Record) -> list[dict]:
     """Who opened the record, when and why: its ``evidence.accessed`` entries, oldest first."""
     with read_session(ctx.engine) as s:
+        # by the record_id index alone: with client_id in the query SQLite walked the
+        # client's whole log by its primary key (12 ms at 20,000 records, growing)
         rows = s.exec(
-            select(LogEntry)
-            .where(
-                LogEntry.client_id == rec.client_id,
-                LogEntry.record_id == rec.id,
-                LogEntry.type == "evidence.accessed",
+            select(LogEntry).where(
+                LogEntry.record_id == rec.id, LogEntry.type == "evidence.accessed"
             )
-            .order_by(LogEntry.seq)
         ).all()
     out = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r.seq):
+        if row.client_id != rec.client_id:
+            continue
         entry = parse_entry(bytes(row.entry))
         body = entry["body"]
         out.append(
