@@ -218,7 +218,7 @@ def test_german_pages_pass_axe_too(desk_server, page):
     page.wait_for_selector("#player[data-ready=true]", timeout=30000)
     assert _integrity_shown(page) == ["check pass"] * 4
     facts = page.inner_text("#evidence")
-    assert "31.01.1980" in facts and "39,99 € pro Monat" in facts and "24 Monate" in facts
+    assert "31.01.1980" in facts and "39,99\xa0€ pro Monat" in facts and "24 Monate" in facts
     assert "00:01\u2009–\u200900:01" in facts
     assert page.inner_text("#speed option:checked") == "1×"
     assert "1,25×" in page.inner_text("#speed")
