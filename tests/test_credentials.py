@@ -412,3 +412,16 @@ def test_a_credential_change_that_fails_midway_leaves_nothing_behind(vault, monk
     ok = credentials.check_password_step(ctx, "anna", PASSWORD, "10.8.0.1")  # old password
     assert ok.needs_totp  # and the TOTP is still there
     credentials.set_password(ctx, "anna", "a brand new passphrase", by=OP)  # and it works now
+
+
+def test_throttle_key_and_tag_vectors():
+    from vault.sealing.credentials import THROTTLE_DOMAIN
+
+    seal = CredentialSeal(bytes(range(32)))
+    key = seal.throttle_key("handle", "anna")
+    assert key == "79b6f21bac94a089e0ee2bce1ff5b784338d6ae9375258ee7b21ba8ea8843958"
+    tag = seal.row_tag(
+        THROTTLE_DOMAIN, key, "5", "2026-12-01T09:00:00.000Z", "2026-12-01T09:00:30.000Z"
+    )
+    assert tag.hex() == "3659328af1af94cecf7d790faa42c3c8c2d3181e3f4b1a940a1cd7c6c5fd83be"
+    assert seal.throttle_key("ip", "anna") != key
