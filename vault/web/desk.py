@@ -200,7 +200,7 @@ def render(
         csrf=session.csrf if session else "",
         form_token=form_token,
         style_nonce=getattr(request.state, "style_nonce", ""),
-        here=request.url.path,
+        here=values.pop("here", request.url.path),
         **values,
     )
     response = HTMLResponse(html, status_code=status)

@@ -199,9 +199,14 @@ def _granted_fields(grant: DeskGrant) -> tuple[str, ...]:
 @router.get(PREFIX + "/records/{record_id}")
 def record_page(request: Request, record_id: str) -> Response:
     session = signed_in(request, "client")
-    ctx = ctx_of(request)
     rec = _record(request, session, record_id)
-    grant = _grant(request, session, rec.id)
+    return _record_view(request, session, rec, _grant(request, session, rec.id))
+
+
+def _record_view(
+    request: Request, session: DeskSession, rec: Record, grant: DeskGrant | None, **extra
+) -> Response:
+    ctx = ctx_of(request)
     document = None
     if grant is not None and rec.shredded_at is None:
         document = retrieve.read_document(ctx, rec)
@@ -218,6 +223,7 @@ def record_page(request: Request, record_id: str) -> Response:
         reasons=retrieve.ACCESS_REASONS,
         masked_phone=mask_phone(document["evidence"]["callee"]["phone"]) if document else "",
         regions=_regions(document) if document else [],
+        **extra,
     )
 
 
@@ -333,7 +339,11 @@ def _open(request: Request, session: DeskSession, record_id: str, form: dict) ->
     grant.tag = seal(ctx).row_tag(GRANT_DOMAIN, *_granted_fields(grant))
     with write_session(ctx.engine) as s:
         s.merge(grant)
-    return redirect(f"{PREFIX}/records/{rec.id}#evidence")
+    # the opened page is the answer itself, not a redirect to it: one render, one round
+    # trip less on the way to the audio. desk.js puts the record's own address into the
+    # history (``canonical``), so reloading shows the page instead of posting again.
+    page = f"{PREFIX}/records/{rec.id}"
+    return _record_view(request, session, rec, grant, canonical=f"{page}#evidence", here=page)
 
 
 def _granted(request: Request, session: DeskSession, record_id: str) -> tuple[Record, DeskGrant]:
