@@ -124,6 +124,15 @@ def test_the_escalation_end_to_end(desk_server, page):
     page.select_option("#speed", "1.5")
     assert page.evaluate("() => deskPlayer.ws.getMediaElement().playbackRate") == 1.5
 
+    # the opened page came as the answer to the form; its own address is in the history,
+    # so a reload shows it again without posting (and logging) a second time
+    assert page.url.endswith("#evidence") and "/open" not in page.url
+    accesses = page.locator("#accesses tbody tr").count()
+    page.reload()
+    page.wait_for_selector("#player[data-ready=true]", timeout=30000)
+    _integrity_shown(page)
+    assert page.locator("#accesses tbody tr").count() == accesses
+
     # the access is on the page: person and reason
     row = page.locator("#accesses tbody tr").last
     assert "person:carla" in row.inner_text()
