@@ -69,6 +69,8 @@ def shoot(url: str, out: Path) -> list[Path]:
         page.fill("#case", "FALL-2026-17")
         page.click("form.reason button[type=submit]")
         page.wait_for_selector("#player[data-ready=true]", timeout=30000)
+        # the panel's checks load just after the page
+        page.wait_for_selector("#integrity[aria-busy=false] li.check", timeout=30000)
         written.append(_png(page, out / "desk-record.png"))
 
         panel = page.locator("#integrity")

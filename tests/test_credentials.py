@@ -229,3 +229,199 @@ def test_credential_seal_vectors_are_stable():
     assert tag != seal.tag("p2", "anna", "$argon2id$x", None)
     assert not seal.check("p1", "anna", "$argon2id$x", None, None)
     assert Person  # the table exists for the join above
+
+
+# -- argon2id parameters: OWASP's, old hashes still verify and are re-hashed ----------------
+
+
+def test_new_hashes_use_owasp_parameters_and_old_ones_are_rehashed_on_sign_in(vault):
+    import argon2
+
+    from vault.sealing import credentials as sealing
+
+    ctx = vault.context
+    params = argon2.extract_parameters(_hash_of(vault, "anna"))
+    assert (params.type, params.memory_cost, params.time_cost, params.parallelism) == (
+        argon2.Type.ID,
+        19 * 1024,
+        2,
+        1,
+    )
+    # a hash made before (RFC 9106's 64 MiB / 3 / 4), tagged by the vault as then
+    old = argon2.PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash(PASSWORD)
+    _store_hash(vault, "anna", old)
+    assert sealing.needs_rehash(old) and not sealing.needs_rehash(_hash_of(vault, "bert"))
+    with pytest.raises(credentials.SignInRefused):  # a wrong password re-hashes nothing
+        credentials.check_password_step(ctx, "anna", PASSWORD + "!", "10.5.0.1")
+    assert _hash_of(vault, "anna") == old
+    credentials.check_password_step(ctx, "anna", PASSWORD, "10.5.0.1")
+    new = _hash_of(vault, "anna")
+    assert new != old and argon2.extract_parameters(new).memory_cost == 19 * 1024
+    assert credentials.check_password_step(ctx, "anna", PASSWORD, "10.5.0.1")  # tag intact
+    assert not credentials.tampered_credentials(ctx)
+
+
+def _person_id(vault, handle: str) -> str:
+    with read_session(vault.context.engine) as s:
+        return s.exec(text("SELECT id FROM person WHERE handle = :h"), params={"h": handle}).one()[
+            0
+        ]
+
+
+def _hash_of(vault, handle: str) -> str:
+    with read_session(vault.context.engine) as s:
+        return s.get(Credential, _person_id(vault, handle)).password_hash
+
+
+def _store_hash(vault, handle: str, hashed: str) -> None:
+    ctx = vault.context
+    pid = _person_id(vault, handle)
+    with write_session(ctx.engine) as s:
+        row = s.get(Credential, pid)
+        row.password_hash = hashed
+        row.tag = credentials.seal(ctx).tag(pid, handle, hashed, None)
+        s.add(row)
+
+
+# -- throttle counters are tagged ---------------------------------------------------------
+
+
+def _fail(ctx, handle: str, address: str, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(credentials.SignInRefused):
+            credentials.check_password_step(ctx, handle, "wrong password!!", address)
+
+
+def test_a_database_writer_cannot_lower_a_throttle_count_or_lift_a_lock(vault):
+    ctx = vault.context
+    _fail(ctx, "anna", "10.6.0.1", credentials.FREE_FAILURES)
+    with pytest.raises(credentials.SignInLocked):
+        credentials.check_password_step(ctx, "anna", PASSWORD, "10.6.0.2")
+    # the writer resets the count and lifts the lock, keeping the row (and its tag)
+    with write_session(ctx.engine) as s:
+        s.exec(text("UPDATE signin_throttle SET failures = 0, locked_until = NULL"))
+    assert credentials.tampered_throttle_counters(ctx) == 2
+    with pytest.raises(credentials.SignInLocked):  # fails closed: a fresh first lock
+        credentials.check_password_step(ctx, "anna", PASSWORD, "10.6.0.2")
+    # anna's counter was re-made by the vault; the one of address 10.6.0.1 waits for its
+    # next use, and verify names it meanwhile (without naming the address)
+    assert credentials.tampered_throttle_counters(ctx) == 1
+    findings = [f.detail for f in vault.verify().findings if "throttle" in f.detail]
+    assert findings and "10.6" not in findings[0]
+    with pytest.raises(credentials.SignInLocked):
+        credentials.check_password_step(ctx, "bert", PASSWORD, "10.6.0.1")
+    assert credentials.tampered_throttle_counters(ctx) == 0
+    # the lock re-made by the vault is a real lock that ends, and counting goes on from it
+    vault.clock.now += credentials.FIRST_LOCK + timedelta(seconds=1)
+    _fail(ctx, "anna", "10.6.0.3", 1)  # failure FREE_FAILURES + 1: a doubled lock
+    vault.clock.now += credentials.FIRST_LOCK + timedelta(seconds=1)
+    with pytest.raises(credentials.SignInLocked):
+        credentials.check_password_step(ctx, "anna", PASSWORD, "10.6.0.4")
+
+
+def test_a_forged_throttle_row_and_a_copied_tag_are_found(vault):
+    ctx = vault.context
+    _fail(ctx, "anna", "10.7.0.1", 1)
+    _fail(ctx, "bert", "10.7.0.2", 1)
+    with read_session(ctx.engine) as s:
+        rows = {
+            k: (f, t) for k, f, t in s.exec(text("SELECT key, failures, tag FROM signin_throttle"))
+        }
+    anna_key = credentials.throttle_keys("anna", "x", ctx)[0]
+    bert_key = credentials.throttle_keys("bert", "x", ctx)[0]
+    # keyed names: neither the handle's plain SHA-256 nor the handle itself
+    import hashlib
+
+    assert hashlib.sha256(b"handle:anna").hexdigest() not in rows and anna_key in rows
+    # bert's tag on anna's row (same count, same time): refused
+    with write_session(ctx.engine) as s:
+        s.exec(
+            text("UPDATE signin_throttle SET tag = :t WHERE key = :k"),
+            params={"t": rows[bert_key][1], "k": anna_key},
+        )
+    assert credentials.tampered_throttle_counters(ctx) == 1
+    report = vault.verify()
+    assert any("throttle counter" in f.detail for f in report.findings)
+    with pytest.raises(credentials.SignInLocked):
+        credentials.check_password_step(ctx, "anna", PASSWORD, "10.7.0.9")
+    credentials.check_password_step(ctx, "bert", PASSWORD, "10.7.0.8")  # bert untouched
+
+
+# -- credential changes are all-or-nothing ------------------------------------------------
+
+
+def _state(vault, handle: str):
+    ctx = vault.context
+    pid = _person_id(vault, handle)
+    with read_session(ctx.engine) as s:
+        cred = s.get(Credential, pid)
+        person = s.get(Person, pid)
+        entries = s.exec(text("SELECT count(*) FROM log_entry")).one()[0]
+    return (cred.password_hash, cred.totp_sealed, bytes(cred.tag), person.oidc_subject, entries)
+
+
+@pytest.mark.parametrize("change", ["password", "totp", "reset", "oidc"])
+def test_a_credential_change_that_fails_midway_leaves_nothing_behind(vault, monkeypatch, change):
+    """The failure comes after the row was changed and the log entry appended in the
+    transaction: the row, the sessions, the person and the log stay as they were."""
+    from vault.db import log as db_log
+    from vault.db.models import WebSession
+    from vault.sealing.credentials import SESSION_DOMAIN
+
+    ctx = vault.context
+    credentials.enrol_totp(ctx, "anna", by=OP)
+    pid = _person_id(vault, "anna")
+    now = ctx.clock()
+    session = WebSession(
+        id_hash="a" * 64,
+        person_id=pid,
+        stage="full",
+        csrf="c" * 64,
+        created_at=now,
+        last_seen_at=now,
+        tag=b"",
+    )
+    session.tag = credentials.seal(ctx).row_tag(
+        SESSION_DOMAIN, "a" * 64, pid, "full", "c" * 64, credentials.format_time(now)
+    )
+    with write_session(ctx.engine) as s:
+        s.add(session)
+    before = _state(vault, "anna")
+    real = db_log.append_entries
+
+    def append_then_fail(*args, **kwargs):
+        real(*args, **kwargs)  # the entry is written in the transaction ...
+        raise OSError("injected: the disk went away")  # ... and then the step fails
+
+    for module in (credentials, people):
+        monkeypatch.setattr(module, "append_entries", append_then_fail)
+    act = {
+        "password": lambda: credentials.set_password(ctx, "anna", "a brand new passphrase", by=OP),
+        "totp": lambda: credentials.enrol_totp(ctx, "anna", by=OP),
+        "reset": lambda: credentials.reset_factor(ctx, "anna", by=OP),
+        "oidc": lambda: people.link_oidc(ctx, "anna", "https://idp.example", "sub-1", by=OP),
+    }[change]
+    with pytest.raises(OSError, match="injected"):
+        act()
+    monkeypatch.undo()
+    assert _state(vault, "anna") == before
+    with read_session(ctx.engine) as s:
+        assert s.get(WebSession, "a" * 64) is not None  # the session was not ended
+    assert not credentials.tampered_credentials(ctx)
+    assert vault.verify().clean, vault.verify().findings
+    ok = credentials.check_password_step(ctx, "anna", PASSWORD, "10.8.0.1")  # old password
+    assert ok.needs_totp  # and the TOTP is still there
+    credentials.set_password(ctx, "anna", "a brand new passphrase", by=OP)  # and it works now
+
+
+def test_throttle_key_and_tag_vectors():
+    from vault.sealing.credentials import THROTTLE_DOMAIN
+
+    seal = CredentialSeal(bytes(range(32)))
+    key = seal.throttle_key("handle", "anna")
+    assert key == "79b6f21bac94a089e0ee2bce1ff5b784338d6ae9375258ee7b21ba8ea8843958"
+    tag = seal.row_tag(
+        THROTTLE_DOMAIN, key, "5", "2026-12-01T09:00:00.000Z", "2026-12-01T09:00:30.000Z"
+    )
+    assert tag.hex() == "3659328af1af94cecf7d790faa42c3c8c2d3181e3f4b1a940a1cd7c6c5fd83be"
+    assert seal.throttle_key("ip", "anna") != key

@@ -36,7 +36,7 @@ def test_token_is_random_shown_once_and_stored_hashed(vault):
     assert secret.startswith("evt1_") and len(secret) == 48 and secret != other
     with read_session(vault.context.engine) as s:
         rows = list(s.exec(select(ApiToken)))
-    stored = json.dumps([r.model_dump(mode="json") for r in rows])
+    stored = json.dumps([r.model_dump(mode="json", exclude={"tag"}) for r in rows])
     assert secret not in stored and secret.removeprefix("evt1_") not in stored
     assert {r.secret_hash for r in rows} == {tokens.hash_token(secret), tokens.hash_token(other)}
     who = tokens.authenticate(vault.context, secret)
@@ -173,3 +173,111 @@ def test_token_commands(tmp_path, monkeypatch):
     scoped = run("token", "create", "--person", "viewer", "--campaign", "x", code=3)
     assert "the token is invalid: campaign" in scoped and "metadata" not in scoped
     assert len(json.loads(run("--json", "token", "list"))) == 1  # none of them was made
+
+
+# -- token rows are tagged against a database writer ----------------------------------------
+
+
+def _sql(vault, statement: str, **params) -> None:
+    from sqlalchemy import text
+
+    from vault.db import write_session
+
+    with write_session(vault.context.engine) as s:
+        s.exec(text(statement), params=params)
+
+
+def test_a_database_writer_cannot_mint_repoint_or_unrevoke_a_token(vault):
+    ctx = vault.context
+    people.add_person(ctx, "root2", role="admin", client=None, by=OPERATOR)
+    admin_info, admin_secret = tokens.create_token(ctx, person="root2", by=OPERATOR)
+    info, secret = person_token(ctx, "client", CLIENT, handle="carla")
+    assert tokens.authenticate(ctx, secret).role == "client"
+    # 1. the writer's own secret put on the admin's row: the row no longer verifies
+    mine = "evt1_" + "x" * 43
+    _sql(
+        vault,
+        "UPDATE api_token SET secret_hash = :h WHERE id = :i",
+        h=tokens.hash_token(mine),
+        i=admin_info.id,
+    )
+    with pytest.raises(Unauthenticated, match="not valid"):
+        tokens.authenticate(ctx, mine)
+    # 2. a client's token re-pointed to the admin role
+    _sql(vault, "UPDATE api_token SET role = 'admin', client_id = NULL WHERE id = :i", i=info.id)
+    with pytest.raises(Unauthenticated, match="not valid"):
+        tokens.authenticate(ctx, secret)
+    assert set(tokens.tampered_tokens(ctx)) == {admin_info.id, info.id}
+    findings = [f.detail for f in vault.verify().findings if "API token" in f.detail]
+    assert len(findings) == 2 and secret not in " ".join(findings)
+    # 3. a revoked token un-revoked
+    other, other_secret = person_token(ctx, "client", CLIENT, handle="chris")
+    tokens.revoke_token(ctx, other.id, by=OPERATOR)
+    _sql(vault, "UPDATE api_token SET revoked_at = NULL WHERE id = :i", i=other.id)
+    with pytest.raises(Unauthenticated, match="not valid"):
+        tokens.authenticate(ctx, other_secret)
+    # 4. a whole row inserted, copying a real row's tag
+    _sql(
+        vault,
+        "INSERT INTO api_token (id, secret_hash, person_id, role, client_id, campaign, label,"
+        " created_at, expires_at, revoked_at, tag) SELECT 'tok_forged', :h, person_id, role,"
+        " client_id, campaign, label, created_at, expires_at, revoked_at, tag FROM api_token"
+        " WHERE id = :i",
+        h=tokens.hash_token("evt1_" + "y" * 43),
+        i=admin_info.id,
+    )
+    with pytest.raises(Unauthenticated, match="not valid"):
+        tokens.authenticate(ctx, "evt1_" + "y" * 43)
+    # 5. a nulled tag is not adopted again when the vault reopens
+    _sql(vault, "UPDATE api_token SET tag = NULL WHERE id = :i", i=info.id)
+    from tests.support.vaults import reopen
+
+    again = reopen(vault)
+    try:
+        with pytest.raises(Unauthenticated):
+            tokens.authenticate(again.context, secret)
+    finally:
+        again.close()
+    assert admin_secret  # untouched secret, refused only through its changed row
+
+
+def test_tokens_from_before_tags_are_adopted_once_at_opening(vault, tmp_path):
+    ctx = vault.context
+    info, secret = person_token(ctx, "client", CLIENT, handle="carla")
+    # as a vault from before tags: no tag on the row, no token key in the keyring
+    _sql(vault, "UPDATE api_token SET tag = NULL")
+    keyring = ctx.keys._local
+    keyring._modify(lambda state: bool(state.keys.pop("api-tokens", None)))
+    from tests.support.vaults import reopen
+
+    again = reopen(vault)
+    try:
+        assert tokens.authenticate(again.context, secret).token_id == info.id
+        assert tokens.tampered_tokens(again.context) == []
+    finally:
+        again.close()
+
+
+def test_token_tag_vector_is_stable():
+    from vault.sealing.credentials import TokenSeal
+
+    seal = TokenSeal(bytes(range(32)))
+    items = (
+        "tok_1",
+        "ab" * 32,
+        "p1",
+        "client",
+        "telco-de",
+        "-",
+        "2026-11-21T12:00:00.000Z",
+        "-",
+        "-",
+    )
+    # HMAC-SHA256(HKDF-SHA256(key, info="evidence-vault/v1 api token tag"),
+    #             encode_items("evidence-vault/v1 api token", *items)); docs/formats.md
+    assert seal.tag(*items).hex() == (
+        "d00d1d706db9d872573db2c965713b47757ef3746a51765488b18c9a533a7085"
+    )
+    assert seal.check(seal.tag(*items), *items)
+    assert not seal.check(seal.tag(*items), *items[:-1], "2026-11-22T12:00:00.000Z")
+    assert not seal.check(None, *items)

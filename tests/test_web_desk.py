@@ -382,12 +382,18 @@ def test_evidence_and_audio_open_only_with_a_reason_which_is_logged(app, desk):
     )
     assert r.status_code == 422
     n = len(_accesses(desk, rid))
-    assert _open(c, rid, "complaint", "CASE-9").status_code == 303
+    opened = _open(c, rid, "complaint", "CASE-9")
+    # the answer is the opened page itself (no redirect), naming its own address for the
+    # history; its language switch returns to the record, not to the form's target
+    assert opened.status_code == 200 and 'id="player"' in opened.text
+    assert f'data-canonical="/desk/records/{rid}#evidence"' in opened.text
+    assert f'name="back" value="/desk/records/{rid}"' in opened.text
     logged = _accesses(desk, rid)[n:]
     assert logged == [
         {"principal": "person:carla", "what": "evidence", "reason": "complaint", "case": "CASE-9"}
     ]
     page = c.get(f"/desk/records/{rid}")
+    assert 'data-canonical="' not in page.text
     assert "Max Mustermann" in page.text and "Fibre 250" in page.text
     assert "+4915112345671" not in page.text and "671" in page.text  # masked
     assert 'data-start="1.000"' in page.text  # the intent span, for the player
@@ -444,7 +450,11 @@ def test_bundle_download_is_logged_with_the_reason(app, desk):
 def test_integrity_panel_names_each_check_and_fails_on_a_changed_object(app, desk):
     rid = desk.records[2]
     c = _signed_in(app)
-    page = c.get(f"/desk/records/{rid}").text
+    record_page = c.get(f"/desk/records/{rid}").text
+    # the record page shows the evidence at once; its panel loads the checks from here
+    assert f'data-checks="/desk/records/{rid}/integrity"' in record_page
+    assert 'data-check="' not in record_page
+    page = c.get(f"/desk/records/{rid}/integrity").text
     checks = dict(re.findall(r'class="check (pass|fail)" data-check="(\w+)"', page))
     assert set(re.findall(r'data-check="(\w+)"', page)) == {
         "row",
@@ -462,11 +472,16 @@ def test_integrity_panel_names_each_check_and_fails_on_a_changed_object(app, des
     try:
         stored.chmod(0o600)
         stored.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        page = c.get(f"/desk/records/{rid}").text
+        page = c.get(f"/desk/records/{rid}/integrity").text  # checked again: not cached
         assert re.search(r'class="check fail" data-check="objects"', page)
         assert re.search(r'class="check pass" data-check="signature"', page)
     finally:
         stored.write_bytes(original)
+    page = c.get(f"/desk/records/{rid}/integrity").text
+    assert not re.search(r'class="check fail"', page)
+    # another tenant's record: the same page as an unknown one
+    r = c.get(f"/desk/records/{desk.other_record}/integrity")
+    assert r.status_code == 404 and 'data-check="' not in r.text
 
 
 # -- disputes and holds -------------------------------------------------------------------
@@ -510,19 +525,88 @@ def test_unsigned_requests_go_to_sign_in(app, desk):
         assert r.status_code == 303 and r.headers["location"] == "/desk/sign-in", path
 
 
+def _lang_token(html: str) -> str:
+    m = re.search(r'class="lang"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html)
+    assert m, "no token in the language switch"
+    return m[1]
+
+
 def test_language_switch_and_accept_language(app):
     c = _client(app)
-    assert "Anmelden" in c.get("/desk/sign-in", headers={"Accept-Language": "de-AT"}).text
+    page = c.get("/desk/sign-in", headers={"Accept-Language": "de-AT"})
+    assert "Anmelden" in page.text
+    token = _lang_token(page.text)
     r = c.post(
-        "/desk/language", data={"lang": "de", "back": "/desk/sign-in"}, follow_redirects=False
+        "/desk/language",
+        data={"csrf": token, "lang": "de", "back": "/desk/sign-in"},
+        follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/desk/sign-in"
     page = c.get("/desk/sign-in", headers={"Accept-Language": "en"})
     assert '<html lang="de">' in page.text and "Kennung" in page.text
     for back in ("https://evil.example/", "//evil.example/desk", "/desk\\..", "/other"):
-        r = c.post("/desk/language", data={"lang": "en", "back": back}, follow_redirects=False)
+        r = c.post(
+            "/desk/language",
+            data={"csrf": token, "lang": "en", "back": back},
+            follow_redirects=False,
+        )
         assert r.headers["location"] == "/desk", back
     assert 'lang="en"' in c.get("/desk/sign-in").text
+
+
+def test_the_record_page_is_localised_in_german_and_english(app, desk):
+    """Spans as the locale's mm:ss, dates, prices, terms and numbers per locale; the sealed
+    text stays machine-readable beside them (``<data value>``, ``<time datetime>``)."""
+    rid = desk.records[0]
+    c = _signed_in(app)
+    assert _open(c, rid).status_code == 200
+    pages = {}
+    for lang in ("en", "de"):
+        c.cookies.set("desk_lang", lang)
+        pages[lang] = c.get(f"/desk/records/{rid}").text
+    de, en = pages["de"], pages["en"]
+    assert '<time datetime="1980-01-31">31.01.1980</time>' in de
+    assert '<time datetime="1980-01-31">Jan 31, 1980</time>' in en
+    assert '<data value="39.99 EUR/month">39,99\xa0€ pro Monat</data>' in de
+    assert '<data value="39.99 EUR/month">€39.99 per month</data>' in en
+    assert '<data value="24 months">24 Monate</data>' in de
+    assert "Name, Geburtsdatum und Postleitzahl" in de or "Name, Geburtsdatum und PLZ" in de
+    assert "00:01\u2009–\u200900:01" in de  # the intent span (1,000-1,800 ms)
+    assert ">1,25×</option>" in de and ">1.25×</option>" in en
+    assert "dialer-7f3a-000000, Abschnitt 1" in de
+    for page in (de, en):
+        assert "39.99 EUR/month</dd>" not in page and "1980-01-31</dd>" not in page
+    c.cookies.delete("desk_lang")
+
+
+def test_language_switch_refuses_a_cross_site_post(app):
+    """Before and after sign-in: without the page's token (as another site's form would
+    post it) the switch is refused and the language stays."""
+    anon = _client(app)
+    page = anon.get("/desk/sign-in")
+    for data in ({"lang": "de"}, {"lang": "de", "csrf": "x" * 43}):
+        r = anon.post("/desk/language", data={**data, "back": "/desk"}, follow_redirects=False)
+        assert r.status_code == 403 and "desk_lang" not in r.headers.get("set-cookie", "")
+    # a cross-site browser sends no SameSite=Strict cookie: the right token alone fails too
+    bare = _client(app)
+    r = bare.post(
+        "/desk/language",
+        data={"lang": "de", "csrf": _lang_token(page.text), "back": "/desk"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403
+    c = _signed_in(app)
+    search = c.get("/desk/search")
+    assert _lang_token(search.text) == csrf_of(search.text)  # the session's token
+    r = c.post("/desk/language", data={"lang": "de", "back": "/desk"}, follow_redirects=False)
+    assert r.status_code == 403
+    assert 'lang="en"' in c.get("/desk/search").text
+    r = c.post(
+        "/desk/language",
+        data={"lang": "de", "back": "/desk/search", "csrf": csrf_of(search.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and 'lang="de"' in c.get("/desk/search").text
 
 
 def test_a_database_writer_cannot_make_or_repoint_a_session(app, desk):

@@ -56,6 +56,13 @@ def _check_page(page, refused: int | None = None) -> None:
 def _open_record(page, order_ref: str) -> None:
     page.click(f"a >> text={order_ref}")
     page.wait_for_url("**/desk/records/*")
+    _integrity_shown(page)
+
+
+def _integrity_shown(page) -> list[str]:
+    """The record page's integrity panel, once its checks have loaded (just after the page)."""
+    page.wait_for_selector("#integrity[aria-busy=false] li.check", timeout=30000)
+    return page.eval_on_selector_all("#integrity li.check", "els => els.map(e => e.className)")
 
 
 def test_the_escalation_end_to_end(desk_server, page):
@@ -89,6 +96,7 @@ def test_the_escalation_end_to_end(desk_server, page):
     page.click("form.search button[type=submit]")
     _open_record(page, "ORD-2026-000001")
     assert page.locator("#player").count() == 0
+    assert _integrity_shown(page) == ["check pass"] * 4
     _check_page(page)
 
     # a reason opens the evidence and the player
@@ -96,6 +104,7 @@ def test_the_escalation_end_to_end(desk_server, page):
     page.fill("#case", "CASE-2026-17")
     page.click("form.reason button[type=submit]")
     page.wait_for_selector("#player[data-ready=true]", timeout=30000)
+    _integrity_shown(page)
     _check_page(page)
     regions = page.evaluate(
         "() => deskPlayer.regions.getRegions().map(r => [r.id, r.start, r.end])"
@@ -114,6 +123,15 @@ def test_the_escalation_end_to_end(desk_server, page):
     page.click("#play")  # pause (or stop) whatever plays
     page.select_option("#speed", "1.5")
     assert page.evaluate("() => deskPlayer.ws.getMediaElement().playbackRate") == 1.5
+
+    # the opened page came as the answer to the form; its own address is in the history,
+    # so a reload shows it again without posting (and logging) a second time
+    assert page.url.endswith("#evidence") and "/open" not in page.url
+    accesses = page.locator("#accesses tbody tr").count()
+    page.reload()
+    page.wait_for_selector("#player[data-ready=true]", timeout=30000)
+    _integrity_shown(page)
+    assert page.locator("#accesses tbody tr").count() == accesses
 
     # the access is on the page: person and reason
     row = page.locator("#accesses tbody tr").last
@@ -160,6 +178,7 @@ def test_the_player_by_keyboard_alone(desk_server, page):
     page.select_option("#reason", "quality-audit")
     page.click("form.reason button[type=submit]")
     page.wait_for_selector("#player[data-ready=true]", timeout=30000)
+    _integrity_shown(page)
     for _ in range(60):  # Tab through the page until the player's slider has the focus
         page.keyboard.press("Tab")
         if page.evaluate("() => document.activeElement.id") == "waveform":
@@ -201,6 +220,21 @@ def test_german_pages_pass_axe_too(desk_server, page):
     _check_page(page)
     _sign_in(page, url, "carla")
     assert "Nachweise suchen" in page.inner_text("main")
+    # the record page in German: spans, dates, price, speeds in the locale; then axe
+    page.goto(url + f"/desk/records/{desk_server.records[2]}")
+    page.select_option("#reason", "complaint")
+    page.click("form.reason button[type=submit]")
+    page.wait_for_selector("#player[data-ready=true]", timeout=30000)
+    assert _integrity_shown(page) == ["check pass"] * 4
+    facts = page.inner_text("#evidence")
+    assert "31.01.1980" in facts and "39,99\xa0€ pro Monat" in facts and "24 Monate" in facts
+    assert "00:01\u2009–\u200900:01" in facts
+    assert page.inner_text("#speed option:checked") == "1×"
+    assert "1,25×" in page.inner_text("#speed")
+    _check_page(page)
+    page.goto(url + f"/desk/records/{desk_server.records[2]}/integrity")
+    assert "Soeben geprüft" in page.inner_text("main")
+    _check_page(page)
     page.goto(url + "/desk/records/01zzzzzzzzzzzzzzzzzzzzzzzz")
     assert "Nicht gefunden" in page.inner_text("main")
     _check_page(page, refused=404)

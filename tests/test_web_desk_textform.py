@@ -37,9 +37,16 @@ def client(desk):
         yield tc
 
 
-def _search(c: TestClient, lang: str) -> str:
+def _language(c: TestClient, lang: str) -> str:
+    """Switch the desk's language (a form with the session's CSRF token); the token."""
     csrf = csrf_of(c.get("/desk/search").text)
-    c.post("/desk/language", data={"lang": lang, "back": "/desk/search"})
+    r = c.post("/desk/language", data={"csrf": csrf, "lang": lang, "back": "/desk/search"})
+    assert r.status_code == 200, r.text
+    return csrf
+
+
+def _search(c: TestClient, lang: str) -> str:
+    csrf = _language(c, lang)
     return c.post("/desk/search", data={"csrf": csrf, "campaign": CAMPAIGN}).text
 
 
@@ -54,13 +61,13 @@ def test_search_marks_records_pending_textform(client, desk):
 
 
 def test_record_page_lists_the_documents_and_what_is_missing(client, desk):
-    client.post("/desk/language", data={"lang": "en", "back": "/desk"})
+    _language(client, "en")
     page = client.get(f"/desk/records/{desk.records[0]}").text
     assert 'id="textform"' in page and "Textform documents" in page
     assert "pending Textform: Approval of the contract" in page
     [doc] = desk.vault.documents(desk.records[0])
     assert f'data-document="{doc.document_id}"' in page and "message/rfc822" in page
-    client.post("/desk/language", data={"lang": "de", "back": "/desk"})
+    _language(client, "de")
     page = client.get(f"/desk/records/{desk.records[1]}").text
     assert "Textform-Dokumente" in page
     assert "Zu diesem Datensatz ist kein Textform-Dokument versiegelt." in page

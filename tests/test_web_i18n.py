@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.mofile import read_mo, write_mo
@@ -144,6 +145,25 @@ def test_dates_numbers_and_zones_per_locale():
     bad = i18n.choose_zone(_request(cookies={i18n.TZ_COOKIE: "../../etc/passwd"}), "Europe/Berlin")
     assert str(bad) == "Europe/Berlin"
     assert str(i18n.choose_zone(_request(cookies={i18n.TZ_COOKIE: "Mars/Base"}), "UTC")) == "UTC"
+
+
+def test_spans_prices_terms_and_sealed_dates_per_locale():
+    zone = ZoneInfo("Europe/Berlin")
+    de, en = i18n.Formats("de", zone), i18n.Formats("en", zone)
+    assert de.span(21_000, 23_500) == "00:21\u2009–\u200900:23" == en.span(21_000, 23_500)
+    assert de.rate(1.25) == "1,25×" and en.rate(1.25) == "1.25×"
+    assert de.price("39.99 EUR/month") == "39,99\xa0€" and en.price("39.99 EUR") == "€39.99"
+    assert de.price_period("39.99 EUR/month") == "month" and de.price("about 40 euros") is None
+    assert de.term("24 months") == "24 Monate" and en.term("1 year") == "1 year"
+    assert de.term("until cancelled") == "until cancelled"  # not a unit: as sealed
+    assert de.sealed_date("1980-01-31") == "31.01.1980" and en.sealed_date("1980-01-31") == (
+        "Jan 31, 1980"
+    )
+    assert de.sealed_date("Max Mustermann") == "Max Mustermann"
+    assert de.sealed_time("2026-11-01T10:00:00Z") == "01.11.2026, 11:00:00"
+    assert de.list(["Name", "PLZ"]) == "Name und PLZ" and en.list(["a", "b", "c"]) == (
+        "a, b, and c"
+    )
 
 
 def test_catalogues_ship_in_the_wheel():

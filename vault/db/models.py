@@ -269,6 +269,11 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime | None = Field(default=None)
     revoked_at: datetime | None = Field(default=None)
+    #: HMAC under the keyring's token key over every column but ``label``
+    #: (:mod:`vault.services.tokens`): a row a database writer inserted, re-pointed to
+    #: another person or role, or un-revoked authenticates nobody. NULL only on rows from
+    #: before tokens were tagged, until the vault opens (they are adopted once)
+    tag: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -327,7 +332,9 @@ class WebSession(SQLModel, table=True):
 
 class SignInThrottle(SQLModel, table=True):
     """Failed sign-ins per handle and per client address, counted in the database so every
-    worker sees them. ``key`` is a SHA-256 (``handle:...`` or ``ip:...``), never the value."""
+    worker sees them. ``key`` is an HMAC of ``handle``/``ip`` and the value under the
+    credential key, never the value; ``tag`` (HMAC under the same key over every column)
+    keeps a database writer from lowering a count or shortening a lock."""
 
     __tablename__ = "signin_throttle"
 
@@ -335,6 +342,7 @@ class SignInThrottle(SQLModel, table=True):
     failures: int = Field(default=0)
     last_failure_at: datetime
     locked_until: datetime | None = Field(default=None)
+    tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class DeskGrant(SQLModel, table=True):

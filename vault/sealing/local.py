@@ -264,6 +264,17 @@ class LocalKeyring:
         """The key that tags sign-in credentials and seals TOTP secrets (created once)."""
         return self._get_or_create("credentials", lambda: os.urandom(32))
 
+    def token_key(self) -> tuple[bytes, bool]:
+        """The key that tags API token rows, and whether this call created it (then the
+        caller adopts the rows from before tokens were tagged, once)."""
+        created: list[bool] = []
+
+        def make() -> bytes:
+            created.append(True)
+            return os.urandom(32)
+
+        return self._get_or_create("api-tokens", make), bool(created)
+
     # -- beyond the protocol --------------------------------------------------------------
 
     def signing_key(self, name: str = "log") -> LogSigner:

@@ -157,6 +157,10 @@ class KeyRouter:
         """The key of persons' sign-in credentials (always local, like the log keys)."""
         return self._local.credential_key()
 
+    def token_key(self) -> tuple[bytes, bool]:
+        """The key of API token row tags (always local), and whether it was just made."""
+        return self._local.token_key()
+
     # -- KEK lifecycle (local KEKs; KMS keys have none in the vault) ----------------------
 
     def kek_ids(self, tenant: str | None = None) -> list[str]:

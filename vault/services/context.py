@@ -130,6 +130,9 @@ def open_vault(settings: Settings, *, clock: Clock = utc_now) -> VaultContext:
     keys = KeyRouter(local, settings.key_clients)
     ctx = VaultContext(settings, engine, _open_store(settings), keys, clock)
     ctx.adopt_logs()
+    from vault.services.tokens import token_seal
+
+    token_seal(ctx)  # makes the token key once, adopting the tokens from before their tags
     return ctx
 
 

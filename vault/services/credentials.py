@@ -5,14 +5,14 @@ in the person's log, naming who did it; never a secret). A sign-in is refused, w
 message whatever the cause, when the handle is unknown, the person is disabled or pending,
 the password or code is wrong, or the credential row's tag does not verify (a database
 writer changed it: :mod:`vault.sealing.credentials`). Failures are counted per handle and
-per client address in the database (``signin_throttle``), so every worker sees them: from
+per client address in the database (``signin_throttle``, keyed hashes, each row tagged
+under the credential key like sessions), so every worker sees them: from
 the fifth failure on, each further one locks the key for twice as long (30 s, 1 min, ...,
 at most an hour). Unknown handles are counted too, so a lock reveals nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,11 +23,14 @@ from vault.db import read_session, write_session
 from vault.db.log import EntryDraft, append_entries
 from vault.db.models import Credential, DeskGrant, Person, SignInThrottle, WebSession
 from vault.errors import FieldError, InvalidEvidence, Unauthenticated
+from vault.ledger.entry import format_time
 from vault.sealing.credentials import (
+    THROTTLE_DOMAIN,
     CredentialSeal,
     check_password,
     dummy_password_check,
     hash_password,
+    needs_rehash,
     new_totp_secret,
     totp_step_of,
     totp_uri,
@@ -144,7 +147,7 @@ def _change(ctx: VaultContext, person: Person, by: Principal, change: str, edit)
 
 def check_password_step(ctx: VaultContext, handle: str, password: str, address: str) -> PasswordOk:
     """The first factor. SignInRefused / SignInLocked, with the same text for every cause."""
-    keys = throttle_keys(handle, address)
+    keys = throttle_keys(handle, address, ctx)
     refuse_if_locked(ctx, keys)
     person, cred = _person_and_credential(ctx, handle)
     ok = False
@@ -159,14 +162,35 @@ def check_password_step(ctx: VaultContext, handle: str, password: str, address: 
         record_failure(ctx, keys)
         raise SignInRefused()
     clear_failures(ctx, keys[:1])
+    if needs_rehash(cred.password_hash):
+        _rehash(ctx, person, cred.password_hash, password)
     return PasswordOk(person.id, cred.totp_sealed is not None)
+
+
+def _rehash(ctx: VaultContext, person: Person, old_hash: str, password: str) -> None:
+    """Store the just-verified password at today's argon2id parameters.
+
+    Only if the row still holds the hash that was checked (a concurrent change wins) and
+    still verifies; tagged like any change, in one transaction. Not logged: the factor is
+    the same password (``person.credential`` entries record changes of factors).
+    """
+    fresh = hash_password(password)
+    sealer = seal(ctx)
+    with write_session(ctx.engine) as s:
+        row = s.get(Credential, person.id)
+        if row is None or row.password_hash != old_hash or not _intact(sealer, person, row):
+            return
+        row.password_hash = fresh
+        row.updated_at = ctx.clock()
+        row.tag = sealer.tag(person.id, person.handle, fresh, _sealed(row))
+        s.add(row)
 
 
 def check_totp_step(ctx: VaultContext, person_id: str, code: str, address: str) -> None:
     """The second factor for a person past the password; a code is good once only."""
     with read_session(ctx.engine) as s:
         person = s.get(Person, person_id)
-    keys = throttle_keys(person.handle if person else person_id, address)
+    keys = throttle_keys(person.handle if person else person_id, address, ctx)
     refuse_if_locked(ctx, keys)
     sealer = seal(ctx)
     now = ctx.clock()
@@ -215,19 +239,40 @@ def tampered_credentials(ctx: VaultContext) -> list[str]:
 # -- throttling ---------------------------------------------------------------------------
 
 
-def throttle_keys(handle: str, address: str) -> tuple[str, str]:
-    """(per handle, per client address), hashed: the table holds neither value."""
+def throttle_keys(handle: str, address: str, ctx: VaultContext) -> tuple[str, str]:
+    """(per handle, per client address), keyed hashes: the table holds neither value."""
+    sealer = seal(ctx)
     h = str(handle).strip().lower()[:200]
-    return (
-        hashlib.sha256(f"handle:{h}".encode("utf-8", "replace")).hexdigest(),
-        hashlib.sha256(f"ip:{address}".encode("utf-8", "replace")).hexdigest(),
-    )
+    return sealer.throttle_key("handle", h), sealer.throttle_key("ip", str(address)[:200])
 
 
 def refuse_if_locked(ctx: VaultContext, keys: tuple[str, ...]) -> None:
+    """SignInLocked while a counter is locked; a counter whose tag fails counts as locked.
+
+    A database writer could otherwise lower a count or shorten a lock to guess on. A
+    tampered row is re-made as a fresh first lock (FIRST_LOCK from now), so tampering
+    buys a wait, never more tries. (Deleting a row resets its count: the row's absence
+    cannot be authenticated; docs/security.md.)
+    """
     now = ctx.clock()
+    sealer = seal(ctx)
     with read_session(ctx.engine) as s:
         rows = s.exec(select(SignInThrottle).where(SignInThrottle.key.in_(keys))).all()
+    tampered = [row.key for row in rows if not _counter_intact(sealer, row)]
+    if tampered:
+        log.warning("sign-in throttle counter(s) with a bad tag: locked afresh")
+        with write_session(ctx.engine) as s:
+            for key in tampered:
+                row = SignInThrottle(
+                    key=key,
+                    failures=FREE_FAILURES,
+                    last_failure_at=now,
+                    locked_until=now + FIRST_LOCK,
+                    tag=b"",
+                )
+                row.tag = sealer.row_tag(THROTTLE_DOMAIN, *_counted(row))
+                s.merge(row)
+        raise SignInLocked()
     for row in rows:
         if row.locked_until is not None and _aware(row.locked_until) > now:
             raise SignInLocked()
@@ -239,21 +284,46 @@ FORGET_AFTER = timedelta(days=1)
 
 def record_failure(ctx: VaultContext, keys: tuple[str, ...]) -> None:
     now = ctx.clock()
+    sealer = seal(ctx)
     with write_session(ctx.engine) as s:
         s.exec(delete(SignInThrottle).where(SignInThrottle.last_failure_at < now - FORGET_AFTER))
         for key in keys:
-            row = s.get(SignInThrottle, key) or SignInThrottle(key=key, last_failure_at=now)
+            row = s.get(SignInThrottle, key)
+            if row is None:
+                row = SignInThrottle(key=key, failures=0, last_failure_at=now, tag=b"")
+            elif not _counter_intact(sealer, row):
+                # changed since it was last counted (between refuse_if_locked and here):
+                # count on from the lock threshold, never from what the writer left
+                row.failures = max(row.failures or 0, FREE_FAILURES - 1)
             row.failures = (row.failures or 0) + 1
             row.last_failure_at = now
             if row.failures >= FREE_FAILURES:
                 wait = FIRST_LOCK * 2 ** min(row.failures - FREE_FAILURES, 12)
                 row.locked_until = now + min(wait, LONGEST_LOCK)
+            row.tag = sealer.row_tag(THROTTLE_DOMAIN, *_counted(row))
             s.add(row)
 
 
 def clear_failures(ctx: VaultContext, keys: tuple[str, ...]) -> None:
     with write_session(ctx.engine) as s:
         s.exec(delete(SignInThrottle).where(SignInThrottle.key.in_(keys)))
+
+
+def tampered_throttle_counters(ctx: VaultContext) -> int:
+    """How many throttle counters fail their tag (for ``verify``; they name nobody)."""
+    sealer = seal(ctx)
+    with read_session(ctx.engine) as s:
+        rows = s.exec(select(SignInThrottle)).all()
+    return sum(1 for row in rows if not _counter_intact(sealer, row))
+
+
+def _counted(row: SignInThrottle) -> tuple[str, ...]:
+    locked = "-" if row.locked_until is None else format_time(_aware(row.locked_until))
+    return (row.key, str(row.failures), format_time(_aware(row.last_failure_at)), locked)
+
+
+def _counter_intact(sealer: CredentialSeal, row: SignInThrottle) -> bool:
+    return sealer.check_row(row.tag, THROTTLE_DOMAIN, *_counted(row))
 
 
 # -- helpers ------------------------------------------------------------------------------

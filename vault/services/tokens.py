@@ -14,7 +14,12 @@ admin     manage clients, campaigns, persons, tokens, holds; ``client=None`` = e
 ========  ==========================================================================
 
 Every use checks the person too: a disabled person's tokens, and a pending admin's,
-stop working at once. Creating and revoking tokens are log entries naming who did it.
+stop working at once. Every token row is tagged (HMAC under the keyring's token key over
+all its columns but the label): a row a database writer inserted with a secret of their
+own, re-pointed to another person, role, client or campaign, extended or un-revoked
+authenticates nobody. Rows from before tokens were tagged are adopted once, when the vault
+first makes the token key (:func:`adopt_untagged`, at opening: trust on first use).
+Creating and revoking tokens are log entries naming who did it.
 An admin's token is minted only by that admin or by the operator: another admin who could
 mint it could act as that admin, and four-eyes would be one pair of eyes again.
 """
@@ -22,6 +27,7 @@ mint it could act as that admin, and four-eyes would be one pair of eyes again.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import datetime
 
@@ -34,6 +40,7 @@ from vault.errors import FieldError, InvalidEvidence, NotFound, PermissionDenied
 from vault.identifiers import new_token_id
 from vault.ledger.entry import format_time
 from vault.results import TokenInfo
+from vault.sealing.credentials import TokenSeal
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.people import (
@@ -44,6 +51,8 @@ from vault.services.people import (
     principal_of,
     refuse_inactive,
 )
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["PREFIX", "ROLES", "Principal", "TokenInfo", "authenticate", "create_token"]
 
@@ -91,6 +100,7 @@ def create_token(
         created_at=now,
         expires_at=expires_at,
     )
+    row.tag = token_seal(ctx).tag(*_tagged(row))
     log = log_of(ctx, owner.client_id)
     body: dict = {"token": row.id, "person": owner.handle, "role": owner.role, "by": by.name}
     if campaign:
@@ -128,11 +138,14 @@ def revoke_token(
         raise NotFound(f"no token {token_id!r}", hint="list them with `evidence-vault token list`")
     log = log_of(ctx, row.client_id)
     now = ctx.clock()
+    sealer = token_seal(ctx)
     with write_session(ctx.engine) as s:
         row = s.get(ApiToken, token_id)
         owner = s.get(Person, row.person_id)
         if row.revoked_at is None:
             row.revoked_at = now
+            # re-tagged as revoked even if its tag had failed: revoking only takes away
+            row.tag = sealer.tag(*_tagged(row))
             s.add(row)
             body = {"token": row.id, "person": owner.handle, "by": by.name}
             append_entries(
@@ -153,12 +166,16 @@ def authenticate(ctx: VaultContext, token: str | None) -> Principal:
         raise Unauthenticated(
             "a bearer token is required", hint="send 'Authorization: Bearer evt1_...'"
         )
+    sealer = token_seal(ctx)
     with read_session(ctx.engine) as s:
         found = s.exec(
             select(ApiToken, Person)
             .join(Person, Person.id == ApiToken.person_id)
             .where(ApiToken.secret_hash == hash_token(token))
         ).first()
+    if found is not None and not sealer.check(found[0].tag, *_tagged(found[0])):
+        _log.warning("API token %s fails its tag: refused (changed outside the vault)", found[0].id)
+        found = None
     if found is None:
         raise Unauthenticated("the token is not valid", hint="ask an admin for a new token")
     row, owner = found
@@ -174,6 +191,56 @@ def authenticate(ctx: VaultContext, token: str | None) -> Principal:
         )
     refuse_inactive(owner, Unauthenticated)
     return principal_of(owner, row.id, row.campaign)
+
+
+def token_seal(ctx: VaultContext) -> TokenSeal:
+    """The tagger of token rows; making its key (once per vault) adopts the untagged rows."""
+    key, created = ctx.keys.token_key()
+    sealer = TokenSeal(key)
+    if created:
+        adopt_untagged(ctx, sealer)
+    return sealer
+
+
+def adopt_untagged(ctx: VaultContext, sealer: TokenSeal) -> int:
+    """Tag the token rows from before tokens were tagged; runs once, when the key is made.
+
+    Trust on first use, like the logs (:func:`vault.services.logauth.adopt_untagged`): a
+    tag nulled later is never adopted again, and such a token authenticates nobody.
+    """
+    with write_session(ctx.engine) as s:
+        rows = s.exec(select(ApiToken).where(ApiToken.tag.is_(None))).all()  # type: ignore[union-attr]
+        for row in rows:
+            row.tag = sealer.tag(*_tagged(row))
+            s.add(row)
+    if rows:
+        _log.info("adopted %d API token(s) from before tokens were tagged", len(rows))
+    return len(rows)
+
+
+def tampered_tokens(ctx: VaultContext) -> list[str]:
+    """Ids of token rows whose tag fails (for ``verify``)."""
+    sealer = token_seal(ctx)
+    with read_session(ctx.engine) as s:
+        rows = s.exec(select(ApiToken)).all()
+    return sorted(t.id for t in rows if not sealer.check(t.tag, *_tagged(t)))
+
+
+def _tagged(t: ApiToken) -> tuple[str, ...]:
+    def when(ts: datetime | None) -> str:
+        return "-" if ts is None else format_time(ts)
+
+    return (
+        t.id,
+        t.secret_hash,
+        t.person_id,
+        t.role,
+        t.client_id or "-",
+        t.campaign or "-",
+        when(t.created_at),
+        when(t.expires_at),
+        when(t.revoked_at),
+    )
 
 
 def _check(ctx, owner: Person, campaign, expires_at) -> None:

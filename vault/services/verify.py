@@ -106,7 +106,33 @@ def _credential_findings(ctx: VaultContext) -> list[Finding]:
             "outside the vault; reset it with `evidence-vault person set-password`",
         )
         for handle in tampered_credentials(ctx)
+    ] + _token_and_throttle_findings(ctx)
+
+
+def _token_and_throttle_findings(ctx: VaultContext) -> list[Finding]:
+    """API token rows and sign-in throttle counters whose tag fails."""
+    from vault.services.credentials import tampered_throttle_counters
+    from vault.services.tokens import tampered_tokens
+
+    found = [
+        Finding(
+            "modified",
+            "_vault",
+            f"API token {token} fails its tag: it was inserted or changed outside the vault "
+            "and authenticates nobody; revoke it and create a new one",
+        )
+        for token in tampered_tokens(ctx)
     ]
+    if counters := tampered_throttle_counters(ctx):
+        found.append(
+            Finding(
+                "modified",
+                "_vault",
+                f"{counters} sign-in throttle counter(s) fail their tag: changed outside the "
+                "vault; they lock their handle or address afresh at the next sign-in",
+            )
+        )
+    return found
 
 
 def _oidc_link_findings(ctx: VaultContext, log: str) -> list[Finding]:

@@ -10,6 +10,7 @@ neither URLs nor the access log ever hold them.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault.errors import (
@@ -38,11 +40,13 @@ from vault.inputs import InvalidText, text_problem
 from vault.services.context import VaultContext
 from vault.web import i18n
 from vault.web.assets import static_url
-from vault.web.sessions import DeskSession, current_session
+from vault.web.sessions import DeskSession, current_session, secure_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "/desk"
 MAX_FORM = 64 * 1024
+#: the double-submit cookie of forms posted without a session (sign-in, language switch)
+PRE_CSRF = "desk_signin"
 ROLES = ("client", "admin")
 
 env = Environment(
@@ -151,6 +155,22 @@ async def read_form(request: Request, session: DeskSession | None = None) -> dic
     return form
 
 
+def pre_session_token(request: Request) -> str:
+    """The form token of a browser without a session: its cookie's, or a new one (set by
+    :func:`render` on the page that shows the form)."""
+    token = request.cookies.get(PRE_CSRF, "")
+    if len(token) != 43:
+        token = getattr(request.state, "pre_csrf", "") or secrets.token_urlsafe(32)
+        request.state.pre_csrf = token
+    return token
+
+
+def pre_session_token_ok(request: Request, sent: str | None) -> bool:
+    """Double submit: the form's token equals its cookie (a cross-site form has neither)."""
+    cookie = request.cookies.get(PRE_CSRF, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), str(sent or "").encode())
+
+
 # -- rendering ----------------------------------------------------------------------------
 
 
@@ -165,6 +185,9 @@ def render(
     ctx = ctx_of(request)
     lang = i18n.choose_locale(request)
     catalogue = i18n.translations(lang)
+    # every page has the language switch: its token is the session's, or the double-submit
+    # cookie's before sign-in
+    form_token = session.csrf if session else pre_session_token(request)
     fmt = i18n.Formats(lang, i18n.choose_zone(request, ctx.settings.web_timezone))
     html = env.get_template(template).render(
         gettext=catalogue.gettext,
@@ -175,11 +198,22 @@ def render(
         session=session,
         person=session.person if session else None,
         csrf=session.csrf if session else "",
+        form_token=form_token,
         style_nonce=getattr(request.state, "style_nonce", ""),
-        here=request.url.path,
+        here=values.pop("here", request.url.path),
         **values,
     )
-    return HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status)
+    if session is None and request.cookies.get(PRE_CSRF) != form_token:
+        response.set_cookie(
+            PRE_CSRF,
+            form_token,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookie(request),
+            path="/",
+        )
+    return response
 
 
 #: error class -> (status, the page's message id)
@@ -219,8 +253,13 @@ def home(request: Request) -> Response:
 
 @router.post(f"{PREFIX}/language")
 async def language(request: Request) -> Response:
-    """The language switch: remembered in a cookie; back to the page it was pressed on."""
-    form = await read_form(request)
+    """The language switch: remembered in a cookie; back to the page it was pressed on.
+
+    CSRF-checked like every form: another site must not change what a person reads."""
+    session = await run_in_threadpool(current_session, request)
+    form = await read_form(request, session)
+    if session is None and not pre_session_token_ok(request, form.get("csrf")):
+        raise PermissionDenied("the form is stale or not from this site")
     lang = form.get("lang", "")
     back = form.get("back", PREFIX)
     if not back.startswith(f"{PREFIX}") or "//" in back or "\\" in back:

@@ -8,9 +8,6 @@ a form field), since there is no session yet to hold one.
 
 from __future__ import annotations
 
-import hmac
-import secrets
-
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -19,19 +16,20 @@ from vault.db import read_session
 from vault.db.models import Person
 from vault.services import credentials
 from vault.web import sessions
-from vault.web.desk import PREFIX, ctx_of, read_form, redirect, render, router
-from vault.web.sessions import secure_cookie
-
-PRE_CSRF = "desk_signin"
+from vault.web.desk import (
+    PREFIX,
+    ctx_of,
+    pre_session_token,
+    pre_session_token_ok,
+    read_form,
+    redirect,
+    render,
+    router,
+)
 
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "-"
-
-
-def _form_token(request: Request) -> str:
-    token = request.cookies.get(PRE_CSRF, "")
-    return token if len(token) == 43 else secrets.token_urlsafe(32)
 
 
 def _sso_offered(request: Request) -> bool:
@@ -52,24 +50,19 @@ def _sso_offered(request: Request) -> bool:
 
 
 def _page(request: Request, template: str, *, failed: str = "", status: int = 200) -> Response:
-    token = _form_token(request)
-    response = render(
+    # render() sets the double-submit cookie of this token
+    return render(
         request,
         template,
         status=status,
-        signin_token=token,
+        signin_token=pre_session_token(request),
         failed=failed,
         sso=_sso_offered(request),
     )
-    response.set_cookie(
-        PRE_CSRF, token, httponly=True, samesite="strict", secure=secure_cookie(request), path="/"
-    )
-    return response
 
 
 def _token_ok(request: Request, form: dict[str, str]) -> bool:
-    cookie = request.cookies.get(PRE_CSRF, "")
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), form.get("token", "").encode())
+    return pre_session_token_ok(request, form.get("token", ""))
 
 
 @router.get(f"{PREFIX}/sign-in")

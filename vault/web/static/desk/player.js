@@ -45,9 +45,16 @@ window.deskPlayer = { ws, regions, spans }; // for the end-to-end tests
 
 let stopAt = null;
 
+// minutes:seconds as the server writes them for the page's locale (its digits, its separator)
+const twoDigits = new Intl.NumberFormat(document.documentElement.lang || "en", {
+  minimumIntegerDigits: 2,
+  useGrouping: false,
+});
+const separator = box.dataset.clockSeparator || ":";
+
 function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds));
-  return String(Math.floor(s / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0");
+  return twoDigits.format(Math.floor(s / 60)) + separator + twoDigits.format(s % 60);
 }
 
 function show(time) {
