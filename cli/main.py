@@ -34,6 +34,7 @@ from pathlib import Path
 import click
 
 from cli import agent as agent_commands
+from cli import dialer as dialer_commands
 from cli import lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
@@ -181,10 +182,21 @@ def campaign() -> None:
     help="Count the days from the recording, or from the last use of the advertising "
     "consent the evidence documents (UWG §7a).",
 )
+@click.option(
+    "--require-signature",
+    is_flag=True,
+    help="Refuse uploads without a valid source signature of a registered dialer key.",
+)
 @click.pass_context
-def campaign_add(ctx, name, client_id, retention_days, basis) -> None:
+def campaign_add(ctx, name, client_id, retention_days, basis, require_signature) -> None:
     """Add campaign NAME for a client."""
-    info = open_vault(ctx).add_campaign(client_id, name, retention_days, retention_basis=basis)
+    info = open_vault(ctx).add_campaign(
+        client_id,
+        name,
+        retention_days,
+        retention_basis=basis,
+        require_source_signature=require_signature,
+    )
     emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({retention_rule(info)})")
 
 
@@ -199,6 +211,23 @@ def campaign_list(ctx, client_id) -> None:
         [r.to_dict() for r in rows],
         "\n".join(f"{r.client}\t{r.name}\t{retention_rule(r)}" for r in rows) or "(no campaigns)",
     )
+
+
+@campaign.command("signatures")
+@click.argument("name")
+@click.option("--client", "client_id", required=True, help="The campaign's client.")
+@click.option(
+    "--required/--optional",
+    default=True,
+    show_default=True,
+    help="Refuse uploads without a valid source signature, or only check those sent.",
+)
+@click.pass_context
+def campaign_signatures(ctx, name, client_id, required) -> None:
+    """Require (or stop requiring) dialer source signatures on campaign NAME's uploads."""
+    info = open_vault(ctx).require_source_signature(client_id, name, required)
+    state = "required" if required else "checked when sent"
+    emit(ctx, info.to_dict(), f"{client_id}/{name}: source signatures {state}")
 
 
 # -- evidence --------------------------------------------------------------------------
@@ -517,9 +546,7 @@ def _trust_roots(paths):
 )
 @_TSA_ROOTS
 @click.pass_context
-def log_verify(
-    ctx, export: str, key: str, trusted, origin: str | None, tsa_roots
-) -> None:
+def log_verify(ctx, export: str, key: str, trusted, origin: str | None, tsa_roots) -> None:
     """Audit a log offline: EXPORT is a `log export` file, a tiled log's URL
     (http(s)://…/_tlog/CLIENT) or a mirror directory. Needs only that and the key.
     Exit 0 only if clean."""
@@ -693,6 +720,7 @@ for _command in (
     service.token,
     agent_commands.agent,
     agent_commands.upload,
+    dialer_commands.dialer,
 ):
     cli.add_command(_command)
 

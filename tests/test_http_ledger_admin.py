@@ -346,6 +346,7 @@ def test_global_admin_creates_a_client_campaign_and_a_working_token(admin_env: E
         "retention_days": 400,
         "retention_basis": "consent-use",
         "client_default": True,
+        "require_source_signature": False,
     }
     problem(env.post("/v1/clients/acme/campaigns", {"name": "spring"}), 409, "conflict")
     problem(env.post("/v1/clients/acme/campaigns", {"name": "x", "retention_basis": "y"}), 422)

@@ -28,6 +28,7 @@ __all__ = [
     "CampaignInfo",
     "ClientInfo",
     "ConsistencyProof",
+    "DialerKeyInfo",
     "HoldInfo",
     "InclusionProof",
     "IssuedToken",
@@ -301,6 +302,8 @@ class CampaignInfo(JsonFields):
     retention_days: int | None
     retention_basis: str = "recorded"
     client_default: bool = False
+    #: uploads without a valid source signature of a registered dialer key are refused
+    require_source_signature: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -309,6 +312,7 @@ class CampaignInfo(JsonFields):
             "retention_days": self.retention_days,
             "retention_basis": self.retention_basis,
             "client_default": self.client_default,
+            "require_source_signature": self.require_source_signature,
         }
 
     @classmethod
@@ -320,6 +324,7 @@ class CampaignInfo(JsonFields):
             retention_days=None if days is None else int(days),
             retention_basis=str(d.get("retention_basis", "recorded")),
             client_default=bool(d.get("client_default", False)),
+            require_source_signature=bool(d.get("require_source_signature", False)),
         )
 
 
@@ -495,3 +500,25 @@ class KeyGeneration(JsonFields):
     @classmethod
     def from_dict(cls, d: JsonObject) -> KeyGeneration:
         return cls(int(d["generation"]), str(d["verifier_key"]), bool(d["active"]))
+
+
+@dataclass(frozen=True)
+class DialerKeyInfo(JsonFields):
+    """A dialer host's registered public key (base64 of the raw 32 bytes)."""
+
+    key_id: str
+    client: str
+    public_key: str
+    label: str
+    registered_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "client": self.client,
+            "public_key": self.public_key,
+            "label": self.label,
+            "registered_at": format_time(self.registered_at),
+            "revoked_at": _time(self.revoked_at),
+        }

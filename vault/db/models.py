@@ -37,6 +37,8 @@ class Campaign(SQLModel, table=True):
     #: the advertising consent the record documents, UWG §7a)
     retention_basis: str = Field(default="recorded", max_length=20)
     created_at: datetime
+    #: refuse uploads without a valid source signature of a registered dialer key
+    require_source_signature: bool = Field(default=False)
 
 
 class Record(SQLModel, table=True):
@@ -318,3 +320,19 @@ class DeskGrant(SQLModel, table=True):
     case_ref: str = Field(default="", max_length=64)
     granted_at: datetime
     tag: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class DialerKey(SQLModel, table=True):
+    """A dialer host's registered public key: a cache of the log's ``dialer.registered``
+    and ``dialer.revoked`` entries, which are the authority (``verify`` checks them)."""
+
+    __tablename__ = "dialer_key"
+
+    client_id: str = Field(foreign_key="client.id", primary_key=True, max_length=64)
+    key_id: str = Field(primary_key=True, max_length=40)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    label: str = Field(default="", max_length=200)
+    registered_at: datetime
+    registered_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revoked_at: datetime | None = Field(default=None)
+    revoked_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

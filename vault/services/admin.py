@@ -55,8 +55,11 @@ def add_campaign(
     name: str,
     retention_days: int | None = None,
     retention_basis: str = "recorded",
+    *,
+    require_source_signature: bool = False,
 ) -> CampaignInfo:
-    """A campaign keeps evidence ``retention_days`` (else its client's default) days."""
+    """A campaign keeps evidence ``retention_days`` (else its client's default) days;
+    ``require_source_signature`` refuses clips no registered dialer key signed."""
     _check_slug("campaign", name)
     check_days(retention_days)
     check_basis(retention_basis)
@@ -73,6 +76,7 @@ def add_campaign(
                 retention_days=retention_days,
                 retention_basis=retention_basis,
                 created_at=ctx.clock(),
+                require_source_signature=require_source_signature,
             )
             s.add(campaign)
             s.flush()
@@ -138,7 +142,27 @@ def list_campaigns(ctx: VaultContext, client_id: str | None = None) -> list[Camp
 def _info(c: Campaign, client: Client) -> CampaignInfo:
     own = c.retention_days is not None
     days = c.retention_days if own else client.retention_days
-    return CampaignInfo(c.client_id, c.name, days, c.retention_basis, not own)
+    return CampaignInfo(
+        c.client_id, c.name, days, c.retention_basis, not own, bool(c.require_source_signature)
+    )
+
+
+def set_campaign_signatures(
+    ctx: VaultContext, client_id: str, name: str, *, required: bool
+) -> CampaignInfo:
+    """Require (or stop requiring) a source signature on the campaign's future uploads."""
+    with write_session(ctx.engine) as s:
+        client = s.get(Client, client_id)
+        if client is None:
+            raise _unknown_client(client_id)
+        campaign = s.exec(
+            select(Campaign).where(Campaign.client_id == client_id, Campaign.name == name)
+        ).first()
+        if campaign is None:
+            raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
+        campaign.require_source_signature = required
+        s.add(campaign)
+        return _info(campaign, client)
 
 
 def _no_rule(client_id: str) -> InvalidEvidence:

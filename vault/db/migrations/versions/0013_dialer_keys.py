@@ -1,0 +1,53 @@
+"""dialer keys (source signatures) and the campaign setting that requires them
+
+Revision ID: 0013
+Revises: 0010
+Create Date: 2026-12-03 07:30:00
+
+One row per registered dialer public key of a client: a cache of the log's
+``dialer.registered`` / ``dialer.revoked`` entries. Revises 0010 in its own branch; the
+integrator re-chains it after the migrations merged before it.
+"""
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0013"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+_S = sqlmodel.sql.sqltypes.AutoString
+_T = sqlmodel.sql.sqltypes.UTCDateTime
+
+
+def upgrade() -> None:
+    op.create_table(
+        "dialer_key",
+        sa.Column("client_id", _S(length=64), nullable=False),
+        sa.Column("key_id", _S(length=40), nullable=False),
+        sa.Column("public_key", sa.LargeBinary(), nullable=False),
+        sa.Column("label", _S(length=200), nullable=False),
+        sa.Column("registered_at", _T(), nullable=False),
+        sa.Column("registered_seq", sa.BigInteger(), nullable=False),
+        sa.Column("revoked_at", _T(), nullable=True),
+        sa.Column("revoked_seq", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(["client_id"], ["client.id"]),
+        sa.PrimaryKeyConstraint("client_id", "key_id"),
+    )
+    with op.batch_alter_table("campaign") as batch:
+        batch.add_column(
+            sa.Column(
+                "require_source_signature",
+                sa.Boolean(),
+                nullable=False,
+                server_default=sa.false(),
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("campaign") as batch:
+        batch.drop_column("require_source_signature")
+    op.drop_table("dialer_key")
