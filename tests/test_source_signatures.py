@@ -231,10 +231,12 @@ def test_an_optional_campaign_still_checks_a_signature_sent(tmp_path):
 # --- verify: the log is the authority -----------------------------------------------------
 
 
-@pytest.fixture
-def signed(tmp_path):
-    """A vault with one registered key and one record it signed: (vault, signer, receipt)."""
-    v = make_vault(tmp_path / "v")
+@pytest.fixture(params=["sqlite", "postgres"])
+def signed(request, tmp_path):
+    """A vault with one registered key and one record it signed: (vault, signer, receipt);
+    on SQLite and on PostgreSQL (the schema through migration 0013 on both)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
+    v = make_vault(tmp_path / "v", database_url=url)
     host = SourceSigner.generate()
     v.register_dialer_key(CLIENT, encode_public_key(host.public_key))
     path, meta = clip(tmp_path, seed=7), order_meta(7)
@@ -444,3 +446,40 @@ def test_uplink_sends_the_signature_header():
         fh.flush()
         link.upload(fh.name, b"{}", media_type="audio/wav", key="k", signature=V["header"])
     assert seen["evidence-signature"] == V["header"]
+
+
+# --- the migration ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_migration_0013_down_and_up_on_a_vault_with_records(db, request, tmp_path):
+    """0013 adds the campaign column in place: a rebuild of the campaign table would trip
+    over the records' foreign keys (SQLite) once a vault holds evidence."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    from vault.db.engine import MIGRATIONS, migrate
+
+    url = request.getfixturevalue("pg_url") if db == "postgres" else ""
+    v = make_vault(tmp_path / "v", database_url=url)
+    try:
+        v.ingest(clip(tmp_path, seed=1), order_meta(1))
+        engine = v.context.engine
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0010")
+        columns = {c["name"] for c in inspect(engine).get_columns("campaign")}
+        assert not inspect(engine).has_table("dialer_key")
+        assert "require_source_signature" not in columns
+        migrate(engine)
+        with engine.connect() as conn:
+            flags = conn.execute(text("SELECT require_source_signature FROM campaign")).all()
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert [bool(f) for (f,) in flags] == [False] and head == "0013"
+        assert inspect(engine).has_table("dialer_key")
+        assert v.verify().clean
+    finally:
+        v.close()

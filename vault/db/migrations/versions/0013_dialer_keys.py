@@ -36,18 +36,18 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["client_id"], ["client.id"]),
         sa.PrimaryKeyConstraint("client_id", "key_id"),
     )
-    with op.batch_alter_table("campaign") as batch:
-        batch.add_column(
-            sa.Column(
-                "require_source_signature",
-                sa.Boolean(),
-                nullable=False,
-                server_default=sa.false(),
-            )
-        )
+    # a plain ALTER TABLE ... ADD COLUMN on every database: a batch would rebuild the
+    # campaign table on SQLite, which the records' foreign keys refuse
+    op.add_column(
+        "campaign",
+        sa.Column(
+            "require_source_signature", sa.Boolean(), nullable=False, server_default=sa.false()
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("campaign") as batch:
-        batch.drop_column("require_source_signature")
+    # a plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35 has it too): Alembic would
+    # rebuild the campaign table on SQLite, which the records' foreign keys refuse
+    op.execute("ALTER TABLE campaign DROP COLUMN require_source_signature")
     op.drop_table("dialer_key")
