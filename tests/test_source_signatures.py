@@ -483,3 +483,25 @@ def test_migration_0013_down_and_up_on_a_vault_with_records(db, request, tmp_pat
         assert v.verify().clean
     finally:
         v.close()
+
+
+# --- the bundle ---------------------------------------------------------------------------
+
+
+def test_the_bundle_shows_and_checks_the_dialer_host(signed, tmp_path):
+    from vault.bundle import verify_bundle
+
+    v, host, receipt = signed
+    v.checkpoint(CLIENT)
+    out = tmp_path / "bundle.zip"
+    v.export_bundle(receipt.record_id, out)
+    verdict = verify_bundle(out, v.log_key())
+    assert verdict.ok, verdict.summary()
+    [check] = [c for c in verdict.checks if c.name == "source-signature"]
+    assert check.ok and f"dialer key {host.key_id} signed" in check.detail
+    # an unsigned record's bundle has no such check
+    plain = v.ingest(clip(tmp_path, seed=21), order_meta(21))
+    v.checkpoint(CLIENT)
+    v.export_bundle(plain.record_id, tmp_path / "plain.zip")
+    names = [c.name for c in verify_bundle(tmp_path / "plain.zip", v.log_key()).checks]
+    assert "source-signature" not in names and "entry" in names
