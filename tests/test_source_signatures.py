@@ -499,6 +499,11 @@ def test_the_bundle_shows_and_checks_the_dialer_host(signed, tmp_path):
     assert verdict.ok, verdict.summary()
     [check] = [c for c in verdict.checks if c.name == "source-signature"]
     assert check.ok and f"dialer key {host.key_id} signed" in check.detail
+    import zipfile
+
+    with zipfile.ZipFile(out) as zf:
+        report = zf.read("report.html").decode()
+    assert "Dialer host that signed the clip" in report and host.key_id in report
     # an unsigned record's bundle has no such check
     plain = v.ingest(clip(tmp_path, seed=21), order_meta(21))
     v.checkpoint(CLIENT)
