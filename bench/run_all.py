@@ -34,6 +34,7 @@ BENCHES = (
     "agent",
     "tiles",
     "timestamping",
+    "source_signatures",
 )
 HERE = Path(__file__).resolve().parent
 

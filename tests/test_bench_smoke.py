@@ -31,6 +31,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "desk",
         "tiles",
         "timestamping",
+        "source_signatures",
     ],
 )
 def test_bench_script_runs(name):
