@@ -325,6 +325,14 @@ def test_a_key_slipped_into_the_database_alone_is_found(signed, tmp_path):
         ("bad-signature", receipt.record_id, receipt.seq)
     ]
     assert "not registered in the log before" in found[0][3]
+    # an auditor with only the log's export sees it as well
+    from vault.ledger.checkpoint import parse_verifier_key
+    from vault.ledger.offline import audit_export
+
+    v.checkpoint(CLIENT)
+    lines = v.export_log(CLIENT, tmp_path / "log.jsonl").read_text().splitlines()
+    offline = audit_export(lines, parse_verifier_key(v.log_key()))
+    assert [(f.kind, f.seq) for f in offline.findings] == [("bad-signature", receipt.seq)]
 
 
 def test_a_key_revoked_in_the_log_but_not_in_the_database_is_found(signed, tmp_path):
@@ -493,6 +501,11 @@ def test_the_bundle_shows_and_checks_the_dialer_host(signed, tmp_path):
 
     v, host, receipt = signed
     v.checkpoint(CLIENT)
+    from vault.ledger.checkpoint import parse_verifier_key
+    from vault.ledger.offline import audit_export
+
+    lines = v.export_log(CLIENT, tmp_path / "log.jsonl").read_text().splitlines()
+    assert audit_export(lines, parse_verifier_key(v.log_key())).clean  # signed and registered
     out = tmp_path / "bundle.zip"
     v.export_bundle(receipt.record_id, out)
     verdict = verify_bundle(out, v.log_key())
