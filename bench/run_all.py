@@ -36,6 +36,7 @@ BENCHES = (
     "report_pdf",
     "timestamping",
     "witnessing",
+    "source_signatures",
 )
 HERE = Path(__file__).resolve().parent
 

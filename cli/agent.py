@@ -21,6 +21,7 @@ from vault.agent.config import ENV_LOG_KEY, ENV_TOKEN, load_config
 from vault.agent.intake import check_pair
 from vault.agent.receipts import check_inclusion, check_opening
 from vault.agent.retry import Backoff
+from vault.agent.signing import load_signer, source_header
 from vault.agent.uplink import Uplink, UploadFailed
 from vault.errors import ConfigError, StorageError
 
@@ -110,9 +111,17 @@ def agent_status_cmd(ctx: click.Context, as_json: bool) -> None:
     "--wait", "wait_seconds", default=60.0, show_default=True, help="Seconds to wait for the proof."
 )
 @click.option("--retries", default=5, show_default=True, help="Attempts for transient faults.")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="EVIDENCE_VAULT_SIGNING_KEY",
+    help="This dialer host's signing key (`evidence-vault dialer keygen`): sign the clip "
+    "[env EVIDENCE_VAULT_SIGNING_KEY].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.pass_context
-def upload(ctx, clip, meta_path, url, log_keys, wait_seconds, retries, as_json) -> None:
+def upload(ctx, clip, meta_path, url, log_keys, wait_seconds, retries, key_path, as_json) -> None:
     """Upload one clip with its metadata, check the receipt and its proof.
 
     The token comes from $EVIDENCE_VAULT_TOKEN. Exit 0 only when the vault's entry commits
@@ -126,9 +135,15 @@ def upload(ctx, clip, meta_path, url, log_keys, wait_seconds, retries, as_json) 
             hint=f"set ${ENV_TOKEN}, and --log-key or ${ENV_LOG_KEY} (`evidence-vault log key`)",
         )
     checked = check_pair(clip, meta_path)  # exit 3 with field errors, nothing sent
+    signer = load_signer(key_path)
+    signature = None
+    if signer is not None:
+        signature = source_header(
+            signer, checked.clip_sha256, checked.meta, checked.evidence.recorded_at
+        )
     quiet = _as_json(ctx, as_json) or not sys.stderr.isatty()
     with Uplink(url, token) as link:
-        receipt = _send(link, clip, checked, retries, quiet)
+        receipt = _send(link, clip, checked, retries, quiet, signature)
         check_opening(receipt, clip, checked.document, checked.evidence)  # exit 7 if not
         proof = _await_proof(link, receipt, wait_seconds)
         tree = check_inclusion(proof, receipt["opening"]["entry"], checked.evidence.client, keys)
@@ -145,7 +160,9 @@ def upload(ctx, clip, meta_path, url, log_keys, wait_seconds, retries, as_json) 
         )
 
 
-def _send(link: Uplink, clip: Path, checked, retries: int, quiet: bool) -> dict:
+def _send(
+    link: Uplink, clip: Path, checked, retries: int, quiet: bool, signature: str | None
+) -> dict:
     backoff = Backoff(0.5, 10.0)
     size = clip.stat().st_size
     for attempt in range(max(1, retries)):
@@ -162,6 +179,7 @@ def _send(link: Uplink, clip: Path, checked, retries: int, quiet: bool) -> dict:
                     media_type=checked.info.media_type,
                     key=checked.key,
                     progress=bar.update,
+                    signature=signature,
                 )
         except UploadFailed as exc:
             if not exc.transient:

@@ -34,6 +34,7 @@ from pathlib import Path
 import click
 
 from cli import agent as agent_commands
+from cli import dialer as dialer_commands
 from cli import dialers, documents, lifecycle, service
 from cli._common import (
     EXIT_FINDINGS,
@@ -188,11 +189,23 @@ def campaign() -> None:
     help="Textform documents each record needs: kinds, comma-separated, or a preset "
     "(tkg-54, enwg-41b, bgb-312h).",
 )
+@click.option(
+    "--require-signature",
+    is_flag=True,
+    help="Refuse uploads without a valid source signature of a registered dialer key.",
+)
 @click.pass_context
-def campaign_add(ctx, name, client_id, retention_days, basis, required) -> None:
+def campaign_add(
+    ctx, name, client_id, retention_days, basis, required, require_signature
+) -> None:
     """Add campaign NAME for a client."""
     info = open_vault(ctx).add_campaign(
-        client_id, name, retention_days, retention_basis=basis, required_documents=required
+        client_id,
+        name,
+        retention_days,
+        retention_basis=basis,
+        required_documents=required,
+        require_source_signature=require_signature,
     )
     emit(ctx, info.to_dict(), f"added campaign {name} for {client_id} ({retention_rule(info)})")
 
@@ -208,6 +221,23 @@ def campaign_list(ctx, client_id) -> None:
         [r.to_dict() for r in rows],
         "\n".join(f"{r.client}\t{r.name}\t{retention_rule(r)}" for r in rows) or "(no campaigns)",
     )
+
+
+@campaign.command("signatures")
+@click.argument("name")
+@click.option("--client", "client_id", required=True, help="The campaign's client.")
+@click.option(
+    "--required/--optional",
+    default=True,
+    show_default=True,
+    help="Refuse uploads without a valid source signature, or only check those sent.",
+)
+@click.pass_context
+def campaign_signatures(ctx, name, client_id, required) -> None:
+    """Require (or stop requiring) dialer source signatures on campaign NAME's uploads."""
+    info = open_vault(ctx).require_source_signature(client_id, name, required)
+    state = "required" if required else "checked when sent"
+    emit(ctx, info.to_dict(), f"{client_id}/{name}: source signatures {state}")
 
 
 # -- evidence --------------------------------------------------------------------------
@@ -809,6 +839,7 @@ for _command in (
     dialers.import_,
     dialers.reconcile,
     dialers.cpaas,
+    dialer_commands.dialer,
 ):
     cli.add_command(_command)
 

@@ -396,3 +396,38 @@ def test_one_shot_upload_checks_the_receipt_and_the_proof(vault, tmp_path):
     other[3] = str(clip(tmp_path, seed=72))
     conflict = subprocess.run(other, env=env, capture_output=True, text=True)
     assert conflict.returncode == 5, conflict.stdout + conflict.stderr
+
+
+def test_one_shot_upload_signs_with_the_host_key(vault, tmp_path):
+    """`dialer keygen` on the host, `dialer register` on the vault, `upload --key`: the
+    sealed entry names the host's key, and verify (another process) is clean."""
+    from vault.db import LogEntry
+    from vault.ledger.entry import parse_entry
+
+    key = tmp_path / "dialer.key"
+    made = subprocess.run(
+        [EXE, "--json", "dialer", "keygen", str(key)], capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    shown = json.loads(made.stdout)
+    registered = subprocess.run(
+        [EXE, "--vault", str(vault.home), "dialer", "register", CLIENT, shown["public_key"]],
+        capture_output=True,
+        text=True,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    c = clip(tmp_path, seed=81)
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps(order_meta(8001)))
+    env = {**os.environ, "EVIDENCE_VAULT_TOKEN": vault.token}
+    args = [EXE, "--json", "upload", str(c), "--meta", str(meta), "--url", vault.url]
+    args += ["--log-key", vault.log_key, "--wait", "30", "--key", str(key)]
+    out = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    seq = json.loads(out.stdout)["seq"]
+    with read_session(vault.vault.context.engine) as s:
+        raw = s.exec(
+            select(LogEntry.entry).where(LogEntry.client_id == CLIENT, LogEntry.seq == seq)
+        ).one()
+    assert parse_entry(bytes(raw))["body"]["source"]["key"] == shown["key_id"]
+    vault.verify_clean()

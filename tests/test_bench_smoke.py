@@ -33,6 +33,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "report_pdf",
         "timestamping",
         "witnessing",
+        "source_signatures",
     ],
 )
 def test_bench_script_runs(name):

@@ -346,6 +346,7 @@ def test_global_admin_creates_a_client_campaign_and_a_working_token(admin_env: E
         "retention_days": 400,
         "retention_basis": "consent-use",
         "client_default": True,
+        "require_source_signature": False,
     }
     problem(env.post("/v1/clients/acme/campaigns", {"name": "spring"}), 409, "conflict")
     problem(env.post("/v1/clients/acme/campaigns", {"name": "x", "retention_basis": "y"}), 422)
@@ -492,7 +493,7 @@ def test_openapi_documents_problems_and_ndjson(env: Env) -> None:
     doc = env.http.get("/openapi.json").json()
     mine = {p: ops for p, ops in doc["paths"].items() if p.startswith(("/v1/logs", "/v1/log-"))}
     mine |= {p: ops for p, ops in doc["paths"].items() if p.startswith(("/v1/clients", "/v1/tok"))}
-    assert len(mine) == 12  # 11 + the checkpoint time-stamps
+    assert len(mine) == 15  # 11 + the checkpoint time-stamps + 3 of dialer keys
     for ops in mine.values():
         for op in ops.values():
             for status, resp in op["responses"].items():

@@ -32,6 +32,7 @@ from vault.db.models import ApiToken
 from vault.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
 from vault.http.app import create_app
 from vault.results import Receipt
+from vault.sealing import SourceSigner, encode_public_key
 from vault.services import holds as hold_service
 from vault.services.tokens import revoke_token
 
@@ -209,6 +210,35 @@ def _revoke_token(w: World, target: str) -> Call:
     return Call("DELETE", f"/v1/tokens/{token_id}", ids=(token_id,))
 
 
+def _dialer_keys(w: World, target: str) -> Call:
+    client = w.client_of(target)
+    return Call("GET", f"/v1/clients/{client}/dialer-keys", ids=(client,))
+
+
+def _register_dialer_key(w: World, target: str) -> Call:
+    client = w.client_of(target)
+    body = {"public_key": encode_public_key(SourceSigner.generate().public_key)}
+    return Call("POST", f"/v1/clients/{client}/dialer-keys", json=body, ids=(client,))
+
+
+def _revoke_dialer_key(w: World, target: str) -> Call:
+    client = w.client_of(target)
+    if target == "missing":
+        key_id = "dk-" + "0" * 32
+    else:
+        public_key = encode_public_key(SourceSigner.generate().public_key)
+        key_id = w.vault.register_dialer_key(client, public_key).key_id
+    return Call("DELETE", f"/v1/clients/{client}/dialer-keys/{key_id}", ids=(client, key_id))
+
+
+def _campaign_signatures(w: World, target: str) -> Call:
+    client = w.client_of(target)
+    campaign = CAMPAIGN if target == "own" else OTHER_CAMPAIGN
+    url = f"/v1/clients/{client}/campaigns/{campaign}/require-source-signature"
+    # required: false keeps the matrix's own uploads unsigned and accepted
+    return Call("PUT", url, json={"required": False}, ids=(client, campaign))
+
+
 # -- what a success looks like ----------------------------------------------------------
 def _is_receipt(w: World, r: httpx.Response) -> None:
     body = r.json()
@@ -292,6 +322,10 @@ ENDPOINTS = [
     _ep("persons", "admin", _plain("GET", "/v1/persons"), other=None),
     _ep("add-person", "admin", _add_person, ok=(201,)),
     _ep("revoke-token", "admin", _revoke_token, ok=(200, 204)),
+    _ep("dialer-keys", "admin", _dialer_keys),
+    _ep("register-dialer-key", "admin", _register_dialer_key, ok=(201,)),
+    _ep("revoke-dialer-key", "admin", _revoke_dialer_key),
+    _ep("campaign-signatures", "admin", _campaign_signatures),
 ]
 BY_NAME = {ep.name: ep for ep in ENDPOINTS}
 

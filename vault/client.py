@@ -331,10 +331,13 @@ class VaultClient:
         *,
         media_type: str | None = None,
         idempotency_key: str | None = None,
+        signature: str | None = None,
     ) -> Receipt:
         """Upload one order segment (streamed from disk); the receipt.
 
-        The receipt's ``duplicate`` is true when the vault already held this call segment.
+        ``signature`` is the ``Evidence-Signature`` header of the dialer host's source
+        signature (``SourceSignature.header()``). The receipt's ``duplicate`` is true when
+        the vault already held this call segment.
         """
         from vault.audio import media_type_for_path
 
@@ -347,6 +350,8 @@ class VaultClient:
         headers = {"Content-Type": media_type, "Evidence-Metadata": encode_metadata(metadata)}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        if signature:
+            headers["Evidence-Signature"] = signature
         with open(clip_path, "rb") as fh:  # httpx reads it in chunks; Content-Length from fstat
             return Receipt.from_dict(
                 self._object("POST", "/v1/records", content=fh, headers=headers)

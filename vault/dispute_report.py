@@ -164,6 +164,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "doc_sealed": ("Versiegelt am", "Sealed at"),
     "doc_verdict": ("Prüfergebnis", "Verdict"),
     "doc_pending": ("Textform ausstehend", "pending Textform"),
+    "source_key": ("Signiert vom Wählsystem", "Signed by the dialer host"),
+    "source_value": (
+        "Schlüssel {key} (Ed25519; Prüfung „source-signature“, Registrierung im Protokoll)",
+        "key {key} (Ed25519; check “source-signature”, registration in the log)",
+    ),
     "doc_in_log": (
         "versiegelt, im Protokoll (Prüfung „documents“)",
         "sealed, in the log (check “documents”)",
@@ -590,7 +595,15 @@ def _recording(f: DisputeFacts, facts: dict, entry: dict) -> Rows:
         (text(t, "sealed_at"), local_time(entry.get("time"), f.time_zone, t)),
         (text(t, "retain_until"), local_time(body.get("retain_until"), f.time_zone, t)),
         (text(t, "made_at"), local_time(b.created_at, f.time_zone, t)),
+        *_source(t, body.get("source")),
     ]
+
+
+def _source(t: str, source: Any) -> Rows:
+    """The dialer host's key that signed the clip (only a signed clip has a row)."""
+    if not isinstance(source, dict):
+        return []
+    return [(text(t, "source_key"), text(t, "source_value", key=_v(source.get("key"))))]
 
 
 def _results(f: DisputeFacts) -> list[list[str]]:

@@ -152,6 +152,32 @@ class PermissionDenied(VaultError):
     stands_for_status = True
 
 
+class SourceSignatureRequired(PermissionDenied):
+    """The campaign takes only clips signed by a registered dialer key; none was sent."""
+
+    kind = "source-signature-required"
+
+
+class UnknownDialerKey(PermissionDenied):
+    """The clip is signed by a key the vault has no registration of for this client."""
+
+    kind = "unknown-dialer-key"
+
+
+class RevokedDialerKey(PermissionDenied):
+    """The clip is signed by a dialer key that an admin revoked."""
+
+    kind = "revoked-dialer-key"
+
+
+class BadSourceSignature(VaultError):
+    """The source signature does not verify over this clip, metadata and recording time."""
+
+    kind = "bad-source-signature"
+    http_status = 422
+    exit_code = EXIT_INVALID
+
+
 class Unauthenticated(VaultError):
     """No token, or one that is unknown, expired or revoked (HTTP 401)."""
 

@@ -14,6 +14,7 @@ from vault.results import (
     CampaignInfo,
     ClientInfo,
     ConsistencyProof,
+    DialerKeyInfo,
     DocumentInfo,
     HoldInfo,
     InclusionProof,
@@ -29,6 +30,7 @@ from vault.results import (
 from vault.services import (
     admin,
     checkpoints,
+    dialers,
     documents,
     erasure,
     holds,
@@ -44,6 +46,7 @@ from vault.services import (
 from vault.services import ingest as _ingest
 from vault.services import verify as _verify
 from vault.services.context import Clock, VaultContext, create_vault, open_vault, utc_now
+from vault.services.dialers import SourceSignature
 from vault.services.documents import PendingTextform
 from vault.services.erasure import ErasureReport
 from vault.services.keys import RotationReport
@@ -162,11 +165,19 @@ class Vault:
         *,
         retention_basis: str = "recorded",
         required_documents: str | list[str] | tuple[str, ...] | None = None,
+        require_source_signature: bool = False,
     ) -> CampaignInfo:
         """Add a campaign; ``retention_basis`` is "recorded" or "consent-use" (UWG §7a);
-        ``required_documents`` the Textform kinds (or a preset: ``tkg-54``, ``enwg-41b``)."""
+        ``required_documents`` the Textform kinds (or a preset: ``tkg-54``, ``enwg-41b``);
+        ``require_source_signature`` refuses clips no registered dialer key signed."""
         return admin.add_campaign(
-            self._ctx, client_id, name, retention_days, retention_basis, required_documents
+            self._ctx,
+            client_id,
+            name,
+            retention_days,
+            retention_basis,
+            required_documents,
+            require_source_signature=require_source_signature,
         )
 
     def set_campaign_documents(
@@ -293,8 +304,32 @@ class Vault:
         meta: bytes | str | dict[str, Any],
         *,
         media_type: str | None = None,
+        signature: SourceSignature | None = None,
     ) -> Receipt:
-        return _ingest.ingest(self._ctx, clip, meta, media_type=media_type)
+        """Seal a clip; ``signature`` is its dialer host's source signature, if any."""
+        return _ingest.ingest(self._ctx, clip, meta, media_type=media_type, signature=signature)
+
+    # -- dialer keys (source signatures) -----------------------------------------------------
+
+    def register_dialer_key(
+        self, client: str, public_key: str, *, label: str = "", by: str | Principal | None = None
+    ) -> DialerKeyInfo:
+        """Register a dialer host's public key (base64) for ``client``; logged."""
+        return dialers.register_key(self._ctx, client, public_key, by=self._by(by), label=label)
+
+    def revoke_dialer_key(
+        self, client: str, key_id: str, *, by: str | Principal | None = None
+    ) -> DialerKeyInfo:
+        return dialers.revoke_key(self._ctx, client, key_id, by=self._by(by))
+
+    def dialer_keys(self, client: str) -> list[DialerKeyInfo]:
+        return dialers.list_keys(self._ctx, client)
+
+    def require_source_signature(
+        self, client_id: str, campaign: str, required: bool = True
+    ) -> CampaignInfo:
+        """Refuse (or stop refusing) the campaign's uploads without a source signature."""
+        return admin.set_campaign_signatures(self._ctx, client_id, campaign, required=required)
 
     def find(
         self,

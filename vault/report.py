@@ -113,6 +113,8 @@ def render_report(f: ReportFacts) -> str:
         ("Hashes and commitments", _hashes(body, f)),
         ("Position in the log", _position(f)),
     ]
+    if isinstance(body.get("source"), dict):  # only signed clips: other reports are unchanged
+        sections.insert(-2, ("Dialer host that signed the clip", _source(body["source"])))
     sections_html = "".join(f"<h2>{_e(title)}</h2>{_table(rows)}" for title, rows in sections)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -233,6 +235,15 @@ def _hashes(body: dict, f: ReportFacts) -> list[tuple[str, Any]]:
         ("Commitment to the evidence (in the log)", commitments["meta"]),
         ("Commitment salt", f.salt),
         ("Log entry hash (Merkle leaf)", f.leaf_hash),
+    ]
+
+
+def _source(source: dict) -> list[tuple[str, Any]]:
+    return [
+        ("Dialer key id", source.get("key", "—")),
+        ("Dialer public key (Ed25519)", source.get("pub", "—")),
+        ("SHA-256 of the clip it signed", source.get("clip", "—")),
+        ("Checked by", "verify-bundle (source-signature); its registration: the client's log"),
     ]
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "CampaignInfo",
     "ClientInfo",
     "ConsistencyProof",
+    "DialerKeyInfo",
     "DocumentFact",
     "DocumentInfo",
     "HoldInfo",
@@ -316,6 +317,8 @@ class CampaignInfo(JsonFields):
     client_default: bool = False
     #: the Textform document kinds each record of the campaign needs
     required_documents: tuple[str, ...] = ()
+    #: uploads without a valid source signature of a registered dialer key are refused
+    require_source_signature: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -325,6 +328,7 @@ class CampaignInfo(JsonFields):
             "retention_basis": self.retention_basis,
             "client_default": self.client_default,
             "required_documents": list(self.required_documents),
+            "require_source_signature": self.require_source_signature,
         }
 
     @classmethod
@@ -337,6 +341,7 @@ class CampaignInfo(JsonFields):
             retention_basis=str(d.get("retention_basis", "recorded")),
             client_default=bool(d.get("client_default", False)),
             required_documents=tuple(str(k) for k in d.get("required_documents", ())),
+            require_source_signature=bool(d.get("require_source_signature", False)),
         )
 
 
@@ -632,3 +637,25 @@ class TextformFacts(JsonFields):
             required=tuple(str(k) for k in d.get("required", ())),
             documents=tuple(DocumentFact.from_dict(x) for x in d.get("documents", ())),
         )
+
+
+@dataclass(frozen=True)
+class DialerKeyInfo(JsonFields):
+    """A dialer host's registered public key (base64 of the raw 32 bytes)."""
+
+    key_id: str
+    client: str
+    public_key: str
+    label: str
+    registered_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "client": self.client,
+            "public_key": self.public_key,
+            "label": self.label,
+            "registered_at": format_time(self.registered_at),
+            "revoked_at": _time(self.revoked_at),
+        }

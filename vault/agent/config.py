@@ -44,6 +44,8 @@ class AgentConfig:
     log_keys: tuple[str, ...] = ()
     #: Prometheus text on http://127.0.0.1:PORT/metrics; 0 = off
     metrics_port: int = 0
+    #: this dialer host's source-signing key (PEM, 0600; `evidence-vault dialer keygen`)
+    signing_key: Path | None = None
 
     @property
     def spool_path(self) -> Path:
@@ -76,7 +78,7 @@ class AgentConfig:
 
 
 _NAMES = {f.name for f in fields(AgentConfig)}
-_PATHS = ("watch", "quarantine", "done")
+_PATHS = ("watch", "quarantine", "done", "signing_key")
 
 
 def load_config(home: str | os.PathLike, env: dict | None = None, **overrides) -> AgentConfig:

@@ -22,6 +22,7 @@ from vault.agent.config import AgentConfig
 from vault.agent.intake import adopt_staged, check_pair, finish_files, intake, quarantine
 from vault.agent.receipts import ReceiptBook, ReceiptMismatch, check_inclusion, check_opening
 from vault.agent.retry import Backoff
+from vault.agent.signing import load_signer, source_header
 from vault.agent.spool import Job, Spool
 from vault.agent.uplink import Uplink, UploadFailed
 from vault.agent.watch import FolderEvents, Settler
@@ -60,6 +61,7 @@ class Agent:
         self.book = ReceiptBook(cfg.receipts_path)
         self.backoff = Backoff(cfg.backoff_base, cfg.backoff_cap)
         self.uplink = uplink or Uplink(cfg.url, cfg.token or "", timeout=cfg.timeout)
+        self.signer = load_signer(cfg.signing_key)
         self.stopping = threading.Event()
         self._work = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -154,9 +156,21 @@ class Agent:
             self._alert(job, "the staged metadata changed after it was queued")
             return
         sent = hashlib.sha256()
+        signature = None
+        if self.signer is not None:
+            # signed over the hash the job was queued with: a clip changed since is caught
+            # below (and the vault refuses the signature over another clip)
+            signature = source_header(
+                self.signer, job.clip_sha256, checked.meta, checked.evidence.recorded_at
+            )
         try:
             receipt = self.uplink.upload(
-                job.clip, checked.meta, media_type=job.media_type, key=job.key, tap=sent.update
+                job.clip,
+                checked.meta,
+                media_type=job.media_type,
+                key=job.key,
+                tap=sent.update,
+                signature=signature,
             )
         except UploadFailed as exc:
             if exc.transient:

@@ -78,6 +78,7 @@ class Uplink:
         key: str,
         progress: Callable[[int], None] | None = None,
         tap: Callable[[bytes], None] | None = None,
+        signature: str | None = None,
     ) -> dict:
         """POST the clip; the receipt with its opening (201 new, 200 a repeat).
 
@@ -89,6 +90,8 @@ class Uplink:
             "Evidence-Metadata": encode_metadata(meta),
             "Idempotency-Key": key,
         }
+        if signature:
+            headers["Evidence-Signature"] = signature  # the dialer host's source signature
         return self._call(
             "POST",
             "/v1/records",

@@ -21,6 +21,7 @@ nothing but the bundle. ``tests/test_layering.py`` holds it to that.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
@@ -92,7 +93,13 @@ from vault.ledger.merkle import leaf_hash, verify_inclusion
 from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
 from vault.report import BUNDLE_PLACEHOLDER, ReportFacts, render_report
 from vault.results import DocumentFact, TextformFacts
-from vault.sealing import CommitmentHasher, commitment, plaintext_size
+from vault.sealing import (
+    CommitmentHasher,
+    check_statement,
+    commitment,
+    key_id_of,
+    plaintext_size,
+)
 from vault.sealing.timestamps import TrustRoots
 
 #: hard caps on what a member may inflate to, whatever the manifest says: a bundle is
@@ -291,6 +298,8 @@ def verify_bundle(
             checks.append(_run("documents", bundle.check_documents))
         if witnesses is not None or bundle.version_at_least(4):
             checks.append(_run("witnesses", bundle.check_witnesses))
+        if bundle.signed_at_source():
+            checks.append(_run("source-signature", bundle.check_source_signature))
         return BundleVerdict(
             bundle.record_id(),
             bundle.client(),
@@ -845,6 +854,41 @@ class _Bundle:
         if not hmac.compare_digest(audio.clip_commitment, want):
             raise _Fail(f"{audio.name} is not the clip the vault sealed (commitment mismatch)")
         return f"{audio.name} opens commitments.clip {want}"
+
+    def signed_at_source(self) -> bool:
+        """Whether the entry carries a dialer host's source signature (docs/formats.md)."""
+        try:
+            return _get(self.entry(), "body", "source") is not None
+        except _Fail:
+            return False  # the entry check says what is wrong with it
+
+    def check_source_signature(self) -> str:
+        """The audio is the clip the dialer host signed, and the signature verifies.
+
+        Whether the key was registered for the client (and not revoked) the log says, not
+        the bundle: ``verify`` and an auditor's log check see the dialer.* entries.
+        """
+        with _needs():
+            entry = self.entry()
+        source, recorded_at = _get(entry, "body", "source"), _get(entry, "body", "recorded_at")
+        if not isinstance(source, dict) or not isinstance(recorded_at, str):
+            raise _Fail(f"{ENTRY}'s source signature is malformed")
+        try:
+            pub = base64.b64decode(str(source.get("pub")), validate=True)
+            sig = base64.b64decode(str(source.get("sig")), validate=True)
+            key = key_id_of(pub)
+        except ValueError:
+            raise _Fail(f"{ENTRY}'s source signature is malformed") from None
+        if source.get("key") != key:
+            raise _Fail(f"{ENTRY}'s source key id is not that of its public key")
+        clip = _hex32(source.get("clip"), "the signed clip hash")
+        meta = _hex32(source.get("meta"), "the signed metadata hash")
+        audio = self.audio()
+        if not hmac.compare_digest(audio.sha256, clip.hex()):
+            raise _Fail(f"{audio.name} is not the clip dialer key {key} signed")
+        if not check_statement(pub, sig, clip, meta, recorded_at):
+            raise _Fail(f"the source signature of dialer key {key} does not verify")
+        return f"{audio.name} is the clip dialer key {key} signed, recorded at {recorded_at}"
 
     def check_meta_commitment(self) -> str:
         with _needs():

@@ -41,6 +41,8 @@ class Campaign(SQLModel, table=True):
     #: e.g. "contract-summary,approval" for TKG §54(3)); a record missing one is "pending
     #: Textform" (vault.services.documents)
     required_documents: str = Field(default="", max_length=200)
+    #: refuse uploads without a valid source signature of a registered dialer key
+    require_source_signature: bool = Field(default=False)
 
 
 class Record(SQLModel, table=True):
@@ -430,3 +432,19 @@ class PullJob(SQLModel, table=True):
     kek_id: str | None = Field(default=None, max_length=300)
     wrapped_dek: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     meta_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class DialerKey(SQLModel, table=True):
+    """A dialer host's registered public key: a cache of the log's ``dialer.registered``
+    and ``dialer.revoked`` entries, which are the authority (``verify`` checks them)."""
+
+    __tablename__ = "dialer_key"
+
+    client_id: str = Field(foreign_key="client.id", primary_key=True, max_length=64)
+    key_id: str = Field(primary_key=True, max_length=40)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    label: str = Field(default="", max_length=200)
+    registered_at: datetime
+    registered_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revoked_at: datetime | None = Field(default=None)
+    revoked_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

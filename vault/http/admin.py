@@ -21,10 +21,12 @@ from vault.errors import InvalidEvidence, NotFound, PermissionDenied
 from vault.http.deps import HANDLE, SLUG, TOKEN_ID, Caller, ClientId, Ctx
 from vault.http.problems import openapi_responses
 from vault.services import admin as _admin
+from vault.services import dialers as _dialers
 from vault.services import people as _people
 from vault.services import tokens as _tokens
 from vault.services.admin import CampaignInfo, ClientInfo
 from vault.services.context import VaultContext
+from vault.services.dialers import DialerKeyInfo
 from vault.services.retention import MAX_RETENTION_DAYS
 from vault.services.tokens import Principal, TokenInfo
 
@@ -60,6 +62,9 @@ class CampaignOut(BaseModel):
     retention_days: int | None = Field(description="Effective period: its own or the default")
     retention_basis: str
     client_default: bool = Field(description="True if the client's default period applies")
+    require_source_signature: bool = Field(
+        default=False, description="Uploads must carry a registered dialer key's signature"
+    )
 
 
 class NewCampaign(BaseModel):
@@ -68,6 +73,29 @@ class NewCampaign(BaseModel):
         default=None, description="Omit to use the client's default"
     )
     retention_basis: Literal["recorded", "consent-use"] = "recorded"
+    require_source_signature: bool = False
+
+
+class SignaturesRequired(BaseModel):
+    required: bool = Field(description="true: refuse uploads without a valid source signature")
+
+
+class DialerKeyOut(BaseModel):
+    key_id: str = Field(description="`dk-` and 32 hex digits, derived from the public key")
+    client: str
+    public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
+    label: str
+    registered_at: str
+    revoked_at: str | None
+
+
+class NewDialerKey(BaseModel):
+    public_key: str = Field(
+        max_length=64, description="base64 of the raw 32-byte Ed25519 public key"
+    )
+    label: str = Field(
+        default="", max_length=200, pattern=TEXT, description="e.g. the dialer host's name"
+    )
 
 
 class PersonOut(BaseModel):
@@ -196,9 +224,76 @@ def create_campaign(client: ClientId, body: NewCampaign, ctx: Ctx, caller: Calle
     caller.require_client(client, "admin")
     with _request_errors():
         info = _admin.add_campaign(
-            ctx, client, body.name, body.retention_days, body.retention_basis
+            ctx,
+            client,
+            body.name,
+            body.retention_days,
+            body.retention_basis,
+            require_source_signature=body.require_source_signature,
         )
     return _campaign_out(info)
+
+
+@router.put(
+    "/v1/clients/{client}/campaigns/{campaign}/require-source-signature",
+    response_model=CampaignOut,
+    responses=openapi_responses(401, 403, 404, 422),
+    summary="Require (or stop requiring) a dialer key's source signature on uploads",
+)
+def set_campaign_signatures(
+    client: ClientId,
+    campaign: Annotated[str, Path(pattern=SLUG, max_length=64)],
+    body: SignaturesRequired,
+    ctx: Ctx,
+    caller: Caller,
+) -> CampaignOut:
+    caller.require_client(client, "admin")
+    info = _admin.set_campaign_signatures(ctx, client, campaign, required=body.required)
+    return _campaign_out(info)
+
+
+# -- dialer keys (source signatures) ------------------------------------------------------
+
+
+@router.get(
+    "/v1/clients/{client}/dialer-keys",
+    response_model=list[DialerKeyOut],
+    responses=openapi_responses(401, 403, 404),
+    summary="A client's registered dialer keys, revoked ones included",
+)
+def list_dialer_keys(client: ClientId, ctx: Ctx, caller: Caller) -> list[DialerKeyOut]:
+    caller.require_client(client, "admin")
+    _client_exists(ctx, client)
+    return [_dialer_key_out(k) for k in _dialers.list_keys(ctx, client)]
+
+
+@router.post(
+    "/v1/clients/{client}/dialer-keys",
+    status_code=201,
+    response_model=DialerKeyOut,
+    responses=openapi_responses(401, 403, 404, 409, 422),
+    summary="Register a dialer host's public key (logged as dialer.registered)",
+)
+def register_dialer_key(
+    client: ClientId, body: NewDialerKey, ctx: Ctx, caller: Caller
+) -> DialerKeyOut:
+    info = _dialers.register_key(ctx, client, body.public_key, by=caller, label=body.label)
+    return _dialer_key_out(info)
+
+
+@router.delete(
+    "/v1/clients/{client}/dialer-keys/{key_id}",
+    response_model=DialerKeyOut,
+    responses=openapi_responses(401, 403, 404),
+    summary="Revoke a dialer key at once (idempotent; logged as dialer.revoked)",
+)
+def revoke_dialer_key(
+    client: ClientId,
+    key_id: Annotated[str, Path(pattern=r"^dk-[0-9a-f]{32}$", max_length=40)],
+    ctx: Ctx,
+    caller: Caller,
+) -> DialerKeyOut:
+    return _dialer_key_out(_dialers.revoke_key(ctx, client, key_id, by=caller))
 
 
 # -- tokens -------------------------------------------------------------------------------
@@ -381,6 +476,10 @@ def _client_out(c: ClientInfo) -> ClientOut:
 
 def _campaign_out(c: CampaignInfo) -> CampaignOut:
     return CampaignOut(**c.to_dict())
+
+
+def _dialer_key_out(k: DialerKeyInfo) -> DialerKeyOut:
+    return DialerKeyOut(**k.to_dict())
 
 
 def _token_out(t: TokenInfo) -> TokenOut:

@@ -19,6 +19,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request
@@ -36,6 +37,7 @@ from vault.http.ranges import parse_range, position
 from vault.services import holds as _holds
 from vault.services import idempotency, outages, receipts, retrieve
 from vault.services.context import VaultContext
+from vault.services.dialers import SourceSignature
 from vault.services.export import ReportOptions, export_bundle
 from vault.services.ingest import Receipt, accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
@@ -235,6 +237,15 @@ async def upload(
     opening: Annotated[
         bool, Query(description="add the entry and its commitment salt to the receipt")
     ] = False,
+    evidence_signature: Annotated[
+        str | None,
+        Header(
+            alias="Evidence-Signature",
+            max_length=300,
+            description="the dialer host's source signature: 'key=<key id>; sig=<base64url>' "
+            "(docs/formats.md)",
+        ),
+    ] = None,
 ) -> Response:
     """Seal the clip in the body with the evidence in `Evidence-Metadata`.
 
@@ -257,6 +268,7 @@ async def upload(
     if length is not None and _declared_length(length) > limit:
         return _too_large(limit)
     raw = _decode_metadata(evidence_metadata)
+    signature = None if evidence_signature is None else SourceSignature.parse(evidence_signature)
     await run_in_threadpool(_check_evidence, ctx, principal, raw)
     meta_sha = hashlib.sha256(f"{evidence_metadata}\n{declared}".encode()).hexdigest()
     earlier = None
@@ -286,6 +298,7 @@ async def upload(
             meta_sha,
             earlier,
             opening=opening,
+            signature=signature,
         )
     finally:
         _uploads(request).leave()
@@ -326,6 +339,7 @@ async def _receive_and_seal(
     earlier: idempotency.EarlierRequest | None,
     *,
     opening: bool,
+    signature: SourceSignature | None = None,
 ) -> Response:
     with ctx.spool().file() as spooled:
         try:
@@ -349,7 +363,9 @@ async def _receive_and_seal(
         # with the sealed call segment's (a different one is a 409 there)
         # an outage here is a 503: ``backend-unavailable`` before the commit (nothing
         # sealed), ``outcome-unknown`` from it on
-        receipt = await run_in_threadpool(ingest, ctx, spooled.path, raw, media_type=media_type)
+        receipt = await run_in_threadpool(
+            partial(ingest, media_type=media_type, signature=signature), ctx, spooled.path, raw
+        )
     try:
         return await _answer(
             ctx, principal, receipt, idempotency_key, meta_sha, clip_sha, opening=opening

@@ -28,6 +28,8 @@ ENTRY_TYPES = frozenset(
     {
         "evidence.sealed",
         "evidence.accessed",
+        "dialer.registered",
+        "dialer.revoked",
         "evidence.shredded",
         "document.sealed",
         "object.orphaned",

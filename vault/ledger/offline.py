@@ -36,6 +36,7 @@ from vault.ledger.checkpoint import (
 from vault.ledger.cosignature import WitnessPolicy, check_witnesses
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import CompactRange
+from vault.ledger.sources import DIALER_TYPES, DialerHistory, source_findings
 from vault.ledger.timestamps import INVALID, TimestampResult, check_checkpoint_timestamp
 from vault.sealing.timestamps import TrustRoots
 
@@ -140,10 +141,16 @@ def audit_export(
         )
     tree = CompactRange()
     head_size = int(header.get("size", len(rows)))
+    dialers = DialerHistory()  # the log's dialer keys, as far as the walk has come
     for item in audit_chain(log_name, rows, head_size, None):
         if isinstance(item, Finding):
             report.findings.append(item)
             continue
+        kind = item.entry.get("type")
+        if kind in DIALER_TYPES:
+            dialers.add(item.seq, item.entry)
+        elif kind == "evidence.sealed":
+            report.findings += source_findings(dialers, log_name, item)
         report.entries += 1
         tree.append(bytes.fromhex(item.hash))
         report.findings += _match(wanted.pop(tree.size, []), tree, log_name)

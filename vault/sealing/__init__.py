@@ -11,6 +11,7 @@ a key size:
   context); ``providers`` — the router that picks each client's provider;
 * ``hashing`` — keyed hashes for lookups and salted commitments for the ledger;
 * ``signing`` — Ed25519 for log checkpoints;
+* ``source`` — dialer hosts' Ed25519 keys and the source statement they sign per clip;
 * ``logauth`` — HMAC tags on log entries and heads (only a keyring holder appends).
 
 Byte layouts and test vectors: ``docs/formats.md``.
@@ -46,6 +47,13 @@ from vault.sealing.local import (
 from vault.sealing.logauth import LogAuthenticator
 from vault.sealing.providers import KeyRouter
 from vault.sealing.signing import LogSigner, verify_signature
+from vault.sealing.source import (
+    SourceSigner,
+    check_statement,
+    decode_public_key,
+    encode_public_key,
+    key_id_of,
+)
 from vault.sealing.stream import (
     HEADER_SIZE,
     SEGMENT_SIZE,
@@ -73,17 +81,22 @@ __all__ = [
     "LogAuthenticator",
     "LogSigner",
     "Sha256Counter",
+    "SourceSigner",
     "WrappedKey",
+    "check_statement",
     "ciphertext_size",
     "commitment",
     "data_key_context",
     "decode_master_key",
+    "decode_public_key",
     "decrypt_range",
     "decrypt_stream",
     "document_aad",
     "encode_master_key",
+    "encode_public_key",
     "encrypt_stream",
     "generate_master_key",
+    "key_id_of",
     "keyed_hash",
     "new_data_key",
     "new_salt",

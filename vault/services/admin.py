@@ -57,10 +57,12 @@ def add_campaign(
     retention_days: int | None = None,
     retention_basis: str = "recorded",
     required_documents: str | list[str] | tuple[str, ...] | None = None,
+    *,
+    require_source_signature: bool = False,
 ) -> CampaignInfo:
     """A campaign keeps evidence ``retention_days`` (else its client's default) days;
     ``required_documents`` are the Textform kinds (or a preset, ``tkg-54``) each record
-    needs."""
+    needs; ``require_source_signature`` refuses clips no registered dialer key signed."""
     _check_slug("campaign", name)
     check_days(retention_days)
     check_basis(retention_basis)
@@ -79,6 +81,7 @@ def add_campaign(
                 retention_basis=retention_basis,
                 created_at=ctx.clock(),
                 required_documents=",".join(required),
+                require_source_signature=require_source_signature,
             )
             s.add(campaign)
             s.flush()
@@ -170,7 +173,33 @@ def list_campaigns(ctx: VaultContext, client_id: str | None = None) -> list[Camp
 def _info(c: Campaign, client: Client) -> CampaignInfo:
     own = c.retention_days is not None
     days = c.retention_days if own else client.retention_days
-    return CampaignInfo(c.client_id, c.name, days, c.retention_basis, not own, required_of(c))
+    return CampaignInfo(
+        c.client_id,
+        c.name,
+        days,
+        c.retention_basis,
+        not own,
+        required_of(c),
+        bool(c.require_source_signature),
+    )
+
+
+def set_campaign_signatures(
+    ctx: VaultContext, client_id: str, name: str, *, required: bool
+) -> CampaignInfo:
+    """Require (or stop requiring) a source signature on the campaign's future uploads."""
+    with write_session(ctx.engine) as s:
+        client = s.get(Client, client_id)
+        if client is None:
+            raise _unknown_client(client_id)
+        campaign = s.exec(
+            select(Campaign).where(Campaign.client_id == client_id, Campaign.name == name)
+        ).first()
+        if campaign is None:
+            raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
+        campaign.require_source_signature = required
+        s.add(campaign)
+        return _info(campaign, client)
 
 
 def _no_rule(client_id: str) -> InvalidEvidence:

@@ -21,6 +21,7 @@ orphans, which ``verify`` reports. The record and its entry never exist half-way
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -58,6 +59,7 @@ from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.claims import claim
 from vault.services.commits import GroupCommit, queue_for
 from vault.services.context import VaultContext
+from vault.services.dialers import SourceSignature, check_source, metadata_digest
 from vault.services.keys import expiry_bucket
 from vault.services.outages import outcome_unknown, unavailable
 from vault.services.retention import Rule, consent_extensions, extend_locks, rule_for
@@ -104,8 +106,13 @@ def ingest(
     meta: bytes | str | dict,
     *,
     media_type: str | None = None,
+    signature: SourceSignature | None = None,
 ) -> Receipt:
-    """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment)."""
+    """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment).
+
+    ``signature`` is the dialer host's source signature (:mod:`vault.services.dialers`):
+    checked when present, required when the campaign says so.
+    """
     clip = Path(clip)
     prepared = _prepare(ctx, clip, meta, media_type)
     ev = prepared.evidence
@@ -113,7 +120,7 @@ def ingest(
     try:
         # a duplicate in flight waits here, then answers from the committed record
         with claim(ctx.engine, prepared.campaign.id, ev.call_id, ev.segment):
-            receipt = _ingest_claimed(ctx, clip, prepared, committing)
+            receipt = _ingest_claimed(ctx, clip, prepared, committing, signature, meta)
     except Exception as exc:
         # an outage before the commit: nothing was sealed, a plain retryable failure; at
         # or after it: the record may exist, and the answer says so
@@ -133,18 +140,24 @@ def ingest(
 
 
 def _ingest_claimed(
-    ctx: VaultContext, clip: Path, prepared: _Prepared, committing: list[bool]
+    ctx: VaultContext,
+    clip: Path,
+    prepared: _Prepared,
+    committing: list[bool],
+    signature: SourceSignature | None,
+    meta: bytes | str | dict,
 ) -> Receipt:
     existing = _existing_receipt(ctx, prepared, lambda: prepared.clip_fingerprint(clip))
     if existing:
-        return existing
+        return existing  # sealed before: its entry holds whatever signature it had then
+    source = _source(ctx, clip, prepared, signature, meta)
     record_id = new_record_id()
     uploaded: list[str] = []
     sealed = None
     try:
         sealed = _seal_objects(ctx, record_id, clip, prepared, uploaded)
         committing.append(True)
-        receipt = _commit(ctx, sealed, prepared)
+        receipt = _commit(ctx, sealed, prepared, source)
     except IntegrityError:
         # another process sealed the same (campaign, call_id, segment) between our check and
         # commit; the loser cleans up and answers like any retry would
@@ -198,6 +211,32 @@ def _prepare(ctx: VaultContext, clip: Path, meta, media_type: str | None) -> _Pr
         index_key=index_key,
         meta_fp=keyed_hash(index_key, "evidence-fingerprint", rfc8785.dumps(document)),
         phone_hash=keyed_hash(index_key, "phone", evidence.callee.phone.encode()),
+    )
+
+
+def _source(
+    ctx: VaultContext,
+    clip: Path,
+    p: _Prepared,
+    signature: SourceSignature | None,
+    meta: bytes | str | dict,
+) -> dict | None:
+    """The entry's ``source`` after checking the signature (refused: nothing is stored)."""
+    required = bool(p.campaign.require_source_signature)
+    if signature is None and not required:
+        return None
+    clip_sha = hashlib.sha256()
+    if signature is not None:
+        for chunk in _chunks(clip):
+            clip_sha.update(chunk)
+    return check_source(
+        ctx,
+        p.evidence.client,
+        required=required,
+        signature=signature,
+        clip_sha256=clip_sha.digest(),
+        meta_sha256=metadata_digest(meta) if signature is not None else bytes(32),
+        recorded_at=format_time(p.evidence.recorded_at),
     )
 
 
@@ -378,7 +417,7 @@ def commit_queue(engine: Engine) -> GroupCommit[_ToCommit, _Committed]:
     )
 
 
-def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
+def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared, source: dict | None) -> Receipt:
     """Commit the record and its entry, together with concurrent uploads of the client.
 
     See :mod:`vault.services.commits`: alone when nobody else commits, else in a batch
@@ -389,6 +428,8 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared) -> Receipt:
     body = sealed_entry_body(
         record, p.campaign.name, sealed.commitments, sealed.clip_ct_size, sealed.meta_ct_size
     )
+    if source is not None:
+        body["source"] = source  # which dialer host signed the clip (docs/formats.md)
     done = commit_queue(ctx.engine).submit(
         record.client_id,
         _ToCommit(
