@@ -80,10 +80,11 @@ from vault.storage.base import (
 
 log = logging.getLogger(__name__)
 
-#: bodies larger than this go by multipart upload, one part of this size at a time
-#: (S3's minimum part size is 5 MiB, except for the last part; at most 10,000 parts,
-#: so objects up to ~78 GiB)
-PART_SIZE = 8 * 1024 * 1024
+#: bodies larger than this go by multipart upload, one part of this size at a time.
+#: S3's minimum (except for the last part): one part is what an upload holds in memory,
+#: and 8 MiB parts took a 1 GiB upload's peak RSS past 100 MiB. At most 10,000 parts, so
+#: objects up to ~48 GiB (a call recording is a few MiB to a few hundred).
+PART_SIZE = 5 * 1024 * 1024
 
 LOCK_MODE = "COMPLIANCE"
 
@@ -139,13 +140,18 @@ def make_client(
     )
 
 
+#: the services whose endpoints a store's botocore session keeps (see _LeanJSONFileLoader)
+_ENDPOINT_SERVICES = frozenset({"s3", "sts", "sso", "sso-oidc"})
+
+
 class _LeanJSONFileLoader(JSONFileLoader):
     """botocore's model files read into plain dicts, without their documentation strings.
 
     botocore parses its JSON models (the S3 API, the endpoint rules, the endpoint list,
     ~2 MB) into ``OrderedDict``s and keeps them for the client's life; plain dicts keep
     the same order in about half the memory, and the documentation (four fifths of the S3
-    model's text) is only ever read by the docs generator. With the boto3 layer left out, the client costs ~9 MiB instead of ~15.
+    model's text) is only ever read by the docs generator. With boto3's layer left out
+    too, a client costs ~9 MiB instead of ~15.
     """
 
     def _load_file(self, full_path: str, open_method: Any) -> Any:
@@ -153,7 +159,16 @@ class _LeanJSONFileLoader(JSONFileLoader):
             return None
         with open_method(full_path, "rb") as fp:
             payload = fp.read().decode("utf-8")
-        return json.loads(payload, object_hook=_without_documentation)
+        data = json.loads(payload, object_hook=_without_documentation)
+        if os.path.basename(full_path).startswith("endpoints.json"):
+            # the endpoint list of every AWS service (~4 MiB parsed): this session makes
+            # the S3 client and, for role or SSO credentials, the clients of those
+            for partition in data.get("partitions", []):
+                services = partition.get("services", {})
+                partition["services"] = {
+                    k: v for k, v in services.items() if k in _ENDPOINT_SERVICES
+                }
+        return data
 
 
 def _without_documentation(obj: dict[str, Any]) -> dict[str, Any]:
