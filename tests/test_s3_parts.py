@@ -65,16 +65,25 @@ def test_part_reads_like_a_file() -> None:
     ref = io.BytesIO(whole)
     assert len(part) == len(whole)
     for n in (5, 5, 1, 100, 0, 250):
-        assert part.read(n) == ref.read(n)
+        got = part.read(n)  # short reads stop at a chunk's end, like a raw file's
+        assert got == ref.read(len(got)) and (got or n == 0)
         assert part.tell() == ref.tell()
     assert part.read() == ref.read()
     assert part.read(10) == b""
     # botocore rewinds to hash the payload and on a retry
     for pos, whence in ((0, 0), (11, 0), (-3, 2), (2, 1), (len(whole), 0)):
         assert part.seek(pos, whence) == ref.seek(pos, whence)
-        assert part.read(20) == ref.read(20)
+        got = part.read(20)
+        assert got == ref.read(len(got))
     assert part.seek(0) == 0 and part.read() == whole
     assert _Part(list(chunks)).sha256() == hashlib.sha256(whole).digest()
+
+
+def test_empty_chunks_do_not_end_a_part() -> None:
+    part = _Part()
+    for chunk in (b"ab", b"", b"cd"):
+        part.append(chunk)
+    assert [part.read(10), part.read(10), part.read(10)] == [b"ab", b"cd", b""]
 
 
 def test_a_reused_buffer_is_copied() -> None:

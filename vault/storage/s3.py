@@ -185,6 +185,8 @@ class _Part:
     Joining the chunks into one ``bytes`` (or slicing them out of a buffer) would hold the
     part twice while botocore sends it; botocore takes any seekable file as a body and
     reads it in blocks (for the SigV4 payload hash on plain HTTP, then to send it).
+    Single-request puts still send ``bytes``: a file body makes botocore add ``Expect:
+    100-continue``, one more round trip per request.
     """
 
     def __init__(self, chunks: list[bytes] | None = None) -> None:
@@ -199,6 +201,8 @@ class _Part:
         return self._size
 
     def append(self, chunk: bytes) -> None:
+        if not chunk:
+            return  # an empty chunk would read as the end of the part
         # held, not copied: a bytearray or memoryview the caller may reuse is copied once
         self._chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
         self._size += len(chunk)
@@ -243,18 +247,23 @@ class _Part:
         return pos
 
     def read(self, n: int | None = -1) -> bytes:
-        n = self._size - self._pos if n is None or n < 0 else min(n, self._size - self._pos)
-        out = []
-        while n > 0:
-            chunk = self._chunks[self._index]
-            piece = chunk[self._offset : self._offset + n]
-            out.append(piece)
-            n -= len(piece)
-            self._pos += len(piece)
-            self._offset += len(piece)
-            if self._offset == len(chunk):
-                self._index, self._offset = self._index + 1, 0
-        return out[0] if len(out) == 1 else b"".join(out)
+        """Up to ``n`` bytes, never past the end of the current chunk (a short read, as a
+        raw file may give: botocore and urllib3 read until ``b""``, so no block is joined
+        from several chunks); all that is left when ``n`` is omitted or negative."""
+        if n is None or n < 0:
+            rest = [self.read(self._size)]
+            while rest[-1]:
+                rest.append(self.read(self._size))
+            return b"".join(rest)
+        if n == 0 or self._pos >= self._size:
+            return b""
+        chunk = self._chunks[self._index]
+        piece = chunk[self._offset : self._offset + n]
+        self._pos += len(piece)
+        self._offset += len(piece)
+        if self._offset == len(chunk):
+            self._index, self._offset = self._index + 1, 0
+        return piece
 
     def readable(self) -> bool:
         return True
