@@ -38,13 +38,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -53,6 +55,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.loaders import JSONFileLoader
 
 from vault.errors import (
     BackendUnavailable,
@@ -77,10 +80,11 @@ from vault.storage.base import (
 
 log = logging.getLogger(__name__)
 
-#: bodies larger than this go by multipart upload, one part of this size at a time
-#: (S3's minimum part size is 5 MiB, except for the last part; at most 10,000 parts,
-#: so objects up to ~78 GiB)
-PART_SIZE = 8 * 1024 * 1024
+#: bodies larger than this go by multipart upload, one part of this size at a time.
+#: S3's minimum (except for the last part): one part is what an upload holds in memory,
+#: and 8 MiB parts took a 1 GiB upload's peak RSS past 100 MiB. At most 10,000 parts, so
+#: objects up to ~48 GiB (a call recording is a few MiB to a few hundred).
+PART_SIZE = 5 * 1024 * 1024
 
 LOCK_MODE = "COMPLIANCE"
 
@@ -121,7 +125,12 @@ def make_client(
         # virtual-hosted buckets; AWS itself keeps boto3's default
         s3={"addressing_style": "path" if endpoint_url else "auto"},
     )
-    return boto3.session.Session().client(
+    # a plain botocore session, not boto3's: boto3 adds the resource layer and the
+    # transfer manager (s3transfer, which loads multiprocessing and asyncio), ~10 MiB of
+    # modules this store never calls; the client and credential chain are the same
+    session = botocore.session.get_session()
+    session.get_component("data_loader").file_loader = _LeanJSONFileLoader()
+    return session.create_client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=region_name or "us-east-1",
@@ -129,6 +138,138 @@ def make_client(
         aws_secret_access_key=aws_secret_access_key,
         config=config,
     )
+
+
+#: the services whose endpoints a store's botocore session keeps (see _LeanJSONFileLoader)
+_ENDPOINT_SERVICES = frozenset({"s3", "sts", "sso", "sso-oidc"})
+
+
+class _LeanJSONFileLoader(JSONFileLoader):
+    """botocore's model files read into plain dicts, without their documentation strings.
+
+    botocore parses its JSON models (the S3 API, the endpoint rules, the endpoint list,
+    ~2 MB) into ``OrderedDict``s and keeps them for the client's life; plain dicts keep
+    the same order in about half the memory, and the documentation (four fifths of the S3
+    model's text) is only ever read by the docs generator. With boto3's layer left out
+    too, a client costs ~9 MiB instead of ~15.
+    """
+
+    def _load_file(self, full_path: str, open_method: Any) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            payload = fp.read().decode("utf-8")
+        data = json.loads(payload, object_hook=_without_documentation)
+        if os.path.basename(full_path).startswith("endpoints.json"):
+            # the endpoint list of every AWS service (~4 MiB parsed): this session makes
+            # the S3 client and, for role or SSO credentials, the clients of those
+            for partition in data.get("partitions", []):
+                services = partition.get("services", {})
+                partition["services"] = {
+                    k: v for k, v in services.items() if k in _ENDPOINT_SERVICES
+                }
+        return data
+
+
+def _without_documentation(obj: dict[str, Any]) -> dict[str, Any]:
+    # emptied, not removed: botocore reads the key in places (client context parameters);
+    # only a string: a member or parameter named "documentation" would be a dict
+    if isinstance(obj.get("documentation"), str):
+        obj["documentation"] = ""
+    return obj
+
+
+class _Part:
+    """One part of an upload, held as the chunks it was given: read like a file, no copy.
+
+    Joining the chunks into one ``bytes`` (or slicing them out of a buffer) would hold the
+    part twice while botocore sends it; botocore takes any seekable file as a body and
+    reads it in blocks (for the SigV4 payload hash on plain HTTP, then to send it).
+    Single-request puts still send ``bytes``: a file body makes botocore add ``Expect:
+    100-continue``, one more round trip per request.
+    """
+
+    def __init__(self, chunks: list[bytes] | None = None) -> None:
+        self._chunks: list[bytes] = chunks or []
+        self._size = sum(len(c) for c in self._chunks)
+        self._over = b""  # what split() cut off: the next part's start
+        self._pos = 0
+        self._index = 0  # chunk and offset in it of the read position
+        self._offset = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, chunk: bytes) -> None:
+        if not chunk:
+            return  # an empty chunk would read as the end of the part
+        # held, not copied: a bytearray or memoryview the caller may reuse is copied once
+        self._chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
+        self._size += len(chunk)
+
+    def split(self, limit: int) -> bool:
+        """True when the part holds more than ``limit`` bytes: it is cut to ``limit``, the
+        excess set aside for :meth:`start_next`."""
+        if self._size <= limit:
+            return False
+        over = self._size - limit
+        last = self._chunks.pop()
+        # split after every append, so the excess lies within the last chunk
+        keep = len(last) - over
+        if keep:
+            self._chunks.append(last[:keep])
+        self._over = last[keep:]
+        self._size = limit
+        return True
+
+    def start_next(self) -> None:
+        """Empty the part in place for the next one, starting with the set-aside excess
+        (in place: a caller's frame still referring to the part must not keep it alive)."""
+        self.__init__([self._over] if self._over else [])  # type: ignore[misc]
+
+    def sha256(self) -> bytes:
+        digest = hashlib.sha256()
+        for chunk in self._chunks:
+            digest.update(chunk)
+        return digest.digest()
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        pos = pos + (0, self._pos, self._size)[whence]
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos, self._index, self._offset = pos, 0, pos
+        while self._index < len(self._chunks) and self._offset >= len(self._chunks[self._index]):
+            self._offset -= len(self._chunks[self._index])
+            self._index += 1
+        return pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes, never past the end of the current chunk (a short read, as a
+        raw file may give: botocore and urllib3 read until ``b""``, so no block is joined
+        from several chunks); all that is left when ``n`` is omitted or negative."""
+        if n is None or n < 0:
+            rest = [self.read(self._size)]
+            while rest[-1]:
+                rest.append(self.read(self._size))
+            return b"".join(rest)
+        if n == 0 or self._pos >= self._size:
+            return b""
+        chunk = self._chunks[self._index]
+        piece = chunk[self._offset : self._offset + n]
+        self._pos += len(piece)
+        self._offset += len(piece)
+        if self._offset == len(chunk):
+            self._index, self._offset = self._index + 1, 0
+        return piece
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
 
 
 class S3Store:
@@ -226,17 +367,15 @@ class S3Store:
                 retain_until = None  # nothing enforces it: do not claim it
 
         digest = hashlib.sha256()
-        buffer = bytearray()
-        size = 0
+        part = _Part()
         it = iter(chunks)
-        # buffer up to one part: a body that fits goes in one PutObject request
+        # gather up to one part: a body that fits goes in one PutObject request
         for chunk in it:
-            buffer += chunk
             digest.update(chunk)
-            size += len(chunk)
-            if len(buffer) > PART_SIZE:
-                return self._put_multipart(key, buffer, it, digest, size, lock, retain_until)
-        return self._put_single(key, bytes(buffer), digest.hexdigest(), lock, retain_until)
+            part.append(chunk)
+            if part.split(PART_SIZE):
+                return self._put_multipart(key, part, it, digest, lock, retain_until)
+        return self._put_single(key, part.read(), digest.hexdigest(), lock, retain_until)
 
     def _put_single(
         self,
@@ -292,10 +431,9 @@ class S3Store:
     def _put_multipart(
         self,
         key: str,
-        buffer: bytearray,
+        part: _Part,
         rest: Iterator[bytes],
         digest: Any,
-        size: int,
         lock: dict[str, Any],
         retain_until: datetime | None,
     ) -> StoredObject:
@@ -314,24 +452,26 @@ class S3Store:
 
         parts: list[dict[str, Any]] = []
         etags: list[str] = []
+        size = 0
         try:
-            # one part in memory at a time (plus whatever the last chunk added)
-            while True:
-                while len(buffer) > PART_SIZE:
-                    # one copy of the part (a slice of a bytearray would be a second one)
-                    with memoryview(buffer) as view:
-                        part = bytes(view[:PART_SIZE])
-                    del buffer[:PART_SIZE]
-                    self._upload_part(key, upload_id, parts, etags, part)
-                    del part
-                chunk = next(rest, None)
-                if chunk is None:
+            # one part in memory at a time, held as the chunks it came in (no copy); each
+            # part but the last is exactly PART_SIZE, the last 1..PART_SIZE bytes
+            while True:  # here the part is full
+                size += len(part)
+                self._upload_part(key, upload_id, parts, etags, part)
+                part.start_next()
+                if part.split(PART_SIZE):  # one chunk larger than a part
+                    continue
+                for chunk in rest:
+                    digest.update(chunk)
+                    part.append(chunk)
+                    if part.split(PART_SIZE):
+                        break
+                else:
                     break
-                buffer += chunk
-                digest.update(chunk)
-                size += len(chunk)
-            self._upload_part(key, upload_id, parts, etags, bytes(buffer))  # 1..PART_SIZE
-            del buffer[:]
+            size += len(part)
+            self._upload_part(key, upload_id, parts, etags, part)
+            part.start_next()
             resp = self._complete(key, upload_id, parts, etags)
         except BaseException:
             # also on KeyboardInterrupt / GeneratorExit: no half-uploaded parts may stay
@@ -350,11 +490,12 @@ class S3Store:
         upload_id: str,
         parts: list[dict[str, Any]],
         etags: list[str],
-        body: bytes,
+        body: _Part,
     ) -> None:
         number = len(parts) + 1
-        checksum = _b64(hashlib.sha256(body).digest())
+        checksum = _b64(body.sha256())
         with self._calling(f"upload part {number} of", key):
+            body.seek(0)  # botocore rewinds on a retry itself; a fresh part starts at 0
             resp = self.client.upload_part(
                 Bucket=self.bucket,
                 Key=self._k(key),
