@@ -87,6 +87,73 @@ def test_status_and_metrics_read_the_spool(tmp_path):
     assert "evidence_agent_alert 1" in text
 
 
+def test_the_operators_retry_per_state(tmp_path):
+    spool = Spool(tmp_path / "spool.db", owner="pid:1")
+    alert, waiting, flying, quarantined, done = (_add(spool, f"k{n}", tmp_path) for n in range(5))
+    spool.finish(alert, "alert", "the entry does not commit to the local clip")
+    spool.retry_later(waiting, "queued", 3600, "HTTP 503 storage-error: down")
+    spool.finish(quarantined, "quarantined", "HTTP 422 invalid-evidence")
+    spool.finish(done, "done")
+    assert [j.id for j in spool.alerts()] == [alert.id]
+    flying = spool.claim()  # waiting is not due for an hour: the claim takes another job
+    assert flying.state == "uploading" and flying.id not in (alert.id, waiting.id)
+
+    assert spool.requeue(alert.id) == "queued again"
+    requeued = spool.get(alert.id)
+    assert (requeued.state, requeued.last_error, requeued.key) == ("queued", None, alert.key)
+    assert spool.requeue(waiting.id) == "due now"
+    assert spool.get(waiting.id).next_try <= time.time()
+    assert spool.requeue(quarantined.id).startswith("forgotten")
+    assert spool.get(quarantined.id) is None and spool.by_key(quarantined.key) is None
+    with pytest.raises(ValueError, match="in flight"):
+        spool.requeue(flying.id)
+    with pytest.raises(ValueError, match="done"):
+        spool.requeue(done.id)
+    with pytest.raises(KeyError):
+        spool.requeue(999)
+    assert spool.alerts() == []
+
+
+def test_status_names_the_jobs_in_alert_and_a_look_takes_no_write_lock(tmp_path):
+    cfg = load_config(tmp_path, env={})
+    spool = Spool(cfg.spool_path)
+    job = _add(spool, "k1", tmp_path)
+    spool.finish(job, "alert", "the entry does not commit to the local clip")
+    db = spool._db()
+    db.execute("BEGIN IMMEDIATE")  # the agent in the middle of a write
+    try:
+        status = agent_status(cfg)  # would wait on the lock if it set up the schema
+    finally:
+        db.execute("ROLLBACK")
+    assert status["alerts"] == [
+        {
+            "id": job.id,
+            "name": "k1.wav",
+            "reason": "the entry does not commit to the local clip",
+            "clip": str(tmp_path / "k1.wav"),
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["agent", "run"], "agent"),
+        (["--json", "--vault", "/v", "upload", "x.wav"], "upload"),
+        (["--vault=/v", "agent", "status"], "agent"),
+        (["--vault", "agent", "verify"], "verify"),  # a vault directory named "agent"
+        (["--help"], None),
+        (["ingest", "agent"], "ingest"),
+        ([], None),
+    ],
+)
+def test_the_entry_point_sends_agent_commands_to_the_slim_tree(argv, command):
+    import cli
+
+    assert cli._command(argv) == command
+    assert (command in cli.AGENT_COMMANDS) == (command in ("agent", "upload"))
+
+
 # --- keys, retries ------------------------------------------------------------------------
 
 

@@ -110,7 +110,8 @@ def finish_files(cfg: AgentConfig, clip: Path, meta: Path) -> None:
         if clip.exists():
             target = _free_name(cfg.done, clip.name)
             if meta.exists():
-                _move(meta, sidecar_of(target))
+                # one directory fsync (the clip's move) covers both renames
+                _move(meta, sidecar_of(target), sync=not clip.exists())
             _move(clip, target)
     _remove_empty(clip.parent, cfg.jobs_dir)
 

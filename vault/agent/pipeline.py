@@ -174,15 +174,14 @@ class Agent:
             self._alert(job, exc.message, receipt)
             return
         text = json.dumps(receipt, separators=(",", ":"))
-        self.spool.uploaded(job, str(receipt["record_id"]), text)
+        proof = receipt.get("inclusion_proof")
+        wait = None if proof else self.cfg.proof_interval
+        self.spool.uploaded(job, str(receipt["record_id"]), text, proof_in=wait)
         log.info(
             "job %d sealed as record %s (seq %s)", job.id, receipt["record_id"], receipt["seq"]
         )
-        proof = receipt.get("inclusion_proof")
         if proof:
             self._verify(self.spool.get(job.id), receipt, proof)
-        else:
-            self.spool.proof_pending(self.spool.get(job.id), self.cfg.proof_interval)
         self._work.set()
 
     def _prove(self, job: Job) -> None:
