@@ -34,7 +34,15 @@ from tests.support.netfaults import (
     TcpProxy,
     wait_for,
 )
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
+from tests.support.vaults import (
+    CLIENT,
+    PgDatabase,
+    clip,
+    make_vault,
+    order_meta,
+    person_token,
+    postgres_available,
+)
 from tests.test_http_multiprocess import (
     Server,
     assert_verified,
@@ -57,10 +65,15 @@ class Vault:
     """A SQLite vault served by one `serve` process; checkpoints signed every second."""
 
     def __init__(
-        self, home: Path, log_dir: Path, port: int | None = None, workers: int = 1
+        self,
+        home: Path,
+        log_dir: Path,
+        port: int | None = None,
+        workers: int = 1,
+        database_url: str | None = None,
     ) -> None:
         self.workers = workers
-        self.vault = make_vault(home)
+        self.vault = make_vault(home, database_url=database_url or "")
         toml = home / "vault.toml"
         text = toml.read_text().replace("checkpoint_every = 100", "checkpoint_every = 1000")
         toml.write_text(text.replace("checkpoint_seconds = 60", "checkpoint_seconds = 1"))
@@ -303,7 +316,10 @@ def test_vault_down_for_a_while_then_everything_lands(tmp_path, agents):
 
 
 def test_a_vault_worker_killed_mid_upload_is_retried_and_stored_once(tmp_path, agents):
-    two = Vault(tmp_path / "v", tmp_path, workers=2)
+    if reason := postgres_available():
+        pytest.skip(reason)  # two workers share the vault through PostgreSQL
+    pg = PgDatabase()
+    two = Vault(tmp_path / "v", tmp_path, workers=2, database_url=pg.url)
     two.start()
     faults = iter([PAUSE])  # the first connection stops in the middle of the body
     proxy = TcpProxy(two.port, lambda: next(faults, PASS))
@@ -337,6 +353,7 @@ def test_a_vault_worker_killed_mid_upload_is_retried_and_stored_once(tmp_path, a
     finally:
         two.stop()
         two.vault.close()
+        pg.drop()
 
 
 def test_the_same_pair_dropped_twice_is_stored_once(tmp_path, agents):
