@@ -116,6 +116,8 @@ def test_the_operators_retry_per_state(tmp_path):
 
 def test_status_names_the_jobs_in_alert_and_a_look_takes_no_write_lock(tmp_path):
     cfg = load_config(tmp_path, env={})
+    cfg.spool_path.touch()  # the agent's first moment: the file is there, no table yet
+    assert agent_status(cfg)["queued"] == 0
     spool = Spool(cfg.spool_path)
     job = _add(spool, "k1", tmp_path)
     spool.finish(job, "alert", "the entry does not commit to the local clip")

@@ -91,7 +91,7 @@ class Spool:
         self.owner = owner or f"pid:{os.getpid()}"
         self._local = threading.local()
         self._write = threading.Lock()
-        if not reader:
+        if not reader or not self._has_table():  # a look the moment the agent starts
             with self._write:
                 self._db().executescript(_SCHEMA)  # idempotent; commits on its own
 
@@ -106,6 +106,10 @@ class Spool:
             db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
         return db
+
+    def _has_table(self) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+        return self._db().execute(sql).fetchone() is not None
 
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
