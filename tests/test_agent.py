@@ -413,3 +413,34 @@ def test_a_second_agent_on_the_same_directory_is_refused(tmp_path):
             Agent(agent.cfg, uplink=agent.uplink)
     finally:
         agent.stop()
+
+
+def test_one_uncovered_entry_spares_the_later_ones_a_receipt_request(tmp_path):
+    from vault.agent.pipeline import Agent
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        record = request.url.path.split("/")[3]  # /v1/records/rec-<seq>/receipt
+        asked.append(record)
+        return httpx.Response(200, json={"entry_hash": "h", "seq": int(record[4:])})  # no proof
+
+    cfg = load_config(tmp_path / "agent", env={}, url="http://vault", token="t", log_keys=["k"])
+    agent = Agent(cfg, uplink=Uplink("http://vault", "t", transport=httpx.MockTransport(answer)))
+    try:
+        ids = {}
+        for seq in (7, 8, 9, 3):
+            job = _add(agent.spool, f"k{seq}", tmp_path)
+            receipt = json.dumps({"entry_hash": "h", "seq": seq})
+            agent.spool.uploaded(job, f"rec-{seq}", receipt, proof_in=0)
+            ids[seq] = job.id
+        for seq in (7, 8, 9, 3):
+            agent.step(agent.spool.get(ids[seq]))
+        # 7 had no proof yet: 8 and 9 wait without a request; 3 comes before it and is asked
+        assert asked == ["rec-7", "rec-3"]
+        for job_id in ids.values():
+            job = agent.spool.get(job_id)
+            assert job.state == "waiting_proof" and job.owner is None
+            assert job.next_try > time.time()  # each is asked for later, none given up
+    finally:
+        agent.stop()
