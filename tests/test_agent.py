@@ -444,3 +444,31 @@ def test_one_uncovered_entry_spares_the_later_ones_a_receipt_request(tmp_path):
             assert job.next_try > time.time()  # each is asked for later, none given up
     finally:
         agent.stop()
+
+
+def test_the_slim_tree_loads_no_database_layer_and_shows_errors_like_the_full_one(tmp_path):
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from cli.agent import standalone
+
+    probe = (
+        "import sys\n"
+        "sys.argv = ['evidence-vault', 'agent', 'run', '--help']\n"
+        "import cli\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'vault.facade', 'vault.db')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+    runner = CliRunner()
+    shown = runner.invoke(standalone, ["agent", "--dir", str(tmp_path), "status"])
+    assert shown.exit_code == 6 and "no agent spool" in shown.output
+    as_json = runner.invoke(standalone, ["--json", "agent", "--dir", str(tmp_path), "retry"])
+    assert as_json.exit_code == 6
+    assert json.loads(as_json.output)["error"]["kind"] == "config-error"
