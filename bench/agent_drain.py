@@ -8,7 +8,9 @@ pinned key, receipt kept). Twice, each with its own N calls and agent directory:
 
 - **clean**: through a TCP proxy on loopback that passes every connection;
 - **flaky**: through the same proxy, seeded to drop, stall and truncate connections at
-  random (the weights of ``tests/test_agent_processes.py``'s flaky-network test).
+  random (the weights of ``tests/test_agent_processes.py``'s flaky-network test), and to
+  cut every passing connection after a random life of up to MAX_LIFE seconds, wherever
+  its requests are (else a kept-alive connection would carry the whole run unharmed).
 
 After each series: exactly one sealed record per call (0 duplicates), every call sealed
 (0 lost), one verified receipt per call, and ``verify`` clean. ratio = clean drain time
@@ -35,6 +37,7 @@ FULL = {"clips": 100}
 QUICK = {"clips": 6}
 CONCURRENCY = 3
 SEED = 11
+MAX_LIFE = 2.0  # seconds: a kept-alive connection is cut somewhere in its first two
 AGENT_CMD = [sys.executable, "-m", "cli"]  # the console script's entry point (cli:main)
 
 
@@ -101,7 +104,7 @@ def drain(tmp: Path, vault, proxy, name: str, first_call: int, n: int) -> dict:
         "lost": len(calls - sealed),
         "duplicates": len(records) - len(sealed),
         "receipts": len(receipts),
-        "faults": len([f for f in proxy.seen if f != "pass"]),
+        "faults": len([f for f in proxy.seen if f != "pass"]) + proxy.cut,
         "connections": len(proxy.seen),
     }
 
@@ -128,6 +131,7 @@ def main() -> None:
             clean_proxy.close()
             flaky_proxy = TcpProxy.flaky(vault.port, seed=SEED, weights=weights)
             flaky_proxy.stall_seconds = 0.5
+            flaky_proxy.max_life = MAX_LIFE
             flaky = drain(tmp, vault, flaky_proxy, "flaky", 20000, n)
             flaky_proxy.close()
             vault.verify_clean()

@@ -27,6 +27,9 @@ class TcpProxy:
     first ``pause_after`` bytes of the request go through, then nothing more (the server
     sits in the middle of the body); the connection ends when the server's end does.
     ``upstreams``: the local port of each connection to the target, in order.
+    ``max_life`` (seconds): a passing connection is cut after a random life of up to this
+    (seeded with ``flaky``), wherever its requests are — so a client's kept-alive
+    connection meets faults too, not only its first few connections.
     """
 
     def __init__(self, target: int, choose: Callable[[], str] = lambda: PASS) -> None:
@@ -34,6 +37,9 @@ class TcpProxy:
         self.choose = choose
         self.stall_seconds = 1.5
         self.pause_after = 256 * 1024
+        self.max_life: float | None = None
+        self.cut = 0  # connections cut by max_life
+        self._rng = random.Random(0)
         self.upstreams: list[int] = []
         self.seen: list[str] = []
         self._stop = threading.Event()
@@ -46,7 +52,9 @@ class TcpProxy:
     def flaky(cls, target: int, seed: int, weights: dict[str, float]) -> TcpProxy:
         rng = random.Random(seed)
         kinds, w = list(weights), list(weights.values())
-        return cls(target, lambda: rng.choices(kinds, w)[0])
+        proxy = cls(target, lambda: rng.choices(kinds, w)[0])
+        proxy._rng = random.Random(seed + 1)
+        return proxy
 
     def close(self) -> None:
         self._stop.set()
@@ -62,6 +70,10 @@ class TcpProxy:
             fault = self.choose()
             self.seen.append(fault)
             threading.Thread(target=self._serve, args=(client, fault), daemon=True).start()
+
+    def _cut(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.cut += 1
+        _shut(client, upstream)
 
     def _serve(self, client: socket.socket, fault: str) -> None:
         with contextlib.closing(client):
@@ -83,6 +95,11 @@ class TcpProxy:
                     return
                 up = threading.Thread(target=_pump, args=(client, upstream, None), daemon=True)
                 up.start()
+                if fault == PASS and self.max_life is not None:
+                    life = self._rng.uniform(0.1, self.max_life)
+                    timer = threading.Timer(life, self._cut, args=(client, upstream))
+                    timer.daemon = True
+                    timer.start()
                 if fault == HOLD:
                     self._stop.wait()
                     return
@@ -108,6 +125,12 @@ def _pump(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+
+def _shut(*socks: socket.socket) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
 
 
 def _forward_some(src: socket.socket, dst: socket.socket, limit: int) -> None:
