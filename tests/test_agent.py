@@ -472,3 +472,28 @@ def test_the_slim_tree_loads_no_database_layer_and_shows_errors_like_the_full_on
     as_json = runner.invoke(standalone, ["--json", "agent", "--dir", str(tmp_path), "retry"])
     assert as_json.exit_code == 6
     assert json.loads(as_json.output)["error"]["kind"] == "config-error"
+
+
+def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_path):
+    from vault.agent.intake import adopt_staged
+
+    cfg = load_config(tmp_path, env={})
+    spool = Spool(cfg.spool_path)
+    pair = clip(tmp_path, seed=21).rename(tmp_path / "call.wav")
+    meta = _write(tmp_path / "call.json", order_meta(21))
+    checked = check_pair(pair, meta)
+    stage = cfg.jobs_dir / checked.key
+    stage.mkdir(parents=True)
+    job = spool.add(
+        key=checked.key,
+        name="call.wav",
+        clip=pair.rename(stage / "call.wav"),
+        meta=meta.rename(stage / "call.json"),
+        media_type="audio/wav",
+        clip_sha256=checked.clip_sha256,
+        client=CLIENT,
+    )
+    spool.finish(job, "done")  # the power went here: done on disk, the files still staged
+    assert adopt_staged(cfg, spool) == 0  # nothing queued again
+    assert (cfg.done / "call.wav").exists() and (cfg.done / "call.json").exists()
+    assert not stage.exists() and spool.get(job.id).state == "done"

@@ -257,8 +257,14 @@ class Agent:
                 "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
-        finish_files(self.cfg, job.clip, job.meta)
+        # done is on disk before the files move: a power cut that lost the (unsynced)
+        # upload outcome can then never find the clip gone from a job it would re-send;
+        # a stop between the two leaves the files staged, moved at the next start
         self.spool.finish(job, "done")
+        try:
+            finish_files(self.cfg, job.clip, job.meta)
+        except OSError as exc:
+            log.error("job %d done; its files stay staged until the next start: %s", job.id, exc)
         log.info(
             "job %d done: record %s proven in tree %d", job.id, job.record_id, tree["tree_size"]
         )

@@ -242,6 +242,8 @@ class Spool:
         many seconds. Not fsync'd: a power cut that loses this change leaves the job
         ``uploading``, which the next start queues again and re-sends under the same key,
         and the vault answers that from the sealed record (nothing doubled, nothing lost).
+        The clip is still staged then: the job is marked done (fsync'd) before its files
+        move (:meth:`vault.agent.pipeline.Agent._verify`).
         """
         self._set(
             job,
