@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cli._errors import show_error
 from vault import Vault
 from vault.errors import FieldError, VaultError
 from vault.inputs import InvalidText, text_problem
@@ -94,15 +95,7 @@ class VaultGroup(click.Group):
                     raise
                 raise down from None
         except VaultError as exc:
-            if wants_json(ctx):
-                click.echo(json.dumps({"error": exc.to_dict()}, indent=2))
-            else:
-                click.secho(f"error: {exc.message}", fg="red", err=True)
-                for fe in getattr(exc, "errors", []):
-                    click.echo(f"  - {fe.field}: {fe.message}", err=True)
-                if exc.hint:
-                    click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
+            show_error(ctx, exc, wants_json(ctx))
 
 
 #: ``@command()`` and ``@group()`` for commands attached with ``add_command`` later

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import click
 
+from cli._errors import show_error
 from vault.agent.config import ENV_LOG_KEY, ENV_TOKEN, load_config
 from vault.agent.intake import check_pair
 from vault.agent.receipts import check_inclusion, check_opening
 from vault.agent.retry import Backoff
 from vault.agent.signing import load_signer, source_header
 from vault.agent.uplink import Uplink, UploadFailed
-from vault.errors import ConfigError, StorageError
+from vault.errors import ConfigError, StorageError, VaultError
 
 DEFAULT_HOME = ".evidence-agent"
 
@@ -93,6 +94,43 @@ def agent_status_cmd(ctx: click.Context, as_json: bool) -> None:
         )
     found = agent_status(cfg)
     click.echo(json.dumps(found, indent=2) if _as_json(ctx, as_json) else status_text(found))
+
+
+@agent.command("retry")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.pass_context
+def agent_retry(ctx: click.Context, job_ids: tuple[int, ...], as_json: bool) -> None:
+    """Retry jobs after a look: every job in alert, or the JOB_IDS given.
+
+    A job in alert is queued again (every check runs again); a queued job or one waiting
+    for its proof is due now; a quarantined job is forgotten, so that its corrected pair
+    can be dropped into the watch folder again. Safe while the agent runs.
+    """
+    from vault.agent.spool import Spool
+
+    cfg = load_config(ctx.obj["agent_home"])
+    if not cfg.spool_path.exists():
+        raise ConfigError(f"no agent spool in {cfg.home}", hint="check --dir")
+    spool = Spool(cfg.spool_path)
+    try:
+        ids = list(job_ids) or [j.id for j in spool.jobs("alert")]
+        done: dict[int, str] = {}
+        for job_id in ids:
+            try:
+                done[job_id] = spool.requeue(job_id)
+            except KeyError:
+                done[job_id] = "refused: no such job"
+            except ValueError as exc:
+                done[job_id] = f"refused: {exc}"
+    finally:
+        spool.close()
+    if _as_json(ctx, as_json):
+        click.echo(json.dumps({str(k): v for k, v in done.items()}, indent=2))
+    else:
+        click.echo("\n".join(f"job {k}: {v}" for k, v in done.items()) or "no job in alert")
+    if any(v.startswith("refused") for v in done.values()):
+        ctx.exit(5)
 
 
 @click.command("upload")
@@ -210,3 +248,26 @@ def _await_proof(link: Uplink, receipt: dict, wait_seconds: float) -> dict:
             if not exc.transient:
                 raise (exc.cause or exc) from None
     return proof
+
+
+class _Standalone(click.Group):
+    """The slim root: shows a VaultError like the full command does, with its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VaultError as exc:
+            show_error(ctx, exc, bool((ctx.obj or {}).get("json")))
+
+
+@click.group(cls=_Standalone, name="evidence-vault")
+@click.option("--vault", "vault_dir", hidden=True, help="Not used by the agent commands.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.pass_context
+def standalone(ctx: click.Context, vault_dir: str | None, as_json: bool) -> None:
+    """``evidence-vault agent|upload`` without the vault's own commands (see :mod:`cli`)."""
+    ctx.ensure_object(dict)["json"] = as_json
+
+
+standalone.add_command(agent)
+standalone.add_command(upload)

@@ -87,6 +87,75 @@ def test_status_and_metrics_read_the_spool(tmp_path):
     assert "evidence_agent_alert 1" in text
 
 
+def test_the_operators_retry_per_state(tmp_path):
+    spool = Spool(tmp_path / "spool.db", owner="pid:1")
+    alert, waiting, flying, quarantined, done = (_add(spool, f"k{n}", tmp_path) for n in range(5))
+    spool.finish(alert, "alert", "the entry does not commit to the local clip")
+    spool.retry_later(waiting, "queued", 3600, "HTTP 503 storage-error: down")
+    spool.finish(quarantined, "quarantined", "HTTP 422 invalid-evidence")
+    spool.finish(done, "done")
+    assert [j.id for j in spool.alerts()] == [alert.id]
+    flying = spool.claim()  # waiting is not due for an hour: the claim takes another job
+    assert flying.state == "uploading" and flying.id not in (alert.id, waiting.id)
+
+    assert spool.requeue(alert.id) == "queued again"
+    requeued = spool.get(alert.id)
+    assert (requeued.state, requeued.last_error, requeued.key) == ("queued", None, alert.key)
+    assert spool.requeue(waiting.id) == "due now"
+    assert spool.get(waiting.id).next_try <= time.time()
+    assert spool.requeue(quarantined.id).startswith("forgotten")
+    assert spool.get(quarantined.id) is None and spool.by_key(quarantined.key) is None
+    with pytest.raises(ValueError, match="in flight"):
+        spool.requeue(flying.id)
+    with pytest.raises(ValueError, match="done"):
+        spool.requeue(done.id)
+    with pytest.raises(KeyError):
+        spool.requeue(999)
+    assert spool.alerts() == []
+
+
+def test_status_names_the_jobs_in_alert_and_a_look_takes_no_write_lock(tmp_path):
+    cfg = load_config(tmp_path, env={})
+    cfg.spool_path.touch()  # the agent's first moment: the file is there, no table yet
+    assert agent_status(cfg)["queued"] == 0
+    spool = Spool(cfg.spool_path)
+    job = _add(spool, "k1", tmp_path)
+    spool.finish(job, "alert", "the entry does not commit to the local clip")
+    db = spool._db()
+    db.execute("BEGIN IMMEDIATE")  # the agent in the middle of a write
+    try:
+        status = agent_status(cfg)  # would wait on the lock if it set up the schema
+    finally:
+        db.execute("ROLLBACK")
+    assert status["alerts"] == [
+        {
+            "id": job.id,
+            "name": "k1.wav",
+            "reason": "the entry does not commit to the local clip",
+            "clip": str(tmp_path / "k1.wav"),
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["agent", "run"], "agent"),
+        (["--json", "--vault", "/v", "upload", "x.wav"], "upload"),
+        (["--vault=/v", "agent", "status"], "agent"),
+        (["--vault", "agent", "verify"], "verify"),  # a vault directory named "agent"
+        (["--help"], None),
+        (["ingest", "agent"], "ingest"),
+        ([], None),
+    ],
+)
+def test_the_entry_point_sends_agent_commands_to_the_slim_tree(argv, command):
+    import cli
+
+    assert cli._command(argv) == command
+    assert (command in cli.AGENT_COMMANDS) == (command in ("agent", "upload"))
+
+
 # --- keys, retries ------------------------------------------------------------------------
 
 
@@ -344,3 +413,87 @@ def test_a_second_agent_on_the_same_directory_is_refused(tmp_path):
             Agent(agent.cfg, uplink=agent.uplink)
     finally:
         agent.stop()
+
+
+def test_one_uncovered_entry_spares_the_later_ones_a_receipt_request(tmp_path):
+    from vault.agent.pipeline import Agent
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        record = request.url.path.split("/")[3]  # /v1/records/rec-<seq>/receipt
+        asked.append(record)
+        return httpx.Response(200, json={"entry_hash": "h", "seq": int(record[4:])})  # no proof
+
+    cfg = load_config(tmp_path / "agent", env={}, url="http://vault", token="t", log_keys=["k"])
+    agent = Agent(cfg, uplink=Uplink("http://vault", "t", transport=httpx.MockTransport(answer)))
+    try:
+        ids = {}
+        for seq in (7, 8, 9, 3):
+            job = _add(agent.spool, f"k{seq}", tmp_path)
+            receipt = json.dumps({"entry_hash": "h", "seq": seq})
+            agent.spool.uploaded(job, f"rec-{seq}", receipt, proof_in=0)
+            ids[seq] = job.id
+        for seq in (7, 8, 9, 3):
+            agent.step(agent.spool.get(ids[seq]))
+        # 7 had no proof yet: 8 and 9 wait without a request; 3 comes before it and is asked
+        assert asked == ["rec-7", "rec-3"]
+        for job_id in ids.values():
+            job = agent.spool.get(job_id)
+            assert job.state == "waiting_proof" and job.owner is None
+            assert job.next_try > time.time()  # each is asked for later, none given up
+    finally:
+        agent.stop()
+
+
+def test_the_slim_tree_loads_no_database_layer_and_shows_errors_like_the_full_one(tmp_path):
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from cli.agent import standalone
+
+    probe = (
+        "import sys\n"
+        "sys.argv = ['evidence-vault', 'agent', 'run', '--help']\n"
+        "import cli\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'vault.facade', 'vault.db')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+    runner = CliRunner()
+    shown = runner.invoke(standalone, ["agent", "--dir", str(tmp_path), "status"])
+    assert shown.exit_code == 6 and "no agent spool" in shown.output
+    as_json = runner.invoke(standalone, ["--json", "agent", "--dir", str(tmp_path), "retry"])
+    assert as_json.exit_code == 6
+    assert json.loads(as_json.output)["error"]["kind"] == "config-error"
+
+
+def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_path):
+    from vault.agent.intake import adopt_staged
+
+    cfg = load_config(tmp_path, env={})
+    spool = Spool(cfg.spool_path)
+    pair = clip(tmp_path, seed=21).rename(tmp_path / "call.wav")
+    meta = _write(tmp_path / "call.json", order_meta(21))
+    checked = check_pair(pair, meta)
+    stage = cfg.jobs_dir / checked.key
+    stage.mkdir(parents=True)
+    job = spool.add(
+        key=checked.key,
+        name="call.wav",
+        clip=pair.rename(stage / "call.wav"),
+        meta=meta.rename(stage / "call.json"),
+        media_type="audio/wav",
+        clip_sha256=checked.clip_sha256,
+        client=CLIENT,
+    )
+    spool.finish(job, "done")  # the power went here: done on disk, the files still staged
+    assert adopt_staged(cfg, spool) == 0  # nothing queued again
+    assert (cfg.done / "call.wav").exists() and (cfg.done / "call.json").exists()
+    assert not stage.exists() and spool.get(job.id).state == "done"

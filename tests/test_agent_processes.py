@@ -1,7 +1,9 @@
 """The dialer agent as a real process against a real `evidence-vault serve`, with real
-faults on loopback: the vault down for a while, the agent killed with SIGKILL while the
-vault holds its upload, the same pair dropped twice, a file still being written, a
-receipt rewritten on the way, and a flaky network (seeded drops, stalls, truncation).
+faults on loopback: the vault down for a while, a vault worker killed with SIGKILL in the
+middle of an upload's body, the agent killed with SIGKILL while the vault holds its
+upload, the same pair dropped twice, a file still being written, a receipt rewritten on
+the way (then retried by the operator), and a flaky network (seeded drops, stalls,
+truncation).
 
 After each: every clip sealed exactly once, and nothing deleted that was not proven.
 """
@@ -25,14 +27,29 @@ from tests.support.netfaults import (
     DROP,
     HOLD,
     PASS,
+    PAUSE,
     STALL,
     TRUNCATE,
     ReceiptRewriter,
     TcpProxy,
     wait_for,
 )
-from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
-from tests.test_http_multiprocess import Server, free_port
+from tests.support.vaults import (
+    CLIENT,
+    PgDatabase,
+    clip,
+    make_vault,
+    order_meta,
+    person_token,
+    postgres_available,
+)
+from tests.test_http_multiprocess import (
+    Server,
+    assert_verified,
+    free_port,
+    holder,
+    server_side_inode,
+)
 from vault.agent.config import load_config
 from vault.agent.spool import Spool
 from vault.agent.status import agent_status
@@ -47,8 +64,16 @@ EXE = str(Path(sys.executable).parent / "evidence-vault")
 class Vault:
     """A SQLite vault served by one `serve` process; checkpoints signed every second."""
 
-    def __init__(self, home: Path, log_dir: Path, port: int | None = None) -> None:
-        self.vault = make_vault(home)
+    def __init__(
+        self,
+        home: Path,
+        log_dir: Path,
+        port: int | None = None,
+        workers: int = 1,
+        database_url: str | None = None,
+    ) -> None:
+        self.workers = workers
+        self.vault = make_vault(home, database_url=database_url or "")
         toml = home / "vault.toml"
         text = toml.read_text().replace("checkpoint_every = 100", "checkpoint_every = 1000")
         toml.write_text(text.replace("checkpoint_seconds = 60", "checkpoint_seconds = 1"))
@@ -61,14 +86,16 @@ class Vault:
 
     def start(self) -> None:
         server = Server.__new__(Server)
-        Server.__init__(server, self.home, {}, self.log_dir / f"serve-{time.time_ns()}.log", 1)
+        log = self.log_dir / f"serve-{time.time_ns()}.log"
+        Server.__init__(server, self.home, {}, log, self.workers)
         # Server picks a free port; ours must stay the same across restarts
         server.proc.kill()
         server.proc.wait()
         server._out.close()
         server.port, server.url = self.port, self.url
         server._out = server.log.open("ab")
-        args = ["--vault", str(self.home), "serve", "--port", str(self.port), "--workers", "1"]
+        args = ["--vault", str(self.home), "serve", "--port", str(self.port)]
+        args += ["--workers", str(self.workers)]
         server.proc = subprocess.Popen(
             [EXE, *args], stdout=server._out, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -288,6 +315,78 @@ def test_vault_down_for_a_while_then_everything_lands(tmp_path, agents):
         down.vault.close()
 
 
+def test_a_vault_worker_killed_mid_upload_is_retried_and_stored_once(tmp_path, agents):
+    if reason := postgres_available():
+        pytest.skip(reason)  # two workers share the vault through PostgreSQL
+    pg = PgDatabase()
+    two = Vault(tmp_path / "v", tmp_path, workers=2, database_url=pg.url)
+    two.start()
+    faults = iter([PAUSE])  # the first connection stops in the middle of the body
+    proxy = TcpProxy(two.port, lambda: next(faults, PASS))
+    try:
+        agent = _agent(agents, tmp_path / "agent", proxy.url, two).start()
+        agent.drop(tmp_path, 3501, seconds=30.0)  # ~480 KB: more than the pause lets through
+        victim = None
+
+        def worker_in_the_body() -> bool:
+            nonlocal victim
+            if not proxy.upstreams:
+                return False
+            inode = server_side_inode(two.port, proxy.upstreams[0])
+            victim = inode and holder(two.server.workers(), inode)
+            return bool(victim)
+
+        wait_for(worker_in_the_body, what="a worker receiving the upload")
+        time.sleep(0.3)  # the worker reads the forwarded part of the body
+        assert agent.status()["in_flight"] == 1 and two.records("dialer-7f3a-003501") == []
+        os.kill(victim, signal.SIGKILL)
+        wait_for(done_count(agent, 1), what="the job done after the retry")
+    finally:
+        proxy.close()
+    try:
+        [job] = agent.jobs()
+        assert job.attempts >= 1 and len(proxy.upstreams) >= 2  # a failed try, then another
+        [rec] = two.records("dialer-7f3a-003501")
+        [receipt] = agent.receipts()
+        assert receipt["record_id"] == rec.id and receipt["duplicate"] is False
+        assert_verified(two.vault)  # the killed upload may leave an orphan object, no more
+    finally:
+        two.stop()
+        two.vault.close()
+        pg.drop()
+
+
+def test_the_same_pair_dropped_twice_is_stored_once(tmp_path, agents):
+    down = Vault(tmp_path / "v", tmp_path)  # not started yet: the first job stays owed
+    try:
+        agent = _agent(agents, tmp_path / "agent", down.url, down).start()
+        agent.drop(tmp_path, 3601)
+        wait_for(lambda: len(agent.jobs()) == 1, what="the first drop queued")
+        [job] = agent.jobs()
+        assert job.state in ("queued", "uploading")
+        data, meta = job.clip.read_bytes(), json.dumps(order_meta(3601))
+        # the dialer hands the same recording over again: under its name, and under another
+        again = tmp_path / "again"
+        again.mkdir()
+        for name in ("call-3601", "call-3601-resent"):
+            (again / f"{name}.wav").write_bytes(data)
+            (again / f"{name}.json").write_text(meta)
+            os.replace(again / f"{name}.json", agent.cfg.watch / f"{name}.json")
+            os.replace(again / f"{name}.wav", agent.cfg.watch / f"{name}.wav")
+        wait_for(lambda: not list(agent.cfg.watch.iterdir()), what="both copies taken in")
+        assert len(agent.jobs()) == 1  # recognised by the key: no second job
+        down.start()
+        wait_for(done_count(agent, 1), what="the one job done")
+        assert len(down.records("dialer-7f3a-003601")) == 1
+        assert len(agent.receipts()) == 1
+        kept = sorted(p.name for p in agent.cfg.done.iterdir() if p.suffix == ".wav")
+        assert len(kept) == 3 and all((agent.cfg.done / n).read_bytes() == data for n in kept)
+        down.verify_clean()
+    finally:
+        down.stop()
+        down.vault.close()
+
+
 def test_agent_killed_mid_upload_resumes_and_stores_once(vault, tmp_path, agents):
     proxy = TcpProxy(vault.port, lambda: HOLD)  # the vault seals, the answer never comes
     try:
@@ -350,6 +449,27 @@ def test_a_rewritten_receipt_keeps_the_clip_and_raises_an_alert(vault, tmp_path,
     assert "evidence_agent_alert 1" in __import__(
         "vault.agent.status", fromlist=["x"]
     ).prometheus_text(agent.cfg)
+    shown = subprocess.run(
+        [EXE, "agent", "--dir", str(agent.home), "status"], capture_output=True, text=True
+    )
+    assert f"ALERT job {job.id}" in shown.stdout and f"agent retry {job.id}" in shown.stdout
+
+    # the operator looks, finds the path to the vault was rewritten, fixes it and retries:
+    # the upload is repeated under the same key and every check runs again
+    agent.stop()
+    fixed = _agent(agents, tmp_path / "agent", vault.url, vault).start()
+    retried = subprocess.run(
+        [EXE, "--json", "agent", "--dir", str(fixed.home), "retry"],
+        capture_output=True,
+        text=True,
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout) == {str(job.id): "queued again"}
+    wait_for(done_count(fixed, 1), what="the retried job done")
+    assert len(vault.records("dialer-7f3a-005001")) == 1
+    [receipt] = fixed.receipts()
+    assert receipt["duplicate"] is True  # answered from the record sealed the first time
+    assert (fixed.cfg.done / dropped.name).exists()
 
 
 def test_flaky_network_every_clip_sealed_exactly_once(vault, tmp_path, agents):

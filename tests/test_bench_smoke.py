@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "verify_checks",
         "shred_walk",
         "agent",
+        "agent_drain",
         "desk",
         "tiles",
         "report_pdf",

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 PASS, DROP, STALL, TRUNCATE, HOLD = "pass", "drop", "stall", "truncate", "hold"
+PAUSE = "pause"
 
 
 class TcpProxy:
@@ -22,13 +23,24 @@ class TcpProxy:
 
     drop: closed at once. stall: nothing forwarded for ``stall_seconds``, then closed.
     truncate: the request goes through, the answer is cut after a few bytes. hold: the
-    request goes through, the answer is withheld until the proxy stops.
+    request goes through, the answer is withheld until the proxy stops. pause: only the
+    first ``pause_after`` bytes of the request go through, then nothing more (the server
+    sits in the middle of the body); the connection ends when the server's end does.
+    ``upstreams``: the local port of each connection to the target, in order.
+    ``max_life`` (seconds): a passing connection is cut after a random life of up to this
+    (seeded with ``flaky``), wherever its requests are — so a client's kept-alive
+    connection meets faults too, not only its first few connections.
     """
 
     def __init__(self, target: int, choose: Callable[[], str] = lambda: PASS) -> None:
         self.target = target
         self.choose = choose
         self.stall_seconds = 1.5
+        self.pause_after = 256 * 1024
+        self.max_life: float | None = None
+        self.cut = 0  # connections cut by max_life
+        self._rng = random.Random(0)
+        self.upstreams: list[int] = []
         self.seen: list[str] = []
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -40,7 +52,9 @@ class TcpProxy:
     def flaky(cls, target: int, seed: int, weights: dict[str, float]) -> TcpProxy:
         rng = random.Random(seed)
         kinds, w = list(weights), list(weights.values())
-        return cls(target, lambda: rng.choices(kinds, w)[0])
+        proxy = cls(target, lambda: rng.choices(kinds, w)[0])
+        proxy._rng = random.Random(seed + 1)
+        return proxy
 
     def close(self) -> None:
         self._stop.set()
@@ -57,6 +71,10 @@ class TcpProxy:
             self.seen.append(fault)
             threading.Thread(target=self._serve, args=(client, fault), daemon=True).start()
 
+    def _cut(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.cut += 1
+        _shut(client, upstream)
+
     def _serve(self, client: socket.socket, fault: str) -> None:
         with contextlib.closing(client):
             if fault == DROP:
@@ -68,9 +86,20 @@ class TcpProxy:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=60)
             except OSError:
                 return
+            self.upstreams.append(upstream.getsockname()[1])
             with contextlib.closing(upstream):
+                if fault == PAUSE:
+                    args = (client, upstream, self.pause_after)
+                    threading.Thread(target=_forward_some, args=args, daemon=True).start()
+                    _pump(upstream, client, None)  # ends when the server's end goes
+                    return
                 up = threading.Thread(target=_pump, args=(client, upstream, None), daemon=True)
                 up.start()
+                if fault == PASS and self.max_life is not None:
+                    life = self._rng.uniform(0.1, self.max_life)
+                    timer = threading.Timer(life, self._cut, args=(client, upstream))
+                    timer.daemon = True
+                    timer.start()
                 if fault == HOLD:
                     self._stop.wait()
                     return
@@ -96,6 +125,24 @@ def _pump(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+
+def _shut(*socks: socket.socket) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
+def _forward_some(src: socket.socket, dst: socket.socket, limit: int) -> None:
+    """Forward the first ``limit`` bytes, then stop reading (the connection stays open)."""
+    sent = 0
+    with contextlib.suppress(OSError):
+        while sent < limit:
+            data = src.recv(min(65536, limit - sent))
+            if not data:
+                return
+            dst.sendall(data)
+            sent += len(data)
 
 
 class ReceiptRewriter:

@@ -110,7 +110,8 @@ def finish_files(cfg: AgentConfig, clip: Path, meta: Path) -> None:
         if clip.exists():
             target = _free_name(cfg.done, clip.name)
             if meta.exists():
-                _move(meta, sidecar_of(target))
+                # one directory fsync (the clip's move) covers both renames
+                _move(meta, sidecar_of(target), sync=not clip.exists())
             _move(clip, target)
     _remove_empty(clip.parent, cfg.jobs_dir)
 
@@ -166,12 +167,16 @@ def _repeat(cfg: AgentConfig, existing: Job, clip: Path, meta: Path) -> None:
 
 
 def adopt_staged(cfg: AgentConfig, spool: Spool) -> int:
-    """Queue staged pairs without a job (a crash between staging and queueing)."""
+    """Queue staged pairs without a job (a crash between staging and queueing), and move
+    the files of done jobs still staged (a crash between the done row and the move)."""
     adopted = 0
     if not cfg.jobs_dir.exists():
         return 0
     for stage in sorted(p for p in cfg.jobs_dir.iterdir() if p.is_dir()):
-        if spool.by_key(stage.name) is not None:
+        job = spool.by_key(stage.name)
+        if job is not None:
+            if job.state == "done":  # a stop between the done row and the files' move
+                finish_files(cfg, job.clip, job.meta)
             continue
         _complete_pair(cfg, stage)
         clips = [p for p in stage.iterdir() if p.suffix.lower() in CLIP_SUFFIXES]

@@ -84,13 +84,16 @@ def _job(row: sqlite3.Row) -> Job:
 class Spool:
     """The job table. Thread-safe: one connection per thread, writes serialised."""
 
-    def __init__(self, path: Path, *, owner: str | None = None) -> None:
+    def __init__(self, path: Path, *, owner: str | None = None, reader: bool = False) -> None:
+        """``reader``: only to look (``agent status``, /metrics): no schema set-up, so a
+        look never takes the write lock from the running agent."""
         self.path = Path(path)
         self.owner = owner or f"pid:{os.getpid()}"
         self._local = threading.local()
         self._write = threading.Lock()
-        with self._write:
-            self._db().executescript(_SCHEMA)  # idempotent; commits on its own
+        if not reader or not self._has_table():  # a look the moment the agent starts
+            with self._write:
+                self._db().executescript(_SCHEMA)  # idempotent; commits on its own
 
     # -- plumbing ---------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -103,6 +106,10 @@ class Spool:
             db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
         return db
+
+    def _has_table(self) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+        return self._db().execute(sql).fetchone() is not None
 
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -225,16 +232,25 @@ class Spool:
             last_error=error[:300],
         )
 
-    def uploaded(self, job: Job, record_id: str, receipt: str) -> None:
+    def uploaded(
+        self, job: Job, record_id: str, receipt: str, *, proof_in: float | None = None
+    ) -> None:
         """The vault answered with a receipt whose commitments match: wait for the proof.
 
-        The claim stays: the same thread checks a proof that came with the answer, or
-        releases the job with :meth:`proof_pending`."""
+        ``proof_in`` None: the claim stays, for the same thread to check the proof that
+        came with the answer; else the job is released, its proof asked for after that
+        many seconds. Not fsync'd: a power cut that loses this change leaves the job
+        ``uploading``, which the next start queues again and re-sends under the same key,
+        and the vault answers that from the sealed record (nothing doubled, nothing lost).
+        The clip is still staged then: the job is marked done (fsync'd) before its files
+        move (:meth:`vault.agent.pipeline.Agent._verify`).
+        """
         self._set(
             job,
             "waiting_proof",
-            owner=self.owner,
-            next_try=time.time(),
+            durable=False,
+            owner=self.owner if proof_in is None else None,
+            next_try=time.time() + (proof_in or 0.0),
             record_id=record_id,
             receipt=receipt,
             last_error=None,
@@ -247,6 +263,38 @@ class Spool:
     def finish(self, job: Job, state: str, error: str | None = None, **fields) -> None:
         """A final state: done, quarantined (with the reason) or alert."""
         self._set(job, state, last_error=error[:300] if error else None, **fields)
+
+    def requeue(self, job_id: int) -> str:
+        """The operator's retry of one job after looking at it; what was done.
+
+        ``alert``: queued again, due now (its clip is still staged): the upload is repeated
+        under the same key, the vault answers from the sealed record, and every check runs
+        again. ``queued`` / ``waiting_proof`` not in flight: due now, the backoff skipped.
+        ``quarantined``: the job is forgotten, so that the pair, corrected and dropped into
+        the watch folder again, is taken as new (its files and reason stay in quarantine/).
+        Raises KeyError (no such job) or ValueError (done, or in flight now)."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(job_id)
+            state, owner = row
+            if state == "alert":
+                db.execute(
+                    "UPDATE jobs SET state = 'queued', next_try = ?, updated = ?, owner = NULL,"
+                    " last_error = NULL WHERE id = ?",
+                    (now, now, job_id),
+                )
+                return "queued again"
+            if state in ("queued", "waiting_proof") and owner is None:
+                db.execute(
+                    "UPDATE jobs SET next_try = ?, updated = ? WHERE id = ?", (now, now, job_id)
+                )
+                return "due now"
+            if state == "quarantined":
+                db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                return "forgotten: drop the corrected pair into the watch folder again"
+            raise ValueError(f"job {job_id} is {'in flight' if owner else state}")
 
     def _set(self, job: Job, state: str, *, durable: bool = True, **fields) -> None:
         if state not in STATES:
@@ -283,6 +331,15 @@ class Spool:
             .fetchone()
         )
         return row[0]
+
+    def alerts(self, limit: int = 20) -> list[Job]:
+        """The jobs in ``alert``, oldest first: what a person has to look at."""
+        rows = (
+            self._db()
+            .execute("SELECT * FROM jobs WHERE state = 'alert' ORDER BY id LIMIT ?", (limit,))
+            .fetchall()
+        )
+        return [_job(r) for r in rows]
 
     def last_error(self) -> tuple[str, float] | None:
         row = (

@@ -24,11 +24,15 @@ def quarantined(cfg: AgentConfig) -> int:
 
 def agent_status(cfg: AgentConfig) -> dict:
     """Counts per state, the oldest open job's age, and the latest error (no PII)."""
-    spool = Spool(cfg.spool_path)
+    spool = Spool(cfg.spool_path, reader=True)
     try:
         counts = spool.counts()
         oldest = spool.oldest_open()
         last = spool.last_error()
+        alerts = [
+            {"id": j.id, "name": j.name, "reason": j.last_error, "clip": str(j.clip)}
+            for j in spool.alerts()
+        ]
     finally:
         spool.close()
     now = time.time()
@@ -42,6 +46,8 @@ def agent_status(cfg: AgentConfig) -> dict:
         "oldest_waiting_seconds": round(now - oldest, 1) if oldest is not None else None,
         "last_error": last[0] if last else None,
         "last_error_age_seconds": round(now - last[1], 1) if last else None,
+        # the jobs to look at (the first 20), then `agent retry`
+        "alerts": alerts,
     }
 
 
@@ -60,12 +66,15 @@ def status_text(status: dict) -> str:
         lines.append(
             f"last error      {status['last_error']} ({status['last_error_age_seconds']:.0f} s ago)"
         )
+    for job in status.get("alerts", []):
+        lines.append(f"ALERT job {job['id']} ({job['name']}): {job['reason']}")
+        lines.append(f"  clip kept in {job['clip']}; after a look: agent retry {job['id']}")
     return "\n".join(lines)
 
 
 def prometheus_text(cfg: AgentConfig) -> str:
     """The text exposition format (version 0.0.4)."""
-    spool = Spool(cfg.spool_path)
+    spool = Spool(cfg.spool_path, reader=True)
     try:
         counts = spool.counts()
         oldest = spool.oldest_open()
