@@ -38,6 +38,10 @@ LOG_CONFIG = {
 }
 
 
+#: see serve(): a slow start is not a hang
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 @command(json_output=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8400, show_default=True, type=int)
@@ -64,6 +68,10 @@ def serve(ctx, host, port, workers) -> None:
         access_log=False,  # ours logs paths without query strings (no PII)
         proxy_headers=False,
         log_config=LOG_CONFIG,  # applied in every worker process, not just the parent
+        # uvicorn kills a worker that does not answer its health check within this many
+        # seconds (default 5); a worker still importing the app on a loaded machine can
+        # take longer, and was killed over and over without ever serving
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
