@@ -151,7 +151,7 @@ def worker(settings: Any, tasks: Any, results: Any, barrier: Any) -> None:
                 t0 = time.monotonic()
                 for sealed in items:
                     if kind == "vault":
-                        _commit(ctx, sealed, prepared)
+                        _commit(ctx, sealed, prepared, None)  # unsigned: no source
                     else:
                         with ctx.engine.connect() as conn, conn.begin():
                             conn.execute(stmt, {"p": payload})
@@ -259,7 +259,7 @@ def single_committer(vault: Any, count: int) -> dict[str, float]:
         sealed = fake_sealed(campaign, f"single-{kind}", i)
         t0 = time.perf_counter()
         if kind == "queue":
-            _commit(ctx, sealed, prepared)
+            _commit(ctx, sealed, prepared, None)  # unsigned: no source
         else:
             direct(sealed)
         times[kind].append(time.perf_counter() - t0)
