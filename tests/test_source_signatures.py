@@ -354,6 +354,91 @@ def test_a_key_revoked_in_the_log_but_not_in_the_database_is_found(signed, tmp_p
     assert f"dialer key {host.key_id}, revoked at seq" in found[0][3]
 
 
+def _policy_entries(v) -> list[dict]:
+    return [
+        e["body"]
+        for e in map(lambda s: _entry(v, s), range(_head(v)))
+        if e["type"] == "campaign.source_policy"
+    ]
+
+
+def test_the_requirement_is_logged_and_a_cleared_flag_is_found(signed, tmp_path):
+    """Someone with the database but not the keyring clears the campaign's flag and slips
+    an unsigned clip in: ingest obeys the row, verify (and the export's auditor) the log."""
+    v, _, _ = signed
+    v.require_source_signature(CLIENT, CAMPAIGN)
+    assert _policy_entries(v) == [{"campaign": CAMPAIGN, "required": True}]
+    assert v.verify().clean
+    required_at = _head(v) - 1
+
+    sql(v, "UPDATE campaign SET require_source_signature = :f WHERE name = :n", f=False, n=CAMPAIGN)
+    report = v.verify()
+    assert [(f.kind, f.detail) for f in report.findings] == [
+        (
+            "modified",
+            f"campaign {CAMPAIGN!r} says source signatures are optional, its log says "
+            "required: the row was changed outside the vault; set it again with "
+            f"`evidence-vault campaign signatures {CAMPAIGN} --client {CLIENT} --required`",
+        )
+    ]
+    path, meta = clip(tmp_path, seed=10), order_meta(10)
+    unsigned = v.ingest(path, meta)  # the cleared row lets it in
+    assert _signature_findings(v.verify()) == [
+        (
+            "bad-signature",
+            unsigned.record_id,
+            unsigned.seq,
+            f"the clip carries no source signature, but the log requires one for campaign "
+            f"{CAMPAIGN!r} since seq {required_at}: it was accepted with the requirement "
+            "switched off outside the vault",
+        )
+    ]
+    from vault.ledger.checkpoint import parse_verifier_key
+    from vault.ledger.offline import audit_export
+
+    v.checkpoint(CLIENT)
+    lines = v.export_log(CLIENT, tmp_path / "log.jsonl").read_text().splitlines()
+    offline = audit_export(lines, parse_verifier_key(v.log_key()))
+    assert [(f.kind, f.seq) for f in offline.findings] == [("bad-signature", unsigned.seq)]
+
+
+def test_an_unsigned_clip_before_the_requirement_or_after_lifting_it_is_fine(signed, tmp_path):
+    v, _, _ = signed
+    before = v.ingest(clip(tmp_path, seed=11), order_meta(11))
+    v.require_source_signature(CLIENT, CAMPAIGN)
+    v.require_source_signature(CLIENT, CAMPAIGN, False)
+    (tmp_path / "b").mkdir()
+    after = v.ingest(clip(tmp_path / "b", seed=12), order_meta(12))
+    assert before.seq < after.seq
+    assert _policy_entries(v) == [
+        {"campaign": CAMPAIGN, "required": True},
+        {"campaign": CAMPAIGN, "required": False},
+    ]
+    assert v.verify().clean
+
+
+def test_a_flag_set_in_the_database_alone_is_found(signed):
+    v, _, _ = signed
+    sql(v, "UPDATE campaign SET require_source_signature = :t WHERE name = :n", t=True, n=CAMPAIGN)
+    found = [f.detail for f in v.verify().findings]
+    assert (
+        len(found) == 1
+        and "says source signatures are required, its log says optional" in (found[0])
+        and found[0].endswith("--optional`")
+    )
+    v.require_source_signature(CLIENT, CAMPAIGN)  # logged again although the row agreed
+    assert v.verify().clean
+
+
+def test_a_campaign_created_requiring_signatures_logs_it(tmp_path):
+    v = make_vault(tmp_path / "v")
+    v.add_campaign(CLIENT, "signed-only", 30, require_source_signature=True)
+    v.add_campaign(CLIENT, "plain", 30)
+    assert _policy_entries(v) == [{"campaign": "signed-only", "required": True}]
+    assert v.verify().clean
+    v.close()
+
+
 # --- the CLI and the agent ----------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ ENTRY_TYPES = frozenset(
     {
         "evidence.sealed",
         "evidence.accessed",
+        "campaign.source_policy",
         "dialer.registered",
         "dialer.revoked",
         "evidence.shredded",

@@ -1,5 +1,6 @@
 """Source signatures judged by the log alone: which dialer keys the log registered and
-revoked, and whether each signed ``evidence.sealed`` entry's signature stands.
+revoked, which campaigns it says require a signature, and whether each ``evidence.sealed``
+entry's signature stands (or is missing where the log required one).
 
 Pure (no database): ``verify`` feeds it the client's ``dialer.*`` entries from the
 database, the offline audit of a log export the entries as it walks them. Format:
@@ -15,18 +16,28 @@ from typing import Any
 from vault.ledger.audit import CheckedEntry, Finding
 from vault.sealing.source import check_statement
 
-DIALER_TYPES = ("dialer.registered", "dialer.revoked")
+#: the campaign's signature requirement is logged too: the ``campaign`` row's flag is only
+#: a cache, which a database writer could clear to slip an unsigned clip in
+POLICY_TYPE = "campaign.source_policy"
+DIALER_TYPES = ("dialer.registered", "dialer.revoked", POLICY_TYPE)
 
 
 @dataclass
 class DialerHistory:
-    """The log's registrations and revocations of one client: key id -> (seq, pub), seq."""
+    """The log's registrations and revocations of one client: key id -> (seq, pub), seq;
+    and each campaign's signature requirements in log order: name -> [(seq, required)]."""
 
     registered: dict[str, tuple[int, str]] = field(default_factory=dict)
     revoked: dict[str, int] = field(default_factory=dict)
+    policies: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
 
     def add(self, seq: int, entry: dict[str, Any]) -> None:
         body = entry.get("body") or {}
+        if entry.get("type") == POLICY_TYPE:
+            campaign, required = body.get("campaign"), body.get("required")
+            if isinstance(campaign, str) and isinstance(required, bool):
+                self.policies.setdefault(campaign, []).append((seq, required))
+            return
         key = body.get("key")
         if not isinstance(key, str):
             return
@@ -36,18 +47,40 @@ class DialerHistory:
             self.revoked.setdefault(key, seq)
 
 
+    def required(self, campaign: str, seq: int | None = None) -> tuple[int, bool] | None:
+        """The campaign's last logged requirement before ``seq`` (all of them: None)."""
+        last = None
+        for at, required in self.policies.get(campaign, ()):
+            if seq is not None and at >= seq:
+                break
+            last = (at, required)
+        return last
+
+
 def source_findings(history: DialerHistory, client: str, item: CheckedEntry) -> list[Finding]:
     """What is wrong with a sealed entry's source signature, judged by the log alone."""
     body = item.entry.get("body") or {}
     source = body.get("source")
     if source is None:
-        return []
-    problem = _source_problem(history, item.seq, source, body.get("recorded_at"))
+        problem = _unsigned_problem(history, item.seq, body.get("campaign"))
+    else:
+        problem = _source_problem(history, item.seq, source, body.get("recorded_at"))
     if problem is None:
         return []
     return [
         Finding("bad-signature", client, problem, seq=item.seq, record=item.entry.get("record"))
     ]
+
+
+def _unsigned_problem(history: DialerHistory, seq: int, campaign: Any) -> str | None:
+    policy = history.required(campaign, seq) if isinstance(campaign, str) else None
+    if policy is None or not policy[1]:
+        return None
+    return (
+        f"the clip carries no source signature, but the log requires one for campaign "
+        f"{campaign!r} since seq {policy[0]}: it was accepted with the requirement switched "
+        "off outside the vault"
+    )
 
 
 def _source_problem(history: DialerHistory, seq: int, source: Any, recorded_at: Any) -> str | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from vault.db import Campaign, Client, read_session, write_session
-from vault.db.log import new_log
+from vault.db.log import EntryDraft, append_entries, new_log
 from vault.errors import Conflict, FieldError, InvalidEvidence, NotFound
 from vault.identifiers import SLUG
+from vault.ledger.sources import POLICY_TYPE
 from vault.results import CampaignInfo, ClientInfo
+from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
 from vault.services.documents import parse_required, required_of
 from vault.services.retention import check_basis, check_days
@@ -85,9 +87,13 @@ def add_campaign(
             )
             s.add(campaign)
             s.flush()
+            if require_source_signature:
+                _log_source_policy(ctx, s, client_id, name, required=True)
             info = _info(campaign, client)
     except IntegrityError as exc:
         raise Conflict(f"campaign {name!r} already exists for client {client_id!r}") from exc
+    if require_source_signature:
+        checkpoint_after_commit(ctx, client_id)
     return info
 
 
@@ -187,7 +193,8 @@ def _info(c: Campaign, client: Client) -> CampaignInfo:
 def set_campaign_signatures(
     ctx: VaultContext, client_id: str, name: str, *, required: bool
 ) -> CampaignInfo:
-    """Require (or stop requiring) a source signature on the campaign's future uploads."""
+    """Require (or stop requiring) a source signature on the campaign's future uploads
+    (logged as ``campaign.source_policy``)."""
     with write_session(ctx.engine) as s:
         client = s.get(Client, client_id)
         if client is None:
@@ -197,9 +204,24 @@ def set_campaign_signatures(
         ).first()
         if campaign is None:
             raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
+        # logged each time, even when the row already agrees: the row may be the one that lies
+        _log_source_policy(ctx, s, client_id, name, required=required)
         campaign.require_source_signature = required
         s.add(campaign)
-        return _info(campaign, client)
+        info = _info(campaign, client)
+    checkpoint_after_commit(ctx, client_id)
+    return info
+
+
+def _log_source_policy(
+    ctx: VaultContext, s: Session, client_id: str, name: str, *, required: bool
+) -> None:
+    """The requirement goes into the client's log in the same transaction as the row: the
+    row is what ingest reads, the entry what ``verify`` trusts (a cleared row shows)."""
+    body = {"campaign": name, "required": required}
+    append_entries(
+        s, client_id, [EntryDraft(POLICY_TYPE, None, body)], ctx.clock(), ctx.log_keys(client_id)
+    )
 
 
 def _no_rule(client_id: str) -> InvalidEvidence:

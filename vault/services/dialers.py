@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from vault.db import Client, LogEntry, read_session, write_session
+from vault.db import Campaign, Client, LogEntry, read_session, write_session
 from vault.db.log import EntryDraft, append_entries
 from vault.db.models import DialerKey
 from vault.errors import (
@@ -34,6 +34,7 @@ from vault.errors import (
     SourceSignatureRequired,
     UnknownDialerKey,
 )
+from vault.ledger.audit import Finding
 from vault.ledger.entry import parse_entry
 from vault.ledger.sources import DIALER_TYPES, DialerHistory, source_findings
 from vault.results import DialerKeyInfo
@@ -52,6 +53,7 @@ __all__ = [
     "list_keys",
     "load_history",
     "metadata_digest",
+    "policy_findings",
     "register_key",
     "revoke_key",
     "source_findings",
@@ -217,6 +219,32 @@ def load_history(ctx: VaultContext, client: str) -> DialerHistory:
             except ValueError:
                 continue  # the walk reports the entry itself
     return history
+
+
+def policy_findings(ctx: VaultContext, client: str, history: DialerHistory) -> list[Finding]:
+    """Campaign rows whose signature flag is not the one the log last set: the row is what
+    ingest obeys, so a cleared flag would let unsigned clips in (each is then a finding too)."""
+    with read_session(ctx.engine) as s:
+        rows = s.exec(select(Campaign).where(Campaign.client_id == client)).all()
+    out = []
+    for campaign in rows:
+        policy = history.required(campaign.name)
+        logged = policy[1] if policy is not None else False
+        if bool(campaign.require_source_signature) == logged:
+            continue
+        wanted = "--required" if logged else "--optional"
+        out.append(
+            Finding(
+                "modified",
+                client,
+                f"campaign {campaign.name!r} says source signatures are "
+                f"{'required' if campaign.require_source_signature else 'optional'}, its log "
+                f"says {'required' if logged else 'optional'}: the row was changed outside the "
+                f"vault; set it again with `evidence-vault campaign signatures {campaign.name} "
+                f"--client {client} {wanted}`",
+            )
+        )
+    return out
 
 
 def _require_client(s: Any, client: str) -> None:

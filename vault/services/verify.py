@@ -27,7 +27,7 @@ from vault.ledger.merkle import LEAF_PREFIX, CompactRange
 from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
-from vault.services.dialers import load_history, source_findings
+from vault.services.dialers import load_history, policy_findings, source_findings
 from vault.services.documents import decrypt_document, document_mismatch
 from vault.services.logauth import Anchor, LogKeys, TamperDetected
 from vault.services.objects import SealedObject, storage_findings
@@ -181,6 +181,7 @@ def _verify_client(
     documents = _DocumentCheck(ctx, client, report, facts, records if deep else None)
     campaigns = _campaigns(ctx, client)
     dialer_keys = load_history(ctx, client)
+    report.findings.extend(policy_findings(ctx, client, dialer_keys))
 
     def check_sealed(item: CheckedEntry) -> None:
         sealed_ids.add(item.entry.get("record", ""))
