@@ -99,6 +99,22 @@ def test_go_reads_over_http(tlogcheck, published) -> None:
     assert "ok 700 entries, 15 inclusion proofs" in got.stdout
 
 
+def test_go_verifies_a_checkpoint_carrying_witness_cosignatures(tlogcheck, published) -> None:
+    """The published checkpoint gains the witnesses' cosignature lines; a verifier that
+    knows only the log's key ignores them (C2SP signed-note), as Go's note.Open does."""
+    from vault.ledger.cosignature import cosign
+    from vault.sealing import LogSigner
+
+    v, d, _ = published
+    note = (d / "checkpoint").read_bytes()
+    body = note[: note.rfind(b"\n\n") + 1]
+    line = cosign(body, "witness.test/w1", LogSigner.generate(), 1_767_225_600)
+    (d / "checkpoint").write_bytes(note + line)
+    got = run(tlogcheck, v.log_key(), str(d))
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "ok 700 entries, 700 inclusion proofs" in got.stdout
+
+
 def test_go_refuses_a_flipped_hash_tile(tlogcheck, published) -> None:
     v, d, _ = published
     flip(d / "tile/0/001", 7)

@@ -684,3 +684,65 @@ def test_older_bundles_verify_as_before_and_get_the_witness_check_only_with_a_po
         "checkpoint.txt is cosigned by 0 of the witnesses the policy names, 1 required "
         "(1 of 1 witness(es)); no cosignature by witness.example/w1+04d2d833"
     )
+
+
+# --- the tiled log carries the cosignatures ---------------------------------------------------
+
+
+def test_the_tiled_logs_checkpoint_carries_the_cosignatures(local_vault, witnesses, tmp_path):
+    """An auditor of the tiles holds the published checkpoint to a witness policy: the
+    cosignatures are appended as the witnesses return them; a forged one is named."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from tests.support.tiles import published_dir
+    from vault.ledger.tiles import audit_tiles
+    from vault.tlog import DirectorySource
+
+    v = local_vault
+    ws = witnesses(v)
+    configure(v, ws)
+    _ingest(v, tmp_path, range(2))
+    cp = v.checkpoint(CLIENT)  # published at once, before any witness saw it
+    key = parse_verifier_key(v.log_key())
+    policy = WitnessPolicy.of([w.vkey for w in ws])
+    d = published_dir(v)
+    before = audit_tiles(DirectorySource(d), key, witnesses=policy)
+    assert [(f.kind, f.detail) for f in before.findings] == [
+        (
+            "unwitnessed",
+            f"the checkpoint of size {cp.size} is not cosigned by 2 of 2 witness(es) of the "
+            "witness policy: nothing shows that independent witnesses saw this history (a new "
+            "checkpoint gets its cosignatures within a tick of the vault's timer: try again, "
+            "then ask the operator)",
+        )
+    ]
+    assert audit_tiles(DirectorySource(d), key).clean  # no policy asked for: nothing to say
+
+    assert {o.result for o in catch_up(v.context)} == {COSIGNED}
+    note = (d / "checkpoint").read_text()
+    assert note.startswith(cp.note) and note.count("\n— witness.test/w") == 2
+    report = audit_tiles(DirectorySource(d), key, witnesses=policy)
+    assert report.clean and report.witnessed_size == cp.size
+    v.publish_tiles(CLIENT)  # publishing again keeps them (nothing new to add)
+    assert (d / "checkpoint").read_text() == note
+
+    runner = CliRunner()
+    args = ["log", "verify", str(d), "--key", v.log_key()]
+    for w in ws:
+        args += ["--witness", w.vkey]
+    ok = runner.invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    assert f"witnessed by 2 of 2 witness(es): entries up to size {cp.size}" in ok.output
+
+    # one cosignature line forged in the bucket: named, and the policy is no longer met
+    w1 = parse_witness_key(ws[0].vkey)
+    (d / "checkpoint").write_text(moved_time(note, w1.name))
+    bad = runner.invoke(cli, args)
+    assert bad.exit_code == 1, bad.output
+    assert f"the cosignature by witness {w1} does not verify" in bad.output
+    assert "[unwitnessed]" in bad.output
+    # a policy of the other witness alone is met: lines of witnesses it does not name
+    # are not its business (C2SP: unknown signatures are ignored)
+    other = ["log", "verify", str(d), "--key", v.log_key(), "--witness", ws[1].vkey]
+    assert runner.invoke(cli, other).exit_code == 0

@@ -129,7 +129,7 @@ def audit_export(
             report.trusted += where.startswith("trusted")
             report.checkpoints += where.startswith("exported")
             if witnesses is not None:
-                _witness(where, note, cp, witnesses, report)
+                check_witnessed(where, note, cp, witnesses, report)
     if witnesses is not None and not report.witnessed_size:
         report.findings.append(
             Finding(
@@ -291,9 +291,11 @@ def _open(
     return cp
 
 
-def _witness(
+def check_witnessed(
     where: str, note: bytes, cp: Checkpoint, policy: WitnessPolicy, report: OfflineReport
 ) -> None:
+    """Judge ``note``'s cosignatures by the policy: a bad one is a finding; a met policy
+    raises ``report.witnessed_size`` to the checkpoint's size."""
     verdict = check_witnesses(note, policy)
     for fact in verdict.invalid:
         report.findings.append(

@@ -32,6 +32,7 @@ from vault.ledger.checkpoint import (
     open_note,
     parse_verifier_key,
 )
+from vault.ledger.cosignature import WitnessPolicy
 from vault.ledger.merkle import (
     HASH_SIZE,
     CompactRange,
@@ -40,7 +41,7 @@ from vault.ledger.merkle import (
     leaf_hash,
     parent,
 )
-from vault.ledger.offline import OfflineReport
+from vault.ledger.offline import OfflineReport, check_witnessed
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -265,7 +266,10 @@ class _Walk:
 
 
 def audit_tiles(
-    source: TileSource, verifier: Verifier, trusted: Iterable[bytes] = ()
+    source: TileSource,
+    verifier: Verifier,
+    trusted: Iterable[bytes] = (),
+    witnesses: WitnessPolicy | None = None,
 ) -> OfflineReport:
     """Check a tiled log from its checkpoint down to every entry; findings as ``log verify``.
 
@@ -276,6 +280,9 @@ def audit_tiles(
 
     ``trusted``: checkpoint notes the auditor kept from earlier; each must be a prefix of
     the published history (else: ``truncated`` — rolled back, or ``forked``).
+
+    ``witnesses``: the checkpoint must carry valid cosignatures of the policy's quorum
+    (the vault appends them to the published ``checkpoint`` as the witnesses return them).
     """
     report = OfflineReport()
     note = source.get(CHECKPOINT)
@@ -311,12 +318,26 @@ def audit_tiles(
             seq=cp.size - 1 if cp.size else None,
         )
     _check_kept(walk, kept, unverified)
+    if witnesses is not None and cp is not None:
+        _check_witnesses(walk, note, cp, witnesses)
     if not walk.stopped:
         # level 1 is checked against what the entries make when they match the checkpoint,
         # else against the level-0 tiles (the entries are then the suspects, already named)
         below = from_entries if entries_hold else {**from_entries, **from_tiles}
         _check_upper_levels(walk, below)
     return report
+
+
+def _check_witnesses(walk: _Walk, note: bytes, cp: Checkpoint, policy: WitnessPolicy) -> None:
+    check_witnessed(CHECKPOINT, note, cp, policy, walk.report)
+    if not walk.report.witnessed_size:
+        walk.finding(
+            "unwitnessed",
+            f"the {CHECKPOINT} of size {cp.size} is not cosigned by {policy.describe()} of "
+            "the witness policy: nothing shows that independent witnesses saw this history "
+            "(a new checkpoint gets its cosignatures within a tick of the vault's timer: "
+            "try again, then ask the operator)",
+        )
 
 
 def note_checkpoint(note: bytes) -> Checkpoint:

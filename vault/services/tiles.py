@@ -50,6 +50,7 @@ from vault.services.checkpoints import (
 )
 from vault.services.claims import exclusive
 from vault.services.context import VaultContext
+from vault.services.witnessing import cosigned_note
 
 TLOG_PREFIX = "_tlog"
 CHECKPOINT_CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -81,12 +82,22 @@ def tiles_prefix(client: str) -> str:
 
 def published_size(ctx: VaultContext, client: str) -> int:
     """The size of the published checkpoint; 0 when none (or an unreadable one) is there."""
+    return _published(ctx, client)[0]
+
+
+def _published(ctx: VaultContext, client: str) -> tuple[int, bytes]:
+    """The published checkpoint's size and note; (0, b"") when none (or an unreadable one)."""
     try:
         note = b"".join(ctx.store.get(f"{tiles_prefix(client)}/{CHECKPOINT}"))
         body, _ = open_note(note, log_verifiers(ctx))
-        return Checkpoint.parse_body(body).size
+        return Checkpoint.parse_body(body).size, note
     except (ObjectMissing, NoteError):
-        return 0
+        return 0, b""
+
+
+def _more_cosigned(note: bytes, published: bytes) -> bool:
+    """``note`` is the published one with more signature lines (cosignatures came in)."""
+    return set(published.splitlines()) < set(note.splitlines())
 
 
 def publish(ctx: VaultContext, client: str) -> Published:
@@ -98,8 +109,11 @@ def publish(ctx: VaultContext, client: str) -> Published:
             cp = latest_checkpoint(ctx, client)
         except NotFound:
             return Published(client, 0, 0, 0)
-        old = published_size(ctx, client)
-        if old >= cp.size:
+        # with the witnesses' cosignatures so far: an auditor of the tiles can hold the
+        # checkpoint to a witness policy; they are added as they come (catch_up republishes)
+        head = cosigned_note(ctx, client, cp.size, cp.note).encode()
+        old, published = _published(ctx, client)
+        if old > cp.size or (old == cp.size and not _more_cosigned(head, published)):
             _seen(ctx)[client] = old
             return Published(client, old, old, 0)
         tiles = published_tiles(cp.size, old)
@@ -107,9 +121,7 @@ def publish(ctx: VaultContext, client: str) -> Published:
         for size, note in _handovers(ctx, client, old, cp.size):
             written += _put_once(ctx, f"{tiles_prefix(client)}/{HANDOVER}/{size}", note, True)
         ctx.store.replace(
-            f"{tiles_prefix(client)}/{CHECKPOINT}",
-            cp.note.encode(),
-            content_type=CHECKPOINT_CONTENT_TYPE,
+            f"{tiles_prefix(client)}/{CHECKPOINT}", head, content_type=CHECKPOINT_CONTENT_TYPE
         )
         _seen(ctx)[client] = cp.size
         for t in tiles:

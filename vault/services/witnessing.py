@@ -155,7 +155,12 @@ def catch_up(
             cp = latest_checkpoint(ctx, c)
         except NotFound:
             continue
-        out += cosign_checkpoint(ctx, c, cp, _http(ctx.settings.witnessing.timeout))
+        got = cosign_checkpoint(ctx, c, cp, _http(ctx.settings.witnessing.timeout))
+        if any(o.result == COSIGNED for o in got):
+            from vault.services.tiles import publish_after_checkpoint  # it imports this module
+
+            publish_after_checkpoint(ctx, c)  # the tiled log's checkpoint gains the lines
+        out += got
     return out
 
 
