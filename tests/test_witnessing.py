@@ -742,6 +742,14 @@ def test_the_tiled_logs_checkpoint_carries_the_cosignatures(local_vault, witness
     assert bad.exit_code == 1, bad.output
     assert f"the cosignature by witness {w1} does not verify" in bad.output
     assert "[unwitnessed]" in bad.output
+    # the vault's own verify names the forged line in its bucket too
+    assert [(f.kind, f.detail) for f in v.verify().findings] == [
+        (
+            "bad-signature",
+            f"published checkpoint _tlog/{CLIENT}/checkpoint: the cosignature by witness "
+            f"{w1} does not verify",
+        )
+    ]
     # a policy of the other witness alone is met: lines of witnesses it does not name
     # are not its business (C2SP: unknown signatures are ignored)
     other = ["log", "verify", str(d), "--key", v.log_key(), "--witness", ws[1].vkey]

@@ -22,13 +22,14 @@ from vault.db.tree import StoredTree
 from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import CheckedEntry, Finding
 from vault.ledger.checkpoint import Checkpoint, NoteError, open_note
+from vault.ledger.cosignature import check_witnesses
 from vault.ledger.entry import canonical_json
 from vault.ledger.merkle import CompactRange, root
 from vault.sealing import CommitmentHasher, decrypt_stream, object_aad
 from vault.services.checkpoints import log_verifiers, origin
 from vault.services.context import VaultContext
 from vault.services.keys import record_key
-from vault.services.witnessing import is_cosignature_key
+from vault.services.witnessing import is_cosignature_key, vault_policy
 from vault.storage import ChunkReader
 
 PREFIX = "_checkpoints/"
@@ -43,6 +44,7 @@ class CheckpointAudit:
         self._verifiers = log_verifiers(ctx)
         self.keys: list[str] = []
         self._notes: dict[int, list[tuple[str, bytes]]] = {}
+        #: findings not tied to a tree size (a forged cosignature on the published note)
         self.findings: list[Finding] = []
         #: object key -> the version the vault wrote (from the checkpoint rows)
         self.pinned: dict[str, str | None] = {}
@@ -80,6 +82,16 @@ class CheckpointAudit:
         except NoteError:
             size = -1
         self._add(size, f"published checkpoint {key}", note)
+        policy = vault_policy(ctx)
+        for fact in check_witnesses(note, policy).invalid if policy is not None else ():
+            self.findings.append(
+                Finding(
+                    "bad-signature",
+                    client,
+                    f"published checkpoint {key}: the cosignature by witness "
+                    f"{fact.witness}+{fact.key_id} does not verify",
+                )
+            )
 
     def _add(self, size: int, where: str, note: bytes) -> None:
         self._notes.setdefault(size, []).append((where, note))

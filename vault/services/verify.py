@@ -174,6 +174,7 @@ def _verify_client(
         return
     records = _records(ctx, client)
     checkpoints = CheckpointAudit(ctx, client)
+    report.findings += checkpoints.findings
     committed: set[str] = set(checkpoints.keys)
     sealed: list[SealedObject] = []
     sealed_ids: set[str] = set()
