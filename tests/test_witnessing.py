@@ -754,3 +754,43 @@ def test_the_tiled_logs_checkpoint_carries_the_cosignatures(local_vault, witness
     # are not its business (C2SP: unknown signatures are ignored)
     other = ["log", "verify", str(d), "--key", v.log_key(), "--witness", ws[1].vkey]
     assert runner.invoke(cli, other).exit_code == 0
+
+
+def test_the_witnesses_are_asked_at_once(local_vault, tmp_path, monkeypatch):
+    """An export waits for the slowest witness, not for the sum: each submission waits
+    (up to 5 s) until the other one has started; asked one after the other, the first
+    would give up waiting and say so."""
+    import threading
+
+    from vault.services import witnessing
+
+    v = local_vault
+    keys = [other_witness(f"witness.example/w{i}")[0] for i in (1, 2)]
+    configure(
+        v,
+        [],
+        extra=[
+            WitnessSettings(f"http://127.0.0.1:9/w{i}", k.key_string()) for i, k in enumerate(keys)
+        ],
+    )
+    both = threading.Barrier(2, timeout=5)
+    seen: list[str] = []
+
+    def submit(ctx, client, cp, settings, key, http):
+        seen.append(str(key))
+        try:
+            both.wait()
+        except threading.BrokenBarrierError:
+            return witnessing.WitnessOutcome(client, cp.size, str(key), UNREACHABLE, "alone")
+        return witnessing.WitnessOutcome(client, cp.size, str(key), REFUSED, "together")
+
+    monkeypatch.setattr(witnessing, "_submit", submit)
+    _ingest(v, tmp_path, range(1))
+    got = witnessing.cosign_checkpoint(
+        v.context, CLIENT, v.checkpoint(CLIENT), witnessing._http(5.0)
+    )
+    assert sorted(seen) == sorted(map(str, keys))
+    # in the configured order, each asked while the other was waiting for its answer
+    assert [(o.witness, o.result, o.detail) for o in got] == [
+        (str(k), REFUSED, "together") for k in keys
+    ]

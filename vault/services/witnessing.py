@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -215,24 +216,34 @@ def _http(timeout: float) -> httpx.Client:
 def cosign_checkpoint(
     ctx: VaultContext, client: str, cp: SignedCheckpoint, http: httpx.Client
 ) -> list[WitnessOutcome]:
-    """Ask each configured witness that has not cosigned ``cp`` for its cosignature."""
+    """Ask each configured witness that has not cosigned ``cp`` for its cosignature, all
+    at once: a bundle export waits for the slowest witness, not for the sum of them (a
+    witness that is down costs one timeout, however many are down)."""
     have = {row.witness for row in _cosignature_rows(ctx, client, cp.size)}
-    out = []
-    for settings, key in configured(ctx):
-        if str(key) in have:
-            out.append(WitnessOutcome(client, cp.size, str(key), ALREADY))
-            continue
-        outcome = _submit(ctx, client, cp, settings, key, http)
+    ask = [(w, key) for w, key in configured(ctx) if str(key) not in have]
+
+    def submit(pair: tuple[WitnessSettings, WitnessKey]) -> WitnessOutcome:
+        outcome = _submit(ctx, client, cp, pair[0], pair[1], http)
         if outcome.result != COSIGNED:
             log.warning(
                 "witness %s did not cosign checkpoint %s of log %s: %s",
-                key,
+                pair[1],
                 cp.size,
                 client,
                 outcome.result,
             )
-        out.append(outcome)
-    return out
+        return outcome
+
+    if len(ask) > 1:
+        with ThreadPoolExecutor(len(ask), thread_name_prefix="witness") as pool:
+            asked = dict(zip(map(str, (k for _w, k in ask)), pool.map(submit, ask), strict=True))
+    else:
+        asked = {str(k): submit((w, k)) for w, k in ask}
+    # in the configured order, as before
+    return [
+        asked.get(str(key)) or WitnessOutcome(client, cp.size, str(key), ALREADY)
+        for _w, key in configured(ctx)
+    ]
 
 
 def _submit(
