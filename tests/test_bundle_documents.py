@@ -44,14 +44,14 @@ def made(tmp_path_factory) -> Made:
 
 def test_documents_are_bundled_and_verified(made):
     files = members(made.path)
-    assert files["documents/2-contract-summary.eml"] == EMAIL
-    assert files["documents/3-other.pdf"] == pdf()
+    assert files["documents/3-contract-summary.eml"] == EMAIL
+    assert files["documents/4-other.pdf"] == pdf()
     index = json.loads(files[DOCUMENTS_INDEX])
     assert index["required"] == ["contract-summary", "approval"]
     assert index["missing"] == ["approval"]
     assert [d["member"] for d in index["documents"]] == [
-        "documents/2-contract-summary.eml",
-        "documents/3-other.pdf",
+        "documents/3-contract-summary.eml",
+        "documents/4-other.pdf",
     ]
     verdict = verify_bundle(made.path, made.key)
     assert verdict.ok, verdict.summary()
@@ -63,22 +63,22 @@ def test_documents_are_bundled_and_verified(made):
     facts = verdict.textform
     assert facts is not None and facts.missing == ("approval",) and facts.pending
     assert [(d.seq, d.kind, d.media_type, d.verdict) for d in facts.documents] == [
-        (2, "contract-summary", "message/rfc822", "ok"),
-        (3, "other", "application/pdf", "ok"),
+        (3, "contract-summary", "message/rfc822", "ok"),
+        (4, "other", "application/pdf", "ok"),
     ]
     assert verdict.to_dict()["textform"]["textform"] == "pending"
 
 
 def test_a_replaced_document_fails_its_commitment(made, tmp_path):
     def replace(files):
-        files["documents/3-other.pdf"] = pdf("a different summary")
+        files["documents/4-other.pdf"] = pdf("a different summary")
 
     verdict = verify_bundle(rewrite(made, tmp_path, replace), made.key)
     assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents") == (
-        "documents/3-other.pdf is not the size its entry seals"
+        "documents/4-other.pdf is not the size its entry seals"
         if len(pdf("a different summary")) != len(pdf())
-        else "documents/3-other.pdf is not the document the vault sealed: its commitment "
+        else "documents/4-other.pdf is not the document the vault sealed: its commitment "
         "differs from its entry's"
     )
     [bad] = [d for d in verdict.textform.documents if d.kind == "other"]
@@ -87,14 +87,14 @@ def test_a_replaced_document_fails_its_commitment(made, tmp_path):
 
 def test_a_document_of_the_same_size_fails_its_commitment(made, tmp_path):
     def swap(files):
-        data = bytearray(files["documents/2-contract-summary.eml"])
+        data = bytearray(files["documents/3-contract-summary.eml"])
         data[-3] ^= 0x01
-        files["documents/2-contract-summary.eml"] = bytes(data)
+        files["documents/3-contract-summary.eml"] = bytes(data)
 
     verdict = verify_bundle(rewrite(made, tmp_path, swap), made.key)
     assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents") == (
-        "documents/2-contract-summary.eml is not the document the vault sealed: its "
+        "documents/3-contract-summary.eml is not the document the vault sealed: its "
         "commitment differs from its entry's; missing in documents/index.json is not the "
         "required kinds the bundle lacks"
     )
@@ -102,7 +102,7 @@ def test_a_document_of_the_same_size_fails_its_commitment(made, tmp_path):
 
 def test_a_dropped_document_must_show_as_missing(made, tmp_path):
     def drop(files):
-        del files["documents/2-contract-summary.eml"]
+        del files["documents/3-contract-summary.eml"]
         index = json.loads(files[DOCUMENTS_INDEX])
         index["documents"] = index["documents"][1:]
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
@@ -136,16 +136,16 @@ def test_a_forged_entry_or_proof_fails(made, tmp_path):
         from vault.ledger.entry import encode_entry
 
         index["documents"][1]["entry"] = encode_entry(entry).decode()
-        index["documents"][1]["member"] = "documents/3-approval.pdf"
+        index["documents"][1]["member"] = "documents/4-approval.pdf"
         index["missing"] = []
-        files["documents/3-approval.pdf"] = files.pop("documents/3-other.pdf")
+        files["documents/4-approval.pdf"] = files.pop("documents/4-other.pdf")
         files[DOCUMENTS_INDEX] = json.dumps(index).encode()
 
     verdict = verify_bundle(rewrite(made, tmp_path, edit_entry), made.key)
     # the reports show the kind, and the PDF attaches the document
     assert failed(verdict) == {"documents", "report", "report-pdf"}
     assert detail(verdict, "documents") == (
-        "the inclusion proof of documents/3-approval.pdf does not lead from its entry to "
+        "the inclusion proof of documents/4-approval.pdf does not lead from its entry to "
         "the root of checkpoint.txt; missing in documents/index.json is not the required "
         "kinds the bundle lacks"
     )
@@ -159,7 +159,7 @@ def test_a_forged_entry_or_proof_fails(made, tmp_path):
     verdict = verify_bundle(rewrite(made, tmp_path, edit_proof), made.key)
     assert failed(verdict) == {"documents", "report-pdf"}  # the PDF attaches documents/
     assert detail(verdict, "documents").startswith(
-        "the inclusion proof of documents/2-contract-summary.eml does not lead"
+        "the inclusion proof of documents/3-contract-summary.eml does not lead"
     )
 
 
@@ -200,4 +200,4 @@ def test_documents_cannot_ride_along_in_a_format_3_bundle(made, tmp_path):
 
     verdict = verify_bundle(rewrite(made, tmp_path, as_version_3), made.key)
     assert "documents" not in {c.name for c in verdict.checks}
-    assert "unexpected file documents/2-contract-summary.eml" in detail(verdict, "archive")
+    assert "unexpected file documents/3-contract-summary.eml" in detail(verdict, "archive")

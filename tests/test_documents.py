@@ -369,6 +369,35 @@ def test_a_campaign_requirement_makes_records_pending_until_attached(vault, tmp_
     assert not vault.textform(rec).pending
 
 
+def test_a_requirement_changed_in_the_database_alone_is_found(vault, tmp_path):
+    """The campaign's Textform requirement is logged (``campaign.policy``): someone with the
+    database who drops it, so a record stops showing "pending Textform" in search and
+    report, is named by verify; setting it again through the vault clears the finding."""
+    vault.set_campaign_documents(CLIENT, CAMPAIGN, "tkg-54")
+    sealed_record(vault, tmp_path)
+    assert vault.verify().clean
+    [entry] = [e for e in entries(vault) if e["type"] == "campaign.policy"]
+    assert entry["body"] == {"campaign": CAMPAIGN, "documents": ["contract-summary", "approval"]}
+
+    sql(vault, "UPDATE campaign SET required_documents = '' WHERE name = :n", n=CAMPAIGN)
+    [hit] = vault.find(client=CLIENT)
+    assert hit.to_dict()["textform"] != "pending"  # what the row now makes the desk say
+    assert [(f.kind, f.detail) for f in vault.verify().findings] == [
+        (
+            "modified",
+            f"campaign {CAMPAIGN!r} requires the Textform documents none, its log says "
+            "contract-summary, approval: the row was changed outside the vault, or set before "
+            "the vault logged it; set the intended ones with `evidence-vault campaign "
+            f"documents {CAMPAIGN} --client {CLIENT} --require KINDS|--none`",
+        )
+    ]
+    # the signature requirement set meanwhile does not carry the edited row into the log
+    vault.require_source_signature(CLIENT, CAMPAIGN, False)
+    assert [f.kind for f in vault.verify().findings] == ["modified"]
+    vault.set_campaign_documents(CLIENT, CAMPAIGN, "tkg-54")
+    assert vault.verify().clean
+
+
 def test_pending_after_lists_records_still_missing_documents(local, tmp_path):
     local.add_campaign(CLIENT, "energy", retention_days=730, required_documents="enwg-41b")
     a = local.ingest(clip(tmp_path, seed=1), order_meta(1, campaign="energy")).record_id

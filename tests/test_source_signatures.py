@@ -358,7 +358,7 @@ def _policy_entries(v) -> list[dict]:
     return [
         e["body"]
         for e in map(lambda s: _entry(v, s), range(_head(v)))
-        if e["type"] == "campaign.source_policy"
+        if e["type"] == "campaign.policy"
     ]
 
 
@@ -367,7 +367,7 @@ def test_the_requirement_is_logged_and_a_cleared_flag_is_found(signed, tmp_path)
     an unsigned clip in: ingest obeys the row, verify (and the export's auditor) the log."""
     v, _, _ = signed
     v.require_source_signature(CLIENT, CAMPAIGN)
-    assert _policy_entries(v) == [{"campaign": CAMPAIGN, "required": True}]
+    assert _policy_entries(v) == [{"campaign": CAMPAIGN, "source_signature": True}]
     assert v.verify().clean
     required_at = _head(v) - 1
 
@@ -377,8 +377,10 @@ def test_the_requirement_is_logged_and_a_cleared_flag_is_found(signed, tmp_path)
         (
             "modified",
             f"campaign {CAMPAIGN!r} says source signatures are optional, its log says "
-            "required: the row was changed outside the vault; set it again with "
-            f"`evidence-vault campaign signatures {CAMPAIGN} --client {CLIENT} --required`",
+            "required: the row was changed outside the vault, or set before the vault logged "
+            "it; set the intended one with "
+            f"`evidence-vault campaign signatures {CAMPAIGN} --client {CLIENT} "
+            "--required|--optional`",
         )
     ]
     path, meta = clip(tmp_path, seed=10), order_meta(10)
@@ -411,8 +413,8 @@ def test_an_unsigned_clip_before_the_requirement_or_after_lifting_it_is_fine(sig
     after = v.ingest(clip(tmp_path / "b", seed=12), order_meta(12))
     assert before.seq < after.seq
     assert _policy_entries(v) == [
-        {"campaign": CAMPAIGN, "required": True},
-        {"campaign": CAMPAIGN, "required": False},
+        {"campaign": CAMPAIGN, "source_signature": True},
+        {"campaign": CAMPAIGN, "source_signature": False},
     ]
     assert v.verify().clean
 
@@ -434,7 +436,9 @@ def test_a_campaign_created_requiring_signatures_logs_it(tmp_path):
     v = make_vault(tmp_path / "v")
     v.add_campaign(CLIENT, "signed-only", 30, require_source_signature=True)
     v.add_campaign(CLIENT, "plain", 30)
-    assert _policy_entries(v) == [{"campaign": "signed-only", "required": True}]
+    assert _policy_entries(v) == [
+        {"campaign": "signed-only", "source_signature": True, "documents": []}
+    ]
     assert v.verify().clean
     v.close()
 

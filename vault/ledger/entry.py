@@ -28,7 +28,7 @@ ENTRY_TYPES = frozenset(
     {
         "evidence.sealed",
         "evidence.accessed",
-        "campaign.source_policy",
+        "campaign.policy",
         "dialer.registered",
         "dialer.revoked",
         "evidence.shredded",

@@ -16,27 +16,28 @@ from typing import Any
 from vault.ledger.audit import CheckedEntry, Finding
 from vault.sealing.source import check_statement
 
-#: the campaign's signature requirement is logged too: the ``campaign`` row's flag is only
-#: a cache, which a database writer could clear to slip an unsigned clip in
-POLICY_TYPE = "campaign.source_policy"
+#: a campaign's requirements are logged too (source signature, Textform documents): the
+#: ``campaign`` row is only what ingest and the reports read, which a database writer could
+#: change — e.g. clear the signature flag to slip an unsigned clip in
+POLICY_TYPE = "campaign.policy"
 DIALER_TYPES = ("dialer.registered", "dialer.revoked", POLICY_TYPE)
 
 
 @dataclass
 class DialerHistory:
     """The log's registrations and revocations of one client: key id -> (seq, pub), seq;
-    and each campaign's signature requirements in log order: name -> [(seq, required)]."""
+    and each campaign's logged policies in log order: name -> [(seq, policy body)]."""
 
     registered: dict[str, tuple[int, str]] = field(default_factory=dict)
     revoked: dict[str, int] = field(default_factory=dict)
-    policies: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
+    policies: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
 
     def add(self, seq: int, entry: dict[str, Any]) -> None:
         body = entry.get("body") or {}
         if entry.get("type") == POLICY_TYPE:
-            campaign, required = body.get("campaign"), body.get("required")
-            if isinstance(campaign, str) and isinstance(required, bool):
-                self.policies.setdefault(campaign, []).append((seq, required))
+            campaign = body.get("campaign")
+            if isinstance(campaign, str):
+                self.policies.setdefault(campaign, []).append((seq, body))
             return
         key = body.get("key")
         if not isinstance(key, str):
@@ -47,14 +48,27 @@ class DialerHistory:
             self.revoked.setdefault(key, seq)
 
 
-    def required(self, campaign: str, seq: int | None = None) -> tuple[int, bool] | None:
-        """The campaign's last logged requirement before ``seq`` (all of them: None)."""
+    def policy(self, campaign: str, name: str, seq: int | None = None) -> tuple[int, Any] | None:
+        """The last logged value of requirement ``name`` (a policy body field) of the
+        campaign before ``seq`` (``None``: after all entries), with its entry's seq."""
         last = None
-        for at, required in self.policies.get(campaign, ()):
+        for at, body in self.policies.get(campaign, ()):
             if seq is not None and at >= seq:
                 break
-            last = (at, required)
+            if name in body:
+                last = (at, body[name])
         return last
+
+    def required(self, campaign: str, seq: int | None = None) -> tuple[int, bool] | None:
+        """Whether the campaign's policy before ``seq`` requires a source signature, with
+        the seq of the entry that said so (None: never logged)."""
+        got = self.policy(campaign, "source_signature", seq)
+        return None if got is None else (got[0], got[1] is True)
+
+    def documents(self, campaign: str) -> tuple[str, ...]:
+        """The Textform kinds the campaign's last logged policy requires."""
+        got = self.policy(campaign, "documents")
+        return tuple(str(k) for k in got[1]) if got and isinstance(got[1], list) else ()
 
 
 def source_findings(history: DialerHistory, client: str, item: CheckedEntry) -> list[Finding]:

@@ -87,12 +87,13 @@ def add_campaign(
             )
             s.add(campaign)
             s.flush()
-            if require_source_signature:
-                _log_source_policy(ctx, s, client_id, name, required=True)
+            logged = require_source_signature or bool(required)
+            if logged:  # a campaign that requires nothing is what no policy entry means
+                _log_policy(ctx, s, campaign, signature=True, documents=True)
             info = _info(campaign, client)
     except IntegrityError as exc:
         raise Conflict(f"campaign {name!r} already exists for client {client_id!r}") from exc
-    if require_source_signature:
+    if logged:
         checkpoint_after_commit(ctx, client_id)
     return info
 
@@ -164,7 +165,11 @@ def set_campaign_documents(
             raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
         campaign.required_documents = ",".join(kinds)
         s.add(campaign)
-        return _info(campaign, client)
+        # logged each time, even when the row already agrees: the row may be the one that lies
+        _log_policy(ctx, s, campaign, documents=True)
+        info = _info(campaign, client)
+    checkpoint_after_commit(ctx, client_id)
+    return info
 
 
 def list_campaigns(ctx: VaultContext, client_id: str | None = None) -> list[CampaignInfo]:
@@ -194,7 +199,7 @@ def set_campaign_signatures(
     ctx: VaultContext, client_id: str, name: str, *, required: bool
 ) -> CampaignInfo:
     """Require (or stop requiring) a source signature on the campaign's future uploads
-    (logged as ``campaign.source_policy``)."""
+    (logged as ``campaign.policy``)."""
     with write_session(ctx.engine) as s:
         client = s.get(Client, client_id)
         if client is None:
@@ -204,23 +209,37 @@ def set_campaign_signatures(
         ).first()
         if campaign is None:
             raise NotFound(f"campaign {name!r} does not exist for client {client_id!r}")
-        # logged each time, even when the row already agrees: the row may be the one that lies
-        _log_source_policy(ctx, s, client_id, name, required=required)
         campaign.require_source_signature = required
         s.add(campaign)
+        _log_policy(ctx, s, campaign, signature=True)  # each time, as for the documents
         info = _info(campaign, client)
     checkpoint_after_commit(ctx, client_id)
     return info
 
 
-def _log_source_policy(
-    ctx: VaultContext, s: Session, client_id: str, name: str, *, required: bool
+def _log_policy(
+    ctx: VaultContext,
+    s: Session,
+    campaign: Campaign,
+    *,
+    signature: bool = False,
+    documents: bool = False,
 ) -> None:
-    """The requirement goes into the client's log in the same transaction as the row: the
-    row is what ingest reads, the entry what ``verify`` trusts (a cleared row shows)."""
-    body = {"campaign": name, "required": required}
+    """The requirement(s) just set go into the client's log, in the same transaction as the
+    row: the row is what ingest and the reports read, the entry what ``verify`` trusts (a
+    row changed behind the vault shows). Only what was set is logged: a field changed
+    behind the vault is never carried into the log by setting the other one."""
+    body: dict = {"campaign": campaign.name}
+    if signature:
+        body["source_signature"] = bool(campaign.require_source_signature)
+    if documents:
+        body["documents"] = list(required_of(campaign))
     append_entries(
-        s, client_id, [EntryDraft(POLICY_TYPE, None, body)], ctx.clock(), ctx.log_keys(client_id)
+        s,
+        campaign.client_id,
+        [EntryDraft(POLICY_TYPE, None, body)],
+        ctx.clock(),
+        ctx.log_keys(campaign.client_id),
     )
 
 

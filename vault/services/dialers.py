@@ -42,6 +42,7 @@ from vault.sealing import check_statement, decode_public_key, encode_public_key,
 from vault.sealing.source import HEADER, SourceSignature, metadata_digest
 from vault.services.checkpoints import checkpoint_after_commit
 from vault.services.context import VaultContext
+from vault.services.documents import required_of
 from vault.services.people import Principal
 
 __all__ = [
@@ -222,29 +223,55 @@ def load_history(ctx: VaultContext, client: str) -> DialerHistory:
 
 
 def policy_findings(ctx: VaultContext, client: str, history: DialerHistory) -> list[Finding]:
-    """Campaign rows whose signature flag is not the one the log last set: the row is what
-    ingest obeys, so a cleared flag would let unsigned clips in (each is then a finding too)."""
+    """Campaign rows whose requirements are not the ones the log last set: the row is what
+    ingest and the reports obey, so a cleared signature flag would let unsigned clips in
+    (each is then a finding too), a changed document list misstate "pending Textform"."""
     with read_session(ctx.engine) as s:
         rows = s.exec(select(Campaign).where(Campaign.client_id == client)).all()
     out = []
     for campaign in rows:
-        policy = history.required(campaign.name)
-        logged = policy[1] if policy is not None else False
-        if bool(campaign.require_source_signature) == logged:
-            continue
-        wanted = "--required" if logged else "--optional"
-        out.append(
-            Finding(
-                "modified",
-                client,
-                f"campaign {campaign.name!r} says source signatures are "
-                f"{'required' if campaign.require_source_signature else 'optional'}, its log "
-                f"says {'required' if logged else 'optional'}: the row was changed outside the "
-                f"vault; set it again with `evidence-vault campaign signatures {campaign.name} "
-                f"--client {client} {wanted}`",
-            )
-        )
+        out += _signature_policy(client, campaign, history)
+        out += _documents_policy(client, campaign, history)
     return out
+
+
+def _signature_policy(client: str, campaign: Campaign, history: DialerHistory) -> list[Finding]:
+    policy = history.required(campaign.name)
+    logged = policy[1] if policy is not None else False
+    if bool(campaign.require_source_signature) == logged:
+        return []
+    row = "required" if campaign.require_source_signature else "optional"
+    return [
+        Finding(
+            "modified",
+            client,
+            f"campaign {campaign.name!r} says source signatures are {row}, its log says "
+            f"{'required' if logged else 'optional'}: {_CHANGED}; set the intended one with "
+            f"`evidence-vault campaign signatures {campaign.name} --client {client} "
+            "--required|--optional`",
+        )
+    ]
+
+
+def _documents_policy(client: str, campaign: Campaign, history: DialerHistory) -> list[Finding]:
+    logged = history.documents(campaign.name)
+    row = required_of(campaign)
+    if sorted(row) == sorted(logged):
+        return []
+    return [
+        Finding(
+            "modified",
+            client,
+            f"campaign {campaign.name!r} requires the Textform documents "
+            f"{', '.join(row) or 'none'}, its log says {', '.join(logged) or 'none'}: "
+            f"{_CHANGED}; set the intended ones with `evidence-vault campaign documents "
+            f"{campaign.name} --client {client} --require KINDS|--none`",
+        )
+    ]
+
+
+#: a campaign row that differs from its log: tampering, or set before policies were logged
+_CHANGED = "the row was changed outside the vault, or set before the vault logged it"
 
 
 def _require_client(s: Any, client: str) -> None:
