@@ -55,12 +55,23 @@ def test_file_then_environment(tmp_path: Path):
         ('[storage]\nbackend = "s3"\n', {}, "no bucket is configured"),
         ('[storage.s3]\nendpoint_url = "x"\n', {}, r"\[storage.s3\] needs 'bucket'"),
         ('[keys]\nprovider = "vault"\n', {}, "unknown key provider 'vault'"),
+        ('[web]\ntrusted_proxies = ["*"]\n', {}, r"trusted_proxies: '\*' is not an IP"),
+        ('[web]\ntrusted_proxies = "10.0.0.1"\n', {}, "trusted_proxies must be a list"),
     ],
 )
 def test_bad_configuration(tmp_path: Path, toml, env, message):
     (tmp_path / "vault.toml").write_text(toml)
     with pytest.raises(ConfigError, match=message):
         load_settings(tmp_path, env=env)
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path):
+    (tmp_path / "vault.toml").write_text(
+        '[web]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "::1", "192.168.1.7/24"]\n'
+    )
+    s = load_settings(tmp_path, env={})
+    assert s.web_trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128", "192.168.1.0/24")
+    assert load_settings(tmp_path / "none", env={}).web_trusted_proxies == ()
 
 
 def test_bad_database_url():

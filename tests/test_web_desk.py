@@ -195,6 +195,59 @@ def test_throttling_locks_after_five_failures_even_for_the_right_password(app, d
     assert sign_in(c, "chris").status_code == 303
 
 
+def _peer(desk, monkeypatch, proxies: tuple[str, ...], peer: str, forwarded: dict) -> TestClient:
+    """A client whose connection comes from ``peer`` with ``forwarded`` headers, on a vault
+    that trusts ``proxies`` (``[web] trusted_proxies``)."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(
+        desk.ctx, "settings", replace(desk.ctx.settings, web_trusted_proxies=proxies)
+    )
+    return TestClient(create_app(desk.ctx), client=(peer, 50000), headers=forwarded)
+
+
+def _lock_out(c: TestClient) -> None:
+    """Five failures under five unknown handles: only the address's counter reaches five."""
+    for i in range(credentials.FREE_FAILURES):
+        assert sign_in(c, f"nobody{i}", "wrong passphrase!").status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_lock_is_per_forwarded_address(app, desk, monkeypatch):
+    """Behind a reverse proxy every connection comes from the proxy: without believing its
+    X-Forwarded-For, five failures from anyone would lock everyone out."""
+    proxy = ("127.0.0.1",)
+    guesser = _peer(desk, monkeypatch, proxy, "127.0.0.1", {"X-Forwarded-For": "203.0.113.5"})
+    _lock_out(guesser)
+    assert sign_in(guesser, "carla").status_code == 429  # this address is locked
+    colleague = _peer(
+        desk, monkeypatch, proxy, "127.0.0.1", {"X-Forwarded-For": "192.0.2.9, 203.0.113.6"}
+    )
+    assert sign_in(colleague, "carla").status_code == 303  # another client, behind the proxy
+
+
+def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(app, desk, monkeypatch):
+    """Without the peer in trusted_proxies, a client cannot pick its address (and escape
+    the lock) by sending X-Forwarded-For itself."""
+    for i in range(credentials.FREE_FAILURES):
+        c = _peer(desk, monkeypatch, (), "198.51.100.7", {"X-Forwarded-For": f"203.0.113.{i}"})
+        assert sign_in(c, f"nobody{i}", "wrong passphrase!").status_code == 401
+    again = _peer(desk, monkeypatch, (), "198.51.100.7", {"X-Forwarded-For": "203.0.113.99"})
+    assert sign_in(again, "carla").status_code == 429
+    # a trusted list that does not name this peer changes nothing either
+    other = _peer(
+        desk, monkeypatch, ("10.0.0.0/8",), "198.51.100.7", {"X-Forwarded-For": "203.0.113.98"}
+    )
+    assert sign_in(other, "carla").status_code == 429
+
+
+def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(app, desk, monkeypatch):
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    behind = _peer(desk, monkeypatch, ("10.0.0.0/8",), "10.1.2.3", https)
+    assert "Secure" in sign_in(behind, "carla").headers["set-cookie"]
+    spoofed = _peer(desk, monkeypatch, ("10.0.0.0/8",), "198.51.100.8", https)
+    assert "Secure" not in sign_in(spoofed, "carla").headers["set-cookie"]
+
+
 def test_csrf_token_is_checked_on_every_post(app, desk):
     c = _signed_in(app)
     csrf = csrf_of(c.get("/desk/search").text)

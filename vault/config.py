@@ -369,6 +369,9 @@ class Settings:
     web_secure_cookie: str = "auto"
     #: times on the desk are shown in this zone unless the browser says otherwise
     web_timezone: str = "Europe/Berlin"
+    #: reverse proxies (addresses or networks) whose X-Forwarded-For / -Proto are believed:
+    #: the client address (sign-in throttling) and scheme (Secure cookie) come from them
+    web_trusted_proxies: tuple[str, ...] = ()
     #: ``[report]``: sign report.pdf (PAdES B-T) with this PEM key and certificate (and
     #: chain), the signature time-stamped by the RFC 3161 TSA at ``report_tsa_url``;
     #: unset: the PDF is not signed
@@ -591,11 +594,34 @@ def _from_file(home: Path, data: dict) -> Settings:
         web_absolute_hours=int(data.get("web", {}).get("absolute_hours", 12)),
         web_secure_cookie=str(data.get("web", {}).get("secure_cookie", "auto")),
         web_timezone=str(data.get("web", {}).get("timezone", "Europe/Berlin")),
+        web_trusted_proxies=_trusted_proxies(data.get("web", {}).get("trusted_proxies", [])),
         **_report_settings(home, data.get("report", {})),
         **_timestamping(home, data.get("timestamping", {})),
         witnessing=_witnessing(data.get("witnessing", {})),
         cpaas=_cpaas(home, data.get("cpaas", {})),
     )
+
+
+def _trusted_proxies(value: object) -> tuple[str, ...]:
+    """``[web] trusted_proxies``: IP addresses or networks, each checked."""
+    import ipaddress
+
+    if not isinstance(value, list):
+        raise ConfigError(
+            "[web] trusted_proxies must be a list",
+            hint='e.g. trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]',
+        )
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"[web] trusted_proxies: {str(item)[:60]!r} is not an IP address or network",
+                hint="list the addresses (or CIDR networks) of your reverse proxies; "
+                "a proxy not listed is not believed",
+            ) from None
+    return tuple(out)
 
 
 def _cpaas(home: Path, table: object) -> CpaasSettings:

@@ -29,6 +29,7 @@ from vault.errors import BackendUnavailable, VaultError
 from vault.http import admin, documents, guard, ledger, problems, records, webhooks
 from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
+from vault.http.proxies import TrustedProxies
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
@@ -86,6 +87,8 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.add_exception_handler(Exception, problems.unexpected_error)
     app.middleware("http")(_access_log)
     app.add_middleware(ConnectionLifetime, limits=lambda: _connection_limits(app))
+    # outermost (added last): every other layer sees the client behind a trusted proxy
+    app.add_middleware(TrustedProxies, trusted=lambda: _trusted_proxies(app))
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.include_router(records.router)
@@ -103,6 +106,11 @@ def _connection_limits(app: FastAPI) -> tuple[int, float]:
     if ctx is None:
         return 0, 0.0
     return ctx.settings.connection_max_requests, ctx.settings.connection_max_seconds
+
+
+def _trusted_proxies(app: FastAPI) -> tuple[str, ...] | None:
+    ctx = getattr(app.state, "ctx", None)
+    return ctx.settings.web_trusted_proxies if ctx is not None else None
 
 
 def from_environment() -> FastAPI:
