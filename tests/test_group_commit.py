@@ -10,6 +10,8 @@ batch together.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import threading
 import time
 from datetime import timedelta
@@ -17,12 +19,14 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from tests.support.vaults import CLIENT, RECORDED_AT, clip, make_vault, order_meta
+from tests.support.vaults import CLIENT, RECORDED_AT, clip, make_vault, order_meta, person_token
 from vault.db import LogEntry, LogHead, Record, read_session
+from vault.db.models import IdempotencyKey
 from vault.ledger import GENESIS_PREV, entry_hash, parse_entry
 from vault.ledger.entry import format_time
 from vault.services import ingest as ingest_mod
 from vault.services.commits import GroupCommit
+from vault.services.idempotency import IdempotencyMismatch, NewKey, request_hash
 from vault.services.ingest import commit_queue
 
 THREADS = 16
@@ -446,3 +450,88 @@ def test_racing_duplicates_upload_nothing_twice(vault, tmp_path):
     objects = [k for k in vault.context.store.list("") if "/_" not in k and not k.startswith("_")]
     assert len(objects) == 2
     assert vault.verify().clean
+
+
+# --- Idempotency-Keys stored in the sealing transaction -------------------------------------
+
+
+def _new_key(token_id: str, key: str, path, meta) -> NewKey:
+    raw = json.dumps(meta).encode()
+    return NewKey(token_id, key, hashlib.sha256(raw).hexdigest(), _file_sha(path))
+
+
+def _file_sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _entries(vault) -> int:
+    with read_session(vault.context.engine) as s:
+        head = s.get(LogHead, CLIENT)
+    return 0 if head is None else head.size
+
+
+def _key_rows(vault) -> dict[str, IdempotencyKey]:
+    with read_session(vault.context.engine) as s:
+        return {r.key: r for r in s.exec(select(IdempotencyKey))}
+
+
+def test_keys_commit_with_their_records_and_a_taken_key_seals_nothing(
+    vault, tmp_path, monkeypatch
+):
+    info, _ = person_token(vault.context, "dialer", CLIENT)
+    before = len(assert_linear(vault, _entries(vault)))  # the person's and token's entries
+    blocker = Blocker(monkeypatch)
+    held = blocker.start(vault, tmp_path)
+    jobs = [(clip(tmp_path, seed=30 + i), order_meta(30 + i)) for i in range(4)]
+    # a fifth upload under the first one's key, for another call: two requests that both
+    # found the key unused (the HTTP layer looks first), racing into one batch
+    jobs.append((clip(tmp_path, seed=39), order_meta(39)))
+    keys = [_new_key(info.id, f"k-{i}", p, m) for i, (p, m) in enumerate(jobs[:4])]
+    keys.append(_new_key(info.id, "k-0", *jobs[4]))
+    out: list = [None] * len(jobs)
+
+    def run(i):
+        try:
+            out[i] = ingest_mod.ingest(
+                vault.context, jobs[i][0], jobs[i][1], idempotency_key=keys[i]
+            )
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    _wait_queued(vault, len(jobs))
+    blocker.release.set()
+    _finish(*held)
+    _finish(threads, out)
+    sealed = out[:4]
+    assert all(not isinstance(r, Exception) and not r.duplicate for r in sealed), out
+    assert isinstance(out[4], IdempotencyMismatch), out[4]  # its metadata differs
+    rows = _key_rows(vault)
+    assert sorted(rows) == ["k-0", "k-1", "k-2", "k-3"]
+    for i, receipt in enumerate(sealed):
+        assert rows[f"k-{i}"].record_id == receipt.record_id
+        assert rows[f"k-{i}"].request_hash == request_hash(keys[i].meta_sha, keys[i].clip_sha)
+    assert commit_queue(vault.context.engine).stats.splits == 1
+    assert order_meta(39)["call_id"] not in {r.call_id for r in records(vault)}
+    assert_linear(vault, before + 5)  # the blocker and the four: nothing of the loser
+    objects = [k for k in vault.context.store.list("") if "/_" not in k and not k.startswith("_")]
+    assert len(objects) == 5 * 2  # the loser's objects were discarded
+
+
+def test_a_record_and_its_key_fail_together(vault, tmp_path, monkeypatch):
+    info, _ = person_token(vault.context, "dialer", CLIENT)
+    path, meta = clip(tmp_path, seed=41), order_meta(41)
+    key = _new_key(info.id, "k-41", path, meta)
+
+    def broken(session, client, drafts, now, writer):
+        raise RuntimeError("injected failure after the rows went in")
+
+    monkeypatch.setattr(ingest_mod, "append_entries", broken)
+    with pytest.raises(RuntimeError):
+        ingest_mod.ingest(vault.context, path, meta, idempotency_key=key)
+    assert _key_rows(vault) == {} and records(vault) == []
+    monkeypatch.undo()
+    receipt = ingest_mod.ingest(vault.context, path, meta, idempotency_key=key)
+    assert _key_rows(vault)["k-41"].record_id == receipt.record_id

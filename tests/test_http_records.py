@@ -16,10 +16,12 @@ from sqlmodel import select
 from tests.support.vaults import CAMPAIGN, CLIENT, clip, make_vault, order_meta, person_token
 from vault.bundle import verify_bundle
 from vault.db import LogEntry, read_session
+from vault.db.models import IdempotencyKey
 from vault.http.app import create_app
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import verify_inclusion
 from vault.sealing.stream import SEGMENT_SIZE
+from vault.services import idempotency
 
 PII = ("+4915112345678", "4915112345678", "15112345678", "Mustermann", "1980-01-31")
 OTHER, OTHER_CAMPAIGN = "acme-at", "winback-2026"
@@ -239,6 +241,30 @@ def test_idempotency_key(local, api, tmp_path):
             upload(api, dialer, path, order_meta(1), key=bad), 422, "invalid-request"
         )
         assert [e["field"] for e in refused["errors"]] == ["header.Idempotency-Key"]
+
+
+def test_a_new_key_is_stored_with_its_record(local, api, tmp_path, monkeypatch):
+    # no transaction of its own: the key's row commits with the record's (so a crash
+    # between the two can no longer leave a sealed record whose key is unknown)
+    def separate(*args, **kwargs):
+        raise AssertionError("a new key took a transaction of its own")
+
+    monkeypatch.setattr(idempotency, "remember", separate)
+    dialer = auth(local, "dialer")
+    path = clip(tmp_path)
+    first = upload(api, dialer, path, order_meta(1), key="call-1/seg-1")
+    assert first.status_code == 201, first.text
+    with read_session(local.context.engine) as s:
+        rows = list(s.exec(select(IdempotencyKey)))
+    assert [(r.key, r.record_id) for r in rows] == [("call-1/seg-1", first.json()["record_id"])]
+    retry = upload(api, dialer, path, order_meta(1), key="call-1/seg-1")
+    assert retry.status_code == 200 and retry.json()["record_id"] == first.json()["record_id"]
+    monkeypatch.undo()
+    # the same call segment under another key: an earlier record, the key remembered apart
+    again = upload(api, dialer, path, order_meta(1), key="call-1/seg-1/again")
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    with read_session(local.context.engine) as s:
+        assert s.get(IdempotencyKey, (rows[0].token_id, "call-1/seg-1/again")) is not None
 
 
 def test_upload_refusals(local, api, tmp_path, monkeypatch):

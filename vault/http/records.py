@@ -363,12 +363,27 @@ async def _receive_and_seal(
         # with the sealed call segment's (a different one is a 409 there)
         # an outage here is a 503: ``backend-unavailable`` before the commit (nothing
         # sealed), ``outcome-unknown`` from it on
+        new_key = None
+        if idempotency_key is not None and earlier is None and principal.token_id:
+            # stored with the record, in its transaction (a key seen before is remembered
+            # by _answer: it needs no new row, or its own check)
+            new_key = idempotency.NewKey(principal.token_id, idempotency_key, meta_sha, clip_sha)
         receipt = await run_in_threadpool(
-            partial(ingest, media_type=media_type, signature=signature), ctx, spooled.path, raw
+            partial(ingest, media_type=media_type, signature=signature, idempotency_key=new_key),
+            ctx,
+            spooled.path,
+            raw,
         )
+    stored_key = new_key is not None and not receipt.duplicate
     try:
         return await _answer(
-            ctx, principal, receipt, idempotency_key, meta_sha, clip_sha, opening=opening
+            ctx,
+            principal,
+            receipt,
+            None if stored_key else idempotency_key,
+            meta_sha,
+            clip_sha,
+            opening=opening,
         )
     except Exception as exc:
         # sealed, but the receipt did not go out: a retry with the same key answers it

@@ -11,6 +11,7 @@ still match on the metadata).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy.exc import IntegrityError
@@ -67,6 +68,49 @@ class EarlierRequest:
 
 def request_hash(meta_sha: str, clip_sha: str) -> str:
     return meta_sha[:32] + clip_sha[:32]
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key no request had used when this upload began: :func:`vault.services.ingest.ingest`
+    stores it in the transaction that seals the record, so a sealed record's key is never
+    missing (a crash between two commits once left it so) and costs no commit of its own."""
+
+    token_id: str
+    key: str
+    meta_sha: str
+    clip_sha: str
+
+    def row(self, record_id: str, created_at: datetime) -> dict:
+        return {
+            "token_id": self.token_id,
+            "key": self.key,
+            "request_hash": request_hash(self.meta_sha, self.clip_sha),
+            "record_id": record_id,
+            "created_at": created_at,
+            "document_id": None,
+        }
+
+    def raise_if_taken(self, ctx: VaultContext) -> None:
+        """After a refused commit: the Conflict if a concurrent request took the key."""
+        with read_session(ctx.engine) as s:
+            row = s.get(IdempotencyKey, (self.token_id, self.key))
+        if row is None:
+            return
+        earlier = EarlierRequest(row.request_hash, row.record_id, row.document_id)
+        if earlier.document_id is not None:
+            raise Conflict(
+                "this Idempotency-Key was already used for a different request",
+                hint="use a new key for a new upload",
+            )
+        earlier.check_metadata(self.meta_sha)
+        earlier.covers_clip(self.meta_sha, self.clip_sha)
+        # the same request, sealed as another record (its segment differs from ours?
+        # impossible with equal metadata); never seal under a key that names another
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request",
+            hint="use a new key for a new upload",
+        )
 
 
 def earlier_request(ctx: VaultContext, principal: Principal, key: str) -> EarlierRequest | None:

@@ -38,6 +38,7 @@ from sqlmodel import Session, select
 from vault import audio
 from vault.db import Campaign, Client, LogEntry, Record, read_session, write_session
 from vault.db.log import Appended, EntryDraft, LockedHead, LogWriter, append_entries, lock_head
+from vault.db.models import IdempotencyKey
 from vault.errors import Conflict, FieldError, InvalidAudio, InvalidEvidence, NotFound
 from vault.evidence import Evidence, parse_evidence
 from vault.identifiers import new_record_id
@@ -60,6 +61,7 @@ from vault.services.claims import claim
 from vault.services.commits import GroupCommit, queue_for
 from vault.services.context import VaultContext
 from vault.services.dialers import SourceSignature, check_source, metadata_digest
+from vault.services.idempotency import NewKey
 from vault.services.keys import expiry_bucket
 from vault.services.outages import outcome_unknown, unavailable
 from vault.services.retention import Rule, consent_extensions, extend_locks, rule_for
@@ -107,11 +109,16 @@ def ingest(
     *,
     media_type: str | None = None,
     signature: SourceSignature | None = None,
+    idempotency_key: NewKey | None = None,
 ) -> Receipt:
     """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment).
 
     ``signature`` is the dialer host's source signature (:mod:`vault.services.dialers`):
-    checked when present, required when the campaign says so.
+    checked when present, required when the campaign says so. ``idempotency_key``: a key
+    no request used yet, stored in the record's own transaction (none when the answer is
+    an earlier record: the caller remembers the key then, see
+    :func:`vault.services.idempotency.remember`); a key another request took meanwhile
+    is a :class:`~vault.errors.Conflict` and nothing is sealed.
     """
     clip = Path(clip)
     prepared = _prepare(ctx, clip, meta, media_type)
@@ -120,7 +127,9 @@ def ingest(
     try:
         # a duplicate in flight waits here, then answers from the committed record
         with claim(ctx.engine, prepared.campaign.id, ev.call_id, ev.segment):
-            receipt = _ingest_claimed(ctx, clip, prepared, committing, signature, meta)
+            receipt = _ingest_claimed(
+                ctx, clip, prepared, committing, signature, meta, idempotency_key
+            )
     except Exception as exc:
         # an outage before the commit: nothing was sealed, a plain retryable failure; at
         # or after it: the record may exist, and the answer says so
@@ -146,6 +155,7 @@ def _ingest_claimed(
     committing: list[bool],
     signature: SourceSignature | None,
     meta: bytes | str | dict,
+    key: NewKey | None = None,
 ) -> Receipt:
     existing = _existing_receipt(ctx, prepared, lambda: prepared.clip_fingerprint(clip))
     if existing:
@@ -157,15 +167,18 @@ def _ingest_claimed(
     try:
         sealed = _seal_objects(ctx, record_id, clip, prepared, uploaded)
         committing.append(True)
-        receipt = _commit(ctx, sealed, prepared, source)
+        receipt = _commit(ctx, sealed, prepared, source, key)
     except IntegrityError:
         # another process sealed the same (campaign, call_id, segment) between our check and
-        # commit; the loser cleans up and answers like any retry would
+        # commit, or took the same Idempotency-Key for another request; the loser cleans up
+        # and answers like any retry would
         _discard(ctx, uploaded)
         fp = sealed.record.clip_fingerprint if sealed else prepared.clip_fingerprint(clip)
         existing = _existing_receipt(ctx, prepared, lambda: fp)
         if existing:
             return existing
+        if key is not None:
+            key.raise_if_taken(ctx)
         raise
     except BaseException as exc:
         if committing and unavailable(exc) is not None:
@@ -399,6 +412,7 @@ class _ToCommit:
     fields: dict  # the record row's columns; each attempt inserts a copy
     body: dict  # the evidence.sealed body
     consent_basis: bool  # its campaign's retention counts from the last consent use
+    key_row: dict | None = None  # the upload's Idempotency-Key row (record_id filled in)
 
 
 @dataclass(frozen=True)
@@ -417,7 +431,9 @@ def commit_queue(engine: Engine) -> GroupCommit[_ToCommit, _Committed]:
     )
 
 
-def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared, source: dict | None) -> Receipt:
+def _commit(
+    ctx: VaultContext, sealed: _Sealed, p: _Prepared, source: dict | None, key: NewKey | None
+) -> Receipt:
     """Commit the record and its entry, together with concurrent uploads of the client.
 
     See :mod:`vault.services.commits`: alone when nobody else commits, else in a batch
@@ -438,6 +454,7 @@ def _commit(ctx: VaultContext, sealed: _Sealed, p: _Prepared, source: dict | Non
             record.model_dump(),
             body,
             p.rule.basis == "consent-use",
+            None if key is None else key.row(record.id, record.sealed_at),
         ),
     )
     record.seq, record.sealed_at = done.appended.seq, done.sealed_at
@@ -496,6 +513,9 @@ def _commit_batch(locked: tuple[Session, LockedHead], items: list[_ToCommit]) ->
     if fast:
         # one row: a plain execute (an executemany costs psycopg a pipeline round trip)
         s.connection().execute(_INSERT_RECORD, rows if len(rows) > 1 else rows[0])
+    keys = [it.key_row for it in items if it.key_row is not None]
+    if keys:  # after the records: a key row refers to its record
+        s.connection().execute(_INSERT_KEY, keys if len(keys) > 1 else keys[0])
     appended = append_entries(s, client, drafts, sealed_at, items[0].writer)
     out = []
     for row, ext in zip(rows, extended, strict=True):
@@ -515,6 +535,7 @@ def _consent_records(s: Session, client: str, phone_hashes: set[str]) -> bool:
 
 # built once: a commit builds no statement objects (their cost shows at small batches)
 _INSERT_RECORD = insert(Record.__table__)  # type: ignore[attr-defined]
+_INSERT_KEY = insert(IdempotencyKey.__table__)  # type: ignore[attr-defined]
 _CONSENT_RECORDS = (
     select(Record.id)
     .join(Campaign, Campaign.id == Record.campaign_id)
