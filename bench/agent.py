@@ -1,20 +1,23 @@
 """The dialer agent's throughput against direct ``VaultClient`` uploads, and its peak RSS.
 
-One ``evidence-vault serve`` (SQLite, local objects) on loopback. The same number of
-1 MiB WAV clips (random samples, so every clip differs and validates) is sealed twice,
-at the same concurrency:
+One ``evidence-vault serve`` (SQLite, local objects) on loopback. Three series of 1 MiB
+WAV clips (random samples, so every clip differs and validates; every series its own
+clips and calls) are sealed at the same concurrency, in rounds of the three in turn (every
+other round backwards), so that a drift of the shared machine's speed and the vault's
+growth weigh on all alike:
 
 - **direct**: CONCURRENCY threads sharing one ``VaultClient`` ``upload`` distinct
   calls (no receipt checks, no spool, no Idempotency-Key) — the baseline of issue 11;
-- **direct, Idempotency-Key**: the same with a key per upload, as the agent sends one:
-  the vault then looks the key up and stores it, a cost of the vault's, not the agent's;
+- **direct, Idempotency-Key**: the same with a key per upload, as the agent sends one
+  (the vault stores the key with the record);
 - **agent**: ``evidence-vault agent run`` as a subprocess with ``concurrency =
-  CONCURRENCY``; every pair is written beside the watch folder and renamed in at once,
-  and the clock runs from the first rename until every job is uploaded with its
-  commitments checked (``waiting_proof`` or ``done``). What the agent adds per clip:
+  CONCURRENCY``, started once; every pair is written beside the watch folder and renamed
+  in at once, and the clock runs from the first rename until every job of the round is
+  uploaded with its commitments checked (``waiting_proof`` or ``done``). The proofs are
+  checked off the clock, before the next round starts. What the agent adds per clip:
   the settle wait (a latency, overlapped across clips), local validation (audio probe,
   evidence rules, SHA-256), staging, SQLite state changes with fsync, and the opening
-  check (the clip hashed once more).
+  check (the clip read once more and hashed twice, by a checker thread).
 
 ratio = agent clips/s over direct clips/s (issue 11 asks >= 0.9); the ratio against the
 keyed series is printed too. The agent's peak RSS (``VmHWM`` of its process) is reported
@@ -43,8 +46,8 @@ import _common as c
 TARGET = 0.9
 RSS_TARGET = 80
 CONCURRENCY = 4
-FULL = {"clips": 1000}
-QUICK = {"clips": 12}
+FULL = {"clips": 1000, "rounds": 2}
+QUICK = {"clips": 12, "rounds": 2}
 #: the console script's entry point (``cli:main``), run as ``python -m cli``: a venv
 #: installed before that entry point existed would start the full command tree instead
 AGENT_CMD = [sys.executable, "-m", "cli"]
@@ -69,7 +72,8 @@ def wait(condition, timeout: float = 1800, every: float = 0.05) -> None:
 def main() -> None:
     args = c.parse_args(__doc__.splitlines()[0])
     plan = QUICK if args.quick else FULL
-    n = plan["clips"]
+    n, rounds = plan["clips"], plan["rounds"]
+    per = n // rounds
     c.header("dialer agent vs direct VaultClient uploads", args.quick)
     from tests.support.vaults import CLIENT, make_vault, order_meta, person_token
     from tests.test_http_multiprocess import Server
@@ -77,48 +81,27 @@ def main() -> None:
     from vault.agent.status import agent_status
     from vault.client import VaultClient
 
+    seconds = {"direct": 0.0, "keyed": 0.0, "agent": 0.0}
+    direct_cpu = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         tmp = Path(tmp)
         vault = make_vault(tmp / "vault")
         _, token = person_token(vault.context, "dialer", CLIENT)
         log_key = vault.log_key()
         server = Server(tmp / "vault", {}, tmp / "serve.log", workers=1)
+        proc = None
         try:
             server.wait_ready()
             clips = tmp / "clips"
             clips.mkdir()
-            for i in range(2 * n):
+            for i in range(3 * n):
                 write_clip(clips / f"c{i}.wav")
-
-            # -- direct -----------------------------------------------------------------
             api = VaultClient(server.url, token)  # one connection pool, as the agent has
-
-            def direct(i: int) -> None:
-                api.upload(clips / f"c{i}.wav", order_meta(100000 + i))
-
             warm = clips / "warm.wav"
             write_clip(warm)
-            for i in range(CONCURRENCY):  # a warm server for both series
+            for i in range(CONCURRENCY):  # a warm server for every series
                 api.upload(warm, order_meta(90000 + i))
-            cpu = _own_cpu()
-            start = time.perf_counter()
-            with ThreadPoolExecutor(CONCURRENCY) as pool:
-                list(pool.map(direct, range(n)))
-            direct_s = time.perf_counter() - start
-            direct_cpu = _own_cpu() - cpu
 
-            # -- direct with an Idempotency-Key (what the agent sends; the vault then
-            # looks the key up and stores it: its own cost, paid by any safe retrier) ----
-            def keyed(i: int) -> None:
-                api.upload(clips / f"c{i}.wav", order_meta(200000 + i), idempotency_key=f"k-{i}")
-
-            start = time.perf_counter()
-            with ThreadPoolExecutor(CONCURRENCY) as pool:
-                list(pool.map(keyed, range(n)))
-            keyed_s = time.perf_counter() - start
-            api.close()
-
-            # -- the agent --------------------------------------------------------------
             home = tmp / "agent"
             home.mkdir()
             conf = {
@@ -145,47 +128,87 @@ def main() -> None:
             wait(lambda: cfg.spool_path.exists())
             beside = tmp / "beside"
             beside.mkdir()
-            for i in range(n, 2 * n):
-                shutil.copy(clips / f"c{i}.wav", beside / f"c{i}.wav")
-                (beside / f"c{i}.json").write_text(json.dumps(order_meta(100000 + i)))
-            start = time.perf_counter()
-            for i in range(n, 2 * n):
-                os.replace(beside / f"c{i}.json", cfg.watch / f"c{i}.json")
-                os.replace(beside / f"c{i}.wav", cfg.watch / f"c{i}.wav")
 
-            def uploaded() -> bool:
-                s = agent_status(cfg)
-                if s["alert"] or s["quarantined"]:
-                    raise SystemExit(f"the agent refused clips: {s}")
-                return s["waiting_proof"] + s["done"] >= n
+            def timed(series: str, upload, first: int) -> None:
+                start = time.perf_counter()
+                with ThreadPoolExecutor(CONCURRENCY) as pool:
+                    list(pool.map(upload, range(first, first + per)))
+                seconds[series] += time.perf_counter() - start
 
-            wait(uploaded, every=0.1)
-            agent_s = time.perf_counter() - start
+            def direct(i: int) -> None:
+                api.upload(clips / f"c{i}.wav", order_meta(100000 + i))
+
+            # an Idempotency-Key per upload, as the agent sends one (the vault stores it)
+            def keyed(i: int) -> None:
+                api.upload(clips / f"c{i}.wav", order_meta(100000 + i), idempotency_key=f"k-{i}")
+
+            def through_agent(first: int) -> None:
+                batch = range(first, first + per)
+                for i in batch:
+                    shutil.copy(clips / f"c{i}.wav", beside / f"c{i}.wav")
+                    (beside / f"c{i}.json").write_text(json.dumps(order_meta(100000 + i)))
+                goal = agent_status(cfg)["done"] + per
+                start = time.perf_counter()
+                for i in batch:
+                    os.replace(beside / f"c{i}.json", cfg.watch / f"c{i}.json")
+                    os.replace(beside / f"c{i}.wav", cfg.watch / f"c{i}.wav")
+
+                def uploaded() -> bool:
+                    s = agent_status(cfg)
+                    if s["alert"] or s["quarantined"]:
+                        raise SystemExit(f"the agent refused clips: {s}")
+                    return s["waiting_proof"] + s["done"] >= goal
+
+                wait(uploaded, every=0.1)
+                seconds["agent"] += time.perf_counter() - start
+                # the proofs are checked off the clock, before the next round's direct
+                # series: they would slow it down, not the agent
+                wait(lambda: agent_status(cfg)["done"] >= goal, every=0.2)
+
+            # rounds of the three series in turn, every other round backwards: a steady
+            # drift of the machine's speed (it is shared) and the vault's growth weigh on
+            # all three alike
+            def direct_round(r: int) -> None:
+                nonlocal direct_cpu
+                cpu = _own_cpu()
+                timed("direct", direct, r * per)
+                direct_cpu += _own_cpu() - cpu
+
+            for r in range(rounds):
+                steps = [
+                    lambda r=r: direct_round(r),
+                    lambda r=r: timed("keyed", keyed, n + r * per),
+                    lambda r=r: through_agent(2 * n + r * per),
+                ]
+                for step in steps if r % 2 == 0 else steps[::-1]:
+                    step()
             agent_cpu = _cpu(proc.pid)
-            wait(lambda: agent_status(cfg)["done"] >= n, every=0.5)
             rss_kib = _hwm(proc.pid)
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(60)
-            log.close()
+            api.close()
         finally:
+            if proc is not None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(60)
             server.stop()
             vault.close()
 
-    direct_rate, keyed_rate, agent_rate = n / direct_s, n / keyed_s, n / agent_s
+    m = per * rounds
+    direct_rate, keyed_rate, agent_rate = (m / seconds[k] for k in ("direct", "keyed", "agent"))
     ratio = agent_rate / direct_rate
     c.table(
         ["series", "clips", "seconds", "clips/s"],
         [
-            ["direct VaultClient", n, round(direct_s, 2), round(direct_rate, 2)],
-            ["direct, Idempotency-Key", n, round(keyed_s, 2), round(keyed_rate, 2)],
-            ["agent (watch folder)", n, round(agent_s, 2), round(agent_rate, 2)],
+            ["direct VaultClient", m, round(seconds["direct"], 2), round(direct_rate, 2)],
+            ["direct, Idempotency-Key", m, round(seconds["keyed"], 2), round(keyed_rate, 2)],
+            ["agent (watch folder)", m, round(seconds["agent"], 2), round(agent_rate, 2)],
         ],
     )
+    print(f"{rounds} rounds of {per} clips per series, the series in turn")
     print(f"agent vs direct with a key: {agent_rate / keyed_rate:.3f}")
     print(f"agent peak RSS: {rss_kib / 1024:.1f} MiB (target < {RSS_TARGET} MiB)")
     print(
-        f"CPU per clip: agent {agent_cpu / n * 1000:.1f} ms (start-up included), "
-        f"direct client {direct_cpu / n * 1000:.1f} ms"
+        f"CPU per clip: agent {agent_cpu / m * 1000:.1f} ms (start-up and proof checks "
+        f"included), direct client {direct_cpu / m * 1000:.1f} ms"
     )
     c.emit(
         "agent",
@@ -193,7 +216,8 @@ def main() -> None:
         ratio,
         TARGET,
         "ratio>=",
-        clips=n,
+        clips=m,
+        rounds=rounds,
         concurrency=CONCURRENCY,
         clip_mib=1,
         direct_clips_per_s=round(direct_rate, 3),
@@ -201,8 +225,8 @@ def main() -> None:
         ratio_vs_keyed=round(agent_rate / keyed_rate, 4),
         agent_clips_per_s=round(agent_rate, 3),
         peak_rss_mib=round(rss_kib / 1024, 1),
-        agent_cpu_ms_per_clip=round(agent_cpu / n * 1000, 1),
-        direct_cpu_ms_per_clip=round(direct_cpu / n * 1000, 1),
+        agent_cpu_ms_per_clip=round(agent_cpu / m * 1000, 1),
+        direct_cpu_ms_per_clip=round(direct_cpu / m * 1000, 1),
         rss_target_mib=RSS_TARGET,
     )
 

@@ -307,6 +307,10 @@ def test_the_opening_proves_the_entry_commits_to_the_local_clip_and_metadata(ser
     later = tc.get(f"/v1/records/{receipt['record_id']}/receipt", headers=auth).json()
     assert later.get("opening") is None  # the salt only ever goes to the uploader
 
+    queued = checked.clip_sha256
+    check_opening(receipt, path, checked.document, checked.evidence, clip_sha256=queued)
+    with pytest.raises(ReceiptMismatch, match="changed after it was queued"):
+        check_opening(receipt, path, checked.document, checked.evidence, clip_sha256="00" * 32)
     other = clip(tmp_path, seed=4)
     with pytest.raises(ReceiptMismatch, match="local clip"):
         check_opening(receipt, other, checked.document, checked.evidence)
@@ -497,3 +501,94 @@ def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_p
     assert adopt_staged(cfg, spool) == 0  # nothing queued again
     assert (cfg.done / "call.wav").exists() and (cfg.done / "call.json").exists()
     assert not stage.exists() and spool.get(job.id).state == "done"
+
+
+def _served_agent(tmp_path: Path, served, concurrency: int = 1):
+    """An agent whose uplink reaches the in-process vault of ``served``; the POSTs it made."""
+    from vault.agent.pipeline import Agent
+
+    v, tc, auth = served
+    posts: list[str] = []
+
+    class Counting(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                posts.append(request.url.path)
+            return tc._transport.handle_request(request)
+
+    token = auth["Authorization"].split()[1]
+    cfg = load_config(
+        tmp_path / "agent",
+        env={},
+        url="http://testserver",
+        token=token,
+        log_keys=[v.log_key()],
+        concurrency=concurrency,
+        settle_seconds=0.05,
+        poll_interval=0.05,
+    )
+    agent = Agent(cfg, uplink=Uplink("http://testserver", token, transport=Counting()))
+    return agent, posts
+
+
+def _drop(agent, tmp_path: Path, n: int) -> None:
+    cfg = agent.cfg
+    pair = clip(tmp_path, seed=n).rename(cfg.watch / f"call{n}.wav")
+    (cfg.watch / f"call{n}.json").write_text(json.dumps(order_meta(n)))
+    assert intake(cfg, agent.spool, pair, cfg.watch / f"call{n}.json")
+
+
+def test_a_staged_clip_changed_after_it_was_queued_raises_an_alert_and_is_kept(
+    served, tmp_path
+):
+    agent, _ = _served_agent(tmp_path, served)
+    try:
+        _drop(agent, tmp_path, 5)
+        job = agent.spool.claim()
+        data = bytearray(job.clip.read_bytes())
+        data[-100] ^= 0xFF  # still a valid WAV: a sample changed
+        job.clip.write_bytes(bytes(data))
+        agent.step(job)
+        flagged = agent.spool.get(job.id)
+        assert flagged.state == "alert"
+        assert flagged.last_error == "the staged clip changed after it was queued"
+        assert flagged.receipt  # what the vault answered, kept for the person who looks
+        assert job.clip.read_bytes() == bytes(data)  # the clip stays where it was staged
+    finally:
+        agent.stop()
+
+
+def test_uploads_go_on_while_an_answer_is_being_checked(served, tmp_path, monkeypatch):
+    import threading
+
+    from vault.agent import pipeline
+
+    release, checking = threading.Event(), threading.Event()
+    real = pipeline.check_opening
+
+    def slow_check(*args, **kwargs):
+        checking.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "check_opening", slow_check)
+    agent, posts = _served_agent(tmp_path, served, concurrency=1)
+    try:
+        for n in (11, 12, 13):
+            _drop(agent, tmp_path, n)
+        agent.start()
+        assert checking.wait(30)
+        deadline = time.monotonic() + 30
+        # one upload thread: while the first answer's check waits, it sends the others
+        while len(posts) < 3:
+            assert time.monotonic() < deadline, posts
+            time.sleep(0.02)
+        assert agent.spool.counts()["waiting_proof"] == 0  # nothing checked yet
+        release.set()
+        while agent.spool.counts()["waiting_proof"] + agent.spool.counts()["done"] < 3:
+            assert time.monotonic() < deadline, agent.spool.counts()
+            time.sleep(0.02)
+        assert len(posts) == 3  # each sent once
+    finally:
+        release.set()
+        agent.stop()

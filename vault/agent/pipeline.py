@@ -1,25 +1,37 @@
-"""The running agent: one watcher thread, ``concurrency`` upload/proof threads.
+"""The running agent: one watcher thread, ``concurrency`` upload/proof threads, one checker.
 
 Every job moves through the spool (:mod:`vault.agent.spool`): a thread claims a due job,
 does one step (upload, or ask for the proof), and records the outcome before it looks at
-the next. Nothing is held only in memory: ``kill -9`` at any point loses at most the
-step in flight, which the next start repeats under the same Idempotency-Key.
+the next. An upload's answer is checked by the checker thread (the clip read once more
+and hashed, the receipt's commitments opened), so that the upload threads keep
+``concurrency`` uploads in flight instead of pausing for each check. Nothing is held
+only in memory: until the checker records the outcome the job stays ``uploading``, and
+``kill -9`` at any point loses at most the steps in flight, which the next start repeats
+under the same Idempotency-Keys.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
+import queue
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vault.agent.config import AgentConfig
-from vault.agent.intake import adopt_staged, check_pair, finish_files, intake, quarantine
+from vault.agent.intake import (
+    Checked,
+    adopt_staged,
+    check_pair,
+    finish_files,
+    intake,
+    quarantine,
+)
 from vault.agent.receipts import ReceiptBook, ReceiptMismatch, check_inclusion, check_opening
 from vault.agent.retry import Backoff
 from vault.agent.signing import load_signer, source_header
@@ -32,6 +44,15 @@ if TYPE_CHECKING:
     from vault.agent.status import MetricsServer
 
 log = logging.getLogger("vault.agent")
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """An upload the vault answered, for the checker: still ``uploading`` in the spool."""
+
+    job: Job
+    checked: Checked
+    receipt: dict
 
 
 def _lock(cfg: AgentConfig) -> int:
@@ -70,6 +91,10 @@ class Agent:
         #: no entry from ``seq`` on is asked for its proof again before ``until``
         self._uncovered: dict[str, tuple[int, float]] = {}
         self._uncovered_lock = threading.Lock()
+        #: answered uploads waiting for the checker; bounded, so uploads never run far
+        #: ahead of their checks
+        self._answered: queue.Queue[_Answered] = queue.Queue(max(2, 2 * cfg.concurrency))
+        self._uploaders: list[threading.Thread] = []
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> Agent:
@@ -79,7 +104,8 @@ class Agent:
             log.info("resumed: %d interrupted upload(s), %d staged pair(s)", released, adopted)
         self._spawn("watch", self._watch_loop)
         for n in range(max(1, self.cfg.concurrency)):
-            self._spawn(f"upload-{n}", self._work_loop)
+            self._uploaders.append(self._spawn(f"upload-{n}", self._work_loop))
+        self._spawn("check", self._check_loop)  # last: it drains the uploaders' answers
         if self.cfg.metrics_port:
             from vault.agent.status import MetricsServer
 
@@ -87,10 +113,11 @@ class Agent:
         log.info("agent started: watching %s", self.cfg.watch)
         return self
 
-    def _spawn(self, name: str, target) -> None:
+    def _spawn(self, name: str, target) -> threading.Thread:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
+        return t
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stopping.set()
@@ -135,35 +162,57 @@ class Agent:
                 self._work.clear()
                 continue
             try:
-                self.step(job)
+                if job.state != "uploading":
+                    self._prove(job)
+                elif (answered := self._upload(job)) is not None:
+                    self._answered.put(answered)  # waits while the checker is behind
             except Exception as exc:  # an unexpected fault: the job waits, the thread lives
-                log.error("job %d: %s", job.id, type(exc).__name__)
-                state = "queued" if job.state == "uploading" else "waiting_proof"
-                delay = self.backoff.delay(job.attempts)
-                self.spool.retry_later(job, state, delay, f"agent fault: {type(exc).__name__}")
+                self._fault(job, exc)
+
+    def _check_loop(self) -> None:
+        """Check answered uploads until the agent stops and the uploaders are gone."""
+        while True:
+            try:
+                answered = self._answered.get(timeout=0.2)
+            except queue.Empty:
+                if self.stopping.is_set() and not any(t.is_alive() for t in self._uploaders):
+                    return
+                continue
+            try:
+                self._check(answered)
+            except Exception as exc:
+                self._fault(answered.job, exc)
+
+    def _fault(self, job: Job, exc: Exception) -> None:
+        """An unexpected fault: the job waits (its step is repeated), the thread lives."""
+        log.error("job %d: %s", job.id, type(exc).__name__)
+        state = "queued" if job.state == "uploading" else "waiting_proof"
+        delay = self.backoff.delay(job.attempts)
+        self.spool.retry_later(job, state, delay, f"agent fault: {type(exc).__name__}")
 
     def step(self, job: Job) -> None:
-        """One step of a claimed job."""
-        if job.state == "uploading":
-            self._upload(job)
-        else:
+        """One step of a claimed job, its check included."""
+        if job.state != "uploading":
             self._prove(job)
+        elif (answered := self._upload(job)) is not None:
+            self._check(answered)
 
-    def _upload(self, job: Job) -> None:
+    def _upload(self, job: Job) -> _Answered | None:
+        """Send the clip; the vault's answer for :meth:`_check` (None: nothing to check)."""
         try:
-            # the clip's hash is taken from the bytes sent (one read less per clip)
+            # the clip is checked against its queued hash after the answer (_check): one
+            # read of it less here
             checked = check_pair(job.clip, job.meta, clip_sha256=job.clip_sha256)
         except (InvalidAudio, InvalidEvidence) as exc:
             self._quarantine(job, f"{exc.kind}: {exc.message}")
-            return
+            return None
         if checked.key != job.key:
             self._alert(job, "the staged metadata changed after it was queued")
-            return
-        sent = hashlib.sha256()
+            return None
         signature = None
         if self.signer is not None:
             # signed over the hash the job was queued with: a clip changed since is caught
-            # below (and the vault refuses the signature over another clip)
+            # by _check (and the vault refuses the signature over another clip)
             signature = source_header(
                 self.signer, job.clip_sha256, checked.meta, checked.evidence.recorded_at
             )
@@ -173,7 +222,6 @@ class Agent:
                 checked.meta,
                 media_type=job.media_type,
                 key=job.key,
-                tap=sent.update,
                 signature=signature,
             )
         except UploadFailed as exc:
@@ -182,12 +230,20 @@ class Agent:
                 self.spool.retry_later(job, "queued", delay, exc.message)
             else:
                 self._quarantine(job, exc.message, exc)
-            return
-        if sent.hexdigest() != job.clip_sha256:
-            self._alert(job, "the staged clip changed after it was queued", receipt)
-            return
+            return None
+        return _Answered(job, checked, receipt)
+
+    def _check(self, answered: _Answered) -> None:
+        """The receipt commits to the queued clip and the local metadata: wait for the proof."""
+        job, checked, receipt = answered.job, answered.checked, answered.receipt
         try:
-            check_opening(receipt, job.clip, checked.document, checked.evidence)
+            check_opening(
+                receipt,
+                job.clip,
+                checked.document,
+                checked.evidence,
+                clip_sha256=job.clip_sha256,
+            )
         except ReceiptMismatch as exc:
             self._alert(job, exc.message, receipt)
             return

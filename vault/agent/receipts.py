@@ -16,6 +16,7 @@ alert. :class:`ReceiptBook` keeps every verified receipt as one JSON line.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -70,8 +71,21 @@ def _need(condition: bool, message: str) -> None:
         raise ReceiptMismatch(message)
 
 
-def check_opening(receipt: dict, clip: Path, document: bytes, evidence: Evidence) -> dict:
-    """Check the upload's receipt against the local clip and document; the parsed entry."""
+def check_opening(
+    receipt: dict,
+    clip: Path,
+    document: bytes,
+    evidence: Evidence,
+    *,
+    clip_sha256: str | None = None,
+) -> dict:
+    """Check the upload's receipt against the local clip and document; the parsed entry.
+
+    ``clip_sha256``: the hash the clip was queued with; the clip is checked against it in
+    the same read. The two together prove that the vault committed to the queued bytes:
+    had they changed before or while they were sent, either the file now differs from the
+    queued hash, or the vault's commitment differs from the file now.
+    """
     opening = receipt.get("opening")
     _need(isinstance(opening, dict), "the receipt carries no opening (entry and salt)")
     text, salt_hex = opening.get("entry"), opening.get("salt")
@@ -95,11 +109,19 @@ def check_opening(receipt: dict, clip: Path, document: bytes, evidence: Evidence
     commitments = body.get("commitments") or {}
     try:
         clip_hasher = CommitmentHasher(salt, "clip")
-        for chunk in _chunks(clip):
-            clip_hasher.update(chunk)
         meta_commitment = commitment(salt, "meta", document)
     except (ValueError, TypeError):
         raise ReceiptMismatch("the receipt's salt is not a commitment salt") from None
+    plain = hashlib.sha256() if clip_sha256 is not None else None
+    for chunk in _chunks(clip):  # one read for both hashes
+        clip_hasher.update(chunk)
+        if plain is not None:
+            plain.update(chunk)
+    if plain is not None and clip_sha256 is not None:
+        _need(
+            hmac.compare_digest(plain.hexdigest(), clip_sha256),
+            "the staged clip changed after it was queued",
+        )
     _need(
         hmac.compare_digest(clip_hasher.hexdigest(), str(commitments.get("clip", ""))),
         "the entry does not commit to the local clip",

@@ -18,7 +18,8 @@ from vault.agent.retry import is_transient, parse_retry_after
 from vault.client import VaultClient, encode_metadata
 from vault.errors import VaultError
 
-_CHUNK = 1 << 16
+#: read and sent 256 KiB at a time: per-chunk work in httpx is a fair share of an upload's CPU
+_CHUNK = 1 << 18
 
 
 class UploadFailed(VaultError):
