@@ -21,7 +21,7 @@ from vault.http.app import create_app
 from vault.ledger.entry import parse_entry
 from vault.ledger.merkle import verify_inclusion
 from vault.sealing.stream import SEGMENT_SIZE
-from vault.services import idempotency
+from vault.services import idempotency, receipts
 
 PII = ("+4915112345678", "4915112345678", "15112345678", "Mustermann", "1980-01-31")
 OTHER, OTHER_CAMPAIGN = "acme-at", "winback-2026"
@@ -265,6 +265,29 @@ def test_a_new_key_is_stored_with_its_record(local, api, tmp_path, monkeypatch):
     assert again.status_code == 200 and again.json()["duplicate"] is True
     with read_session(local.context.engine) as s:
         assert s.get(IdempotencyKey, (rows[0].token_id, "call-1/seg-1/again")) is not None
+
+
+def test_a_fresh_uploads_opening_is_answered_without_reading_it_back(
+    local, api, tmp_path, monkeypatch
+):
+    def read_back(*args, **kwargs):
+        raise AssertionError("the fresh record was read back for its opening")
+
+    monkeypatch.setattr(receipts, "get_record", read_back)
+    dialer = auth(local, "dialer")
+    path = clip(tmp_path)
+    meta = meta_header(order_meta(4))
+    headers = {**dialer, "Content-Type": "audio/wav", "Evidence-Metadata": meta}
+    fresh = api.post("/v1/records?opening=true", content=path.read_bytes(), headers=headers)
+    assert fresh.status_code == 201, fresh.text
+    body = fresh.json()
+    with read_session(local.context.engine) as s:
+        row = s.exec(select(LogEntry).where(LogEntry.seq == body["seq"])).one()
+    assert body["opening"]["entry"].encode() == bytes(row.entry)  # the entry as stored
+    monkeypatch.undo()
+    # a repeat is answered from the sealed record: entry and salt read back, the same
+    repeat = api.post("/v1/records?opening=true", content=path.read_bytes(), headers=headers)
+    assert repeat.status_code == 200 and repeat.json()["opening"] == body["opening"]
 
 
 def test_upload_refusals(local, api, tmp_path, monkeypatch):

@@ -127,6 +127,9 @@ class Receipt(JsonFields):
     #: the commitment salt of a record sealed by this call (None for a duplicate): the
     #: uploader's opening of its own commitments; never in ``to_dict``
     salt: bytes | None = field(default=None, repr=False, compare=False)
+    #: the ``evidence.sealed`` entry's bytes, likewise only of a record sealed by this
+    #: call: the opening is answered without reading it back; never in ``to_dict``
+    entry: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

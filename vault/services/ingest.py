@@ -467,6 +467,7 @@ def _commit(
         done.appended.entry_hash,
         done.sealed_at,
         salt=sealed.salt,
+        entry=done.appended.entry,
     )
 
 
