@@ -432,7 +432,11 @@ def commit_queue(engine: Engine) -> GroupCommit[_ToCommit, _Committed]:
 
 
 def _commit(
-    ctx: VaultContext, sealed: _Sealed, p: _Prepared, source: dict | None, key: NewKey | None
+    ctx: VaultContext,
+    sealed: _Sealed,
+    p: _Prepared,
+    source: dict | None,
+    key: NewKey | None = None,
 ) -> Receipt:
     """Commit the record and its entry, together with concurrent uploads of the client.
 
