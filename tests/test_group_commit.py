@@ -499,8 +499,10 @@ def test_keys_commit_with_their_records_and_a_taken_key_seals_nothing(
             out[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
+    for t in threads[:4]:
         t.start()
+    _wait_queued(vault, 4)
+    threads[4].start()  # queued last: when the batch splits, the first holder of k-0 wins
     _wait_queued(vault, len(jobs))
     blocker.release.set()
     _finish(*held)
