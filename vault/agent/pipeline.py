@@ -19,6 +19,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -162,10 +163,8 @@ class Agent:
                 self._work.clear()
                 continue
             try:
-                if job.state != "uploading":
-                    self._prove(job)
-                elif (answered := self._upload(job)) is not None:
-                    self._answered.put(answered)  # waits while the checker is behind
+                # the answer goes to the checker thread; put waits while it is behind
+                self._step(job, self._answered.put)
             except Exception as exc:  # an unexpected fault: the job waits, the thread lives
                 self._fault(job, exc)
 
@@ -192,10 +191,13 @@ class Agent:
 
     def step(self, job: Job) -> None:
         """One step of a claimed job, its check included."""
+        self._step(job, self._check)
+
+    def _step(self, job: Job, check: Callable[[_Answered], None]) -> None:
         if job.state != "uploading":
             self._prove(job)
         elif (answered := self._upload(job)) is not None:
-            self._check(answered)
+            check(answered)
 
     def _upload(self, job: Job) -> _Answered | None:
         """Send the clip; the vault's answer for :meth:`_check` (None: nothing to check)."""

@@ -117,9 +117,9 @@ def check_opening(
         clip_hasher.update(chunk)
         if plain is not None:
             plain.update(chunk)
-    if plain is not None and clip_sha256 is not None:
+    if plain is not None:
         _need(
-            hmac.compare_digest(plain.hexdigest(), clip_sha256),
+            hmac.compare_digest(plain.hexdigest(), clip_sha256 or ""),
             "the staged clip changed after it was queued",
         )
     _need(

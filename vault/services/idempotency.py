@@ -66,6 +66,13 @@ class EarlierRequest:
         return True
 
 
+def _key_taken() -> Conflict:
+    return Conflict(
+        "this Idempotency-Key was already used for a different request",
+        hint="use a new key for a new upload",
+    )
+
+
 def request_hash(meta_sha: str, clip_sha: str) -> str:
     return meta_sha[:32] + clip_sha[:32]
 
@@ -97,20 +104,11 @@ class NewKey:
             row = s.get(IdempotencyKey, (self.token_id, self.key))
         if row is None:
             return
-        earlier = EarlierRequest(row.request_hash, row.record_id, row.document_id)
-        if earlier.document_id is not None:
-            raise Conflict(
-                "this Idempotency-Key was already used for a different request",
-                hint="use a new key for a new upload",
-            )
-        earlier.check_metadata(self.meta_sha)
-        earlier.covers_clip(self.meta_sha, self.clip_sha)
-        # the same request, sealed as another record (its segment differs from ours?
-        # impossible with equal metadata); never seal under a key that names another
-        raise Conflict(
-            "this Idempotency-Key was already used for a different request",
-            hint="use a new key for a new upload",
-        )
+        if row.document_id is None:  # an upload: name the part that differs, if one does
+            earlier = EarlierRequest(row.request_hash, row.record_id)
+            earlier.check_metadata(self.meta_sha)
+            earlier.covers_clip(self.meta_sha, self.clip_sha)
+        raise _key_taken()
 
 
 def earlier_request(ctx: VaultContext, principal: Principal, key: str) -> EarlierRequest | None:
@@ -125,10 +123,7 @@ def check_document_retry(earlier: EarlierRequest, request: str, record_id: str) 
     """The document an earlier attach with this key sealed; Conflict unless this is the same
     request (same record, kind, media type and bytes)."""
     if earlier.document_id is None or earlier.record_id != record_id:
-        raise Conflict(
-            "this Idempotency-Key was already used for a different request",
-            hint="use a new key for a new upload",
-        )
+        raise _key_taken()
     if earlier.request_hash != request:
         raise IdempotencyMismatch("document")
     return earlier.document_id
@@ -191,10 +186,7 @@ def remember(
     with read_session(ctx.engine) as s:
         row = s.get(IdempotencyKey, (principal.token_id, key))
     if row is None or row.record_id != record_id:
-        raise Conflict(
-            "this Idempotency-Key was already used for a different request",
-            hint="use a new key for a new upload",
-        )
+        raise _key_taken()
     if row.request_hash not in (full, meta_sha):
         # the same record (ingest matched the clip), spelled differently
         raise IdempotencyMismatch("metadata" if row.request_hash[:32] != meta_sha[:32] else "clip")
