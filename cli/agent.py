@@ -69,6 +69,8 @@ def agent_run(ctx: click.Context, log_keys: tuple[str, ...], **options) -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # httpx logs every request at INFO; the agent logs each job's outcome itself
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     running = Agent(cfg).start()
     stop = running.stopping
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 
 from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_token
 from vault.agent.config import load_config
-from vault.agent.intake import check_pair, intake
+from vault.agent.intake import check_pair, intake, intake_batch
 from vault.agent.jobkey import idempotency_key
 from vault.agent.receipts import ReceiptMismatch, check_inclusion, check_opening
 from vault.agent.retry import Backoff, is_transient, parse_retry_after
 from vault.agent.spool import Spool
 from vault.agent.status import agent_status, prometheus_text
 from vault.agent.uplink import Uplink, UploadFailed
-from vault.agent.watch import Settler, open_for_writing
+from vault.agent.watch import FolderEvents, Settler, open_for_writing
 from vault.client import encode_metadata
 from vault.errors import ConfigError
 from vault.http.app import create_app
@@ -270,6 +270,62 @@ def test_intake_quarantines_bad_pairs_with_a_reason_and_queues_good_ones(tmp_pat
     (cfg.watch / "good.json").write_text(json.dumps(order_meta(1)))
     assert intake(cfg, spool, cfg.watch / "good.wav", cfg.watch / "good.json") is None
     assert len(spool.jobs()) == 1 and (cfg.done / "good.wav").exists()
+
+
+def test_a_batch_is_queued_in_one_transaction_and_a_repeat_inside_it_is_set_aside(
+    tmp_path, monkeypatch
+):
+    cfg = _config(tmp_path)
+    spool = Spool(cfg.spool_path)
+    pairs = []
+    for n in range(4):
+        c = clip(tmp_path, seed=10 + n).rename(cfg.watch / f"call{n}.wav")
+        (cfg.watch / f"call{n}.json").write_text(json.dumps(order_meta(10 + n)))
+        pairs.append((c, cfg.watch / f"call{n}.json"))
+    # the same clip and call segment again under another name, in the same batch
+    (cfg.watch / "again.wav").write_bytes(pairs[1][0].read_bytes())
+    (cfg.watch / "again.json").write_text(json.dumps(order_meta(11)))
+    pairs.insert(2, (cfg.watch / "again.wav", cfg.watch / "again.json"))
+    bad = cfg.watch / "late.wav"
+    bad.write_bytes(clip(tmp_path, seed=2, seconds=1.0).read_bytes())
+    (cfg.watch / "late.json").write_text(json.dumps(order_meta(2)))
+    pairs.insert(3, (bad, cfg.watch / "late.json"))
+
+    commits = []
+    tx = spool._tx
+    monkeypatch.setattr(spool, "_tx", lambda **kw: commits.append(kw) or tx(**kw))
+    jobs = intake_batch(cfg, spool, pairs)
+
+    # the four calls: one durable transaction for those before the repeat, one after it
+    assert [j.name for j in jobs] == [f"call{n}.wav" for n in range(4)]
+    assert commits == [{}, {}]
+    assert len(spool.jobs()) == 4 and all(j.state == "queued" for j in spool.jobs())
+    assert all(j.clip.exists() and j.meta.exists() for j in jobs)
+    assert (cfg.done / "again.wav").exists() and (cfg.quarantine / "late.wav").exists()
+    assert sorted(p.name for p in cfg.watch.iterdir()) == []
+
+
+def test_the_agents_own_reads_do_not_wake_the_watcher_but_arrivals_do(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    there = folder / "call.wav"
+    there.write_bytes(b"x" * 1000)
+    events = FolderEvents(folder, poll=False, poll_interval=0.05).start()
+    try:
+        time.sleep(0.2)
+        events.changed.clear()
+        for _ in range(3):  # what intake does to a pair: open, read, close
+            there.read_bytes()
+        assert not events.changed.wait(0.5)
+        (tmp_path / "new.json").write_text("{}")
+        (tmp_path / "new.json").rename(folder / "call.json")  # moved in
+        assert events.changed.wait(2)
+        events.changed.clear()
+        with (folder / "next.wav").open("wb") as fh:  # created, written, closed
+            fh.write(b"y")
+        assert events.changed.wait(2)
+    finally:
+        events.stop()
 
 
 # --- receipts against a real vault's answer -----------------------------------------------

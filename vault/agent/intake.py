@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from vault import audio
 from vault.agent.config import AgentConfig
 from vault.agent.jobkey import idempotency_key
 from vault.agent.receipts import sealed_document
-from vault.agent.spool import Job, Spool
+from vault.agent.spool import Job, NewJob, Spool
 from vault.audio import AudioInfo
 from vault.errors import InvalidAudio, InvalidEvidence, VaultError
 from vault.evidence import Evidence, parse_evidence
@@ -118,37 +119,88 @@ def finish_files(cfg: AgentConfig, clip: Path, meta: Path) -> None:
 
 def intake(cfg: AgentConfig, spool: Spool, clip: Path, meta: Path) -> Job | None:
     """Check, stage and queue one complete pair; None when it was quarantined or a repeat."""
-    try:
-        checked = check_pair(clip, meta)
-    except (InvalidAudio, InvalidEvidence) as exc:
-        where = quarantine(cfg, clip, meta, reason_text(exc))
-        log.warning("quarantined %s: %s", where.name, exc.kind)
-        return None
-    except OSError:
-        return None  # gone or unreadable right now: the next scan sees it again
-    key = checked.key
-    existing = spool.by_key(key)
-    if existing is not None and existing.clip != clip:
-        _repeat(cfg, existing, clip, meta)
-        return None
+    jobs = intake_batch(cfg, spool, [(clip, meta)])
+    return jobs[0] if jobs else None
+
+
+def intake_batch(cfg: AgentConfig, spool: Spool, pairs: Iterable[tuple[Path, Path]]) -> list[Job]:
+    """Check, stage and queue complete pairs; the new jobs (quarantined pairs and repeats
+    are not among them).
+
+    The pairs are staged first, then one fsync per folder touched and one spool
+    transaction queue them all: per pair, that spares a commit with its fsync and a turn
+    at the spool's write lock, which the upload threads wait for. A crash in between
+    leaves staged pairs without a job, which :func:`adopt_staged` queues at the next start.
+    """
+    staged: dict[str, _Staged] = {}
+    jobs: list[Job] = []
+    for clip, meta in pairs:
+        try:
+            checked = check_pair(clip, meta)
+        except (InvalidAudio, InvalidEvidence) as exc:
+            where = quarantine(cfg, clip, meta, reason_text(exc))
+            log.warning("quarantined %s: %s", where.name, exc.kind)
+            continue
+        except OSError:
+            continue  # gone or unreadable right now: the next scan sees it again
+        key = checked.key
+        if key in staged:  # the same clip and segment twice in this batch: a repeat
+            jobs += _queue(cfg, spool, staged.values())
+            staged = {}
+        existing = spool.by_key(key)
+        if existing is not None and existing.clip != clip:
+            _repeat(cfg, existing, clip, meta)
+            continue
+        try:
+            staged[key] = _stage(cfg, key, clip, meta, checked)
+        except OSError as exc:  # this pair stays in the watch folder for the next scan
+            log.error("staging %s failed: %s", clip.name, type(exc).__name__)
+    return jobs + _queue(cfg, spool, staged.values())
+
+
+@dataclass(frozen=True)
+class _Staged:
+    checked: Checked
+    name: str
+    clip: Path
+    meta: Path
+
+
+def _stage(cfg: AgentConfig, key: str, clip: Path, meta: Path, checked: Checked) -> _Staged:
+    """Move the pair into ``jobs/<key>/`` (out of the dialer's reach); not yet synced."""
     stage = cfg.jobs_dir / key
     stage.mkdir(parents=True, exist_ok=True)
     staged_clip, staged_meta = stage / clip.name, stage / meta.name
     if clip != staged_clip:
-        _move(meta, staged_meta, sync=False)  # one directory fsync covers both renames
-        _move(clip, staged_clip)
-    job = spool.add(
-        key=key,
-        name=clip.name,
-        clip=staged_clip,
-        meta=staged_meta,
-        media_type=checked.info.media_type,
-        clip_sha256=checked.clip_sha256,
-        client=checked.evidence.client,
+        _move(meta, staged_meta, sync=False)
+        _move(clip, staged_clip, sync=False)
+    return _Staged(checked, clip.name, staged_clip, staged_meta)
+
+
+def _queue(cfg: AgentConfig, spool: Spool, pairs: Iterable[_Staged]) -> list[Job]:
+    """Make the staged pairs durable, then queue them in one transaction."""
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    for folder in [*sorted({p.clip.parent for p in pairs}), cfg.jobs_dir]:
+        _fsync_dir(folder)
+    jobs = spool.add_many(
+        [
+            NewJob(
+                key=p.checked.key,
+                name=p.name,
+                clip=p.clip,
+                meta=p.meta,
+                media_type=p.checked.info.media_type,
+                clip_sha256=p.checked.clip_sha256,
+                client=p.checked.evidence.client,
+            )
+            for p in pairs
+        ]
     )
-    if job is not None:
-        log.info("queued job %d (%s)", job.id, clip.name)
-    return job
+    for job in jobs:
+        log.info("queued job %d (%s)", job.id, job.name)
+    return jobs
 
 
 def _repeat(cfg: AgentConfig, existing: Job, clip: Path, meta: Path) -> None:

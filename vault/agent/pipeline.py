@@ -30,7 +30,7 @@ from vault.agent.intake import (
     adopt_staged,
     check_pair,
     finish_files,
-    intake,
+    intake_batch,
     quarantine,
 )
 from vault.agent.receipts import ReceiptBook, ReceiptMismatch, check_inclusion, check_opening
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from vault.agent.status import MetricsServer
 
 log = logging.getLogger("vault.agent")
+
+#: pairs checked and staged per spool transaction (one commit, one fsync per folder)
+_INTAKE_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -139,12 +142,15 @@ class Agent:
         events = FolderEvents(cfg.watch, poll=cfg.poll, poll_interval=cfg.poll_interval).start()
         try:
             while not self.stopping.is_set():
-                for clip, meta in settler.scan():
+                ready = settler.scan()
+                # in batches: the first uploads start while later pairs are checked
+                for n in range(0, len(ready), _INTAKE_BATCH):
+                    batch = ready[n : n + _INTAKE_BATCH]
                     try:
-                        if intake(cfg, self.spool, clip, meta) is not None:
+                        if intake_batch(cfg, self.spool, batch):
                             self._work.set()
-                    except Exception as exc:  # one bad pair never stops the watcher
-                        log.error("intake of %s failed: %s", clip.name, type(exc).__name__)
+                    except Exception as exc:  # a bad batch never stops the watcher
+                        log.error("intake of %d pair(s) failed: %s", len(batch), type(exc).__name__)
                 busy = settler.pending()
                 step = min(cfg.poll_interval, max(cfg.settle_seconds / 4, 0.05))
                 # inotify wakes us on changes; while files settle, look again soon

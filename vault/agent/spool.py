@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 STATES = ("queued", "uploading", "waiting_proof", "done", "quarantined", "alert")
 #: states in which the agent still owes the job work
@@ -73,6 +74,19 @@ class Job:
     updated: float
     record_id: str | None
     receipt: str | None  # the upload's answer, JSON text
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A staged pair to queue."""
+
+    key: str
+    name: str
+    clip: Path
+    meta: Path
+    media_type: str
+    clip_sha256: str
+    client: str
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -140,28 +154,36 @@ class Spool:
             self._local.db = None
 
     # -- jobs ---------------------------------------------------------------------------
-    def add(
-        self,
-        *,
-        key: str,
-        name: str,
-        clip: Path,
-        meta: Path,
-        media_type: str,
-        clip_sha256: str,
-        client: str,
-    ) -> Job | None:
-        """A new queued job; None when a job with this key exists (the same drop again)."""
+    def add(self, **fields: Any) -> Job | None:
+        """A new queued job (the fields of :class:`NewJob`); None when a job with this key
+        exists (the same drop again)."""
+        jobs = self.add_many([NewJob(**fields)])
+        return jobs[0] if jobs else None
+
+    def add_many(self, new: list[NewJob]) -> list[Job]:
+        """New queued jobs in one durable transaction; those whose key exists are skipped."""
         now = time.time()
+        jobs = []
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO jobs (key, name, clip, meta, media_type, clip_sha256,"
-                " client, state, created, updated) VALUES (?,?,?,?,?,?,?,'queued',?,?)",
-                (key, name, str(clip), str(meta), media_type, clip_sha256, client, now, now),
-            )
-            if cur.rowcount == 0:
-                return None
-            return self._get(db, cur.lastrowid)
+            for j in new:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO jobs (key, name, clip, meta, media_type, clip_sha256,"
+                    " client, state, created, updated) VALUES (?,?,?,?,?,?,?,'queued',?,?)",
+                    (
+                        j.key,
+                        j.name,
+                        str(j.clip),
+                        str(j.meta),
+                        j.media_type,
+                        j.clip_sha256,
+                        j.client,
+                        now,
+                        now,
+                    ),
+                )
+                if cur.rowcount:
+                    jobs.append(self._get(db, cur.lastrowid))
+        return jobs
 
     def get(self, job_id: int) -> Job | None:
         row = self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -141,7 +141,7 @@ class FolderEvents:
     """Wakes the scan loop when the folder changes (inotify, or watchdog's poller)."""
 
     def __init__(self, folder: Path, *, poll: bool, poll_interval: float) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import FileClosedEvent, FileCreatedEvent, FileSystemEventHandler
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
@@ -153,7 +153,16 @@ class FolderEvents:
                 changed.set()
 
         self._observer = PollingObserver(timeout=poll_interval) if poll else Observer()
-        self._observer.schedule(_Wake(), str(folder), recursive=False)
+        # only a file's arrival (created or moved in) and a writer's close wake the scan:
+        # while anything is pending the loop looks again every step anyway, and the
+        # agent's own reads of the pairs it takes would otherwise wake it (open, access,
+        # close-nowrite), several events per pair for nothing
+        self._observer.schedule(
+            _Wake(),
+            str(folder),
+            recursive=False,
+            event_filter=[FileCreatedEvent, FileClosedEvent],
+        )
 
     def start(self) -> FolderEvents:
         self._observer.start()
