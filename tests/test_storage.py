@@ -356,6 +356,22 @@ def test_local_object_and_prefix_clash(tmp_path: Path) -> None:
     assert not isinstance(err.value, ObjectExists)
 
 
+def test_local_reads_only_regular_files(tmp_path: Path) -> None:
+    """A symlink, a directory or a FIFO planted at an object's key is no object: each
+    read says missing at once (a FIFO must not block the reader)."""
+    store = LocalStore(tmp_path)
+    store.put("c/real", [b"evidence"])
+    (tmp_path / "c" / "link").symlink_to(tmp_path / "c" / "real")
+    (tmp_path / "c" / "dir").mkdir()
+    os.mkfifo(tmp_path / "c" / "fifo")
+    for key in ("c/link", "c/dir", "c/fifo"):
+        with pytest.raises(ObjectMissing):
+            list(store.get(key))
+        with pytest.raises(ObjectMissing):
+            store.read_range(key, 0, 1)
+    assert b"".join(store.get("c/real")) == b"evidence"
+
+
 def test_local_root_must_exist(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="does not exist"):
         LocalStore(tmp_path / "missing")
