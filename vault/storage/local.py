@@ -215,8 +215,9 @@ class LocalStore:
     def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
         for key in self.list(prefix):
             try:
-                st = self._stat(key)
-            except ObjectMissing:  # deleted while we list
+                # the walk yields only regular files' keys under root: no second check
+                st = os.lstat(os.path.join(self._root, key))
+            except FileNotFoundError:  # deleted while we list
                 continue
             yield ObjectVersion(
                 key=key,
