@@ -20,7 +20,10 @@ growth weigh on all alike:
   check (the clip read once more and hashed twice, by a checker thread).
 
 ratio = agent clips/s over direct clips/s (issue 11 asks >= 0.9); the ratio against the
-keyed series is printed too. The agent's peak RSS (``VmHWM`` of its process) is reported
+keyed series is printed too. Also printed, for information: the same in the steady state,
+each round timed from its first finished clip to its last (the direct series' returns,
+the agent's "sealed" log lines), which leaves out what every round pays once before its
+first clip is done (for the agent, the settle wait and the first intake batch). The agent's peak RSS (``VmHWM`` of its process) is reported
 against the < 80 MiB target, and the CPU time per clip of the agent process and of the
 direct client (the machine has two cores for the vault, the client and the agent).
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,8 +50,8 @@ import _common as c
 TARGET = 0.9
 RSS_TARGET = 80
 CONCURRENCY = 4
-FULL = {"clips": 1000, "rounds": 2}
-QUICK = {"clips": 12, "rounds": 2}
+FULL = {"clips": 1000, "rounds": 4}
+QUICK = {"clips": 16, "rounds": 2}
 #: the console script's entry point (``cli:main``), run as ``python -m cli``: a venv
 #: installed before that entry point existed would start the full command tree instead
 AGENT_CMD = [sys.executable, "-m", "cli"]
@@ -82,6 +86,13 @@ def main() -> None:
     from vault.client import VaultClient
 
     seconds = {"direct": 0.0, "keyed": 0.0, "agent": 0.0}
+    # the steady state of each round: from its first finished clip to its last
+    steady = {"direct": [0.0, 0], "keyed": [0.0, 0], "agent": [0.0, 0]}
+
+    def settled(series: str, finished: list[float]) -> None:
+        steady[series][0] += max(finished) - min(finished)
+        steady[series][1] += len(finished) - 1
+
     direct_cpu = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         tmp = Path(tmp)
@@ -130,10 +141,17 @@ def main() -> None:
             beside.mkdir()
 
             def timed(series: str, upload, first: int) -> None:
+                finished: list[float] = []
+
+                def one(i: int) -> None:
+                    upload(i)
+                    finished.append(time.time())
+
                 start = time.perf_counter()
                 with ThreadPoolExecutor(CONCURRENCY) as pool:
-                    list(pool.map(upload, range(first, first + per)))
+                    list(pool.map(one, range(first, first + per)))
                 seconds[series] += time.perf_counter() - start
+                settled(series, finished)
 
             def direct(i: int) -> None:
                 api.upload(clips / f"c{i}.wav", order_meta(100000 + i))
@@ -148,7 +166,7 @@ def main() -> None:
                     shutil.copy(clips / f"c{i}.wav", beside / f"c{i}.wav")
                     (beside / f"c{i}.json").write_text(json.dumps(order_meta(100000 + i)))
                 goal = agent_status(cfg)["done"] + per
-                start = time.perf_counter()
+                start, wall = time.perf_counter(), time.time()
                 for i in batch:
                     os.replace(beside / f"c{i}.json", cfg.watch / f"c{i}.json")
                     os.replace(beside / f"c{i}.wav", cfg.watch / f"c{i}.wav")
@@ -165,6 +183,10 @@ def main() -> None:
                 wait(lambda: left() <= 2 * CONCURRENCY, every=0.1)
                 wait(lambda: left() <= 0, every=0.01)
                 seconds["agent"] += time.perf_counter() - start
+                finished = _sealed_since(home / "agent.log", wall)
+                if len(finished) != per:
+                    raise SystemExit(f"{len(finished)} clips sealed in the log, not {per}")
+                settled("agent", finished)
                 # the proofs are checked off the clock, before the next round's direct
                 # series: they would slow it down, not the agent
                 wait(lambda: agent_status(cfg)["done"] >= goal, every=0.2)
@@ -199,6 +221,8 @@ def main() -> None:
     m = per * rounds
     direct_rate, keyed_rate, agent_rate = (m / seconds[k] for k in ("direct", "keyed", "agent"))
     ratio = agent_rate / direct_rate
+    rate = {k: v[1] / v[0] for k, v in steady.items()}
+    steady_ratio = rate["agent"] / rate["direct"]
     c.table(
         ["series", "clips", "seconds", "clips/s"],
         [
@@ -209,6 +233,11 @@ def main() -> None:
     )
     print(f"{rounds} rounds of {per} clips per series, the series in turn")
     print(f"agent vs direct with a key: {agent_rate / keyed_rate:.3f}")
+    print(
+        "steady state (each round from its first finished clip to its last), clips/s: "
+        f"direct {rate['direct']:.1f}, keyed {rate['keyed']:.1f}, agent {rate['agent']:.1f}; "
+        f"agent vs direct {steady_ratio:.3f}, vs keyed {rate['agent'] / rate['keyed']:.3f}"
+    )
     print(f"agent peak RSS: {rss_kib / 1024:.1f} MiB (target < {RSS_TARGET} MiB)")
     print(
         f"CPU per clip: agent {agent_cpu / m * 1000:.1f} ms (start-up and proof checks "
@@ -227,12 +256,29 @@ def main() -> None:
         direct_clips_per_s=round(direct_rate, 3),
         keyed_clips_per_s=round(keyed_rate, 3),
         ratio_vs_keyed=round(agent_rate / keyed_rate, 4),
+        steady_ratio=round(steady_ratio, 4),
+        steady_ratio_vs_keyed=round(rate["agent"] / rate["keyed"], 4),
         agent_clips_per_s=round(agent_rate, 3),
         peak_rss_mib=round(rss_kib / 1024, 1),
         agent_cpu_ms_per_clip=round(agent_cpu / m * 1000, 1),
         direct_cpu_ms_per_clip=round(direct_cpu / m * 1000, 1),
         rss_target_mib=RSS_TARGET,
     )
+
+
+_SEALED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO job \d+ sealed as record")
+
+
+def _sealed_since(log: Path, since: float) -> list[float]:
+    """When the agent recorded each upload's check since ``since`` (its log's local-time
+    stamps, to the millisecond)."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if m := _SEALED.match(line):
+            t = time.mktime(time.strptime(m[1], "%Y-%m-%d %H:%M:%S")) + int(m[2]) / 1000
+            if t >= since - 0.001:
+                out.append(t)
+    return out
 
 
 def _cpu(pid: int) -> float:
