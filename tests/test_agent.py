@@ -506,6 +506,49 @@ def test_one_uncovered_entry_spares_the_later_ones_a_receipt_request(tmp_path):
         agent.stop()
 
 
+def test_an_uncovered_entry_defers_the_later_ones_without_claiming_them(tmp_path):
+    """Jobs waiting behind an uncovered entry are put back in one statement: none is
+    claimed again (a write transaction each) before the interval is over."""
+    from vault.agent.pipeline import Agent
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        record = request.url.path.split("/")[3]
+        asked.append(record)
+        return httpx.Response(200, json={"entry_hash": "h", "seq": int(record[4:])})
+
+    cfg = load_config(
+        tmp_path / "agent",
+        env={},
+        url="http://vault",
+        token="t",
+        log_keys=["k"],
+        proof_interval=60,
+    )
+    agent = Agent(cfg, uplink=Uplink("http://vault", "t", transport=httpx.MockTransport(answer)))
+    try:
+        ids = {}
+        for seq in (5, 6, 7, 8, 2):
+            job = _add(agent.spool, f"k{seq}", tmp_path)
+            agent.spool.uploaded(
+                job, f"rec-{seq}", json.dumps({"entry_hash": "h", "seq": seq}), proof_in=0
+            )
+            ids[seq] = job.id
+        agent.step(agent.spool.claim())  # job of seq 5 (lowest id): no proof yet
+        assert asked == ["rec-5"]
+        # 6, 7 and 8 now wait out the interval unclaimed; 2 comes before 5 and is due
+        due = agent.spool.claim()
+        assert due is not None and due.id == ids[2]
+        agent.step(due)
+        assert asked == ["rec-5", "rec-2"]
+        assert agent.spool.claim() is None
+        later = [agent.spool.get(ids[s]) for s in (5, 6, 7, 8, 2)]
+        assert all(j.state == "waiting_proof" and j.next_try > time.time() + 50 for j in later)
+    finally:
+        agent.stop()
+
+
 def test_the_slim_tree_loads_no_database_layer_and_shows_errors_like_the_full_one(tmp_path):
     import subprocess
     import sys
@@ -594,9 +637,7 @@ def _drop(agent, tmp_path: Path, n: int) -> None:
     assert intake(cfg, agent.spool, pair, cfg.watch / f"call{n}.json")
 
 
-def test_a_staged_clip_changed_after_it_was_queued_raises_an_alert_and_is_kept(
-    served, tmp_path
-):
+def test_a_staged_clip_changed_after_it_was_queued_raises_an_alert_and_is_kept(served, tmp_path):
     agent, _ = _served_agent(tmp_path, served)
     try:
         _drop(agent, tmp_path, 5)

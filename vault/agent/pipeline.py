@@ -287,7 +287,8 @@ class Agent:
             return
         proof = fresh.get("inclusion_proof")
         if not proof:
-            self._uncovered_from(job.client, seq)
+            gate, until = self._uncovered_from(job.client, seq)
+            self.spool.defer_proofs(job.client, gate, until)
             self.spool.proof_pending(job, self.cfg.proof_interval)
             return
         self._verify(job, stored, proof)
@@ -303,13 +304,15 @@ class Agent:
             return 0.0
         return gate[1] - time.time()
 
-    def _uncovered_from(self, client: str, seq: int) -> None:
+    def _uncovered_from(self, client: str, seq: int) -> tuple[int, float]:
+        """Entry ``seq`` has no proof yet: the gate for the client's log, (seq, until)."""
         until = time.time() + self.cfg.proof_interval
         with self._uncovered_lock:
             gate = self._uncovered.get(client)
             if gate is not None and gate[1] > time.time():
                 seq = min(seq, gate[0])
             self._uncovered[client] = (seq, until)
+        return seq, until
 
     def _verify(self, job: Job, stored: dict, proof: dict) -> None:
         try:

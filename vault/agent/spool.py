@@ -282,6 +282,23 @@ class Spool:
         """No checkpoint covers the entry yet: ask again after ``delay`` (not an error)."""
         self._set(job, "waiting_proof", durable=False, next_try=time.time() + delay)
 
+    def defer_proofs(self, client: str, from_seq: int, until: float) -> int:
+        """No checkpoint covers ``client``'s entry ``from_seq`` yet, so none covers a later
+        one: every unclaimed job waiting for such a proof waits until ``until``; how many.
+
+        One statement, instead of each of them being claimed, found gated and put back
+        once per interval (two write transactions per waiting job and interval, which
+        took the write lock from the uploads). Not fsync'd: a lost deferral is an early ask.
+        """
+        with self._tx(durable=False) as db:
+            cur = db.execute(
+                "UPDATE jobs SET next_try = ?, updated = ? WHERE state = 'waiting_proof'"
+                " AND owner IS NULL AND client = ? AND next_try < ?"
+                " AND json_extract(receipt, '$.seq') >= ?",
+                (until, time.time(), client, until, from_seq),
+            )
+            return cur.rowcount
+
     def finish(self, job: Job, state: str, error: str | None = None, **fields) -> None:
         """A final state: done, quarantined (with the reason) or alert."""
         self._set(job, state, last_error=error[:300] if error else None, **fields)
