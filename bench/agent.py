@@ -23,9 +23,11 @@ ratio = agent clips/s over direct clips/s (issue 11 asks >= 0.9); the ratio agai
 keyed series is printed too. Also printed, for information: the same in the steady state,
 each round timed from its first finished clip to its last (the direct series' returns,
 the agent's "sealed" log lines), which leaves out what every round pays once before its
-first clip is done (for the agent, the settle wait and the first intake batch). The agent's peak RSS (``VmHWM`` of its process) is reported
-against the < 80 MiB target, and the CPU time per clip of the agent process and of the
-direct client (the machine has two cores for the vault, the client and the agent).
+first clip is done (for the agent, the settle wait and the first intake batch).
+
+The agent's peak RSS (``VmHWM`` of its process) is reported against the < 80 MiB target,
+and the CPU time per clip of the agent process and of the direct client (the machine has
+two cores for the vault, the client and the agent).
 
     python bench/agent.py [--quick]
 """
