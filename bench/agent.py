@@ -185,7 +185,12 @@ def main() -> None:
                 wait(lambda: left() <= 2 * CONCURRENCY, every=0.1)
                 wait(lambda: left() <= 0, every=0.01)
                 seconds["agent"] += time.perf_counter() - start
-                finished = _sealed_since(home / "agent.log", wall)
+                # the log line follows the recorded state by a moment
+                deadline = time.monotonic() + 5
+                while len(finished := _sealed_since(home / "agent.log", wall)) < per:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
                 if len(finished) != per:
                     raise SystemExit(f"{len(finished)} clips sealed in the log, not {per}")
                 settled("agent", finished)
