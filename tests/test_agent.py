@@ -20,7 +20,7 @@ from vault.agent.intake import check_pair, intake, intake_batch
 from vault.agent.jobkey import idempotency_key
 from vault.agent.receipts import ReceiptMismatch, check_inclusion, check_opening
 from vault.agent.retry import Backoff, is_transient, parse_retry_after
-from vault.agent.spool import Spool
+from vault.agent.spool import NewJob, Spool
 from vault.agent.status import agent_status, prometheus_text
 from vault.agent.uplink import Uplink, UploadFailed
 from vault.agent.watch import FolderEvents, Settler, open_for_writing
@@ -36,13 +36,15 @@ SHA = "ab" * 32
 
 def _add(spool: Spool, key: str, tmp: Path):
     return spool.add(
-        key=key,
-        name=f"{key}.wav",
-        clip=tmp / f"{key}.wav",
-        meta=tmp / f"{key}.json",
-        media_type="audio/wav",
-        clip_sha256=SHA,
-        client=CLIENT,
+        NewJob(
+            key=key,
+            name=f"{key}.wav",
+            clip=tmp / f"{key}.wav",
+            meta=tmp / f"{key}.json",
+            media_type="audio/wav",
+            clip_sha256=SHA,
+            client=CLIENT,
+        )
     )
 
 
@@ -588,13 +590,15 @@ def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_p
     stage = cfg.jobs_dir / checked.key
     stage.mkdir(parents=True)
     job = spool.add(
-        key=checked.key,
-        name="call.wav",
-        clip=pair.rename(stage / "call.wav"),
-        meta=meta.rename(stage / "call.json"),
-        media_type="audio/wav",
-        clip_sha256=checked.clip_sha256,
-        client=CLIENT,
+        NewJob(
+            key=checked.key,
+            name="call.wav",
+            clip=pair.rename(stage / "call.wav"),
+            meta=meta.rename(stage / "call.json"),
+            media_type="audio/wav",
+            clip_sha256=checked.clip_sha256,
+            client=CLIENT,
+        )
     )
     spool.finish(job, "done")  # the power went here: done on disk, the files still staged
     assert adopt_staged(cfg, spool) == 0  # nothing queued again

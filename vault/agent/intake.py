@@ -161,8 +161,7 @@ def intake_batch(cfg: AgentConfig, spool: Spool, pairs: Iterable[tuple[Path, Pat
 @dataclass(frozen=True)
 class _Staged:
     checked: Checked
-    name: str
-    clip: Path
+    clip: Path  # staged under the name it was dropped with
     meta: Path
 
 
@@ -174,7 +173,7 @@ def _stage(cfg: AgentConfig, key: str, clip: Path, meta: Path, checked: Checked)
     if clip != staged_clip:
         _move(meta, staged_meta, sync=False)
         _move(clip, staged_clip, sync=False)
-    return _Staged(checked, clip.name, staged_clip, staged_meta)
+    return _Staged(checked, staged_clip, staged_meta)
 
 
 def _queue(cfg: AgentConfig, spool: Spool, pairs: Iterable[_Staged]) -> list[Job]:
@@ -188,7 +187,7 @@ def _queue(cfg: AgentConfig, spool: Spool, pairs: Iterable[_Staged]) -> list[Job
         [
             NewJob(
                 key=p.checked.key,
-                name=p.name,
+                name=p.clip.name,
                 clip=p.clip,
                 meta=p.meta,
                 media_type=p.checked.info.media_type,

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 STATES = ("queued", "uploading", "waiting_proof", "done", "quarantined", "alert")
 #: states in which the agent still owes the job work
@@ -154,10 +153,9 @@ class Spool:
             self._local.db = None
 
     # -- jobs ---------------------------------------------------------------------------
-    def add(self, **fields: Any) -> Job | None:
-        """A new queued job (the fields of :class:`NewJob`); None when a job with this key
-        exists (the same drop again)."""
-        jobs = self.add_many([NewJob(**fields)])
+    def add(self, new: NewJob) -> Job | None:
+        """A new queued job; None when a job with this key exists (the same drop again)."""
+        jobs = self.add_many([new])
         return jobs[0] if jobs else None
 
     def add_many(self, new: list[NewJob]) -> list[Job]:

@@ -150,12 +150,12 @@ class LocalStore:
         _no_versions(key, version_id)
         try:
             if not stat.S_ISREG(path.lstat().st_mode):
-                raise ObjectMissing(f"object {key!r} does not exist")
+                raise _missing(key)
             path.unlink()
         except FileNotFoundError:
-            raise ObjectMissing(f"object {key!r} does not exist") from None
+            raise _missing(key) from None
         except NotADirectoryError:
-            raise ObjectMissing(f"object {key!r} does not exist") from None
+            raise _missing(key) from None
         except OSError as exc:
             raise StorageError(f"cannot delete object {key!r}: {exc.strerror}") from exc
         _fsync_dir(path.parent)
@@ -240,11 +240,11 @@ class LocalStore:
         try:
             st = self._path(key).lstat()
         except (FileNotFoundError, NotADirectoryError):
-            raise ObjectMissing(f"object {key!r} does not exist") from None
+            raise _missing(key) from None
         except OSError as exc:
             raise StorageError(f"cannot read object {key!r}: {exc.strerror}") from exc
         if not stat.S_ISREG(st.st_mode):
-            raise ObjectMissing(f"object {key!r} does not exist")
+            raise _missing(key)
         return st
 
     def _open(self, key: str, version_id: str | None = None) -> BinaryIO:
@@ -257,14 +257,14 @@ class LocalStore:
         try:
             fd = os.open(os.path.join(self._root, key), flags)
         except (FileNotFoundError, NotADirectoryError):
-            raise ObjectMissing(f"object {key!r} does not exist") from None
+            raise _missing(key) from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symlink: not an object
-                raise ObjectMissing(f"object {key!r} does not exist") from None
+                raise _missing(key) from None
             raise StorageError(f"cannot read object {key!r}: {exc.strerror}") from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise ObjectMissing(f"object {key!r} does not exist")
+            raise _missing(key)
         return os.fdopen(fd, "rb")
 
     def _make_dirs(self, directory: Path, key: str) -> None:
@@ -300,6 +300,10 @@ class LocalStore:
         return ObjectExists(
             f"object {key!r} already exists", hint="objects are never overwritten; use a new key"
         )
+
+
+def _missing(key: str) -> ObjectMissing:
+    return ObjectMissing(f"object {key!r} does not exist")
 
 
 def _no_versions(key: str, version_id: str | None) -> None:
