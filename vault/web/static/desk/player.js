@@ -87,15 +87,29 @@ function seek(seconds) {
   show(ws.getCurrentTime());
 }
 
+// A pause that comes before playback has begun (a second key press, a span's end) rejects
+// play()'s promise with an AbortError: that is the listener's own pause, not a failure.
+// Anything else (the browser refusing to play) stays an error.
+function play() {
+  ws.play().catch((error) => {
+    if (error.name !== "AbortError") throw error;
+  });
+}
+
+function playPause() {
+  if (ws.isPlaying()) ws.pause();
+  else play();
+}
+
 function playSpan(id) {
   const span = spans[id];
   if (!span) return;
   seek(span.start);
   stopAt = span.end;
-  ws.play();
+  play();
 }
 
-playButton.addEventListener("click", () => ws.playPause());
+playButton.addEventListener("click", playPause);
 for (const button of box.querySelectorAll("button[data-region]")) {
   button.addEventListener("click", () => playSpan(button.dataset.region));
 }
@@ -111,7 +125,7 @@ slider.addEventListener("keydown", (e) => {
     ArrowDown: () => seek(now - STEP),
     Home: () => seek(0),
     End: () => seek(ws.getDuration()),
-    " ": () => ws.playPause(),
+    " ": playPause,
   };
   const act = keys[e.key];
   if (act) {
