@@ -11,7 +11,10 @@ plaintext commitments of the log entry.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 from sqlmodel import select
 
@@ -244,3 +247,52 @@ def deep_check(ctx: VaultContext, rec: Record, item: CheckedEntry) -> list[Findi
                 finding("modified", "decrypted clip does not match the log's commitment", key)
             )
     return out
+
+
+#: threads that open records ahead of the walk (``--deep``); one more walks the chain
+OPEN_THREADS = 4
+
+
+class RecordOpener:
+    """``--deep``'s record openings, run on threads ahead of the walk that reports them.
+
+    Opening a record is reading both objects, AES-GCM over every segment and SHA-256 over
+    ciphertext and plaintext: work that releases the GIL (or, on S3, waits for a GET). So
+    the walk names the records a page will reach (:meth:`ahead`), threads open them
+    meanwhile, and the walk takes each result where it would have opened the record
+    itself (:meth:`open`): the findings and their order are those of opening in turn.
+    A result is used only for the very entry and record the walk reached; anything else
+    is opened again there.
+    """
+
+    def __init__(self, ctx: VaultContext, threads: int) -> None:
+        self._ctx, self._threads = ctx, threads
+        self._pending: dict[int, tuple[dict, Record, Future[list[Finding]]]] = {}
+
+    @contextmanager
+    def ahead(self, openings: Iterable[tuple[int, dict, Record]]) -> Iterator[None]:
+        """Open these ``(seq, entry, record)`` on threads while the block walks them."""
+        if self._threads < 2:
+            yield
+            return
+        pool = ThreadPoolExecutor(self._threads, thread_name_prefix="verify-open")
+        try:
+            for seq, entry, rec in openings:
+                item = CheckedEntry(seq=seq, hash="", entry=entry)
+                self._pending[seq] = (entry, rec, pool.submit(deep_check, self._ctx, rec, item))
+            yield
+        finally:
+            self._pending.clear()
+            pool.shutdown(cancel_futures=True)
+
+    def open(self, rec: Record, item: CheckedEntry) -> list[Finding]:
+        pending = self._pending.pop(item.seq, None)
+        if pending is not None and pending[1] is rec and pending[0] == item.entry:
+            return pending[2].result()
+        return deep_check(self._ctx, rec, item)
+
+
+def open_threads() -> int:
+    """Threads for :class:`RecordOpener`: one per CPU this process may use, at most four."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cpus or 1, OPEN_THREADS)

@@ -9,8 +9,9 @@ ciphertext only, so an auditor's machine can run it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -22,9 +23,14 @@ from vault.db import Campaign, Client, Document, Hold, LogEntry, LogHead, Record
 from vault.db.models import MerkleNode, Person
 from vault.errors import DecryptionFailed, KeyUnavailable, ObjectMissing
 from vault.ledger.audit import ChainWalk, CheckedEntry, Finding
-from vault.ledger.entry import parse_entry
+from vault.ledger.entry import parse_canonical, parse_entry
 from vault.ledger.merkle import LEAF_PREFIX, CompactRange
-from vault.services.audit import CheckpointAudit, deep_check, stored_tree_findings
+from vault.services.audit import (
+    CheckpointAudit,
+    RecordOpener,
+    open_threads,
+    stored_tree_findings,
+)
 from vault.services.binding import STATE_TYPES, LogFacts, row_mismatch
 from vault.services.context import VaultContext
 from vault.services.dialers import load_history, policy_findings, source_findings
@@ -183,6 +189,7 @@ def _verify_client(
     campaigns = _campaigns(ctx, client)
     dialer_keys = load_history(ctx, client)
     report.findings.extend(policy_findings(ctx, client, dialer_keys))
+    opener = _Openings(RecordOpener(ctx, open_threads()), records, facts) if deep else None
 
     def check_sealed(item: CheckedEntry) -> None:
         sealed_ids.add(item.entry.get("record", ""))
@@ -190,7 +197,7 @@ def _verify_client(
         report.findings.extend(source_findings(dialer_keys, client, item))
         report.findings.extend(
             _check_sealed(
-                ctx, client, item, records, committed, report, deep, facts, campaigns, sealed
+                ctx, client, item, records, committed, report, opener, facts, campaigns, sealed
             )
         )
 
@@ -203,10 +210,11 @@ def _verify_client(
     walk = _Walk(client, keys, anchor, checkpoints, report, check_entry)
     workers = _workers(head.size)
     if workers > 1:
-        _parallel_walk(ctx, keys, walk, head.size, workers, progress)
+        _parallel_walk(ctx, keys, walk, head.size, workers, progress, opener)
     else:
         for page in walk_rows(ctx, client):
-            walk.page(page)
+            with _ahead(opener, page=page):
+                walk.page(page)
             progress(len(page))
     tree = walk.tree
     report.findings.extend(walk.chain.finish(head.size, head.head_hash))
@@ -498,6 +506,36 @@ def _paged(ctx: VaultContext, key, value, *where) -> Iterator[tuple[int, bytes]]
         after = page[-1][0]
 
 
+@dataclass
+class _Openings:
+    """``--deep``: the opener, and which records it may open (known and not shredded)."""
+
+    opener: RecordOpener
+    records: dict[str, Record]
+    facts: LogFacts
+
+    def openable(self, entry: dict | None) -> Record | None:
+        if entry is None or entry.get("type") != "evidence.sealed":
+            return None
+        rec = self.records.get(entry.get("record") or "")
+        return None if rec is None or rec.id in self.facts.shredded else rec
+
+
+def _ahead(
+    openings: _Openings | None, page: Sequence[tuple] = (), events: Sequence[tuple] = ()
+) -> contextlib.AbstractContextManager[None]:
+    """Open the records a walk page (rows) or a joined range (events) reaches, ahead of it."""
+    if openings is None:
+        return contextlib.nullcontext()
+    entries = (
+        [(row[0], parse_canonical(bytes(row[1]))) for row in page if row[3] == "evidence.sealed"]
+        + [(event[1], event[3]) for event in events if event[0] != "cp"]
+    )
+    return openings.opener.ahead(
+        (seq, entry, rec) for seq, entry in entries if (rec := openings.openable(entry))
+    )
+
+
 def _records(ctx: VaultContext, client: str) -> dict[str, Record]:
     with read_session(ctx.engine) as s:
         return {r.id: r for r in s.exec(select(Record).where(Record.client_id == client))}
@@ -510,7 +548,7 @@ def _check_sealed(
     records: dict[str, Record],
     committed: set[str],
     report: Report,
-    deep: bool,
+    opener: _Openings | None,
     facts: LogFacts,
     campaigns: dict[int, tuple[str, str]],
     sealed_objects: list[SealedObject],
@@ -528,9 +566,9 @@ def _check_sealed(
             SealedObject(obj.get("key", ""), obj.get("version"), rec_id, item.seq, role)
         )
         report.objects += 1
-    opened = deep and rec is not None and not shredded
+    opened = opener is not None and rec is not None and not shredded
     if opened:
-        out += deep_check(ctx, rec, item)
+        out += opener.opener.open(rec, item)
     for role in () if opened else ("clip", "meta"):
         obj = objects.get(role, {})
         key = obj.get("key", "")
@@ -779,7 +817,13 @@ def _workers(size: int) -> int:
 
 
 def _parallel_walk(
-    ctx: VaultContext, keys: LogKeys, walk: _Walk, size: int, workers: int, progress: Progress
+    ctx: VaultContext,
+    keys: LogKeys,
+    walk: _Walk,
+    size: int,
+    workers: int,
+    progress: Progress,
+    opener: _Openings | None,
 ) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -811,11 +855,13 @@ def _parallel_walk(
                     done = None
                 end = None if start == starts[-1] else start + RANGE
                 if done is not None and walk.can_join(start, done):
-                    walk.join(done)
+                    with _ahead(opener, events=done.events):
+                        walk.join(done)
                     progress(done.size)
                     continue
                 for page in walk_rows(ctx, client, start, end):
-                    walk.page(page)
+                    with _ahead(opener, page=page):
+                        walk.page(page)
                     progress(len(page))
     finally:
         _FORKED = None
