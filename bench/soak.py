@@ -21,8 +21,9 @@ uploads attempted, acknowledged, records stored for the run's calls, call segmen
 more than once, acknowledged uploads missing, findings left after gc, answers by status
 and problem kind, recovery after each fault (from the end of the fault to the first
 acknowledged upload after it) and the workers' RSS at the start and the end of the steady
-phase. Targets: 0 lost, 0 duplicates, 0 orphans after gc, 0 answers 500 (recovery < 2 s
-and RSS growth < 5 % are reported, not judged: they depend on the machine).
+phase, with where it is (files, heap, thread stacks, other anonymous memory; smaps).
+Targets: 0 lost, 0 duplicates, 0 orphans after gc, 0 answers 500 (recovery < 2 s and RSS
+growth < 5 % are reported, not judged: they depend on the machine).
 
     python bench/soak.py [--quick] [--minutes M] [--uploaders N] [--clip-kb K] [--seed S]
 """
@@ -259,6 +260,49 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+#: a thread's stack as glibc maps it (ulimit -s, 8 MiB by default), in KiB
+_STACK_KIB = 8192
+
+
+def memory_parts(pid: int) -> dict[str, int] | None:
+    """Where a process's resident memory is, in KiB (/proc/PID/smaps): mapped files
+    (libraries, modules), the main heap, thread stacks (anonymous 8 MiB mappings), other
+    anonymous memory (malloc's other arenas, large buffers), and the thread count."""
+    parts = {"files": 0, "heap": 0, "stacks": 0, "anonymous": 0}
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+        threads = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("Threads:")
+        )
+    except (OSError, StopIteration):
+        return None
+    part = "anonymous"
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5] if len(fields) > 5 else ""
+            if path.startswith("/"):
+                part = "files"
+            elif path == "[heap]":
+                part = "heap"
+            elif path == "[stack]" or (end - start) // 1024 == _STACK_KIB:
+                part = "stacks"
+            else:
+                part = "anonymous"
+        elif fields[0] == "Rss:":
+            parts[part] += int(fields[1])
+    return {**parts, "threads": threads}
+
+
+def parts_change(start: dict[int, Any], end: dict[int, Any]) -> dict[str, int]:
+    """The change of each memory part, summed over the workers alive at start and end."""
+    both = [p for p in start if start[p] and end.get(p)]
+    return {k: sum(end[p][k] - start[p][k] for p in both) for k in (start[both[0]] if both else {})}
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -320,6 +364,7 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
         duration = minutes * 60
         stop.wait(sizes["warmup"])
         rss_start = {p: rss_kib(p) for p in worker_pids(server)}
+        parts_start = {p: memory_parts(p) for p in rss_start}
         samples: dict[int, list[tuple[float, int]]] = {}
         sampler = threading.Thread(target=sample_rss, args=(server, samples, stop), daemon=True)
         sampler.start()
@@ -348,6 +393,7 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
             )
         stop.wait(max(0.0, t0 + duration - time.monotonic()))
         rss_end = {p: rss_kib(p) for p in worker_pids(server)}
+        parts_end = {p: memory_parts(p) for p in rss_end}
         cpu_end = {p: cpu_ticks(p) for p in worker_pids(server)}
         stop.set()
         for t in threads + slow_threads:
@@ -374,6 +420,8 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
         rss_kib_end=sorted(v for v in rss_end.values() if v),
         rss_growth_pct=rss_growth(rss_start, rss_end),
         rss_growth_per_worker_pct=settled_growth(samples),
+        memory_parts_start=[v for v in parts_start.values() if v],
+        memory_change_kib=parts_change(parts_start, parts_end),
         uploads_per_s=round(len(tally.acked) / load_seconds, 1),
         server_log_lines=len((workdir / "server.log").read_text(errors="replace").splitlines()),
     )
@@ -584,6 +632,11 @@ def show(f: dict[str, Any]) -> None:
         f"worker RSS KiB, steady phase: start {f['rss_kib_start']}, end {f['rss_kib_end']}; "
         f"growth of the workers alive throughout {f['rss_growth_pct']} %; per worker seen "
         f"{RSS_SPAN:.0f} s after its first {RSS_SETTLE:.0f} s: {f['rss_growth_per_worker_pct']} %"
+    )
+    print(
+        f"memory of the workers at the start of the steady phase (KiB): "
+        f"{f['memory_parts_start']}; change by the end, workers alive throughout: "
+        f"{f['memory_change_kib']}"
     )
 
 
