@@ -258,37 +258,51 @@ class RecordOpener:
 
     Opening a record is reading both objects, AES-GCM over every segment and SHA-256 over
     ciphertext and plaintext: work that releases the GIL (or, on S3, waits for a GET). So
-    the walk names the records a page will reach (:meth:`ahead`), threads open them
-    meanwhile, and the walk takes each result where it would have opened the record
-    itself (:meth:`open`): the findings and their order are those of opening in turn.
-    A result is used only for the very entry and record the walk reached; anything else
-    is opened again there.
+    the walk names the entries a page will reach (:meth:`ahead`), threads open their
+    records meanwhile, and the walk takes each result where it would have opened the
+    record itself (:meth:`open`): the findings and their order are those of opening in
+    turn. A result is used only for the very entry the walk reached; anything else is
+    opened again there.
     """
 
-    def __init__(self, ctx: VaultContext, threads: int) -> None:
+    def __init__(
+        self, ctx: VaultContext, threads: int, records: dict[str, Record], shredded: set[str]
+    ) -> None:
         self._ctx, self._threads = ctx, threads
-        self._pending: dict[int, tuple[dict, Record, Future[list[Finding]]]] = {}
+        self._records, self._shredded = records, shredded
+        self._pending: dict[int, tuple[dict, Future[list[Finding]]]] = {}
+
+    def _openable(self, entry: dict | None) -> Record | None:
+        """The record of a sealed-evidence entry, if it is known and not shredded."""
+        if entry is None or entry.get("type") != "evidence.sealed":
+            return None
+        rec = self._records.get(entry.get("record") or "")
+        return None if rec is None or rec.id in self._shredded else rec
 
     @contextmanager
-    def ahead(self, openings: Iterable[tuple[int, dict, Record]]) -> Iterator[None]:
-        """Open these ``(seq, entry, record)`` on threads while the block walks them."""
+    def ahead(self, entries: Iterable[tuple[int, dict | None]]) -> Iterator[None]:
+        """Open the records of these ``(seq, entry)`` on threads while the block walks them."""
         if self._threads < 2:
             yield
             return
         pool = ThreadPoolExecutor(self._threads, thread_name_prefix="verify-open")
         try:
-            for seq, entry, rec in openings:
-                item = CheckedEntry(seq=seq, hash="", entry=entry)
-                self._pending[seq] = (entry, rec, pool.submit(deep_check, self._ctx, rec, item))
+            for seq, entry in entries:
+                rec = self._openable(entry)
+                if rec is not None and entry is not None:
+                    item = CheckedEntry(seq=seq, hash="", entry=entry)
+                    self._pending[seq] = (entry, pool.submit(deep_check, self._ctx, rec, item))
             yield
         finally:
             self._pending.clear()
             pool.shutdown(cancel_futures=True)
 
     def open(self, rec: Record, item: CheckedEntry) -> list[Finding]:
+        # the record follows from the entry (its "record" field), so the same entry
+        # means the same record
         pending = self._pending.pop(item.seq, None)
-        if pending is not None and pending[1] is rec and pending[0] == item.entry:
-            return pending[2].result()
+        if pending is not None and pending[0] == item.entry:
+            return pending[1].result()
         return deep_check(self._ctx, rec, item)
 
 

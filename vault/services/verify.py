@@ -189,7 +189,7 @@ def _verify_client(
     campaigns = _campaigns(ctx, client)
     dialer_keys = load_history(ctx, client)
     report.findings.extend(policy_findings(ctx, client, dialer_keys))
-    opener = _Openings(RecordOpener(ctx, open_threads()), records, facts) if deep else None
+    opener = RecordOpener(ctx, open_threads(), records, facts.shredded) if deep else None
 
     def check_sealed(item: CheckedEntry) -> None:
         sealed_ids.add(item.entry.get("record", ""))
@@ -506,33 +506,15 @@ def _paged(ctx: VaultContext, key, value, *where) -> Iterator[tuple[int, bytes]]
         after = page[-1][0]
 
 
-@dataclass
-class _Openings:
-    """``--deep``: the opener, and which records it may open (known and not shredded)."""
-
-    opener: RecordOpener
-    records: dict[str, Record]
-    facts: LogFacts
-
-    def openable(self, entry: dict | None) -> Record | None:
-        if entry is None or entry.get("type") != "evidence.sealed":
-            return None
-        rec = self.records.get(entry.get("record") or "")
-        return None if rec is None or rec.id in self.facts.shredded else rec
-
-
 def _ahead(
-    openings: _Openings | None, page: Sequence[tuple] = (), events: Sequence[tuple] = ()
+    opener: RecordOpener | None, page: Sequence[tuple] = (), events: Sequence[tuple] = ()
 ) -> contextlib.AbstractContextManager[None]:
     """Open the records a walk page (rows) or a joined range (events) reaches, ahead of it."""
-    if openings is None:
+    if opener is None:
         return contextlib.nullcontext()
-    entries = (
+    return opener.ahead(
         [(row[0], parse_canonical(bytes(row[1]))) for row in page if row[3] == "evidence.sealed"]
         + [(event[1], event[3]) for event in events if event[0] != "cp"]
-    )
-    return openings.opener.ahead(
-        (seq, entry, rec) for seq, entry in entries if (rec := openings.openable(entry))
     )
 
 
@@ -548,7 +530,7 @@ def _check_sealed(
     records: dict[str, Record],
     committed: set[str],
     report: Report,
-    opener: _Openings | None,
+    opener: RecordOpener | None,
     facts: LogFacts,
     campaigns: dict[int, tuple[str, str]],
     sealed_objects: list[SealedObject],
@@ -568,7 +550,7 @@ def _check_sealed(
         report.objects += 1
     opened = opener is not None and rec is not None and not shredded
     if opened:
-        out += opener.opener.open(rec, item)
+        out += opener.open(rec, item)
     for role in () if opened else ("clip", "meta"):
         obj = objects.get(role, {})
         key = obj.get("key", "")
@@ -823,7 +805,7 @@ def _parallel_walk(
     size: int,
     workers: int,
     progress: Progress,
-    opener: _Openings | None,
+    opener: RecordOpener | None,
 ) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
