@@ -25,15 +25,21 @@ ctypes.CDLL("libc.so.6").malloc_stats()
 """
 
 
-def arenas(mode: str, env: dict | None = None) -> tuple[str, int]:
+def run_script(script: str, mode: str, env: dict | None) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter (malloc's settings are per process)."""
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode],
+        [sys.executable, "-c", script, mode],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, **(env or {})},
     )
     assert run.returncode == 0, run.stderr
+    return run
+
+
+def arenas(mode: str, env: dict | None = None) -> tuple[str, int]:
+    run = run_script(SCRIPT, mode, env)
     return run.stdout.strip(), sum(line.startswith("Arena ") for line in run.stderr.splitlines())
 
 
@@ -74,15 +80,7 @@ BUFFERS = 40 * 256 * 1024
 
 
 def mapped(mode: str, env: dict | None = None) -> tuple[str, int]:
-    run = subprocess.run(
-        [sys.executable, "-c", MAPPED, mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-    assert run.returncode == 0, run.stderr
-    said, grown = run.stdout.split()
+    said, grown = run_script(MAPPED, mode, env).stdout.split()
     return said, int(grown)
 
 
