@@ -143,8 +143,10 @@ def cap_malloc_arenas(arenas: int = WORKER_ARENAS) -> bool:
     return _mallopt(_M_ARENA_MAX, arenas)
 
 
-#: glibc's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD options of mallopt(3)
+#: glibc's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD options of mallopt(3), and the trim
+#: threshold's default
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_TRIM_THRESHOLD = 128 * 1024
 #: a serve worker's allocations from this size up are mappings of their own (unless
 #: MALLOC_MMAP_THRESHOLD_ says otherwise); glibc's own starting value, kept fixed
 WORKER_MMAP_THRESHOLD = 128 * 1024
@@ -168,7 +170,7 @@ def fix_mmap_threshold(threshold: int = WORKER_MMAP_THRESHOLD) -> bool:
         return False
     # as the environment variable would, from the start: the trim threshold at glibc's
     # default too (the imports before this may have raised it along with the other)
-    return _mallopt(_M_TRIM_THRESHOLD, WORKER_MMAP_THRESHOLD) and _mallopt(
+    return _mallopt(_M_TRIM_THRESHOLD, _GLIBC_TRIM_THRESHOLD) and _mallopt(
         _M_MMAP_THRESHOLD, threshold
     )
 

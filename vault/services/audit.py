@@ -272,9 +272,9 @@ class RecordOpener:
         self._records, self._shredded = records, shredded
         self._pending: dict[int, tuple[dict, Future[list[Finding]]]] = {}
 
-    def _openable(self, entry: dict | None) -> Record | None:
+    def _openable(self, entry: dict) -> Record | None:
         """The record of a sealed-evidence entry, if it is known and not shredded."""
-        if entry is None or entry.get("type") != "evidence.sealed":
+        if entry.get("type") != "evidence.sealed":
             return None
         rec = self._records.get(entry.get("record") or "")
         return None if rec is None or rec.id in self._shredded else rec
@@ -288,8 +288,7 @@ class RecordOpener:
         pool = ThreadPoolExecutor(self._threads, thread_name_prefix="verify-open")
         try:
             for seq, entry in entries:
-                rec = self._openable(entry)
-                if rec is not None and entry is not None:
+                if entry is not None and (rec := self._openable(entry)) is not None:
                     item = CheckedEntry(seq=seq, hash="", entry=entry)
                     self._pending[seq] = (entry, pool.submit(deep_check, self._ctx, rec, item))
             yield
