@@ -60,12 +60,14 @@ def agent(ctx: click.Context, home: Path) -> None:
 @click.option("--proof-interval", type=float, help="Seconds between asks for the proof.")
 @click.option("--log-key", "log_keys", multiple=True, help="Pinned log verifier key.")
 @click.option("--metrics-port", type=int, help="Serve /metrics on 127.0.0.1:PORT.")
+@click.option("--nice", type=click.IntRange(0, 19), help="Run at least this nice (default 10).")
 @click.pass_context
 def agent_run(ctx: click.Context, log_keys: tuple[str, ...], **options) -> None:
     """Run the agent until SIGTERM or Ctrl-C; resumes where a previous run stopped."""
-    from vault.agent.pipeline import Agent
+    from vault.agent.pipeline import Agent, lower_priority
 
     cfg = load_config(ctx.obj["agent_home"], log_keys=log_keys or None, **options)
+    lower_priority(cfg.nice)  # before any thread starts: they inherit it
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )

@@ -290,6 +290,18 @@ def test_pairs_land_once_bad_ones_are_quarantined_and_status_tells(vault, tmp_pa
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     assert 'evidence_agent_jobs{state="done"} 2' in metrics
     assert 'evidence_agent_jobs{state="quarantined"} 2' in metrics
+    # every thread of the agent (uploads, checker, watcher, metrics) yields to the dialer
+    # (10 by default; started nicer, it stays as nice as it was)
+    assert thread_niceness(agent.proc.pid) == {max(10, os.getpriority(os.PRIO_PROCESS, 0))}
+
+
+def thread_niceness(pid: int) -> set[int]:
+    """The niceness of each thread of a process (/proc/PID/task/*/stat, field 19)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        found.add(int(fields[16]))
+    return found
 
 
 def test_vault_down_for_a_while_then_everything_lands(tmp_path, agents):

@@ -46,6 +46,8 @@ class AgentConfig:
     metrics_port: int = 0
     #: this dialer host's source-signing key (PEM, 0600; `evidence-vault dialer keygen`)
     signing_key: Path | None = None
+    #: `agent run` runs at least this nice (0-19): the dialer's real-time work comes first
+    nice: int = 10
 
     @property
     def spool_path(self) -> Path:
@@ -114,6 +116,8 @@ def load_config(home: str | os.PathLike, env: dict | None = None, **overrides) -
     cfg = AgentConfig(home=home, **data)
     if cfg.after_done not in ("move", "delete"):
         raise ConfigError("after_done is 'move' or 'delete'", hint=f"fix {CONFIG_FILE}")
+    if not 0 <= cfg.nice <= 19:
+        raise ConfigError(f"nice is {cfg.nice}, not 0 to 19", hint=f"fix {CONFIG_FILE}")
     return replace(
         cfg,
         watch=cfg.watch or home / "inbox",

@@ -73,6 +73,20 @@ def _lock(cfg: AgentConfig) -> int:
     return fd
 
 
+def lower_priority(nice: int) -> int:
+    """Run at niceness ``nice`` at least (never raised back); the niceness now.
+
+    Call before any thread starts: Linux keeps a niceness per thread, and new threads
+    inherit their creator's. A dialer's media handling is real-time work; the agent's
+    hashing and checks can wait for it (and on a host shared with the vault, the vault's
+    ingest comes first too: docs/performance.md, "The dialer agent").
+    """
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return max(nice, current)
+
+
 class Agent:
     def __init__(self, cfg: AgentConfig, *, uplink: Uplink | None = None) -> None:
         cfg.require_service()
