@@ -95,6 +95,9 @@ def main() -> None:
         steady[series][0] += max(finished) - min(finished)
         steady[series][1] += len(finished) - 1
 
+    # each series' wall-clock windows, to read the vault's own account of its uploads
+    windows: dict[str, list[tuple[float, float]]] = {k: [] for k in seconds}
+
     direct_cpu = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         tmp = Path(tmp)
@@ -149,10 +152,11 @@ def main() -> None:
                     upload(i)
                     finished.append(time.time())
 
-                start = time.perf_counter()
+                start, wall = time.perf_counter(), time.time()
                 with ThreadPoolExecutor(CONCURRENCY) as pool:
                     list(pool.map(one, range(first, first + per)))
                 seconds[series] += time.perf_counter() - start
+                windows[series].append((wall, time.time()))
                 settled(series, finished)
 
             def direct(i: int) -> None:
@@ -185,6 +189,7 @@ def main() -> None:
                 wait(lambda: left() <= 2 * CONCURRENCY, every=0.1)
                 wait(lambda: left() <= 0, every=0.01)
                 seconds["agent"] += time.perf_counter() - start
+                windows["agent"].append((wall, time.time()))
                 # the log line follows the recorded state by a moment
                 deadline = time.monotonic() + 5
                 while len(finished := _sealed_since(home / "agent.log", wall)) < per:
@@ -218,6 +223,7 @@ def main() -> None:
             agent_cpu = _cpu(proc.pid)
             rss_kib = _hwm(proc.pid)
             api.close()
+            seen = _vault_view(tmp / "serve.log", windows)
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -245,6 +251,12 @@ def main() -> None:
         f"direct {rate['direct']:.1f}, keyed {rate['keyed']:.1f}, agent {rate['agent']:.1f}; "
         f"agent vs direct {steady_ratio:.3f}, vs keyed {rate['agent'] / rate['keyed']:.3f}"
     )
+    print(
+        "the vault's view (its access log): mean time per upload, ms: "
+        + ", ".join(f"{k} {v[0]:.1f}" for k, v in seen.items())
+        + "; uploads in flight on average: "
+        + ", ".join(f"{k} {v[1]:.2f}" for k, v in seen.items())
+    )
     print(f"agent peak RSS: {rss_kib / 1024:.1f} MiB (target < {RSS_TARGET} MiB)")
     print(
         f"CPU per clip: agent {agent_cpu / m * 1000:.1f} ms (start-up and proof checks "
@@ -268,9 +280,38 @@ def main() -> None:
         agent_clips_per_s=round(agent_rate, 3),
         peak_rss_mib=round(rss_kib / 1024, 1),
         agent_cpu_ms_per_clip=round(agent_cpu / m * 1000, 1),
+        vault_ms_per_upload={k: round(v[0], 1) for k, v in seen.items()},
+        uploads_in_flight={k: round(v[1], 2) for k, v in seen.items()},
         direct_cpu_ms_per_clip=round(direct_cpu / m * 1000, 1),
         rss_target_mib=RSS_TARGET,
     )
+
+
+_ACCESS = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO vault.http POST /v1/records 20[01] "
+    r"([\d.]+)ms"
+)
+
+
+def _vault_view(
+    log: Path, windows: dict[str, list[tuple[float, float]]]
+) -> dict[str, tuple[float, float]]:
+    """Per series, from the vault's access log: the mean time of an upload (from its
+    request to its answer) and the mean number in flight over the series' windows (4
+    would be the concurrency, kept full). Whether a gap between the series is the vault
+    taking longer per upload or the client leaving a slot empty."""
+    done = []  # (answered at, seconds taken)
+    for line in log.read_text(errors="replace").splitlines():
+        if m := _ACCESS.match(line):
+            at = time.mktime(time.strptime(m[1], "%Y-%m-%d %H:%M:%S")) + int(m[2]) / 1000
+            done.append((at, float(m[3]) / 1000))
+    out = {}
+    for series, spans in windows.items():
+        taken = [d for at, d in done if any(a <= at <= b + 0.002 for a, b in spans)]
+        span = sum(b - a for a, b in spans)
+        if taken and span:
+            out[series] = (1000 * sum(taken) / len(taken), sum(taken) / span)
+    return out
 
 
 _SEALED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO job \d+ sealed as record")
