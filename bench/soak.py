@@ -7,7 +7,10 @@ whose objects are in a SeaweedFS bucket with Object Lock. UPLOADERS threads, eac
 own keep-alive connection, ``POST /v1/records`` distinct calls (a WAV clip of CLIP_KB KiB,
 every one different) with an ``Idempotency-Key`` each. On a 503 or 408 they wait the
 ``Retry-After`` seconds and send the same upload with the same key again; on a connection
-error they reconnect and do the same. Meanwhile faults come on a schedule, in turn:
+error they reconnect and do the same. Meanwhile faults come on a schedule, in turn, the
+last one 90 s before the end (10 s in the quick run), longer than a connection lives, so
+that the clients a worker kill moved to the survivor are spread again when the steady
+phase ends and its end is measured at the load of its start:
 
 - ``s3``: SeaweedFS gets SIGKILL and is restarted on the same ports and data;
 - ``db``: the cluster is stopped with ``pg_ctl stop -m fast`` and started again;
@@ -64,8 +67,20 @@ QUICK = {
     "warmup": 6.0,
     "outage": 2.0,
     "connection_seconds": 5,
+    "tail": 10.0,
 }
-FULL = {"minutes": 12.0, "uploaders": 16, "clip_kb": 200, "warmup": 20.0, "outage": 5.0}
+#: the last fault comes ``tail`` seconds before the end: longer than a connection lives
+#: (``connection_max_seconds``, 60 s by default) and then some, so that the clients moved
+#: to the survivor by a worker kill are spread again when the steady phase ends, and the
+#: end's RSS is taken at the start's load
+FULL = {
+    "minutes": 12.0,
+    "uploaders": 16,
+    "clip_kb": 200,
+    "warmup": 20.0,
+    "outage": 5.0,
+    "tail": 90.0,
+}
 SLOW_CLIENTS = 3
 SLOW_PIECES, SLOW_PAUSE = 8, 0.5  # a slow upload takes ~4 s, under the receive timeout
 FINAL_RETRY_SECONDS = 120.0
@@ -368,11 +383,12 @@ def _run(cluster, sw, workdir: Path, minutes, uploaders, clip_kb, seed, sizes, s
         samples: dict[int, list[tuple[float, int]]] = {}
         sampler = threading.Thread(target=sample_rss, args=(server, samples, stop), daemon=True)
         sampler.start()
-        # the faults in turn, evenly over the rest of the run, the last ~10 s before its end
+        # the faults in turn, evenly over the rest of the run, the last one ``tail``
+        # seconds before its end
         steady = duration - sizes["warmup"]
         # quick: each fault once; else about one fault a minute
         count = len(FAULTS) if sizes is QUICK else max(len(FAULTS), int(steady // 60))
-        gap = max(steady - 10, 1) / count
+        gap = max(steady - sizes["tail"], 1) / (count - 1)
         slow_threads: list[threading.Thread] = []
         for i in range(count):
             stop.wait(max(0.0, t0 + sizes["warmup"] + i * gap - time.monotonic()))
