@@ -1,5 +1,4 @@
-"""A serve worker tames glibc malloc: two arenas, large buffers always mapped of their own,
-free pages inside the heap given back."""
+"""A serve worker tames glibc malloc: two arenas, large buffers always mapped of their own."""
 
 from __future__ import annotations
 
@@ -98,33 +97,3 @@ def test_a_worker_maps_large_buffers_of_their_own_even_after_a_larger_one_was_fr
     said, own = mapped("fix", {"MALLOC_MMAP_THRESHOLD_": str(512 * 1024)})
     assert said == "False" and own < 256 * 1024
 
-
-#: 40 MB in 40 KB blocks (below the mmap threshold: carved from the heap), then all but
-#: every 64th freed: the heap is mostly free pages between live blocks, which glibc's trim
-#: threshold cannot give back (only the top of the heap). RSS in KiB before and after the
-#: trimming thread had a few turns.
-FRAGMENTED = """
-import sys, time
-from vault.http.memory import trim_heap_periodically
-def rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-blocks = [bytearray(40_000) for _ in range(1000)]
-kept = blocks[::64]
-del blocks
-before = rss()
-print(trim_heap_periodically(0.05) is not None if sys.argv[1] == "trim" else None)
-time.sleep(0.5)
-print(before, rss())
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim (Linux)")
-def test_a_worker_gives_the_free_pages_inside_its_heap_back():
-    said, sizes = run_script(FRAGMENTED, "trim", None).stdout.strip().split("\n")
-    before, after = map(int, sizes.split())
-    assert said == "True" and before - after > 30_000  # of ~39,000 KiB freed inside
-    _, sizes = run_script(FRAGMENTED, "plain", None).stdout.strip().split("\n")
-    before, after = map(int, sizes.split())
-    assert abs(before - after) < 2_000  # glibc alone keeps them resident

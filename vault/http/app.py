@@ -29,7 +29,7 @@ from vault.errors import BackendUnavailable, VaultError
 from vault.http import admin, documents, guard, ledger, problems, records, webhooks
 from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
-from vault.http.memory import cap_malloc_arenas, fix_mmap_threshold, trim_heap_periodically
+from vault.http.memory import cap_malloc_arenas, fix_mmap_threshold
 from vault.http.proxies import TrustedProxies
 from vault.services import outages
 from vault.services.checkpoints import CheckpointTimer
@@ -118,7 +118,6 @@ def from_environment() -> FastAPI:
     """The factory ``evidence-vault serve`` gives uvicorn: each worker opens the vault."""
     cap_malloc_arenas()
     fix_mmap_threshold()
-    trim_heap_periodically()
     return create_app()
 
 

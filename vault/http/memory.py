@@ -1,19 +1,16 @@
 """A serve worker's memory: glibc malloc tamed, so that its resident size follows its load.
 
 A worker is long-lived and serves requests on up to 40 threads with buffers from a few
-bytes to several MiB. glibc's defaults suit short programs: an arena per thread, an mmap
-threshold that climbs after the first large free, and freed pages kept inside the heap.
-Each function here undoes one of those, measured by bench/soak.py, and does nothing
-elsewhere than glibc; where glibc reads an environment variable for the same setting,
-the operator's variable wins.
+bytes to several MiB. glibc's defaults suit short programs: an arena per thread, and an
+mmap threshold that climbs after the first large free. Each function here undoes one of
+them (measured by bench/soak.py), leaves the last word to the operator's environment
+variable for the same setting, and does nothing elsewhere than glibc.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import threading
-import time
 
 #: glibc's M_ARENA_MAX option of mallopt(3)
 _M_ARENA_MAX = -8
@@ -70,43 +67,9 @@ def fix_mmap_threshold(threshold: int = WORKER_MMAP_THRESHOLD) -> bool:
     )
 
 
-#: how often a serve worker gives the free pages inside its malloc arenas back
-TRIM_EVERY = 15.0
-
-
-def trim_heap_periodically(every: float = TRIM_EVERY) -> threading.Thread | None:
-    """Every ``every`` seconds, ``malloc_trim(0)``: the thread doing it (None: not glibc).
-
-    With the two measures above, what a worker still kept resident after a 12-minute soak
-    was mostly free space *inside* its arenas: blocks freed between live ones, whose pages
-    glibc keeps (its trim threshold only gives back the top of the heap). ``malloc_trim``
-    hands every whole free page in every arena back to the kernel (``MADV_DONTNEED``);
-    it costs about a millisecond per pass on a worker's heap, under the arena's lock
-    (docs/performance.md, "Soak under faults").
-    """
-    libc = _glibc()
-    if libc is None:
-        return None
-
-    def trim() -> None:
-        while True:
-            time.sleep(every)
-            libc.malloc_trim(0)
-
-    thread = threading.Thread(target=trim, name="heap-trim", daemon=True)
-    thread.start()
-    return thread
-
-
 def _mallopt(option: int, value: int) -> bool:
-    libc = _glibc()
-    return libc is not None and bool(libc.mallopt(option, value))
-
-
-def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.malloc_trim  # noqa: B018  (glibc has it; other C libraries may not)
-        return libc
+        return bool(libc.mallopt(option, value))
     except (OSError, AttributeError):  # not glibc
-        return None
+        return False
