@@ -416,6 +416,10 @@ def test_config_needs_url_token_and_a_pinned_key(tmp_path):
     (tmp_path / "agent.toml").write_text("[agent]\nurll = 1\n")
     with pytest.raises(ConfigError, match="unknown"):
         load_config(tmp_path, env={})
+    assert cfg.nice == 10  # below the dialer by default
+    (tmp_path / "agent.toml").write_text("[agent]\nnice = 25\n")
+    with pytest.raises(ConfigError, match="nice is 25, not 0 to 19"):
+        load_config(tmp_path, env={})
 
 
 # --- the pipeline's decisions, one step at a time -----------------------------------------

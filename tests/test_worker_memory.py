@@ -96,4 +96,3 @@ def test_a_worker_maps_large_buffers_of_their_own_even_after_a_larger_one_was_fr
     # the operator's MALLOC_MMAP_THRESHOLD_ wins: here it keeps 256 KiB in the heap
     said, own = mapped("fix", {"MALLOC_MMAP_THRESHOLD_": str(512 * 1024)})
     assert said == "False" and own < 256 * 1024
-

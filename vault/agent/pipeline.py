@@ -73,18 +73,16 @@ def _lock(cfg: AgentConfig) -> int:
     return fd
 
 
-def lower_priority(nice: int) -> int:
-    """Run at niceness ``nice`` at least (never raised back); the niceness now.
+def lower_priority(nice: int) -> None:
+    """Run at niceness ``nice`` at least (a nicer process stays as nice as it is).
 
     Call before any thread starts: Linux keeps a niceness per thread, and new threads
     inherit their creator's. A dialer's media handling is real-time work; the agent's
     hashing and checks can wait for it (and on a host shared with the vault, the vault's
     ingest comes first too: docs/performance.md, "The dialer agent").
     """
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice > current:
+    if nice > os.getpriority(os.PRIO_PROCESS, 0):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-    return max(nice, current)
 
 
 class Agent:
