@@ -697,3 +697,200 @@ def test_uploads_go_on_while_an_answer_is_being_checked(served, tmp_path, monkey
     finally:
         release.set()
         agent.stop()
+
+
+# --- the commitment salt the agent proposes -----------------------------------------------
+
+
+def test_a_proposed_salt_seals_the_record_and_its_opening_is_checked_without_a_read(
+    served, tmp_path
+):
+    from vault.ledger.entry import entry_hash, parse_entry
+    from vault.sealing import commitment
+
+    _, tc, auth = served
+    path = clip(tmp_path, seed=31)
+    meta_path = _write(tmp_path / "m31.json", order_meta(31))
+    salt = bytes(range(64, 96))
+    checked = check_pair(path, meta_path, salt=salt)
+    assert checked.salt == salt
+    assert checked.clip_commitment == commitment(salt, "clip", path.read_bytes())
+    headers = {**auth, "Content-Type": "audio/wav", "Idempotency-Key": "k-31"}
+    headers["Evidence-Metadata"] = encode_metadata(order_meta(31))
+    sent = tc.post(
+        "/v1/records?opening=true",
+        content=path.read_bytes(),
+        headers={**headers, "Commitment-Salt": salt.hex()},
+    )
+    assert sent.status_code == 201, sent.text
+    receipt = sent.json()
+    assert receipt["opening"]["salt"] == salt.hex()
+    body = parse_entry(receipt["opening"]["entry"].encode())["body"]
+    assert body["commitments"]["clip"] == checked.clip_commitment
+    queued = (salt.hex(), checked.clip_commitment)
+    gone = tmp_path / "not-there.wav"  # proves that the clip is not read again
+    entry = check_opening(
+        receipt, gone, checked.document, checked.evidence, clip_sha256="00" * 32, queued=queued
+    )
+    assert entry["record"] == receipt["record_id"]
+    # a commitment other than the queued one: the clip is read, which names what differs
+    check_opening(
+        receipt, path, checked.document, checked.evidence, queued=(salt.hex(), "00" * 32)
+    )
+    with pytest.raises(ReceiptMismatch, match="changed after it was queued"):
+        check_opening(
+            receipt,
+            path,
+            checked.document,
+            checked.evidence,
+            clip_sha256="00" * 32,
+            queued=(salt.hex(), "00" * 32),
+        )
+    # an answer rewritten on its way (entry_hash made to fit) does not pass as the queued one
+    forged_entry = parse_entry(receipt["opening"]["entry"].encode())
+    forged_entry["body"]["commitments"]["clip"] = "cd" * 32
+    import rfc8785
+
+    text = rfc8785.dumps(forged_entry).decode()
+    forged = {**receipt, "entry_hash": entry_hash(text.encode())}
+    forged["opening"] = {**receipt["opening"], "entry": text}
+    with pytest.raises(ReceiptMismatch, match="does not commit to the local clip"):
+        check_opening(forged, path, checked.document, checked.evidence, queued=queued)
+
+    # a retry under the same key with another salt is answered with the record's
+    again = tc.post(
+        "/v1/records?opening=true",
+        content=path.read_bytes(),
+        headers={**headers, "Commitment-Salt": "ee" * 32},
+    )
+    assert again.status_code == 200 and again.json()["opening"]["salt"] == salt.hex()
+    # so is a repeat of the call segment without the key
+    del headers["Idempotency-Key"]
+    repeat = tc.post(
+        "/v1/records?opening=true",
+        content=path.read_bytes(),
+        headers={**headers, "Commitment-Salt": "ee" * 32},
+    )
+    assert repeat.json()["duplicate"] and repeat.json()["opening"]["salt"] == salt.hex()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["ab" * 31, "AB" * 32, "ab" * 33, "zz" * 32, "ab" * 31 + "a"],
+    ids=["short", "upper-case", "long", "not-hex", "odd"],
+)
+def test_a_malformed_salt_is_refused_and_nothing_is_sealed(served, tmp_path, bad):
+    v, tc, auth = served
+    path = clip(tmp_path, seed=32)
+    headers = {**auth, "Content-Type": "audio/wav", "Commitment-Salt": bad}
+    headers["Evidence-Metadata"] = encode_metadata(order_meta(32))
+    refused = tc.post("/v1/records", content=path.read_bytes(), headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("invalid-request")
+    assert [e["field"] for e in refused.json()["errors"]] == ["header.Commitment-Salt"]
+    assert bad not in refused.text  # the field is named, the value is not echoed
+    assert v.find(client=CLIENT) == []
+
+
+def test_the_services_refuse_a_salt_of_the_wrong_size(tmp_path):
+    from vault.services.ingest import ingest
+
+    v = make_vault(tmp_path / "v")
+    try:
+        path = clip(tmp_path, seed=33)
+        with pytest.raises(ValueError, match="salt must be 32 bytes"):
+            ingest(v.context, path, order_meta(33), salt=bytes(16))
+        assert v.find(client=CLIENT) == []
+        receipt = ingest(v.context, path, order_meta(33), salt=bytes(range(32)))
+        assert not receipt.duplicate
+    finally:
+        v.close()
+
+
+class _DropsSalt(httpx.BaseTransport):
+    """An older vault: the proposed salt never reaches it, so it draws its own."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if "commitment-salt" in request.headers:
+            del request.headers["commitment-salt"]
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("vault_takes_the_salt", [True, False])
+def test_the_agent_proposes_its_intake_salt_and_reads_the_clip_again_only_when_needed(
+    served, tmp_path, monkeypatch, vault_takes_the_salt
+):
+    from vault.agent import receipts
+    from vault.sealing import commitment
+
+    agent, _ = _served_agent(tmp_path, served)
+    if not vault_takes_the_salt:
+        agent.uplink._http._transport = _DropsSalt(agent.uplink._http._transport)
+    reads: list[Path] = []
+    real_chunks = receipts._chunks
+
+    def counted(p: Path):
+        reads.append(p)
+        return real_chunks(p)
+
+    monkeypatch.setattr(receipts, "_chunks", counted)
+    try:
+        _drop(agent, tmp_path, 34)
+        job = agent.spool.claim()
+        assert job.salt and len(bytes.fromhex(job.salt)) == 32
+        assert job.clip_commitment == commitment(
+            bytes.fromhex(job.salt), "clip", job.clip.read_bytes()
+        )
+        agent.step(job)
+        done = agent.spool.get(job.id)
+        assert done.state == "waiting_proof", done.last_error
+        sealed_salt = json.loads(done.receipt)["opening"]["salt"]
+        assert (sealed_salt == job.salt) is vault_takes_the_salt
+        assert reads == ([] if vault_takes_the_salt else [job.clip])
+    finally:
+        agent.stop()
+
+
+def test_a_spool_of_an_older_agent_gets_the_salt_columns_and_its_jobs_still_run(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "spool.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """CREATE TABLE jobs (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, clip TEXT NOT NULL, meta TEXT NOT NULL, media_type TEXT NOT NULL,
+        clip_sha256 TEXT NOT NULL, client TEXT NOT NULL, state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0,
+        last_error TEXT, owner TEXT, created REAL NOT NULL, updated REAL NOT NULL,
+        record_id TEXT, receipt TEXT);"""
+    )
+    db.execute(
+        "INSERT INTO jobs (key, name, clip, meta, media_type, clip_sha256, client, state,"
+        " created, updated) VALUES ('old', 'a.wav', '/x/a.wav', '/x/a.json', 'audio/wav', ?,"
+        " ?, 'queued', 0, 0)",
+        (SHA, CLIENT),
+    )
+    db.commit()
+    db.close()
+    assert Spool(path, reader=True).jobs()[0].salt is None  # a look changes nothing
+    spool = Spool(path)
+    old = spool.claim()
+    assert (old.key, old.salt, old.clip_commitment) == ("old", None, None)
+    new = spool.add(
+        NewJob(
+            key="new",
+            name="b.wav",
+            clip=tmp_path / "b.wav",
+            meta=tmp_path / "b.json",
+            media_type="audio/wav",
+            clip_sha256=SHA,
+            client=CLIENT,
+            salt="11" * 32,
+            clip_commitment="22" * 32,
+        )
+    )
+    assert (new.salt, new.clip_commitment) == ("11" * 32, "22" * 32)
+    assert Spool(path).get(new.id) == new  # opening it again adds nothing twice

@@ -27,6 +27,7 @@ from vault.agent.spool import Job, NewJob, Spool
 from vault.audio import AudioInfo
 from vault.errors import InvalidAudio, InvalidEvidence, VaultError
 from vault.evidence import Evidence, parse_evidence
+from vault.sealing import CommitmentHasher, new_salt
 
 log = logging.getLogger("vault.agent")
 
@@ -42,6 +43,9 @@ class Checked:
     info: AudioInfo
     meta: bytes
     clip_sha256: str
+    #: the commitment salt drawn for the upload and the clip's commitment under it
+    salt: bytes | None = None
+    clip_commitment: str | None = None
 
     @property
     def document(self) -> bytes:
@@ -57,24 +61,38 @@ def sidecar_of(clip: Path) -> Path:
     return clip.with_suffix(SIDECAR_SUFFIX)
 
 
-def check_pair(clip: Path, meta_path: Path, *, clip_sha256: str | None = None) -> Checked:
+def check_pair(
+    clip: Path,
+    meta_path: Path,
+    *,
+    clip_sha256: str | None = None,
+    salt: bytes | None = None,
+) -> Checked:
     """Validate like the vault does at ingest; raises InvalidAudio / InvalidEvidence.
 
     ``clip_sha256``: the hash is known (the caller checks it another way); not recomputed.
+    ``salt``: also the clip's commitment under this salt, in the same read as its hash.
     """
     declared = audio.media_type_for_path(clip)
     info = audio.probe(clip, declared_type=declared)
     meta = meta_path.read_bytes()
     evidence = parse_evidence(meta, duration_ms=info.duration_ms, now=datetime.now(UTC))
-    return Checked(evidence, info, meta, clip_sha256 or _sha256(clip))
+    if clip_sha256 is not None:
+        return Checked(evidence, info, meta, clip_sha256)
+    sha256, committed = _hashes(clip, salt)
+    return Checked(evidence, info, meta, sha256, salt, committed)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def _hashes(path: Path, salt: bytes | None) -> tuple[str, str | None]:
+    """The clip's SHA-256 and, given a salt, its commitment: one read for both."""
+    plain = hashlib.sha256()
+    committed = CommitmentHasher(salt, "clip") if salt is not None else None
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+            plain.update(chunk)
+            if committed is not None:
+                committed.update(chunk)
+    return plain.hexdigest(), None if committed is None else committed.hexdigest()
 
 
 def reason_text(exc: VaultError) -> str:
@@ -136,7 +154,9 @@ def intake_batch(cfg: AgentConfig, spool: Spool, pairs: Iterable[tuple[Path, Pat
     jobs: list[Job] = []
     for clip, meta in pairs:
         try:
-            checked = check_pair(clip, meta)
+            # the upload proposes this salt: the receipt's clip commitment is then checked
+            # against this read, not a second one (docs/agent.md)
+            checked = check_pair(clip, meta, salt=new_salt())
         except (InvalidAudio, InvalidEvidence) as exc:
             where = quarantine(cfg, clip, meta, reason_text(exc))
             log.warning("quarantined %s: %s", where.name, exc.kind)
@@ -193,6 +213,8 @@ def _queue(cfg: AgentConfig, spool: Spool, pairs: Iterable[_Staged]) -> list[Job
                 media_type=p.checked.info.media_type,
                 clip_sha256=p.checked.clip_sha256,
                 client=p.checked.evidence.client,
+                salt=p.checked.salt.hex() if p.checked.salt is not None else None,
+                clip_commitment=p.checked.clip_commitment,
             )
             for p in pairs
         ]

@@ -243,6 +243,7 @@ class Agent:
                 media_type=job.media_type,
                 key=job.key,
                 signature=signature,
+                salt=job.salt,
             )
         except UploadFailed as exc:
             if exc.transient:
@@ -263,6 +264,9 @@ class Agent:
                 checked.document,
                 checked.evidence,
                 clip_sha256=job.clip_sha256,
+                queued=(job.salt, job.clip_commitment)
+                if job.salt and job.clip_commitment
+                else None,
             )
         except ReceiptMismatch as exc:
             self._alert(job, exc.message, receipt)

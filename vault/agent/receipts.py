@@ -78,6 +78,7 @@ def check_opening(
     evidence: Evidence,
     *,
     clip_sha256: str | None = None,
+    queued: tuple[str, str] | None = None,
 ) -> dict:
     """Check the upload's receipt against the local clip and document; the parsed entry.
 
@@ -85,6 +86,13 @@ def check_opening(
     the same read. The two together prove that the vault committed to the queued bytes:
     had they changed before or while they were sent, either the file now differs from the
     queued hash, or the vault's commitment differs from the file now.
+
+    ``queued``: (salt hex, clip commitment hex) taken in the same read as ``clip_sha256``
+    when the clip was queued, the salt proposed with the upload. When the entry was
+    sealed under that salt and commits to that commitment, the vault committed to the
+    queued bytes and the clip is not read again; otherwise (an older vault drew its own
+    salt, a repeat kept the record's, or the commitments differ) the clip is read as above,
+    which also names what differs.
     """
     opening = receipt.get("opening")
     _need(isinstance(opening, dict), "the receipt carries no opening (entry and salt)")
@@ -112,9 +120,29 @@ def check_opening(
         meta_commitment = commitment(salt, "meta", document)
     except (ValueError, TypeError):
         raise ReceiptMismatch("the receipt's salt is not a commitment salt") from None
+    if not _commits_to_queued(salt_hex, str(commitments.get("clip", "")), queued):
+        _check_clip(clip, clip_hasher, str(commitments.get("clip", "")), clip_sha256)
+    _need(
+        hmac.compare_digest(meta_commitment, str(commitments.get("meta", ""))),
+        "the entry does not commit to the local metadata",
+    )
+    return entry
+
+
+def _commits_to_queued(salt_hex: str, clip_commitment: str, queued: tuple[str, str] | None) -> bool:
+    """The entry commits to the clip as it was read when queued, under the salt proposed."""
+    if queued is None:
+        return False
+    salt_ok = hmac.compare_digest(salt_hex.lower(), queued[0])
+    return salt_ok and hmac.compare_digest(clip_commitment, queued[1])
+
+
+def _check_clip(
+    clip: Path, hasher: CommitmentHasher, clip_commitment: str, clip_sha256: str | None
+) -> None:
     plain = hashlib.sha256() if clip_sha256 is not None else None
     for chunk in _chunks(clip):  # one read for both hashes
-        clip_hasher.update(chunk)
+        hasher.update(chunk)
         if plain is not None:
             plain.update(chunk)
     if plain is not None:
@@ -123,14 +151,9 @@ def check_opening(
             "the staged clip changed after it was queued",
         )
     _need(
-        hmac.compare_digest(clip_hasher.hexdigest(), str(commitments.get("clip", ""))),
+        hmac.compare_digest(hasher.hexdigest(), clip_commitment),
         "the entry does not commit to the local clip",
     )
-    _need(
-        hmac.compare_digest(meta_commitment, str(commitments.get("meta", ""))),
-        "the entry does not commit to the local metadata",
-    )
-    return entry
 
 
 def check_inclusion(proof: dict, entry_text: str, client: str, log_keys: Iterable[str]) -> dict:

@@ -48,10 +48,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     record_id TEXT,
-    receipt TEXT
+    receipt TEXT,
+    salt TEXT,
+    clip_commitment TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_try);
 """
+
+#: columns added since the first spools, each ``(name, SQL type)``: added on open
+_ADDED_COLUMNS = (("salt", "TEXT"), ("clip_commitment", "TEXT"))
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class Job:
     updated: float
     record_id: str | None
     receipt: str | None  # the upload's answer, JSON text
+    # the commitment salt proposed with the upload (hex) and the clip's commitment under
+    # it, taken in the read that queued the clip; None in jobs queued by an older agent
+    salt: str | None = None
+    clip_commitment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,8 @@ class NewJob:
     media_type: str
     clip_sha256: str
     client: str
+    salt: str | None = None
+    clip_commitment: str | None = None
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -107,6 +118,7 @@ class Spool:
         if not reader or not self._has_table():  # a look the moment the agent starts
             with self._write:
                 self._db().executescript(_SCHEMA)  # idempotent; commits on its own
+                self._add_columns()
 
     # -- plumbing ---------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -119,6 +131,14 @@ class Spool:
             db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
         return db
+
+    def _add_columns(self) -> None:
+        """A spool made by an older agent gets the columns added since (nullable)."""
+        db = self._db()
+        have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def _has_table(self) -> bool:
         sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
@@ -166,7 +186,8 @@ class Spool:
             for j in new:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO jobs (key, name, clip, meta, media_type, clip_sha256,"
-                    " client, state, created, updated) VALUES (?,?,?,?,?,?,?,'queued',?,?)",
+                    " client, salt, clip_commitment, state, created, updated)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,'queued',?,?)",
                     (
                         j.key,
                         j.name,
@@ -175,6 +196,8 @@ class Spool:
                         j.media_type,
                         j.clip_sha256,
                         j.client,
+                        j.salt,
+                        j.clip_commitment,
                         now,
                         now,
                     ),

@@ -80,10 +80,12 @@ class Uplink:
         progress: Callable[[int], None] | None = None,
         tap: Callable[[bytes], None] | None = None,
         signature: str | None = None,
+        salt: str | None = None,
     ) -> dict:
         """POST the clip; the receipt with its opening (201 new, 200 a repeat).
 
-        ``tap`` sees every chunk sent (e.g. a hash of exactly what went out)."""
+        ``tap`` sees every chunk sent (e.g. a hash of exactly what went out). ``salt``: the
+        commitment salt to propose (64 hex; the vault seals a new record under it)."""
         size = os.stat(clip).st_size
         headers = {
             "Content-Type": media_type,
@@ -93,6 +95,8 @@ class Uplink:
         }
         if signature:
             headers["Evidence-Signature"] = signature  # the dialer host's source signature
+        if salt:
+            headers["Commitment-Salt"] = salt
         return self._call(
             "POST",
             "/v1/records",

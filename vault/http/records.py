@@ -246,6 +246,15 @@ async def upload(
             "(docs/formats.md)",
         ),
     ] = None,
+    commitment_salt: Annotated[
+        str | None,
+        Header(
+            alias="Commitment-Salt",
+            pattern=r"^[0-9a-f]{64}$",
+            description="64 lowercase hex: 32 random bytes the uploader drew, for the entry's "
+            "commitments instead of a salt the vault draws; a repeat keeps the record's salt",
+        ),
+    ] = None,
 ) -> Response:
     """Seal the clip in the body with the evidence in `Evidence-Metadata`.
 
@@ -299,6 +308,7 @@ async def upload(
             earlier,
             opening=opening,
             signature=signature,
+            salt=None if commitment_salt is None else bytes.fromhex(commitment_salt),
         )
     finally:
         _uploads(request).leave()
@@ -340,6 +350,7 @@ async def _receive_and_seal(
     *,
     opening: bool,
     signature: SourceSignature | None = None,
+    salt: bytes | None = None,
 ) -> Response:
     with ctx.spool().file() as spooled:
         try:
@@ -369,7 +380,13 @@ async def _receive_and_seal(
             # by _answer: it needs no new row, or its own check)
             new_key = idempotency.NewKey(principal.token_id, idempotency_key, meta_sha, clip_sha)
         receipt = await run_in_threadpool(
-            partial(ingest, media_type=media_type, signature=signature, idempotency_key=new_key),
+            partial(
+                ingest,
+                media_type=media_type,
+                signature=signature,
+                idempotency_key=new_key,
+                salt=salt,
+            ),
             ctx,
             spooled.path,
             raw,

@@ -33,6 +33,7 @@ from vault.sealing.hashing import (
     KeyedHasher,
     Sha256Counter,
     commitment,
+    commitment_salt,
     keyed_hash,
     new_salt,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "check_statement",
     "ciphertext_size",
     "commitment",
+    "commitment_salt",
     "data_key_context",
     "decode_master_key",
     "decode_public_key",

@@ -56,6 +56,11 @@ def new_salt() -> bytes:
     return os.urandom(SALT_SIZE)
 
 
+def commitment_salt(proposed: bytes | None = None) -> bytes:
+    """The salt an uploader proposed (exactly 32 bytes, else ValueError), or a fresh one."""
+    return new_salt() if proposed is None else require_key("salt", proposed, SALT_SIZE)
+
+
 class Sha256Counter:
     """Incremental SHA-256 that also counts the bytes it has seen."""
 

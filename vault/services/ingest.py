@@ -49,10 +49,10 @@ from vault.sealing import (
     CommitmentHasher,
     KeyedHasher,
     commitment,
+    commitment_salt,
     data_key_context,
     encrypt_stream,
     keyed_hash,
-    new_salt,
     object_aad,
 )
 from vault.services.binding import row_digest
@@ -110,6 +110,7 @@ def ingest(
     media_type: str | None = None,
     signature: SourceSignature | None = None,
     idempotency_key: NewKey | None = None,
+    salt: bytes | None = None,
 ) -> Receipt:
     """Seal one clip with its evidence metadata; idempotent on (campaign, call_id, segment).
 
@@ -118,9 +119,14 @@ def ingest(
     no request used yet, stored in the record's own transaction (none when the answer is
     an earlier record: the caller remembers the key then, see
     :func:`vault.services.idempotency.remember`); a key another request took meanwhile
-    is a :class:`~vault.errors.Conflict` and nothing is sealed.
+    is a :class:`~vault.errors.Conflict` and nothing is sealed. ``salt``: the commitment
+    salt the uploader proposed (32 bytes; docs/formats.md, "Commitment"), so that it can
+    check the entry's clip commitment against the hash it took when it queued the clip,
+    without reading the clip again; None draws a fresh one. A repeat answers with the
+    salt the record was sealed with.
     """
     clip = Path(clip)
+    salt = commitment_salt(salt)
     prepared = _prepare(ctx, clip, meta, media_type)
     ev = prepared.evidence
     committing: list[bool] = []  # non-empty once the commit began: the outcome may be known
@@ -128,7 +134,7 @@ def ingest(
         # a duplicate in flight waits here, then answers from the committed record
         with claim(ctx.engine, prepared.campaign.id, ev.call_id, ev.segment):
             receipt = _ingest_claimed(
-                ctx, clip, prepared, committing, signature, meta, idempotency_key
+                ctx, clip, prepared, committing, signature, meta, idempotency_key, salt
             )
     except Exception as exc:
         # an outage before the commit: nothing was sealed, a plain retryable failure; at
@@ -155,7 +161,8 @@ def _ingest_claimed(
     committing: list[bool],
     signature: SourceSignature | None,
     meta: bytes | str | dict,
-    key: NewKey | None = None,
+    key: NewKey | None,
+    salt: bytes,
 ) -> Receipt:
     existing = _existing_receipt(ctx, prepared, lambda: prepared.clip_fingerprint(clip))
     if existing:
@@ -165,7 +172,7 @@ def _ingest_claimed(
     uploaded: list[str] = []
     sealed = None
     try:
-        sealed = _seal_objects(ctx, record_id, clip, prepared, uploaded)
+        sealed = _seal_objects(ctx, record_id, clip, prepared, uploaded, salt)
         committing.append(True)
         receipt = _commit(ctx, sealed, prepared, source, key)
     except IntegrityError:
@@ -326,13 +333,17 @@ def _existing_receipt(
 
 
 def _seal_objects(
-    ctx: VaultContext, record_id: str, clip: Path, p: _Prepared, uploaded: list[str]
+    ctx: VaultContext,
+    record_id: str,
+    clip: Path,
+    p: _Prepared,
+    uploaded: list[str],
+    salt: bytes,
 ) -> _Sealed:
     ev = p.evidence
     retain_until = p.retain_until
     lock_until = retain_until if retain_until > ctx.clock() else None
     prefix = object_prefix(ev.client, ev.campaign, ev.recorded_at, record_id)
-    salt = new_salt()
     # the KEK of the month the retention ends: see vault.services.keys
     dek, wrapped = ctx.keys.generate(
         ev.client, expiry_bucket(retain_until), data_key_context(record_id)
