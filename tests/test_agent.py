@@ -266,7 +266,9 @@ def test_intake_quarantines_bad_pairs_with_a_reason_and_queues_good_ones(tmp_pat
     data = good.read_bytes()
     job = intake(cfg, spool, good, cfg.watch / "good.json")
     assert job.state == "queued" and job.clip.read_bytes() == data
-    assert job.clip.parent == cfg.jobs_dir / job.key and not good.exists()
+    # staged flat, as <key>.<name>; the job keeps the name it was dropped with
+    assert job.clip == cfg.jobs_dir / f"{job.key}.good.wav" and not good.exists()
+    assert job.meta == cfg.jobs_dir / f"{job.key}.good.json" and job.name == "good.wav"
     # dropped again while the first is queued: no second job; the copy is set aside
     (cfg.watch / "good.wav").write_bytes(data)
     (cfg.watch / "good.json").write_text(json.dumps(order_meta(1)))
@@ -583,22 +585,29 @@ def test_the_slim_tree_loads_no_database_layer_and_shows_errors_like_the_full_on
     assert json.loads(as_json.output)["error"]["kind"] == "config-error"
 
 
-def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_path):
+def _staged_path(cfg, layout: str, key: str, name: str) -> Path:
+    """Where an agent stages a dropped file: flat (now) or in a directory per job (before)."""
+    if layout == "flat":
+        return cfg.jobs_dir / f"{key}.{name}"
+    (cfg.jobs_dir / key).mkdir(parents=True, exist_ok=True)
+    return cfg.jobs_dir / key / name
+
+
+@pytest.mark.parametrize("layout", ["flat", "directory"])
+def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_path, layout):
     from vault.agent.intake import adopt_staged
 
-    cfg = load_config(tmp_path, env={})
+    cfg = _config(tmp_path)
     spool = Spool(cfg.spool_path)
     pair = clip(tmp_path, seed=21).rename(tmp_path / "call.wav")
     meta = _write(tmp_path / "call.json", order_meta(21))
     checked = check_pair(pair, meta)
-    stage = cfg.jobs_dir / checked.key
-    stage.mkdir(parents=True)
     job = spool.add(
         NewJob(
             key=checked.key,
             name="call.wav",
-            clip=pair.rename(stage / "call.wav"),
-            meta=meta.rename(stage / "call.json"),
+            clip=pair.rename(_staged_path(cfg, layout, checked.key, "call.wav")),
+            meta=meta.rename(_staged_path(cfg, layout, checked.key, "call.json")),
             media_type="audio/wav",
             clip_sha256=checked.clip_sha256,
             client=CLIENT,
@@ -607,7 +616,36 @@ def test_a_done_job_whose_files_did_not_move_is_finished_at_the_next_start(tmp_p
     spool.finish(job, "done")  # the power went here: done on disk, the files still staged
     assert adopt_staged(cfg, spool) == 0  # nothing queued again
     assert (cfg.done / "call.wav").exists() and (cfg.done / "call.json").exists()
-    assert not stage.exists() and spool.get(job.id).state == "done"
+    assert list(cfg.jobs_dir.iterdir()) == [] and spool.get(job.id).state == "done"
+
+
+@pytest.mark.parametrize("layout", ["flat", "directory"])
+def test_staged_pairs_without_a_job_are_queued_at_the_next_start(tmp_path, layout):
+    from vault.agent.intake import adopt_staged
+
+    cfg = _config(tmp_path)
+    spool = Spool(cfg.spool_path)
+    pairs = {}
+    for n, name in ((41, "a"), (42, "b")):
+        wav = clip(tmp_path, seed=n).rename(tmp_path / f"{name}.wav")
+        meta = _write(tmp_path / f"{name}.json", order_meta(n))
+        pairs[name] = (wav, meta, check_pair(wav, meta).key)
+    wav, meta, key = pairs["a"]  # the power went after both halves were staged
+    wav.rename(_staged_path(cfg, layout, key, "a.wav"))
+    meta.rename(_staged_path(cfg, layout, key, "a.json"))
+    wav, meta, key = pairs["b"]  # ... after the sidecar's move, before the clip's
+    meta.rename(_staged_path(cfg, layout, key, "b.json"))
+    wav.rename(cfg.watch / "b.wav")
+
+    assert adopt_staged(cfg, spool) == 2
+    jobs = {j.name: j for j in spool.jobs()}
+    assert sorted(jobs) == ["a.wav", "b.wav"]
+    for name, job in jobs.items():
+        assert job.key == pairs[name[0]][2] and job.state == "queued" and job.salt
+        assert job.clip == _staged_path(cfg, layout, job.key, name)
+        assert job.clip.exists() and job.meta.exists()
+    assert list(cfg.watch.iterdir()) == []
+    assert adopt_staged(cfg, spool) == 0  # nothing queued twice
 
 
 def _served_agent(tmp_path: Path, served, concurrency: int = 1):
@@ -734,9 +772,7 @@ def test_a_proposed_salt_seals_the_record_and_its_opening_is_checked_without_a_r
     )
     assert entry["record"] == receipt["record_id"]
     # a commitment other than the queued one: the clip is read, which names what differs
-    check_opening(
-        receipt, path, checked.document, checked.evidence, queued=(salt.hex(), "00" * 32)
-    )
+    check_opening(receipt, path, checked.document, checked.evidence, queued=(salt.hex(), "00" * 32))
     with pytest.raises(ReceiptMismatch, match="changed after it was queued"):
         check_opening(
             receipt,

@@ -3,13 +3,16 @@
 The pair is checked with the vault's own rules first (:func:`vault.audio.probe`,
 :func:`vault.evidence.parse_evidence`): a bad clip goes to the quarantine folder with a
 readable ``<name>.reason.txt`` at once and never reaches the queue. A good pair is moved
-into the agent's ``jobs/<key>/`` directory (out of the dialer's reach) and then queued;
-a crash between the two is repaired by :func:`adopt_staged` at the next start.
+into the agent's ``jobs/`` directory as ``<key>.<name>`` (out of the dialer's reach) and
+then queued; a crash between the two is repaired by :func:`adopt_staged` at the next start.
+Agents before 2026-12-04 staged a pair in a directory of its own, ``jobs/<key>/<name>``
+(a ``mkdir``, an ``rmdir`` and a directory fsync more per pair); both forms are read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -105,11 +108,15 @@ def reason_text(exc: VaultError) -> str:
     return "\n".join(lines) + "\n"
 
 
-def quarantine(cfg: AgentConfig, clip: Path, meta: Path, reason: str) -> Path:
-    """Move the pair into the quarantine folder beside ``<name>.reason.txt``; its path."""
+def quarantine(
+    cfg: AgentConfig, clip: Path, meta: Path, reason: str, *, name: str | None = None
+) -> Path:
+    """Move the pair into the quarantine folder beside ``<name>.reason.txt``; its path.
+
+    ``name``: the name the clip was dropped with, when ``clip`` is its staged file."""
     assert cfg.quarantine is not None
     cfg.quarantine.mkdir(parents=True, exist_ok=True)
-    target = _free_name(cfg.quarantine, clip.name)
+    target = _free_name(cfg.quarantine, name or clip.name)
     _write_durably(target.with_name(target.name + ".reason.txt"), reason.encode())
     if meta.exists():
         _move(meta, sidecar_of(target))
@@ -118,8 +125,10 @@ def quarantine(cfg: AgentConfig, clip: Path, meta: Path, reason: str) -> Path:
     return target
 
 
-def finish_files(cfg: AgentConfig, clip: Path, meta: Path) -> None:
-    """A verified job's files: moved to the done folder, or removed (``after_done``)."""
+def finish_files(cfg: AgentConfig, clip: Path, meta: Path, *, name: str | None = None) -> None:
+    """A verified job's files: moved to the done folder, or removed (``after_done``).
+
+    ``name``: the name the clip was dropped with, when ``clip`` is its staged file."""
     if cfg.after_done == "delete":
         for p in (clip, meta):
             p.unlink(missing_ok=True)
@@ -127,7 +136,7 @@ def finish_files(cfg: AgentConfig, clip: Path, meta: Path) -> None:
         assert cfg.done is not None
         cfg.done.mkdir(parents=True, exist_ok=True)
         if clip.exists():
-            target = _free_name(cfg.done, clip.name)
+            target = _free_name(cfg.done, name or clip.name)
             if meta.exists():
                 # one directory fsync (the clip's move) covers both renames
                 _move(meta, sidecar_of(target), sync=not clip.exists())
@@ -181,19 +190,34 @@ def intake_batch(cfg: AgentConfig, spool: Spool, pairs: Iterable[tuple[Path, Pat
 @dataclass(frozen=True)
 class _Staged:
     checked: Checked
-    clip: Path  # staged under the name it was dropped with
+    name: str  # the name the clip was dropped with
+    clip: Path
     meta: Path
 
 
+def staged_name(key: str, name: str) -> str:
+    """A dropped file's name in ``jobs/``: ``<key>.<name>`` (keys hold no dot)."""
+    return f"{key}.{name}"
+
+
 def _stage(cfg: AgentConfig, key: str, clip: Path, meta: Path, checked: Checked) -> _Staged:
-    """Move the pair into ``jobs/<key>/`` (out of the dialer's reach); not yet synced."""
-    stage = cfg.jobs_dir / key
-    stage.mkdir(parents=True, exist_ok=True)
-    staged_clip, staged_meta = stage / clip.name, stage / meta.name
-    if clip != staged_clip:
-        _move(meta, staged_meta, sync=False)
-        _move(clip, staged_clip, sync=False)
-    return _Staged(checked, staged_clip, staged_meta)
+    """Move the pair into ``jobs/`` as ``<key>.<name>`` (out of the dialer's reach); not
+    yet synced. A pair already staged (adopted at start) stays where it is."""
+    if cfg.jobs_dir in clip.parents:
+        return _Staged(checked, _dropped_name(cfg, clip), clip, meta)
+    cfg.jobs_dir.mkdir(parents=True, exist_ok=True)
+    staged_clip = cfg.jobs_dir / staged_name(key, clip.name)
+    staged_meta = sidecar_of(staged_clip)
+    _move(meta, staged_meta, sync=False)
+    _move(clip, staged_clip, sync=False)
+    return _Staged(checked, clip.name, staged_clip, staged_meta)
+
+
+def _dropped_name(cfg: AgentConfig, staged: Path) -> str:
+    """The name a staged clip was dropped with, in either layout."""
+    if staged.parent == cfg.jobs_dir:
+        return staged.name.split(".", 1)[1]
+    return staged.name  # jobs/<key>/<name>
 
 
 def _queue(cfg: AgentConfig, spool: Spool, pairs: Iterable[_Staged]) -> list[Job]:
@@ -201,13 +225,13 @@ def _queue(cfg: AgentConfig, spool: Spool, pairs: Iterable[_Staged]) -> list[Job
     pairs = list(pairs)
     if not pairs:
         return []
-    for folder in [*sorted({p.clip.parent for p in pairs}), cfg.jobs_dir]:
+    for folder in sorted({p.clip.parent for p in pairs} | {cfg.jobs_dir}):
         _fsync_dir(folder)
     jobs = spool.add_many(
         [
             NewJob(
                 key=p.checked.key,
-                name=p.clip.name,
+                name=p.name,
                 clip=p.clip,
                 meta=p.meta,
                 media_type=p.checked.info.media_type,
@@ -241,38 +265,56 @@ def _repeat(cfg: AgentConfig, existing: Job, clip: Path, meta: Path) -> None:
 
 def adopt_staged(cfg: AgentConfig, spool: Spool) -> int:
     """Queue staged pairs without a job (a crash between staging and queueing), and move
-    the files of done jobs still staged (a crash between the done row and the move)."""
-    adopted = 0
+    the files of done jobs still staged (a crash between the done row and the move).
+
+    Reads both layouts: ``jobs/<key>.<name>`` and the older ``jobs/<key>/<name>``."""
     if not cfg.jobs_dir.exists():
         return 0
-    for stage in sorted(p for p in cfg.jobs_dir.iterdir() if p.is_dir()):
-        job = spool.by_key(stage.name)
-        if job is not None:
-            if job.state == "done":  # a stop between the done row and the files' move
-                finish_files(cfg, job.clip, job.meta)
-            continue
-        _complete_pair(cfg, stage)
-        clips = [p for p in stage.iterdir() if p.suffix.lower() in CLIP_SUFFIXES]
-        for clip in clips:
-            meta = sidecar_of(clip)
-            if meta.exists() and intake(cfg, spool, clip, meta) is not None:
-                adopted += 1
-        _remove_empty(stage, cfg.jobs_dir)
+    adopted = 0
+    for entry in sorted(cfg.jobs_dir.iterdir()):
+        if entry.is_dir():  # the older layout: a directory per job
+            adopted += _adopt(cfg, spool, entry.name, entry, list(entry.iterdir()))
+            _remove_empty(entry, cfg.jobs_dir)
+    by_key: dict[str, list[Path]] = {}
+    for entry in sorted(cfg.jobs_dir.iterdir()):
+        if entry.is_file() and "." in entry.name and not entry.name.endswith(".part"):
+            by_key.setdefault(entry.name.split(".", 1)[0], []).append(entry)
+    for key, files in by_key.items():
+        adopted += _adopt(cfg, spool, key, cfg.jobs_dir, files)
     return adopted
 
 
-def _complete_pair(cfg: AgentConfig, stage: Path) -> None:
+def _adopt(cfg: AgentConfig, spool: Spool, key: str, folder: Path, files: list[Path]) -> int:
+    """One staged job's files (``folder`` holds them, named for ``key`` when flat)."""
+    job = spool.by_key(key)
+    if job is not None:
+        if job.state == "done":  # a stop between the done row and the files' move
+            finish_files(cfg, job.clip, job.meta, name=job.name)
+        return 0
+    prefix = "" if folder != cfg.jobs_dir else staged_name(key, "")
+    _complete_pair(cfg, folder, prefix, files)
+    adopted = 0
+    for clip in sorted(folder.glob(f"{glob.escape(prefix)}*")):
+        meta = sidecar_of(clip)
+        is_pair = clip.suffix.lower() in CLIP_SUFFIXES and meta.exists()
+        if is_pair and intake(cfg, spool, clip, meta) is not None:
+            adopted += 1
+    return adopted
+
+
+def _complete_pair(cfg: AgentConfig, folder: Path, prefix: str, files: list[Path]) -> None:
     """A crash between moving the sidecar and the clip leaves one half in the watch
     folder: bring it over (the halves are paired by name)."""
     assert cfg.watch is not None
-    for staged in list(stage.iterdir()):
+    for staged in files:
+        dropped = staged.name[len(prefix) :]
         if staged.suffix.lower() == SIDECAR_SUFFIX:
             for suffix in CLIP_SUFFIXES:
-                for other in (cfg.watch / (staged.stem + suffix),):
-                    if other.exists() and not (stage / other.name).exists():
-                        _move(other, stage / other.name)
+                other = cfg.watch / (Path(dropped).stem + suffix)
+                if other.exists() and not (folder / (prefix + other.name)).exists():
+                    _move(other, folder / (prefix + other.name))
         elif not sidecar_of(staged).exists():
-            other = cfg.watch / sidecar_of(staged).name
+            other = cfg.watch / sidecar_of(Path(dropped)).name
             if other.exists():
                 _move(other, sidecar_of(staged))
 

@@ -359,7 +359,7 @@ class Agent:
         # a stop between the two leaves the files staged, moved at the next start
         self.spool.finish(job, "done")
         try:
-            finish_files(self.cfg, job.clip, job.meta)
+            finish_files(self.cfg, job.clip, job.meta, name=job.name)
         except OSError as exc:
             log.error("job %d done; its files stay staged until the next start: %s", job.id, exc)
         log.info(
@@ -372,7 +372,7 @@ class Agent:
         lines += [f"  - {fe.field}: {fe.message}" for fe in getattr(cause, "errors", [])]
         if cause is not None and cause.hint:
             lines.append(f"what to do: {cause.hint}")
-        quarantine(self.cfg, job.clip, job.meta, "\n".join(lines) + "\n")
+        quarantine(self.cfg, job.clip, job.meta, "\n".join(lines) + "\n", name=job.name)
         self.spool.finish(job, "quarantined", reason)
         log.warning("job %d quarantined: %s", job.id, reason[:120])
 
@@ -384,4 +384,4 @@ class Agent:
                 "receipt": json.dumps(receipt, separators=(",", ":")),
             }
         self.spool.finish(job, "alert", reason, **fields)
-        log.error("job %d ALERT (clip kept in %s): %s", job.id, job.clip.parent, reason)
+        log.error("job %d ALERT (clip kept as %s): %s", job.id, job.clip, reason)
