@@ -25,6 +25,7 @@ from vault.agent.retry import Backoff
 from vault.agent.signing import load_signer, source_header
 from vault.agent.uplink import Uplink, UploadFailed
 from vault.errors import ConfigError, StorageError, VaultError
+from vault.sealing import new_salt
 
 DEFAULT_HOME = ".evidence-agent"
 
@@ -176,7 +177,9 @@ def upload(ctx, clip, meta_path, url, log_keys, wait_seconds, retries, key_path,
             "upload needs a token and a pinned log key",
             hint=f"set ${ENV_TOKEN}, and --log-key or ${ENV_LOG_KEY} (`evidence-vault log key`)",
         )
-    checked = check_pair(clip, meta_path)  # exit 3 with field errors, nothing sent
+    # exit 3 with field errors, nothing sent; the salt is proposed with the upload, so the
+    # receipt's clip commitment is checked against this read (docs/agent.md)
+    checked = check_pair(clip, meta_path, salt=new_salt())
     signer = load_signer(key_path)
     signature = None
     if signer is not None:
@@ -186,7 +189,15 @@ def upload(ctx, clip, meta_path, url, log_keys, wait_seconds, retries, key_path,
     quiet = _as_json(ctx, as_json) or not sys.stderr.isatty()
     with Uplink(url, token) as link:
         receipt = _send(link, clip, checked, retries, quiet, signature)
-        check_opening(receipt, clip, checked.document, checked.evidence)  # exit 7 if not
+        queued = (checked.salt.hex(), checked.clip_commitment or "") if checked.salt else None
+        check_opening(  # exit 7 if not
+            receipt,
+            clip,
+            checked.document,
+            checked.evidence,
+            clip_sha256=checked.clip_sha256,
+            queued=queued,
+        )
         proof = _await_proof(link, receipt, wait_seconds)
         tree = check_inclusion(proof, receipt["opening"]["entry"], checked.evidence.client, keys)
     out = {k: receipt[k] for k in ("record_id", "client", "campaign", "seq", "entry_hash")}
@@ -222,6 +233,7 @@ def _send(
                     key=checked.key,
                     progress=bar.update,
                     signature=signature,
+                    salt=checked.salt.hex() if checked.salt else None,
                 )
         except UploadFailed as exc:
             if not exc.transient:
