@@ -229,6 +229,10 @@ def main() -> None:
             rss_kib = _hwm(proc.pid)
             api.close()
             seen = _vault_view(tmp / "serve.log", windows)
+            # proofs the agent checked while a round's clock ran (a receipt request each,
+            # which the vault serves from the same two cores)
+            proven = _sealed_since(home / "agent.log", 0.0, _PROVEN)
+            on_clock = sum(any(a <= t <= b for a, b in windows["agent"]) for t in proven)
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -262,6 +266,7 @@ def main() -> None:
         + "; uploads in flight on average: "
         + ", ".join(f"{k} {v[1]:.2f}" for k, v in seen.items())
     )
+    print(f"proofs checked while the agent's clock ran: {on_clock} of {m}")
     print(f"agent peak RSS: {rss_kib / 1024:.1f} MiB (target < {RSS_TARGET} MiB)")
     print(
         f"CPU per clip: agent {agent_cpu / m * 1000:.1f} ms (start-up and proof checks "
@@ -289,6 +294,7 @@ def main() -> None:
         agent_cpu_ms_per_clip_on_the_clock=round(agent_round_cpu / m * 1000, 1),
         vault_ms_per_upload={k: round(v[0], 1) for k, v in seen.items()},
         uploads_in_flight={k: round(v[1], 2) for k, v in seen.items()},
+        proofs_checked_on_the_clock=on_clock,
         direct_cpu_ms_per_clip=round(direct_cpu / m * 1000, 1),
         rss_target_mib=RSS_TARGET,
     )
@@ -322,14 +328,15 @@ def _vault_view(
 
 
 _SEALED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO job \d+ sealed as record")
+_PROVEN = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO job \d+ done: record")
 
 
-def _sealed_since(log: Path, since: float) -> list[float]:
+def _sealed_since(log: Path, since: float, pattern: re.Pattern = _SEALED) -> list[float]:
     """When the agent recorded each upload's check since ``since`` (its log's local-time
-    stamps, to the millisecond)."""
+    stamps, to the millisecond); with ``_PROVEN``, each verified inclusion proof."""
     out = []
     for line in log.read_text(errors="replace").splitlines():
-        if m := _SEALED.match(line):
+        if m := pattern.match(line):
             t = time.mktime(time.strptime(m[1], "%Y-%m-%d %H:%M:%S")) + int(m[2]) / 1000
             if t >= since - 0.001:
                 out.append(t)

@@ -269,4 +269,9 @@ def test_a_real_bug_is_still_a_500_and_logged_with_where_it_happened(
     assert resp.json()["type"] == "/problems/internal-error"
     errors = _lines(caplog, "vault.http", logging.ERROR)
     assert len(errors) == 1 and "ZeroDivisionError" in errors[0] and "records.py" in errors[0]
+    # the answer made by the access log's layer carries the request id its two lines name
+    request_id = resp.headers["x-request-id"]
+    access = [m for m in _lines(caplog, "vault.http") if m.startswith("POST /v1/records/search")]
+    assert len(access) == 1 and " 500 " in access[0] and access[0].endswith("kind=internal-error")
+    assert f"req={request_id}" in access[0] and f"req={request_id}" in errors[0]
     assert _lines(caplog, "vault.outages") == []

@@ -9,24 +9,18 @@ there, not in process memory.
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import time
-import traceback
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import __version__
-from vault.errors import BackendUnavailable, VaultError
+from vault.errors import VaultError
 from vault.http import admin, documents, guard, ledger, problems, records, webhooks
+from vault.http.access import AccessLog
 from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
 from vault.http.memory import cap_malloc_arenas, fix_mmap_threshold
@@ -37,10 +31,6 @@ from vault.services.context import VaultContext, open_from_environment, ready_ch
 from vault.services.cpaas import PullWorker
 from vault.services.timestamps import TimestampTimer
 from vault.web import desk, docs
-
-log = logging.getLogger("vault.http")
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(ctx: VaultContext | None = None) -> FastAPI:
@@ -86,7 +76,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, problems.validation_error)
     app.add_exception_handler(StarletteHTTPException, problems.http_error)
     app.add_exception_handler(Exception, problems.unexpected_error)
-    app.middleware("http")(_access_log)
+    app.add_middleware(AccessLog)
     app.add_middleware(ConnectionLifetime, limits=lambda: _connection_limits(app))
     # outermost (added last): every other layer sees the client behind a trusted proxy
     app.add_middleware(TrustedProxies, trusted=lambda: _trusted_proxies(app))
@@ -133,71 +123,4 @@ def readyz(ctx: Ctx) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
-    )
-
-
-async def _access_log(request: Request, call_next):
-    """One line per request: method, path (never the query string), status, time, caller
-    (``person:<handle>/<token id>``), and for a refusal or failure the problem's kind.
-
-    Paths hold only ids; query strings and bodies may hold PII (phone numbers, names), so
-    they are never logged. A failed request (5xx) logs at WARNING, in this one line; only
-    a real bug (an unexpected exception) adds where it happened.
-    """
-    request_id = request.headers.get("x-request-id", "")
-    if not _REQUEST_ID.fullmatch(request_id):  # echoed in the log and the answer
-        request_id = uuid.uuid4().hex[:16]
-    started = time.perf_counter()
-    status = 500
-    try:
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            down = outages.unavailable(exc)
-            if down is not None:
-                # an outage, not a bug: a 503 the client retries, no traceback
-                response = await problems.vault_error(request, down)
-            else:
-                # answered and logged here, not by the server: its traceback would print
-                # the exception's text, and a database's (PostgreSQL's DETAIL) may quote a
-                # value
-                _log_failure(exc, request_id)
-                request.state.failure = None
-                response = await problems.unexpected_error(request, exc)
-        status = response.status_code
-        response.headers["X-Request-Id"] = request_id
-        return response
-    finally:
-        failure = getattr(request.state, "failure", None)
-        if isinstance(failure, BackendUnavailable):
-            request.app.state.outages.went_down(failure)
-        who = getattr(request.state, "principal", None)
-        kind = failure.kind if failure is not None else "internal-error" if status == 500 else "-"
-        log.log(
-            logging.WARNING if status >= 500 else logging.INFO,
-            "%s %s %d %.1fms %s pid=%d req=%s%s",
-            request.method,
-            request.url.path,
-            status,
-            (time.perf_counter() - started) * 1000,
-            f"{who.name}/{who.token_id}" if who else "-",  # the person and their token
-            os.getpid(),
-            request_id,
-            f" kind={kind}" if status >= 400 else "",
-        )
-
-
-def _log_failure(exc: Exception, request_id: str) -> None:
-    """The failure's type, SQLSTATE and where it happened; never its message or values."""
-    where = " < ".join(
-        f"{Path(f.filename).name}:{f.lineno}:{f.name}"
-        for f in reversed(traceback.extract_tb(exc.__traceback__)[-8:])
-    )
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    log.error(
-        "unhandled %s%s req=%s at %s",
-        type(exc).__name__,
-        f" sqlstate={sqlstate}" if sqlstate else "",
-        request_id,
-        where,
     )
