@@ -569,10 +569,13 @@ async def get_receipt(
     `wait` saves polling for it.
     """
     principal.require("dialer", "client")
-    receipt = await run_in_threadpool(receipts.receipt_for, ctx, record_id, principal)
+    # one trip to the thread pool for the first answer: each trip costs the event loop a
+    # wake-up, and most asks are answered at once
+    receipt, body = await run_in_threadpool(_receipt_now, ctx, record_id, principal)
     deadline = time.monotonic() + wait
     while True:
-        body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
+        if body is None:
+            body = await run_in_threadpool(receipts.receipt_document, ctx, receipt)
         left = deadline - time.monotonic()
         if body["inclusion_proof"] is not None or left <= 0:
             return body
@@ -580,6 +583,14 @@ async def get_receipt(
         await asyncio.sleep(min(_PROOF_POLL_SECONDS, left))
         if await request.is_disconnected():
             return body
+        body = None
+
+
+def _receipt_now(
+    ctx: VaultContext, record_id: str, principal: Principal
+) -> tuple[Receipt, dict | None]:
+    receipt = receipts.receipt_for(ctx, record_id, principal)
+    return receipt, receipts.receipt_document(ctx, receipt)
 
 
 # --- search and reading -------------------------------------------------------------------
