@@ -278,15 +278,12 @@ async def upload(
         return _too_large(limit)
     raw = _decode_metadata(evidence_metadata)
     signature = None if evidence_signature is None else SourceSignature.parse(evidence_signature)
-    await run_in_threadpool(_check_evidence, ctx, principal, raw)
+    # the evidence's rules and the key's earlier request in one trip to the thread pool:
+    # each trip waits for the interpreter lock behind the uploads being sealed
+    earlier = await run_in_threadpool(_before_the_body, ctx, principal, raw, idempotency_key)
     meta_sha = hashlib.sha256(f"{evidence_metadata}\n{declared}".encode()).hexdigest()
-    earlier = None
-    if idempotency_key is not None:
-        earlier = await run_in_threadpool(
-            idempotency.earlier_request, ctx, principal, idempotency_key
-        )
-        if earlier is not None:
-            earlier.check_metadata(meta_sha)  # known before a byte of the clip
+    if earlier is not None:
+        earlier.check_metadata(meta_sha)  # known before a byte of the clip
     if not _uploads(request).enter(ctx.settings.max_uploads):
         return problems.problem(
             503,
@@ -471,6 +468,14 @@ def _decode_metadata(header: str) -> bytes:
     except (binascii.Error, ValueError):
         raise _request_error(_METADATA, "is not base64url of the evidence JSON") from None
     return raw
+
+
+def _before_the_body(
+    ctx: VaultContext, principal: Principal, raw: bytes, key: str | None
+) -> idempotency.EarlierRequest | None:
+    """The checks made before the clip is received; the key's earlier request, if any."""
+    _check_evidence(ctx, principal, raw)
+    return None if key is None else idempotency.earlier_request(ctx, principal, key)
 
 
 def _check_evidence(ctx: VaultContext, principal: Principal, raw: bytes) -> Evidence:
