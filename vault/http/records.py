@@ -42,6 +42,7 @@ from vault.services.export import ReportOptions, export_bundle
 from vault.services.ingest import Receipt, accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
+from vault.spool import SpoolFile
 
 router = APIRouter()
 
@@ -362,73 +363,78 @@ async def _receive_and_seal(
                 hint="send the whole upload again (with the same Idempotency-Key)",
                 headers={"Connection": "close"},
             )
-        clip_sha = await run_in_threadpool(spooled.finish)
-        if earlier is not None and earlier.covers_clip(meta_sha, clip_sha):
-            receipt = await run_in_threadpool(receipts.earlier_receipt, ctx, earlier.record_id)
-            body = await run_in_threadpool(receipts.receipt_document, ctx, receipt, opening=opening)
-            return JSONResponse(body, 200)
-        # new key, or one stored before keys covered the clip: ingest compares the clip
-        # with the sealed call segment's (a different one is a 409 there)
-        # an outage here is a 503: ``backend-unavailable`` before the commit (nothing
-        # sealed), ``outcome-unknown`` from it on
-        new_key = None
-        if idempotency_key is not None and earlier is None and principal.token_id:
-            # stored with the record, in its transaction (a key seen before is remembered
-            # by _answer: it needs no new row, or its own check)
-            new_key = idempotency.NewKey(principal.token_id, idempotency_key, meta_sha, clip_sha)
-        receipt = await run_in_threadpool(
+        # one trip to the thread pool from here to the answer: each trip waits for the
+        # interpreter lock behind the other uploads being sealed
+        status, body = await run_in_threadpool(
             partial(
-                ingest,
+                _seal_received,
+                ctx,
+                principal,
+                spooled,
+                raw,
                 media_type=media_type,
+                idempotency_key=idempotency_key,
+                meta_sha=meta_sha,
+                earlier=earlier,
+                opening=opening,
                 signature=signature,
-                idempotency_key=new_key,
                 salt=salt,
-            ),
-            ctx,
-            spooled.path,
-            raw,
+            )
         )
+    return JSONResponse(body, status_code=status)
+
+
+def _seal_received(
+    ctx: VaultContext,
+    principal: Principal,
+    spooled: SpoolFile,
+    raw: bytes,
+    *,
+    media_type: str,
+    idempotency_key: str | None,
+    meta_sha: str,
+    earlier: idempotency.EarlierRequest | None,
+    opening: bool,
+    signature: SourceSignature | None,
+    salt: bytes | None,
+) -> tuple[int, dict]:
+    """Seal the received clip (or find the earlier request's record); the answer."""
+    clip_sha = spooled.finish()
+    if earlier is not None and earlier.covers_clip(meta_sha, clip_sha):
+        receipt = receipts.earlier_receipt(ctx, earlier.record_id)
+        return 200, receipts.receipt_document(ctx, receipt, opening=opening)
+    # new key, or one stored before keys covered the clip: ingest compares the clip with
+    # the sealed call segment's (a different one is a 409 there); an outage here is a 503:
+    # ``backend-unavailable`` before the commit (nothing sealed), ``outcome-unknown`` from
+    # it on
+    new_key = None
+    if idempotency_key is not None and earlier is None and principal.token_id:
+        # stored with the record, in its transaction (a key seen before is remembered
+        # below: it needs no new row, or its own check)
+        new_key = idempotency.NewKey(principal.token_id, idempotency_key, meta_sha, clip_sha)
+    receipt = ingest(
+        ctx,
+        spooled.path,
+        raw,
+        media_type=media_type,
+        signature=signature,
+        idempotency_key=new_key,
+        salt=salt,
+    )
     stored_key = new_key is not None and not receipt.duplicate
     try:
-        return await _answer(
-            ctx,
-            principal,
-            receipt,
-            None if stored_key else idempotency_key,
-            meta_sha,
-            clip_sha,
-            opening=opening,
-        )
+        if idempotency_key is not None and not stored_key:
+            idempotency.remember(
+                ctx, principal, idempotency_key, meta_sha, clip_sha, receipt.record_id
+            )
+        body = receipts.receipt_document(ctx, receipt, opening=opening)
     except Exception as exc:
         # sealed, but the receipt did not go out: a retry with the same key answers it
         unknown = outages.outcome_unknown(exc)
         if unknown is None:
             raise
         raise unknown from None
-
-
-async def _answer(
-    ctx: VaultContext,
-    principal: Principal,
-    receipt: Receipt,
-    idempotency_key: str | None,
-    meta_sha: str,
-    clip_sha: str,
-    *,
-    opening: bool,
-) -> Response:
-    if idempotency_key is not None:
-        await run_in_threadpool(
-            idempotency.remember,
-            ctx,
-            principal,
-            idempotency_key,
-            meta_sha,
-            clip_sha,
-            receipt.record_id,
-        )
-    body = await run_in_threadpool(receipts.receipt_document, ctx, receipt, opening=opening)
-    return JSONResponse(body, status_code=200 if receipt.duplicate else 201)
+    return 200 if receipt.duplicate else 201, body
 
 
 def _declared_length(header: str) -> int:
