@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -42,7 +42,6 @@ from vault.services.export import ReportOptions, export_bundle
 from vault.services.ingest import Receipt, accepted_media_type, ingest
 from vault.services.retention import refuse_if_shredded
 from vault.services.tokens import Principal
-from vault.spool import SpoolFile
 
 router = APIRouter()
 
@@ -384,10 +383,18 @@ async def _receive_and_seal(
     return JSONResponse(body, status_code=status)
 
 
+class _Received(Protocol):
+    """The upload's spool file, as sealing needs it (``vault.spool.SpoolFile``)."""
+
+    path: str
+
+    def finish(self) -> str: ...
+
+
 def _seal_received(
     ctx: VaultContext,
     principal: Principal,
-    spooled: SpoolFile,
+    spooled: _Received,
     raw: bytes,
     *,
     media_type: str,
