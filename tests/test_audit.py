@@ -63,6 +63,72 @@ def test_first_ingest_signs_a_checkpoint_and_cadence_follows(vault, tmp_path, re
     assert vault.verify().checkpoints == 2 * 4  # each in the database and in storage
 
 
+def _latest_checkpoint_queries(engine) -> list[str]:
+    """Collects the cadence's look-ups of a log's newest checkpoint while it is attached."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, params, context, executemany):
+        flat = " ".join(statement.lower().split())
+        if flat.startswith("select") and "order by checkpoint.size desc" in flat:
+            seen.append(flat)
+
+    event.listen(engine, "before_cursor_execute", before)
+    return seen
+
+
+def test_the_cadence_after_an_ingest_asks_the_database_only_when_one_may_be_due(
+    vault, tmp_path, records
+):
+    vault.context.settings = replace(vault.context.settings, checkpoint_every=3)
+    asked = _latest_checkpoint_queries(vault.context.engine)
+    looked = []
+    for i in range(3, 8):
+        before = len(asked)
+        vault.ingest(clip(tmp_path, seed=i), order_meta(i))
+        looked.append(len(asked) > before)
+    # sizes 4 and 7 are due by the checkpoint this process last saw; 5, 6 and 8 are not
+    assert looked == [True, False, False, True, False]
+    assert [cp.size for cp in _checkpoints(vault)] == [1, 4, 7]
+
+
+def test_the_cadence_by_time_still_signs_without_the_count(vault, tmp_path, records):
+    now = [T]
+    vault.context.clock = lambda: now[0]
+    vault.context.settings = replace(
+        vault.context.settings, checkpoint_every=1000, checkpoint_seconds=60
+    )
+    vault.ingest(clip(tmp_path, seed=3), order_meta(3))
+    assert vault.checkpoint(CLIENT).size == 4  # signed on demand: the process saw it
+    vault.ingest(clip(tmp_path, seed=4), order_meta(4))
+    assert [cp.size for cp in _checkpoints(vault)] == [1, 4]  # 5 s is not 60
+    now[0] = T.replace(minute=1, second=1)
+    vault.ingest(clip(tmp_path, seed=5), order_meta(5))
+    assert [cp.size for cp in _checkpoints(vault)] == [1, 4, 6]
+
+
+def test_a_checkpoint_another_process_signed_is_found_before_signing_again(
+    vault, tmp_path, records
+):
+    from tests.support.vaults import reopen
+
+    vault.context.settings = replace(vault.context.settings, checkpoint_every=3)
+    vault.ingest(clip(tmp_path, seed=3), order_meta(3))  # size 4: signed here, remembered
+    other = reopen(vault)
+    try:
+        other.context.settings = vault.context.settings
+        for i in range(4, 7):
+            other.ingest(clip(tmp_path, seed=i), order_meta(i))  # signs size 7
+        asked = _latest_checkpoint_queries(vault.context.engine)
+        # due by what this process saw (8 - 4 >= 3), not by the newest (8 - 7): one look-up
+        vault.ingest(clip(tmp_path, seed=7), order_meta(7))
+        assert len(asked) == 1
+        assert [cp.size for cp in _checkpoints(vault)] == [1, 4, 7]
+    finally:
+        other.close()
+
+
 def _checkpoints(vault):
     from vault.services.checkpoints import list_checkpoints
 

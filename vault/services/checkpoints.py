@@ -77,7 +77,7 @@ def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
         head = log_head(s, client, lock=True)
         existing = s.get(CheckpointRow, (client, head.size))
         if existing is not None:
-            return _signed(existing)
+            return _seen(ctx, _signed(existing))
         # every entry not yet under a signed checkpoint is re-checked (tag, position, chain)
         # and the root recomputed from them: the vault never signs what it did not append
         root = checked_root(
@@ -102,7 +102,7 @@ def make_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
             object_version=version,
         )
         s.add(row)
-    return _signed(row)
+    return _seen(ctx, _signed(row))
 
 
 def _store_note(ctx: VaultContext, key: str, note: bytes) -> str | None:
@@ -122,10 +122,19 @@ def _store_note(ctx: VaultContext, key: str, note: bytes) -> str | None:
         return stored.version_id if stored else None
 
 
-def maybe_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint | None:
-    """The cadence rule, checked after each commit; cheap when nothing is due."""
-    every = ctx.settings.checkpoint_every
-    seconds = ctx.settings.checkpoint_seconds
+def maybe_checkpoint(
+    ctx: VaultContext, client: str, size: int | None = None
+) -> SignedCheckpoint | None:
+    """The cadence rule, checked after each commit; cheap when nothing is due.
+
+    ``size``: the log's size the caller's commit reached, when it knows it. Then the last
+    checkpoint this process saw is asked first, without a query: if it makes a checkpoint
+    not due, so does any newer one (a larger size, signed later). A checkpoint that is due
+    by that one is looked up as before.
+    """
+    seen = ctx.checkpoints_seen.get(client)
+    if size is not None and seen is not None and not _due(ctx, size, *seen):
+        return None
     with read_session(ctx.engine) as s:
         size = s.get(LogHead, client).size
         last = s.exec(
@@ -134,23 +143,37 @@ def maybe_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint | None:
             .order_by(CheckpointRow.size.desc())
             .limit(1)
         ).first()
-    if last is not None and last.size >= size:
-        return None
-    due = (
-        last is None
-        or size - last.size >= every
-        or ctx.clock() - _aware(last.created_at) >= timedelta(seconds=seconds)
-    )
-    return make_checkpoint(ctx, client) if due else None
+    if last is None:
+        return make_checkpoint(ctx, client)
+    ctx.checkpoints_seen[client] = (last.size, _aware(last.created_at))
+    return make_checkpoint(ctx, client) if _due(ctx, size, last.size, last.created_at) else None
 
 
-def checkpoint_after_commit(ctx: VaultContext, client: str) -> None:
+def _due(ctx: VaultContext, size: int, last_size: int, last_signed: datetime) -> bool:
+    """Whether a log of ``size`` entries needs a checkpoint after one of ``last_size``."""
+    if last_size >= size:
+        return False
+    return size - last_size >= ctx.settings.checkpoint_every or ctx.clock() - _aware(
+        last_signed
+    ) >= timedelta(seconds=ctx.settings.checkpoint_seconds)
+
+
+def _seen(ctx: VaultContext, signed: SignedCheckpoint) -> SignedCheckpoint:
+    """Remember the newest checkpoint this process signed or found (for the cadence)."""
+    seen = ctx.checkpoints_seen.get(signed.client)
+    if seen is None or seen[0] < signed.size:
+        ctx.checkpoints_seen[signed.client] = (signed.size, signed.created_at)
+    return signed
+
+
+def checkpoint_after_commit(ctx: VaultContext, client: str, size: int | None = None) -> None:
     """Apply the cadence; the committed entries stand even if signing fails now.
 
     A missed checkpoint is made by the next append or by `evidence-vault checkpoint`.
+    ``size``: see :func:`maybe_checkpoint`.
     """
     try:
-        signed = maybe_checkpoint(ctx, client)
+        signed = maybe_checkpoint(ctx, client, size)
     except VaultError as exc:
         log.warning("checkpoint of log %s postponed: %s", client, exc.kind)
         return

@@ -52,6 +52,9 @@ class VaultContext:
         # the keyring dates KEKs and their destruction with the vault's (injectable) clock
         self.keys.use_clock(lambda: self.clock())
         self._log_keys: dict[str, LogKeys] = {}
+        #: per client, the size and signing time of the newest checkpoint this process
+        #: signed or read: after each commit it tells, without a query, that none is due
+        self.checkpoints_seen: dict[str, tuple[int, datetime]] = {}
 
     @property
     def anchor_dir(self) -> Path:
