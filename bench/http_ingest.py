@@ -21,7 +21,8 @@ kind (Object Lock) on the same SeaweedFS. The two series alternate (vault, raw, 
 vault) after a warm-up of each. Figures: clips/s over the whole series (first request
 sent to last answer), p50/p99 latency per request; ratio = vault clips/s over raw clips/s;
 and, for information, the CPU milliseconds per clip of the server (supervisor and
-workers), of SeaweedFS and of this load-generating process.
+workers), of SeaweedFS, of this load-generating process and of PostgreSQL (the whole
+local cluster; 0 when it runs elsewhere).
 Afterwards: one record per upload, the chain has no gap or fork, and ``verify`` (objects
 re-hashed from S3) is clean.
 
@@ -116,6 +117,21 @@ def tree_cpu(pid: int) -> float:
         with contextlib.suppress(OSError):
             total += sum(cpu_seconds(int(c)) for c in (task / "children").read_text().split())
     return total
+
+
+def postmaster_pid(pg_url: str) -> int | None:
+    """The PostgreSQL server's main process (its backends are its children), when local."""
+    import psycopg
+
+    from tests.support.vaults import _dsn
+
+    with psycopg.connect(_dsn(pg_url)) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        try:  # while the backend lives: it exits with the connection
+            status = Path(f"/proc/{backend}/status").read_text()
+        except OSError:  # another host or another PID namespace: not measured
+            return None
+    return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")))
 
 
 def meta_header(meta: dict) -> str:
@@ -248,17 +264,23 @@ def measure(server: Any, pg_url: str, workdir: Path, sizes: dict, quick: bool) -
         run_series(raw, warm)
         uploaded += len(warm)
         results: dict[str, list] = {"vault": [], "raw": []}
-        # CPU seconds spent per series by the server, by weed and by this (client) process
+        # CPU seconds spent per series by the server, by weed, by this (client) process and
+        # by PostgreSQL (the whole cluster: its live backends and those that exited)
         cpu: dict[str, dict[str, float]] = {
-            n: {"server": 0.0, "weed": 0.0, "client": 0.0} for n in results
+            n: {"server": 0.0, "weed": 0.0, "client": 0.0, "postgres": 0.0} for n in results
         }
-        weed_pid = server.pid
+        weed_pid, pg_pid = server.pid, postmaster_pid(pg_url)
+
+        def sample() -> tuple[float, ...]:
+            pg = tree_cpu(pg_pid) if pg_pid else 0.0
+            return tree_cpu(srv.proc.pid), tree_cpu(weed_pid), time.process_time(), pg
+
         for name in ("vault", "raw", "raw", "vault"):
             batch = jobs(per)
-            before = (tree_cpu(srv.proc.pid), tree_cpu(weed_pid), time.process_time())
+            before = sample()
             results[name].append(run_series(vault_upload if name == "vault" else raw, batch))
-            after = (tree_cpu(srv.proc.pid), tree_cpu(weed_pid), time.process_time())
-            for i, part in enumerate(("server", "weed", "client")):
+            after = sample()
+            for i, part in enumerate(("server", "weed", "client", "postgres")):
                 cpu[name][part] += after[i] - before[i]
             if name == "vault":
                 uploaded += len(batch)
