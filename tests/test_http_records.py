@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import tempfile
 import zipfile
@@ -695,3 +696,41 @@ def test_receipt_wait_bounds_and_timeout(local, api, tmp_path):
     # the record is looked up before any waiting: a missing one answers at once
     missing = api.get("/v1/records/r-missing/receipt", params={"wait": 60}, headers=dialer)
     assert_problem(missing, 404, "not-found")
+
+
+# --- trips to the thread pool -------------------------------------------------------------
+
+
+@pytest.fixture
+def trips(monkeypatch) -> list[str]:
+    """The names of the functions the app hands to the thread pool while it is attached."""
+    import anyio.to_thread
+
+    seen: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func, *args, **kwargs):
+        named = func
+        while isinstance(named, functools.partial):  # run_in_threadpool wraps in one
+            named = named.func
+        seen.append(named.__name__)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return seen
+
+
+def test_an_upload_and_a_receipt_take_the_fewest_trips_to_the_thread_pool(
+    local, api, tmp_path, trips
+):
+    """Each trip waits for the interpreter lock behind the uploads being sealed: reading
+    the vault's context is none, the caller's token one, the body's checks one, each MiB of
+    the body one, the sealing one; a receipt, the token and the receipt."""
+    headers = auth(local, "dialer")
+    path = clip(tmp_path, seconds=3.0)  # under 1 MiB: one spool write
+    resp = upload(api, headers, path, order_meta(1), key="trip-1")
+    assert resp.status_code == 201
+    assert trips == ["get_principal", "_before_the_body", "write", "_seal_received"]
+    trips.clear()
+    assert api.get(f"/v1/records/{resp.json()['record_id']}/receipt", headers=headers).is_success
+    assert trips == ["get_principal", "_receipt_now"]

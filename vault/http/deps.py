@@ -32,7 +32,9 @@ TOKEN_ID = r"^[A-Za-z0-9_-]{1,40}$"
 _bearer = HTTPBearer(auto_error=False, description="An API token: `evt1_...`")
 
 
-def get_ctx(request: Request) -> VaultContext:
+async def get_ctx(request: Request) -> VaultContext:
+    # async: FastAPI runs a plain function dependency in the thread pool, one more trip
+    # per request (and a wait for the interpreter lock) to read an attribute
     return request.app.state.ctx
 
 
@@ -40,7 +42,9 @@ def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    principal = authenticate(get_ctx(request), credentials.credentials if credentials else None)
+    """The caller (a database read: FastAPI runs it in the thread pool)."""
+    ctx = request.app.state.ctx
+    principal = authenticate(ctx, credentials.credentials if credentials else None)
     request.state.principal = principal  # the access log names the caller
     return principal
 
