@@ -136,7 +136,7 @@ def maybe_checkpoint(
     if size is not None and seen is not None and not _due(ctx, size, *seen):
         return None
     with read_session(ctx.engine) as s:
-        size = s.get(LogHead, client).size
+        head_size = s.get(LogHead, client).size
         last = s.exec(
             select(CheckpointRow)
             .where(CheckpointRow.client_id == client)
@@ -145,8 +145,9 @@ def maybe_checkpoint(
         ).first()
     if last is None:
         return make_checkpoint(ctx, client)
-    ctx.checkpoints_seen[client] = (last.size, _aware(last.created_at))
-    return make_checkpoint(ctx, client) if _due(ctx, size, last.size, last.created_at) else None
+    _remember(ctx, client, last.size, _aware(last.created_at))
+    due = _due(ctx, head_size, last.size, last.created_at)
+    return make_checkpoint(ctx, client) if due else None
 
 
 def _due(ctx: VaultContext, size: int, last_size: int, last_signed: datetime) -> bool:
@@ -159,11 +160,16 @@ def _due(ctx: VaultContext, size: int, last_size: int, last_signed: datetime) ->
 
 
 def _seen(ctx: VaultContext, signed: SignedCheckpoint) -> SignedCheckpoint:
-    """Remember the newest checkpoint this process signed or found (for the cadence)."""
-    seen = ctx.checkpoints_seen.get(signed.client)
-    if seen is None or seen[0] < signed.size:
-        ctx.checkpoints_seen[signed.client] = (signed.size, signed.created_at)
+    _remember(ctx, signed.client, signed.size, signed.created_at)
     return signed
+
+
+def _remember(ctx: VaultContext, client: str, size: int, signed_at: datetime) -> None:
+    """Keep the newest checkpoint this process signed or read (for the cadence); an older
+    one read later (a thread's stale look-up) does not replace it."""
+    seen = ctx.checkpoints_seen.get(client)
+    if seen is None or seen[0] < size:
+        ctx.checkpoints_seen[client] = (size, signed_at)
 
 
 def checkpoint_after_commit(ctx: VaultContext, client: str, size: int | None = None) -> None:
