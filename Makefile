@@ -9,7 +9,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py vault/ledger/_walk.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

@@ -24,6 +24,7 @@ from vault.agent.signing import source_header
 from vault.agent.uplink import Uplink
 from vault.client import encode_metadata
 from vault.db import LogEntry, read_session
+from vault.db.engine import SCHEMA_HEAD
 from vault.errors import BadSourceSignature, UnknownDialerKey
 from vault.http.app import create_app
 from vault.ledger.entry import parse_entry
@@ -575,7 +576,7 @@ def test_migration_0013_down_and_up_on_a_vault_with_records(db, request, tmp_pat
         with engine.connect() as conn:
             flags = conn.execute(text("SELECT require_source_signature FROM campaign")).all()
             head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert [bool(f) for (f,) in flags] == [False] and head == "0015"
+        assert [bool(f) for (f,) in flags] == [False] and head == SCHEMA_HEAD
         assert inspect(engine).has_table("dialer_key")
         assert v.verify().clean
     finally:

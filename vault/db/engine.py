@@ -25,7 +25,7 @@ log = logging.getLogger("vault.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration; tests check it against Alembic's own head
-SCHEMA_HEAD = "0015"
+SCHEMA_HEAD = "0016"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: ``session.info`` key of the callables a write session runs after its commit
 AFTER_COMMIT = "vault_after_commit"

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -155,6 +162,9 @@ class LogEntry(SQLModel, table=True):
     """One entry of a client's append-only log: its canonical JSON bytes, exactly as hashed."""
 
     __tablename__ = "log_entry"
+    #: verify reads a log's state, dialer and orphan entries by type before its walk:
+    #: without this index each of those reads scanned the whole log (issue 13)
+    __table_args__ = (Index("ix_log_entry_client_id_type", "client_id", "type"),)
 
     client_id: str = Field(primary_key=True, foreign_key="client.id", max_length=64)
     seq: int = Field(primary_key=True, sa_type=BigInteger)

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from vault.sealing._encoding import encode_items, require_key, require_text
 
@@ -75,6 +76,22 @@ class LogAuthenticator:
             return compare(o.digest(), tag)
 
         return check
+
+    def entry_kernel(self, plain_kinds: frozenset[str]) -> Any | None:
+        """verify's compiled chain walk (``vault/ledger/_walk.c``) checking this log's tags,
+        for entries of ``plain_kinds``; None where the extension is not built.
+
+        The kernel gets the key itself (it hashes the pads once, as :meth:`entry_checker`
+        does), so the key stays inside this process's objects as before.
+        """
+        try:
+            from vault.ledger._walk import Kernel
+        except ImportError:
+            return None
+        if len(self._key) > _BLOCK:
+            return None
+        prefix = encode_items(ENTRY_DOMAIN, self._client)
+        return Kernel(self._client, self._key, prefix, plain_kinds)
 
     def head_tag(self, size: int, head_hash: bytes) -> bytes:
         return self._mac(HEAD_DOMAIN, size, head_hash)

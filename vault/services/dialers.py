@@ -209,12 +209,15 @@ def load_history(ctx: VaultContext, client: str) -> DialerHistory:
     entry, so a lying column is itself a finding."""
     history = DialerHistory()
     with read_session(ctx.engine) as s:
+        # sorted here: ORDER BY seq makes SQLite walk the whole log in seq order instead of
+        # taking these few rows from the (client_id, type) index
         rows = s.exec(
-            select(LogEntry.seq, LogEntry.entry)
-            .where(LogEntry.client_id == client, LogEntry.type.in_(DIALER_TYPES))  # type: ignore[attr-defined]
-            .order_by(LogEntry.seq)  # type: ignore[arg-type]
+            select(LogEntry.seq, LogEntry.entry).where(
+                LogEntry.client_id == client,
+                LogEntry.type.in_(DIALER_TYPES),  # type: ignore[attr-defined]
+            )
         )
-        for seq, raw in rows:
+        for seq, raw in sorted(rows):
             try:
                 history.add(seq, parse_entry(bytes(raw)))
             except ValueError:

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, select
@@ -75,6 +76,10 @@ class LogKeys:
         """``check(seq, leaf_hash, tag)``: :meth:`check_entry` for a walk that has the
         entry's 32-byte leaf hash already (so the entry is hashed once, not twice)."""
         return self.auth.entry_checker()
+
+    def entry_kernel(self, plain_kinds: frozenset[str]) -> Any | None:
+        """verify's compiled walk for entries of ``plain_kinds``; None if it is not built."""
+        return self.auth.entry_kernel(plain_kinds)
 
     def anchor(self, size: int, head_hash: str) -> None:
         """Record ``(size, head_hash)`` unless a larger head is recorded already.

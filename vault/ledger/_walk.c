@@ -1,0 +1,618 @@
+/* The compiled fast path of verify's chain walk (issue 13).
+ *
+ * Kernel.run() goes over a page of log rows and moves a ChainWalk and a CompactRange past
+ * every row it can prove clean, exactly as the Python fast path would; it stops before
+ * the first row it cannot prove, and the Python walk takes that row (its fast path, then
+ * the full audit, which names what is wrong). So a stop is never a finding: it only
+ * hands a row back. A row is proven clean when all of these hold:
+ *
+ *   - its seq is the next one (and not the anchored head's, nor one that completes a
+ *     checkpoint's size: those are for the Python walk);
+ *   - its type column is a plain kind (not a record kind, whose records the Python walk
+ *     checks against storage);
+ *   - SHA-256(0x00 || entry) equals the stored level-0 Merkle node;
+ *   - the entry tag is the HMAC-SHA256 of the log key over the entry's position
+ *     (docs/formats.md, "entry tags");
+ *   - the entry is canonical JSON in a strict subset whose RFC 8785 form is the bytes
+ *     themselves: no whitespace, keys in strictly increasing byte order, strings of
+ *     printable ASCII with no escape, integers of at most 15 digits with no leading zero
+ *     and no "-0", true/false/null, no float; anything else is "not proven here";
+ *   - its fields: "v" is 1 or 2, "log" the client, "seq" the row's seq, "prev" the hex
+ *     hash of the previous entry, "type" the type column, "record" the record_id column
+ *     (absent when that column is NULL).
+ *
+ * tests/test_walk_kernel.py checks that whatever this accepts, the Python fast path
+ * accepts with the same outcome, on random mutations of real entries.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#define HASH 32
+#define MAX_LEVELS 64
+#define MAX_DEPTH 32
+#define MAX_DIGITS 15
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *plain_kinds; /* frozenset of str */
+    char *client;
+    Py_ssize_t client_len;
+    SHA256_CTX inner; /* after the key's inner pad and the message's fixed start */
+    SHA256_CTX outer; /* after the key's outer pad */
+} Kernel;
+
+/* ---- the JSON subset --------------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *p, *end;
+} Cursor;
+
+typedef struct {
+    const unsigned char *s; /* a string's bytes (without quotes) or a number's digits */
+    Py_ssize_t n;
+    int kind; /* 's' string, 'i' integer, 'o' other */
+} Value;
+
+static int value(Cursor *c, int depth, Value *out);
+
+static int string(Cursor *c, Value *out) {
+    const unsigned char *p = c->p + 1, *end = c->end;
+    const unsigned char *start = p;
+    /* printable ASCII but '"' and '\\': escapes and control characters are not proven here */
+    while (p < end && *p != '"') {
+        if (*p < 0x20 || *p > 0x7e || *p == '\\')
+            return 0;
+        p++;
+    }
+    if (p >= end)
+        return 0;
+    if (out) {
+        out->s = start;
+        out->n = p - start;
+        out->kind = 's';
+    }
+    c->p = p + 1;
+    return 1;
+}
+
+static int number(Cursor *c, Value *out) {
+    const unsigned char *p = c->p, *end = c->end, *start = c->p;
+    if (*p == '-')
+        p++;
+    const unsigned char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    Py_ssize_t n = p - digits;
+    if (n == 0 || n > MAX_DIGITS || (n > 1 && *digits == '0'))
+        return 0;
+    if (start != digits && n == 1 && *digits == '0')
+        return 0; /* "-0" reads back as 0 */
+    if (out) {
+        out->s = start;
+        out->n = p - start;
+        out->kind = 'i';
+    }
+    c->p = p;
+    return 1;
+}
+
+static int literal(Cursor *c, const char *word, Py_ssize_t n) {
+    if (c->end - c->p < n || memcmp(c->p, word, n) != 0)
+        return 0;
+    c->p += n;
+    return 1;
+}
+
+/* keys must rise strictly: that is msgspec's sorted order, and RFC 8785's for ASCII */
+static int key_after(const Value *prev, const Value *key) {
+    if (prev->s == NULL)
+        return 1;
+    Py_ssize_t n = prev->n < key->n ? prev->n : key->n;
+    int cmp = memcmp(prev->s, key->s, n);
+    return cmp < 0 || (cmp == 0 && prev->n < key->n);
+}
+
+typedef struct {
+    Value log, prev, record, seq, type, v;
+} Fields;
+
+static void take_field(Fields *f, const Value *key, const Value *val) {
+    Value *slot = NULL;
+#define FIELD(name)                                                                        \
+    if (key->n == (Py_ssize_t)sizeof(#name) - 1 && memcmp(key->s, #name, key->n) == 0)       \
+        slot = &f->name;
+    FIELD(log) FIELD(prev) FIELD(record) FIELD(seq) FIELD(type) FIELD(v)
+#undef FIELD
+    if (slot)
+        *slot = *val;
+}
+
+static int object(Cursor *c, int depth, Fields *fields) {
+    Value prev_key = {NULL, 0, 0};
+    c->p++; /* '{' */
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 1;
+    }
+    for (;;) {
+        Value key, val;
+        if (c->p >= c->end || *c->p != '"' || !string(c, &key) || !key_after(&prev_key, &key))
+            return 0;
+        if (c->p >= c->end || *c->p != ':')
+            return 0;
+        c->p++;
+        if (!value(c, depth + 1, &val))
+            return 0;
+        if (fields)
+            take_field(fields, &key, &val);
+        prev_key = key;
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == '}') {
+            c->p++;
+            return 1;
+        }
+        if (*c->p != ',')
+            return 0;
+        c->p++;
+    }
+}
+
+static int array(Cursor *c, int depth) {
+    c->p++; /* '[' */
+    if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        return 1;
+    }
+    for (;;) {
+        if (!value(c, depth + 1, NULL) || c->p >= c->end)
+            return 0;
+        if (*c->p == ']') {
+            c->p++;
+            return 1;
+        }
+        if (*c->p != ',')
+            return 0;
+        c->p++;
+    }
+}
+
+static int value(Cursor *c, int depth, Value *out) {
+    if (depth > MAX_DEPTH || c->p >= c->end)
+        return 0;
+    if (out)
+        out->kind = 'o';
+    switch (*c->p) {
+    case '"':
+        return string(c, out);
+    case '{':
+        return object(c, depth, NULL);
+    case '[':
+        return array(c, depth);
+    case 't':
+        return literal(c, "true", 4);
+    case 'f':
+        return literal(c, "false", 5);
+    case 'n':
+        return literal(c, "null", 4);
+    default:
+        if (*c->p == '-' || (*c->p >= '0' && *c->p <= '9'))
+            return number(c, out);
+        return 0;
+    }
+}
+
+/* ---- one row ----------------------------------------------------------------------- */
+
+typedef struct {
+    long long expected_seq;
+    unsigned char prev[HASH];
+    PyObject *prev_record; /* borrowed from a row, or the ChainWalk's own */
+    unsigned long long size;
+    unsigned char hashes[MAX_LEVELS][HASH];
+    int count;
+} State;
+
+static int same_text(const Value *v, const char *s, Py_ssize_t n) {
+    return v->kind == 's' && v->n == n && memcmp(v->s, s, n) == 0;
+}
+
+static int is_integer(const Value *v, long long want) {
+    /* the value is an integer literal of at most MAX_DIGITS digits, as number() took it */
+    if (v->kind != 'i' || want < 0 || v->s[0] == '-')
+        return 0;
+    long long got = 0;
+    for (Py_ssize_t i = 0; i < v->n; i++)
+        got = got * 10 + (v->s[i] - '0');
+    return got == want;
+}
+
+static int hex_matches(const Value *v, const unsigned char *hash) {
+    static const char digits[] = "0123456789abcdef";
+    if (v->kind != 's' || v->n != 2 * HASH)
+        return 0;
+    for (int i = 0; i < HASH; i++)
+        if (v->s[2 * i] != digits[hash[i] >> 4] || v->s[2 * i + 1] != digits[hash[i] & 15])
+            return 0;
+    return 1;
+}
+
+static int buffer_of(PyObject *obj, Py_buffer *view) {
+    if (obj == Py_None || PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) != 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+static int tag_matches(Kernel *k, long long seq, const unsigned char *digest,
+                       const unsigned char *tag) {
+    /* RFC 2104 with the pads hashed once: inner(len32(8) u64(seq) len32(32) hash) */
+    unsigned char msg[16], inner_hash[HASH], mac[HASH];
+    unsigned long long s = (unsigned long long)seq;
+    msg[0] = 0, msg[1] = 0, msg[2] = 0, msg[3] = 8;
+    for (int i = 0; i < 8; i++)
+        msg[4 + i] = (unsigned char)(s >> (56 - 8 * i));
+    msg[12] = 0, msg[13] = 0, msg[14] = 0, msg[15] = HASH;
+    SHA256_CTX ctx = k->inner;
+    SHA256_Update(&ctx, msg, sizeof msg);
+    SHA256_Update(&ctx, digest, HASH);
+    SHA256_Final(inner_hash, &ctx);
+    ctx = k->outer;
+    SHA256_Update(&ctx, inner_hash, HASH);
+    SHA256_Final(mac, &ctx);
+    return CRYPTO_memcmp(mac, tag, HASH) == 0;
+}
+
+static int entry_matches(Kernel *k, State *st, const Py_buffer *raw, long long seq,
+                         const char *kind, Py_ssize_t kind_len, const char *record,
+                         Py_ssize_t record_len) {
+    Cursor c = {raw->buf, (const unsigned char *)raw->buf + raw->len};
+    Fields f;
+    memset(&f, 0, sizeof f);
+    if (c.p >= c.end || *c.p != '{' || !object(&c, 0, &f) || c.p != c.end)
+        return 0;
+    if (!(is_integer(&f.v, 1) || is_integer(&f.v, 2)))
+        return 0;
+    if (!same_text(&f.log, k->client, k->client_len) || !is_integer(&f.seq, seq))
+        return 0;
+    if (!same_text(&f.type, kind, kind_len) || !hex_matches(&f.prev, st->prev))
+        return 0;
+    if (record == NULL)
+        return f.record.s == NULL; /* absent, as the NULL column says */
+    return same_text(&f.record, record, record_len);
+}
+
+static void append_leaf(State *st, const unsigned char *leaf) {
+    unsigned char node[HASH];
+    unsigned long long index = st->size;
+    static const unsigned char node_prefix = 1;
+    memcpy(node, leaf, HASH);
+    while (index & 1) {
+        SHA256_CTX ctx;
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, &node_prefix, 1);
+        SHA256_Update(&ctx, st->hashes[--st->count], HASH);
+        SHA256_Update(&ctx, node, HASH);
+        SHA256_Final(node, &ctx);
+        index >>= 1;
+    }
+    memcpy(st->hashes[st->count++], node, HASH);
+    st->size++;
+}
+
+/* 1: the row is proven clean and the state moved past it; 0: hand it to the Python walk */
+static int step(Kernel *k, State *st, PyObject *row, long long anchor_seq,
+                unsigned long long next_due) {
+    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 6)
+        return 0;
+    int overflow = 0;
+    long long seq = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 0), &overflow);
+    if (seq == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (overflow || seq != st->expected_seq || seq == anchor_seq || st->size + 1 >= next_due)
+        return 0;
+    PyObject *kind = PyTuple_GET_ITEM(row, 3), *record = PyTuple_GET_ITEM(row, 4);
+    if (!PyUnicode_CheckExact(kind) || PySet_Contains(k->plain_kinds, kind) != 1)
+        return 0;
+    Py_ssize_t kind_len, record_len = 0;
+    const char *kind_s = PyUnicode_AsUTF8AndSize(kind, &kind_len), *record_s = NULL;
+    if (kind_s == NULL)
+        return PyErr_Clear(), 0;
+    if (record != Py_None) {
+        if (!PyUnicode_CheckExact(record) ||
+            (record_s = PyUnicode_AsUTF8AndSize(record, &record_len)) == NULL)
+            return PyErr_Clear(), 0;
+    }
+    Py_buffer raw, tag, leaf;
+    if (!buffer_of(PyTuple_GET_ITEM(row, 1), &raw))
+        return 0;
+    int ok = 0;
+    if (buffer_of(PyTuple_GET_ITEM(row, 5), &leaf)) {
+        if (buffer_of(PyTuple_GET_ITEM(row, 2), &tag)) {
+            unsigned char digest[HASH];
+            static const unsigned char leaf_prefix = 0;
+            SHA256_CTX ctx;
+            SHA256_Init(&ctx);
+            SHA256_Update(&ctx, &leaf_prefix, 1);
+            SHA256_Update(&ctx, raw.buf, raw.len);
+            SHA256_Final(digest, &ctx);
+            ok = leaf.len == HASH && memcmp(leaf.buf, digest, HASH) == 0 && tag.len == HASH &&
+                 tag_matches(k, seq, digest, tag.buf) &&
+                 entry_matches(k, st, &raw, seq, kind_s, kind_len, record_s, record_len);
+            if (ok) {
+                st->expected_seq = seq + 1;
+                memcpy(st->prev, digest, HASH);
+                st->prev_record = record;
+                append_leaf(st, digest);
+            }
+            PyBuffer_Release(&tag);
+        }
+        PyBuffer_Release(&leaf);
+    }
+    PyBuffer_Release(&raw);
+    return ok;
+}
+
+/* ---- the walk's state in and out --------------------------------------------------- */
+
+static int load_state(PyObject *chain, PyObject *tree, State *st) {
+    PyObject *seq = NULL, *prev = NULL, *size = NULL, *hashes = NULL;
+    int ok = 0;
+    if (!(seq = PyObject_GetAttrString(chain, "expected_seq")) ||
+        !(prev = PyObject_GetAttrString(chain, "prev_hash")) ||
+        !(st->prev_record = PyObject_GetAttrString(chain, "prev_record")) ||
+        !(size = PyObject_GetAttrString(tree, "_size")) ||
+        !(hashes = PyObject_GetAttrString(tree, "_hashes")))
+        goto done;
+    Py_DECREF(st->prev_record); /* the chain keeps it alive while we run */
+    st->expected_seq = PyLong_AsLongLong(seq);
+    st->size = PyLong_AsUnsignedLongLong(size);
+    if (PyErr_Occurred())
+        goto done;
+    Py_ssize_t hex_len;
+    const char *hex = PyUnicode_Check(prev) ? PyUnicode_AsUTF8AndSize(prev, &hex_len) : NULL;
+    if (hex == NULL || hex_len != 2 * HASH || !PyList_Check(hashes) ||
+        PyList_GET_SIZE(hashes) > MAX_LEVELS)
+        goto done;
+    for (int i = 0; i < HASH; i++) {
+        int byte = 0;
+        for (int j = 0; j < 2; j++) {
+            char ch = hex[2 * i + j];
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            if (d < 0)
+                goto done;
+            byte = byte * 16 + d;
+        }
+        st->prev[i] = (unsigned char)byte;
+    }
+    st->count = (int)PyList_GET_SIZE(hashes);
+    for (int i = 0; i < st->count; i++) {
+        PyObject *h = PyList_GET_ITEM(hashes, i);
+        if (!PyBytes_CheckExact(h) || PyBytes_GET_SIZE(h) != HASH)
+            goto done;
+        memcpy(st->hashes[i], PyBytes_AS_STRING(h), HASH);
+    }
+    ok = 1;
+done:
+    if (!ok)
+        PyErr_Clear();
+    Py_XDECREF(seq);
+    Py_XDECREF(prev);
+    Py_XDECREF(size);
+    Py_XDECREF(hashes);
+    return ok;
+}
+
+static int store_state(PyObject *chain, PyObject *tree, const State *st) {
+    static const char digits[] = "0123456789abcdef";
+    char hex[2 * HASH];
+    for (int i = 0; i < HASH; i++) {
+        hex[2 * i] = digits[st->prev[i] >> 4];
+        hex[2 * i + 1] = digits[st->prev[i] & 15];
+    }
+    PyObject *hashes = PyList_New(st->count);
+    if (hashes == NULL)
+        return -1;
+    for (int i = 0; i < st->count; i++) {
+        PyObject *h = PyBytes_FromStringAndSize((const char *)st->hashes[i], HASH);
+        if (h == NULL) {
+            Py_DECREF(hashes);
+            return -1;
+        }
+        PyList_SET_ITEM(hashes, i, h);
+    }
+    PyObject *seq = PyLong_FromLongLong(st->expected_seq);
+    PyObject *prev = PyUnicode_FromStringAndSize(hex, sizeof hex);
+    PyObject *size = PyLong_FromUnsignedLongLong(st->size);
+    int rc = -1;
+    if (seq && prev && size && PyObject_SetAttrString(chain, "expected_seq", seq) == 0 &&
+        PyObject_SetAttrString(chain, "prev_hash", prev) == 0 &&
+        PyObject_SetAttrString(chain, "prev_record", st->prev_record) == 0 &&
+        PyObject_SetAttrString(tree, "_hashes", hashes) == 0 &&
+        PyObject_SetAttrString(tree, "_size", size) == 0)
+        rc = 0;
+    Py_XDECREF(seq);
+    Py_XDECREF(prev);
+    Py_XDECREF(size);
+    Py_DECREF(hashes);
+    return rc;
+}
+
+static PyObject *Kernel_run(Kernel *self, PyObject *args) {
+    PyObject *rows, *chain, *tree;
+    Py_ssize_t start;
+    long long anchor_seq;
+    unsigned long long next_due;
+    if (!PyArg_ParseTuple(args, "O!nOOLK:run", &PyList_Type, &rows, &start, &chain, &tree,
+                          &anchor_seq, &next_due))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows), i = start < 0 ? 0 : start;
+    State st;
+    if (i >= n || !load_state(chain, tree, &st))
+        return PyLong_FromSsize_t(i);
+    Py_ssize_t first = i;
+    while (i < n && step(self, &st, PyList_GET_ITEM(rows, i), anchor_seq, next_due))
+        i++;
+    if (i > first && store_state(chain, tree, &st) != 0)
+        return NULL;
+    return PyLong_FromSsize_t(i);
+}
+
+/* ---- the rows and their leaves, joined ----------------------------------------------- */
+
+/* 1 and *seq set, or 0 (the item is not a tuple of this size starting with an int64) */
+static int seq_of(PyObject *tuple, Py_ssize_t size, long long *seq) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != size)
+        return 0;
+    *seq = PyLong_AsLongLong(PyTuple_GET_ITEM(tuple, 0));
+    return !(*seq == -1 && PyErr_Occurred());
+}
+
+static PyObject *join_leaves(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *rows, *leaves;
+    if (!PyArg_ParseTuple(args, "O!O!:join_leaves", &PyList_Type, &rows, &PyList_Type, &leaves))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows), m = PyList_GET_SIZE(leaves), j = 0;
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    long long idx = 0, seq;
+    if (m && !seq_of(PyList_GET_ITEM(leaves, 0), 2, &idx))
+        goto bad;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!seq_of(row, 5, &seq))
+            goto bad;
+        while (j < m && idx < seq)
+            if (++j < m && !seq_of(PyList_GET_ITEM(leaves, j), 2, &idx))
+                goto bad;
+        PyObject *leaf = j < m && idx == seq ? PyTuple_GET_ITEM(PyList_GET_ITEM(leaves, j), 1)
+                                             : Py_None;
+        PyObject *joined = PyTuple_New(6);
+        if (joined == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        for (int c = 0; c < 5; c++) {
+            PyObject *item = PyTuple_GET_ITEM(row, c);
+            Py_INCREF(item);
+            PyTuple_SET_ITEM(joined, c, item);
+        }
+        Py_INCREF(leaf);
+        PyTuple_SET_ITEM(joined, 5, leaf);
+        PyList_SET_ITEM(out, i, joined);
+    }
+    return out;
+bad:
+    Py_DECREF(out);
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "rows are (seq, ...) 5-tuples, leaves (idx, hash) pairs");
+    return NULL;
+}
+
+static PyMethodDef walk_functions[] = {
+    {"join_leaves", join_leaves, METH_VARARGS,
+     "join_leaves(rows, leaves) -> rows with the stored leaf of their seq appended (None "
+     "where there is none); both lists in ascending seq / idx order."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- the type ---------------------------------------------------------------------- */
+
+static int Kernel_init(Kernel *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"client", "key", "prefix", "plain_kinds", NULL};
+    const char *client, *key, *prefix;
+    Py_ssize_t client_len, key_len, prefix_len;
+    PyObject *kinds;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s#y#y#O!:Kernel", kwlist, &client,
+                                     &client_len, &key, &key_len, &prefix, &prefix_len,
+                                     &PyFrozenSet_Type, &kinds))
+        return -1;
+    if (key_len > 64) {
+        PyErr_SetString(PyExc_ValueError, "the kernel takes a key of at most one block");
+        return -1;
+    }
+    unsigned char pad[64];
+    memset(pad, 0, sizeof pad);
+    memcpy(pad, key, key_len);
+    for (int i = 0; i < 64; i++)
+        pad[i] ^= 0x36;
+    SHA256_Init(&self->inner);
+    SHA256_Update(&self->inner, pad, 64);
+    SHA256_Update(&self->inner, prefix, prefix_len);
+    for (int i = 0; i < 64; i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    SHA256_Init(&self->outer);
+    SHA256_Update(&self->outer, pad, 64);
+    OPENSSL_cleanse(pad, sizeof pad);
+    PyMem_Free(self->client);
+    self->client = PyMem_Malloc(client_len + 1);
+    if (self->client == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(self->client, client, client_len + 1);
+    self->client_len = client_len;
+    Py_INCREF(kinds);
+    Py_XSETREF(self->plain_kinds, kinds);
+    return 0;
+}
+
+static void Kernel_dealloc(Kernel *self) {
+    OPENSSL_cleanse(&self->inner, sizeof self->inner);
+    OPENSSL_cleanse(&self->outer, sizeof self->outer);
+    PyMem_Free(self->client);
+    Py_XDECREF(self->plain_kinds);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Kernel_repr(Kernel *self) {
+    (void)self;
+    return PyUnicode_FromString("Kernel(...)"); /* never the key's states */
+}
+
+static PyMethodDef Kernel_methods[] = {
+    {"run", (PyCFunction)Kernel_run, METH_VARARGS,
+     "run(rows, start, chain, tree, anchor_seq, next_due) -> index of the first row not "
+     "proven clean (len(rows) when all were); chain and tree moved past the proven rows."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KernelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vault.ledger._walk.Kernel",
+    .tp_basicsize = sizeof(Kernel),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Kernel(client, key, prefix, plain_kinds): verify's compiled chain walk.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Kernel_init,
+    .tp_dealloc = (destructor)Kernel_dealloc,
+    .tp_repr = (reprfunc)Kernel_repr,
+    .tp_methods = Kernel_methods,
+};
+
+static struct PyModuleDef walk_module = {
+    PyModuleDef_HEAD_INIT, "_walk", "verify's compiled chain walk (see _walk.c)", -1,
+    walk_functions, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__walk(void) {
+    if (PyType_Ready(&KernelType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&walk_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&KernelType);
+    if (PyModule_AddObject(m, "Kernel", (PyObject *)&KernelType) < 0) {
+        Py_DECREF(&KernelType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

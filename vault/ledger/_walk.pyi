@@ -1,0 +1,21 @@
+"""Types of the compiled chain walk (``_walk.c``)."""
+
+from typing import Any
+
+class Kernel:
+    def __init__(
+        self, client: str, key: bytes, prefix: bytes, plain_kinds: frozenset[str]
+    ) -> None: ...
+    def run(
+        self,
+        rows: list[tuple[Any, ...]],
+        start: int,
+        chain: Any,
+        tree: Any,
+        anchor_seq: int,
+        next_due: int,
+    ) -> int: ...
+
+_Rows = list[tuple[Any, ...]]
+
+def join_leaves(rows: _Rows, leaves: _Rows) -> _Rows: ...
