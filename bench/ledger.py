@@ -2,8 +2,9 @@
 
 1. A log of N entries (1,000,000 full; 20,000 quick) built through the real append path
    (group commits of 5,000) on SQLite, checkpointed every 100,000 entries. ``verify``
-   walks it all (chain, canonical form, Merkle tree, stored leaves, checkpoints); the
-   baseline is hashlib SHA-256 of the same entry bytes, already in memory, in a loop.
+   walks it all (chain, canonical form, Merkle tree, stored leaves, checkpoints), best of
+   three runs; the baseline is hashlib SHA-256 of the same entry bytes, already in memory,
+   in a loop, best of three.
    Target ratio >= 0.3.
 2. Inclusion proofs of random entries against the latest checkpoint, generated from the
    stored tree (one query each) and verified: median and p99 ms. Target < 1 ms for generation.
@@ -82,12 +83,19 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def verify_rate(vault) -> tuple[float, float, int, bool]:
-    """Entries/s of a full verify, by the wall clock and by CPU time (with its workers')."""
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    report = vault.verify()
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    return report.entries / wall, report.entries / max(cpu, 1e-9), report.entries, report.clean
+def verify_rate(vault, reps: int = 3) -> tuple[float, float, int, bool]:
+    """Entries/s of a full verify, by the wall clock and by CPU time (with its workers'):
+    the best of ``reps`` runs, as the baseline is the best of its loops."""
+    best = best_cpu = 0.0
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        report = vault.verify()
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        best = max(best, report.entries / wall)
+        best_cpu = max(best_cpu, report.entries / max(cpu, 1e-9))
+        if not report.clean:
+            break
+    return best, best_cpu, report.entries, report.clean
 
 
 def proof_times(vault, samples: int) -> tuple[list[float], list[float]]:

@@ -39,7 +39,14 @@ def test_the_compiled_walk_is_built():
     from vault.ledger import _walk
 
     assert LogAuthenticator(KEY, CLIENT).entry_kernel(PLAIN) is not None
-    assert callable(_walk.join_leaves)
+    assert _walk.Kernel.__name__ == "Kernel"
+
+
+def run(k, rows: list, start: int, chain, tree, anchor_seq: int, next_due: int) -> int:
+    """``k.run`` over rows as walk_rows pairs them: ``(seq, entry, tag, type, record_id)``
+    and the stored leaves ``(idx, hash)`` (a row whose leaf is None has none stored)."""
+    leaves = [(row[0], row[5]) for row in rows if row[5] is not None]
+    return k.run([row[:5] for row in rows], leaves, start, chain, tree, anchor_seq, next_due)
 
 
 def kernel():
@@ -114,7 +121,7 @@ def state(chain: ChainWalk, tree: CompactRange) -> tuple:
 def test_a_clean_chain_is_walked_whole_as_the_python_walk_would():
     rows = chain_rows(300)
     chain, tree = ChainWalk(CLIENT), CompactRange()
-    assert kernel().run(rows, 0, chain, tree, -1, NEVER) == 300
+    assert run(kernel(), rows, 0, chain, tree, -1, NEVER) == 300
     py_chain, py_tree = ChainWalk(CLIENT), CompactRange()
     assert all(python_step(py_chain, py_tree, row) for row in rows)
     assert state(chain, tree) == state(py_chain, py_tree)
@@ -127,7 +134,7 @@ def test_memoryviews_as_postgresql_returns_them():
         for seq, raw, tag, kind, record, leaf in chain_rows(20)
     ]
     chain, tree = ChainWalk(CLIENT), CompactRange()
-    assert kernel().run(rows, 0, chain, tree, -1, NEVER) == 20
+    assert run(kernel(), rows, 0, chain, tree, -1, NEVER) == 20
 
 
 @pytest.mark.parametrize(
@@ -151,7 +158,7 @@ def test_the_kernel_hands_back_a_row_it_cannot_prove(why, change):
     rows = chain_rows(10)
     rows[4] = change(rows[4])
     chain, tree = ChainWalk(CLIENT), CompactRange()
-    assert kernel().run(rows, 0, chain, tree, -1, NEVER) == 4, why
+    assert run(kernel(), rows, 0, chain, tree, -1, NEVER) == 4, why
     assert (chain.expected_seq, tree.size) == (4, 4)
     assert chain.prev_hash == hashlib.sha256(LEAF_PREFIX + rows[3][1]).hexdigest()
 
@@ -160,17 +167,17 @@ def test_the_anchored_head_and_checkpoint_sizes_are_left_to_the_python_walk():
     rows = chain_rows(10)
     k = kernel()
     chain, tree = ChainWalk(CLIENT), CompactRange()
-    assert k.run(rows, 0, chain, tree, 6, NEVER) == 6  # the anchored head's row
+    assert run(k, rows, 0, chain, tree, 6, NEVER) == 6  # the anchored head's row
     chain, tree = ChainWalk(CLIENT), CompactRange()
-    assert k.run(rows, 0, chain, tree, -1, 8) == 7  # the row that makes the tree 8 long
-    assert k.run(rows, 8, chain, tree, -1, NEVER) == 8  # and the walk did not move past it
+    assert run(k, rows, 0, chain, tree, -1, 8) == 7  # the row that makes the tree 8 long
+    assert run(k, rows, 8, chain, tree, -1, NEVER) == 8  # and the walk did not move past it
 
 
 def test_resuming_after_a_handed_back_row():
     rows = chain_rows(12, kinds=("evidence.accessed", "evidence.sealed", "hold.placed"))
     k, chain, tree, i, handed = kernel(), ChainWalk(CLIENT), CompactRange(), 0, []
     while i < len(rows):
-        i = k.run(rows, i, chain, tree, -1, NEVER)
+        i = run(k, rows, i, chain, tree, -1, NEVER)
         if i < len(rows):
             handed.append(i)
             assert python_step(chain, tree, rows[i]) is False  # a record kind
@@ -287,7 +294,7 @@ def agree_on(change) -> bool:
     raw = change(clean)
     rows.append(row_of(4, raw, "evidence.accessed", "01m8r4"))
     k_chain, k_tree = ChainWalk(CLIENT), CompactRange()
-    stop = kernel().run(rows, 0, k_chain, k_tree, -1, NEVER)
+    stop = run(kernel(), rows, 0, k_chain, k_tree, -1, NEVER)
     p_chain, p_tree = ChainWalk(CLIENT), CompactRange()
     p_ok = [python_step(p_chain, p_tree, row) for row in rows]
     assert stop >= 4 and all(p_ok[:4])
@@ -309,18 +316,40 @@ def test_every_printable_ascii_character_is_encoded_as_itself():
         assert msgspec.json.encode(char) == b'"' + char.encode() + b'"'
 
 
-def test_join_leaves_equals_the_python_join():
-    from vault.ledger._walk import join_leaves
+def test_leaves_are_paired_by_seq_whatever_is_missing_or_extra():
+    rows = chain_rows(30)
+    rows5 = [row[:5] for row in rows]
+    leaves = [(row[0], row[5]) for row in rows]
+    k = kernel()
+    # extra leaves before, between and after; a gap at seq 20: the walk stops there
+    paired = [(-5, bytes(32)), *leaves[:20], *leaves[21:], (99, bytes(32))]
+    chain, tree = ChainWalk(CLIENT), CompactRange()
+    assert k.run(rows5, paired, 0, chain, tree, -1, NEVER) == 20
+    # a junk item among the leaves: the rows from there on go back to the Python walk
+    junk = [*leaves[:10], ("x",), *leaves[10:]]
+    chain, tree = ChainWalk(CLIENT), CompactRange()
+    assert k.run(rows5, junk, 0, chain, tree, -1, NEVER) == 10
+    # resuming in the middle finds the leaf by seq, in a list starting elsewhere
+    chain, tree = ChainWalk(CLIENT), CompactRange()
+    assert k.run(rows5, leaves, 0, chain, tree, -1, 12) == 11
+    assert k.run(rows5, leaves[3:], 11, chain, tree, -1, NEVER) == 30
+    py_chain, py_tree = ChainWalk(CLIENT), CompactRange()
+    assert all(python_step(py_chain, py_tree, row) for row in rows)
+    assert state(chain, tree) == state(py_chain, py_tree)
 
+
+def test_a_page_pairs_rows_and_leaves_as_the_kernel_does():
     rng = random.Random(7)
     for _ in range(200):
         seqs = sorted(rng.sample(range(60), rng.randint(0, 30)))
         idxs = sorted(rng.sample(range(60), rng.randint(0, 30)))
-        rows = [(s, b"e", None, "evidence.accessed", None) for s in seqs]
-        leaves = [(i, bytes([i]) * 32) for i in idxs]
-        assert join_leaves(rows, leaves) == verify_mod._join_leaves(rows, leaves)
-    with pytest.raises(TypeError):
-        join_leaves([(1, 2)], [])
+        page = verify_mod.Page(
+            [(s, b"e", None, "evidence.accessed", None) for s in seqs],
+            [(i, bytes([i]) * 32) for i in idxs],
+        )
+        expected = [(*row, bytes([row[0]]) * 32 if row[0] in idxs else None) for row in page.rows]
+        assert page.joined() == expected
+        assert [page.row(i) for i in range(len(page))] == expected
 
 
 @pytest.fixture

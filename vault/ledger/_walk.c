@@ -58,16 +58,21 @@ typedef struct {
 
 static int value(Cursor *c, int depth, Value *out);
 
+/* PLAIN[c]: c may stand for itself in a canonical string (printable ASCII but '"' and '\\';
+ * escapes and control characters are not proven here) */
+static unsigned char PLAIN[256];
+
+static void init_plain(void) {
+    for (int c = 0x20; c <= 0x7e; c++)
+        PLAIN[c] = c != '"' && c != '\\';
+}
+
 static int string(Cursor *c, Value *out) {
     const unsigned char *p = c->p + 1, *end = c->end;
     const unsigned char *start = p;
-    /* printable ASCII but '"' and '\\': escapes and control characters are not proven here */
-    while (p < end && *p != '"') {
-        if (*p < 0x20 || *p > 0x7e || *p == '\\')
-            return 0;
+    while (p < end && PLAIN[*p])
         p++;
-    }
-    if (p >= end)
+    if (p >= end || *p != '"')
         return 0;
     if (out) {
         out->s = start;
@@ -240,12 +245,33 @@ static int hex_matches(const Value *v, const unsigned char *hash) {
     return 1;
 }
 
-static int buffer_of(PyObject *obj, Py_buffer *view) {
-    if (obj == Py_None || PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) != 0) {
+/* A bytes-like value's bytes: bytes directly (SQLite), else its buffer (a memoryview from
+ * PostgreSQL). 0 for None or anything without a buffer. */
+typedef struct {
+    const unsigned char *buf;
+    Py_ssize_t len;
+    int held;
+    Py_buffer view;
+} Bytes;
+
+static int bytes_of(PyObject *obj, Bytes *b) {
+    b->held = 0;
+    if (PyBytes_CheckExact(obj)) {
+        b->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
+        b->len = PyBytes_GET_SIZE(obj);
+        return 1;
+    }
+    if (obj == Py_None || PyObject_GetBuffer(obj, &b->view, PyBUF_SIMPLE) != 0) {
         PyErr_Clear();
         return 0;
     }
+    b->buf = b->view.buf, b->len = b->view.len, b->held = 1;
     return 1;
+}
+
+static void release(Bytes *b) {
+    if (b->held)
+        PyBuffer_Release(&b->view);
 }
 
 static int tag_matches(Kernel *k, long long seq, const unsigned char *digest,
@@ -267,7 +293,7 @@ static int tag_matches(Kernel *k, long long seq, const unsigned char *digest,
     return CRYPTO_memcmp(mac, tag, HASH) == 0;
 }
 
-static int entry_matches(Kernel *k, State *st, const Py_buffer *raw, long long seq,
+static int entry_matches(Kernel *k, State *st, const Bytes *raw, long long seq,
                          const char *kind, Py_ssize_t kind_len, const char *record,
                          Py_ssize_t record_len) {
     Cursor c = {raw->buf, (const unsigned char *)raw->buf + raw->len};
@@ -304,18 +330,12 @@ static void append_leaf(State *st, const unsigned char *leaf) {
     st->size++;
 }
 
-/* 1: the row is proven clean and the state moved past it; 0: hand it to the Python walk */
-static int step(Kernel *k, State *st, PyObject *row, long long anchor_seq,
-                unsigned long long next_due) {
-    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 6)
-        return 0;
-    int overflow = 0;
-    long long seq = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 0), &overflow);
-    if (seq == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (overflow || seq != st->expected_seq || seq == anchor_seq || st->size + 1 >= next_due)
+/* 1: the row is proven clean and the state moved past it; 0: hand it to the Python walk.
+ * leaf: the stored level-0 node of the row's seq, NULL when there is none. */
+static int step(Kernel *k, State *st, PyObject *row, long long seq, PyObject *leaf_obj,
+                long long anchor_seq, unsigned long long next_due) {
+    if (seq != st->expected_seq || seq == anchor_seq || st->size + 1 >= next_due ||
+        leaf_obj == NULL)
         return 0;
     PyObject *kind = PyTuple_GET_ITEM(row, 3), *record = PyTuple_GET_ITEM(row, 4);
     if (!PyUnicode_CheckExact(kind) || PySet_Contains(k->plain_kinds, kind) != 1)
@@ -329,12 +349,12 @@ static int step(Kernel *k, State *st, PyObject *row, long long anchor_seq,
             (record_s = PyUnicode_AsUTF8AndSize(record, &record_len)) == NULL)
             return PyErr_Clear(), 0;
     }
-    Py_buffer raw, tag, leaf;
-    if (!buffer_of(PyTuple_GET_ITEM(row, 1), &raw))
+    Bytes raw, tag, leaf;
+    if (!bytes_of(PyTuple_GET_ITEM(row, 1), &raw))
         return 0;
     int ok = 0;
-    if (buffer_of(PyTuple_GET_ITEM(row, 5), &leaf)) {
-        if (buffer_of(PyTuple_GET_ITEM(row, 2), &tag)) {
+    if (bytes_of(leaf_obj, &leaf)) {
+        if (bytes_of(PyTuple_GET_ITEM(row, 2), &tag)) {
             unsigned char digest[HASH];
             static const unsigned char leaf_prefix = 0;
             SHA256_CTX ctx;
@@ -351,12 +371,25 @@ static int step(Kernel *k, State *st, PyObject *row, long long anchor_seq,
                 st->prev_record = record;
                 append_leaf(st, digest);
             }
-            PyBuffer_Release(&tag);
+            release(&tag);
         }
-        PyBuffer_Release(&leaf);
+        release(&leaf);
     }
-    PyBuffer_Release(&raw);
+    release(&raw);
     return ok;
+}
+
+/* 1 and *seq set, or 0 (the item is not a tuple of this size starting with an int64) */
+static int seq_of(PyObject *tuple, Py_ssize_t size, long long *seq) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != size)
+        return 0;
+    int overflow = 0;
+    *seq = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(tuple, 0), &overflow);
+    if (*seq == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return !overflow;
 }
 
 /* ---- the walk's state in and out --------------------------------------------------- */
@@ -445,84 +478,49 @@ static int store_state(PyObject *chain, PyObject *tree, const State *st) {
 }
 
 static PyObject *Kernel_run(Kernel *self, PyObject *args) {
-    PyObject *rows, *chain, *tree;
+    PyObject *rows, *leaves, *chain, *tree;
     Py_ssize_t start;
     long long anchor_seq;
     unsigned long long next_due;
-    if (!PyArg_ParseTuple(args, "O!nOOLK:run", &PyList_Type, &rows, &start, &chain, &tree,
-                          &anchor_seq, &next_due))
+    if (!PyArg_ParseTuple(args, "O!O!nOOLK:run", &PyList_Type, &rows, &PyList_Type, &leaves,
+                          &start, &chain, &tree, &anchor_seq, &next_due))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(rows), i = start < 0 ? 0 : start;
+    Py_ssize_t n = PyList_GET_SIZE(rows), m = PyList_GET_SIZE(leaves), i = start < 0 ? 0 : start;
     State st;
-    if (i >= n || !load_state(chain, tree, &st))
+    long long seq, idx = -1;
+    if (i >= n || !seq_of(PyList_GET_ITEM(rows, i), 5, &seq) || !load_state(chain, tree, &st))
         return PyLong_FromSsize_t(i);
-    Py_ssize_t first = i;
-    while (i < n && step(self, &st, PyList_GET_ITEM(rows, i), anchor_seq, next_due))
+    /* the first leaf at or after the row's seq (leaves rise by idx, as rows by seq) */
+    Py_ssize_t lo = 0, hi = m;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (!seq_of(PyList_GET_ITEM(leaves, mid), 2, &idx))
+            return PyLong_FromSsize_t(i);
+        if (idx < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    Py_ssize_t j = lo, first = i;
+    if (j < m && !seq_of(PyList_GET_ITEM(leaves, j), 2, &idx))
+        return PyLong_FromSsize_t(i);
+    while (i < n) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!seq_of(row, 5, &seq))
+            break;
+        while (j < m && idx < seq)
+            if (++j < m && !seq_of(PyList_GET_ITEM(leaves, j), 2, &idx))
+                j = m; /* not a leaf row: no leaf for what follows; the rows go back */
+        PyObject *leaf = j < m && idx == seq ? PyTuple_GET_ITEM(PyList_GET_ITEM(leaves, j), 1)
+                                             : NULL;
+        if (!step(self, &st, row, seq, leaf, anchor_seq, next_due))
+            break;
         i++;
+    }
     if (i > first && store_state(chain, tree, &st) != 0)
         return NULL;
     return PyLong_FromSsize_t(i);
 }
-
-/* ---- the rows and their leaves, joined ----------------------------------------------- */
-
-/* 1 and *seq set, or 0 (the item is not a tuple of this size starting with an int64) */
-static int seq_of(PyObject *tuple, Py_ssize_t size, long long *seq) {
-    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != size)
-        return 0;
-    *seq = PyLong_AsLongLong(PyTuple_GET_ITEM(tuple, 0));
-    return !(*seq == -1 && PyErr_Occurred());
-}
-
-static PyObject *join_leaves(PyObject *module, PyObject *args) {
-    (void)module;
-    PyObject *rows, *leaves;
-    if (!PyArg_ParseTuple(args, "O!O!:join_leaves", &PyList_Type, &rows, &PyList_Type, &leaves))
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(rows), m = PyList_GET_SIZE(leaves), j = 0;
-    PyObject *out = PyList_New(n);
-    if (out == NULL)
-        return NULL;
-    long long idx = 0, seq;
-    if (m && !seq_of(PyList_GET_ITEM(leaves, 0), 2, &idx))
-        goto bad;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *row = PyList_GET_ITEM(rows, i);
-        if (!seq_of(row, 5, &seq))
-            goto bad;
-        while (j < m && idx < seq)
-            if (++j < m && !seq_of(PyList_GET_ITEM(leaves, j), 2, &idx))
-                goto bad;
-        PyObject *leaf = j < m && idx == seq ? PyTuple_GET_ITEM(PyList_GET_ITEM(leaves, j), 1)
-                                             : Py_None;
-        PyObject *joined = PyTuple_New(6);
-        if (joined == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        for (int c = 0; c < 5; c++) {
-            PyObject *item = PyTuple_GET_ITEM(row, c);
-            Py_INCREF(item);
-            PyTuple_SET_ITEM(joined, c, item);
-        }
-        Py_INCREF(leaf);
-        PyTuple_SET_ITEM(joined, 5, leaf);
-        PyList_SET_ITEM(out, i, joined);
-    }
-    return out;
-bad:
-    Py_DECREF(out);
-    if (!PyErr_Occurred())
-        PyErr_SetString(PyExc_TypeError, "rows are (seq, ...) 5-tuples, leaves (idx, hash) pairs");
-    return NULL;
-}
-
-static PyMethodDef walk_functions[] = {
-    {"join_leaves", join_leaves, METH_VARARGS,
-     "join_leaves(rows, leaves) -> rows with the stored leaf of their seq appended (None "
-     "where there is none); both lists in ascending seq / idx order."},
-    {NULL, NULL, 0, NULL},
-};
 
 /* ---- the type ---------------------------------------------------------------------- */
 
@@ -580,8 +578,10 @@ static PyObject *Kernel_repr(Kernel *self) {
 
 static PyMethodDef Kernel_methods[] = {
     {"run", (PyCFunction)Kernel_run, METH_VARARGS,
-     "run(rows, start, chain, tree, anchor_seq, next_due) -> index of the first row not "
-     "proven clean (len(rows) when all were); chain and tree moved past the proven rows."},
+     "run(rows, leaves, start, chain, tree, anchor_seq, next_due) -> index of the first row "
+     "not proven clean (len(rows) when all were); chain and tree moved past the proven "
+     "rows. rows: (seq, entry, tag, type, record_id) in seq order; leaves: (idx, hash) of "
+     "the stored level-0 nodes in idx order."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -599,10 +599,11 @@ static PyTypeObject KernelType = {
 
 static struct PyModuleDef walk_module = {
     PyModuleDef_HEAD_INIT, "_walk", "verify's compiled chain walk (see _walk.c)", -1,
-    walk_functions, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__walk(void) {
+    init_plain();
     if (PyType_Ready(&KernelType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&walk_module);

@@ -8,7 +8,8 @@ class Kernel:
     ) -> None: ...
     def run(
         self,
-        rows: list[tuple[Any, ...]],
+        rows: _Rows,
+        leaves: _Rows,
         start: int,
         chain: Any,
         tree: Any,
@@ -17,5 +18,3 @@ class Kernel:
     ) -> int: ...
 
 _Rows = list[tuple[Any, ...]]
-
-def join_leaves(rows: _Rows, leaves: _Rows) -> _Rows: ...
