@@ -29,15 +29,20 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <sqlite3.h>
 
 #define HASH 32
+#define MAX_RECORD 128
+#define MAX_KINDS 64
 #define MAX_LEVELS 64
 #define MAX_DEPTH 32
 #define MAX_DIGITS 15
 
 typedef struct {
     PyObject_HEAD
-    PyObject *plain_kinds; /* frozenset of str */
+    char *kinds[MAX_KINDS]; /* the plain kinds, UTF-8 */
+    Py_ssize_t kind_lens[MAX_KINDS];
+    int n_kinds;
     char *client;
     Py_ssize_t client_len;
     SHA256_CTX inner; /* after the key's inner pad and the message's fixed start */
@@ -215,7 +220,8 @@ static int value(Cursor *c, int depth, Value *out) {
 typedef struct {
     long long expected_seq;
     unsigned char prev[HASH];
-    PyObject *prev_record; /* borrowed from a row, or the ChainWalk's own */
+    char prev_record[MAX_RECORD]; /* the previous entry's record id */
+    Py_ssize_t prev_record_len;   /* -1: it had none */
     unsigned long long size;
     unsigned char hashes[MAX_LEVELS][HASH];
     int count;
@@ -293,10 +299,10 @@ static int tag_matches(Kernel *k, long long seq, const unsigned char *digest,
     return CRYPTO_memcmp(mac, tag, HASH) == 0;
 }
 
-static int entry_matches(Kernel *k, State *st, const Bytes *raw, long long seq,
-                         const char *kind, Py_ssize_t kind_len, const char *record,
-                         Py_ssize_t record_len) {
-    Cursor c = {raw->buf, (const unsigned char *)raw->buf + raw->len};
+static int entry_matches(Kernel *k, State *st, const unsigned char *raw, Py_ssize_t raw_len,
+                         long long seq, const char *kind, Py_ssize_t kind_len,
+                         const char *record, Py_ssize_t record_len) {
+    Cursor c = {raw, raw + raw_len};
     Fields f;
     memset(&f, 0, sizeof f);
     if (c.p >= c.end || *c.p != '{' || !object(&c, 0, &f) || c.p != c.end)
@@ -330,17 +336,54 @@ static void append_leaf(State *st, const unsigned char *leaf) {
     st->size++;
 }
 
+static int plain_kind(const Kernel *k, const char *kind, Py_ssize_t len) {
+    for (int i = 0; i < k->n_kinds; i++)
+        if (k->kind_lens[i] == len && memcmp(k->kinds[i], kind, len) == 0)
+            return 1;
+    return 0;
+}
+
 /* 1: the row is proven clean and the state moved past it; 0: hand it to the Python walk.
- * leaf: the stored level-0 node of the row's seq, NULL when there is none. */
+ * record_len -1: the record_id column is NULL; tag or leaf NULL: there is none. */
+static int check(Kernel *k, State *st, long long seq, const unsigned char *raw,
+                 Py_ssize_t raw_len, const unsigned char *tag, Py_ssize_t tag_len,
+                 const char *kind, Py_ssize_t kind_len, const char *record,
+                 Py_ssize_t record_len, const unsigned char *leaf, Py_ssize_t leaf_len,
+                 long long anchor_seq, unsigned long long next_due) {
+    if (seq != st->expected_seq || seq == anchor_seq || st->size + 1 >= next_due)
+        return 0;
+    if (leaf == NULL || leaf_len != HASH || tag == NULL || tag_len != HASH ||
+        record_len > MAX_RECORD || !plain_kind(k, kind, kind_len))
+        return 0;
+    unsigned char digest[HASH];
+    static const unsigned char leaf_prefix = 0;
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, &leaf_prefix, 1);
+    SHA256_Update(&ctx, raw, raw_len);
+    SHA256_Final(digest, &ctx);
+    if (memcmp(leaf, digest, HASH) != 0 || !tag_matches(k, seq, digest, tag) ||
+        !entry_matches(k, st, raw, raw_len, seq, kind, kind_len,
+                       record_len < 0 ? NULL : record, record_len))
+        return 0;
+    st->expected_seq = seq + 1;
+    memcpy(st->prev, digest, HASH);
+    st->prev_record_len = record_len;
+    if (record_len > 0)
+        memcpy(st->prev_record, record, record_len);
+    append_leaf(st, digest);
+    return 1;
+}
+
+/* check() for a row from Python: (seq, entry, tag, type, record_id), its leaf or NULL */
 static int step(Kernel *k, State *st, PyObject *row, long long seq, PyObject *leaf_obj,
                 long long anchor_seq, unsigned long long next_due) {
-    if (seq != st->expected_seq || seq == anchor_seq || st->size + 1 >= next_due ||
-        leaf_obj == NULL)
+    if (leaf_obj == NULL)
         return 0;
     PyObject *kind = PyTuple_GET_ITEM(row, 3), *record = PyTuple_GET_ITEM(row, 4);
-    if (!PyUnicode_CheckExact(kind) || PySet_Contains(k->plain_kinds, kind) != 1)
+    if (!PyUnicode_CheckExact(kind))
         return 0;
-    Py_ssize_t kind_len, record_len = 0;
+    Py_ssize_t kind_len, record_len = -1;
     const char *kind_s = PyUnicode_AsUTF8AndSize(kind, &kind_len), *record_s = NULL;
     if (kind_s == NULL)
         return PyErr_Clear(), 0;
@@ -355,22 +398,8 @@ static int step(Kernel *k, State *st, PyObject *row, long long seq, PyObject *le
     int ok = 0;
     if (bytes_of(leaf_obj, &leaf)) {
         if (bytes_of(PyTuple_GET_ITEM(row, 2), &tag)) {
-            unsigned char digest[HASH];
-            static const unsigned char leaf_prefix = 0;
-            SHA256_CTX ctx;
-            SHA256_Init(&ctx);
-            SHA256_Update(&ctx, &leaf_prefix, 1);
-            SHA256_Update(&ctx, raw.buf, raw.len);
-            SHA256_Final(digest, &ctx);
-            ok = leaf.len == HASH && memcmp(leaf.buf, digest, HASH) == 0 && tag.len == HASH &&
-                 tag_matches(k, seq, digest, tag.buf) &&
-                 entry_matches(k, st, &raw, seq, kind_s, kind_len, record_s, record_len);
-            if (ok) {
-                st->expected_seq = seq + 1;
-                memcpy(st->prev, digest, HASH);
-                st->prev_record = record;
-                append_leaf(st, digest);
-            }
+            ok = check(k, st, seq, raw.buf, raw.len, tag.buf, tag.len, kind_s, kind_len,
+                       record_s, record_len, leaf.buf, leaf.len, anchor_seq, next_due);
             release(&tag);
         }
         release(&leaf);
@@ -395,15 +424,23 @@ static int seq_of(PyObject *tuple, Py_ssize_t size, long long *seq) {
 /* ---- the walk's state in and out --------------------------------------------------- */
 
 static int load_state(PyObject *chain, PyObject *tree, State *st) {
-    PyObject *seq = NULL, *prev = NULL, *size = NULL, *hashes = NULL;
+    PyObject *seq = NULL, *prev = NULL, *size = NULL, *hashes = NULL, *record = NULL;
     int ok = 0;
     if (!(seq = PyObject_GetAttrString(chain, "expected_seq")) ||
         !(prev = PyObject_GetAttrString(chain, "prev_hash")) ||
-        !(st->prev_record = PyObject_GetAttrString(chain, "prev_record")) ||
+        !(record = PyObject_GetAttrString(chain, "prev_record")) ||
         !(size = PyObject_GetAttrString(tree, "_size")) ||
         !(hashes = PyObject_GetAttrString(tree, "_hashes")))
         goto done;
-    Py_DECREF(st->prev_record); /* the chain keeps it alive while we run */
+    st->prev_record_len = -1;
+    if (record != Py_None) {
+        const char *text = PyUnicode_Check(record)
+                               ? PyUnicode_AsUTF8AndSize(record, &st->prev_record_len)
+                               : NULL;
+        if (text == NULL || st->prev_record_len > MAX_RECORD)
+            goto done;
+        memcpy(st->prev_record, text, st->prev_record_len);
+    }
     st->expected_seq = PyLong_AsLongLong(seq);
     st->size = PyLong_AsUnsignedLongLong(size);
     if (PyErr_Occurred())
@@ -439,6 +476,7 @@ done:
     Py_XDECREF(prev);
     Py_XDECREF(size);
     Py_XDECREF(hashes);
+    Py_XDECREF(record);
     return ok;
 }
 
@@ -463,16 +501,20 @@ static int store_state(PyObject *chain, PyObject *tree, const State *st) {
     PyObject *seq = PyLong_FromLongLong(st->expected_seq);
     PyObject *prev = PyUnicode_FromStringAndSize(hex, sizeof hex);
     PyObject *size = PyLong_FromUnsignedLongLong(st->size);
+    PyObject *record = st->prev_record_len < 0
+                           ? Py_NewRef(Py_None)
+                           : PyUnicode_DecodeUTF8(st->prev_record, st->prev_record_len, NULL);
     int rc = -1;
-    if (seq && prev && size && PyObject_SetAttrString(chain, "expected_seq", seq) == 0 &&
+    if (seq && prev && size && record && PyObject_SetAttrString(chain, "expected_seq", seq) == 0 &&
         PyObject_SetAttrString(chain, "prev_hash", prev) == 0 &&
-        PyObject_SetAttrString(chain, "prev_record", st->prev_record) == 0 &&
+        PyObject_SetAttrString(chain, "prev_record", record) == 0 &&
         PyObject_SetAttrString(tree, "_hashes", hashes) == 0 &&
         PyObject_SetAttrString(tree, "_size", size) == 0)
         rc = 0;
     Py_XDECREF(seq);
     Py_XDECREF(prev);
     Py_XDECREF(size);
+    Py_XDECREF(record);
     Py_DECREF(hashes);
     return rc;
 }
@@ -537,6 +579,9 @@ static int Kernel_init(Kernel *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "the kernel takes a key of at most one block");
         return -1;
     }
+    for (int i = 0; i < self->n_kinds; i++)
+        PyMem_Free(self->kinds[i]);
+    self->n_kinds = 0;
     unsigned char pad[64];
     memset(pad, 0, sizeof pad);
     memcpy(pad, key, key_len);
@@ -558,16 +603,34 @@ static int Kernel_init(Kernel *self, PyObject *args, PyObject *kwds) {
     }
     memcpy(self->client, client, client_len + 1);
     self->client_len = client_len;
-    Py_INCREF(kinds);
-    Py_XSETREF(self->plain_kinds, kinds);
-    return 0;
+    PyObject *it = PyObject_GetIter(kinds), *kind;
+    if (it == NULL)
+        return -1;
+    while ((kind = PyIter_Next(it)) != NULL) {
+        Py_ssize_t len;
+        const char *text = PyUnicode_Check(kind) ? PyUnicode_AsUTF8AndSize(kind, &len) : NULL;
+        char *copy = text && self->n_kinds < MAX_KINDS ? PyMem_Malloc(len + 1) : NULL;
+        Py_DECREF(kind);
+        if (copy == NULL) {
+            Py_DECREF(it);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "plain kinds are at most 64 strings");
+            return -1;
+        }
+        memcpy(copy, text, len + 1);
+        self->kinds[self->n_kinds] = copy;
+        self->kind_lens[self->n_kinds++] = len;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 static void Kernel_dealloc(Kernel *self) {
     OPENSSL_cleanse(&self->inner, sizeof self->inner);
     OPENSSL_cleanse(&self->outer, sizeof self->outer);
     PyMem_Free(self->client);
-    Py_XDECREF(self->plain_kinds);
+    for (int i = 0; i < self->n_kinds; i++)
+        PyMem_Free(self->kinds[i]);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -597,6 +660,228 @@ static PyTypeObject KernelType = {
     .tp_methods = Kernel_methods,
 };
 
+/* ---- reading a range straight from SQLite -------------------------------------------- */
+
+/* SqliteRange(path, client, start, end): the rows start <= seq < end of a log in a SQLite
+ * database, read on a read-only connection of its own inside one read transaction (one
+ * snapshot), with no Python object per row. run() walks them with a Kernel and returns the
+ * first row the kernel cannot prove, as the 6-tuple walk_rows would give for it (the
+ * range has moved past it: the Python walk takes it), or None at the end of the range.
+ * Each value is converted as Python's sqlite3 module converts it. */
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *entries, *leaves;
+    int entry_rc, leaf_rc; /* the last sqlite3_step() result of each */
+} SqliteRange;
+
+static const char ENTRIES_SQL[] =
+    "SELECT seq, entry, tag, type, record_id FROM log_entry "
+    "WHERE client_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq";
+static const char LEAVES_SQL[] =
+    "SELECT idx, hash FROM merkle_node "
+    "WHERE client_id = ?1 AND level = 0 AND idx >= ?2 AND idx < ?3 ORDER BY idx";
+
+static PyObject *sqlite_error(sqlite3 *db) {
+    PyErr_Format(PyExc_OSError, "reading the log for verify: %s",
+                 db ? sqlite3_errmsg(db) : "out of memory");
+    return NULL;
+}
+
+static int prepare(SqliteRange *r, const char *sql, sqlite3_stmt **stmt, const char *client,
+                   Py_ssize_t client_len, long long start, long long end) {
+    return sqlite3_prepare_v2(r->db, sql, -1, stmt, NULL) == SQLITE_OK &&
+           sqlite3_bind_text(*stmt, 1, client, (int)client_len, SQLITE_TRANSIENT) == SQLITE_OK &&
+           sqlite3_bind_int64(*stmt, 2, start) == SQLITE_OK &&
+           sqlite3_bind_int64(*stmt, 3, end) == SQLITE_OK;
+}
+
+static void SqliteRange_close(SqliteRange *r) {
+    sqlite3_finalize(r->entries);
+    sqlite3_finalize(r->leaves);
+    r->entries = r->leaves = NULL;
+    if (r->db) {
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(r->db);
+        r->db = NULL;
+    }
+}
+
+static int SqliteRange_init(SqliteRange *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "client", "start", "end", NULL};
+    const char *path, *client;
+    Py_ssize_t client_len;
+    long long start, end;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ss#LL:SqliteRange", kwlist, &path, &client,
+                                     &client_len, &start, &end))
+        return -1;
+    SqliteRange_close(self);
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(self->db, 30000) != SQLITE_OK ||
+        sqlite3_exec(self->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        !prepare(self, ENTRIES_SQL, &self->entries, client, client_len, start, end) ||
+        !prepare(self, LEAVES_SQL, &self->leaves, client, client_len, start, end)) {
+        sqlite_error(self->db);
+        SqliteRange_close(self);
+        return -1;
+    }
+    self->entry_rc = sqlite3_step(self->entries);
+    self->leaf_rc = sqlite3_step(self->leaves);
+    return 0;
+}
+
+/* column i of a statement's current row, of the given type, as Python's sqlite3 module
+ * gives it */
+static PyObject *column(sqlite3_stmt *stmt, int i, int type) {
+    switch (type) {
+    case SQLITE_INTEGER:
+        return PyLong_FromLongLong(sqlite3_column_int64(stmt, i));
+    case SQLITE_FLOAT:
+        return PyFloat_FromDouble(sqlite3_column_double(stmt, i));
+    case SQLITE_TEXT:
+        return PyUnicode_DecodeUTF8((const char *)sqlite3_column_text(stmt, i),
+                                    sqlite3_column_bytes(stmt, i), NULL);
+    case SQLITE_BLOB: {
+        const void *blob = sqlite3_column_blob(stmt, i);
+        return PyBytes_FromStringAndSize(blob, sqlite3_column_bytes(stmt, i));
+    }
+    default:
+        return Py_NewRef(Py_None);
+    }
+}
+
+/* a BLOB column's bytes, or NULL for any other type */
+static const unsigned char *blob(sqlite3_stmt *stmt, int i, Py_ssize_t *len) {
+    if (sqlite3_column_type(stmt, i) != SQLITE_BLOB)
+        return NULL;
+    const unsigned char *p = sqlite3_column_blob(stmt, i);
+    *len = sqlite3_column_bytes(stmt, i);
+    return p ? p : (const unsigned char *)"";
+}
+
+/* the 6-tuple of the current entry row and its leaf (None when it has none) */
+static PyObject *handed_back(SqliteRange *r, const int *types, int has_leaf) {
+    PyObject *row = PyTuple_New(6);
+    if (row == NULL)
+        return NULL;
+    for (int c = 0; c < 5; c++) {
+        PyObject *v = column(r->entries, c, types[c]);
+        if (v == NULL) {
+            Py_DECREF(row);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(row, c, v);
+    }
+    PyObject *leaf = has_leaf ? column(r->leaves, 1, sqlite3_column_type(r->leaves, 1))
+                              : Py_NewRef(Py_None);
+    if (leaf == NULL) {
+        Py_DECREF(row);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(row, 5, leaf);
+    return row;
+}
+
+static PyObject *SqliteRange_run(SqliteRange *self, PyObject *args) {
+    Kernel *k;
+    PyObject *chain, *tree;
+    long long anchor_seq;
+    unsigned long long next_due;
+    if (!PyArg_ParseTuple(args, "O!OOLK:run", &KernelType, &k, &chain, &tree, &anchor_seq,
+                          &next_due))
+        return NULL;
+    if (self->db == NULL)
+        return PyErr_Format(PyExc_ValueError, "the range is closed");
+    State st;
+    int loaded = load_state(chain, tree, &st), moved = 0;
+    PyObject *out = NULL;
+    while (self->entry_rc == SQLITE_ROW) {
+        sqlite3_stmt *e = self->entries;
+        /* the types first: reading a value as text or blob may convert it, after which
+         * sqlite3_column_type() is undefined; each is read only as what it is */
+        int types[5];
+        for (int c = 0; c < 5; c++)
+            types[c] = sqlite3_column_type(e, c);
+        int seq_is_int = types[0] == SQLITE_INTEGER;
+        long long seq = seq_is_int ? sqlite3_column_int64(e, 0) : 0;
+        /* the leaves rise by idx: skip those before this seq */
+        while (self->leaf_rc == SQLITE_ROW &&
+               sqlite3_column_type(self->leaves, 0) == SQLITE_INTEGER &&
+               sqlite3_column_int64(self->leaves, 0) < seq)
+            self->leaf_rc = sqlite3_step(self->leaves);
+        int has_leaf = self->leaf_rc == SQLITE_ROW &&
+                       sqlite3_column_type(self->leaves, 0) == SQLITE_INTEGER &&
+                       sqlite3_column_int64(self->leaves, 0) == seq;
+        Py_ssize_t raw_len = 0, tag_len = 0, leaf_len = 0, kind_len = 0, record_len = -1;
+        const unsigned char *raw = types[1] == SQLITE_BLOB ? blob(e, 1, &raw_len) : NULL;
+        const unsigned char *tag = types[2] == SQLITE_BLOB ? blob(e, 2, &tag_len) : NULL;
+        const unsigned char *leaf = has_leaf ? blob(self->leaves, 1, &leaf_len) : NULL;
+        int kind_text = types[3] == SQLITE_TEXT, record_type = types[4];
+        const char *kind = kind_text ? (const char *)sqlite3_column_text(e, 3) : NULL;
+        const char *record = NULL;
+        if (kind)
+            kind_len = sqlite3_column_bytes(e, 3);
+        if (record_type == SQLITE_TEXT && (record = (const char *)sqlite3_column_text(e, 4)))
+            record_len = sqlite3_column_bytes(e, 4);
+        int ok = loaded && seq_is_int && raw && kind &&
+                 (record_type == SQLITE_NULL || (record_type == SQLITE_TEXT && record)) &&
+                 check(k, &st, seq, raw, raw_len, tag, tag_len, kind, kind_len, record,
+                       record_len, leaf, leaf_len, anchor_seq, next_due);
+        if (!ok) {
+            out = handed_back(self, types, has_leaf);
+            self->entry_rc = sqlite3_step(e);
+            break;
+        }
+        moved = 1;
+        self->entry_rc = sqlite3_step(e);
+    }
+    if (out == NULL && !PyErr_Occurred()) {
+        if (self->entry_rc != SQLITE_DONE && self->entry_rc != SQLITE_ROW)
+            sqlite_error(self->db);
+        else if (self->leaf_rc != SQLITE_DONE && self->leaf_rc != SQLITE_ROW)
+            sqlite_error(self->db);
+    }
+    if (moved && store_state(chain, tree, &st) != 0) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    if (PyErr_Occurred()) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    return out ? out : Py_NewRef(Py_None);
+}
+
+static PyObject *SqliteRange_close_method(SqliteRange *self, PyObject *unused) {
+    (void)unused;
+    SqliteRange_close(self);
+    Py_RETURN_NONE;
+}
+
+static void SqliteRange_dealloc(SqliteRange *self) {
+    SqliteRange_close(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef SqliteRange_methods[] = {
+    {"run", (PyCFunction)SqliteRange_run, METH_VARARGS,
+     "run(kernel, chain, tree, anchor_seq, next_due) -> the next row the kernel cannot prove "
+     "(seq, entry, tag, type, record_id, leaf), or None at the end of the range."},
+    {"close", (PyCFunction)SqliteRange_close_method, METH_NOARGS, "End the read and close."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SqliteRangeType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vault.ledger._walk.SqliteRange",
+    .tp_basicsize = sizeof(SqliteRange),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "SqliteRange(path, client, start, end): a log range read straight from SQLite.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SqliteRange_init,
+    .tp_dealloc = (destructor)SqliteRange_dealloc,
+    .tp_methods = SqliteRange_methods,
+};
+
 static struct PyModuleDef walk_module = {
     PyModuleDef_HEAD_INIT, "_walk", "verify's compiled chain walk (see _walk.c)", -1,
     NULL, NULL, NULL, NULL, NULL,
@@ -604,7 +889,7 @@ static struct PyModuleDef walk_module = {
 
 PyMODINIT_FUNC PyInit__walk(void) {
     init_plain();
-    if (PyType_Ready(&KernelType) < 0)
+    if (PyType_Ready(&KernelType) < 0 || PyType_Ready(&SqliteRangeType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&walk_module);
     if (m == NULL)
@@ -612,6 +897,12 @@ PyMODINIT_FUNC PyInit__walk(void) {
     Py_INCREF(&KernelType);
     if (PyModule_AddObject(m, "Kernel", (PyObject *)&KernelType) < 0) {
         Py_DECREF(&KernelType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&SqliteRangeType);
+    if (PyModule_AddObject(m, "SqliteRange", (PyObject *)&SqliteRangeType) < 0) {
+        Py_DECREF(&SqliteRangeType);
         Py_DECREF(m);
         return NULL;
     }
