@@ -453,6 +453,7 @@ def test_the_sqlite_reader_hands_back_what_the_pages_hand_back(tampered):
     sql(tampered, "UPDATE log_entry SET tag = 'text' WHERE seq = 15")
     sql(tampered, "UPDATE merkle_node SET hash = 3.5 WHERE level = 0 AND idx = 16")
     sql(tampered, "DELETE FROM log_entry WHERE seq = 25")
+    sql(tampered, "UPDATE log_entry SET seq = 0.5 WHERE seq = 1")  # a REAL between rows
     k = LogKeys.entry_kernel(ctx.log_keys(CLIENT), PLAIN)
     pages, pages_state = walk_all(k, by_pages(ctx), moved_on)
     direct, direct_state = walk_all(k, by_sqlite(ctx), moved_on)
@@ -460,9 +461,9 @@ def test_the_sqlite_reader_hands_back_what_the_pages_hand_back(tampered):
     assert [type(v) for row in direct for v in row] == [type(v) for row in pages for v in row]
     assert direct_state == pages_state
     handed = {row[0] for row in direct}
-    # the three sealed records, the tampered rows, 21 (chained to the edited 20) and 26
-    # (after the gap): every other row is the kernel's
-    assert handed == {0, 1, 2, 12, 13, 14, 15, 16, 20, 21, 26, 30, 40, 50}
+    # the sealed records (one moved to seq 0.5), the tampered rows, 21 (chained to the
+    # edited 20) and 26 (after the gap): every other row is the kernel's
+    assert handed == {0, 0.5, 2, 12, 13, 14, 15, 16, 20, 21, 26, 30, 40, 50}
 
 
 def test_the_sqlite_reader_reads_one_snapshot(tampered):

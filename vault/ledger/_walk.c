@@ -809,7 +809,7 @@ static PyObject *SqliteRange_run(SqliteRange *self, PyObject *args) {
                sqlite3_column_type(self->leaves, 0) == SQLITE_INTEGER &&
                sqlite3_column_int64(self->leaves, 0) < seq)
             self->leaf_rc = sqlite3_step(self->leaves);
-        int has_leaf = self->leaf_rc == SQLITE_ROW &&
+        int has_leaf = seq_is_int && self->leaf_rc == SQLITE_ROW &&
                        sqlite3_column_type(self->leaves, 0) == SQLITE_INTEGER &&
                        sqlite3_column_int64(self->leaves, 0) == seq;
         Py_ssize_t raw_len = 0, tag_len = 0, leaf_len = 0, kind_len = 0, record_len = -1;

@@ -15,7 +15,7 @@ import gc
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam
@@ -281,18 +281,18 @@ class Page:
 
     def row(self, i: int) -> tuple:
         """Row ``i`` with its stored leaf appended (None when it has none)."""
-        row, leaves = self.rows[i], self.leaves
-        at = bisect.bisect_left(leaves, row[0], key=_first)
-        return (*row, leaves[at][1] if at < len(leaves) and leaves[at][0] == row[0] else None)
+        row = self.rows[i]
+        return (*row, self._leaf_of.get(row[0]))
 
     def joined(self) -> list[tuple]:
         """Every row with its stored leaf appended, as :meth:`row` gives it."""
-        leaf_of = dict(self.leaves)
+        leaf_of = self._leaf_of
         return [(*row, leaf_of.get(row[0])) for row in self.rows]
 
-
-def _first(item: tuple) -> Any:
-    return item[0]
+    @cached_property
+    def _leaf_of(self) -> dict:
+        # by value, not by position: a tampered row's seq may not even be an integer
+        return dict(self.leaves)
 
 
 def walk_rows(
