@@ -386,10 +386,13 @@ def verify_mod_time():
     return datetime(2026, 11, 22, tzinfo=UTC)
 
 
-def test_verify_finds_the_same_with_and_without_the_kernel(tampered, monkeypatch):
+def test_verify_finds_the_same_with_and_without_the_kernel(tampered, monkeypatch, caplog):
     with_kernel = tampered.verify()
+    assert "not built" not in caplog.text
     monkeypatch.setattr(LogKeys, "entry_kernel", lambda self, kinds: None)
+    verify_mod._warn_python_walk.cache_clear()
     without = tampered.verify()
+    assert "compiled chain walk (vault/ledger/_walk.c) is not built" in caplog.text
     assert [f.to_dict() for f in with_kernel.findings] == [f.to_dict() for f in without.findings]
     assert with_kernel.entries == without.entries
     kinds = {(f.kind, f.seq) for f in with_kernel.findings}

@@ -13,6 +13,7 @@ import bisect
 import contextlib
 import gc
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -51,6 +52,8 @@ _RECORD_KINDS = frozenset({"evidence.sealed", "document.sealed"})
 #: the kinds the compiled walk may take on its own (records need the storage checks here)
 _PLAIN_KINDS = ENTRY_TYPES - _RECORD_KINDS
 _NEVER = 2**63 - 1
+
+log = logging.getLogger(__name__)
 #: entries per round trip of the chain walk (~300 bytes each)
 WALK_PAGE = 10_000
 _NO_END = 2**62
@@ -394,7 +397,7 @@ class _Walk:
         self._anchor = anchor
         self.anchor_seq = anchor.size - 1 if anchor is not None else -1
         self._check_sealed = check_sealed
-        self._kernel = keys.entry_kernel(_PLAIN_KINDS)
+        self._kernel = _kernel(keys)
         self._due_sizes = sorted(checkpoints.sizes())
 
     def can_join(self, start: int, done: _CleanRange) -> bool:
@@ -946,7 +949,7 @@ def _check_range(
         chain.expected_seq = start
         chain.prev_hash = hashlib.sha256(LEAF_PREFIX + bytes(before.rows[0][1])).hexdigest()
     prev_hash, events = chain.prev_hash, list[tuple]()
-    kernel, due_sizes = keys.entry_kernel(_PLAIN_KINDS), sorted(due)
+    kernel, due_sizes = _kernel(keys), sorted(due)
 
     def next_due() -> int:
         # this range's tree counts from its start; checkpoint sizes from the log's
@@ -996,6 +999,23 @@ def _check_range(
         return None
     last = (chain.expected_seq - 1, chain.prev_hash, chain.prev_record)
     return _CleanRange(prev_hash, tree.size, last, events, tree.hashes())
+
+
+def _kernel(keys: LogKeys) -> Any | None:
+    """The compiled walk for this log's plain entries; None (and a warning, once) if the
+    extension is not built."""
+    kernel = keys.entry_kernel(_PLAIN_KINDS)
+    if kernel is None:
+        _warn_python_walk()
+    return kernel
+
+
+@lru_cache(maxsize=1)
+def _warn_python_walk() -> None:
+    log.warning(
+        "verify's compiled chain walk (vault/ledger/_walk.c) is not built: the log is "
+        "walked in Python, several times slower (the README says what the build needs)"
+    )
 
 
 def _sqlite_range(ctx: VaultContext, client: str, start: int, end: int | None) -> Any | None:
