@@ -446,9 +446,7 @@ class _Walk:
 
     def _next_due(self) -> int:
         """The smallest checkpoint size beyond the tree's: the kernel stops before it."""
-        sizes = self._due_sizes
-        at = bisect.bisect_right(sizes, self.tree.size)
-        return sizes[at] if at < len(sizes) else _NEVER
+        return _next_size(self._due_sizes, self.tree.size)
 
     def _rows(self, rows: list[tuple]) -> None:
         sha256, chain, tree, check_tag = hashlib.sha256, self.chain, self.tree, self._check_tag
@@ -953,8 +951,7 @@ def _check_range(
 
     def next_due() -> int:
         # this range's tree counts from its start; checkpoint sizes from the log's
-        at = bisect.bisect_right(due_sizes, start + tree.size)
-        return due_sizes[at] - start if at < len(due_sizes) else _NEVER
+        return _next_size(due_sizes, start + tree.size) - start
 
     def clean(row: tuple) -> bool:
         """The Python fast path for a row the kernel handed back (or for every row)."""
@@ -985,20 +982,27 @@ def _check_range(
                     return None
         finally:
             stored.close()
-    for page in [] if stored is not None else walk_rows(ctx, client, start, end):
-        i, n, joined = 0, len(page), page.joined() if kernel is None else None
-        while i < n:
-            if kernel is not None:
-                i = kernel.run(page.rows, page.leaves, i, chain, tree, anchor_seq, next_due())
-                if i == n:
-                    break
-            if not clean(page.row(i) if joined is None else joined[i]):
-                return None
-            i += 1
+    else:
+        for page in walk_rows(ctx, client, start, end):
+            i, n, joined = 0, len(page), page.joined() if kernel is None else None
+            while i < n:
+                if kernel is not None:
+                    i = kernel.run(page.rows, page.leaves, i, chain, tree, anchor_seq, next_due())
+                    if i == n:
+                        break
+                if not clean(page.row(i) if joined is None else joined[i]):
+                    return None
+                i += 1
     if not tree.size or (end is not None and tree.size != end - start):
         return None
     last = (chain.expected_seq - 1, chain.prev_hash, chain.prev_record)
     return _CleanRange(prev_hash, tree.size, last, events, tree.hashes())
+
+
+def _next_size(sizes: list[int], size: int) -> int:
+    """The smallest of the sorted checkpoint ``sizes`` beyond ``size`` (_NEVER if none)."""
+    at = bisect.bisect_right(sizes, size)
+    return sizes[at] if at < len(sizes) else _NEVER
 
 
 def _kernel(keys: LogKeys) -> Any | None:
