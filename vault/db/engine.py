@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,8 +113,34 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
+    """A session that only reads; a flush in it (an added or changed object) raises.
+
+    On PostgreSQL it reads in autocommit: each statement sees the data committed when it
+    starts, as it would in a READ COMMITTED transaction, without the BEGIN and ROLLBACK
+    round trips (and the ROLLBACK would drop psycopg's prepared statements). On SQLite it
+    is one deferred transaction: one snapshot for all its statements.
+    """
+    with Session(_reading(engine), expire_on_commit=False) as session:
+        event.listen(session, "before_flush", _refuse_writes)
         yield session
+
+
+def _reading(engine: Engine) -> Engine:
+    if engine.dialect.name != "postgresql":
+        return engine
+    reader = _readers.get(engine)
+    if reader is None:
+        # a view on the same pool; a connection's isolation level is reset on check-in
+        reader = _readers[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader
+
+
+_readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _refuse_writes(session: Session, _context, _instances) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read session must not write: use write_session")
 
 
 def migrate(engine: Engine) -> None:

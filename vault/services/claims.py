@@ -82,20 +82,29 @@ def _advisory_lock(engine: Engine, key: int) -> Iterator[None]:
         locks = _lock_engines.get(engine)
         if locks is None:
             # unbounded overflow: a claim waits for its call segment, never for a connection
+            # autocommit: a session-level lock needs no transaction, and one would cost
+            # a BEGIN and a COMMIT round trip around the lock and again around the unlock
             locks = create_engine(
-                engine.url, pool_size=4, max_overflow=-1, pool_pre_ping=True, hide_parameters=True
+                engine.url,
+                pool_size=4,
+                max_overflow=-1,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                isolation_level="AUTOCOMMIT",
             )
             _lock_engines[engine] = locks
     with locks.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        conn.commit()  # end the implicit transaction; the session-level lock stays
+        conn.execute(_LOCK, {"k": key})
         try:
             yield
         finally:
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
+                conn.execute(_UNLOCK, {"k": key})
             except Exception:
                 # a pooled connection must never go back still holding a claim
                 conn.invalidate()
                 raise
+
+
+_LOCK = text("SELECT pg_advisory_lock(:k)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:k)")

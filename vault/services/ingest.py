@@ -263,16 +263,17 @@ def _source(
 
 def _campaign(ctx: VaultContext, evidence: Evidence) -> tuple[Campaign, Rule]:
     with read_session(ctx.engine) as s:
-        if s.get(Client, evidence.client) is None:
-            raise NotFound(
-                "the client named by the evidence does not exist",
-                hint="check 'client', or create it with `evidence-vault client add`",
-            )
         campaign = s.exec(
             select(Campaign).where(
                 Campaign.client_id == evidence.client, Campaign.name == evidence.campaign
             )
         ).first()
+        # a campaign's client exists (foreign key): only a miss asks which is missing
+        if campaign is None and s.get(Client, evidence.client) is None:
+            raise NotFound(
+                "the client named by the evidence does not exist",
+                hint="check 'client', or create it with `evidence-vault client add`",
+            )
         rule = rule_for(s, campaign) if campaign is not None else None
     if campaign is None:
         raise InvalidEvidence(
