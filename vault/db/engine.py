@@ -120,9 +120,12 @@ def read_session(engine: Engine) -> Iterator[Session]:
     round trips (and the ROLLBACK would drop psycopg's prepared statements). On SQLite it
     is one deferred transaction: one snapshot for all its statements.
     """
-    with Session(_reading(engine), expire_on_commit=False) as session:
-        event.listen(session, "before_flush", _refuse_writes)
+    with _ReadSession(_reading(engine), expire_on_commit=False) as session:
         yield session
+
+
+class _ReadSession(Session):
+    """The session :func:`read_session` hands out (its flush guard is registered once)."""
 
 
 def _reading(engine: Engine) -> Engine:
@@ -141,6 +144,9 @@ _readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary(
 def _refuse_writes(session: Session, _context, _instances) -> None:
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("a read session must not write: use write_session")
+
+
+event.listen(_ReadSession, "before_flush", _refuse_writes)
 
 
 def migrate(engine: Engine) -> None:
