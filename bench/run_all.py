@@ -20,6 +20,7 @@ import _common as c
 BENCHES = (
     "sealing",
     "ingest_s3",
+    "pg_round_trips",
     "append",
     "memory",
     "ledger",

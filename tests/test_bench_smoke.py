@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         "append",
         "ledger",
         "ingest_s3",
+        "pg_round_trips",
         "memory",
         "retention",
         "group_commit",
