@@ -113,3 +113,41 @@ def test_a_claim_is_held_outside_a_transaction_and_serialises_its_segment(pg_url
         assert _claim_holders(engine, "call-1") == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_idle_past_the_window_is_pinged_and_a_dead_one_replaced(pg_url, monkeypatch):
+    import vault.db.engine as engine_module
+
+    engine = open_engine(pg_url)
+    migrate(engine)
+    pings: list[int] = []
+    real_ping = engine.dialect.do_ping
+
+    def counted(dbapi_conn):
+        pings.append(1)
+        return real_ping(dbapi_conn)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    try:
+        with read_session(engine) as s:
+            s.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            pid = s.exec(text("SELECT pg_backend_pid()")).one()[0]  # type: ignore[call-overload]
+        # used a moment ago: handed out without a ping
+        pings.clear()
+        with read_session(engine) as s:
+            assert s.exec(text("SELECT pg_backend_pid()")).one()[0] == pid  # type: ignore[call-overload]
+        assert pings == []
+        # the server drops it while it is idle in the pool (a restart, a proxy timeout)
+        other = open_engine(pg_url)
+        with read_session(other) as s:
+            s.exec(text("SELECT pg_terminate_backend(:p)"), params={"p": pid})  # type: ignore[call-overload]
+        other.dispose()
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.05)
+        time.sleep(0.1)
+        with read_session(engine) as s:
+            # the ping found it dead: a fresh connection, and the read succeeds
+            assert s.exec(text("SELECT pg_backend_pid()")).one()[0] != pid  # type: ignore[call-overload]
+        assert pings
+    finally:
+        engine.dispose()

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, text
 
+from vault.db.engine import ping_when_idle
+
 _mutex = threading.Lock()
 _local: dict[int, list] = {}  # key -> [lock, users]
 _lock_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
@@ -84,13 +86,14 @@ def _advisory_lock(engine: Engine, key: int) -> Iterator[None]:
             # unbounded overflow: a claim waits for its call segment, never for a connection
             # autocommit: a session-level lock needs no transaction, and one would cost
             # a BEGIN and a COMMIT round trip around the lock and again around the unlock
-            locks = create_engine(
-                engine.url,
-                pool_size=4,
-                max_overflow=-1,
-                pool_pre_ping=True,
-                hide_parameters=True,
-                isolation_level="AUTOCOMMIT",
+            locks = ping_when_idle(
+                create_engine(
+                    engine.url,
+                    pool_size=4,
+                    max_overflow=-1,
+                    hide_parameters=True,
+                    isolation_level="AUTOCOMMIT",
+                )
             )
             _lock_engines[engine] = locks
     with locks.connect() as conn:
