@@ -29,7 +29,14 @@ _UNTYPED_REQUESTS = {80877103, 80877104, 80877102}
 
 
 class CountingProxy:
-    """Forwards 127.0.0.1:port to PostgreSQL; counts round trips; delays each chunk."""
+    """Forwards 127.0.0.1:port to PostgreSQL; counts round trips; delays each chunk.
+
+    Not the tests' ``TcpProxy`` (tests/support/netfaults.py): that one forwards on a
+    thread per direction, chunk after chunk, so a delay there would add up over the
+    chunks of one request; here each chunk leaves ``delay`` after it arrived, as on a
+    network. The price is the event loop's timer, which rounds a small delay up (the
+    round trip it makes is printed).
+    """
 
     def __init__(self, target_port: int = 5432) -> None:
         self.target_port = target_port

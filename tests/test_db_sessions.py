@@ -73,7 +73,7 @@ def test_a_postgres_read_session_reads_outside_a_transaction(pg_url):
         engine.dispose()
 
 
-def _claim_holders(engine, key_hint: str) -> list[str]:
+def _claim_holders(engine) -> list[str]:
     """The states of the backends holding an advisory lock (``idle``, ``idle in
     transaction``, ...)."""
     with read_session(engine) as s:
@@ -103,14 +103,14 @@ def test_a_claim_is_held_outside_a_transaction_and_serialises_its_segment(pg_url
         with claim(engine, 1, "call-1", 1):
             order.append("first")
             # a lock held inside an open transaction would pin a snapshot for the upload
-            assert _claim_holders(engine, "call-1") == ["idle"]
+            assert _claim_holders(engine) == ["idle"]
             t.start()
             inside.set()
             time.sleep(0.3)  # the second claim waits, whatever its thread does meanwhile
             assert order == ["first"]
         t.join(10)
         assert order == ["first", "second"]
-        assert _claim_holders(engine, "call-1") == []
+        assert _claim_holders(engine) == []
     finally:
         engine.dispose()
 
