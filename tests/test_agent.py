@@ -6,6 +6,7 @@ vault's upload answer (``?opening=true``)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.support.vaults import CLIENT, clip, make_vault, order_meta, person_to
 from vault.agent.config import load_config
 from vault.agent.intake import check_pair, intake, intake_batch
 from vault.agent.jobkey import idempotency_key
+from vault.agent.pipeline import _batches
 from vault.agent.receipts import ReceiptMismatch, check_inclusion, check_opening
 from vault.agent.retry import Backoff, is_transient, parse_retry_after
 from vault.agent.spool import NewJob, Spool
@@ -227,6 +229,58 @@ def test_a_pair_is_ready_only_when_both_halves_stood_still(tmp_path):
     clock.now = 5.6
     assert settler.scan() == [(tmp_path / "a.wav", tmp_path / "a.json")]
     assert settler.scan() == []  # each pair once
+
+
+def test_a_pair_renamed_in_counts_the_time_it_stood_still_before(tmp_path):
+    clock = _Clock()
+    watch, beside = tmp_path / "watch", tmp_path / "beside"
+    watch.mkdir()
+    beside.mkdir()
+    settler = Settler(watch, 0.2, clock=clock, writers=lambda paths: set())
+    (beside / "a.wav").write_bytes(b"x" * 10)
+    (beside / "a.json").write_text("{}")
+    time.sleep(0.25)  # written, then left alone longer than the settle time
+    os.replace(beside / "a.json", watch / "a.json")
+    os.replace(beside / "a.wav", watch / "a.wav")
+    # taken at first sight: the rename moved the change time, not the modification time
+    assert settler.scan() == [(watch / "a.wav", watch / "a.json")]
+    assert settler.scan() == []  # once: still here, it is offered again a settle time later
+    clock.now = 0.2
+    assert settler.scan() == [(watch / "a.wav", watch / "a.json")]
+    (watch / "a.wav").unlink()  # taken in, as intake would
+    (watch / "a.json").unlink()
+
+    # written and renamed in at once: no credit, the settle time is waited for
+    (beside / "b.wav").write_bytes(b"x" * 10)
+    (beside / "b.json").write_text("{}")
+    os.replace(beside / "b.json", watch / "b.json")
+    os.replace(beside / "b.wav", watch / "b.wav")
+    assert settler.scan() == []
+    clock.now = 0.45
+    assert settler.scan() == [(watch / "b.wav", watch / "b.json")]
+
+
+def test_only_both_halves_having_stood_still_make_a_renamed_pair_ready(tmp_path):
+    clock = _Clock()
+    settler = Settler(tmp_path, 2.0, clock=clock, writers=lambda paths: set())
+    clip, meta = tmp_path / "c.wav", tmp_path / "c.json"
+    clip.write_bytes(b"x" * 10)
+    meta.write_text("{}")
+    st = os.stat(clip)
+    # the clip's modification time 5 s before its change time: it stood still 5 s
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns - 5_000_000_000))
+    assert settler.scan() == []  # the sidecar was just written
+    clock.now = 2.0
+    assert settler.scan() == [(clip, meta)]
+
+
+def test_intake_batches_fill_the_upload_slots_first():
+    assert [len(b) for b in _batches(list(range(40)), first=4)] == [4, 16, 16, 4]
+    assert [len(b) for b in _batches(list(range(3)), first=4)] == [3]
+    assert [len(b) for b in _batches(list(range(40)), first=64)] == [16, 16, 8]
+    assert list(_batches([], first=4)) == []
+    pairs = list(range(37))
+    assert [p for b in _batches(pairs, first=4) for p in b] == pairs
 
 
 def test_a_file_open_for_writing_is_seen_as_busy(tmp_path):

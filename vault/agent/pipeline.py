@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -83,6 +83,17 @@ def lower_priority(nice: int) -> None:
     """
     if nice > os.getpriority(os.PRIO_PROCESS, 0):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+def _batches(pairs: list, *, first: int) -> Iterator[list]:
+    """``pairs`` in intake batches: the first uploads start while later pairs are checked,
+    and the first batch fills the upload slots and no more, so they start soonest."""
+    start = 0
+    size = min(first, _INTAKE_BATCH)
+    while start < len(pairs):
+        yield pairs[start : start + size]
+        start += size
+        size = _INTAKE_BATCH
 
 
 class Agent:
@@ -155,9 +166,7 @@ class Agent:
         try:
             while not self.stopping.is_set():
                 ready = settler.scan()
-                # in batches: the first uploads start while later pairs are checked
-                for n in range(0, len(ready), _INTAKE_BATCH):
-                    batch = ready[n : n + _INTAKE_BATCH]
+                for batch in _batches(ready, first=cfg.concurrency):
                     try:
                         if intake_batch(cfg, self.spool, batch):
                             self._work.set()

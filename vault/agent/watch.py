@@ -4,7 +4,9 @@ A pair (``call.wav`` and ``call.json``, any of ``.wav .mp3 .ogg .opus .flac``) i
 complete when
 
 - both files exist,
-- neither has changed size or modification time for ``settle_seconds``, and
+- neither has changed size or modification time for ``settle_seconds`` (a file renamed
+  in counts the time it stood still before the rename: its change time minus its
+  modification time, both from the file system's own clock), and
 - no process on this host holds either open for writing (``/proc/*/fdinfo``; a writer
   that pauses longer than the settle time while keeping the file open is still waited
   for). On a network share a writer on another host is invisible to this check: there
@@ -85,7 +87,8 @@ class Settler:
         return len(self._seen)
 
     def scan(self) -> list[tuple[Path, Path]]:
-        """The pairs that are complete now (each returned once while it stays put)."""
+        """The pairs that are complete now (each returned once per settle time while it
+        stays put)."""
         now = self._clock()
         stable: list[tuple[Path, Path]] = []
         present: set[Path] = set()
@@ -93,16 +96,16 @@ class Settler:
             meta = sidecar_of(clip)
             steady = True
             for path in (clip, meta):
-                stamp = _stamp(path)
-                if stamp is None:
+                looked = _look(path)
+                if looked is None:
                     steady = False
                     continue
                 present.add(path)
+                stamp, still = looked
                 before = self._seen.get(path)
                 if before is None or before[0] != stamp:
-                    self._seen[path] = (stamp, now)
-                    steady = False
-                elif now - before[1] < self.settle:
+                    before = self._seen[path] = (stamp, now - still)
+                if now - before[1] < self.settle:
                     steady = False
             if steady:
                 stable.append((clip, meta))
@@ -112,9 +115,11 @@ class Settler:
             return []
         busy = self._writers([p for pair in stable for p in pair])
         ready = [(c, m) for c, m in stable if c not in busy and m not in busy]
-        for clip, meta in ready:
-            self._seen.pop(clip, None)
-            self._seen.pop(meta, None)
+        for pair in ready:
+            # offered once: a pair still here a settle time later (its intake failed) is
+            # offered again, by this clock alone
+            for path in pair:
+                self._seen[path] = (self._seen[path][0], now)
         return ready
 
     def _clips(self) -> list[Path]:
@@ -129,12 +134,22 @@ class Settler:
         ]
 
 
-def _stamp(path: Path) -> _Stamp | None:
+def _look(path: Path) -> tuple[_Stamp, float] | None:
+    """``path``'s size and modification time, and how long it had stood still when its
+    metadata last changed (seconds); None when it is gone.
+
+    Writing a file moves its modification and change times together; renaming it (the
+    recommended way to drop a pair) or changing its mode moves only the change time. So
+    a pair written elsewhere and renamed in has already stood still for the time between
+    its last write and the rename, and need not wait that long again. Both times come
+    from the file system's own clock, so a share whose clock differs from this host's
+    gives the same difference.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns)
+    return (st.st_size, st.st_mtime_ns), max(0, st.st_ctime_ns - st.st_mtime_ns) / 1e9
 
 
 class FolderEvents:
