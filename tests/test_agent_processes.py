@@ -435,6 +435,29 @@ def test_a_file_still_being_written_is_not_picked_up_early(vault, tmp_path, agen
     assert (agent.cfg.done / "slow.wav").read_bytes() == data
 
 
+def test_a_pair_renamed_in_long_after_writing_is_taken_without_the_settle_wait(
+    vault, tmp_path, agents
+):
+    # an hour's settle time: only the time a pair stood still before its rename takes it
+    agent = _agent(agents, tmp_path / "agent", vault.url, vault, settle_seconds=3600.0).start()
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    for seq, written_ago in ((4101, 7200), (4102, 0)):
+        wav, meta = beside / f"c{seq}.wav", beside / f"c{seq}.json"
+        wav.write_bytes(clip(tmp_path, seed=seq).read_bytes())
+        meta.write_text(json.dumps(order_meta(seq)))
+        for path in (wav, meta):  # written two hours ago, as far as its times tell
+            st = os.stat(path)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - written_ago * 10**9))
+    for name in ("c4101.json", "c4101.wav", "c4102.json", "c4102.wav"):
+        os.replace(beside / name, agent.cfg.watch / name)
+    wait_for(done_count(agent, 1), what="the pair that stood still two hours", timeout=20)
+    assert len(vault.records("dialer-7f3a-004101")) == 1
+    # the pair written just now waits its hour, still in the watch folder
+    assert vault.records("dialer-7f3a-004102") == []
+    assert (agent.cfg.watch / "c4102.wav").exists() and agent.status()["done"] == 1
+
+
 def test_a_rewritten_receipt_keeps_the_clip_and_raises_an_alert(vault, tmp_path, agents):
     def forge(receipt: dict) -> dict:
         # a self-consistent forgery: the entry commits to another clip, entry_hash follows
