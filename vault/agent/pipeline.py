@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vault.agent.config import AgentConfig
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from vault.agent.status import MetricsServer
 
 log = logging.getLogger("vault.agent")
+
+_Pair = tuple[Path, Path]  # a clip and its sidecar
 
 #: pairs checked and staged per spool transaction (one commit, one fsync per folder)
 _INTAKE_BATCH = 16
@@ -85,7 +88,7 @@ def lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
-def _batches(pairs: list, *, first: int) -> Iterator[list]:
+def _batches(pairs: list[_Pair], *, first: int) -> Iterator[list[_Pair]]:
     """``pairs`` in intake batches: the first uploads start while later pairs are checked,
     and the first batch fills the upload slots and no more, so they start soonest."""
     start = 0
