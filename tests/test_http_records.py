@@ -730,7 +730,7 @@ def test_an_upload_and_a_receipt_take_the_fewest_trips_to_the_thread_pool(
     path = clip(tmp_path, seconds=3.0)  # under 1 MiB: one spool write
     resp = upload(api, headers, path, order_meta(1), key="trip-1")
     assert resp.status_code == 201
-    assert trips == ["get_principal", "_before_the_body", "write", "_seal_received"]
+    assert trips == ["get_principal", "_before_the_body", "write_all", "_seal_received"]
     trips.clear()
     assert api.get(f"/v1/records/{resp.json()['record_id']}/receipt", headers=headers).is_success
     assert trips == ["get_principal", "_receipt_now"]

@@ -64,6 +64,11 @@ class SpoolFile:
         self._sha256.update(data)
         self.size += len(data)
 
+    def write_all(self, chunks: list[bytes]) -> None:
+        """Write the chunks as they came (an HTTP body's): joining them would copy the clip."""
+        for chunk in chunks:
+            self.write(chunk)
+
     def finish(self) -> str:
         """Flush what was written; the SHA-256 of it (hex), computed while it streamed."""
         self._file.flush()

@@ -108,9 +108,9 @@ async def attach(
             headers={"Accept-Post": ", ".join(_MEDIA)},
         )
     limit = documents.MAX_DOCUMENT_BYTES
-    body = bytearray()
+    chunks: list[bytes] = []
     try:
-        if not await _receive(request, body.extend, limit, ctx.settings.receive_timeout):
+        if not await _receive(request, chunks.extend, limit, ctx.settings.receive_timeout):
             return _too_large(limit)
     except _Stalled:
         return problems.problem(
@@ -120,7 +120,7 @@ async def attach(
             hint="send the whole document again (with the same Idempotency-Key)",
             headers={"Connection": "close"},
         )
-    data = bytes(body)
+    data = b"".join(chunks)
     request_hash = (
         hashlib.sha256(f"{kind}\n{declared}".encode()).hexdigest()[:32]
         + hashlib.sha256(data).hexdigest()[:32]
