@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Session
 
@@ -161,6 +161,18 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """
     with _ReadSession(_reading(engine), expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection that only reads, read as :func:`read_session` reads.
+
+    For the upload's hot path: a statement of columns on it costs about two thirds of the
+    same query through a session (no ORM compile state, no objects built). Issue SELECTs
+    only; nothing guards it against a write, as the session's flush guard does.
+    """
+    with _reading(engine).connect() as conn:
+        yield conn
 
 
 class _ReadSession(Session):

@@ -23,9 +23,10 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
+from sqlalchemy import Row
 from sqlmodel import select
 
-from vault.db import read_session, write_session
+from vault.db import read_connection, read_session, write_session
 from vault.db.log import log_head
 from vault.db.models import Checkpoint as CheckpointRow
 from vault.db.models import LogHead, Record
@@ -264,6 +265,23 @@ def latest_checkpoint(ctx: VaultContext, client: str) -> SignedCheckpoint:
     return _signed(row)
 
 
+def covering_checkpoint(ctx: VaultContext, client: str, seq: int) -> SignedCheckpoint | None:
+    """The latest checkpoint if it covers entry ``seq``, else None.
+
+    A fresh upload's receipt asks this, and its entry is rarely covered yet: one query of
+    columns, which finds no row and builds no object.
+    """
+    t = CheckpointRow
+    with read_connection(ctx.engine) as conn:
+        row = conn.execute(
+            select(t.client_id, t.size, t.root_hash, t.note, t.created_at)
+            .where(t.client_id == client, t.size > seq)
+            .order_by(t.size.desc())  # type: ignore[attr-defined]
+            .limit(1)
+        ).first()
+    return None if row is None else _signed(row)
+
+
 def checkpoint_of_size(ctx: VaultContext, client: str, size: int) -> SignedCheckpoint:
     """The signed checkpoint of the first ``size`` entries; NotFound if none was signed."""
     with read_session(ctx.engine) as s:
@@ -370,7 +388,7 @@ def consistency(
     )
 
 
-def _signed(row: CheckpointRow) -> SignedCheckpoint:
+def _signed(row: CheckpointRow | Row) -> SignedCheckpoint:
     return SignedCheckpoint(
         row.client_id, row.size, row.root_hash, bytes(row.note).decode(), _aware(row.created_at)
     )

@@ -16,7 +16,7 @@ from sqlmodel import select
 from vault.db import Campaign, LogEntry, Record, read_session
 from vault.errors import NotFound
 from vault.ledger.entry import entry_hash
-from vault.services.checkpoints import inclusion_at, latest_checkpoint
+from vault.services.checkpoints import covering_checkpoint, inclusion_at
 from vault.services.context import VaultContext
 from vault.services.ingest import Receipt
 from vault.services.people import Principal
@@ -64,11 +64,8 @@ def receipt_document(ctx: VaultContext, receipt: Receipt, *, opening: bool = Fal
     body["inclusion_proof"] = None
     if opening:
         body["opening"] = opening_of(ctx, receipt)
-    try:
-        cp = latest_checkpoint(ctx, receipt.client)
-    except NotFound:
-        return body
-    if cp.size > receipt.seq:
+    cp = covering_checkpoint(ctx, receipt.client, receipt.seq)
+    if cp is not None:
         proof = inclusion_at(ctx, receipt.client, receipt.seq, cp, record_id=receipt.record_id)
         body["inclusion_proof"] = proof.to_dict()
     return body
