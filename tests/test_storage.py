@@ -380,6 +380,61 @@ def test_local_root_must_exist(tmp_path: Path) -> None:
 # --- S3: Object Lock (WORM) --------------------------------------------------------
 
 
+def _payload_hashes(store: S3Store) -> dict[str, list[str]]:
+    """The X-Amz-Content-SHA256 each operation's requests went out with, as sent."""
+    sent: dict[str, list[str]] = {}
+
+    def record(request: Any, event_name: str, **_: Any) -> None:
+        value = request.headers["X-Amz-Content-SHA256"]
+        value = value.decode() if isinstance(value, bytes) else value
+        sent.setdefault(event_name.rsplit(".", 1)[-1], []).append(value)
+
+    store.client.meta.events.register("before-send.s3", record)
+    return sent
+
+
+@pytest.mark.seaweedfs
+def test_object_bodies_are_signed_through_their_checksum(request: pytest.FixtureRequest) -> None:
+    """PutObject and UploadPart carrying our SHA-256 go UNSIGNED-PAYLOAD (the signed
+    x-amz-checksum-sha256 covers the body); every other request keeps its payload hash."""
+    store = _s3_store(request, "seaweedfs", object_lock=True)
+    sent = _payload_hashes(store)
+    store.put("signed/single", [b"x" * 1000], retain_until=in_a_day())
+    big = os.urandom(BIG)
+    store.put("signed/multipart", chunked(big))
+    assert sent["PutObject"] == ["UNSIGNED-PAYLOAD"]
+    assert sent["UploadPart"] == ["UNSIGNED-PAYLOAD"] * 3
+    completion = sent["CompleteMultipartUpload"]
+    assert len(completion) == 1 and len(completion[0]) == 64  # the XML body is hashed
+    assert read_all(store, "signed/multipart") == big
+    # a put without our checksum (not one S3Store makes) is hashed as before
+    store.client.put_object(Bucket=store.bucket, Key="signed/raw", Body=b"y")
+    assert sent["PutObject"][-1] == hashlib.sha256(b"y").hexdigest()
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.parametrize("size", [1000, BIG], ids=["single", "multipart"])
+def test_a_body_altered_in_transit_is_refused(
+    request: pytest.FixtureRequest, size: int
+) -> None:
+    """A byte flipped after signing (on the wire): the server checks the signed checksum
+    and answers BadDigest; nothing is stored under the key."""
+    store = _s3_store(request, "seaweedfs", object_lock=True)
+
+    def flip_a_byte(request: Any, **_: Any) -> None:
+        body = request.body
+        data = bytearray(body.read() if hasattr(body, "read") else body)
+        data[len(data) // 2] ^= 0x01
+        request.body = bytes(data)
+
+    for operation in ("PutObject", "UploadPart"):
+        store.client.meta.events.register(f"before-send.s3.{operation}", flip_a_byte)
+    with pytest.raises(StorageError, match="BadDigest"):
+        store.put("altered/clip", chunked(os.urandom(size)), retain_until=in_a_day())
+    with pytest.raises(ObjectMissing):
+        read_all(store, "altered/clip")
+
+
 @pytest.mark.parametrize("size", [10, BIG], ids=["single", "multipart"])
 def test_retention_blocks_delete(locked: S3Store, size: int) -> None:
     asked = in_a_day().replace(microsecond=123_456)
