@@ -414,9 +414,7 @@ def test_object_bodies_are_signed_through_their_checksum(request: pytest.Fixture
 
 @pytest.mark.seaweedfs
 @pytest.mark.parametrize("size", [1000, BIG], ids=["single", "multipart"])
-def test_a_body_altered_in_transit_is_refused(
-    request: pytest.FixtureRequest, size: int
-) -> None:
+def test_a_body_altered_in_transit_is_refused(request: pytest.FixtureRequest, size: int) -> None:
     """A byte flipped after signing (on the wire): the server checks the signed checksum
     and answers BadDigest; nothing is stored under the key."""
     store = _s3_store(request, "seaweedfs", object_lock=True)
