@@ -23,7 +23,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row
+from sqlalchemy import Row, bindparam
 from sqlmodel import select
 
 from vault.db import read_connection, read_session, write_session
@@ -271,15 +271,24 @@ def covering_checkpoint(ctx: VaultContext, client: str, seq: int) -> SignedCheck
     A fresh upload's receipt asks this, and its entry is rarely covered yet: one query of
     columns, which finds no row and builds no object.
     """
-    t = CheckpointRow
     with read_connection(ctx.engine) as conn:
-        row = conn.execute(
-            select(t.client_id, t.size, t.root_hash, t.note, t.created_at)
-            .where(t.client_id == client, t.size > seq)
-            .order_by(t.size.desc())  # type: ignore[attr-defined]
-            .limit(1)
-        ).first()
+        row = conn.execute(_COVERING, {"client": client, "seq": seq}).first()
     return None if row is None else _signed(row)
+
+
+# built once: building it took more CPU than running it
+_COVERING = (
+    select(
+        CheckpointRow.client_id,
+        CheckpointRow.size,
+        CheckpointRow.root_hash,
+        CheckpointRow.note,
+        CheckpointRow.created_at,
+    )
+    .where(CheckpointRow.client_id == bindparam("client"), CheckpointRow.size > bindparam("seq"))
+    .order_by(CheckpointRow.size.desc())  # type: ignore[attr-defined]
+    .limit(1)
+)
 
 
 def checkpoint_of_size(ctx: VaultContext, client: str, size: int) -> SignedCheckpoint:

@@ -272,9 +272,7 @@ def _source(
 def _campaign(ctx: VaultContext, evidence: Evidence) -> tuple[Campaign, Rule]:
     with read_session(ctx.engine) as s:
         campaign = s.exec(
-            select(Campaign).where(
-                Campaign.client_id == evidence.client, Campaign.name == evidence.campaign
-            )
+            _CAMPAIGN, params={"client": evidence.client, "name": evidence.campaign}
         ).first()
         # a campaign's client exists (foreign key): only a miss asks which is missing
         if campaign is None and s.get(Client, evidence.client) is None:
@@ -300,30 +298,15 @@ def _existing_receipt(
     ctx: VaultContext, p: _Prepared, clip_fp: Callable[[], str]
 ) -> Receipt | None:
     # asked before every upload, and nearly always finds nothing: columns, no objects
-    r = Record
+    ev = p.evidence
     with read_connection(ctx.engine) as conn:
         rec = conn.execute(
-            select(
-                r.id,
-                r.client_id,
-                r.seq,
-                r.sealed_at,
-                r.shredded_at,
-                r.clip_fingerprint,
-                r.meta_fingerprint,
-            ).where(
-                r.campaign_id == p.campaign.id,
-                r.call_id == p.evidence.call_id,
-                r.segment == p.evidence.segment,
-            )
+            _EARLIER_RECORD,
+            {"campaign": p.campaign.id, "call": ev.call_id, "segment": ev.segment},
         ).first()
         if rec is None:
             return None
-        entry = conn.execute(
-            select(LogEntry.entry).where(
-                LogEntry.client_id == rec.client_id, LogEntry.seq == rec.seq
-            )
-        ).scalar()
+        entry = conn.execute(_ENTRY_BYTES, {"client": rec.client_id, "seq": rec.seq}).scalar()
     if rec.shredded_at is not None:
         raise Conflict(
             f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
@@ -573,7 +556,28 @@ def _consent_records(s: Session, client: str, phone_hashes: set[str]) -> bool:
     return found.first() is not None
 
 
-# built once: a commit builds no statement objects (their cost shows at small batches)
+# built once: a commit builds no statement objects (their cost shows at small batches),
+# nor does an upload's check for its campaign and for an earlier record (building the
+# select took more CPU than running it: ~0.25 ms each)
+_CAMPAIGN = select(Campaign).where(
+    Campaign.client_id == bindparam("client"), Campaign.name == bindparam("name")
+)
+_EARLIER_RECORD = select(
+    Record.id,
+    Record.client_id,
+    Record.seq,
+    Record.sealed_at,
+    Record.shredded_at,
+    Record.clip_fingerprint,
+    Record.meta_fingerprint,
+).where(
+    Record.campaign_id == bindparam("campaign"),
+    Record.call_id == bindparam("call"),
+    Record.segment == bindparam("segment"),
+)
+_ENTRY_BYTES = select(LogEntry.entry).where(
+    LogEntry.client_id == bindparam("client"), LogEntry.seq == bindparam("seq")
+)
 _INSERT_RECORD = insert(Record.__table__)  # type: ignore[attr-defined]
 _INSERT_KEY = insert(IdempotencyKey.__table__)  # type: ignore[attr-defined]
 _CONSENT_RECORDS = (
