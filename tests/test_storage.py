@@ -380,12 +380,12 @@ def test_local_root_must_exist(tmp_path: Path) -> None:
 # --- S3: Object Lock (WORM) --------------------------------------------------------
 
 
-def _payload_hashes(store: S3Store) -> dict[str, list[str]]:
-    """The X-Amz-Content-SHA256 each operation's requests went out with, as sent."""
-    sent: dict[str, list[str]] = {}
+def _sent_headers(store: S3Store, name: str) -> dict[str, list[str | None]]:
+    """The value of header ``name`` each operation's requests went out with, as sent."""
+    sent: dict[str, list[str | None]] = {}
 
     def record(request: Any, event_name: str, **_: Any) -> None:
-        value = request.headers["X-Amz-Content-SHA256"]
+        value = request.headers.get(name)
         value = value.decode() if isinstance(value, bytes) else value
         sent.setdefault(event_name.rsplit(".", 1)[-1], []).append(value)
 
@@ -396,17 +396,21 @@ def _payload_hashes(store: S3Store) -> dict[str, list[str]]:
 @pytest.mark.seaweedfs
 def test_object_bodies_are_signed_through_their_checksum(request: pytest.FixtureRequest) -> None:
     """PutObject and UploadPart carrying our SHA-256 go UNSIGNED-PAYLOAD (the signed
-    x-amz-checksum-sha256 covers the body); every other request keeps its payload hash."""
+    x-amz-checksum-sha256 covers the body) and without Expect: 100-continue; every other
+    request keeps its payload hash."""
     store = _s3_store(request, "seaweedfs", object_lock=True)
-    sent = _payload_hashes(store)
+    sent = _sent_headers(store, "X-Amz-Content-SHA256")
+    expect = _sent_headers(store, "Expect")
     store.put("signed/single", [b"x" * 1000], retain_until=in_a_day())
     big = os.urandom(BIG)
     store.put("signed/multipart", chunked(big))
     assert sent["PutObject"] == ["UNSIGNED-PAYLOAD"]
     assert sent["UploadPart"] == ["UNSIGNED-PAYLOAD"] * 3
     completion = sent["CompleteMultipartUpload"]
-    assert len(completion) == 1 and len(completion[0]) == 64  # the XML body is hashed
+    assert len(completion) == 1 and len(completion[0] or "") == 64  # the XML body is hashed
     assert read_all(store, "signed/multipart") == big
+    # and sent at once, without waiting for a "100 Continue"
+    assert expect["PutObject"] == [None] and expect["UploadPart"] == [None] * 3
     # a put without our checksum (not one S3Store makes) is hashed as before
     store.client.put_object(Bucket=store.bucket, Key="signed/raw", Body=b"y")
     assert sent["PutObject"][-1] == hashlib.sha256(b"y").hexdigest()

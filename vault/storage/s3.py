@@ -138,7 +138,7 @@ def make_client(
         aws_secret_access_key=aws_secret_access_key,
         config=config,
     )
-    _sign_checksum_not_body(client)
+    _lean_object_puts(client)
     return client
 
 
@@ -146,17 +146,23 @@ def make_client(
 _CHECKSUMMED = ("PutObject", "UploadPart")
 
 
-def _sign_checksum_not_body(client: Any) -> None:
-    """Our object uploads are signed over their SHA-256 checksum, not hashed again.
+def _lean_object_puts(client: Any) -> None:
+    """Our object uploads are signed over their checksum and sent without waiting.
 
-    On a plain-HTTP endpoint botocore hashes every body for SigV4 (over HTTPS it already
-    sends these two requests unsigned): a second SHA-256 pass over each MiB, ~3 % of a
-    ``serve`` worker's CPU per upload. Every PutObject and UploadPart of
-    :class:`S3Store` carries ``x-amz-checksum-sha256``, which SigV4 signs like every
-    ``x-amz-`` header and which the server checks against the body (AWS and SeaweedFS
-    answer BadDigest; tests/test_storage.py), so an altered body is refused either way.
-    Only those requests, and only when they carry the checksum, go ``UNSIGNED-PAYLOAD``:
-    every other request keeps its payload hash.
+    *Signed over the checksum.* On a plain-HTTP endpoint botocore hashes every body for
+    SigV4 (over HTTPS it already sends these two requests unsigned): a second SHA-256
+    pass over each MiB, ~3 % of a ``serve`` worker's CPU per upload. Every PutObject and
+    UploadPart of :class:`S3Store` carries ``x-amz-checksum-sha256``, which SigV4 signs
+    like every ``x-amz-`` header and which the server checks against the body (AWS and
+    SeaweedFS answer BadDigest; tests/test_storage.py), so an altered body is refused
+    either way. Only those requests, and only when they carry the checksum, go
+    ``UNSIGNED-PAYLOAD``: every other request keeps its payload hash.
+
+    *No* ``Expect: 100-continue``. botocore turns every body into a file and asks for it,
+    so each put sent its headers, waited for the server's "100 Continue", then the body:
+    one more round trip, and up to a second's wait where a server is slow to answer it.
+    What it saves (not sending a body the server refuses anyway) happens here only to a
+    put that loses a race for its key, which is then sent in vain.
     """
     s3 = client.meta.config.s3 or {}
     unsigned = client.meta.config.merge(Config(s3={**s3, "payload_signing_enabled": False}))
@@ -165,8 +171,12 @@ def _sign_checksum_not_body(client: Any) -> None:
         if params.get("ChecksumSHA256"):
             context["client_config"] = unsigned  # what the SigV4 signer consults
 
+    def send_at_once(request: Any, **_: Any) -> None:
+        del request.headers["Expect"]  # an email.message.Message: no error when absent
+
     for operation in _CHECKSUMMED:
         client.meta.events.register(f"before-parameter-build.s3.{operation}", unsigned_body)
+        client.meta.events.register(f"before-sign.s3.{operation}", send_at_once)
 
 
 #: the services whose endpoints a store's botocore session keeps (see _LeanJSONFileLoader)
@@ -213,9 +223,8 @@ class _Part:
 
     Joining the chunks into one ``bytes`` (or slicing them out of a buffer) would hold the
     part twice while botocore sends it; botocore takes any seekable file as a body and
-    reads it in blocks (for the SigV4 payload hash on plain HTTP, then to send it).
-    Single-request puts still send ``bytes``: a file body makes botocore add ``Expect:
-    100-continue``, one more round trip per request.
+    reads it in blocks to send it. Single-request puts send ``bytes`` (botocore wraps
+    them in a file all the same).
     """
 
     def __init__(self, chunks: list[bytes] | None = None) -> None:
