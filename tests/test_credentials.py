@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -425,3 +427,28 @@ def test_throttle_key_and_tag_vectors():
     )
     assert tag.hex() == "3659328af1af94cecf7d790faa42c3c8c2d3181e3f4b1a940a1cd7c6c5fd83be"
     assert seal.throttle_key("ip", "anna") != key
+
+
+def test_importing_the_vault_makes_no_password_hash() -> None:
+    """The unknown handle's argon2id hash (19 MiB, tens of ms) is not made at import: the
+    CLI, the agent and a large ingest do not pay for it (bench/memory.py's peak)."""
+    code = (
+        "from vault import Vault\n"
+        "from vault.sealing.credentials import dummy_hash\n"
+        "print(dummy_hash.cache_info().currsize)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+
+
+def test_a_server_makes_it_before_the_first_sign_in(vault) -> None:
+    """...but a server makes it as it starts, so the first unknown handle is not the one
+    slower answer (which would tell it from a known one)."""
+    from fastapi.testclient import TestClient
+
+    from vault.http.app import create_app
+    from vault.sealing.credentials import dummy_hash
+
+    dummy_hash.cache_clear()
+    with TestClient(create_app(vault.context)):
+        assert dummy_hash.cache_info().currsize == 1

@@ -25,7 +25,7 @@ from vault.http.connections import ConnectionLifetime
 from vault.http.deps import Ctx
 from vault.http.memory import cap_malloc_arenas, fix_mmap_threshold
 from vault.http.proxies import TrustedProxies
-from vault.services import outages
+from vault.services import credentials, outages
 from vault.services.checkpoints import CheckpointTimer
 from vault.services.context import VaultContext, open_from_environment, ready_checks
 from vault.services.cpaas import PullWorker
@@ -42,6 +42,7 @@ def create_app(ctx: VaultContext | None = None) -> FastAPI:
         if own:
             app.state.ctx = open_from_environment()
         vault_ctx = app.state.ctx
+        credentials.ready_for_sign_in()  # before the desk's first sign-in, not on it
         # the unsigned tail of every log is signed within checkpoint_seconds, appends or not
         timer = CheckpointTimer(vault_ctx, vault_ctx.settings.checkpoint_seconds).start()
         # ... and time-stamped by the configured TSAs, never on an upload's path

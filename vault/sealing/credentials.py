@@ -20,6 +20,7 @@ with distinct labels. TOTP itself is RFC 6238 (``pyotp``: SHA-1, 6 digits, 30 s)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -82,10 +83,20 @@ def needs_rehash(stored: str) -> bool:
 
 def dummy_password_check(password: str) -> None:
     """Spend what a real check spends, so an unknown handle answers as slowly as a known one."""
-    check_password(_DUMMY, password)
+    check_password(dummy_hash(), password)
 
 
-_DUMMY = _hasher.hash("evidence-vault: no such person")
+@functools.cache
+def dummy_hash() -> str:
+    """What an unknown handle's password is checked against; made once per process.
+
+    Not at import: an argon2id hash takes its 19 MiB and tens of milliseconds, which every
+    process importing the vault paid (each CLI command, the agent, a 1 GiB ingest's peak
+    RSS), sign-ins or not. A process that signs people in makes it before its first
+    sign-in (:func:`vault.services.credentials.ready_for_sign_in`), so that sign-in is not
+    the one slower answer that would tell an unknown handle from a known one.
+    """
+    return _hasher.hash("evidence-vault: no such person")
 
 
 def new_totp_secret() -> bytes:
