@@ -27,8 +27,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -60,6 +60,9 @@ from vault.services.checkpoints import (
     make_checkpoint,
 )
 from vault.services.context import VaultContext
+
+if TYPE_CHECKING:
+    import httpx  # imported where a witness is asked: ~4 MiB a vault without them never needs
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +209,8 @@ _clients_lock = threading.Lock()
 def _http(timeout: float) -> httpx.Client:
     """One keep-alive HTTP client per process (and timeout), as tlog-witness recommends:
     making one per round would cost a TLS context and a connection each time."""
+    import httpx
+
     with _clients_lock:
         client = _clients.get(timeout)
         if client is None:
@@ -254,6 +259,8 @@ def _submit(
     key: WitnessKey,
     http: httpx.Client,
 ) -> WitnessOutcome:
+    import httpx
+
     old = _last_cosigned_size(ctx, client, key)
     for _ in range(_CONFLICT_RETRIES):
         if old > cp.size:
