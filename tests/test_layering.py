@@ -187,15 +187,16 @@ def test_loaded_check_sees_the_database():
     assert {"sqlalchemy", "sqlmodel", "vault.db"} <= loaded
 
 
-def test_opening_a_vault_loads_no_http_client():
-    """httpx (with the CLI extras it drags in: ~6 MiB) comes in where a witness, a TSA or
-    the agent's uplink is used, not with ``Vault``: bench/memory.py's S3 ingest peak
-    (< 100 MiB) has that little room."""
+def test_opening_a_vault_loads_no_http_client_nor_tsa_parser():
+    """httpx (with the CLI extras it drags in: ~6 MiB) and rfc3161-client (~2 MiB) come in
+    where a witness, a TSA or the agent's uplink is used, not with ``Vault``:
+    bench/memory.py's S3 ingest peak (< 100 MiB) has that little room."""
     loaded = loaded_by(
         "import json, sys\nfrom vault import Vault\nprint(json.dumps(sorted(sys.modules)))"
     )
-    assert "vault.services.witnessing" in loaded
-    assert sorted(m for m in loaded if within(m, ("httpx", "rich", "pygments"))) == []
+    assert {"vault.services.witnessing", "vault.sealing.timestamps"} <= loaded
+    unwanted = ("httpx", "rich", "pygments", "rfc3161_client")
+    assert sorted(m for m in loaded if within(m, unwanted)) == []
 
 
 # --- cryptography only in vault/sealing ----------------------------------------------------

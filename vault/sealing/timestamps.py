@@ -29,20 +29,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from rfc3161_client import (
-    HashAlgorithm,
-    PKIStatus,
-    TimestampRequestBuilder,
-    TimeStampResponse,
-    VerificationError,
-    VerifierBuilder,
-    decode_timestamp_response,
-)
 
 from vault.errors import ConfigError, VaultError
+
+if TYPE_CHECKING:
+    from rfc3161_client import TimeStampResponse
+
+# rfc3161-client is imported where a token is made or read: ~2 MiB that a process opening
+# a vault without a TSA (a CLI command, an ingest) would otherwise carry
 
 #: the only imprint algorithm the vault asks for and accepts
 SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
@@ -140,6 +138,8 @@ def imprint_of(message: bytes) -> bytes:
 
 def timestamp_request(message: bytes) -> TimestampRequest:
     """The request to time-stamp SHA-256(``message``)."""
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
     request = (
         TimestampRequestBuilder()
         .data(message)
@@ -183,6 +183,8 @@ def check_timestamp(
     if roots is None:
         return facts
     _check_signer_usage(response)
+    from rfc3161_client import VerificationError, VerifierBuilder
+
     builder = VerifierBuilder()
     for cert in roots.certificates:
         builder = builder.add_root_certificate(cert)
@@ -194,6 +196,8 @@ def check_timestamp(
 
 
 def _parse(token: bytes) -> TimeStampResponse:
+    from rfc3161_client import PKIStatus, decode_timestamp_response
+
     if not isinstance(token, bytes) or not token:
         raise TimestampError("the time-stamp token is empty", reason="malformed")
     try:
