@@ -309,22 +309,22 @@ def _existing_receipt(
         entry = conn.execute(_ENTRY_BYTES, {"client": rec.client_id, "seq": rec.seq}).scalar()
     if rec.shredded_at is not None:
         raise Conflict(
-            f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
-            f"{p.evidence.campaign!r} was sealed as record {rec.id} and crypto-shredded on "
+            f"call {ev.call_id!r} segment {ev.segment} of campaign "
+            f"{ev.campaign!r} was sealed as record {rec.id} and crypto-shredded on "
             f"{rec.shredded_at:%Y-%m-%d}",
             hint="shredded evidence is not accepted again under the same call and segment",
         )
     if rec.clip_fingerprint != clip_fp():
         raise Conflict(
-            f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
-            f"{p.evidence.campaign!r} is already sealed with a different clip "
+            f"call {ev.call_id!r} segment {ev.segment} of campaign "
+            f"{ev.campaign!r} is already sealed with a different clip "
             f"(record {rec.id})",
             hint="evidence is never replaced; upload a new segment number for a new clip",
         )
     if rec.meta_fingerprint != p.meta_fp:
         raise Conflict(
-            f"call {p.evidence.call_id!r} segment {p.evidence.segment} of campaign "
-            f"{p.evidence.campaign!r} is already sealed with different metadata "
+            f"call {ev.call_id!r} segment {ev.segment} of campaign "
+            f"{ev.campaign!r} is already sealed with different metadata "
             f"(record {rec.id})",
             hint="evidence is never replaced; upload a new segment number for a correction",
         )
